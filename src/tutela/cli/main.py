@@ -1,0 +1,377 @@
+"""The `tutela` command: verbs for the cluster, its resources and the local lab.
+
+Every verb but `init`, `kit` and `lab` talks to the local tutelad over its control socket.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from tutela.cli import output
+from tutela.cli.client import DaemonError, NotRunning, call, is_running
+from tutela.cli.lab import lab_group
+from tutela.daemon.protocol import LOG_NAME
+from tutela.lcd.paths import state_dir_from_env
+from tutela.model.errors import ConfigError, Problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+LONG_ACTION_TIMEOUT = 3600.0
+EXIT_FAILED, EXIT_INVALID, EXIT_NOT_RUNNING = 1, 2, 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="TUTELA_STATE_DIR",
+              help="Node state directory (default: $TUTELA_STATE_DIR or /var/lib/tutela).")
+@click.version_option(package_name="tutela")
+@click.pass_context
+def cli(ctx: click.Context, state_dir: Path | None) -> None:
+    """tutela: keep services running by moving them to a healthy node.
+
+    Start with 'tutela init --cluster NAME' and 'tutela start'; 'tutela status' shows
+    every hierarchy and the state of each resource.
+    """
+    ctx.obj = state_dir_from_env(state_dir)
+
+
+def reports_errors(function: F) -> F:
+    """Turn daemon and configuration errors into one clear message and an exit code."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except NotRunning as error:
+            output.print_error(str(error))
+            sys.exit(EXIT_NOT_RUNNING)
+        except ConfigError as error:
+            output.print_error(str(error), error.to_json())
+            sys.exit(EXIT_INVALID)
+        except DaemonError as error:
+            output.print_error(str(error), error.problems)
+            sys.exit(EXIT_INVALID if error.kind in ("config", "request") else EXIT_FAILED)
+    return wrapper  # type: ignore[return-value]
+
+
+def state_dir() -> Path:
+    return click.get_current_context().find_root().obj  # type: ignore[no-any-return]
+
+
+def emit(result: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        output.print_json(result)
+    else:
+        click.echo(text)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+# --- node lifecycle ------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--cluster", required=True, help="Name of the new cluster.")
+@click.option("--node", default=socket.gethostname, show_default="this host's name",
+              help="Name of this node.")
+@reports_errors
+def init(cluster: str, node: str) -> None:
+    """Create this node's configuration database (LCD) for a new cluster.
+
+    Runs before the daemon exists; refuses when the state directory is initialised.
+    """
+    from tutela.lcd.store import AlreadyInitialised, Lcd  # the kits load only when needed
+
+    try:
+        Lcd.create(state_dir(), cluster, node).close()
+    except AlreadyInitialised as error:
+        output.print_error(str(error))
+        sys.exit(EXIT_INVALID)
+    click.echo(f"initialised node {node} of cluster {cluster} in {state_dir()}; "
+               "next: tutela start")
+
+
+@cli.command()
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait until ready.")
+@reports_errors
+def start(wait: float) -> None:
+    """Start tutelad for this node in the background and wait until it answers.
+
+    Resources that were in service when it last stopped are re-adopted as they are.
+    """
+    directory = state_dir()
+    if is_running(directory):
+        click.echo("tutelad is already running")
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    daemon = Path(sys.executable).with_name("tutelad")
+    with open(directory / "tutelad.out", "ab") as out:
+        process = subprocess.Popen(
+            [str(daemon), "--state-dir", str(directory)], stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if is_running(directory):
+            click.echo(f"tutelad started (pid {process.pid})")
+            return
+        if process.poll() is not None:
+            output.print_error(f"tutelad exited with status {process.returncode}: "
+                               + _tail(directory / "tutelad.out", 5))
+            sys.exit(EXIT_FAILED)
+        time.sleep(0.05)  # polling the socket until the daemon answers or the deadline
+    output.print_error(f"tutelad did not answer within {wait:g}s; see 'tutela log'")
+    sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--leave-resources", "-f", is_flag=True,
+              help="Keep protected services running, unprotected (like lkstop -f).")
+@click.option("--wait", default=600.0, show_default=True, help="Seconds to wait for the stop.")
+@reports_errors
+def stop(leave_resources: bool, wait: float) -> None:
+    """Stop tutelad; by default take every hierarchy out of service first."""
+    call(state_dir(), "stop", leave_resources=leave_resources)
+    deadline = time.monotonic() + wait
+    while is_running(state_dir()):
+        if time.monotonic() > deadline:
+            output.print_error(f"tutelad still runs after {wait:g}s; see 'tutela log'")
+            sys.exit(EXIT_FAILED)
+        time.sleep(0.05)  # polling until the daemon has gone
+    click.echo("tutelad stopped" + (" (resources left in service)" if leave_resources else ""))
+
+
+@cli.command()
+@json_option
+@reports_errors
+def status(as_json: bool) -> None:
+    """Show every hierarchy as a tree with the state of each resource."""
+    result = call(state_dir(), "status")
+    if as_json:
+        output.print_json(result)
+    else:
+        output.print_status(result)
+
+
+@cli.command()
+@click.option("--lines", "-n", default=50, show_default=True, help="How many lines to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
+def log(lines: int, follow: bool) -> None:
+    """Show the daemon's log: every state change and why it happened."""
+    path = state_dir() / LOG_NAME
+    if not path.exists():
+        output.print_error(f"no log at {path} yet; has tutelad run on this node?")
+        sys.exit(EXIT_FAILED)
+    command = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+    sys.exit(subprocess.call(command))
+
+
+# --- resources --------------------------------------------------------------------------
+
+@cli.group()
+def resource() -> None:
+    """Create and delete resources (see 'tutela kit list' for the kinds)."""
+
+
+@resource.command("create")
+@click.argument("kit")
+@click.argument("tag")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+              help="A kit parameter; repeat for each ('tutela kit show KIT' lists them).")
+@click.option("--depends-on", multiple=True, metavar="TAG", help="A child this resource needs.")
+@click.option("--check-interval", type=float, help="Seconds between quick checks (default 5).")
+@click.option("--recovery-attempts", type=int, help="Local recoveries allowed (default 3)...")
+@click.option("--recovery-window", type=float, help="...within this many seconds (default 300).")
+@click.option("--timeout", "timeouts", multiple=True, metavar="ACTION=SECONDS",
+              help="Override an action's timeout (restore, remove, quick_check, recover).")
+@click.option("--unprotected", is_flag=True, help="No quick checks or local recovery (ISU).")
+@click.option("--restore", is_flag=True, help="Bring it in service right after creating it.")
+@json_option
+@reports_errors
+def resource_create(kit: str, tag: str, params: tuple[str, ...], depends_on: tuple[str, ...],
+                    check_interval: float | None, recovery_attempts: int | None,
+                    recovery_window: float | None, timeouts: tuple[str, ...],
+                    unprotected: bool, restore: bool, as_json: bool) -> None:
+    """Create resource TAG of kind KIT, out of service unless --restore is given.
+
+    Example: tutela resource create ip vip --param address=198.51.100.100/24
+    """
+    recovery = {k: v for k, v in (("attempts", recovery_attempts),
+                                  ("window", recovery_window)) if v is not None}
+    result = call(
+        state_dir(), "resource.create", timeout=LONG_ACTION_TIMEOUT, kit=kit, tag=tag,
+        params=parse_assignments(params, "--param"), depends_on=list(depends_on),
+        check_interval=check_interval, recovery=recovery or None,
+        protected=False if unprotected else None, restore=restore,
+        timeouts={k: float(v) for k, v in parse_assignments(timeouts, "--timeout").items()}
+        or None)
+    emit(result, as_json, f"created {tag} (generation {result['generation']})"
+         + ("; in service" if restore else "; out of service, bring it up with: "
+            f"tutela restore {tag}"))
+
+
+@resource.command("delete")
+@click.argument("tag")
+@json_option
+@reports_errors
+def resource_delete(tag: str, as_json: bool) -> None:
+    """Delete resource TAG (it must be out of service and nothing may depend on it)."""
+    result = call(state_dir(), "resource.delete", tag=tag)
+    emit(result, as_json, f"deleted {tag} (generation {result['generation']})")
+
+
+@cli.group()
+def dependency() -> None:
+    """Make one resource depend on another (restored after it, removed before it)."""
+
+
+@dependency.command("add")
+@click.argument("parent")
+@click.argument("child")
+@json_option
+@reports_errors
+def dependency_add(parent: str, child: str, as_json: bool) -> None:
+    """PARENT needs CHILD: CHILD is restored first and removed last."""
+    result = call(state_dir(), "dependency.add", parent=parent, child=child)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@dependency.command("remove")
+@click.argument("parent")
+@click.argument("child")
+@json_option
+@reports_errors
+def dependency_remove(parent: str, child: str, as_json: bool) -> None:
+    """PARENT no longer needs CHILD."""
+    result = call(state_dir(), "dependency.remove", parent=parent, child=child)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@cli.command()
+@click.argument("tag")
+@json_option
+@reports_errors
+def restore(tag: str, as_json: bool) -> None:
+    """Bring TAG in service here, with everything it depends on (children first)."""
+    result = call(state_dir(), "restore", timeout=LONG_ACTION_TIMEOUT, tag=tag)
+    emit(result, as_json, f"in service: {' '.join(result['restored']) or 'already'}")
+
+
+@cli.command()
+@click.argument("tag")
+@json_option
+@reports_errors
+def remove(tag: str, as_json: bool) -> None:
+    """Take TAG out of service here, with everything that depends on it (parents first)."""
+    result = call(state_dir(), "remove", timeout=LONG_ACTION_TIMEOUT, tag=tag)
+    emit(result, as_json, f"out of service: {' '.join(result['removed']) or 'already'}")
+
+
+# --- declarative configuration ----------------------------------------------------------
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
+@reports_errors
+def export(output: Path | None) -> None:
+    """Write the whole configuration as one YAML document (what 'apply' reads)."""
+    result = call(state_dir(), "export")
+    if output is None:
+        click.echo(result["yaml"], nl=False)
+        return
+    temporary = output.with_name(f".{output.name}.tmp")
+    temporary.write_text(result["yaml"])
+    os.replace(temporary, output)
+    click.echo(f"wrote generation {result['generation']} to {output}")
+
+
+@cli.command()
+@click.option("--file", "-f", "path", required=True, type=click.File("r"),
+              help="The YAML document ('-' for standard input).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@json_option
+@reports_errors
+def apply(path: Any, dry_run: bool, as_json: bool) -> None:
+    """Make the configuration what FILE says, in one change (all or nothing)."""
+    result = call(state_dir(), "apply", timeout=LONG_ACTION_TIMEOUT, yaml=path.read(),
+                  source=path.name, dry_run=dry_run)
+    if as_json:
+        output.print_json(result)
+        return
+    for line in result["changes"]:
+        click.echo(line)
+    if not result["changes"]:
+        click.echo(f"no changes (generation {result['generation']})")
+    elif dry_run:
+        click.echo(f"dry run: {len(result['changes'])} change(s) would be applied; "
+                   "nothing was changed")
+    else:
+        click.echo(f"applied {len(result['changes'])} change(s): "
+                   f"generation {result['generation']}")
+
+
+# --- kits ------------------------------------------------------------------------------
+
+@cli.group()
+def kit() -> None:
+    """The recovery kits and their parameters."""
+
+
+@kit.command("list")
+@json_option
+def kit_list(as_json: bool) -> None:
+    """List the kits this tutela has."""
+    from tutela.kits.registry import KITS
+
+    if as_json:
+        output.print_json({name: k.description for name, k in sorted(KITS.items())})
+    else:
+        output.print_kits(KITS)
+
+
+@kit.command("show")
+@click.argument("name")
+@json_option
+@reports_errors
+def kit_show(name: str, as_json: bool) -> None:
+    """Show the parameters of kit NAME."""
+    from tutela.kits.registry import get_kit
+
+    found = get_kit(name)
+    if as_json:
+        output.print_json({"kit": name, "description": found.description,
+                           "params": output.kit_schema(found)})
+    else:
+        output.print_kit(found)
+
+
+cli.add_command(lab_group)
+
+
+def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:
+    """NAME=VALUE pairs; a value in [...] or {...} is read as YAML (lists, maps)."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError([Problem(option, f"{item!r} is not NAME=VALUE",
+                                       f"write it as {option} name=value")])
+        parsed[name] = yaml.safe_load(value) if value.startswith(("[", "{")) else value
+    return parsed
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def main() -> None:
+    cli(prog_name="tutela")

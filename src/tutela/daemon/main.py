@@ -1,0 +1,102 @@
+"""tutelad's entry point: open the LCD, re-adopt resources, serve the control socket.
+
+Runs in the foreground (systemd or `tutela start` detach it); SIGTERM stops it in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from tutela.daemon.protocol import LOG_NAME, socket_path
+from tutela.daemon.server import serve
+from tutela.daemon.service import Service
+from tutela.engine.node import NodeEngine, RuntimeState
+from tutela.lcd.paths import state_dir_from_env
+from tutela.lcd.store import Lcd, NotInitialised
+
+log = logging.getLogger("tutela.daemon")
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tutelad", description=__doc__)
+    parser.add_argument("--state-dir", help="node state directory "
+                        "(default: $TUTELA_STATE_DIR or /var/lib/tutela)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    state_dir = state_dir_from_env(args.state_dir)
+    configure_logging(state_dir, args.log_level)
+    try:
+        asyncio.run(run(state_dir))
+    except (NotInitialised, AlreadyRunning) as error:
+        log.error("%s", error)
+        sys.exit(2)
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def configure_logging(state_dir: Path, level: str) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
+    handlers: list[logging.Handler] = [logging.FileHandler(state_dir / LOG_NAME),
+                                       logging.StreamHandler()]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=handlers, force=True)
+
+
+async def run(state_dir: Path) -> None:
+    lcd = Lcd.open(state_dir)
+    path = socket_path(state_dir)
+    _claim_socket(path)
+    stored = lcd.load_states()
+    engine = NodeEngine(
+        lcd.load(), lcd, state_dir,
+        {tag: RuntimeState(s.state, s.reason, s.changed_at) for tag, s in stored.items()})
+    service = Service(lcd, engine)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, service.stopping.set)
+    log.info("tutelad starting: node %s, cluster %s, generation %d, state dir %s",
+             lcd.node, engine.config.name, lcd.generation(), state_dir)
+    await engine.adopt()
+    server = await serve(service, path)
+    log.info("ready on %s", path)
+    try:
+        await service.stopping.wait()
+        log.info("stopping (%s)", "leaving resources in service" if service.leave_resources
+                 else "taking resources out of service")
+        await engine.shutdown(service.leave_resources)
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+        lcd.close()
+        log.info("stopped")
+
+
+def _claim_socket(path: Path) -> None:
+    """Refuse to start twice; remove a socket left behind by a daemon that died."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise AlreadyRunning(f"tutelad already runs for this state directory ({path} answers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""The engine on one node: restores and removes hierarchies, checks resources, recovers them.
+
+Owns the runtime state of every resource here and persists each change, so a restarted
+daemon re-adopts what is still running instead of restarting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from tutela.engine.executor import ActionFailed, Outcome, execute
+from tutela.engine.planner import Plan, Step, plan_remove, plan_restore
+from tutela.engine.recovery import RecoveryTracker
+from tutela.kits.base import ActionContext, CheckResult, Kit, KitError
+from tutela.kits.registry import get_kit
+from tutela.model.config import ClusterConfig, Resource
+from tutela.model.errors import Problem
+from tutela.model.hierarchy import Hierarchy, build_hierarchies, hierarchy_of
+from tutela.model.states import ResourceState
+
+log = logging.getLogger("tutela.engine")
+T = TypeVar("T")
+KIT_WORKERS = 32
+
+
+class StateStore(Protocol):
+    def save_state(self, tag: str, state: ResourceState, reason: str) -> None: ...
+
+    def forget_state(self, tag: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RuntimeState:
+    state: ResourceState
+    reason: str
+    since: str
+
+
+class OperationError(Exception):
+    """A restore or remove did not complete; the message says which resource and why."""
+
+
+class NodeEngine:
+    def __init__(self, config: ClusterConfig, store: StateStore, state_dir: Path,
+                 initial: Mapping[str, RuntimeState] | None = None) -> None:
+        self._store = store
+        self._resource_dirs = state_dir / "resources"
+        self._pool = ThreadPoolExecutor(max_workers=KIT_WORKERS, thread_name_prefix="kit")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._trackers: dict[str, RecoveryTracker] = {}
+        self.states: dict[str, RuntimeState] = dict(initial or {})
+        self.config = config
+        self.hierarchies = build_hierarchies(config.resources)
+
+    # --- configuration -------------------------------------------------------------
+
+    def check_change(self, new: ClusterConfig) -> list[Problem]:
+        """Problems a new configuration would cause for resources that are in service now."""
+        problems: list[Problem] = []
+        for tag in (t for t, s in self.states.items() if s.state.in_service):
+            old_resource, new_resource = self.config.resource(tag), new.resource(tag)
+            field = f"resources[{tag}]"
+            if new_resource is None:
+                problems.append(Problem(field, "is in service and would be deleted",
+                                        f"take it out of service first: tutela remove {tag}"))
+            elif old_resource and (new_resource.kit, new_resource.params) != (
+                    old_resource.kit, old_resource.params):
+                problems.append(Problem(f"{field}.params", "cannot change while in service",
+                                        f"take it out of service first: tutela remove {tag}"))
+            else:
+                problems += [
+                    Problem(f"{field}.depends_on", f"child {child!r} is not in service",
+                            f"bring it in service first: tutela restore {child}")
+                    for child in new_resource.depends_on if not self._in_service(child)
+                ]
+        return problems
+
+    def update_config(self, new: ClusterConfig) -> None:
+        """Adopt a committed configuration (already validated and checked)."""
+        self.config = new
+        self.hierarchies = build_hierarchies(new.resources)
+        for tag in list(self.states):
+            if new.resource(tag) is None:
+                self.states.pop(tag)
+                self._store.forget_state(tag)
+                self._stop_monitor(tag)
+        for resource in new.resources:
+            self.states.setdefault(resource.tag, self._new_state(ResourceState.OSU, "created"))
+            self._trackers.pop(resource.tag, None)  # the recovery policy may have changed
+            if self._in_service(resource.tag):
+                self._set(resource.tag, self._service_state(resource), "configuration changed")
+                self._start_monitor(resource)
+            else:
+                self._stop_monitor(resource.tag)
+
+    # --- operations ----------------------------------------------------------------
+
+    async def adopt(self) -> None:
+        """At start-up: check what the last run left in service and take it over as it is."""
+        for resource in self.config.resources:
+            previous = self.states.get(resource.tag)
+            if previous is None or not previous.state.in_service:
+                self.states[resource.tag] = previous or self._new_state(ResourceState.OSU, "new")
+                continue
+            result = await self._check(resource)
+            if result.healthy:
+                self._set(resource.tag, self._service_state(resource), "re-adopted after restart")
+                self._start_monitor(resource)
+            else:
+                log.warning("%s: was in service before the restart but %s; recovering",
+                            resource.tag, result.reason)
+                self._start_monitor(resource, check_now=True)
+
+    async def restore(self, tag: str) -> Plan:
+        hierarchy = self._hierarchy(tag)
+        async with self._lock(hierarchy):
+            plan = plan_restore(hierarchy, tag, self._state_map())
+            log.info("restore %s: %s", tag, " ".join(plan.tags) or "nothing to do")
+            await self._pre_restore_checks(plan)
+            outcome = await execute(plan, self._run_step)
+            if not outcome.ok:
+                await self._roll_back(hierarchy, outcome)
+                raise OperationError(_describe_failure("restore", tag, outcome))
+        return plan
+
+    async def remove(self, tag: str) -> Plan:
+        hierarchy = self._hierarchy(tag)
+        async with self._lock(hierarchy):
+            plan = plan_remove(hierarchy, tag, self._state_map())
+            log.info("remove %s: %s", tag, " ".join(plan.tags) or "nothing to do")
+            outcome = await execute(plan, self._run_step)
+            if not outcome.ok:
+                raise OperationError(_describe_failure("remove", tag, outcome))
+        return plan
+
+    async def remove_all(self) -> None:
+        """Take every hierarchy out of service, each independently, in parallel."""
+        results = await asyncio.gather(
+            *(self.remove(h.root) for h in self.hierarchies), return_exceptions=True)
+        for hierarchy, result in zip(self.hierarchies, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("stop: could not remove %s: %s", hierarchy.root, result)
+
+    async def shutdown(self, leave_resources: bool) -> None:
+        for tag in list(self._monitors):
+            self._stop_monitor(tag)
+        if not leave_resources:
+            await self.remove_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- steps, checks, recovery ---------------------------------------------------
+
+    async def _pre_restore_checks(self, plan: Plan) -> None:
+        """Every resource's pre-check passes before anything of the hierarchy is restored."""
+        async def check(tag: str) -> None:
+            resource = self._resource(tag)
+            kit = get_kit(resource.kit)
+            await self._call(resource, "restore", kit.pre_restore_check)
+
+        results = await asyncio.gather(*(check(t) for t in plan.tags), return_exceptions=True)
+        failures = [f"{tag}: {r}" for tag, r in zip(plan.tags, results, strict=True)
+                    if isinstance(r, BaseException)]
+        if failures:
+            raise OperationError(f"restore {plan.target} refused before any change: "
+                                 + "; ".join(failures))
+
+    async def _run_step(self, step: Step) -> None:
+        resource = self._resource(step.tag)
+        kit = get_kit(resource.kit)
+        action = kit.restore if step.action == "restore" else kit.remove
+        try:
+            await self._call(resource, step.action, action)
+        except ActionFailed as error:
+            state = ResourceState.OSF
+            self._set(step.tag, state, f"{step.action} failed: {error}")
+            raise
+        if step.action == "restore":
+            self._set(step.tag, self._service_state(resource), "restored")
+            self._trackers.pop(step.tag, None)
+            self._start_monitor(resource)
+        else:
+            self._stop_monitor(step.tag)
+            self._set(step.tag, ResourceState.OSU, "removed")
+
+    async def _roll_back(self, hierarchy: Hierarchy, outcome: Outcome) -> None:
+        """Undo a half-done restore, so the hierarchy is not left partly in service."""
+        restored = set(outcome.done)
+        if not restored:
+            return
+        log.warning("restore failed; removing what it had restored: %s", " ".join(sorted(restored)))
+        undo = plan_remove(hierarchy, hierarchy.root, self._state_map())
+        steps = tuple(Step(s.tag, "remove", s.after & restored)
+                      for s in undo.steps if s.tag in restored)
+        await execute(Plan("remove", hierarchy.root, steps), self._run_step)
+
+    async def _check(self, resource: Resource) -> CheckResult:
+        kit = get_kit(resource.kit)
+        try:
+            return await self._call(resource, "quick_check", kit.quick_check)
+        except ActionFailed as error:
+            return CheckResult(False, str(error))
+
+    def _start_monitor(self, resource: Resource, check_now: bool = False) -> None:
+        if not resource.protected or resource.tag in self._monitors:
+            return
+        self._monitors[resource.tag] = asyncio.create_task(
+            self._monitor(resource.tag, check_now), name=f"monitor-{resource.tag}")
+
+    def _stop_monitor(self, tag: str) -> None:
+        task = self._monitors.pop(tag, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _monitor(self, tag: str, check_now: bool) -> None:
+        while True:
+            resource = self._resource(tag)
+            if not check_now:
+                await asyncio.sleep(resource.check_interval)  # the check period, a timer
+            check_now = False
+            hierarchy = self._hierarchy(tag)
+            if self._lock(hierarchy).locked():
+                continue  # an operation is changing this hierarchy; check next period
+            result = await self._check(resource)
+            if result.healthy:
+                continue
+            async with self._lock(hierarchy):
+                if not await self._recover(resource, result.reason):
+                    self._monitors.pop(tag, None)
+                    return
+
+    async def _recover(self, resource: Resource, reason: str) -> bool:
+        """Local recovery after a failed check; False when the resource is now failed."""
+        tag = resource.tag
+        tracker = self._trackers.setdefault(tag, RecoveryTracker(resource.recovery))
+        loop = asyncio.get_running_loop()
+        while tracker.on_failure(loop.time()) == "recover":
+            attempt = tracker.attempts_in_window
+            log.warning("%s: quick check failed (%s); local recovery attempt %d of %d",
+                        tag, reason, attempt, resource.recovery.attempts)
+            self._set(tag, ResourceState.UNKNOWN, f"recovering: {reason}")
+            kit = get_kit(resource.kit)
+            try:
+                await self._call(resource, "recover", kit.recover)
+                result = await self._check(resource)
+            except ActionFailed as error:
+                result = CheckResult(False, str(error))
+            if result.healthy:
+                self._set(tag, self._service_state(resource), f"recovered after: {reason}")
+                return True
+            reason = result.reason
+        self._set(tag, ResourceState.OSF,
+                  f"local recovery gave up after {resource.recovery.attempts} attempt(s) "
+                  f"within {resource.recovery.window:g}s: {reason}")
+        return False
+
+    async def _call(self, resource: Resource, action: str, method: Callable[[Any], T]) -> T:
+        """Run one kit action in a worker thread, bounded by its timeout."""
+        kit = get_kit(resource.kit)
+        timeout = resource.timeouts.get(action, kit.default_timeouts[action])
+        context = self._context(kit, resource, timeout)
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._pool, method, context), timeout)
+        except TimeoutError:
+            raise ActionFailed(f"{action} timed out after {timeout:g}s") from None
+        except KitError as error:
+            raise ActionFailed(str(error)) from None
+        except Exception as error:  # a kit bug must not take the daemon down
+            log.exception("%s: %s raised", resource.tag, action)
+            raise ActionFailed(f"{action} crashed: {error!r}") from None
+
+    def _context(self, kit: Kit[Any], resource: Resource, timeout: float) -> ActionContext[Any]:
+        directory = self._resource_dirs / resource.tag
+        directory.mkdir(parents=True, exist_ok=True)
+        return ActionContext(
+            tag=resource.tag, resource_id=f"{resource.kit}.{resource.tag}",
+            params=kit.parse_params(resource.params), state_dir=directory, timeout=timeout,
+            log=logging.getLogger(f"tutela.resource.{resource.tag}"))
+
+    # --- state -----------------------------------------------------------------------
+
+    def _set(self, tag: str, state: ResourceState, reason: str) -> None:
+        previous = self.states.get(tag)
+        if previous is not None and (previous.state, previous.reason) == (state, reason):
+            return
+        self.states[tag] = self._new_state(state, reason)
+        self._store.save_state(tag, state, reason)
+        before = previous.state if previous else "-"
+        level = logging.ERROR if state == ResourceState.OSF else logging.INFO
+        log.log(level, "%s: %s -> %s (%s)", tag, before, state, reason)
+
+    @staticmethod
+    def _new_state(state: ResourceState, reason: str) -> RuntimeState:
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+        return RuntimeState(state, reason, now)
+
+    @staticmethod
+    def _service_state(resource: Resource) -> ResourceState:
+        return ResourceState.ISP if resource.protected else ResourceState.ISU
+
+    def _state_map(self) -> dict[str, ResourceState]:
+        return {tag: s.state for tag, s in self.states.items()}
+
+    def _in_service(self, tag: str) -> bool:
+        current = self.states.get(tag)
+        return current is not None and current.state.in_service
+
+    def _resource(self, tag: str) -> Resource:
+        resource = self.config.resource(tag)
+        if resource is None:
+            raise OperationError(f"no resource {tag!r}; see 'tutela status' for the tags")
+        return resource
+
+    def _hierarchy(self, tag: str) -> Hierarchy:
+        hierarchy = hierarchy_of(self.hierarchies, tag)
+        if hierarchy is None:
+            raise OperationError(f"no resource {tag!r}; see 'tutela status' for the tags")
+        return hierarchy
+
+    def _lock(self, hierarchy: Hierarchy) -> asyncio.Lock:
+        return self._locks.setdefault(hierarchy.root, asyncio.Lock())
+
+
+def _describe_failure(action: str, tag: str, outcome: Outcome) -> str:
+    failed = "; ".join(f"{t}: {why}" for t, why in outcome.failed.items())
+    return f"{action} {tag} failed: {failed}" + (
+        f" (not attempted: {', '.join(outcome.not_started)})" if outcome.not_started else "")

@@ -1,0 +1,101 @@
+"""The configuration as one YAML document: export, parse with line-exact errors, and diff.
+
+`tutela export` writes it, `tutela apply -f` reads it, the Serviceguard importer produces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tutela.model.config import FORMAT, ClusterConfig
+from tutela.model.errors import ConfigError, Problem
+
+
+def to_yaml(config: ClusterConfig) -> str:
+    """The configuration without default values, `format` and `name` first."""
+    body = config.model_dump(mode="json", exclude_defaults=True)
+    document = {"format": FORMAT, "name": config.name, **body}
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def from_yaml(text: str, source: str = "<input>") -> ClusterConfig:
+    """Parse a document; a ConfigError names the field (or file and line) and the fix."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError([Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                   "correct the syntax at that position")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, "expected a mapping at the top level",
+                                   "start from the output of 'tutela export'")])
+    return parse_config(data)
+
+
+def parse_config(data: dict[str, Any]) -> ClusterConfig:
+    try:
+        return ClusterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem(data, e) for e in exc.errors()]) from None
+
+
+def _problem(data: dict[str, Any], error: Any) -> Problem:
+    field = _field_path(data, error["loc"])
+    if error["type"] == "missing":
+        fix = "add it"
+    elif error["type"] == "extra_forbidden":
+        fix = "remove it or check its spelling (see 'tutela export' for the format)"
+    else:
+        fix = "correct the value"
+    return Problem(field, error["msg"], fix)
+
+
+def _field_path(data: Any, location: tuple[Any, ...]) -> str:
+    """Name list items by their tag/name/root instead of their index where possible."""
+    parts: list[str] = []
+    node = data
+    for key in location:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            node = node[key]
+            label = next((node[k] for k in ("tag", "name", "root", "node")
+                          if isinstance(node, dict) and k in node), key)
+            parts[-1:] = [f"{parts[-1]}[{label}]"] if parts else [f"[{label}]"]
+            continue
+        parts.append(str(key))
+        node = node.get(key) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def diff(old: ClusterConfig, new: ClusterConfig) -> list[str]:
+    """Human-readable changes from `old` to `new`: '+ added', '- removed', '~ changed'."""
+    before = _flatten(old.model_dump(mode="json"))
+    after = _flatten(new.model_dump(mode="json"))
+    lines = []
+    for key in sorted(before.keys() | after.keys()):
+        if key not in after:
+            lines.append(f"- {key}: {before[key]!r}")
+        elif key not in before:
+            lines.append(f"+ {key}: {after[key]!r}")
+        elif before[key] != after[key]:
+            lines.append(f"~ {key}: {before[key]!r} -> {after[key]!r}")
+    return lines
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts and keyed lists into 'resources[app].params.command' paths."""
+    if isinstance(value, dict):
+        items: dict[str, Any] = {}
+        for key, child in value.items():
+            items.update(_flatten(child, f"{prefix}.{key}" if prefix else str(key)))
+        return items
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        items = {}
+        for index, child in enumerate(value):
+            label = next((child[k] for k in ("tag", "name", "root", "node") if k in child), index)
+            items.update(_flatten(child, f"{prefix}[{label}]"))
+        return items
+    return {prefix: value}

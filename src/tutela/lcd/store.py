@@ -1,0 +1,185 @@
+"""The LCD store: one SQLite file (WAL) per node holding configuration generations and states.
+
+Every configuration change is one transaction that adds a generation; a failed change adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tutela.lcd.schema import migrate
+from tutela.lcd.validate import validate_config
+from tutela.model.config import ClusterConfig, Node
+from tutela.model.errors import ConfigError, Problem
+from tutela.model.states import ResourceState
+
+LCD_FILE = "lcd.sqlite"
+HISTORY_KEPT = 100
+
+
+class NotInitialised(RuntimeError):
+    pass
+
+
+class AlreadyInitialised(RuntimeError):
+    pass
+
+
+class StaleGeneration(RuntimeError):
+    """The configuration changed since the caller read it; re-read and try again."""
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    generation: int
+    committed_at: str
+    origin: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class StoredState:
+    state: ResourceState
+    reason: str
+    changed_at: str
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+class Lcd:
+    """One node's configuration database. Not thread-safe: one owner (the daemon) at a time."""
+
+    def __init__(self, state_dir: Path, conn: sqlite3.Connection) -> None:
+        self.state_dir = state_dir
+        self._conn = conn
+
+    @classmethod
+    def create(cls, state_dir: Path, cluster: str, node: str) -> Lcd:
+        """Create a new LCD with generation 1: a one-node cluster of this node."""
+        path = state_dir / LCD_FILE
+        if path.exists():
+            raise AlreadyInitialised(
+                f"{path} already exists; this node is initialised. Use another --state-dir, "
+                "or remove that directory to start over")
+        config = ClusterConfig(name=cluster, nodes=(Node(name=node),))
+        validate_config(config)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lcd = cls(state_dir, _connect(path))
+        try:
+            with lcd._transaction() as conn:
+                conn.execute("INSERT INTO meta VALUES ('node', ?)", (node,))
+                lcd._insert_generation(conn, 1, config, "init", f"created cluster {cluster}")
+        except BaseException:
+            lcd.close()
+            path.unlink(missing_ok=True)  # a half-made LCD would block the next init
+            raise
+        return lcd
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Lcd:
+        path = state_dir / LCD_FILE
+        if not path.exists():
+            raise NotInitialised(
+                f"no LCD at {path}; run 'tutela init --cluster NAME' first "
+                "(or point --state-dir / TUTELA_STATE_DIR at an initialised node)")
+        return cls(state_dir, _connect(path))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @property
+    def node(self) -> str:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'node'").fetchone()
+        return str(row[0])
+
+    def generation(self) -> int:
+        row = self._conn.execute("SELECT MAX(generation) FROM generations").fetchone()
+        return int(row[0])
+
+    def load(self) -> ClusterConfig:
+        row = self._conn.execute(
+            "SELECT config FROM generations ORDER BY generation DESC LIMIT 1").fetchone()
+        return ClusterConfig.model_validate_json(row[0])
+
+    def history(self, limit: int = 20) -> list[GenerationInfo]:
+        rows = self._conn.execute(
+            "SELECT generation, committed_at, origin, summary FROM generations "
+            "ORDER BY generation DESC LIMIT ?", (limit,)).fetchall()
+        return [GenerationInfo(int(g), str(t), str(o), str(s)) for g, t, o, s in rows]
+
+    def commit(self, config: ClusterConfig, summary: str, origin: str = "local",
+               expected_generation: int | None = None) -> int:
+        """Validate and store `config` as the next generation; return that generation.
+
+        Raises ConfigError (nothing written) when the configuration is invalid, and
+        StaleGeneration when `expected_generation` is not the current one.
+        """
+        self.check(config)
+        with self._transaction() as conn:
+            current = int(conn.execute("SELECT MAX(generation) FROM generations").fetchone()[0])
+            if expected_generation is not None and expected_generation != current:
+                raise StaleGeneration(
+                    f"the configuration changed (generation {current}, expected "
+                    f"{expected_generation}); read it again and retry")
+            self._insert_generation(conn, current + 1, config, origin, summary)
+            conn.execute("DELETE FROM generations WHERE generation <= ?",
+                         (current + 1 - HISTORY_KEPT,))
+            return current + 1
+
+    def check(self, config: ClusterConfig) -> None:
+        """Raise ConfigError unless `config` is valid and belongs to this node's cluster."""
+        current_name = self.load().name
+        if config.name != current_name:
+            raise ConfigError([Problem(
+                "name", f"this configuration is for cluster {config.name!r}, "
+                f"but this node belongs to {current_name!r}",
+                f"set name: {current_name}, or apply it on a node of {config.name}")])
+        validate_config(config)
+
+    def save_state(self, tag: str, state: ResourceState, reason: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO resource_state VALUES (?, ?, ?, ?) ON CONFLICT(tag) DO UPDATE "
+                "SET state = excluded.state, reason = excluded.reason, "
+                "changed_at = excluded.changed_at", (tag, state.value, reason, _now()))
+
+    def forget_state(self, tag: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM resource_state WHERE tag = ?", (tag,))
+
+    def load_states(self) -> dict[str, StoredState]:
+        rows = self._conn.execute(
+            "SELECT tag, state, reason, changed_at FROM resource_state").fetchall()
+        return {str(t): StoredState(ResourceState(s), str(r), str(c)) for t, s, r, c in rows}
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    @staticmethod
+    def _insert_generation(conn: sqlite3.Connection, generation: int, config: ClusterConfig,
+                           origin: str, summary: str) -> None:
+        conn.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?)",
+                     (generation, _now(), origin, summary, config.model_dump_json()))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")  # a committed change survives a crash
+    conn.execute("PRAGMA busy_timeout = 5000")
+    migrate(conn)
+    return conn

@@ -1,0 +1,158 @@
+"""The cluster configuration as one immutable value: nodes, comm paths, resources, hierarchies.
+
+This is what the LCD stores, what `tutela export` writes and `tutela apply` reads.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+"""Tags and node names: letters, digits, '_', '.', '-'; 1-63 characters."""
+
+ACTIONS = ("restore", "remove", "quick_check", "recover")
+FORMAT = "tutela/1"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Node(Frozen):
+    name: Name
+    addresses: tuple[str, ...] = ()
+    """Addresses other nodes reach this node on (one per comm path network)."""
+
+
+class CommPath(Frozen):
+    kind: Literal["tcp", "udp", "tty"] = "tcp"
+    nodes: tuple[Name, Name]
+    addresses: tuple[str, str] | None = None
+    """For tcp/udp: the address of each node on this path, in the order of `nodes`."""
+    devices: tuple[str, str] | None = None
+    """For tty: the serial device on each node, in the order of `nodes`."""
+    priority: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _endpoints_match_kind(self) -> CommPath:
+        if self.nodes[0] == self.nodes[1]:
+            raise ValueError("a comm path joins two different nodes")
+        if self.kind == "tty" and self.devices is None:
+            raise ValueError("a tty path needs 'devices' (the serial device on each node)")
+        if self.kind != "tty" and self.addresses is None:
+            raise ValueError(f"a {self.kind} path needs 'addresses' (one per node)")
+        return self
+
+
+class Witness(Frozen):
+    address: str
+    """HOST:PORT of a tutela-witness."""
+
+
+class RecoveryPolicy(Frozen):
+    attempts: int = Field(default=3, ge=0)
+    """Local recoveries allowed within `window` before the resource is declared failed."""
+    window: float = Field(default=300.0, gt=0)
+    """Seconds over which recovery attempts are counted."""
+
+
+class Resource(Frozen):
+    tag: Name
+    kit: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: tuple[Name, ...] = ()
+    """Tags of the children this resource needs (restored before it, removed after it)."""
+    check_interval: float = Field(default=5.0, gt=0)
+    """Seconds between quick checks; local protection is off with `protected: false`."""
+    protected: bool = True
+    recovery: RecoveryPolicy = RecoveryPolicy()
+    timeouts: dict[str, float] = Field(default_factory=dict)
+    """Per-action timeout overrides in seconds (restore, remove, quick_check, recover)."""
+
+    @field_validator("timeouts")
+    @classmethod
+    def _known_actions(cls, value: dict[str, float]) -> dict[str, float]:
+        for action, seconds in value.items():
+            if action not in ACTIONS:
+                raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+            if seconds <= 0:
+                raise ValueError(f"timeout for {action} must be positive")
+        return value
+
+    @field_validator("depends_on")
+    @classmethod
+    def _no_duplicate_children(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a child is listed twice")
+        return value
+
+
+class Equivalency(Frozen):
+    node: Name
+    priority: int = Field(ge=1)
+    """1 is the highest priority."""
+
+
+class HierarchySettings(Frozen):
+    root: Name
+    equivalencies: tuple[Equivalency, ...] = ()
+    switchback: Literal["intelligent", "automatic"] = "intelligent"
+    failover: bool = True
+    """False blocks automatic failover of this hierarchy (Serviceguard's global switching)."""
+    start_policy: Literal["last", "priority"] = "last"
+
+    @field_validator("equivalencies")
+    @classmethod
+    def _unique(cls, value: tuple[Equivalency, ...]) -> tuple[Equivalency, ...]:
+        priorities = [e.priority for e in value]
+        if len(set(priorities)) != len(priorities):
+            raise ValueError("priorities must be unique within a hierarchy")
+        nodes = [e.node for e in value]
+        if len(set(nodes)) != len(nodes):
+            raise ValueError("a node is listed twice")
+        return value
+
+
+class User(Frozen):
+    name: str
+    role: Literal["admin", "operator", "guest"]
+    host: str = "*"
+
+
+class ClusterSettings(Frozen):
+    heartbeat_interval: float = Field(default=0.2, gt=0)
+    heartbeat_misses: int = Field(default=5, ge=1)
+    lease_duration: float = Field(default=1.0, gt=0)
+    quorum: Literal["majority", "none"] = "majority"
+    quorum_loss_action: Literal["fastkill", "fastboot", "osu"] = "fastkill"
+    fencing: Literal["watchdog", "agent", "none"] = "watchdog"
+    fence_command: str | None = None
+
+
+class ClusterConfig(Frozen):
+    """The whole declarative configuration of a cluster."""
+
+    format: Literal["tutela/1"] = "tutela/1"
+    name: Name
+    settings: ClusterSettings = ClusterSettings()
+    nodes: tuple[Node, ...] = ()
+    comm_paths: tuple[CommPath, ...] = ()
+    witnesses: tuple[Witness, ...] = ()
+    resources: tuple[Resource, ...] = ()
+    hierarchies: tuple[HierarchySettings, ...] = ()
+    users: tuple[User, ...] = ()
+
+    def resource(self, tag: str) -> Resource | None:
+        return next((r for r in self.resources if r.tag == tag), None)
+
+    def hierarchy_settings(self, root: str) -> HierarchySettings:
+        found = next((h for h in self.hierarchies if h.root == root), None)
+        return found if found is not None else HierarchySettings(root=root)
+
+
+def is_valid_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None

@@ -1,0 +1,120 @@
+"""LCD: generations, transactions, migrations, YAML round trip and diff."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tutela.lcd.document import diff, from_yaml, to_yaml
+from tutela.lcd.schema import SCHEMA_VERSION, SchemaTooNew
+from tutela.lcd.store import LCD_FILE, AlreadyInitialised, Lcd, NotInitialised
+from tutela.model.config import ClusterConfig, Resource
+from tutela.model.errors import ConfigError
+from tutela.model.states import ResourceState
+
+
+@pytest.fixture
+def lcd(tmp_path: Path) -> Lcd:
+    return Lcd.create(tmp_path, "demo", "node1")
+
+
+def with_resources(lcd: Lcd, *resources: Resource) -> ClusterConfig:
+    return lcd.load().model_copy(update={"resources": resources})
+
+
+def app(tag: str = "app", **params: object) -> Resource:
+    return Resource(tag=tag, kit="process", params={"command": "sleep 1000", **params})
+
+
+def test_create_starts_at_generation_one(lcd: Lcd) -> None:
+    assert lcd.generation() == 1
+    assert lcd.node == "node1"
+    assert [n.name for n in lcd.load().nodes] == ["node1"]
+
+
+def test_create_twice_refuses(lcd: Lcd, tmp_path: Path) -> None:
+    with pytest.raises(AlreadyInitialised):
+        Lcd.create(tmp_path, "demo", "node1")
+
+
+def test_open_uninitialised_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(NotInitialised, match="tutela init"):
+        Lcd.open(tmp_path / "empty")
+
+
+def test_every_commit_increments_generation(lcd: Lcd) -> None:
+    assert lcd.commit(with_resources(lcd, app()), "add app") == 2
+    assert lcd.commit(with_resources(lcd, app(), app("db")), "add db") == 3
+    assert [h.summary for h in lcd.history()][:2] == ["add db", "add app"]
+
+
+def test_invalid_change_leaves_everything_as_it_was(lcd: Lcd, tmp_path: Path) -> None:
+    lcd.commit(with_resources(lcd, app()), "add app")
+    before = (lcd.generation(), lcd.load())
+    bad = with_resources(lcd, app(), Resource(tag="x", kit="process", params={}))
+    with pytest.raises(ConfigError) as error:
+        lcd.commit(bad, "bad")
+    assert error.value.problems[0].field == "resources[x].params.command"
+    cycle = with_resources(lcd, app(), app("a").model_copy(update={"depends_on": ("b",)}),
+                           app("b").model_copy(update={"depends_on": ("a",)}))
+    with pytest.raises(ConfigError, match="cycle"):
+        lcd.commit(cycle, "cycle")
+    assert (lcd.generation(), lcd.load()) == before
+    reopened = Lcd.open(tmp_path)
+    assert reopened.generation() == before[0]
+
+
+def test_other_clusters_document_is_refused(lcd: Lcd) -> None:
+    with pytest.raises(ConfigError, match="cluster 'other'"):
+        lcd.commit(lcd.load().model_copy(update={"name": "other"}), "x")
+
+
+def test_unknown_kit_names_the_kits(lcd: Lcd) -> None:
+    with pytest.raises(ConfigError, match="unknown kit 'nfs'") as error:
+        lcd.commit(with_resources(lcd, Resource(tag="x", kit="nfs")), "x")
+    assert "filesystem" in error.value.problems[0].fix
+
+
+def test_states_are_not_configuration(lcd: Lcd, tmp_path: Path) -> None:
+    lcd.commit(with_resources(lcd, app()), "add app")
+    lcd.save_state("app", ResourceState.ISP, "restored")
+    assert lcd.generation() == 2
+    reopened = Lcd.open(tmp_path)
+    assert reopened.load_states()["app"].state == ResourceState.ISP
+
+
+def test_database_from_the_future_is_refused(lcd: Lcd, tmp_path: Path) -> None:
+    lcd.close()
+    with sqlite3.connect(tmp_path / LCD_FILE) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaTooNew, match="upgrade tutela"):
+        Lcd.open(tmp_path)
+
+
+def test_yaml_round_trip_is_exact(lcd: Lcd) -> None:
+    config = with_resources(lcd, app(), app("web").model_copy(
+        update={"depends_on": ("app",), "check_interval": 2.0}))
+    text = to_yaml(config)
+    assert text.startswith("format: tutela/1\nname: demo\n")
+    assert "check_interval: 2.0" in text
+    assert "protected" not in text  # defaults are left out
+    assert from_yaml(text) == config
+
+
+def test_yaml_errors_name_file_line_and_field() -> None:
+    with pytest.raises(ConfigError, match=r"c\.yaml:3:1: not valid YAML"):
+        from_yaml("name: demo\nresources: [\n", "c.yaml")
+    with pytest.raises(ConfigError) as error:
+        from_yaml("name: demo\nresources:\n  - tag: web\n    kit: process\n    colour: red\n")
+    assert error.value.problems[0].field == "resources[web].colour"
+
+
+def test_diff_names_what_changes(lcd: Lcd) -> None:
+    old = with_resources(lcd, app())
+    new = with_resources(lcd, app(command="sleep 5"), app("db"))
+    lines = diff(old, new)
+    assert "~ resources[app].params.command: 'sleep 1000' -> 'sleep 5'" in lines
+    assert "+ resources[db].kit: 'process'" in lines
+    assert diff(old, old) == []
