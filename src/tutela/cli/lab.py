@@ -1,0 +1,238 @@
+"""`tutela lab ...`: build a lab cluster out of namespaces on this machine and rehearse faults.
+
+The group is `lab_group`; the main CLI registers it. Every command takes --name (default
+"lab", env TUTELA_LAB_NAME) and --root (default /run/tutela-lab/NAME, env TUTELA_LAB_ROOT).
+See docs/lab.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from tutela.lab import Lab, LabError
+from tutela.lab.lab import DEFAULT_NAME
+from tutela.lab.netns import MAX_NODES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PASSTHROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+def lab_options(f: F) -> F:
+    """--name and --root, shared by every command."""
+    f = click.option("--root", envvar="TUTELA_LAB_ROOT", default=None, metavar="DIR",
+                     type=click.Path(file_okay=False),
+                     help="The lab's directory (state file, disks, node state dirs) "
+                          "[default: /run/tutela-lab/NAME; env TUTELA_LAB_ROOT].")(f)
+    f = click.option("--name", envvar="TUTELA_LAB_NAME", default=DEFAULT_NAME,
+                     show_default=True,
+                     help="Lab name: lowercase letters, digits, '_' [env TUTELA_LAB_NAME].")(f)
+    return f
+
+
+def lab_errors(f: F) -> F:
+    """Turn lab errors into one line on stderr and exit status 1."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except (LabError, TimeoutError, subprocess.SubprocessError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _command(command: tuple[str, ...]) -> list[str]:
+    """The command after `--` (click passes the `--` through once it stopped parsing)."""
+    argv = list(command[1:] if command[:1] == ("--",) else command)
+    if not argv:
+        raise click.UsageError("no command given after --")
+    return argv
+
+
+def _exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _run_passthrough(argv: list[str], env: dict[str, str]) -> int:
+    """Run with the caller's stdin/stdout/stderr; Ctrl-C goes to the command, not to us."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return _exit_status(subprocess.run(argv, env=env, check=False).returncode)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@click.group(name="lab")
+def lab_group() -> None:
+    """A lab cluster on this machine: nodes made of Linux namespaces, two networks,
+    a client and shared disks, to rehearse failures. Needs root.
+
+    \b
+    Networks (node i = 1..32; .100-.199 on net1 are kept for service VIPs):
+      net1 198.51.100.0/24  node i: 198.51.100.(10+i) on eth0   client: .250
+      net2 203.0.113.0/24   node i: 203.0.113.(10+i) on eth1    client: .250
+    """
+
+
+@lab_group.command()
+@lab_options
+@click.option("--nodes", type=click.IntRange(1, MAX_NODES), default=2, show_default=True,
+              help="Number of nodes (node1..nodeN).")
+@click.option("--disks", type=click.IntRange(0, 16), default=1, show_default=True,
+              help="Number of shared disks (loop devices every node sees).")
+@click.option("--disk-size", type=click.IntRange(16), default=512, show_default=True,
+              metavar="MB", help="Size of each shared disk in MiB (sparse).")
+@lab_errors
+def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int) -> None:
+    """Build the lab: switch, client, nodes and disks.
+
+    Nodes come up running, with no daemon: initialise and start tutela on them with
+    `tutela lab exec NODE -- tutela ...`."""
+    lab = Lab.up(name, nodes=nodes, disks=disks, disk_size_mb=disk_size, root=root)
+    _print_status(lab.status())
+    click.echo(f"\nRun a command on a node: tutela lab exec{_flags(name, root)} node1 -- "
+               "hostname")
+
+
+@lab_group.command()
+@lab_options
+@lab_errors
+def down(name: str, root: str | None) -> None:
+    """Remove the lab: nodes, namespaces, loop devices, files. Also cleans up after a crash
+    or a half-finished `up`. Doing it twice is fine."""
+    removed = Lab.teardown(name, root)
+    if removed:
+        click.echo(f"lab {name!r} removed: " + ", ".join(removed))
+    else:
+        click.echo(f"lab {name!r}: nothing to remove")
+
+
+@lab_group.command()
+@lab_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@lab_errors
+def status(name: str, root: str | None, as_json: bool) -> None:
+    """Show nodes (state, PIDs, addresses), client and disks."""
+    info = Lab.load(name, root).status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        _print_status(info)
+
+
+@lab_group.command(name="exec", context_settings=PASSTHROUGH)
+@lab_options
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@lab_errors
+def exec_(name: str, root: str | None, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in NODE and exit with its status.
+
+    Example: `tutela lab exec node1 -- tutela status`. The command gets the caller's
+    environment plus TUTELA_STATE_DIR (the node's state directory) and TUTELA_LAB, with
+    tutela and tutelad first in PATH; stdin, stdout and stderr are passed through."""
+    lab = Lab.load(name, root)
+    argv = lab.exec_argv(node, _command(command))
+    sys.exit(_run_passthrough(argv, lab.environment(node)))
+
+
+@lab_group.command(context_settings=PASSTHROUGH)
+@lab_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@lab_errors
+def client(name: str, root: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND in the client namespace and exit with its status.
+
+    Example: `tutela lab client -- curl -s http://198.51.100.100:8080/`. The client sits
+    on net1 (198.51.100.250) and net2 (203.0.113.250)."""
+    lab = Lab.load(name, root)
+    sys.exit(_run_passthrough(lab.client_argv(_command(command)), lab.client_environment()))
+
+
+@lab_group.command(name="power-off")
+@lab_options
+@click.argument("node")
+@lab_errors
+def power_off(name: str, root: str | None, node: str) -> None:
+    """Power NODE off: kill its processes, drop its links and mounts.
+
+    As a crash does: every process of the node is killed at once and its network
+    namespace deleted, so its addresses stop answering too."""
+    Lab.load(name, root).power_off(node)
+    click.echo(f"{node}: off")
+
+
+@lab_group.command(name="power-on")
+@lab_options
+@click.argument("node")
+@lab_errors
+def power_on(name: str, root: str | None, node: str) -> None:
+    """Power NODE on: fresh namespaces, then its tutelad.
+
+    The node comes back with its base addresses only and no mounts; tutelad is started
+    if the node's state directory was initialised (`tutela init`/`join`)."""
+    lab = Lab.load(name, root)
+    daemon = lab.power_on(node)
+    if daemon is None:
+        click.echo(f"{node}: on (pid {lab.node_pid(node)}); tutelad not started: "
+                   f"{lab.state_dir(node)} is not initialised")
+    else:
+        click.echo(f"{node}: on (pid {lab.node_pid(node)}); tutelad pid {daemon}")
+
+
+@lab_group.command()
+@lab_options
+@click.argument("node")
+@lab_errors
+def freeze(name: str, root: str | None, node: str) -> None:
+    """Stop every process of NODE (SIGSTOP), like a hung server.
+
+    Its kernel still answers ARP and ping and keeps its mounts; `thaw` continues it."""
+    stopped = Lab.load(name, root).freeze(node)
+    click.echo(f"{node}: frozen ({len(stopped)} processes stopped)")
+
+
+@lab_group.command()
+@lab_options
+@click.argument("node")
+@lab_errors
+def thaw(name: str, root: str | None, node: str) -> None:
+    """SIGCONT every process of NODE."""
+    Lab.load(name, root).thaw(node)
+    click.echo(f"{node}: running")
+
+
+def _flags(name: str, root: str | None) -> str:
+    flags = "" if name == DEFAULT_NAME else f" --name {name}"
+    return flags + (f" --root {root}" if root else "")
+
+
+def _print_status(info: dict[str, Any]) -> None:
+    click.echo(f"lab {info['name']!r} at {info['root']}: {info['status']}")
+    click.echo(f"  switch: netns {info['switch_netns']}, bridges net1 and net2; "
+               f"VIPs: {info['vip_range'][0]}-{info['vip_range'][1]}")
+    rows = [("NODE", "STATE", "PID", "TUTELAD", "ADDRESSES", "NETNS")]
+    for n in info["nodes"]:
+        rows.append((n["name"], n["state"], str(n["pid"] or "-"), str(n["daemon_pid"] or "-"),
+                     ",".join(n["addresses"]) or "-", n["netns"]))
+    c = info["client"]
+    rows.append(("client", "", "", "", ",".join(f"{a}/24" for a in c["addresses"].values()),
+                 c["netns"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    if info["disks"]:
+        click.echo("  disks: " + ", ".join(f"{d['device']} ({d['size_mb']} MiB)"
+                                           for d in info["disks"]))
+    else:
+        click.echo("  disks: none")
