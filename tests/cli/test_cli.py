@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 
 
 def tutela(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(BIN / "tutela"), "--state-dir", str(state), *args],
+    result = subprocess.run([str(BIN / "tutela"), "--state-dir", str(state), *args], check=False,
                             capture_output=True, text=True, timeout=60)
     if check and result.returncode != 0:
         raise AssertionError(f"tutela {' '.join(args)} failed: {result.stderr}")

@@ -5,7 +5,7 @@ Validates the graph (unknown children, cycles, several roots) and gives restore/
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tutela.model.config import Resource
@@ -29,24 +29,21 @@ class Hierarchy:
 
     def subtree(self, tag: str) -> frozenset[str]:
         """The tag and everything it depends on, directly or not."""
-        seen: set[str] = set()
-        stack = [tag]
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(self.children[current])
-        return frozenset(seen)
+        return self._closure(tag, lambda t: self.children[t])
 
     def dependents(self, tag: str) -> frozenset[str]:
         """The tag and everything that depends on it, directly or not."""
+        return self._closure(tag, self.parents_of)
+
+    @staticmethod
+    def _closure(tag: str, step: Callable[[str], Iterable[str]]) -> frozenset[str]:
         seen: set[str] = set()
         stack = [tag]
         while stack:
             current = stack.pop()
             if current not in seen:
                 seen.add(current)
-                stack.extend(self.parents_of(current))
+                stack.extend(step(current))
         return frozenset(seen)
 
 

@@ -1,0 +1,100 @@
+"""ARP on a raw AF_PACKET socket: RFC 5227 duplicate-address probes and gratuitous ARP.
+
+Probes ask "who has X?" with sender 0.0.0.0; any ARP from another MAC claiming X means X is taken.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from ipaddress import IPv4Address
+
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+ARP_REQUEST = 1
+ARP_REPLY = 2
+PACKET_OUTGOING = 4
+BROADCAST = b"\xff" * 6
+ZERO_MAC = b"\x00" * 6
+ZERO_IP = IPv4Address("0.0.0.0")
+_ARP = struct.Struct("!HHBBH6s4s6s4s")
+_ETH_HEADER = 14
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def _open(ifname: str) -> tuple[socket.socket, bytes]:
+    """A packet socket bound to `ifname` for ARP frames, and the interface's MAC."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    try:
+        sock.bind((ifname, ETH_P_ARP))
+        mac = sock.getsockname()[4]
+    except OSError:
+        sock.close()
+        raise
+    return sock, bytes(mac[:6])
+
+
+def _frame(src_mac: bytes, op: int, sender_ip: IPv4Address, target_ip: IPv4Address,
+           target_mac: bytes = ZERO_MAC) -> bytes:
+    eth = BROADCAST + src_mac + struct.pack("!H", ETH_P_ARP)
+    arp = _ARP.pack(1, ETH_P_IP, 6, 4, op, src_mac, sender_ip.packed, target_mac,
+                    target_ip.packed)
+    return eth + arp
+
+
+def _claimant(frame: bytes, own_mac: bytes, ip: IPv4Address) -> bytes | None:
+    """The sender MAC if `frame` is an ARP packet from another host that claims `ip`."""
+    if len(frame) < _ETH_HEADER + _ARP.size:
+        return None
+    _, ptype, _, _, _, sha, spa, _, _ = _ARP.unpack_from(frame, _ETH_HEADER)
+    if ptype != ETH_P_IP or spa != ip.packed or sha == own_mac:
+        return None
+    return bytes(sha)
+
+
+def probe(ifname: str, ip: IPv4Address, timeout: float) -> str | None:
+    """Ask whether anyone on `ifname` holds `ip`; return its MAC, or None after `timeout` s.
+
+    Sends an RFC 5227 probe at the start and another halfway, to survive one lost frame.
+    """
+    sock, own_mac = _open(ifname)
+    with sock:
+        request = _frame(own_mac, ARP_REQUEST, ZERO_IP, ip)
+        start = time.monotonic()
+        deadline, resend_at = start + timeout, start + timeout / 2
+        sock.send(request)
+        while (now := time.monotonic()) < deadline:
+            if resend_at and now >= resend_at:
+                sock.send(request)
+                resend_at = 0.0
+            wake = min(deadline, resend_at or deadline)
+            ready, _, _ = select.select([sock], [], [], max(wake - now, 0.0))
+            if not ready:
+                continue
+            frame, address = sock.recvfrom(2048)
+            claimant = _claimant(frame, own_mac, ip) if address[2] != PACKET_OUTGOING else None
+            if claimant:
+                return format_mac(claimant)
+    return None
+
+
+def announce(ifname: str, ip: IPv4Address, count: int, interval: float) -> int:
+    """Send `count` gratuitous ARP requests for `ip`, `interval` s apart; return how many went.
+
+    Takes at most count * interval seconds, so it never holds up a failover for long.
+    """
+    if count <= 0:
+        return 0
+    sock, own_mac = _open(ifname)
+    with sock:
+        frame = _frame(own_mac, ARP_REQUEST, ip, ip)
+        for sent in range(count):
+            if sent:
+                time.sleep(interval)  # pacing between frames, not synchronisation
+            sock.send(frame)
+    return count
