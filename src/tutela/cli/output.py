@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-
 if TYPE_CHECKING:
     from tutela.kits.base import Kit
 
