@@ -35,7 +35,7 @@ test: deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: deps
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
 demo: deps
