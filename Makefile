@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs socat iputils-ping \
+APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping \
 	iputils-arping psmisc procps nftables curl
 PYTEST_ARGS ?=
 

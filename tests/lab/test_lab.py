@@ -63,6 +63,14 @@ def ping(lab: Lab, source: str, address: str) -> bool:
     return lab.exec(source, argv, check=False).returncode == 0
 
 
+def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`tutela lab ARGS...` in a fresh Python, as a user runs it."""
+    cli = [sys.executable, "-c",
+           "from tutela.cli.lab import lab_group; lab_group(prog_name='tutela lab')"]
+    return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
 def stat_state(pid: int) -> str:
     st = procs.stat(pid)
     return st.state if st else "gone"
@@ -227,14 +235,8 @@ def test_status_and_cli(lab: Lab) -> None:
     assert [(n["name"], n["state"]) for n in info["nodes"]] == [
         ("node1", "running"), ("node2", "running")]
     assert info["disks"][0]["device"] == lab.disks[0]
-    cli = [sys.executable, "-c",
-           "from tutela.cli.lab import lab_group; lab_group(prog_name='tutela lab')"]
     where = ["--name", NAME, "--root", str(lab.root)]
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=60,
-                              check=False)
-
+    run = lab_cli
     shown = json.loads(run("status", "--json", *where).stdout)
     assert shown["nodes"][1]["addresses"] == ["198.51.100.12/24", "203.0.113.12/24"]
     assert shown["client"]["addresses"]["net2"] == "203.0.113.250"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from tutela.lab import Lab, LabError
+from tutela.lab.cuts import Cut
 from tutela.lab.lab import DEFAULT_NAME
 from tutela.lab.netns import MAX_NODES
 
@@ -92,13 +94,17 @@ def lab_group() -> None:
               help="Number of shared disks (loop devices every node sees).")
 @click.option("--disk-size", type=click.IntRange(16), default=512, show_default=True,
               metavar="MB", help="Size of each shared disk in MiB (sparse).")
+@click.option("--tty", is_flag=True,
+              help="Join every two nodes with a serial cable (<root>/tty/NODE-PEER).")
 @lab_errors
-def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int) -> None:
-    """Build the lab: switch, client, nodes and disks.
+def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int,
+       tty: bool) -> None:
+    """Build the lab: switch, client, nodes, disks and the lab's hardware (power switch,
+    a watchdog per node, with --tty serial cables).
 
     Nodes come up running, with no daemon: initialise and start tutela on them with
     `tutela lab exec NODE -- tutela ...`."""
-    lab = Lab.up(name, nodes=nodes, disks=disks, disk_size_mb=disk_size, root=root)
+    lab = Lab.up(name, nodes=nodes, disks=disks, disk_size_mb=disk_size, root=root, tty=tty)
     _print_status(lab.status())
     click.echo(f"\nRun a command on a node: tutela lab exec{_flags(name, root)} node1 -- "
                "hostname")
@@ -212,6 +218,70 @@ def thaw(name: str, root: str | None, node: str) -> None:
     click.echo(f"{node}: running")
 
 
+def link_options(f: F) -> F:
+    """--net, --peer and --direction of `cut` and `heal`."""
+    f = click.option("--direction", type=click.Choice(["both", "in", "out"]),
+                     default="both", show_default=True,
+                     help="in: what NODE receives; out: what it sends.")(f)
+    f = click.option("--peer", metavar="NODE",
+                     help="Only the traffic to and from this node [default: every peer].")(f)
+    f = click.option("--net", type=click.Choice(["1", "2", "tty"]),
+                     help="Network 1 or 2, or the serial cables (tty) [default: all].")(f)
+    return f
+
+
+def _link(net: str | None) -> int | str | None:
+    return int(net) if net and net.isdigit() else net
+
+
+@lab_group.command()
+@lab_options
+@click.argument("node")
+@link_options
+@lab_errors
+def cut(name: str, root: str | None, node: str, net: str | None, peer: str | None,
+        direction: str) -> None:
+    """Cut NODE's links: both networks and its serial cables, or one (--net).
+
+    Frames are lost where they arrive (nftables in the receiving namespaces, ARP too), so
+    senders notice nothing, as with a real cut cable; --direction in/out cuts one way
+    only. Cuts stay, also across power cycles, until `heal`."""
+    added = Lab.load(name, root).cut(node, _link(net), peer, direction)
+    click.echo("cut: " + (", ".join(c.describe() for c in added) or "nothing new"))
+
+
+@lab_group.command()
+@lab_options
+@click.argument("node", required=False)
+@link_options
+@click.option("--all", "heal_all", is_flag=True, help="Heal every cut of the lab.")
+@lab_errors
+def heal(name: str, root: str | None, node: str | None, net: str | None, peer: str | None,
+         direction: str, heal_all: bool) -> None:
+    """Heal NODE's cuts that match --net, --peer and --direction (default: all of NODE's),
+    or every cut with --all. A cut made without --peer is healed without --peer."""
+    if heal_all == (node is not None):
+        raise click.UsageError("give either NODE or --all")
+    lab = Lab.load(name, root)
+    gone = lab.heal_all() if heal_all else lab.heal(node or "", _link(net), peer, direction)
+    click.echo("healed: " + (", ".join(c.describe() for c in gone) or "nothing was cut"))
+
+
+@lab_group.command()
+@lab_options
+@click.argument("node")
+@lab_errors
+def fence(name: str, root: str | None, node: str) -> None:
+    """Power NODE off through the lab's power switch: a fence agent.
+
+    Works inside a lab node as well (`tutela lab exec node2 -- tutela lab fence node1`;
+    the node knows --name and --root from TUTELA_LAB_NAME/TUTELA_LAB_ROOT): the request
+    goes to the lab's hardware process on the host over <root>/hardware.sock. Exit status
+    0 once NODE is off, 1 (with the reason) if it is not, e.g. when NODE is unknown."""
+    Lab.load(name, root).fence(node)
+    click.echo(f"{node}: off (fenced)")
+
+
 def _flags(name: str, root: str | None) -> str:
     flags = "" if name == DEFAULT_NAME else f" --name {name}"
     return flags + (f" --root {root}" if root else "")
@@ -221,12 +291,13 @@ def _print_status(info: dict[str, Any]) -> None:
     click.echo(f"lab {info['name']!r} at {info['root']}: {info['status']}")
     click.echo(f"  switch: netns {info['switch_netns']}, bridges net1 and net2; "
                f"VIPs: {info['vip_range'][0]}-{info['vip_range'][1]}")
-    rows = [("NODE", "STATE", "PID", "TUTELAD", "ADDRESSES", "NETNS")]
+    rows = [("NODE", "STATE", "PID", "TUTELAD", "WATCHDOG", "ADDRESSES", "NETNS")]
     for n in info["nodes"]:
         rows.append((n["name"], n["state"], str(n["pid"] or "-"), str(n["daemon_pid"] or "-"),
-                     ",".join(n["addresses"]) or "-", n["netns"]))
+                     n["watchdog"]["last_event"] or "-", ",".join(n["addresses"]) or "-",
+                     n["netns"]))
     c = info["client"]
-    rows.append(("client", "", "", "", ",".join(f"{a}/24" for a in c["addresses"].values()),
+    rows.append(("client", "", "", "", "", ",".join(f"{a}/24" for a in c["addresses"].values()),
                  c["netns"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -236,3 +307,11 @@ def _print_status(info: dict[str, Any]) -> None:
                                            for d in info["disks"]))
     else:
         click.echo("  disks: none")
+    hw = info["hardware"]
+    click.echo(f"  hardware: pid {hw['pid'] or '- (not running)'}, power switch "
+               f"{hw['socket']}, watchdogs {info['root']}/NODE/watchdog")
+    if info["tty"]:
+        click.echo(f"  serial cables: {len(info['tty']) // 2}, NODE's end to PEER at "
+                   f"{os.path.dirname(info['tty'][0]['device'])}/NODE-PEER")
+    cuts = [Cut.from_dict(c).describe() for c in info["cuts"]]
+    click.echo("  cuts: " + (", ".join(cuts) if cuts else "none"))

@@ -17,6 +17,7 @@ REQUIRED_TOOLS = {
     "setsid": "util-linux",
     "losetup": "util-linux (mount)",
     "mkfs.ext4": "e2fsprogs",
+    "nft": "nftables",
 }
 
 #: Where root's tools live, searched even when the caller's PATH lacks them.

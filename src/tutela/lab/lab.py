@@ -13,6 +13,11 @@ wholly the lab's (`down` removes it). On disk::
     <root>/<node>/state        the node's TUTELA_STATE_DIR
     <root>/<node>/tutelad.log  stdout+stderr of the node's daemon
     <root>/<node>/nodeinit.log stdout+stderr of the node's PID 1
+    <root>/<node>/watchdog     the node's watchdog device (a FIFO; protocol in watchdog.py)
+    <root>/<node>/watchdog.log what the watchdog did
+    <root>/hardware.sock       the power switch (fence agent) and the lab's hardware control
+    <root>/hardware.log        output of the lab's hardware process (hardwared.py)
+    <root>/tty/<node>-<peer>   with tty: node's end of its serial cable to peer (pty link)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import itertools
 import json
 import os
 import re
@@ -31,9 +37,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from tutela.lab import cmd, netns, node, procs
+from tutela.lab import cmd, hardware, netns, node, procs
+from tutela.lab import cuts as cuts_mod
 from tutela.lab import disks as disks_mod
+from tutela.lab import watchdog as watchdog_mod
+from tutela.lab.cuts import Cut
 from tutela.lab.errors import LabCommandError, LabError
+from tutela.lab.watchdog import WatchdogEvent
 
 DEFAULT_NAME = "lab"
 DEFAULT_ROOT_BASE = "/run/tutela-lab"
@@ -114,8 +124,11 @@ class Lab:
 
     @classmethod
     def up(cls, name: str = DEFAULT_NAME, nodes: int = 2, disks: int = 1,
-           disk_size_mb: int = 512, root: str | os.PathLike[str] | None = None) -> Lab:
-        """Build lab `name`: switch, client, `nodes` nodes, `disks` shared disks.
+           disk_size_mb: int = 512, root: str | os.PathLike[str] | None = None,
+           tty: bool = False) -> Lab:
+        """Build lab `name`: switch, client, `nodes` nodes, `disks` shared disks, the lab's
+        hardware (power switch, a watchdog per node) and, with `tty`, a serial cable
+        between every two nodes.
 
         Refuses (LabError) when not root, when a tool is missing, when the arguments are
         out of range or when a lab of that name exists. If building fails halfway, what
@@ -142,7 +155,7 @@ class Lab:
                 "status": "building", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "nodes": {f"node{i}": {"index": i, "power": "off"}
                           for i in range(1, nodes + 1)},
-                "disks": [],
+                "disks": [], "tty": tty, "cuts": [], "hardware": None,
             }
             lab = cls(lab_root, state)
             lab._save()
@@ -162,9 +175,11 @@ class Lab:
         state_file = os.path.join(lab_root, "lab.json")
         leftovers = netns.lab_netns(name)
         loops = disks_mod.lab_loops(lab_root) if os.path.isdir(lab_root) else []
-        if os.path.exists(state_file) or leftovers or loops:
+        hardwareds = hardware.find(lab_root)
+        if os.path.exists(state_file) or leftovers or loops or hardwareds:
             what = state_file if os.path.exists(state_file) else \
-                ", ".join(leftovers + [d.device for d in loops])
+                ", ".join(leftovers + [d.device for d in loops] +
+                          [f"hardwared pid {p}" for p in hardwareds])
             raise LabError(f"lab {name!r} already exists ({what})",
                            f"run `tutela lab down --name {name}` first, or choose another "
                            "--name")
@@ -190,6 +205,9 @@ class Lab:
             os.makedirs(self.state_dir(n), exist_ok=True)
             self._start_node(n)
             self._save()
+        proc = hardware.start(name, str(self.root), self.nodes, self.has_tty)
+        self._state["hardware"] = {"pid": proc.pid, "starttime": proc.starttime}
+        self._save()
         for k in range(1, n_disks + 1):
             device = disks_mod.create(str(self.root), k, disk_size_mb)
             self._state["disks"].append({"index": k, "device": device, "size_mb": disk_size_mb,
@@ -226,9 +244,10 @@ class Lab:
         """Remove lab `name`, whatever is left of it, and return what was removed.
 
         Works from the state file and, beyond it, discovers leftovers of a crash or of a
-        half-finished `up`: namespaces named `tl-<name>-...`, nodeinit processes living in
-        them, loop devices whose backing file is under the lab root. Kills only processes
-        whose command line is still our nodeinit/unshare. Idempotent.
+        half-finished `up`: the lab's hardwared (found by --root), namespaces named
+        `tl-<name>-...`, nodeinit processes living in them, loop devices whose backing file
+        is under the lab root. Kills only processes whose command line is still our
+        hardwared/nodeinit/unshare. Idempotent.
         """
         validate_name(name)
         if os.geteuid() != 0:
@@ -249,6 +268,9 @@ class Lab:
             except (LabError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
                 problems.append(f"{what}: {exc}")
 
+        attempt("stopping the lab's hardware",
+                lambda: removed.extend(f"hardware (pid {p})" for p in
+                                       hardware.kill(_hardware_process(state), lab_root)))
         for pid, (node_name, proc) in victims.items():
             if procs.alive(pid, proc.starttime):
                 attempt(f"stopping {node_name}", functools.partial(node.kill, proc, node_name))
@@ -335,6 +357,11 @@ class Lab:
         return sorted(self._state["nodes"], key=lambda n: self._state["nodes"][n]["index"])
 
     @property
+    def has_tty(self) -> bool:
+        """True if the lab was built with serial cables (`Lab.up(..., tty=True)`)."""
+        return bool(self._state.get("tty"))
+
+    @property
     def disks(self) -> list[str]:
         """Device paths of the shared disks (/dev/loopN), in order."""
         self._refresh()
@@ -375,6 +402,11 @@ class Lab:
         """The node's base address on `net` (no prefix): 198.51.100.(10+i) / 203.0.113.(10+i)."""
         _check_net(net)
         return netns.node_address(self._node(node_name)["index"], net)
+
+    def node_mac(self, node_name: str, net: int = 1) -> str:
+        """The MAC address of the node's interface on `net` (the same after a power cycle)."""
+        _check_net(net)
+        return netns.mac(self._node(node_name)["index"], net)
 
     @staticmethod
     def client_address(net: int = 1) -> str:
@@ -427,11 +459,14 @@ class Lab:
 
     def environment(self, node_name: str) -> dict[str, str]:
         """Environment of commands run in the node: the caller's, plus TUTELA_STATE_DIR,
-        TUTELA_LAB, and PATH starting with the directory of this Python (tutela, tutelad)."""
+        TUTELA_LAB, TUTELA_LAB_NAME and TUTELA_LAB_ROOT (for `tutela lab` in the node), and
+        PATH starting with the directory of this Python (tutela, tutelad)."""
         env = dict(os.environ)
         env["PATH"] = _path_with(node.bin_dir())
         env["TUTELA_STATE_DIR"] = str(self.state_dir(node_name))
         env["TUTELA_LAB"] = self.name
+        env["TUTELA_LAB_NAME"] = self.name  # so `tutela lab fence NODE` works in the node
+        env["TUTELA_LAB_ROOT"] = str(self.root)
         return env
 
     def exec_argv(self, node_name: str, argv: Sequence[str], cwd: str | None = None
@@ -533,12 +568,144 @@ class Lab:
         """SIGCONT every process of the node."""
         node.thaw(self._require_pid(node_name))
 
+    # ------------------------------------------------------------------ link cuts
+
+    def cut(self, node_name: str, net: int | str | None = None, peer: str | None = None,
+            direction: str = "both") -> list[Cut]:
+        """Cut the node's link `net` (1, 2 or "tty"; None: both networks and, in a lab with
+        tty, every serial cable of the node); only to and from node `peer` if given;
+        `direction` "in" loses what the node receives, "out" what it sends, "both" both.
+
+        Frames (IP, ARP, everything) are dropped where they arrive, by nftables in the
+        receiving namespace (see cuts.py), so senders notice nothing, as with a cut cable;
+        serial bytes are dropped by the cable. Cuts last until healed, also across power
+        cycles. Returns the cuts added (see `cuts`)."""
+        links = self._links(node_name, net, peer, direction)
+        with self._changing():
+            have = self._cuts()
+            added = [c for c in cuts_mod.expand(node_name, links, peer, direction)
+                     if c not in have]
+            self._set_cuts(have + added)
+        return cuts_mod.merged(added)
+
+    def heal(self, node_name: str, net: int | str | None = None, peer: str | None = None,
+             direction: str = "both") -> list[Cut]:
+        """Remove the node's cuts that match (None, "both": any net, peer, direction; a cut
+        made without a peer is healed without one). Returns the cuts removed."""
+        self._links(node_name, net, peer, direction)
+        with self._changing():
+            have = self._cuts()
+            gone = [c for c in have if cuts_mod.matches(c, node_name, net, peer, direction)]
+            self._set_cuts([c for c in have if c not in gone])
+        return cuts_mod.merged(gone)
+
+    def heal_all(self) -> list[Cut]:
+        """Remove every cut of the lab; returns them."""
+        with self._changing():
+            gone = self._cuts()
+            self._set_cuts([])
+        return cuts_mod.merged(gone)
+
+    def cuts(self) -> list[Cut]:
+        """Active cuts: Cut(node, net, peer, direction), an in and an out cut of the same
+        link shown as one with direction "both"."""
+        self._refresh()
+        return cuts_mod.merged(self._cuts())
+
+    def _links(self, node_name: str, net: int | str | None, peer: str | None,
+               direction: str) -> list[int | str]:
+        """Check the arguments of cut/heal; return the links `net` stands for."""
+        self._node(node_name)
+        cuts_mod.check(direction, net)
+        if peer is not None:
+            self._node(peer)
+            if peer == node_name:
+                raise LabError(f"{node_name} cannot be cut from itself", "give another peer")
+        if net == cuts_mod.TTY and not self.has_tty:
+            raise LabError(f"lab {self.name!r} has no serial cables",
+                           "build it with `tutela lab up --tty`")
+        if net is not None:
+            return [net]
+        return [*netns.NETS, *([cuts_mod.TTY] if self.has_tty else [])]
+
+    def _cuts(self) -> list[Cut]:
+        return [Cut.from_dict(d) for d in self._state.get("cuts") or []]
+
+    def _set_cuts(self, cuts: list[Cut]) -> None:
+        """Record `cuts` (first: the record is what power_on applies again), then make
+        every running namespace and every serial cable obey them."""
+        self._state["cuts"] = [c.as_dict() for c in cuts]
+        self._save()
+        for owner in [*self.nodes, "client"]:
+            self._apply_cuts(owner, cuts)
+        if self.has_tty:
+            hardware.request(str(self.root), "gates " + " ".join(
+                f"{a} {b} {' '.join(str(int(g)) for g in cuts_mod.gates(cuts, a, b))}"
+                for a, b in itertools.combinations(self.nodes, 2)))
+
+    def _apply_cuts(self, owner: str, cuts: list[Cut]) -> None:
+        """Load the rules of `cuts` into the namespace of `owner` (a node or "client")."""
+        ns = self.client_netns if owner == "client" else netns.node_netns(self.name, owner)
+        if not os.path.exists(f"/run/netns/{ns}"):
+            return  # a node that is off: power_on applies them
+        macs = {net: {n: netns.mac(rec["index"], net)
+                      for n, rec in self._state["nodes"].items()} for net in netns.NETS}
+        cuts_mod.apply(ns, cuts_mod.ruleset(owner, cuts, macs))
+
+    # ------------------------------------------------------------------ lab hardware
+
+    def tty_device(self, node_name: str, peer: str) -> str:
+        """The path `node_name` opens (inside the node too) to talk to `peer` over their
+        serial cable: <root>/tty/<node>-<peer>, a link to a /dev/pts device."""
+        self._node(node_name)
+        self._node(peer)
+        if not self.has_tty or peer == node_name:
+            raise LabError(f"no serial cable between {node_name} and {peer}",
+                           "build the lab with `tutela lab up --tty`" if not self.has_tty
+                           else "give two different nodes")
+        return hardware.tty_link(str(self.root), node_name, peer)
+
+    def tty_counters(self, node_name: str, peer: str) -> tuple[int, int]:
+        """Bytes `node_name` sent to `peer` over their cable: (carried, lost)."""
+        self.tty_device(node_name, peer)
+        passed, dropped = hardware.request(str(self.root),
+                                           f"counters {node_name} {peer}").split()
+        return int(passed), int(dropped)
+
+    def watchdog_path(self, node_name: str) -> str:
+        """The node's watchdog device (a FIFO; protocol in tutela.lab.watchdog, docs/lab.md),
+        <root>/<node>/watchdog, visible inside the node."""
+        self._node(node_name)
+        return hardware.watchdog_fifo(str(self.root), node_name)
+
+    def watchdog_events(self, node_name: str) -> list[WatchdogEvent]:
+        """What the node's watchdog did (<root>/<node>/watchdog.log), oldest first:
+        armed, timeout, bad-timeout, disarmed, unexpected-close, expired, powered-off,
+        power-off-failed, reset (the node lost power while it was armed)."""
+        self._node(node_name)
+        return watchdog_mod.read_events(hardware.watchdog_log(str(self.root), node_name))
+
+    def fence(self, node_name: str) -> None:
+        """Power the node off through the lab's power switch (the fence agent): the lab's
+        hardware process does `power_off`. Works from inside a node too (`tutela lab
+        fence`), as the switch listens on <root>/hardware.sock."""
+        self._node(node_name)
+        hardware.request(str(self.root), f"off {node_name}")
+
+    def hardware_pid(self) -> int | None:
+        """Host PID of the lab's hardware process, None if it is not running."""
+        self._refresh()
+        proc = _hardware_process(self._state)
+        return proc.pid if proc is not None and procs.alive(proc.pid, proc.starttime) \
+            else None
+
     def _start_node(self, node_name: str) -> None:
         rec = self._state["nodes"][node_name]
         ns = netns.node_netns(self.name, node_name)
         netns.create_netns(ns)
         netns.plug(self.name, ns, node_name, rec["index"],
                    {net: netns.node_address(rec["index"], net) for net in netns.NETS})
+        self._apply_cuts(node_name, self._cuts())  # cut cables stay cut across a reboot
         proc = node.start(ns, node_name, str(self.node_dir(node_name)))
         rec.update(power="on", pid=proc.pid, starttime=proc.starttime,
                    unshare_pid=proc.unshare_pid, daemon_pid=None, daemon_starttime=None)
@@ -599,6 +766,7 @@ class Lab:
                 "base_addresses": {f"net{net}": self.node_address(n, net)
                                    for net in netns.NETS},
                 "addresses": self.addresses(n, prefix=True),
+                "watchdog": self._watchdog_status(n),
             })
         return {
             "name": self.name,
@@ -612,7 +780,18 @@ class Lab:
             "nodes": nodes,
             "disks": [{"device": d["device"], "file": d["file"], "size_mb": d["size_mb"]}
                       for d in self._state["disks"]],
+            "hardware": {"pid": self.hardware_pid(),
+                         "socket": hardware.socket_path(str(self.root))},
+            "tty": [{"node": a, "peer": b, "device": self.tty_device(a, b)}
+                    for a, b in itertools.permutations(self.nodes, 2)] if self.has_tty else [],
+            "cuts": [c.as_dict() for c in self.cuts()],
         }
+
+    def _watchdog_status(self, node_name: str) -> dict[str, Any]:
+        events = self.watchdog_events(node_name)
+        return {"device": self.watchdog_path(node_name),
+                "last_event": events[-1].event if events else None,
+                "last_event_at": events[-1].time.isoformat() if events else None}
 
 
 def _check_net(net: int) -> None:
@@ -643,6 +822,13 @@ def _running_nodes(name: str, state: Mapping[str, Any], names: list[str]
                 else ns.removeprefix(netns.netns_prefix(name))
             victims[pid] = (node_name, node.NodeProcess(pid, st.starttime, st.ppid))
     return victims
+
+
+def _hardware_process(state: Mapping[str, Any]) -> hardware.HardwareProcess | None:
+    rec = state.get("hardware") or {}
+    if not rec.get("pid") or not rec.get("starttime"):
+        return None
+    return hardware.HardwareProcess(int(rec["pid"]), int(rec["starttime"]))
 
 
 def _node_process(rec: Mapping[str, Any]) -> node.NodeProcess | None:
@@ -710,9 +896,11 @@ def _remove_lab_files(lab_root: str, name: str) -> list[str]:
         except OSError as exc:
             raise LabError(f"cannot remove {lab_root}: {exc}", "remove it by hand") from exc
         return [lab_root]
-    for entry in ("lab.json", "lab.json.tmp", "lab.lock"):
+    for entry in ("lab.json", "lab.json.tmp", "lab.lock", hardware.SOCKET, hardware.READY,
+                  f"{hardware.READY}.tmp", hardware.LOG):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(lab_root, entry))
+    shutil.rmtree(os.path.join(lab_root, hardware.TTY_DIR), ignore_errors=True)
     disk_dir = os.path.join(lab_root, "disks")
     if os.path.isdir(disk_dir):
         for f_name in os.listdir(disk_dir):
