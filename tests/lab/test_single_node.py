@@ -14,7 +14,8 @@ import pytest
 
 from helpers import wait_until
 from tutela.lab import Lab
-from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch, status, tutela
+from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch
+from tutela.lab.driver import status, tutela
 
 pytestmark = pytest.mark.lab
 

@@ -78,20 +78,30 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 # --- node lifecycle ------------------------------------------------------------------------
 
+address_option = click.option(
+    "--address", "addresses", multiple=True, metavar="A.B.C.D/P",
+    help="This node's address on a cluster network; repeat per network "
+         "(default: every global IPv4 address of this host).")
+
+
 @cli.command()
 @click.option("--cluster", required=True, help="Name of the new cluster.")
 @click.option("--node", default=socket.gethostname, show_default="this host's name",
               help="Name of this node.")
+@address_option
 @reports_errors
-def init(cluster: str, node: str) -> None:
+def init(cluster: str, node: str, addresses: tuple[str, ...]) -> None:
     """Create this node's configuration database (LCD) for a new cluster.
 
     Runs before the daemon exists; refuses when the state directory is initialised.
+    Other nodes join with a token from 'tutela node token'.
     """
     from tutela.lcd.store import AlreadyInitialised, Lcd  # the kits load only when needed
+    from tutela.lcm.addresses import global_ipv4_interfaces
 
     try:
-        Lcd.create(state_dir(), cluster, node).close()
+        Lcd.create(state_dir(), cluster, node,
+                   addresses or tuple(global_ipv4_interfaces())).close()
     except AlreadyInitialised as error:
         output.print_error(str(error))
         sys.exit(EXIT_INVALID)
@@ -171,6 +181,108 @@ def log(lines: int, follow: bool) -> None:
         sys.exit(EXIT_FAILED)
     command = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
     sys.exit(subprocess.call(command))
+
+
+@cli.command()
+@click.argument("address")
+@click.option("--token", required=True, help="A token from 'tutela node token' on a cluster node.")
+@click.option("--node", default=socket.gethostname, show_default="this host's name",
+              help="Name of this node.")
+@address_option
+@click.option("--port", default=7365, show_default=True, help="The cluster's comm path port.")
+@reports_errors
+def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: int) -> None:
+    """Join the cluster that the node at ADDRESS belongs to.
+
+    Creates this node's LCD from the cluster's configuration; then run 'tutela start'.
+    A tcp comm path is made to every node on each network this node shares with it.
+    """
+    from tutela.lcd.store import AlreadyInitialised, Lcd
+    from tutela.lcm.addresses import global_ipv4_interfaces
+    from tutela.lcm.join import JoinRefused, request_join
+    from tutela.model.config import ClusterConfig
+
+    directory = state_dir()
+    if (directory / "lcd.sqlite").exists():
+        output.print_error(f"this node is initialised already ({directory}); a node joins "
+                           "only once: remove its state directory first to join anew")
+        sys.exit(EXIT_INVALID)
+    try:
+        grant = request_join(address, port, token, node,
+                             list(addresses or global_ipv4_interfaces()))
+    except (JoinRefused, OSError) as error:
+        output.print_error(f"join refused by {address}: {error}")
+        sys.exit(EXIT_FAILED)
+    config = ClusterConfig.model_validate(grant.config)
+    try:
+        Lcd.create_from(directory, node, grant.key, config, grant.generation,
+                        f"joined cluster {grant.cluster}").close()
+    except AlreadyInitialised as error:
+        output.print_error(str(error))
+        sys.exit(EXIT_INVALID)
+    click.echo(f"joined cluster {grant.cluster} as {node} (generation {grant.generation}); "
+               "next: tutela start")
+
+
+@cli.group()
+def node() -> None:
+    """Cluster nodes: tokens for joining, removal."""
+
+
+@node.command("token")
+@click.option("--ttl", default=600.0, show_default=True, help="Seconds the token stays valid.")
+@json_option
+@reports_errors
+def node_token(ttl: float, as_json: bool) -> None:
+    """Make a one-time token for a node to join (valid for --ttl seconds, one use)."""
+    result = call(state_dir(), "node.token", ttl=ttl)
+    where = result["addresses"][0] if result["addresses"] else "THIS-NODE-ADDRESS"
+    emit(result, as_json, f"{result['token']}\n\non the new node run:\n  tutela join "
+         f"{where} --token {result['token']}\n(valid {ttl:g}s, once)")
+
+
+@node.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True,
+              help="Change the configuration without quorum (only if the others are gone).")
+@json_option
+@reports_errors
+def node_remove(name: str, force: bool, as_json: bool) -> None:
+    """Remove node NAME and its comm paths from the cluster."""
+    result = call(state_dir(), "node.remove", node=name, force=force)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@cli.group()
+def path() -> None:
+    """Comm paths between this node and another (heartbeats go over every path)."""
+
+
+@path.command("add")
+@click.argument("peer")
+@click.argument("local")
+@click.argument("remote")
+@click.option("--kind", type=click.Choice(["tcp", "tty"]), default="tcp", show_default=True)
+@click.option("--priority", type=int, default=1, show_default=True,
+              help="1 is the highest; control messages take the best live path.")
+@json_option
+@reports_errors
+def path_add(peer: str, local: str, remote: str, kind: str, priority: int,
+             as_json: bool) -> None:
+    """Add a path to PEER: LOCAL and REMOTE are addresses (tcp) or serial devices (tty)."""
+    result = call(state_dir(), "path.add", peer=peer, local=local, remote=remote, kind=kind,
+                  priority=priority)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@path.command("remove")
+@click.argument("name")
+@json_option
+@reports_errors
+def path_remove(name: str, as_json: bool) -> None:
+    """Remove the comm path NAME (as 'tutela status' shows it)."""
+    result = call(state_dir(), "path.remove", name=name)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
 
 
 # --- resources --------------------------------------------------------------------------
@@ -254,24 +366,32 @@ def dependency_remove(parent: str, child: str, as_json: bool) -> None:
     emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
 
 
+on_option = click.option("--on", "on", metavar="NODE",
+                         help="Run it on NODE of the cluster instead of this node.")
+
+
 @cli.command()
 @click.argument("tag")
+@on_option
 @json_option
 @reports_errors
-def restore(tag: str, as_json: bool) -> None:
+def restore(tag: str, on: str | None, as_json: bool) -> None:
     """Bring TAG in service here, with everything it depends on (children first)."""
-    result = call(state_dir(), "restore", timeout=LONG_ACTION_TIMEOUT, tag=tag)
-    emit(result, as_json, f"in service: {' '.join(result['restored']) or 'already'}")
+    result = call(state_dir(), "restore", timeout=LONG_ACTION_TIMEOUT, tag=tag, on=on)
+    done = " ".join(result["restored"]) or "already"
+    emit(result, as_json, f"in service on {result['node']}: {done}")
 
 
 @cli.command()
 @click.argument("tag")
+@on_option
 @json_option
 @reports_errors
-def remove(tag: str, as_json: bool) -> None:
+def remove(tag: str, on: str | None, as_json: bool) -> None:
     """Take TAG out of service here, with everything that depends on it (parents first)."""
-    result = call(state_dir(), "remove", timeout=LONG_ACTION_TIMEOUT, tag=tag)
-    emit(result, as_json, f"out of service: {' '.join(result['removed']) or 'already'}")
+    result = call(state_dir(), "remove", timeout=LONG_ACTION_TIMEOUT, tag=tag, on=on)
+    done = " ".join(result["removed"]) or "already"
+    emit(result, as_json, f"out of service on {result['node']}: {done}")
 
 
 # --- declarative configuration ----------------------------------------------------------

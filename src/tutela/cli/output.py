@@ -40,6 +40,8 @@ def print_error(message: str, problems: list[dict[str, str]] | None = None) -> N
 def print_status(status: dict[str, Any]) -> None:
     console.print(f"cluster [bold]{status['cluster']}[/]  node [bold]{status['node']}[/]  "
                   f"generation {status['generation']}  tutelad pid {status['daemon_pid']}")
+    if len(status["nodes"]) > 1:
+        console.print(_nodes_table(status["nodes"]))
     if not status["hierarchies"]:
         console.print("no resources yet: see 'tutela resource create --help'")
     for hierarchy in status["hierarchies"]:
@@ -47,6 +49,21 @@ def print_status(status: dict[str, Any]) -> None:
         tree = Tree(_label(resources[hierarchy["root"]]))
         _add_children(tree, resources, hierarchy["root"], {hierarchy["root"]})
         console.print(tree)
+
+
+def _nodes_table(nodes: list[dict[str, Any]]) -> Table:
+    table = Table("node", "state", "generation", "comm paths (state, last heard)")
+    for node in nodes:
+        style = "green" if node["state"] == "ALIVE" else "bold red"
+        paths = "\n".join(
+            f"{p['name']} prio {p['priority']}: [{'green' if p['state'] == 'ALIVE' else 'red'}]"
+            f"{p['state']}[/]" + (f" {p['last_heard_age']:.1f}s ago"
+                                  if p["last_heard_age"] is not None else " never")
+            for p in node["paths"])
+        table.add_row(node["name"] + (" (this node)" if node["local"] else ""),
+                      f"[{style}]{node['state']}[/]", str(node.get("generation") or "-"),
+                      paths or "-")
+    return table
 
 
 def _add_children(branch: Tree, resources: dict[str, Any], tag: str, path: set[str]) -> None:
@@ -59,6 +76,11 @@ def _label(resource: dict[str, Any]) -> str:
     summary = ", ".join(f"{k}={_shorten(str(v))}" for k, v in list(resource["params"].items())[:2])
     text = f"[bold]{resource['tag']}[/]  [{style}]{resource['state']}[/]  {resource['kit']}"
     text += f" [dim]({_escape(summary)})[/]" if summary else ""
+    for node, there in resource.get("elsewhere", {}).items():
+        age = there["age"]
+        stale = f" stale {age:.0f}s" if there["stale"] and age is not None else (
+            " no data" if there["stale"] else "")
+        text += f"  [dim]{node}:[/]{there['state']}{stale}"
     if resource["state"] not in ("ISP", "OSU"):
         text += f"\n[{style}]{_escape(resource['reason'])}[/]"
     return text

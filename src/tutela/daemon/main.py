@@ -13,6 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
+from tutela.daemon.cluster import Cluster
 from tutela.daemon.protocol import LOG_NAME, socket_path
 from tutela.daemon.server import serve
 from tutela.daemon.service import Service
@@ -62,13 +63,15 @@ async def run(state_dir: Path) -> None:
     engine = NodeEngine(
         lcd.load(), lcd, state_dir,
         {tag: RuntimeState(s.state, s.reason, s.changed_at) for tag, s in stored.items()})
-    service = Service(lcd, engine)
+    cluster = Cluster(lcd, engine)
+    service = Service(lcd, engine, cluster)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.stopping.set)
     log.info("tutelad starting: node %s, cluster %s, generation %d, state dir %s",
              lcd.node, engine.config.name, lcd.generation(), state_dir)
     await engine.adopt()
+    await cluster.start()
     server = await serve(service, path)
     log.info("ready on %s", path)
     try:
@@ -77,6 +80,7 @@ async def run(state_dir: Path) -> None:
                  else "taking resources out of service")
         await engine.shutdown(service.leave_resources)
     finally:
+        await cluster.stop()
         server.close()
         path.unlink(missing_ok=True)
         lcd.close()

@@ -7,25 +7,36 @@ LCD as one transaction and only then handed to the engine; a refused change chan
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tutela.engine.node import NodeEngine
+from tutela.daemon.cluster import Cluster
+from tutela.daemon.join import JoinService, Tokens
+from tutela.engine.node import NodeEngine, OperationError
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
 from tutela.lcd.store import Lcd
-from tutela.model.config import ClusterConfig
+from tutela.lcm.frame import Envelope
+from tutela.lcm.join import Grant
+from tutela.lcm.messenger import PeerUnreachable
+from tutela.lcm.paths import path_name, paths_between
+from tutela.model.config import ClusterConfig, CommPath, Node
 from tutela.model.errors import ConfigError, Problem
 
 log = logging.getLogger("tutela.daemon")
+REMOTE_ACTION_TIMEOUT = 600.0
+DEFAULT_TOKEN_TTL = 600.0
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class Service:
-    def __init__(self, lcd: Lcd, engine: NodeEngine) -> None:
+    def __init__(self, lcd: Lcd, engine: NodeEngine, cluster: Cluster) -> None:
         self.lcd = lcd
         self.engine = engine
+        self.cluster = cluster
+        self.tokens = Tokens({})
         self.stopping = asyncio.Event()
         self.leave_resources = False
         self._config_lock = asyncio.Lock()
@@ -41,13 +52,25 @@ class Service:
             "export": self.export,
             "apply": self.apply,
             "stop": self.stop,
+            "node.token": self.node_token,
+            "node.remove": self.node_remove,
+            "path.add": self.path_add,
+            "path.remove": self.path_remove,
         }
+        cluster.messenger.handle("config.push", self._config_push)
+        cluster.messenger.handle("op.restore", self._remote_restore)
+        cluster.messenger.handle("op.remove", self._remote_remove)
+        cluster.messenger.on_join = JoinService(
+            self.tokens, self._admit, lambda: cluster.messenger.counters.count("bad-mac")
+        ).handle
 
     async def ping(self, _: dict[str, Any]) -> dict[str, Any]:
         return {"node": self.lcd.node, "pid": os.getpid()}
 
     async def status(self, _: dict[str, Any]) -> dict[str, Any]:
         config, states = self.engine.config, self.engine.states
+        view = self.cluster.view()
+        elsewhere = [(n["name"], n) for n in view["nodes"] if not n["local"]]
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
@@ -59,12 +82,17 @@ class Service:
                     "tag": tag, "kit": resource.kit, "state": state.state.value,
                     "reason": state.reason, "since": state.since,
                     "depends_on": list(resource.depends_on), "params": resource.params,
+                    "elsewhere": {name: {"state": peer["states"].get(tag, "UNKNOWN"),
+                                         "stale": peer["state"] != "ALIVE",
+                                         "age": peer["heartbeat_age"]}
+                                  for name, peer in elsewhere},
                 })
             hierarchies.append({"root": hierarchy.root,
                                 "state": states[hierarchy.root].state.value,
                                 "resources": resources})
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
+                "quorum": config.settings.quorum, **view,
                 "hierarchies": hierarchies}
 
     async def resource_create(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -131,12 +159,120 @@ class Service:
         return await self._change(f"{parent} no longer depends on {child}", remove)
 
     async def restore(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("on") not in (None, self.lcd.node):
+            return await self._forward(str(request["on"]), "op.restore", request)
         plan = await self.engine.restore(str(request["tag"]))
-        return {"restored": list(plan.tags)}
+        return {"node": self.lcd.node, "restored": list(plan.tags)}
 
     async def remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("on") not in (None, self.lcd.node):
+            return await self._forward(str(request["on"]), "op.remove", request)
         plan = await self.engine.remove(str(request["tag"]))
-        return {"removed": list(plan.tags)}
+        return {"node": self.lcd.node, "removed": list(plan.tags)}
+
+    async def _forward(self, node: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+        if node not in {n.name for n in self.engine.config.nodes}:
+            raise ConfigError([Problem("--on", f"no node {node!r} in this cluster",
+                                       "see the nodes in 'tutela status'")])
+        try:
+            return await self.cluster.messenger.request(
+                node, kind, {"tag": request["tag"]}, timeout=REMOTE_ACTION_TIMEOUT)
+        except PeerUnreachable as error:
+            raise OperationError(str(error)) from None
+
+    async def _remote_restore(self, envelope: Envelope) -> dict[str, Any]:
+        return await self.restore({"tag": envelope.payload["tag"]})
+
+    async def _remote_remove(self, envelope: Envelope) -> dict[str, Any]:
+        return await self.remove({"tag": envelope.payload["tag"]})
+
+    # --- cluster membership ---------------------------------------------------------
+
+    async def node_token(self, request: dict[str, Any]) -> dict[str, Any]:
+        ttl = float(request.get("ttl") or DEFAULT_TOKEN_TTL)
+        token = self.tokens.issue(ttl)
+        addresses = [str(ipaddress.IPv4Interface(a).ip) for node in self.engine.config.nodes
+                     if node.name == self.lcd.node for a in node.addresses]
+        return {"token": token, "expires_in": ttl, "addresses": addresses,
+                "port": self.engine.config.settings.port}
+
+    async def _admit(self, node: Node) -> Grant:
+        def add(data: dict[str, Any]) -> None:
+            if any(n["name"] == node.name for n in data["nodes"]):
+                raise ConfigError([Problem("node", f"a node named {node.name!r} is already "
+                                           "in the cluster", "join under another --node name, "
+                                           "or 'tutela node remove' the old one first")])
+            existing = [Node.model_validate(n) for n in data["nodes"]]
+            data["nodes"].append(node.model_dump(mode="json"))
+            for other in existing:
+                data["comm_paths"] += [p.model_dump(mode="json")
+                                       for p in paths_between(other, node)]
+
+        result = await self._change(f"node {node.name} joined", add)
+        return Grant(self.engine.config.name, self.lcd.cluster_key, result["generation"],
+                     self.engine.config.model_dump(mode="json"))
+
+    async def node_remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = str(request["node"])
+
+        def remove(data: dict[str, Any]) -> None:
+            if name == self.lcd.node:
+                raise ConfigError([Problem("node", "a node cannot remove itself",
+                                           "run 'tutela node remove' on another node")])
+            if not any(n["name"] == name for n in data["nodes"]):
+                raise ConfigError([Problem("node", f"no node {name!r} in this cluster",
+                                           "see the nodes in 'tutela status'")])
+            data["nodes"] = [n for n in data["nodes"] if n["name"] != name]
+            data["comm_paths"] = [p for p in data["comm_paths"] if name not in p["nodes"]]
+            for hierarchy in data["hierarchies"]:
+                hierarchy["equivalencies"] = [e for e in hierarchy["equivalencies"]
+                                              if e["node"] != name]
+
+        return await self._change(f"node {name} removed", remove,
+                                  force=bool(request.get("force")))
+
+    async def path_add(self, request: dict[str, Any]) -> dict[str, Any]:
+        peer = str(request["peer"])
+        kind = str(request.get("kind") or "tcp")
+        ends = [str(request["local"]), str(request["remote"])]
+        path = {"kind": kind, "nodes": [self.lcd.node, peer],
+                "priority": int(request.get("priority") or 1),
+                ("devices" if kind == "tty" else "addresses"): ends}
+
+        def add(data: dict[str, Any]) -> None:
+            if not any(n["name"] == peer for n in data["nodes"]):
+                raise ConfigError([Problem("peer", f"no node {peer!r} in this cluster",
+                                           "join it first (tutela node token / tutela join)")])
+            data["comm_paths"].append(path)
+
+        return await self._change(f"added {kind} path to {peer}", add)
+
+    async def path_remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = str(request["name"])
+
+        def remove(data: dict[str, Any]) -> None:
+            kept = [p for p in data["comm_paths"]
+                    if path_name(CommPath.model_validate(p)) != name]
+            if len(kept) == len(data["comm_paths"]):
+                names = [path_name(CommPath.model_validate(p)) for p in data["comm_paths"]]
+                raise ConfigError([Problem("name", f"no comm path {name!r}",
+                                           f"use one of: {', '.join(names) or 'none'}")])
+            data["comm_paths"] = kept
+
+        return await self._change(f"removed path {name}", remove)
+
+    # --- replication -----------------------------------------------------------------
+
+    async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
+        """A peer committed a change: store it and act on it."""
+        config = ClusterConfig.model_validate(envelope.payload["config"])
+        generation = int(envelope.payload["generation"])
+        async with self._config_lock:
+            if self.lcd.adopt(config, generation, origin=envelope.sender):
+                self.engine.update_config(config)
+                await self.cluster.config_changed(config)
+                log.info("configuration generation %d from %s", generation, envelope.sender)
+        return {"generation": self.lcd.generation()}
 
     async def export(self, _: dict[str, Any]) -> dict[str, Any]:
         return {"generation": self.lcd.generation(), "yaml": to_yaml(self.engine.config)}
@@ -152,7 +288,8 @@ class Service:
                 return {"dry_run": True, "changes": changes, "generation": self.lcd.generation()}
             if not changes:
                 return {"changes": [], "generation": self.lcd.generation()}
-            generation = self._commit(new, f"applied {request.get('source', 'a document')}")
+            generation = await self._commit(
+                new, f"applied {request.get('source', 'a document')}")
             return {"changes": changes, "generation": generation}
 
     async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -160,19 +297,22 @@ class Service:
         self.stopping.set()
         return {"stopping": True, "leave_resources": self.leave_resources}
 
-    async def _change(self, summary: str, mutate: Callable[[dict[str, Any]], None]
-                      ) -> dict[str, Any]:
+    async def _change(self, summary: str, mutate: Callable[[dict[str, Any]], None],
+                      force: bool = False) -> dict[str, Any]:
         async with self._config_lock:
             data = self.engine.config.model_dump(mode="json")
             mutate(data)
-            generation = self._commit(parse_config(data), summary)
+            generation = await self._commit(parse_config(data), summary, force)
             return {"generation": generation, "summary": summary}
 
-    def _commit(self, new: ClusterConfig, summary: str) -> int:
+    async def _commit(self, new: ClusterConfig, summary: str, force: bool = False) -> int:
         self._check_runtime(new)
+        self.cluster.require_quorum(force)
         generation = self.lcd.commit(new, summary)
         self.engine.update_config(new)
+        await self.cluster.config_changed(new)
         log.info("configuration generation %d: %s", generation, summary)
+        await self.cluster.replicate(new, generation)
         return generation
 
     def _check_runtime(self, new: ClusterConfig) -> None:

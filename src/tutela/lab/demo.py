@@ -12,11 +12,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from tutela.lab import Lab
+from tutela.lab.driver import tutela
 
 console = Console(highlight=False)
 VIP = "198.51.100.100"
@@ -38,15 +38,6 @@ class WebService:
     def marker(self) -> Path:
         """The app runs only while this file exists, so a test can make recovery impossible."""
         return self.mountpoint / "enabled"
-
-
-def tutela(lab: Lab, node: str, *args: str, check: bool = True
-           ) -> subprocess.CompletedProcess[str]:
-    return lab.exec(node, ["tutela", *args], check=check, timeout=120)
-
-
-def status(lab: Lab, node: str) -> dict[str, Any]:
-    return json.loads(tutela(lab, node, "status", "--json").stdout)  # type: ignore[no-any-return]
 
 
 def create_web_service(lab: Lab, node: str, vip: str = VIP, check_interval: float = 1.0,

@@ -6,6 +6,8 @@ Every configuration change is one transaction that adds a generation; a failed c
 from __future__ import annotations
 
 import datetime
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from tutela.model.states import ResourceState
 
 LCD_FILE = "lcd.sqlite"
 HISTORY_KEPT = 100
+KEY_BYTES = 32
 
 
 class NotInitialised(RuntimeError):
@@ -61,21 +64,32 @@ class Lcd:
         self._conn = conn
 
     @classmethod
-    def create(cls, state_dir: Path, cluster: str, node: str) -> Lcd:
-        """Create a new LCD with generation 1: a one-node cluster of this node."""
+    def create(cls, state_dir: Path, cluster: str, node: str,
+               addresses: tuple[str, ...] = ()) -> Lcd:
+        """Create a new LCD with generation 1: a one-node cluster of this node, new key."""
+        config = ClusterConfig(name=cluster, nodes=(Node(name=node, addresses=addresses),))
+        return cls.create_from(state_dir, node, secrets.token_bytes(KEY_BYTES), config, 1,
+                               f"created cluster {cluster}")
+
+    @classmethod
+    def create_from(cls, state_dir: Path, node: str, key: bytes, config: ClusterConfig,
+                    generation: int, summary: str) -> Lcd:
+        """Create an LCD holding `config` as `generation` (a new cluster, or a joining node)."""
         path = state_dir / LCD_FILE
         if path.exists():
             raise AlreadyInitialised(
                 f"{path} already exists; this node is initialised. Use another --state-dir, "
                 "or remove that directory to start over")
-        config = ClusterConfig(name=cluster, nodes=(Node(name=node),))
         validate_config(config)
         state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)  # the LCD holds the cluster key
         lcd = cls(state_dir, _connect(path))
         try:
             with lcd._transaction() as conn:
-                conn.execute("INSERT INTO meta VALUES ('node', ?)", (node,))
-                lcd._insert_generation(conn, 1, config, "init", f"created cluster {cluster}")
+                conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [("node", node), ("cluster_key", key.hex()),
+                                  ("incarnation", "0")])
+                lcd._insert_generation(conn, generation, config, "init", summary)
         except BaseException:
             lcd.close()
             path.unlink(missing_ok=True)  # a half-made LCD would block the next init
@@ -96,7 +110,21 @@ class Lcd:
 
     @property
     def node(self) -> str:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'node'").fetchone()
+        return self._meta("node")
+
+    @property
+    def cluster_key(self) -> bytes:
+        return bytes.fromhex(self._meta("cluster_key"))
+
+    def next_incarnation(self) -> int:
+        """A number higher than any this node used before: peers reject older ones."""
+        with self._transaction() as conn:
+            value = int(self._meta("incarnation")) + 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'incarnation'", (str(value),))
+        return value
+
+    def _meta(self, key: str) -> str:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0])
 
     def generation(self) -> int:
@@ -132,6 +160,17 @@ class Lcd:
             conn.execute("DELETE FROM generations WHERE generation <= ?",
                          (current + 1 - HISTORY_KEPT,))
             return current + 1
+
+    def adopt(self, config: ClusterConfig, generation: int, origin: str) -> bool:
+        """Store a generation committed elsewhere in the cluster; False if not newer."""
+        validate_config(config)
+        with self._transaction() as conn:
+            current = int(conn.execute("SELECT MAX(generation) FROM generations").fetchone()[0])
+            if generation <= current:
+                return False
+            self._insert_generation(conn, generation, config, origin,
+                                    f"replicated from {origin}")
+        return True
 
     def check(self, config: ClusterConfig) -> None:
         """Raise ConfigError unless `config` is valid and belongs to this node's cluster."""

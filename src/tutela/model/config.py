@@ -5,6 +5,7 @@ This is what the LCD stores, what `tutela export` writes and `tutela apply` read
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,19 @@ class Frozen(BaseModel):
 class Node(Frozen):
     name: Name
     addresses: tuple[str, ...] = ()
-    """Addresses other nodes reach this node on (one per comm path network)."""
+    """This node's addresses with prefix (198.51.100.11/24), one per cluster network:
+    a joining node gets a tcp comm path to it on every network they share."""
+
+    @field_validator("addresses")
+    @classmethod
+    def _interfaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                ipaddress.IPv4Interface(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IPv4 address with prefix, "
+                                 "e.g. 198.51.100.11/24") from None
+        return value
 
 
 class CommPath(Frozen):
@@ -124,6 +137,8 @@ class User(Frozen):
 
 
 class ClusterSettings(Frozen):
+    port: int = Field(default=7365, ge=1, le=65535)
+    """TCP port of the comm paths (LifeKeeper's 7365)."""
     heartbeat_interval: float = Field(default=0.2, gt=0)
     heartbeat_misses: int = Field(default=5, ge=1)
     lease_duration: float = Field(default=1.0, gt=0)

@@ -1,0 +1,380 @@
+"""The messenger: keeps every comm path connected, sends heartbeats, detects failures, and
+carries authenticated messages and request/reply calls between nodes.
+
+It feeds the sans-IO cores (frames, replay guard, failure detector) real sockets and clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from tutela.lcm.detector import Event, FailureDetector
+from tutela.lcm.frame import Envelope, FrameRejected, Sealer, open_frame
+from tutela.lcm.paths import DEFAULT_PORT, PathSpec
+from tutela.lcm.replay import DropCounters, ReplayGuard
+from tutela.lcm.stream import FrameSplitter
+from tutela.lcm.transport import Link, SerialLink, StreamLink
+
+log = logging.getLogger("tutela.lcm")
+HEARTBEAT = "hb"
+REPLY = "reply"
+Handler = Callable[[Envelope], Awaitable[dict[str, Any]]]
+HeartbeatSource = Callable[[], dict[str, Any]]
+EventSink = Callable[[Event], None]
+JoinHandler = Callable[[bytes, asyncio.Transport], None]
+"""Handles a frame from an address no path knows that is not a cluster frame (a join)."""
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coroutine: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+    """Run a coroutine in the background, holding a reference until it ends."""
+    task = asyncio.create_task(coroutine, name=name)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+class PeerUnreachable(Exception):
+    """No live comm path leads to the peer, or it did not answer in time."""
+
+
+@dataclass
+class PathStats:
+    sent: int = 0
+    received: int = 0
+    dropped_sends: int = 0
+
+
+@dataclass
+class Identity:
+    cluster: str
+    node: str
+    key: bytes
+    incarnation: int
+
+
+@dataclass
+class _Calls:
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+
+
+class Messenger:
+    def __init__(self, identity: Identity, interval: float, misses: int,
+                 heartbeat: HeartbeatSource, on_event: EventSink, port: int = DEFAULT_PORT
+                 ) -> None:
+        self.identity = identity
+        self.interval = interval
+        self.dead_after = interval * misses
+        self.port = port
+        self.counters = DropCounters()
+        self.detector = FailureDetector(interval, misses)
+        self.stats: dict[str, PathStats] = {}
+        self.heartbeats: dict[str, tuple[float, dict[str, Any]]] = {}
+        """Peer -> (monotonic time received, payload) of its latest heartbeat."""
+        self.on_join: JoinHandler | None = None
+        self.on_heartbeat: Callable[[str, dict[str, Any]], None] | None = None
+        self._heartbeat = heartbeat
+        self._on_event = on_event
+        self._sealer = Sealer(identity.key, identity.cluster, identity.node, identity.incarnation)
+        self._guard = ReplayGuard()
+        self._handlers: dict[str, Handler] = {}
+        self._specs: dict[tuple[str, str], PathSpec] = {}
+        self._links: dict[tuple[str, str], Link] = {}
+        self._servers: dict[str, asyncio.Server] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._calls = _Calls()
+        self._wake = asyncio.Event()
+
+    # --- life cycle ------------------------------------------------------------------
+
+    async def start(self, paths: list[PathSpec], listen: set[str]) -> None:
+        self._tasks = [asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
+                       asyncio.create_task(self._detector_loop(), name="failure-detector")]
+        await self.set_paths(paths, listen)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.set_paths([], set())
+        for future in self._calls.pending.values():
+            future.cancel()
+
+    async def set_paths(self, paths: list[PathSpec], listen: set[str]) -> None:
+        """Adopt a new set of paths: open what is new, close what is gone.
+
+        `listen`: this node's own addresses, where joining nodes connect too.
+        """
+        wanted = {(p.peer, p.name): p for p in paths}
+        for key in [k for k in self._specs if k not in wanted or self._specs[k] != wanted[k]]:
+            self._drop_path(key)
+        now = time.monotonic()
+        for key, spec in wanted.items():
+            if key not in self._specs:
+                self._specs[key] = spec
+                self.stats.setdefault(spec.name, PathStats())
+                self.detector.add_path(key, now)
+                self._open(spec)
+        await self._listen(listen | {p.local for p in paths if p.kind == "tcp"})
+        self._wake.set()
+
+    def handle(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    # --- sending -----------------------------------------------------------------------
+
+    def send(self, peer: str, kind: str, payload: dict[str, Any]) -> bool:
+        """Send on the best live path to `peer` (lowest priority number first)."""
+        for spec in self._ranked_paths(peer):
+            link = self._links.get((peer, spec.name))
+            if link is not None and self._send_on(link, self._sealer.seal(peer, kind, payload)):
+                return True
+        return False
+
+    async def request(self, peer: str, kind: str, payload: dict[str, Any],
+                      timeout: float = 5.0) -> dict[str, Any]:
+        """Call a handler on `peer` and return its result; PeerUnreachable on failure."""
+        call_id = next(self._calls.ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._calls.pending[call_id] = future
+        try:
+            if not self.send(peer, kind, {**payload, "call": call_id}):
+                raise PeerUnreachable(f"no live comm path to {peer}")
+            async with asyncio.timeout(timeout):
+                reply = await future
+        except TimeoutError:
+            raise PeerUnreachable(f"{peer} did not answer {kind} within {timeout:g}s") from None
+        finally:
+            self._calls.pending.pop(call_id, None)
+        if not reply.get("ok"):
+            raise PeerUnreachable(f"{peer} refused {kind}: {reply.get('error')}")
+        return dict(reply.get("result") or {})
+
+    def _ranked_paths(self, peer: str) -> list[PathSpec]:
+        alive = [s for (p, _), s in self._specs.items()
+                 if p == peer and self.detector.path_state((p, s.name)) == "ALIVE"]
+        return sorted(alive, key=lambda s: (s.priority, s.name))
+
+    def _send_on(self, link: Link, frame: bytes) -> bool:
+        stats = self.stats[link.spec.name]
+        if link.send(frame):
+            stats.sent += 1
+            return True
+        stats.dropped_sends += 1
+        return False
+
+    # --- receiving ---------------------------------------------------------------------
+
+    def _on_frame(self, data: bytes, spec: PathSpec) -> None:
+        identity = self.identity
+        try:
+            envelope = open_frame(identity.key, data, identity.cluster, identity.node)
+            if envelope.sender != spec.peer:
+                raise FrameRejected("wrong-sender")
+            self._guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
+        except FrameRejected as rejected:
+            self.counters.count(rejected.reason)
+            log.debug("path %s: dropped a frame (%s)", spec.name, rejected.reason)
+            return
+        self.stats[spec.name].received += 1
+        self._emit(self.detector.heard((spec.peer, spec.name), time.monotonic()))
+        self._dispatch(envelope)
+
+    def stranger_frame(self, data: bytes, transport: asyncio.Transport) -> None:
+        """A frame on a connection from an address that is on no path.
+
+        A valid cluster frame there is at best a copy of one sent on a real path (a replay)
+        and is dropped and counted; anything else may be a node joining with a token.
+        """
+        identity = self.identity
+        try:
+            envelope = open_frame(identity.key, data, identity.cluster, identity.node)
+            self._guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
+            raise FrameRejected("wrong-path")
+        except FrameRejected as rejected:
+            if rejected.reason == "bad-mac" and self.on_join is not None:
+                self.on_join(data, transport)
+                return
+            self.counters.count(rejected.reason)
+            log.warning("dropped a frame from %s (%s)",
+                        transport.get_extra_info("peername")[0], rejected.reason)
+
+    def _dispatch(self, envelope: Envelope) -> None:
+        if envelope.kind == HEARTBEAT:
+            self.heartbeats[envelope.sender] = (time.monotonic(), envelope.payload)
+            if self.on_heartbeat is not None:
+                self.on_heartbeat(envelope.sender, envelope.payload)
+        elif envelope.kind == REPLY:
+            future = self._calls.pending.get(int(envelope.payload.get("call", 0)))
+            if future is not None and not future.done():
+                future.set_result(envelope.payload)
+        elif envelope.kind in self._handlers:
+            spawn(self._serve(envelope))
+        else:
+            self.counters.count("unknown-kind")
+
+    async def _serve(self, envelope: Envelope) -> None:
+        call = envelope.payload.get("call")
+        try:
+            reply = {"ok": True, "result": await self._handlers[envelope.kind](envelope)}
+        except Exception as error:  # noqa: BLE001 - the caller gets the reason; we go on
+            log.warning("%s from %s failed: %s", envelope.kind, envelope.sender, error)
+            reply = {"ok": False, "error": str(error)}
+        if call is not None:
+            self.send(envelope.sender, REPLY, {**reply, "call": call})
+
+    # --- paths and links ------------------------------------------------------------------
+
+    def _open(self, spec: PathSpec) -> None:
+        if spec.kind == "tty":
+            try:
+                link = SerialLink(spec, self.identity.key, self._on_frame)
+                self._links[(spec.peer, spec.name)] = link
+            except OSError as error:
+                log.error("path %s: cannot open %s: %s", spec.name, spec.local, error)
+        elif spec.dials:
+            self._tasks.append(asyncio.create_task(self._dial(spec), name=f"dial {spec.name}"))
+
+    def _drop_path(self, key: tuple[str, str]) -> None:
+        spec = self._specs.pop(key)
+        link = self._links.pop(key, None)
+        if link is not None:
+            link.close()
+        self._emit(self.detector.remove_path(key))
+        for task in [t for t in self._tasks if t.get_name() == f"dial {spec.name}"]:
+            task.cancel()
+            self._tasks.remove(task)
+
+    async def _dial(self, spec: PathSpec) -> None:
+        """Keep one TCP connection up for a path this node dials; retry every interval."""
+        key = (spec.peer, spec.name)
+        loop = asyncio.get_running_loop()
+        while True:
+            if key not in self._links:
+                try:
+                    async with asyncio.timeout(self.dead_after):
+                        _, link = await loop.create_connection(
+                            lambda: self.stream_link(spec), spec.remote, self.port,
+                            local_addr=(spec.local, 0))
+                    self._links[key] = link
+                except (OSError, TimeoutError) as error:
+                    log.debug("path %s: connect failed: %s", spec.name, error)
+            await asyncio.sleep(self.interval)  # the retry period while the path is down
+
+    def stream_link(self, spec: PathSpec) -> StreamLink:
+        return StreamLink(spec, self._on_frame, self._link_closed)
+
+    def _link_closed(self, link: StreamLink) -> None:
+        key = (link.spec.peer, link.spec.name)
+        if self._links.get(key) is link:
+            del self._links[key]
+
+    async def _listen(self, addresses: set[str]) -> None:
+        for address in set(self._servers) - addresses:
+            self._servers.pop(address).close()
+        for address in addresses - set(self._servers):
+            try:
+                self._servers[address] = await asyncio.get_running_loop().create_server(
+                    lambda: _Accepted(self), address, self.port, reuse_address=True)
+            except OSError as error:
+                log.error("cannot listen on %s:%d: %s", address, self.port, error)
+
+    def accepted(self, local: str, remote: str) -> PathSpec | None:
+        return next((s for s in self._specs.values()
+                     if s.kind == "tcp" and s.local == local and s.remote == remote), None)
+
+    def adopt_link(self, link: StreamLink) -> None:
+        key = (link.spec.peer, link.spec.name)
+        previous = self._links.get(key)
+        if previous is not None and previous is not link:
+            previous.close()  # the peer reconnected: its old connection is stale
+        self._links[key] = link
+
+    # --- heartbeats and failure detection -----------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        """Send a heartbeat on every path every interval, on a fixed schedule."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        while True:
+            payload = self._heartbeat()
+            for (peer, _), link in list(self._links.items()):
+                self._send_on(link, self._sealer.seal(peer, HEARTBEAT, payload))
+            next_beat += self.interval
+            if next_beat < loop.time():  # we fell behind (a stall): do not send bursts
+                next_beat = loop.time() + self.interval
+            await asyncio.sleep(next_beat - loop.time())
+
+    async def _detector_loop(self) -> None:
+        while True:
+            deadline = self.detector.next_deadline()
+            delay = self.interval if deadline is None else max(0.0, deadline - time.monotonic())
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            self._emit(self.detector.tick(time.monotonic()))
+
+    def _emit(self, events: list[Event]) -> None:
+        for event in events:
+            if event.kind == "path-down" and event.path is not None:
+                self._reset_stream((event.node, event.path))
+            self._wake.set()
+            self._on_event(event)
+
+    def _reset_stream(self, key: tuple[str, str]) -> None:
+        """Close a dead path's TCP connection: a fresh one after the heal carries no backlog
+        of stale frames. Serial lines stay open; they have no connection to renew."""
+        link = self._links.get(key)
+        if isinstance(link, StreamLink):
+            del self._links[key]
+            link.close()
+
+
+class _Accepted(asyncio.Protocol):
+    """An accepted TCP connection: a path's link when its addresses match a path; otherwise
+    a stranger whose frames are checked one by one (see Messenger.stranger_frame)."""
+
+    def __init__(self, messenger: Messenger) -> None:
+        self._messenger = messenger
+        self._link: StreamLink | None = None
+        self._transport: asyncio.Transport | None = None
+        self._splitter = FrameSplitter()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        messenger = self._messenger
+        local = transport.get_extra_info("sockname")[0]
+        remote = transport.get_extra_info("peername")[0]
+        spec = messenger.accepted(local, remote)
+        if spec is None:
+            self._transport = transport
+            return
+        self._link = messenger.stream_link(spec)
+        self._link.connection_made(transport)
+        messenger.adopt_link(self._link)
+
+    def data_received(self, data: bytes) -> None:
+        if self._link is not None:
+            self._link.data_received(data)
+            return
+        assert self._transport is not None
+        skipped = self._splitter.skipped_bytes
+        for frame in self._splitter.feed(data):
+            self._messenger.stranger_frame(frame, self._transport)
+        if self._splitter.skipped_bytes > skipped:
+            self._messenger.counters.count("malformed")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._link is not None:
+            self._link.connection_lost(exc)
