@@ -35,7 +35,7 @@ test: deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: deps
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 demo: deps

@@ -152,7 +152,8 @@ class Cluster:
         me = self.lcd.node
         detector = self.messenger.detector
         nodes = [{"name": me, "state": "ALIVE", "local": True,
-                  "generation": self.lcd.generation(), "paths": []}]
+                  "generation": self.lcd.generation(), "paths": [],
+                  "max_heartbeat_lateness": round(self.messenger.max_heartbeat_lateness, 4)}]
         for peer in peers_of(self.engine.config, me):
             heard = self.messenger.heartbeats.get(peer)
             nodes.append({
@@ -177,5 +178,7 @@ class Cluster:
                          "state": detector.path_state((peer, spec.name)),
                          "last_heard_age": None if last is None else round(now - last, 3),
                          "sent": stats.sent if stats else 0,
-                         "received": stats.received if stats else 0})
+                         "received": stats.received if stats else 0,
+                         "max_heartbeat_gap": round(stats.max_heartbeat_gap, 4)
+                         if stats else None})
         return rows

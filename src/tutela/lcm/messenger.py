@@ -52,6 +52,14 @@ class PathStats:
     sent: int = 0
     received: int = 0
     dropped_sends: int = 0
+    last_heartbeat: float | None = None
+    max_heartbeat_gap: float = 0.0
+    """Longest time between two heartbeats received on this path while it was ALIVE."""
+
+    def heartbeat(self, now: float) -> None:
+        if self.last_heartbeat is not None:
+            self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - self.last_heartbeat)
+        self.last_heartbeat = now
 
 
 @dataclass
@@ -79,6 +87,8 @@ class Messenger:
         self.counters = DropCounters()
         self.detector = FailureDetector(interval, misses)
         self.stats: dict[str, PathStats] = {}
+        self.max_heartbeat_lateness = 0.0
+        """Longest delay of a heartbeat round behind its schedule (a stalled event loop)."""
         self.heartbeats: dict[str, tuple[float, dict[str, Any]]] = {}
         """Peer -> (monotonic time received, payload) of its latest heartbeat."""
         self.on_join: JoinHandler | None = None
@@ -186,8 +196,12 @@ class Messenger:
             self.counters.count(rejected.reason)
             log.debug("path %s: dropped a frame (%s)", spec.name, rejected.reason)
             return
-        self.stats[spec.name].received += 1
-        self._emit(self.detector.heard((spec.peer, spec.name), time.monotonic()))
+        now = time.monotonic()
+        stats = self.stats[spec.name]
+        stats.received += 1
+        if envelope.kind == HEARTBEAT:
+            stats.heartbeat(now)
+        self._emit(self.detector.heard((spec.peer, spec.name), now))
         self._dispatch(envelope)
 
     def stranger_frame(self, data: bytes, transport: asyncio.Transport) -> None:
@@ -310,6 +324,8 @@ class Messenger:
             payload = self._heartbeat()
             for (peer, _), link in list(self._links.items()):
                 self._send_on(link, self._sealer.seal(peer, HEARTBEAT, payload))
+            self.max_heartbeat_lateness = max(self.max_heartbeat_lateness,
+                                              loop.time() - next_beat)
             next_beat += self.interval
             if next_beat < loop.time():  # we fell behind (a stall): do not send bursts
                 next_beat = loop.time() + self.interval
@@ -329,6 +345,7 @@ class Messenger:
         for event in events:
             if event.kind == "path-down" and event.path is not None:
                 self._reset_stream((event.node, event.path))
+                self.stats[event.path].last_heartbeat = None  # an outage is not a gap
             self._wake.set()
             self._on_event(event)
 
