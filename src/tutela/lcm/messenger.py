@@ -32,6 +32,14 @@ JoinHandler = Callable[[bytes, asyncio.Transport], None]
 """Handles a frame from an address no path knows that is not a cluster frame (a join)."""
 
 
+EXPLAIN_EVERY = 60.0
+EXPLANATIONS = {
+    "bad-mac": "the peer does not use this cluster's key; is it a node of another cluster, "
+               "or was it initialised anew? Remove it and join it again with a token",
+    "wrong-cluster": "the peer belongs to another cluster of the same key",
+    "version": "the peer speaks another protocol version; upgrade both to the same tutela",
+    "stale-incarnation": "frames from an older run of the peer (delayed or replayed)",
+}
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -104,6 +112,7 @@ class Messenger:
         self._tasks: list[asyncio.Task[None]] = []
         self._calls = _Calls()
         self._wake = asyncio.Event()
+        self._explained: dict[tuple[str, str], float] = {}
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -194,7 +203,7 @@ class Messenger:
             self._guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
         except FrameRejected as rejected:
             self.counters.count(rejected.reason)
-            log.debug("path %s: dropped a frame (%s)", spec.name, rejected.reason)
+            self._explain(spec, rejected.reason)
             return
         now = time.monotonic()
         stats = self.stats[spec.name]
@@ -203,6 +212,16 @@ class Messenger:
             stats.heartbeat(now)
         self._emit(self.detector.heard((spec.peer, spec.name), now))
         self._dispatch(envelope)
+
+    def _explain(self, spec: PathSpec, reason: str) -> None:
+        """Say once a minute per path why its frames are dropped, with the likely cause."""
+        now = time.monotonic()
+        if now - self._explained.get((spec.name, reason), -EXPLAIN_EVERY) < EXPLAIN_EVERY:
+            return
+        self._explained[(spec.name, reason)] = now
+        cause = EXPLANATIONS.get(reason, "")
+        log.warning("path %s to %s: dropping frames (%s)%s", spec.name, spec.peer, reason,
+                    f": {cause}" if cause else "")
 
     def stranger_frame(self, data: bytes, transport: asyncio.Transport) -> None:
         """A frame on a connection from an address that is on no path.
