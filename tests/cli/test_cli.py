@@ -112,7 +112,10 @@ def test_every_command_has_help(tmp_path: Path) -> None:
     commands = [[], ["init"], ["start"], ["stop"], ["status"], ["log"], ["resource", "create"],
                 ["resource", "delete"], ["dependency", "add"], ["dependency", "remove"],
                 ["restore"], ["remove"], ["export"], ["apply"], ["kit", "list"],
-                ["kit", "show"], ["lab", "up"], ["lab", "down"], ["lab", "status"]]
+                ["kit", "show"], ["lab", "up"], ["lab", "down"], ["lab", "status"],
+                ["lab", "cut"], ["lab", "heal"], ["lab", "fence"], ["join"], ["node", "token"],
+                ["node", "remove"], ["path", "add"], ["path", "remove"], ["migrate"],
+                ["migrate", "serviceguard"]]
     for command in commands:
         result = tutela(tmp_path, *command, "--help")
         assert "Usage:" in result.stdout, command

@@ -21,6 +21,7 @@ import yaml
 from tutela.cli import output
 from tutela.cli.client import DaemonError, NotRunning, call, is_running
 from tutela.cli.lab import lab_group
+from tutela.cli.migrate import migrate_group
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lcd.paths import state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
@@ -472,6 +473,7 @@ def kit_show(name: str, as_json: bool) -> None:
 
 
 cli.add_command(lab_group)
+cli.add_command(migrate_group)
 
 
 def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:

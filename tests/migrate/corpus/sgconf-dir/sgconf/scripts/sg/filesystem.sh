@@ -1,0 +1,3 @@
+#!/bin/sh
+# Serviceguard module script (stand-in): never read by the importer.
+echo "mounting filesystems"
