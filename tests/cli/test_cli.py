@@ -49,6 +49,8 @@ def generation(state: Path) -> int:
      "create that resource first"),
     (["process", "p", "-p", "command=true", "-p", "colour=red"], "params.colour",
      "remove it"),
+    (["generic", "g", "-p", "restore=/nonexistent/start", "-p", "remove=/bin/true"],
+     "resources[g].params.restore", "prepare this node"),
 ])
 def test_bad_create_names_field_and_fix_and_changes_nothing(
         node: Path, args: list[str], field: str, fix: str) -> None:

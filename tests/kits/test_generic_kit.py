@@ -109,17 +109,26 @@ def test_timeout_kills_the_process_group(make_ctx: MakeCtx, tmp_path: Path) -> N
     assert not check.healthy and "did not finish" in check.reason
 
 
-@pytest.mark.parametrize("problem", ["missing", "not_executable", "relative", "directory"])
-def test_bad_script_is_a_validation_error(scripts: dict[str, str], tmp_path: Path,
-                                          problem: str) -> None:
+def test_relative_script_is_a_validation_error(scripts: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        GenericKit().parse_params({"restore": scripts["restore"], "remove": scripts["remove"],
+                                   "quick_check": "bin/check"})
+    assert [p.field for p in err.value.problems] == ["params.quick_check"]
+    with pytest.raises(ConfigError) as err:
+        GenericKit().parse_params({"restore": "bin/restore"})
+    assert {p.field for p in err.value.problems} == {"params.restore", "params.remove"}
+
+
+@pytest.mark.parametrize("problem", ["missing", "not_executable", "directory"])
+def test_script_that_cannot_run_here_is_named(scripts: dict[str, str], tmp_path: Path,
+                                              problem: str) -> None:
     plain = tmp_path / "plain.sh"
     plain.write_text("#!/bin/sh\n")
     bad = {"missing": str(tmp_path / "nope"), "not_executable": str(plain),
-           "relative": "bin/restore", "directory": str(tmp_path)}[problem]
-    with pytest.raises(ConfigError) as err:
-        GenericKit().parse_params({"restore": scripts["restore"], "remove": scripts["remove"],
-                                   "quick_check": bad})
-    assert [p.field for p in err.value.problems] == ["params.quick_check"]
-    with pytest.raises(ConfigError) as err:
-        GenericKit().parse_params({"restore": bad})
-    assert {p.field for p in err.value.problems} == {"params.restore", "params.remove"}
+           "directory": str(tmp_path)}[problem]
+    kit = GenericKit()
+    params = kit.parse_params({"restore": scripts["restore"], "remove": scripts["remove"],
+                               "quick_check": bad})  # valid anywhere: the config is shared
+    assert [name for name, _ in kit.check_here(params)] == ["quick_check"]
+    good = kit.parse_params({"restore": scripts["restore"], "remove": scripts["remove"]})
+    assert kit.check_here(good) == []

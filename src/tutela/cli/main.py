@@ -430,6 +430,8 @@ def apply(path: Any, dry_run: bool, as_json: bool) -> None:
     if not result["changes"]:
         click.echo(f"no changes (generation {result['generation']})")
     elif dry_run:
+        for warning in result.get("warnings", []):
+            click.echo(f"warning: this node could not run it yet: {warning}")
         click.echo(f"dry run: {len(result['changes'])} change(s) would be applied; "
                    "nothing was changed")
     else:

@@ -16,13 +16,14 @@ from typing import Any
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.join import JoinService, Tokens
 from tutela.engine.node import NodeEngine, OperationError
+from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
 from tutela.lcd.store import Lcd
 from tutela.lcm.frame import Envelope
 from tutela.lcm.join import Grant
 from tutela.lcm.messenger import PeerUnreachable
 from tutela.lcm.paths import path_name, paths_between
-from tutela.model.config import ClusterConfig, CommPath, Node
+from tutela.model.config import ClusterConfig, CommPath, Node, Resource
 from tutela.model.errors import ConfigError, Problem
 
 log = logging.getLogger("tutela.daemon")
@@ -285,7 +286,9 @@ class Service:
             if request.get("dry_run"):
                 self.lcd.check(new)
                 self._check_runtime(new)
-                return {"dry_run": True, "changes": changes, "generation": self.lcd.generation()}
+                warnings = await asyncio.to_thread(_problems_here, self._changed(new))
+                return {"dry_run": True, "changes": changes, "generation": self.lcd.generation(),
+                        "warnings": [str(p) for p in warnings]}
             if not changes:
                 return {"changes": [], "generation": self.lcd.generation()}
             generation = await self._commit(
@@ -307,6 +310,7 @@ class Service:
 
     async def _commit(self, new: ClusterConfig, summary: str, force: bool = False) -> int:
         self._check_runtime(new)
+        await self._check_here(new)
         self.cluster.require_quorum(force)
         generation = self.lcd.commit(new, summary)
         self.engine.update_config(new)
@@ -315,10 +319,36 @@ class Service:
         await self.cluster.replicate(new, generation)
         return generation
 
+    async def _check_here(self, new: ClusterConfig) -> None:
+        """New or changed resources must be able to run on this node (scripts, devices)."""
+        problems = await asyncio.to_thread(_problems_here, self._changed(new))
+        if problems:
+            raise ConfigError(problems)
+
+    def _changed(self, new: ClusterConfig) -> list[Resource]:
+        old = self.engine.config
+        return [r for r in new.resources
+                if (before := old.resource(r.tag)) is None
+                or (before.kit, before.params) != (r.kit, r.params)]
+
     def _check_runtime(self, new: ClusterConfig) -> None:
         problems = self.engine.check_change(new)
         if problems:
             raise ConfigError(problems)
+
+
+def _problems_here(resources: list[Resource]) -> list[Problem]:
+    problems = []
+    for resource in resources:
+        try:
+            kit = get_kit(resource.kit)
+            params = kit.parse_params(resource.params)
+        except ConfigError:
+            continue  # invalid anywhere: the validation of the whole change reports it
+        for name, message in kit.check_here(params):
+            problems.append(Problem(f"resources[{resource.tag}].params.{name}", message,
+                                    "correct it, or prepare this node first"))
+    return problems
 
 
 def _find(data: dict[str, Any], tag: str, field: str = "tag") -> dict[str, Any]:

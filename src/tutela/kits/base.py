@@ -66,6 +66,15 @@ class Kit(ABC, Generic[P]):
         except ValidationError as exc:
             raise ConfigError([_problem(self, field_prefix, e) for e in exc.errors()]) from None
 
+    def check_here(self, params: P) -> list[tuple[str, str]]:
+        """What keeps the resource from running on THIS node: (parameter, problem) pairs.
+
+        Parameters are validated the same on every node (the configuration is shared);
+        whether a script exists, a device is there or an interface is up is checked here,
+        on the node that creates the resource and on each node it is extended to.
+        """
+        return []
+
     def pre_restore_check(self, ctx: ActionContext[P]) -> None:
         """Refuse (KitError) when restoring here now would be unsafe, e.g. a duplicate address.
 

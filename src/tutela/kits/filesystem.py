@@ -127,6 +127,20 @@ class FilesystemKit(Kit[FilesystemParams]):
         "freed of the processes using it and unmounted.")
     Params: ClassVar[type[KitParams]] = FilesystemParams
 
+    def check_here(self, params: FilesystemParams) -> list[tuple[str, str]]:
+        problems = []
+        device = Path(params.device)
+        if not device.exists():
+            problems.append(("device", f"{device} does not exist on this node; is the shared "
+                                       "disk attached here?"))
+        elif not device.is_block_device():
+            problems.append(("device", f"{device} is not a block device"))
+        mountpoint = Path(params.mountpoint)
+        if not mountpoint.is_dir() and not params.create_mountpoint:
+            problems.append(("mountpoint", f"{mountpoint} is not a directory here and "
+                                           "create_mountpoint is false"))
+        return problems
+
     def restore(self, ctx: ActionContext[FilesystemParams]) -> None:
         p = ctx.params
         deadline = procutil.Deadline(ctx.timeout)

@@ -17,18 +17,23 @@ from tutela.kits.base import ActionContext, CheckResult, Kit, KitError, KitParam
 DEFAULT_LKROOT = "/opt/LifeKeeper"
 
 
-def _executable(value: str) -> str:
-    path = Path(value)
-    if not path.is_absolute():
+def _absolute(value: str) -> str:
+    if not Path(value).is_absolute():
         raise ValueError("must be an absolute path to the script")
-    if not path.is_file():
-        raise ValueError(f"{value} does not exist or is not a regular file")
-    if not os.access(path, os.X_OK):
-        raise ValueError(f"{value} is not executable; chmod +x it")
     return value
 
 
-Script = Annotated[str, AfterValidator(_executable)]
+def script_problem(value: str) -> str | None:
+    """Why the script at `value` cannot run on this node, or None."""
+    path = Path(value)
+    if not path.is_file():
+        return f"{value} does not exist or is not a regular file on this node"
+    if not os.access(path, os.X_OK):
+        return f"{value} is not executable; chmod +x it"
+    return None
+
+
+Script = Annotated[str, AfterValidator(_absolute)]
 
 
 class GenericParams(KitParams):
@@ -66,6 +71,12 @@ class GenericKit(Kit[GenericParams]):
         "Administrator scripts for restore, remove, quick_check and recover, called as "
         "SCRIPT -t TAG -i ID (LifeKeeper gen/app compatible).")
     Params: ClassVar[type[KitParams]] = GenericParams
+
+    def check_here(self, params: GenericParams) -> list[tuple[str, str]]:
+        scripts = {"restore": params.restore, "remove": params.remove,
+                   "quick_check": params.quick_check, "recover": params.recover}
+        return [(name, problem) for name, path in scripts.items()
+                if path is not None and (problem := script_problem(path))]
 
     def restore(self, ctx: ActionContext[GenericParams]) -> None:
         self._run_checked(ctx, "restore", ctx.params.restore)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -132,6 +133,14 @@ class ProcessKit(Kit[ProcessParams]):
         "A long-running command started detached (it survives daemon restarts), watched "
         "by PID and optional TCP or HTTP probes, stopped with TERM then KILL.")
     Params: ClassVar[type[KitParams]] = ProcessParams
+
+    def check_here(self, params: ProcessParams) -> list[tuple[str, str]]:
+        problems = []
+        if params.cwd is not None and not Path(params.cwd).is_dir():
+            problems.append(("cwd", f"{params.cwd} is not a directory on this node"))
+        if isinstance(params.command, list) and shutil.which(params.command[0]) is None:
+            problems.append(("command", f"{params.command[0]} is not found on this node"))
+        return problems
 
     def __init__(self) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}

@@ -167,6 +167,14 @@ class IpKit(Kit[IpParams]):
             for index in indexes:
                 self._delete(ctx, ipr, _link(ipr, index))
 
+    def check_here(self, params: IpParams) -> list[tuple[str, str]]:
+        try:
+            with _netlink() as ipr:
+                self._resolve(ipr, params)
+        except KitError as error:
+            return [("interface" if params.interface else "address", str(error))]
+        return []
+
     def quick_check(self, ctx: ActionContext[IpParams]) -> CheckResult:
         p = ctx.params
         deadline = Deadline(ctx.timeout)
