@@ -1,0 +1,107 @@
+"""Deliberately broken lease cores: the simulation must catch each of them.
+
+Each mutant breaks one rule docs/leases.md relies on; test_sim_mutants.py runs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simulate import Variant
+
+from tutela.arbiter.holder import Effect, LeaseHolder
+from tutela.arbiter.messages import AcquireReply, Release
+from tutela.arbiter.timing import LeaseTiming, min_margin
+from tutela.arbiter.voter import Voter
+
+
+class ReplyTimeHolder(LeaseHolder):
+    """Counts the lease from the reply that completed the majority, not from the send."""
+
+    def _round_end(self, sent_at: float, now: float) -> float:
+        return self.timing.holder_lease_end(now)
+
+
+@dataclass(frozen=True)
+class NoDriftNoMarginTiming(LeaseTiming):
+    """The holder keeps the full L of its own clock: no drift term, no margin."""
+
+    def holder_lease_end(self, sent_at: float) -> float:
+        return sent_at + self.duration
+
+
+@dataclass(frozen=True)
+class NoMarginTiming(LeaseTiming):
+    """Keeps the drift term but drops the margin: L(1-rho) alone is NOT enough."""
+
+    def holder_lease_end(self, sent_at: float) -> float:
+        return sent_at + self.duration * (1 - self.drift)
+
+
+@dataclass(frozen=True)
+class HalfMinimumMarginTiming(LeaseTiming):
+    """Half the smallest margin the proof allows (drift 5 %, to make the gap visible)."""
+
+    drift: float = 0.05
+
+    @property
+    def holder_length(self) -> float:
+        return self.duration * (1 - self.drift) - min_margin(self.duration, self.drift) / 2
+
+
+class ForgetfulVoter(Voter):
+    """Grants at once after a restart: no quiet period."""
+
+    def __init__(self, voter_id: str, timing: LeaseTiming, started_at: float) -> None:
+        super().__init__(voter_id, timing, started_at)
+        self.quiet_until = started_at
+
+
+class CarelessReleaseVoter(Voter):
+    """Clears a grant on any release from the same node, however old the release is."""
+
+    def on_release(self, msg: Release, now: float) -> None:
+        for name in msg.names:
+            grant = self._grants.get(name)
+            if grant is not None and grant.holder == msg.holder:
+                del self._grants[name]
+
+
+class LatestRoundHolder(LeaseHolder):
+    """Counts every reply toward its newest round, whatever round the reply answers."""
+
+    def on_reply(self, reply: AcquireReply, now: float) -> list[Effect]:
+        if self._rounds:
+            reply = AcquireReply(max(self._rounds), reply.incarnation, reply.voter,
+                                 reply.candidate, reply.granted, reply.refused)
+        return super().on_reply(reply, now)
+
+
+class KeepsLeaseOnReleaseHolder(LeaseHolder):
+    """Releases at the voters but keeps believing it holds the lease."""
+
+    def _withdraw(self, names: tuple[str, ...]) -> list[Effect]:
+        kept = dict(self._leases)
+        effects = super()._withdraw(names)
+        self._leases.update(kept)
+        return effects
+
+
+def _no_incarnation(node: str, voters: tuple[str, ...], timing: LeaseTiming,
+                    **_: Any) -> LeaseHolder:
+    """Every start of the holder process looks the same to voters and to itself."""
+    return LeaseHolder(node, voters, timing, incarnation=0)
+
+
+MUTANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("reply-time", make_holder=ReplyTimeHolder),
+    Variant("no-drift-no-margin", timing=NoDriftNoMarginTiming()),
+    Variant("no-margin", timing=NoMarginTiming()),
+    Variant("half-minimum-margin", timing=HalfMinimumMarginTiming()),
+    Variant("no-quiet-period", make_voter=ForgetfulVoter),
+    Variant("careless-release", make_voter=CarelessReleaseVoter),
+    Variant("latest-round", make_holder=LatestRoundHolder),
+    Variant("keeps-lease-on-release", make_holder=KeepsLeaseOnReleaseHolder),
+    Variant("no-incarnation", make_holder=_no_incarnation),
+)}

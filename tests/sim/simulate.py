@@ -1,0 +1,830 @@
+"""Deterministic simulation of the lease protocol: a virtual true clock, drifting node clocks
+and a seeded hostile network, checking after every event that no two nodes hold a lease.
+
+Replay a seed: python tests/sim/simulate.py --seed N [--family F] [--variant V] [--verbose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import random
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tutela.arbiter.holder import (
+    Acquired,
+    Effect,
+    LeaseHolder,
+    LeaseLost,
+    MustRelease,
+    Refused,
+    Send,
+)
+from tutela.arbiter.messages import AcquireRequest, Message, Release, parse_message
+from tutela.arbiter.timing import LeaseTiming, min_margin
+from tutela.arbiter.voter import Voter
+
+FAMILIES = ("chaos", "liveness")
+LOCAL_DELAY = 0.001
+"""Upper bound (x L) of a node reaching its own voter: no network, only scheduling."""
+WAKE_SLACK = 1e-9
+"""Timers fire this much true time after their deadline, so a deadline is never missed by
+float rounding in the clock's inverse."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What the simulation runs: the real cores, or a deliberately broken one (mutants.py)."""
+
+    name: str = "correct"
+    make_voter: Callable[[str, LeaseTiming, float], Voter] = Voter
+    make_holder: Callable[..., LeaseHolder] = LeaseHolder
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+
+CORRECT = Variant()
+
+
+@dataclass
+class Outcome:
+    seed: int
+    family: str
+    variant: str
+    failure: str | None
+    events: int
+    true_time: float
+    stats: dict[str, int]
+    trace: list[str]
+    bound: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def replay_command(self) -> str:
+        variant = "" if self.variant == CORRECT.name else f" --variant {self.variant}"
+        return (f"{_python()} tests/sim/simulate.py --seed {self.seed} --family {self.family}"
+                f"{variant} --verbose")
+
+    def report(self, tail: int = 80) -> str:
+        lines = [f"seed {self.seed} ({self.family}, {self.variant}): {self.failure}",
+                 f"replay: {self.replay_command()}"]
+        if self.trace:
+            lines += ["last events:", *self.trace[-tail:]]
+        return "\n".join(lines)
+
+
+class Clock:
+    """A node's monotonic clock: local = base_local + rate x (true - base_true)."""
+
+    def __init__(self, true_now: float, local_now: float, rate: float) -> None:
+        self.base_true, self.base_local, self.rate = true_now, local_now, rate
+
+    def local(self, true_time: float) -> float:
+        return self.base_local + self.rate * (true_time - self.base_true)
+
+    def true_at(self, local_time: float) -> float:
+        return self.base_true + (local_time - self.base_local) / self.rate
+
+    def set_rate(self, true_now: float, rate: float) -> None:
+        """Change rate from now on; the clock stays continuous."""
+        self.base_local, self.base_true, self.rate = self.local(true_now), true_now, rate
+
+
+class Site:
+    """A cluster node (voter + holder in one process) or the witness (voter only)."""
+
+    def __init__(self, name: str, is_node: bool, clock: Clock) -> None:
+        self.name, self.is_node, self.clock = name, is_node, clock
+        self.voter: Voter | None = None
+        self.holder: LeaseHolder | None = None
+        self.alive = True
+        self.paused = False
+        self.backlog: list[tuple[str, Any]] = []
+        self.incarnation = 0
+        self.wake_token = 0
+        self.wake_at: float | None = None
+        self.life = 0
+        """Bumped by every crash and restart: events meant for an earlier life see it."""
+        self.pauses = 0
+        """Bumped by every pause: a resume meant for an earlier pause sees it."""
+
+
+class Simulation:
+    def __init__(self, seed: int, family: str = "chaos", variant: Variant = CORRECT,
+                 trace: bool = False, max_events: int = 700) -> None:
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}")
+        self.seed, self.family, self.variant = seed, family, variant
+        self.timing = variant.timing
+        self.L = self.timing.duration
+        self.rng = random.Random(f"{family}:{seed}")
+        self.tracing = trace
+        self.trace: list[str] = []
+        self.max_events = max_events
+        self.now = 0.0
+        self.events = 0
+        self.seq = 0
+        self.queue: list[tuple[float, int, str, str, Any]] = []
+        self.failure: str | None = None
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("acquired", "handovers", "lost", "must_release", "refused", "releases",
+             "pauses", "holder_pauses", "crashes", "backlog", "messages", "dropped",
+             "snipes", "amnesia_snipes", "flap_snipes", "stale_replies"), 0)
+        self.last_owner: dict[str, str] = {}
+        self._draw_scenario()
+        self._build_sites()
+        self.handlers: dict[str, Callable[[Site, Any], None]] = {
+            "msg": self._on_msg, "wake": self._on_wake, "chaos": self._on_chaos,
+            "resume": self._on_resume, "restart": self._on_restart,
+            "removed": self._on_removed, "heal": self._on_heal, "aim": self._on_aim,
+            "grab": self._on_grab, "mute": self._on_mute}
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def _draw_scenario(self) -> None:
+        rng, L = self.rng, self.L
+        self.n_nodes = rng.randint(2, 5)
+        self.witness = self.n_nodes == 2 or rng.random() < 0.5
+        self.names = ["config", "h1", "h2"][:rng.randint(1, 3)]
+        self.loss = rng.choice((0.0, 0.05, 0.2, 0.4))
+        self.dup = rng.choice((0.0, 0.05, 0.2))
+        self.slow = rng.choice((0.0, 0.05, 0.2))
+        self.fast_delay = rng.choice((0.001, 0.01, 0.05)) * L
+        self.long_delay = rng.choice((1.0, 3.0)) * L
+        self.max_delay = max(self.fast_delay, self.long_delay if self.slow else 0.0)
+        self.chaos_gap = rng.choice((0.1, 0.25, 0.5)) * L
+        self.cuts: set[tuple[str, str]] = set()
+        self.forced_delay: float | None = None
+        self.calm_until = 0.0
+        self.slow_inbound: dict[str, tuple[float, float]] = {}
+        """Site -> (until, lag): everything sent to it meanwhile arrives lag..1.5 lag late."""
+        self.healed = False
+        self.heal_at = rng.uniform(2.0, 5.0) * L if self.family == "liveness" else None
+        self.end_time = rng.uniform(6.0, 12.0) * L
+        self.candidates: dict[str, str] = {}
+        self.since: dict[str, float] = {}
+        """Liveness: since when each name's candidate has held it without a break."""
+        self.deadline = float("inf")
+        self.bound: float | None = None
+        self.delta = self.fast_delay
+
+    def _build_sites(self) -> None:
+        names = [f"n{i}" for i in range(1, self.n_nodes + 1)] + (["w"] if self.witness else [])
+        self.voters = tuple(names)
+        self.sites = {n: Site(n, n != "w", self._new_clock()) for n in names}
+        self.nodes = [s for s in self.sites.values() if s.is_node]
+        # Mostly a cluster that has run a while; sometimes a cold start (every voter quiet).
+        running_since = 0.0 if self.rng.random() < 0.2 else 2 * self.timing.quiet_period
+        for site in self.sites.values():
+            self._start(site, running_since)
+        self._push(self.rng.uniform(0, self.chaos_gap), "chaos", "", None)
+        if self.heal_at is not None:
+            self._push(self.heal_at, "heal", "", None)
+        self._log(f"scenario: nodes={self.n_nodes} witness={self.witness} names={self.names} "
+                  f"loss={self.loss} dup={self.dup} slow={self.slow} "
+                  f"fast={self.fast_delay:.3f} long={self.long_delay:.1f} "
+                  f"chaos_gap={self.chaos_gap:.2f} timing={self.timing}")
+
+    def _new_clock(self) -> Clock:
+        return Clock(self.now, self.rng.uniform(0, 100), self._rate())
+
+    def _rate(self) -> float:
+        """Extreme rates half of the time: they are where a wrong bound shows."""
+        rho = self.timing.drift
+        if self.rng.random() < 0.5:
+            return self.rng.choice((1 - rho, 1 + rho))
+        return self.rng.uniform(1 - rho, 1 + rho)
+
+    def _start(self, site: Site, running_since: float = 0.0) -> None:
+        local = site.clock.local(self.now)
+        site.voter = self.variant.make_voter(site.name, self.timing, local - running_since)
+        if site.is_node:
+            site.incarnation += 1
+            site.holder = self.variant.make_holder(site.name, self.voters, self.timing,
+                                                   incarnation=site.incarnation)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        while self.queue and self.failure is None and self.events < self.max_events:
+            when, _, kind, name, data = heapq.heappop(self.queue)
+            if when > self.end_time:
+                break
+            self.now = when
+            self.handlers[kind](self.sites.get(name) or self._no_site, data)
+            self.events += 1
+            self._check_safety()
+        if self.failure is None and self.family == "liveness":
+            self._check_liveness_at_end()
+        return Outcome(self.seed, self.family, self.variant.name, self.failure, self.events,
+                       self.now, self.stats, self.trace, self.bound)
+
+    _no_site = Site("-", False, Clock(0.0, 0.0, 1.0))
+
+    def _push(self, when: float, kind: str, site: str, data: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (when, self.seq, kind, site, data))
+
+    def _log(self, text: str) -> None:
+        if self.tracing:
+            self.trace.append(f"{self.now:10.5f}  {text}")
+
+    def _fail(self, text: str) -> None:
+        if self.failure is None:
+            self.failure = f"at true time {self.now:.6f}: {text}"
+            self._log("FAILURE " + text)
+            for site in self.sites.values():
+                self._log("  " + self._describe(site))
+
+    def _describe(self, site: Site) -> str:
+        if not site.alive:
+            return f"{site.name}: down"
+        local = site.clock.local(self.now)
+        state = "paused" if site.paused else "running"
+        leases = "" if site.holder is None else " ".join(
+            f"{n}:end={site.holder.lease_end(n):.5f}(true {site.clock.true_at(end):.5f})"
+            for n in self.names if (end := site.holder.lease_end(n)) is not None)
+        grants = "" if site.voter is None else str(
+            {n: (h, round(r, 5)) for n, (h, r) in site.voter.grants(local).items()})
+        return (f"{site.name}: {state} local={local:.5f} rate={site.clock.rate:.4f} "
+                f"inc={site.incarnation} leases[{leases}] grants{grants}")
+
+    # -- network ----------------------------------------------------------------------
+
+    def _send(self, src: Site, dst: str, message: Message) -> None:
+        text = json.dumps(message.to_payload())  # only what survives JSON may travel
+        self.stats["messages"] += 1
+        if dst == src.name:
+            self._push(self.now + self.rng.uniform(0, LOCAL_DELAY * self.L), "msg", dst,
+                       (src.name, text))
+            return
+        if self.forced_delay is not None:  # an adversary's message: late but delivered
+            self._push(self.now + self.forced_delay, "msg", dst, (src.name, text))
+            return
+        if (src.name, dst) in self.cuts or self.rng.random() < self.loss:
+            self.stats["dropped"] += 1
+            if self.tracing:
+                self._log(f"{src.name}->{dst} dropped {_short(message)}")
+            return
+        copies = 2 if self.rng.random() < self.dup else 1
+        for _ in range(copies):
+            self._push(self.now + self._delay(dst), "msg", dst, (src.name, text))
+
+    def _delay(self, dst: str) -> float:
+        until, lag = self.slow_inbound.get(dst, (0.0, 0.0))
+        if self.now < until:
+            return self.rng.uniform(lag, 1.5 * lag)
+        if self.slow and self.rng.random() < self.slow:
+            return self.rng.uniform(0, self.long_delay)
+        return self.rng.uniform(0, self.fast_delay)
+
+    def _on_msg(self, site: Site, data: tuple[str, str]) -> None:
+        if not site.alive or (data[0], site.name) in self.cuts:  # cut while in flight
+            return
+        if site.paused:
+            site.backlog.append(("msg", data))
+            return
+        self._handle_msg(site, data)
+
+    def _handle_msg(self, site: Site, data: tuple[str, str]) -> None:
+        src, text = data
+        message = parse_message(json.loads(text))
+        local = site.clock.local(self.now)
+        if self.tracing:
+            self._log(f"{src}->{site.name} {_short(message)}")
+        if isinstance(message, AcquireRequest):
+            assert site.voter is not None
+            self._send(site, message.candidate, site.voter.on_acquire(message, local))
+        elif isinstance(message, Release):
+            assert site.voter is not None
+            site.voter.on_release(message, local)
+        elif site.holder is not None:
+            self._apply(site, site.holder.on_reply(message, local))
+
+    # -- a node's engine, as far as leases go -----------------------------------------
+
+    def _apply(self, site: Site, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(site, effect.voter, effect.message)
+                continue
+            if self.tracing:
+                self._log(f"{site.name} {effect}")
+            if isinstance(effect, Acquired):
+                self._on_acquired(site, effect.name)
+            elif isinstance(effect, MustRelease):
+                self._on_must_release(site, effect.name)
+            elif isinstance(effect, LeaseLost):
+                self.stats["lost"] += 1
+                self._candidate_let_go(site, effect.name, "lost its lease")
+            elif isinstance(effect, Refused):
+                self.stats["refused"] += 1
+                if not self.healed and self.rng.random() < 0.2:
+                    self._release(site, [effect.name])  # this engine gives up
+        self._schedule_wake(site)
+
+    def _on_acquired(self, site: Site, name: str) -> None:
+        self.stats["acquired"] += 1
+        if self.last_owner.get(name, site.name) != site.name:
+            self.stats["handovers"] += 1
+        self.last_owner[name] = site.name
+        if self.healed and self.candidates.get(name) == site.name:
+            self.since.setdefault(name, self.now)
+
+    def _on_must_release(self, site: Site, name: str) -> None:
+        self.stats["must_release"] += 1
+        # A lease won by a round sent before the heal may be short; one renewal round
+        # after the candidate holds, its lease must stay above the remove time for good.
+        t = self.timing
+        settled = self.since.get(name, self.now) + (
+            (t.renew_every + 2 * self.delta) / (1 - t.drift) + 2 * WAKE_SLACK)
+        if self.now > max(settled, self.deadline):
+            self._candidate_let_go(site, name, "was told to release")
+        if not self.healed and self.rng.random() < 0.7:  # else: a stubborn engine
+            remove = self.rng.uniform(0, self.timing.max_remove_time)
+            self._push(self.now + remove, "removed", site.name, (site.life, name))
+
+    def _candidate_let_go(self, site: Site, name: str, what: str) -> None:
+        if self.healed and self.candidates.get(name) == site.name:
+            self.since.pop(name, None)
+            if self.now > self.deadline:
+                self._fail(f"liveness: {site.name} {what} on {name} after the bound")
+
+    def _on_removed(self, site: Site, data: tuple[int, str]) -> None:
+        life, name = data
+        if site.life != life or self.healed:
+            return
+        if site.paused:
+            site.backlog.append(("removed", data))
+            return
+        self._release(site, [name])
+
+    def _release(self, site: Site, names: list[str]) -> None:
+        assert site.holder is not None
+        self.stats["releases"] += 1
+        self._log(f"{site.name} releases {names}")
+        self._apply(site, site.holder.release(names, site.clock.local(self.now)))
+
+    def _acquire(self, site: Site, names: list[str]) -> None:
+        assert site.holder is not None
+        remove = self.rng.choice((0.0, self.rng.uniform(0, self.timing.max_remove_time)))
+        self._log(f"{site.name} acquires {names} (remove time {remove:.3f})")
+        self._apply(site, site.holder.acquire(names, site.clock.local(self.now), remove))
+
+    # -- timers -----------------------------------------------------------------------
+
+    def _schedule_wake(self, site: Site) -> None:
+        if site.holder is None or not site.alive:
+            return
+        deadline = site.holder.next_deadline(site.clock.local(self.now))
+        if deadline is None:
+            site.wake_at = None
+            return
+        when = max(self.now, site.clock.true_at(deadline)) + WAKE_SLACK
+        if site.wake_at != when:
+            site.wake_token += 1
+            site.wake_at = when
+            self._push(when, "wake", site.name, site.wake_token)
+
+    def _on_wake(self, site: Site, token: int) -> None:
+        if token != site.wake_token or not site.alive or site.paused or site.holder is None:
+            return
+        site.wake_at = None
+        self._apply(site, site.holder.tick(site.clock.local(self.now)))
+
+    # -- faults -----------------------------------------------------------------------
+
+    def _on_chaos(self, _: Site, __: Any) -> None:
+        if self.healed:
+            return
+        if self.now < self.calm_until:  # an attack is under way: let it play out
+            self._push(self.calm_until, "chaos", "", None)
+            return
+        actions: list[tuple[float, Callable[[], None]]] = [
+            (4, self._chaos_acquire), (2, self._chaos_release), (0.7, self._chaos_flap),
+            (2, self._chaos_partition), (0.5, self._chaos_network), (0.7, self._chaos_rate),
+            (1.5, self._chaos_pause), (0.7, self._chaos_crash), (0.7, self._chaos_amnesia),
+            (3, self._chaos_snipe), (0.7, self._chaos_amnesia_snipe),
+            (0.7, self._chaos_flap_snipe), (0.7, self._chaos_stale_replies)]
+        action = self.rng.choices([a for _, a in actions], [w for w, _ in actions])[0]
+        action()
+        self._push(self.now + self.rng.expovariate(1 / self.chaos_gap), "chaos", "", None)
+
+    def _running_nodes(self) -> list[Site]:
+        return [s for s in self.nodes if s.alive and not s.paused]
+
+    def _chaos_acquire(self) -> None:
+        if nodes := self._running_nodes():
+            names = self.rng.sample(self.names, self.rng.randint(1, len(self.names)))
+            self._acquire(self.rng.choice(nodes), sorted(names))
+
+    def _chaos_release(self) -> None:
+        nodes = [s for s in self._running_nodes() if s.holder and s.holder.wanted]
+        if nodes:
+            site = self.rng.choice(nodes)
+            assert site.holder is not None
+            wanted = list(site.holder.wanted)
+            self._release(site, self.rng.sample(wanted, self.rng.randint(1, len(wanted))))
+
+    def _chaos_partition(self) -> None:
+        names, rng = list(self.sites), self.rng
+        kind = rng.choice(("heal", "split", "isolate", "random"))
+        pairs = [(a, b) for a in names for b in names if a != b]
+        if kind == "heal":
+            self.cuts = set()
+        elif kind == "split":
+            side = set(rng.sample(names, rng.randint(1, len(names) - 1)))
+            self.cuts = {(a, b) for a, b in pairs if (a in side) != (b in side)}
+        elif kind == "isolate":
+            one, way = rng.choice(names), rng.choice(("in", "out", "both"))
+            self.cuts = {(a, b) for a, b in pairs
+                         if (way != "in" and a == one) or (way != "out" and b == one)}
+        else:
+            self.cuts = {p for p in pairs if rng.random() < 0.3}
+        self._log(f"partition {kind}: cut {sorted(self.cuts)}")
+
+    def _chaos_pause(self) -> None:
+        holders = [s for s in self._running_nodes() if s.holder and s.holder.held(
+            s.clock.local(self.now))]
+        running = [s for s in self.sites.values() if s.alive and not s.paused]
+        pool = holders if holders and self.rng.random() < 0.7 else running
+        if not pool:
+            return
+        site = self.rng.choice(pool)
+        length = self.rng.uniform(0.3, 3.0) * self.L
+        site.paused, site.pauses = True, site.pauses + 1
+        self.stats["pauses"] += 1
+        self.stats["holder_pauses"] += site in holders
+        self._log(f"{site.name} paused for {length:.3f}")
+        self._push(self.now + length, "resume", site.name, site.pauses)
+
+    def _on_resume(self, site: Site, pause: int) -> None:
+        if site.pauses == pause and site.alive and site.paused:
+            self._resume(site)
+
+    def _resume(self, site: Site) -> None:
+        """Back from a pause: the backlog first, each step checked, then the timers."""
+        site.paused = False
+        backlog, site.backlog = site.backlog, []
+        self.stats["backlog"] += len(backlog)
+        self._log(f"{site.name} resumes with {len(backlog)} queued")
+        for kind, data in backlog:
+            if kind == "msg":
+                self._handle_msg(site, data)
+            else:
+                self._on_removed(site, data)
+            self._check_safety()
+        if site.holder is not None:
+            self._apply(site, site.holder.tick(site.clock.local(self.now)))
+
+    def _chaos_crash(self) -> None:
+        site = self.rng.choice(list(self.sites.values()))
+        if site.alive:
+            self._crash(site, self.rng.uniform(0, 3.0) * self.L)
+
+    def _crash(self, site: Site, down_for: float) -> None:
+        site.alive, site.paused, site.voter, site.holder = False, False, None, None
+        site.backlog, site.wake_at, site.life = [], None, site.life + 1
+        self.stats["crashes"] += 1
+        self._log(f"{site.name} crashes for {down_for:.4f}")
+        self._push(self.now + down_for, "restart", site.name, site.life)
+
+    def _on_restart(self, site: Site, life: int) -> None:
+        if site.life == life and not site.alive:
+            self._restart(site)
+
+    def _restart(self, site: Site) -> None:
+        site.alive, site.life = True, site.life + 1
+        if self.rng.random() < 0.5:  # a reboot: the monotonic clock starts anew
+            site.clock = self._new_clock()
+        self._start(site)
+        self._log(f"{site.name} restarts (incarnation {site.incarnation}, "
+                  f"local {site.clock.local(self.now):.4f})")
+
+    def _chaos_snipe(self) -> None:
+        """The worst timing on purpose: cut off (or freeze) a holder, give it the slowest
+        clock and the voters the fastest, then let a rival start a round the moment a
+        majority of voters' grants to the holder have expired."""
+        owners = [(s, n) for s in self._running_nodes() if s.holder
+                  for n in s.holder.held(s.clock.local(self.now))]
+        rivals = self._running_nodes()
+        if not owners or len(rivals) < 2:
+            return
+        owner, name = self.rng.choice(owners)
+        rival = self.rng.choice([s for s in rivals if s is not owner])
+        if self.rng.random() < 0.5:
+            self.cuts |= {(a, b) for a in self.sites for b in self.sites
+                          if a != b and owner.name in (a, b)}
+        else:
+            owner.paused, owner.pauses = True, owner.pauses + 1
+            self._push(self.now + 2 * self.L, "resume", owner.name, owner.pauses)
+        if self.rng.random() < 0.7:
+            rho = self.timing.drift
+            for site in self.sites.values():
+                site.clock.set_rate(self.now, 1 - rho if site is owner else 1 + rho)
+                self._schedule_wake(site)
+        self.loss, self.slow, self.fast_delay = 0.0, 0.0, 0.001 * self.L  # a quick rival
+        self._log(f"snipe: {rival.name} will go for {name} of {owner.name}")
+        self.calm_until = self.now + 1.2 * self.L
+        # Aim once the holder's last requests have landed (those not delayed long).
+        self._push(self.now + 2 * self.fast_delay, "aim", rival.name,
+                   (rival.life, name, owner.name))
+
+    def _on_aim(self, site: Site, data: tuple[int, str, str]) -> None:
+        """Aim (again, as clock rates may have changed) and fire once the voters are free."""
+        life, name, owner = data
+        free_at = self._majority_free_at(name, owner)
+        if free_at is None or site.life != life or self.healed:
+            return
+        if free_at > self.now:
+            self._push(free_at + self.rng.uniform(0, 0.002) * self.L, "aim", site.name, data)
+        elif site.alive and not site.paused:
+            self.stats["snipes"] += 1
+            self._acquire(site, [name])
+
+    def _majority_free_at(self, name: str, owner: str) -> float | None:
+        """True time when enough voters have no unexpired grant of `name` to `owner`,
+        counting the owner's requests still in flight (assuming today's clock rates)."""
+        arrivals: dict[str, float] = {}
+        for when, _, kind, dst, data in self.queue:
+            if kind == "msg" and data[0] == owner and f'"{name}"' in data[1] and (
+                    '"lease.acquire"' in data[1]):
+                arrivals[dst] = max(arrivals.get(dst, when), when)
+        free: list[float] = []
+        for site in self.sites.values():
+            if not site.alive or site.voter is None:
+                continue
+            grant = site.voter.grants(site.clock.local(self.now)).get(name)
+            if grant is not None and grant[0] != owner:
+                continue
+            until = self.now if grant is None else self.now + grant[1] / site.clock.rate
+            if site.name in arrivals:
+                until = max(until, arrivals[site.name] + self.L / site.clock.rate)
+            free.append(until)
+        needed = len(self.voters) // 2 + 1
+        return sorted(free)[needed - 1] if len(free) >= needed else None
+
+    def _chaos_amnesia_snipe(self) -> None:
+        """Every voter but a holder's own forgets its grants at once (a quick restart); the
+        holder is cut off and a rival asks right away: only the quiet period saves it."""
+        owners = [(s, n) for s in self._running_nodes() if s.holder
+                  for n in s.holder.held(s.clock.local(self.now))]
+        if not owners:
+            return
+        owner, name = self.rng.choice(owners)
+        self.cuts |= {(a, b) for a in self.sites for b in self.sites
+                      if a != b and owner.name in (a, b)}
+        for site in self.sites.values():
+            if site is not owner and site.alive:
+                self._crash(site, self.rng.uniform(0, 0.01) * self.L)
+        rival = self.rng.choice([s for s in self.nodes if s is not owner])
+        self.stats["amnesia_snipes"] += 1
+        self._log(f"amnesia: all voters but {owner.name} restart; {rival.name} wants {name}")
+        self._push(self.now + 0.02 * self.L, "grab", rival.name, name)
+
+    def _on_grab(self, site: Site, name: str) -> None:
+        if site.alive and not site.paused and not self.healed:
+            self._acquire(site, [name])
+
+    def _chaos_flap_snipe(self) -> None:
+        """A holder releases (its releases crawl), maybe restarts, and takes its lease back;
+        a rival asks once the old releases land: they must not clear the new grants."""
+        owners = [(s, n) for s in self._running_nodes() if s.holder
+                  for n in s.holder.held(s.clock.local(self.now))]
+        if not owners:
+            return
+        owner, name = self.rng.choice(owners)
+        lag = self.rng.uniform(0.1, 0.6) * self.L
+        self.forced_delay, self.max_delay = lag, max(self.max_delay, lag)
+        self._release(owner, [name])
+        self.forced_delay = None
+        if self.rng.random() < 0.5:
+            self._crash(owner, 0.0)
+            self._restart(owner)
+        self._acquire(owner, [name])
+        rival = self.rng.choice([s for s in self.nodes if s is not owner])
+        self.stats["flap_snipes"] += 1
+        self._log(f"flap: {owner.name} releases {name} slowly, takes it back; "
+                  f"{rival.name} asks in {lag:.3f}")
+        self._push(self.now + lag * self.rng.uniform(1.0, 1.1), "grab", rival.name, name)
+        self.calm_until = self.now + 1.2 * lag + 0.1 * self.L
+
+    def _chaos_stale_replies(self) -> None:
+        """Answers to a node crawl in for a while and then its own messages stop going out;
+        a rival takes the lease once the node's grants have expired, before the stale
+        answers arrive: they must not count for the node's newer rounds."""
+        nodes = [s for s in self._running_nodes() if s.holder and s.holder.wanted]
+        if len(nodes) < 1 or len(self.nodes) < 2:
+            return
+        site = self.rng.choice(nodes)
+        lag = self.rng.uniform(1.1, 1.6) * self.L
+        self.slow_inbound[site.name] = (self.now + 0.1 * self.L, lag)
+        self.max_delay = max(self.max_delay, 1.5 * lag)
+        self._push(self.now + 0.1 * self.L, "mute", site.name, None)
+        assert site.holder is not None
+        name = self.rng.choice(site.holder.wanted)
+        self._push(self.now + 0.05 * self.L, "grab", site.name, name)  # one more round
+        rival = self.rng.choice([s for s in self.nodes if s is not site])
+        self.stats["stale_replies"] += 1
+        self._log(f"stale replies: answers to {site.name} take {lag:.3f}; "
+                  f"{rival.name} asks for {name} later")
+        self._push(self.now + self.L * (1.1 + 3 * self.timing.drift), "grab", rival.name,
+                   name)
+        self.calm_until = self.now + 1.5 * lag
+
+    def _on_mute(self, site: Site, _: Any) -> None:
+        """Nothing the site sends gets out any more (until the partitions change)."""
+        if not self.healed:
+            self.cuts |= {(site.name, b) for b in self.sites if b != site.name}
+
+    def _chaos_amnesia(self) -> None:
+        """Some voters crash and come straight back, having forgotten their grants."""
+        sites = [s for s in self.sites.values() if s.alive]
+        if not sites:
+            return
+        for site in self.rng.sample(sites, self.rng.randint(1, max(1, len(sites) // 2))):
+            self._crash(site, self.rng.uniform(0, 0.02) * self.L)
+
+    def _chaos_flap(self) -> None:
+        """A holder lets go and at once wants its names back: old releases still travel."""
+        nodes = [s for s in self._running_nodes() if s.holder and s.holder.wanted]
+        if nodes:
+            site = self.rng.choice(nodes)
+            assert site.holder is not None
+            wanted = list(site.holder.wanted)
+            self._release(site, wanted)
+            self._acquire(site, wanted)
+
+    def _chaos_rate(self) -> None:
+        site = self.rng.choice(list(self.sites.values()))
+        site.clock.set_rate(self.now, self._rate())
+        self._log(f"{site.name} clock rate now {site.clock.rate:.5f}")
+        self._schedule_wake(site)
+
+    def _chaos_network(self) -> None:
+        self.loss = self.rng.choice((0.0, 0.05, 0.2, 0.4))
+        self.dup = self.rng.choice((0.0, 0.05, 0.2))
+        self.slow = self.rng.choice((0.0, 0.05, 0.2))
+        self.max_delay = max(self.max_delay, self.long_delay if self.slow else 0.0)
+        self._log(f"network loss={self.loss} dup={self.dup} slow={self.slow}")
+
+    # -- safety and liveness ----------------------------------------------------------
+
+    def _check_safety(self) -> None:
+        """The invariant, in TRUE time: at most one node holds each lease right now."""
+        holding: dict[str, list[str]] = {}
+        for site in self.nodes:
+            if site.alive and site.holder is not None:
+                local = site.clock.local(self.now)
+                for name in self.names:
+                    if site.holder.holds(name, local):
+                        holding.setdefault(name, []).append(site.name)
+        for name, owners in holding.items():
+            if len(owners) > 1:
+                self._fail(f"SAFETY: {name} held by {owners} at once")
+            elif self.healed and self.candidates.get(name) not in (None, owners[0]):
+                self._fail(f"liveness: {name} held by {owners[0]}, not the only candidate")
+        if self.healed:
+            for name, candidate in self.candidates.items():
+                if name in holding:
+                    self.since.setdefault(name, self.now)
+                else:
+                    self._candidate_let_go(self.sites[candidate], name, "does not hold")
+
+    def _on_heal(self, _: Site, __: Any) -> None:
+        """The network heals for good: one candidate per name keeps trying, the rest let go.
+
+        Bound (true time) for the candidate's first lease after the heal at T:
+        every other grant has ended by T + max(D + L/(1-rho), L(1+rho)/(1-rho)) (D: the
+        longest delay a message sent before T can still have; the second term: a voter
+        restarted by T ends its quiet period); the candidate starts a round within
+        L/4/(1-rho) after that, which a majority grants within 2 delta.
+        """
+        self.healed = True
+        delta = self.delta = max(min(self.fast_delay, 0.01 * self.L), LOCAL_DELAY * self.L)
+        self.cuts, self.loss, self.slow, self.fast_delay = set(), 0.0, 0.0, delta
+        self.slow_inbound = {}
+        for site in self.sites.values():
+            if not site.alive:
+                self._restart(site)
+            elif site.paused:
+                self._resume(site)
+        t, rho = self.timing, self.timing.drift
+        self.bound = (max(self.max_delay + t.duration / (1 - rho), t.quiet_period / (1 - rho))
+                      + t.renew_every / (1 - rho) + 2 * delta + 2 * WAKE_SLACK)
+        self.deadline = self.now + self.bound
+        self.end_time = self.deadline + 1.5 * self.L
+        self.max_events = max(self.max_events, self.events + 20_000)
+        self._log(f"HEAL: bound {self.bound:.4f} s, deadline {self.now + self.bound:.4f}")
+        for name in self.names:
+            self.candidates[name] = self.rng.choice(self.nodes).name
+        for site in self.nodes:
+            mine = [n for n, c in self.candidates.items() if c == site.name]
+            assert site.holder is not None
+            others = [n for n in self.names if n not in mine]
+            self._release(site, others)
+            if mine:
+                self._acquire(site, mine)
+
+    def _check_liveness_at_end(self) -> None:
+        """Each candidate must hold its name, without a break since the bound at latest."""
+        for name, candidate in self.candidates.items():
+            since = self.since.get(name)
+            if since is None or since > self.deadline:
+                when = "never" if since is None else f"only from {since:.4f}"
+                self._fail(f"liveness: {candidate} held {name} {when}; "
+                           f"the bound was {self.deadline:.4f}")
+
+
+def _short(message: Message) -> str:
+    if isinstance(message, AcquireRequest):
+        return f"acquire r{message.incarnation}.{message.round} {list(message.names)}"
+    if isinstance(message, Release):
+        return f"release r{message.incarnation}.{message.round} {list(message.names)}"
+    refused = [(n, h, round(r, 4)) for n, h, r in message.refused]
+    return (f"reply r{message.incarnation}.{message.round} from {message.voter} "
+            f"granted={list(message.granted)} refused={refused}")
+
+
+def _python() -> str:
+    venv = Path(__file__).resolve().parents[2] / ".venv"
+    return ".venv/bin/python" if Path(sys.executable).is_relative_to(venv) else "python"
+
+
+def simulate(seed: int, family: str = "chaos", variant: Variant = CORRECT,
+             trace: bool = False) -> Outcome:
+    return Simulation(seed, family, variant, trace).run()
+
+
+TIGHTEST = Variant("tightest-margin", timing=LeaseTiming(
+    drift=0.05, margin=min_margin(1.0, 0.05) * 1.0001))
+"""The real cores at the edge of what LeaseTiming accepts."""
+
+
+def variant_named(name: str) -> Variant:
+    """The real cores (correct, tightest-margin) or a mutant from mutants.py, by name."""
+    if name in (CORRECT.name, TIGHTEST.name):
+        return CORRECT if name == CORRECT.name else TIGHTEST
+    from mutants import MUTANTS  # the broken cores live with the tests that use them
+    return MUTANTS[name]
+
+
+def run_seeds(seeds: range, family: str = "chaos",
+              variant: str = "correct") -> tuple[list[Outcome], dict[str, int]]:
+    """Run `seeds`; the failures come back re-run with their trace, plus summed stats."""
+    chosen = variant_named(variant)
+    failures, totals = [], dict.fromkeys(Simulation(0).stats, 0)
+    for seed in seeds:
+        outcome = simulate(seed, family, chosen)
+        for key, value in outcome.stats.items():
+            totals[key] += value
+        if not outcome.ok:
+            failures.append(simulate(seed, family, chosen, trace=True))
+    return failures, totals
+
+
+def run_parallel(seeds: range, family: str = "chaos", variant: str = "correct",
+                 workers: int = 2) -> tuple[list[Outcome], dict[str, int]]:
+    """run_seeds spread over `workers` processes, in seed order."""
+    chunks = [seeds[i::workers] for i in range(workers)]
+    if workers <= 1:
+        return run_seeds(seeds, family, variant)
+    with ProcessPoolExecutor(workers) as pool:
+        results = list(pool.map(run_seeds, chunks, [family] * workers, [variant] * workers))
+    failures = sorted((f for part, _ in results for f in part), key=lambda o: o.seed)
+    totals = {k: sum(t[k] for _, t in results) for k in results[0][1]}
+    return failures, totals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seeds", type=int, default=1, help="run this many seeds from --seed")
+    parser.add_argument("--family", choices=FAMILIES, default="chaos")
+    parser.add_argument("--variant", "--mutant", default=CORRECT.name,
+                        help="correct (default), tightest-margin, or a deliberately broken "
+                             "core from tests/sim/mutants.py")
+    parser.add_argument("--verbose", action="store_true", help="print every event")
+    args = parser.parse_args(argv)
+    variant = variant_named(args.variant)
+    failed = 0
+    for seed in range(args.seed, args.seed + args.seeds):
+        outcome = simulate(seed, args.family, variant, trace=args.verbose)
+        if args.verbose:
+            print("\n".join(outcome.trace))
+        status = "ok" if outcome.ok else f"FAILED {outcome.failure}"
+        print(f"seed {seed} ({args.family}, {variant.name}): {outcome.events} events, "
+              f"{outcome.true_time:.3f} s true time: {status}")
+        failed += not outcome.ok
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
