@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,24 @@ def test_remote_operation_runs_on_the_peer(lab: Lab) -> None:
     unreachable = tutela(lab, "node1", "restore", "remote-app", "--on", "nobody", check=False)
     assert unreachable.returncode == 2
     assert "no node 'nobody'" in unreachable.stderr
+
+
+def test_concurrent_changes_on_two_nodes_never_diverge(lab: Lab) -> None:
+    """Three nodes change the configuration at the same moment: the configuration lease
+    orders them (each waits for it like a lock), every change lands on every node, and all
+    nodes agree."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(
+            lambda job: (job[1], tutela(lab, job[0], "resource", "create", "process", job[1],
+                                        "-p", "command=sleep 1000", check=False)),
+            [("node1", "race-a"), ("node2", "race-b"), ("node3", "race-c"),
+             ("node1", "race-d")]))
+    for _, result in results:
+        assert result.returncode == 0, result.stderr
+    done = [tag for tag, _ in results]
+    wait_until(lambda: len({status(lab, n)["generation"] for n in lab.nodes}) == 1,
+               timeout=10, what="every node at the same generation")
+    exports = {node: tutela(lab, node, "export").stdout for node in lab.nodes}
+    assert len(set(exports.values())) == 1
+    for tag in done:
+        assert f"tag: {tag}" in exports["node1"]

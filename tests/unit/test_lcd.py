@@ -118,3 +118,39 @@ def test_diff_names_what_changes(lcd: Lcd) -> None:
     assert "~ resources[app].params.command: 'sleep 1000' -> 'sleep 5'" in lines
     assert "+ resources[db].kit: 'process'" in lines
     assert diff(old, old) == []
+
+
+def test_versions_order_by_generation_then_epoch(lcd: Lcd) -> None:
+    config = with_resources(lcd, app())
+    assert lcd.version() == (1, 0)
+    assert lcd.commit(config, "mine", epoch=3) == 2
+    assert lcd.version() == (2, 3)
+    other = with_resources(lcd, app("db"))
+    assert not lcd.adopt(other, 2, 2, origin="node2")  # an older holder's write loses
+    assert lcd.adopt(other, 2, 5, origin="node2")  # a later holder's write wins
+    assert lcd.version() == (2, 5)
+    assert [r.tag for r in lcd.load().resources] == ["db"]
+    assert not lcd.adopt(config, 1, 9, origin="node3")  # an older generation never wins
+
+
+def test_promises_only_go_up(lcd: Lcd, tmp_path: Path) -> None:
+    assert lcd.promise == 0
+    assert lcd.raise_promise(4)
+    assert lcd.raise_promise(4)  # the same holder asking again
+    assert not lcd.raise_promise(3)
+    assert Lcd.open(tmp_path).promise == 4  # kept across restarts
+
+
+def test_first_schema_migrates_forward(tmp_path: Path) -> None:
+    from tutela.lcd.schema import MIGRATIONS
+
+    with sqlite3.connect(tmp_path / LCD_FILE) as conn:
+        conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                         [("node", "n1"), ("cluster_key", "00" * 32), ("incarnation", "0")])
+        conn.execute("INSERT INTO generations VALUES (1, 'now', 'init', 'old', ?)",
+                     (ClusterConfig(name="old").model_dump_json(),))
+    migrated = Lcd.open(tmp_path)
+    assert migrated.version() == (1, 0)
+    assert migrated.promise == 0
+    assert migrated.load().name == "old"

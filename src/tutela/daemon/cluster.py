@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime
 import ipaddress
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from tutela.arbiter.messages import CONFIG_LEASE, AcquireRequest
+from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.lcd.store import Lcd
 from tutela.lcm.detector import Event
@@ -24,6 +28,8 @@ from tutela.model.config import ClusterConfig
 
 log = logging.getLogger("tutela.cluster")
 EVENTS_KEPT = 200
+CONFIG_LEASE_WAIT = 5.0
+"""Seconds a configuration change waits for a majority to grant the configuration lease."""
 
 
 class Cluster:
@@ -37,7 +43,11 @@ class Cluster:
                                    settings.heartbeat_misses, self._heartbeat, self._on_event,
                                    port=settings.port)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
+        self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
+                             self._vote_extra, self._note_vote)
+        self._votes: dict[str, dict[str, Any]] = {}
         self._catching_up = False
+        self.messenger.handle("config.promise", self._config_promise)
         self.messenger.on_heartbeat = lambda _peer, _payload: self._maybe_catch_up()
         self.messenger.handle("config.get", self._config_get)
         self.messenger.handle("node.status", self._node_status)
@@ -45,13 +55,16 @@ class Cluster:
     async def start(self) -> None:
         config = self.engine.config
         await self.messenger.start(paths_for(config, self.lcd.node), self._own_addresses(config))
+        self.leases.start()
 
     async def stop(self) -> None:
+        await self.leases.stop()
         await self.messenger.stop()
 
     async def config_changed(self, config: ClusterConfig) -> None:
         await self.messenger.set_paths(paths_for(config, self.lcd.node),
                                        self._own_addresses(config))
+        self.leases.config_changed(config)
 
     def _own_addresses(self, config: ClusterConfig) -> set[str]:
         return {str(ipaddress.IPv4Interface(a).ip) for n in config.nodes
@@ -59,43 +72,113 @@ class Cluster:
 
     # --- configuration changes ---------------------------------------------------------
 
-    def require_quorum(self, force: bool = False) -> None:
-        """Refuse a configuration change unless a majority of the nodes is reachable.
+    @contextlib.asynccontextmanager
+    async def config_lease(self, force: bool = False) -> AsyncIterator[int]:
+        """Hold the configuration lease: yields the epoch to write the change under.
 
-        So a partitioned minority can never change the configuration on its own.
+        Inside, this node has the newest version any voter of its majority has, and a
+        majority promised the epoch, so a holder after us picks a higher one and a late
+        write of ours loses to its writes (docs/cluster.md has the argument).
         """
         config = self.engine.config
-        total = len(config.nodes)
-        alive = 1 + sum(self.messenger.detector.node_state(peer) == "ALIVE"
-                        for peer in peers_of(config, self.lcd.node))
-        if config.settings.quorum == "none" or alive * 2 > total:
+        if config.settings.quorum == "none" or force:
+            if force:
+                log.warning("configuration change WITHOUT the configuration lease, forced by "
+                            "the administrator")
+            epoch = self.lcd.promise + 1
+            self.lcd.raise_promise(epoch)
+            yield epoch
             return
-        if force:
-            log.warning("configuration change WITHOUT quorum (%d of %d nodes reachable), "
-                        "forced by the administrator", alive, total)
+        reachable = 1 + sum(self.messenger.detector.node_state(p) == "ALIVE"
+                            for p in peers_of(config, self.lcd.node))
+        if reachable < self.majority():  # say so at once instead of waiting for the lease
+            raise OperationError(
+                f"no quorum: {reachable} of {len(config.nodes)} nodes reachable, "
+                f"{self.majority()} needed; a configuration change needs a majority so that "
+                "two partitions can never both change it. Bring the nodes back, or add "
+                "--force to 'tutela node remove' if they are gone for good")
+        self._votes.clear()
+        try:
+            await self.leases.acquire(CONFIG_LEASE, timeout=CONFIG_LEASE_WAIT)
+        except LeaseUnavailable as error:
+            raise OperationError(f"no quorum for a configuration change: {error}. A change "
+                                 "needs a majority of the nodes, so that two partitions can "
+                                 "never both change the configuration") from None
+        try:
+            await self._catch_up_to_votes()
+            epoch = max([self.lcd.promise, *(v["promise"] for v in self._votes.values())]) + 1
+            await self._promise(epoch)
+            yield epoch
+        finally:
+            self.leases.release(CONFIG_LEASE)
+
+    def _vote_extra(self, request: AcquireRequest) -> dict[str, Any]:
+        if CONFIG_LEASE not in request.names:
+            return {}
+        return {"version": list(self.lcd.version()), "promise": self.lcd.promise}
+
+    def _note_vote(self, voter: str, result: dict[str, Any]) -> None:
+        if "version" in result:
+            self._votes[voter] = {"version": tuple(result["version"]),
+                                  "promise": int(result["promise"])}
+
+    async def _catch_up_to_votes(self) -> None:
+        newest = max(self._votes.items(), key=lambda item: item[1]["version"], default=None)
+        if newest is not None and newest[1]["version"] > self.lcd.version():
+            await self._catch_up(newest[0])
+            if self.lcd.version() < newest[1]["version"]:
+                raise OperationError(f"could not fetch the newest configuration from "
+                                     f"{newest[0]}; try again")
+
+    async def _promise(self, epoch: int) -> None:
+        self.lcd.raise_promise(epoch)
+        answers = await self._ask_peers("config.promise", {"epoch": epoch})
+        promised = 1 + sum(bool(a.get("promised")) for a in answers.values())
+        if promised < self.majority():
+            raise OperationError(f"only {promised} of {len(self.engine.config.nodes)} nodes "
+                                 f"took the configuration epoch; a majority is needed")
+
+    async def _config_promise(self, envelope: Envelope) -> dict[str, Any]:
+        return {"promised": self.lcd.raise_promise(int(envelope.payload["epoch"]))}
+
+    def majority(self) -> int:
+        """More than half of the nodes of the configuration in force."""
+        return len(self.engine.config.nodes) // 2 + 1
+
+    async def replicate(self, config: ClusterConfig, generation: int, epoch: int,
+                        needed: int, force: bool = False) -> None:
+        """Write a committed version to every reachable node; `needed` must take it (a
+        majority of the nodes before the change: a joining node gets it with its grant)."""
+        payload = {"generation": generation, "epoch": epoch,
+                   "config": config.model_dump(mode="json")}
+        answers = await self._ask_peers("config.push", payload)
+        taken = 1 + sum(tuple(a.get("version", ())) >= (generation, epoch)
+                        for a in answers.values())
+        if force or config.settings.quorum == "none" or taken >= needed:
             return
         raise OperationError(
-            f"no quorum: {alive} of {total} nodes reachable, {total // 2 + 1} needed; a "
-            "configuration change needs a majority so that two partitions can never both "
-            "change it. Bring the nodes back, or add --force if they are gone for good")
+            f"generation {generation} is written on {taken} of {len(config.nodes)} nodes, "
+            "not a majority: it may or may not stay; check 'tutela status' on the nodes")
 
-    async def replicate(self, config: ClusterConfig, generation: int) -> None:
-        """Write a committed generation to every reachable node; the others catch up later."""
-        payload = {"generation": generation, "config": config.model_dump(mode="json")}
-        peers = [p for p in peers_of(config, self.lcd.node)
+    async def _ask_peers(self, kind: str, payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Ask every reachable peer at once; the answers of those that answered."""
+        peers = [p for p in peers_of(self.engine.config, self.lcd.node)
                  if self.messenger.detector.node_state(p) == "ALIVE"]
         results = await asyncio.gather(
-            *(self.messenger.request(p, "config.push", payload) for p in peers),
-            return_exceptions=True)
+            *(self.messenger.request(p, kind, payload) for p in peers), return_exceptions=True)
+        answers = {}
         for peer, result in zip(peers, results, strict=True):
             if isinstance(result, BaseException):
-                log.warning("%s did not take generation %d (%s); it catches up when it is "
-                            "back", peer, generation, result)
+                log.warning("%s: %s failed: %s", peer, kind, result)
+            else:
+                answers[peer] = result
+        return answers
 
     # --- what travels with heartbeats --------------------------------------------------
 
     def _heartbeat(self) -> dict[str, Any]:
-        return {"generation": self.lcd.generation(),
+        generation, epoch = self.lcd.version()
+        return {"generation": generation, "version": [generation, epoch],
                 "states": {tag: s.state.value for tag, s in self.engine.states.items()}}
 
     def _on_event(self, event: Event) -> None:
@@ -111,32 +194,44 @@ class Cluster:
 
     def _maybe_catch_up(self) -> None:
         """A node that was away pulls the newest configuration from the peer that has it."""
-        mine = self.lcd.generation()
-        ahead = [(payload.get("generation", 0), peer)
+        mine = self.lcd.version()
+        ahead = [(tuple(payload.get("version", (0, 0))), peer)
                  for peer, (_, payload) in self.messenger.heartbeats.items()
-                 if int(payload.get("generation", 0)) > mine]
+                 if tuple(payload.get("version", (0, 0))) > mine]
         if ahead and not self._catching_up:
             self._catching_up = True
-            spawn(self._catch_up(max(ahead)[1]))
+            spawn(self._catch_up_task(max(ahead)[1]))
 
-    async def _catch_up(self, peer: str) -> None:
+    async def _catch_up_task(self, peer: str) -> None:
         try:
-            reply = await self.messenger.request(peer, "config.get", {})
-            config = ClusterConfig.model_validate(reply["config"])
-            generation = int(reply["generation"])
-            if self.lcd.adopt(config, generation, origin=peer):
-                self.engine.update_config(config)
-                await self.config_changed(config)
-                log.info("caught up to configuration generation %d from %s", generation, peer)
-        except (PeerUnreachable, KeyError, ValueError) as error:
-            log.warning("could not fetch the configuration from %s: %s", peer, error)
+            await self._catch_up(peer)
         finally:
             self._catching_up = False
+
+    async def _catch_up(self, peer: str) -> None:
+        """Fetch the configuration from `peer` and keep it if it is newer than ours."""
+        try:
+            reply = await self.messenger.request(peer, "config.get", {})
+            await self.store(ClusterConfig.model_validate(reply["config"]),
+                             int(reply["generation"]), int(reply["epoch"]), origin=peer)
+        except (PeerUnreachable, KeyError, ValueError) as error:
+            log.warning("could not fetch the configuration from %s: %s", peer, error)
+
+    async def store(self, config: ClusterConfig, generation: int, epoch: int,
+                    origin: str) -> bool:
+        """Keep a version written elsewhere if it is newer, and act on it."""
+        if not self.lcd.adopt(config, generation, epoch, origin=origin):
+            return False
+        self.engine.update_config(config)
+        await self.config_changed(config)
+        log.info("configuration generation %d (epoch %d) from %s", generation, epoch, origin)
+        return True
 
     # --- handlers for peers --------------------------------------------------------------
 
     async def _config_get(self, _: Envelope) -> dict[str, Any]:
-        return {"generation": self.lcd.generation(),
+        generation, epoch = self.lcd.version()
+        return {"generation": generation, "epoch": epoch,
                 "config": self.engine.config.model_dump(mode="json")}
 
     async def _node_status(self, _: Envelope) -> dict[str, Any]:

@@ -265,34 +265,30 @@ class Service:
     # --- replication -----------------------------------------------------------------
 
     async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
-        """A peer committed a change: store it and act on it."""
-        config = ClusterConfig.model_validate(envelope.payload["config"])
-        generation = int(envelope.payload["generation"])
-        async with self._config_lock:
-            if self.lcd.adopt(config, generation, origin=envelope.sender):
-                self.engine.update_config(config)
-                await self.cluster.config_changed(config)
-                log.info("configuration generation %d from %s", generation, envelope.sender)
-        return {"generation": self.lcd.generation()}
+        """A peer holding the configuration lease wrote a version: keep it if newer."""
+        payload = envelope.payload
+        await self.cluster.store(ClusterConfig.model_validate(payload["config"]),
+                                 int(payload["generation"]), int(payload["epoch"]),
+                                 origin=envelope.sender)
+        return {"version": list(self.lcd.version())}
 
     async def export(self, _: dict[str, Any]) -> dict[str, Any]:
         return {"generation": self.lcd.generation(), "yaml": to_yaml(self.engine.config)}
 
     async def apply(self, request: dict[str, Any]) -> dict[str, Any]:
         new = from_yaml(str(request["yaml"]), str(request.get("source", "<input>")))
-        async with self._config_lock:
-            old = self.engine.config
-            changes = diff(old, new)
-            if request.get("dry_run"):
-                self.lcd.check(new)
-                self._check_runtime(new)
-                warnings = await asyncio.to_thread(_problems_here, self._changed(new))
-                return {"dry_run": True, "changes": changes, "generation": self.lcd.generation(),
-                        "warnings": [str(p) for p in warnings]}
+        if request.get("dry_run"):
+            self.lcd.check(new)
+            self._check_runtime(new)
+            warnings = await asyncio.to_thread(_problems_here, self._changed(new))
+            return {"dry_run": True, "changes": diff(self.engine.config, new),
+                    "generation": self.lcd.generation(), "warnings": [str(p) for p in warnings]}
+        async with self._config_lock, self.cluster.config_lease() as epoch:
+            changes = diff(self.engine.config, new)
             if not changes:
                 return {"changes": [], "generation": self.lcd.generation()}
             generation = await self._commit(
-                new, f"applied {request.get('source', 'a document')}")
+                new, f"applied {request.get('source', 'a document')}", epoch)
             return {"changes": changes, "generation": generation}
 
     async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -302,21 +298,24 @@ class Service:
 
     async def _change(self, summary: str, mutate: Callable[[dict[str, Any]], None],
                       force: bool = False) -> dict[str, Any]:
-        async with self._config_lock:
+        """Change the configuration: under the configuration lease, on top of the newest
+        version, committed here and confirmed by a majority of the nodes."""
+        async with self._config_lock, self.cluster.config_lease(force) as epoch:
             data = self.engine.config.model_dump(mode="json")
             mutate(data)
-            generation = await self._commit(parse_config(data), summary, force)
+            generation = await self._commit(parse_config(data), summary, epoch, force)
             return {"generation": generation, "summary": summary}
 
-    async def _commit(self, new: ClusterConfig, summary: str, force: bool = False) -> int:
+    async def _commit(self, new: ClusterConfig, summary: str, epoch: int,
+                      force: bool = False) -> int:
         self._check_runtime(new)
         await self._check_here(new)
-        self.cluster.require_quorum(force)
-        generation = self.lcd.commit(new, summary)
+        needed = self.cluster.majority()  # of the nodes that granted this change's lease
+        generation = self.lcd.commit(new, summary, epoch=epoch)
         self.engine.update_config(new)
         await self.cluster.config_changed(new)
-        log.info("configuration generation %d: %s", generation, summary)
-        await self.cluster.replicate(new, generation)
+        log.info("configuration generation %d (epoch %d): %s", generation, epoch, summary)
+        await self.cluster.replicate(new, generation, epoch, needed, force)
         return generation
 
     async def _check_here(self, new: ClusterConfig) -> None:

@@ -25,6 +25,12 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TEXT NOT NULL
     );
     """,
+    # 2: the epoch of the configuration lease each generation was written under, so that
+    # versions order as (generation, epoch), and the highest epoch this node promised
+    """
+    ALTER TABLE generations ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    INSERT OR IGNORE INTO meta VALUES ('config_promise', '0');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

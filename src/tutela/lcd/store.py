@@ -73,7 +73,7 @@ class Lcd:
 
     @classmethod
     def create_from(cls, state_dir: Path, node: str, key: bytes, config: ClusterConfig,
-                    generation: int, summary: str) -> Lcd:
+                    generation: int, summary: str, epoch: int = 0) -> Lcd:
         """Create an LCD holding `config` as `generation` (a new cluster, or a joining node)."""
         path = state_dir / LCD_FILE
         if path.exists():
@@ -89,7 +89,7 @@ class Lcd:
                 conn.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [("node", node), ("cluster_key", key.hex()),
                                   ("incarnation", "0")])
-                lcd._insert_generation(conn, generation, config, "init", summary)
+                lcd._insert_generation(conn, generation, config, "init", summary, epoch)
         except BaseException:
             lcd.close()
             path.unlink(missing_ok=True)  # a half-made LCD would block the next init
@@ -143,7 +143,7 @@ class Lcd:
         return [GenerationInfo(int(g), str(t), str(o), str(s)) for g, t, o, s in rows]
 
     def commit(self, config: ClusterConfig, summary: str, origin: str = "local",
-               expected_generation: int | None = None) -> int:
+               expected_generation: int | None = None, epoch: int = 0) -> int:
         """Validate and store `config` as the next generation; return that generation.
 
         Raises ConfigError (nothing written) when the configuration is invalid, and
@@ -156,20 +156,46 @@ class Lcd:
                 raise StaleGeneration(
                     f"the configuration changed (generation {current}, expected "
                     f"{expected_generation}); read it again and retry")
-            self._insert_generation(conn, current + 1, config, origin, summary)
+            self._insert_generation(conn, current + 1, config, origin, summary, epoch)
             conn.execute("DELETE FROM generations WHERE generation <= ?",
                          (current + 1 - HISTORY_KEPT,))
             return current + 1
 
-    def adopt(self, config: ClusterConfig, generation: int, origin: str) -> bool:
-        """Store a generation committed elsewhere in the cluster; False if not newer."""
+    def version(self) -> tuple[int, int]:
+        """(generation, epoch) of the current configuration: versions order by this pair."""
+        row = self._conn.execute(
+            "SELECT generation, epoch FROM generations ORDER BY generation DESC LIMIT 1"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def adopt(self, config: ClusterConfig, generation: int, epoch: int, origin: str) -> bool:
+        """Store a version written elsewhere in the cluster; False unless it is newer.
+
+        The same generation with a higher epoch replaces ours: ours was written by an
+        earlier configuration lease holder that did not reach a majority.
+        """
         validate_config(config)
         with self._transaction() as conn:
-            current = int(conn.execute("SELECT MAX(generation) FROM generations").fetchone()[0])
-            if generation <= current:
+            row = conn.execute("SELECT generation, epoch FROM generations "
+                               "ORDER BY generation DESC LIMIT 1").fetchone()
+            if (generation, epoch) <= (int(row[0]), int(row[1])):
                 return False
+            conn.execute("DELETE FROM generations WHERE generation >= ?", (generation,))
             self._insert_generation(conn, generation, config, origin,
-                                    f"replicated from {origin}")
+                                    f"replicated from {origin}", epoch)
+        return True
+
+    @property
+    def promise(self) -> int:
+        """The highest configuration lease epoch this node has promised to."""
+        return int(self._meta("config_promise"))
+
+    def raise_promise(self, epoch: int) -> bool:
+        """Promise `epoch` unless a higher one was promised; True when it stands."""
+        with self._transaction() as conn:
+            if epoch < int(self._meta("config_promise")):
+                return False
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'config_promise'", (str(epoch),))
         return True
 
     def check(self, config: ClusterConfig) -> None:
@@ -210,9 +236,9 @@ class Lcd:
 
     @staticmethod
     def _insert_generation(conn: sqlite3.Connection, generation: int, config: ClusterConfig,
-                           origin: str, summary: str) -> None:
-        conn.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?)",
-                     (generation, _now(), origin, summary, config.model_dump_json()))
+                           origin: str, summary: str, epoch: int = 0) -> None:
+        conn.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)",
+                     (generation, _now(), origin, summary, config.model_dump_json(), epoch))
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -1,0 +1,168 @@
+"""The arbiter on the wire: this node's vote, the leases it holds, the messages between them.
+
+Feeds the sans-IO voter and holder the messenger and the monotonic clock; waits for a
+lease on behalf of the daemon (the configuration lease now, hierarchies later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tutela.arbiter.holder import Acquired, Effect, LeaseHolder, LeaseLost, Refused, Send
+from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse_message
+from tutela.arbiter.timing import LeaseTiming
+from tutela.arbiter.voter import Voter
+from tutela.lcm.frame import Envelope
+from tutela.lcm.messenger import Messenger, PeerUnreachable, spawn
+from tutela.model.config import ClusterConfig
+
+log = logging.getLogger("tutela.leases")
+Extra = Callable[[AcquireRequest], dict[str, Any]]
+"""What a voter adds to its reply (for the configuration lease: its version and promise)."""
+ReplyHook = Callable[[str, dict[str, Any]], None]
+
+
+class LeaseUnavailable(Exception):
+    """No majority granted the lease in time; the message says who holds it or who is away."""
+
+
+class Leases:
+    def __init__(self, node: str, config: ClusterConfig, messenger: Messenger,
+                 incarnation: int, extra: Extra, on_reply: ReplyHook) -> None:
+        self.node = node
+        self.timing = LeaseTiming(duration=config.settings.lease_duration)
+        self.voter = Voter(node, self.timing, started_at=time.monotonic())
+        self._messenger = messenger
+        self._incarnation = incarnation
+        self._extra = extra
+        self._on_reply = on_reply
+        self._waiters: dict[str, asyncio.Future[Acquired]] = {}
+        self._refusals: dict[str, Refused] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.holder = self._new_holder(config)
+        messenger.handle("lease.acquire", self._serve_acquire)
+        messenger.handle("lease.release", self._serve_release)
+
+    def _new_holder(self, config: ClusterConfig) -> LeaseHolder:
+        voters = tuple(sorted(n.name for n in config.nodes))
+        return LeaseHolder(self.node, voters, self.timing, incarnation=self._incarnation,
+                           quorum=config.settings.quorum)
+
+    def start(self) -> None:
+        self._task = spawn(self._tick_loop(), name="leases")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def config_changed(self, config: ClusterConfig) -> None:
+        """A new voter set takes effect for the next lease, once nothing is held."""
+        voters = tuple(sorted(n.name for n in config.nodes))
+        if voters != self.holder.voters and not self.holder.wanted:
+            self.holder = self._new_holder(config)
+
+    # --- the daemon's calls --------------------------------------------------------------
+
+    async def acquire(self, name: str, timeout: float) -> float:
+        """Hold `name` (renewed until released); its end in this node's monotonic clock."""
+        """Hold `name` (renewed until released); its end in this node's monotonic clock.
+
+        While another node holds it, this waits (the holder asks again every L/4) up to
+        `timeout`, like a lock.
+        """
+        future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
+        self._waiters[name] = future
+        self._refusals.pop(name, None)
+        self._run(self.holder.acquire([name], time.monotonic()))
+        try:
+            async with asyncio.timeout(timeout):
+                return (await future).until
+        except TimeoutError:
+            self._run(self.holder.release([name], time.monotonic()))
+            refusal = self._refusals.get(name)
+            held = (f"; it is held by {refusal.holder}" if refusal and refusal.holder else "")
+            raise LeaseUnavailable(f"no majority of the {len(self.holder.voters)} voters "
+                                   f"granted {name!r} within {timeout:g}s{held}") from None
+        finally:
+            self._waiters.pop(name, None)
+
+    def holds(self, name: str) -> bool:
+        return self.holder.holds(name, time.monotonic())
+
+    def release(self, name: str) -> None:
+        self._run(self.holder.release([name], time.monotonic()))
+
+    # --- effects and messages ------------------------------------------------------------
+
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                spawn(self._send(effect))
+            elif isinstance(effect, Acquired):
+                waiter = self._waiters.get(effect.name)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(effect)
+            elif isinstance(effect, Refused):
+                self._refusals[effect.name] = effect  # the holder asks again; we wait
+            elif isinstance(effect, LeaseLost):
+                log.warning("lease %s lost: it ended without a renewal", effect.name)
+        self._wake.set()
+
+    async def _send(self, send: Send) -> None:
+        message = send.message
+        if send.voter == self.node:
+            result = self._vote(message)
+        else:
+            kind = "lease.acquire" if isinstance(message, AcquireRequest) else "lease.release"
+            try:
+                result = await self._messenger.request(send.voter, kind, message.to_payload(),
+                                                       timeout=self.timing.duration)
+            except PeerUnreachable as error:
+                log.debug("%s: %s", send.voter, error)
+                return
+        if isinstance(message, AcquireRequest):
+            self._on_reply(send.voter, result)
+            self._run(self.holder.on_reply(AcquireReply.from_payload(result["reply"]),
+                                           time.monotonic()))
+
+    def _vote(self, message: AcquireRequest | Release) -> dict[str, Any]:
+        now = time.monotonic()
+        if isinstance(message, Release):
+            self.voter.on_release(message, now)
+            return {}
+        reply = self.voter.on_acquire(message, now)
+        return {"reply": reply.to_payload(), **self._extra(message)}
+
+    async def _serve_acquire(self, envelope: Envelope) -> dict[str, Any]:
+        message = parse_message(_without_call(envelope.payload))
+        if not isinstance(message, AcquireRequest) or message.candidate != envelope.sender:
+            raise ValueError("lease.acquire must carry the sender's own acquire request")
+        return self._vote(message)
+
+    async def _serve_release(self, envelope: Envelope) -> dict[str, Any]:
+        message = parse_message(_without_call(envelope.payload))
+        if not isinstance(message, Release) or message.holder != envelope.sender:
+            raise ValueError("lease.release must carry the sender's own release")
+        return self._vote(message)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            deadline = self.holder.next_deadline(now)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if deadline is None else max(0, deadline - now)):
+                    await self._wake.wait()
+            self._run(self.holder.tick(time.monotonic()))
+
+
+def _without_call(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != "call"}
