@@ -395,6 +395,51 @@ def remove(tag: str, on: str | None, as_json: bool) -> None:
     emit(result, as_json, f"out of service on {result['node']}: {done}")
 
 
+@cli.command()
+@click.argument("tag")
+@click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
+@json_option
+@reports_errors
+def switchover(tag: str, to: str, as_json: bool) -> None:
+    """Move TAG's hierarchy to NODE: out of service where it runs, lease released, taken
+    over at once by NODE (no lease wait)."""
+    result = call(state_dir(), "switchover", timeout=LONG_ACTION_TIMEOUT, tag=tag, to=to)
+    emit(result, as_json, f"{' '.join(result['switched']) or tag} now runs on {result['node']}")
+
+
+@cli.group()
+def hierarchy() -> None:
+    """Where a hierarchy may run: its equivalencies (node and priority)."""
+
+
+@hierarchy.command("extend")
+@click.argument("tag")
+@click.option("--to", "to", required=True, metavar="NODE", help="The node that may run it.")
+@click.option("--priority", type=int, help="1 is the highest; default: after the others.")
+@json_option
+@reports_errors
+def hierarchy_extend(tag: str, to: str, priority: int | None, as_json: bool) -> None:
+    """Let NODE run TAG's hierarchy, after checking each resource can run there.
+
+    The first extension also puts this node in, at priority 1. From then on the
+    hierarchy runs under an ownership lease and fails over between its nodes.
+    """
+    result = call(state_dir(), "hierarchy.extend", timeout=LONG_ACTION_TIMEOUT, tag=tag,
+                  to=to, priority=priority)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@hierarchy.command("unextend")
+@click.argument("tag")
+@click.argument("node")
+@json_option
+@reports_errors
+def hierarchy_unextend(tag: str, node: str, as_json: bool) -> None:
+    """NODE may no longer run TAG's hierarchy (it must not be running it there)."""
+    result = call(state_dir(), "hierarchy.unextend", tag=tag, node=node)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
 # --- declarative configuration ----------------------------------------------------------
 
 @cli.command()

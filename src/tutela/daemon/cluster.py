@@ -18,6 +18,7 @@ from typing import Any
 
 from tutela.arbiter.messages import CONFIG_LEASE, AcquireRequest
 from tutela.daemon.leases import Leases, LeaseUnavailable
+from tutela.daemon.ownership import Ownership
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.lcd.store import Lcd
 from tutela.lcm.detector import Event
@@ -45,6 +46,7 @@ class Cluster:
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
                              self._vote_extra, self._note_vote)
+        self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger)
         self._votes: dict[str, dict[str, Any]] = {}
         self._catching_up = False
         self.messenger.handle("config.promise", self._config_promise)
@@ -56,8 +58,10 @@ class Cluster:
         config = self.engine.config
         await self.messenger.start(paths_for(config, self.lcd.node), self._own_addresses(config))
         self.leases.start()
+        self.ownership.start()
 
     async def stop(self) -> None:
+        await self.ownership.stop()
         await self.leases.stop()
         await self.messenger.stop()
 
@@ -141,6 +145,16 @@ class Cluster:
     async def _config_promise(self, envelope: Envelope) -> dict[str, Any]:
         return {"promised": self.lcd.raise_promise(int(envelope.payload["epoch"]))}
 
+    def runs(self, root: str) -> str | None:
+        """The node that has `root` in service, as far as this node can see."""
+        if self.engine.states[root].state.in_service:
+            return self.lcd.node
+        for peer, (_, payload) in sorted(self.messenger.heartbeats.items()):
+            state = payload.get("states", {}).get(root)
+            if self.messenger.detector.node_state(peer) == "ALIVE" and state in ("ISP", "ISU"):
+                return peer
+        return None
+
     def majority(self) -> int:
         """More than half of the nodes of the configuration in force."""
         return len(self.engine.config.nodes) // 2 + 1
@@ -179,7 +193,8 @@ class Cluster:
     def _heartbeat(self) -> dict[str, Any]:
         generation, epoch = self.lcd.version()
         return {"generation": generation, "version": [generation, epoch],
-                "states": {tag: s.state.value for tag, s in self.engine.states.items()}}
+                "states": {tag: s.state.value for tag, s in self.engine.states.items()},
+                **self.ownership.heartbeat()}
 
     def _on_event(self, event: Event) -> None:
         when = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")

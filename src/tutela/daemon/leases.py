@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tutela.arbiter.holder import Acquired, Effect, LeaseHolder, LeaseLost, Refused, Send
+from tutela.arbiter.holder import (
+    Acquired,
+    Effect,
+    LeaseHolder,
+    LeaseLost,
+    MustRelease,
+    Refused,
+    Send,
+)
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse_message
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.voter import Voter
@@ -41,6 +49,8 @@ class Leases:
         self._incarnation = incarnation
         self._extra = extra
         self._on_reply = on_reply
+        self.on_effect: Callable[[MustRelease | LeaseLost], None] | None = None
+        """Told when a held lease must be given up now or has ended (self-fencing)."""
         self._waiters: dict[str, asyncio.Future[Acquired]] = {}
         self._refusals: dict[str, Refused] = {}
         self._wake = asyncio.Event()
@@ -71,7 +81,7 @@ class Leases:
 
     # --- the daemon's calls --------------------------------------------------------------
 
-    async def acquire(self, name: str, timeout: float) -> float:
+    async def acquire(self, name: str, timeout: float, remove_time: float = 0.0) -> float:
         """Hold `name` (renewed until released); its end in this node's monotonic clock."""
         """Hold `name` (renewed until released); its end in this node's monotonic clock.
 
@@ -81,7 +91,7 @@ class Leases:
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
-        self._run(self.holder.acquire([name], time.monotonic()))
+        self._run(self.holder.acquire([name], time.monotonic(), remove_time))
         try:
             async with asyncio.timeout(timeout):
                 return (await future).until
@@ -96,6 +106,10 @@ class Leases:
 
     def holds(self, name: str) -> bool:
         return self.holder.holds(name, time.monotonic())
+
+    def holds_wanted(self, name: str) -> bool:
+        """Whether this node still wants `name` (acquired or trying)."""
+        return name in self.holder.wanted
 
     def release(self, name: str) -> None:
         self._run(self.holder.release([name], time.monotonic()))
@@ -112,8 +126,11 @@ class Leases:
                     waiter.set_result(effect)
             elif isinstance(effect, Refused):
                 self._refusals[effect.name] = effect  # the holder asks again; we wait
-            elif isinstance(effect, LeaseLost):
-                log.warning("lease %s lost: it ended without a renewal", effect.name)
+            elif isinstance(effect, MustRelease | LeaseLost):
+                if isinstance(effect, LeaseLost):
+                    log.warning("lease %s lost: it ended without a renewal", effect.name)
+                if self.on_effect is not None:
+                    self.on_effect(effect)
         self._wake.set()
 
     async def _send(self, send: Send) -> None:

@@ -25,6 +25,7 @@ from tutela.lcm.messenger import PeerUnreachable
 from tutela.lcm.paths import path_name, paths_between
 from tutela.model.config import ClusterConfig, CommPath, Node, Resource
 from tutela.model.errors import ConfigError, Problem
+from tutela.model.hierarchy import Hierarchy, hierarchy_of
 
 log = logging.getLogger("tutela.daemon")
 REMOTE_ACTION_TIMEOUT = 600.0
@@ -57,10 +58,14 @@ class Service:
             "node.remove": self.node_remove,
             "path.add": self.path_add,
             "path.remove": self.path_remove,
+            "switchover": self.switchover,
+            "hierarchy.extend": self.hierarchy_extend,
+            "hierarchy.unextend": self.hierarchy_unextend,
         }
         cluster.messenger.handle("config.push", self._config_push)
         cluster.messenger.handle("op.restore", self._remote_restore)
         cluster.messenger.handle("op.remove", self._remote_remove)
+        cluster.messenger.handle("hierarchy.check", self._hierarchy_check)
         cluster.messenger.on_join = JoinService(
             self.tokens, self._admit, lambda: cluster.messenger.counters.count("bad-mac")
         ).handle
@@ -160,16 +165,75 @@ class Service:
         return await self._change(f"{parent} no longer depends on {child}", remove)
 
     async def restore(self, request: dict[str, Any]) -> dict[str, Any]:
+        root = self._clustered_root(str(request["tag"]))
+        if root is not None:
+            return await self._set_target(root, "in_service")
         if request.get("on") not in (None, self.lcd.node):
             return await self._forward(str(request["on"]), "op.restore", request)
         plan = await self.engine.restore(str(request["tag"]))
         return {"node": self.lcd.node, "restored": list(plan.tags)}
 
     async def remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        root = self._clustered_root(str(request["tag"]))
+        if root is not None:
+            return await self._set_target(root, "out_of_service")
         if request.get("on") not in (None, self.lcd.node):
             return await self._forward(str(request["on"]), "op.remove", request)
         plan = await self.engine.remove(str(request["tag"]))
         return {"node": self.lcd.node, "removed": list(plan.tags)}
+
+    def _clustered_root(self, tag: str) -> str | None:
+        """The root of TAG's hierarchy if that hierarchy runs under a lease, else None."""
+        hierarchy = hierarchy_of(self.engine.hierarchies, tag)
+        if hierarchy is None:
+            return None
+        settings = self.engine.config.hierarchy_settings(hierarchy.root)
+        return hierarchy.root if settings.clustered else None
+
+    async def _set_target(self, root: str, target: str) -> dict[str, Any]:
+        """A clustered hierarchy: say where the cluster should keep it, and wait for it."""
+        self.cluster.ownership.forget_failure(root)
+        if self.engine.config.hierarchy_settings(root).target != target:
+            await self._change(f"{root} {target.replace('_', ' ')}",
+                               lambda data: _settings(data, root).update(target=target))
+        wanted = target == "in_service"
+        deadline = asyncio.get_running_loop().time() + REMOTE_ACTION_TIMEOUT
+        while (owner := self.cluster.runs(root)) is None if wanted else owner is not None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise OperationError(f"{root} did not reach {target} in time; see tutela log")
+            await asyncio.sleep(0.1)  # polling the cluster view until it shows the change
+        key = "restored" if wanted else "removed"
+        return {"node": owner or "-", key: [root]}
+
+    async def switchover(self, request: dict[str, Any]) -> dict[str, Any]:
+        root = self._clustered_root(str(request["tag"]))
+        target = str(request["to"])
+        if root is None:
+            raise ConfigError([Problem("tag", f"{request['tag']!r} is not in a hierarchy "
+                                       "with equivalencies", "extend it first: tutela "
+                                       "hierarchy extend TAG --to NODE --priority N")])
+        if self.engine.config.hierarchy_settings(root).priority_of(target) is None:
+            raise ConfigError([Problem("--to", f"{target} is not in {root}'s equivalencies",
+                                       f"tutela hierarchy extend {root} --to {target}")])
+        owner = self.cluster.runs(root)
+        if owner == target:
+            return {"node": target, "switched": [], "note": "already there"}
+        if owner is not None:
+            await self._on_node(owner, "ownership.give", {"root": root})
+        await self._on_node(target, "ownership.take", {"root": root})
+        return {"node": target, "switched": [root]}
+
+    async def _on_node(self, node: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if node == self.lcd.node:
+            handler = {"ownership.give": self.cluster.ownership.give,
+                       "ownership.take": self.cluster.ownership.take,
+                       "hierarchy.check": self._check_hierarchy_here}[kind]
+            return await handler(str(payload["root"]))
+        try:
+            return await self.cluster.messenger.request(node, kind, payload,
+                                                        timeout=REMOTE_ACTION_TIMEOUT)
+        except PeerUnreachable as error:
+            raise OperationError(str(error)) from None
 
     async def _forward(self, node: str, kind: str, request: dict[str, Any]) -> dict[str, Any]:
         if node not in {n.name for n in self.engine.config.nodes}:
@@ -186,6 +250,72 @@ class Service:
 
     async def _remote_remove(self, envelope: Envelope) -> dict[str, Any]:
         return await self.remove({"tag": envelope.payload["tag"]})
+
+    # --- equivalencies -----------------------------------------------------------------
+
+    async def hierarchy_extend(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Let node TO run TAG's hierarchy too, after checking every resource can run there."""
+        hierarchy = self._hierarchy(str(request["tag"]))
+        node, root = str(request["to"]), hierarchy.root
+        if node not in {n.name for n in self.engine.config.nodes}:
+            raise ConfigError([Problem("--to", f"no node {node!r} in this cluster",
+                                       "join it first (tutela node token / tutela join)")])
+        answer = await self._on_node(node, "hierarchy.check", {"root": root})
+        if answer["problems"]:
+            raise ConfigError([Problem(p["field"], f"on {node}: {p['message']}", p["fix"])
+                               for p in answer["problems"]])
+        in_service_here = self.engine.states[root].state.in_service
+
+        def extend(data: dict[str, Any]) -> None:
+            settings = _settings(data, root)
+            equivalencies = settings.setdefault("equivalencies", [])
+            if any(e["node"] == node for e in equivalencies):
+                raise ConfigError([Problem("--to", f"{root} is extended to {node} already",
+                                           "tutela hierarchy unextend first to change it")])
+            if not equivalencies and node != self.lcd.node:
+                equivalencies.append({"node": self.lcd.node, "priority": 1})
+            taken = [e["priority"] for e in equivalencies]
+            priority = request.get("priority") or max(taken, default=0) + 1
+            equivalencies.append({"node": node, "priority": int(priority)})
+            if in_service_here:
+                settings["target"] = "in_service"
+
+        return await self._change(f"{root} extended to {node}", extend)
+
+    async def hierarchy_unextend(self, request: dict[str, Any]) -> dict[str, Any]:
+        root = self._hierarchy(str(request["tag"])).root
+        node = str(request["node"])
+        if self.cluster.runs(root) == node:
+            raise ConfigError([Problem("node", f"{root} runs on {node} now",
+                                       f"switch it over first: tutela switchover {root} "
+                                       "--to ANOTHER-NODE")])
+
+        def unextend(data: dict[str, Any]) -> None:
+            settings = _settings(data, root)
+            before = settings.get("equivalencies", [])
+            settings["equivalencies"] = [e for e in before if e["node"] != node]
+            if len(settings["equivalencies"]) == len(before):
+                raise ConfigError([Problem("node", f"{root} is not extended to {node}",
+                                           "see 'tutela status' for its equivalencies")])
+
+        return await self._change(f"{root} no longer extended to {node}", unextend)
+
+    async def _hierarchy_check(self, envelope: Envelope) -> dict[str, Any]:
+        return await self._check_hierarchy_here(str(envelope.payload["root"]))
+
+    async def _check_hierarchy_here(self, root: str) -> dict[str, Any]:
+        hierarchy = self._hierarchy(root)
+        resources = [r for r in self.engine.config.resources if r.tag in hierarchy.members]
+        problems = await asyncio.to_thread(_problems_here, resources)
+        return {"problems": [{"field": p.field, "message": p.message, "fix": p.fix}
+                             for p in problems]}
+
+    def _hierarchy(self, tag: str) -> Hierarchy:
+        hierarchy = hierarchy_of(self.engine.hierarchies, tag)
+        if hierarchy is None:
+            raise ConfigError([Problem("tag", f"no resource {tag!r}",
+                                       "see 'tutela status' for the tags")])
+        return hierarchy
 
     # --- cluster membership ---------------------------------------------------------
 
@@ -334,6 +464,16 @@ class Service:
         problems = self.engine.check_change(new)
         if problems:
             raise ConfigError(problems)
+
+
+def _settings(data: dict[str, Any], root: str) -> dict[str, Any]:
+    """The hierarchy settings entry for `root` in a configuration dict, made if missing."""
+    for entry in data["hierarchies"]:
+        if entry["root"] == root:
+            return entry  # type: ignore[no-any-return]
+    entry = {"root": root}
+    data["hierarchies"].append(entry)
+    return entry
 
 
 def _problems_here(resources: list[Resource]) -> list[Problem]:

@@ -117,6 +117,17 @@ class HierarchySettings(Frozen):
     failover: bool = True
     """False blocks automatic failover of this hierarchy (Serviceguard's global switching)."""
     start_policy: Literal["last", "priority"] = "last"
+    target: Literal["in_service", "out_of_service"] = "out_of_service"
+    """For a hierarchy with equivalencies: whether the cluster keeps it in service somewhere
+    (`tutela restore` / `tutela remove` set it; the owner is decided by leases)."""
+
+    @property
+    def clustered(self) -> bool:
+        """Runs under an ownership lease on one of several nodes (it has equivalencies)."""
+        return bool(self.equivalencies)
+
+    def priority_of(self, node: str) -> int | None:
+        return next((e.priority for e in self.equivalencies if e.node == node), None)
 
     @field_validator("equivalencies")
     @classmethod

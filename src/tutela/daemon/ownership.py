@@ -1,0 +1,206 @@
+"""Runs clustered hierarchies where the leases say: acquires, restores, gives up, fails over.
+
+Every heartbeat interval it looks at each hierarchy with equivalencies, asks the pure
+`engine.ownership.decide` what to do, and does it; a hierarchy runs only under its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from tutela.arbiter.holder import LeaseLost, MustRelease
+from tutela.daemon.leases import Leases, LeaseUnavailable
+from tutela.engine.node import NodeEngine, OperationError
+from tutela.engine.ownership import View, decide
+from tutela.lcm.messenger import Messenger, spawn
+from tutela.model.config import HierarchySettings
+from tutela.model.hierarchy import Hierarchy
+from tutela.model.states import ResourceState
+
+log = logging.getLogger("tutela.ownership")
+RANK_STEP = 0.5
+"""Seconds each lower-ranked candidate waits after a higher one before trying itself."""
+HANDOVER_GRACE = 10.0
+"""Seconds the old owner leaves a switched-over hierarchy to its new owner."""
+
+
+class Ownership:
+    def __init__(self, node: str, engine: NodeEngine, leases: Leases,
+                 messenger: Messenger) -> None:
+        self.node = node
+        self.engine = engine
+        self.leases = leases
+        self.messenger = messenger
+        self.failed: set[str] = set()
+        """Roots that failed here beyond local recovery: this node is no candidate for them
+        until an administrator restores them again."""
+        self._vacant_since: dict[str, float] = {}
+        self._yielding: dict[str, float] = {}
+        """Roots handed over by switchover -> until when this node leaves them to the target."""
+        self._busy: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        leases.on_effect = self._lease_effect
+        messenger.handle("ownership.give", lambda e: self.give(str(e.payload["root"])))
+        messenger.handle("ownership.take", lambda e: self.take(str(e.payload["root"])))
+
+    def start(self) -> None:
+        self._task = spawn(self._loop(), name="ownership")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What peers need to know: the hierarchies held here and those that failed here."""
+        return {"holds": [h.root for h in self._clustered() if self.leases.holds(h.root)],
+                "failed": sorted(self.failed)}
+
+    def forget_failure(self, root: str) -> None:
+        self.failed.discard(root)
+
+    async def give(self, root: str) -> dict[str, Any]:
+        """Switchover, the old owner's half: out of service here, lease released at once."""
+        self._busy.add(root)
+        self._yielding[root] = time.monotonic() + HANDOVER_GRACE
+        try:
+            await self.engine.remove(root)
+        finally:
+            self.leases.release(root)
+            self._busy.discard(root)
+        return {"node": self.node, "removed": [root]}
+
+    async def take(self, root: str) -> dict[str, Any]:
+        """Switchover, the new owner's half: acquire now (no rank wait), then restore."""
+        self._busy.add(root)
+        try:
+            self.failed.discard(root)
+            await self._acquire_and_restore(root)
+        except LeaseUnavailable as error:
+            raise OperationError(f"{root}: {error}") from None
+        finally:
+            self._busy.discard(root)
+        return {"node": self.node, "restored": [root]}
+
+    async def _loop(self) -> None:
+        interval = self.engine.config.settings.heartbeat_interval
+        while True:
+            now = time.monotonic()
+            for hierarchy in self._clustered():
+                if hierarchy.root not in self._busy and now >= self._yielding.get(
+                        hierarchy.root, 0.0):
+                    self._step(hierarchy)
+            await asyncio.sleep(interval)  # the decision period
+
+    def _clustered(self) -> list[Hierarchy]:
+        config = self.engine.config
+        return [h for h in self.engine.hierarchies
+                if config.hierarchy_settings(h.root).clustered]
+
+    def _step(self, hierarchy: Hierarchy) -> None:
+        view = self._view(hierarchy)
+        decision = decide(view, RANK_STEP)
+        if decision in ("acquire", "restore", "give_up"):
+            self._busy.add(hierarchy.root)
+            spawn(self._act(decision, hierarchy.root, view.failed_here))
+
+    async def _act(self, decision: str, root: str, failed_here: bool) -> None:
+        try:
+            if decision == "acquire":
+                await self._acquire_and_restore(root)
+            elif decision == "restore":
+                await self._restore(root)
+            else:
+                await self._give_up(root, failed_here)
+        except (OperationError, LeaseUnavailable) as error:
+            log.warning("%s: %s", root, error)
+        finally:
+            self._busy.discard(root)
+
+    async def _acquire_and_restore(self, root: str) -> None:
+        log.info("%s: no node runs it; trying to take it over", root)
+        remove_time = min(0.4, self.leases.timing.max_remove_time)
+        await self.leases.acquire(root, timeout=self.leases.timing.duration * 3,
+                                  remove_time=remove_time)
+        await self._restore(root)
+
+    async def _restore(self, root: str) -> None:
+        if not self.leases.holds(root):
+            return
+        try:
+            await self.engine.restore(root)
+        except OperationError:
+            self.failed.add(root)  # let the next node try
+            raise
+
+    async def _give_up(self, root: str, failed_here: bool) -> None:
+        log.info("%s: giving it up (%s)", root, "it failed here" if failed_here
+                 else "switchback, or taken out of service")
+        if failed_here:
+            self.failed.add(root)
+        try:
+            await self.engine.remove(root)
+        finally:
+            self.leases.release(root)
+            self._vacant_since.pop(root, None)
+
+    def _lease_effect(self, effect: MustRelease | LeaseLost) -> None:
+        if effect.name not in {h.root for h in self._clustered()}:
+            return  # the configuration lease: its holder gives up by itself
+        if isinstance(effect, MustRelease):
+            log.error("%s: the lease could not be renewed (no majority?); taking it out of "
+                      "service before the lease ends", effect.name)
+            spawn(self._fence(effect.name))
+        elif isinstance(effect, LeaseLost):
+            log.error("%s: the lease ended; out of service here", effect.name)
+            spawn(self._fence(effect.name))
+
+    async def _fence(self, root: str) -> None:
+        """Self-fencing: out of service before another node may take over."""
+        self._busy.add(root)
+        try:
+            await self.engine.remove(root)
+        except OperationError as error:
+            log.error("%s: self-fencing remove failed: %s", root, error)
+        finally:
+            self.leases.release(root)
+            self._busy.discard(root)
+
+    def _view(self, hierarchy: Hierarchy) -> View:
+        root = hierarchy.root
+        settings = self.engine.config.hierarchy_settings(root)
+        alive = {self.node} | {p for p in self._peers(settings)
+                               if self.messenger.detector.node_state(p) == "ALIVE"}
+        reports = {p: self.messenger.heartbeats[p][1] for p in alive
+                   if p in self.messenger.heartbeats}
+        owner = next((p for p, r in sorted(reports.items())
+                      if root in r.get("holds", ()) or _in_service(r, root)), None)
+        i_hold = self.leases.holds(root)
+        owned = i_hold or owner is not None
+        now = time.monotonic()
+        since = None if owned else self._vacant_since.setdefault(root, now)
+        if owned:
+            self._vacant_since.pop(root, None)
+        states = self.engine.states
+        return View(
+            me=self.node, settings=settings, alive=frozenset(alive), i_hold=i_hold,
+            in_service_here=states[root].state.in_service,
+            failed_here=root in self.failed or any(
+                states[t].state == ResourceState.OSF for t in hierarchy.members),
+            owner_elsewhere=owner,
+            failed_on=frozenset(p for p, r in reports.items() if root in r.get("failed", ()))
+            | ({self.node} if root in self.failed else set()),
+            last_owner=None, vacant_for=None if since is None else now - since)
+
+    def _peers(self, settings: HierarchySettings) -> list[str]:
+        return [e.node for e in settings.equivalencies if e.node != self.node]
+
+
+def _in_service(report: dict[str, Any], root: str) -> bool:
+    state = report.get("states", {}).get(root)
+    return state in (ResourceState.ISP.value, ResourceState.ISU.value)

@@ -1,0 +1,77 @@
+"""Who runs a clustered hierarchy: the pure decision one node takes for one hierarchy.
+
+Fed what this node sees (leases, alive nodes, what peers report); says acquire, restore,
+give up, or wait. Votes, not this timing, decide who wins (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tutela.model.config import HierarchySettings
+
+Decision = Literal["acquire", "restore", "give_up", "wait", "none"]
+
+
+@dataclass(frozen=True)
+class View:
+    """One node's view of one clustered hierarchy at one moment."""
+
+    me: str
+    settings: HierarchySettings
+    alive: frozenset[str]
+    """Nodes this node sees alive, itself included."""
+    i_hold: bool
+    in_service_here: bool
+    failed_here: bool
+    """A resource of it failed here beyond local recovery."""
+    owner_elsewhere: str | None
+    """An alive peer that reports holding the lease or running the hierarchy."""
+    failed_on: frozenset[str]
+    """Nodes that report it failed there; they are not candidates."""
+    last_owner: str | None
+    """The node that reports it ran the hierarchy last (cold start 'last' policy)."""
+    vacant_for: float | None
+    """Seconds this node has seen the hierarchy owned by nobody; None: not vacant."""
+
+
+def decide(view: View, step: float) -> Decision:
+    if view.i_hold:
+        return _as_owner(view)
+    if view.settings.target != "in_service" or view.owner_elsewhere is not None:
+        return "none"
+    candidates = candidates_in_order(view)
+    if view.me not in candidates:
+        return "none"
+    if view.vacant_for is None:
+        return "wait"
+    rank = candidates.index(view.me)
+    return "acquire" if view.vacant_for >= rank * step else "wait"
+
+
+def _as_owner(view: View) -> Decision:
+    if view.settings.target != "in_service" or view.failed_here:
+        return "give_up"
+    if view.settings.switchback == "automatic":
+        best = candidates_in_order(view, cold=False)
+        if best and best[0] != view.me:
+            return "give_up"
+    return "none" if view.in_service_here else "restore"
+
+
+def candidates_in_order(view: View, cold: bool = True) -> list[str]:
+    """Alive, eligible, not failed nodes by priority; at a cold start with the 'last'
+    policy the node that ran it last goes first. With failover blocked only that node
+    (or, if none is known, the highest-priority node) may start it."""
+    settings = view.settings
+    by_priority = [e.node for e in sorted(settings.equivalencies, key=lambda e: e.priority)]
+    eligible = [n for n in by_priority if n in view.alive and n not in view.failed_on]
+    first = view.last_owner if cold and settings.start_policy == "last" else None
+    if first in eligible:
+        eligible.remove(first)
+        eligible.insert(0, first)
+    if not settings.failover:
+        allowed = first or (by_priority[0] if by_priority else None)
+        return [n for n in eligible if n == allowed]
+    return eligible

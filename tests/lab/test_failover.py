@@ -1,0 +1,92 @@
+"""Failover between three lab nodes: the web service hierarchy (app -> data -> vip) under an
+ownership lease, checked against physical truth the whole time.
+
+A checker samples every node's addresses and mounts every 50 ms and fails the test if the
+virtual IP or the filesystem is ever held by two nodes at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import wait_until
+from tutela.lab import Lab
+from tutela.lab.checker import SplitBrainChecker
+from tutela.lab.demo import GREETING, WebService, create_web_service, fetch
+from tutela.lab.driver import all_alive, form_cluster, status, tutela
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab.up("fo", nodes=3, disks=1, root=tmp_path_factory.mktemp("fo")) as built:
+        try:
+            yield built
+        finally:
+            for node in built.nodes:
+                if built.node_state(node) != "off":
+                    tutela(built, node, "stop", "--leave-resources", check=False)
+
+
+@pytest.fixture(scope="module")
+def service(lab: Lab) -> Iterator[WebService]:
+    form_cluster(lab, "fo")
+    wait_until(lambda: all_alive(lab), timeout=15, what="cluster formed")
+    web = create_web_service(lab, "node1", check_interval=0.5, recovery_attempts=1)
+    tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
+    tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node3", "--priority", "3")
+    wait_until(lambda: _holder_seen_by(lab, "node2", "app") == "node1", timeout=10,
+               what="node2 to see node1 holding app")
+    with SplitBrainChecker(lab, web.vip, str(web.mountpoint)) as checker:
+        yield web
+    assert checker.samples > 0
+    assert checker.violations == [], checker.violations
+
+
+def _holder_seen_by(lab: Lab, observer: str, root: str) -> str | None:
+    """The node `observer` sees running `root` (its heartbeat-fed status)."""
+    hierarchy = next(h for h in status(lab, observer)["hierarchies"] if h["root"] == root)
+    resource = hierarchy["resources"][0]
+    if resource["state"] == "ISP":
+        return observer
+    return next((n for n, there in resource["elsewhere"].items()
+                 if there["state"] == "ISP" and not there["stale"]), None)
+
+
+def runs_on(lab: Lab, web: WebService) -> list[str]:
+    return [n for n in lab.nodes
+            if lab.node_state(n) != "off" and web.vip in lab.addresses(n)]
+
+
+def test_service_runs_on_the_first_node(lab: Lab, service: WebService) -> None:
+    assert runs_on(lab, service) == ["node1"]
+    assert fetch(lab, service.url) == GREETING
+
+
+def test_power_off_fails_over_to_the_next_priority(lab: Lab, service: WebService) -> None:
+    lab.power_off("node1")
+    started = time.monotonic()
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=30,
+               what="the service back through the virtual IP")
+    outage = time.monotonic() - started
+    assert runs_on(lab, service) == ["node2"], outage
+    assert any(m == str(service.mountpoint) for _, m in lab.mounts("node2"))
+
+
+def test_switchover_moves_it_without_waiting_for_a_lease(lab: Lab, service: WebService) -> None:
+    done = tutela(lab, "node2", "switchover", "app", "--to", "node3")
+    assert "now runs on node3" in done.stdout
+    assert runs_on(lab, service) == ["node3"]
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the service on node3")
+
+
+def test_returning_node_does_not_take_it_back(lab: Lab, service: WebService) -> None:
+    lab.power_on("node1")  # its daemon starts with the lab node
+    wait_until(lambda: all_alive(lab), timeout=20, what="node1 back in the cluster")
+    assert runs_on(lab, service) == ["node3"]  # switchback is intelligent by default
+    assert _holder_seen_by(lab, "node1", "app") == "node3"
