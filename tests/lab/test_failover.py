@@ -90,3 +90,59 @@ def test_returning_node_does_not_take_it_back(lab: Lab, service: WebService) -> 
     wait_until(lambda: all_alive(lab), timeout=20, what="node1 back in the cluster")
     assert runs_on(lab, service) == ["node3"]  # switchback is intelligent by default
     assert _holder_seen_by(lab, "node1", "app") == "node3"
+
+
+def test_cut_between_two_nodes_that_reach_the_third_moves_nothing(
+        lab: Lab, service: WebService) -> None:
+    """node3 runs it; cut node3 <-> node2 only: node3 still has a majority with node1."""
+    lab.cut("node3", peer="node2")
+    try:
+        wait_until(lambda: _path_dead(lab, "node2", "node3"), timeout=10,
+                   what="node2 to lose node3")
+        deadline = time.monotonic() + 3  # three lease lengths: time enough to misbehave
+        while time.monotonic() < deadline:
+            assert runs_on(lab, service) == ["node3"]
+            time.sleep(0.1)  # sampling the owner over the window
+    finally:
+        lab.heal("node3", peer="node2")
+    wait_until(lambda: all_alive(lab), timeout=20, what="healed")
+
+
+def _path_dead(lab: Lab, observer: str, peer: str) -> bool:
+    view = {n["name"]: n for n in status(lab, observer)["nodes"]}
+    return view[peer]["state"] == "DEAD"
+
+
+def test_isolated_owner_takes_itself_out_and_another_takes_over(
+        lab: Lab, service: WebService) -> None:
+    lab.cut("node3")  # from everyone: it loses its majority
+    try:
+        wait_until(lambda: service.vip not in lab.addresses("node3"), timeout=15,
+                   what="node3 to fence itself (address gone)")
+        wait_until(lambda: runs_on(lab, service) in (["node1"], ["node2"]), timeout=20,
+                   what="another node to take over")
+        wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+                   what="the client to reach it")
+    finally:
+        lab.heal("node3")
+    wait_until(lambda: all_alive(lab), timeout=20, what="healed")
+
+
+def test_unrecoverable_failure_fails_over(lab: Lab, service: WebService) -> None:
+    """The app stops answering on its owner only (a firewall rule in that node): local
+    recovery cannot fix it, so the hierarchy moves to a node where it works."""
+    [owner] = runs_on(lab, service)
+    block = ["nft", "-f", "-"]
+    rules = ("table inet breakapp {\n chain input {\n"
+             "  type filter hook input priority 0;\n  tcp dport 8080 drop\n }\n}\n")
+    lab.exec(owner, block, input=rules)
+    try:
+        wait_until(lambda: runs_on(lab, service) not in ([], [owner]), timeout=40,
+                   what="another node to take over")
+        wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+                   what="the client to reach it")
+        reason = next(r["reason"] for h in status(lab, owner)["hierarchies"]
+                      for r in h["resources"] if r["tag"] == "app")
+        assert "removed" in reason or "gave up" in reason, reason
+    finally:
+        lab.exec(owner, ["nft", "delete", "table", "inet", "breakapp"], check=False)
