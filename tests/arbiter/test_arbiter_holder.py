@@ -326,3 +326,21 @@ def test_a_lapse_noticed_only_at_a_lost_round_is_reported_lost_first() -> None:
     effects = refuse(h, "w", 1.0, round=2)
     assert others(effects) == [LeaseLost("web"), Refused("web", "n2", 0.5)]
     assert LeaseLost("web") not in h.tick(1.1)
+
+
+def test_set_voters_renews_held_leases_under_the_new_set() -> None:
+    from tutela.arbiter.holder import Acquired, LeaseHolder, Send
+    from tutela.arbiter.messages import AcquireReply
+    from tutela.arbiter.timing import LeaseTiming
+
+    holder = LeaseHolder("a", ("a", "b"), LeaseTiming(), incarnation=1)
+    sends = [e for e in holder.acquire(["app"], 0.0) if isinstance(e, Send)]
+    for send in sends:
+        reply = AcquireReply(round=send.message.round, incarnation=1, voter=send.voter,
+                             candidate="a", granted=("app",), refused=())
+        effects = holder.on_reply(reply, 0.01)
+    assert any(isinstance(e, Acquired) for e in effects)
+    effects = holder.set_voters(("a", "b", "w"), 0.1)
+    assert sorted(e.voter for e in effects if isinstance(e, Send)) == ["a", "b", "w"]
+    assert holder.needed == 2
+    assert holder.holds("app", 0.2)  # still valid on the old grants until its end

@@ -140,6 +140,23 @@ class LeaseHolder:
         return {n: lease.end - now for n, lease in sorted(self._leases.items())
                 if now < lease.end}
 
+    def set_voters(self, voters: tuple[str, ...], now: float) -> list[Effect]:
+        """Change the voter set (a node or witness joined or left the configuration).
+
+        Leases held stay valid until their end (their grants were real); from now on only
+        the new voters count, and a round starts at once so that what is held is renewed
+        under the new set or lost — never kept on the old set's votes alone. Rounds already
+        under way are dropped: their grants were counted against another majority.
+        """
+        if not voters or len(set(voters)) != len(voters):
+            raise ValueError(f"voters must be distinct and not empty, got {voters!r}")
+        if self.quorum == "none" and self.node not in voters:
+            raise ValueError("quorum 'none' needs the node's own voter among the voters")
+        self.voters = voters
+        self.needed = 1 if self.quorum == "none" else len(voters) // 2 + 1
+        self._rounds.clear()
+        return self._start_round(now)
+
     @property
     def wanted(self) -> tuple[str, ...]:
         return tuple(sorted(self._wanted))

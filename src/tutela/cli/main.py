@@ -255,6 +255,33 @@ def node_remove(name: str, force: bool, as_json: bool) -> None:
 
 
 @cli.group()
+def witness() -> None:
+    """Witnesses: voters without resources that break ties (run tutela-witness on them)."""
+
+
+@witness.command("add")
+@click.argument("address", metavar="HOST:PORT")
+@click.option("--token", required=True, help="A token from 'tutela-witness token' there.")
+@json_option
+@reports_errors
+def witness_add(address: str, token: str, as_json: bool) -> None:
+    """Enrol this cluster at the witness at HOST:PORT and make it a voter."""
+    result = call(state_dir(), "witness.add", timeout=LONG_ACTION_TIMEOUT, address=address,
+                  token=token)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@witness.command("remove")
+@click.argument("address", metavar="HOST:PORT")
+@json_option
+@reports_errors
+def witness_remove(address: str, as_json: bool) -> None:
+    """Stop using the witness at HOST:PORT as a voter."""
+    result = call(state_dir(), "witness.remove", address=address)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@cli.group()
 def path() -> None:
     """Comm paths between this node and another (heartbeats go over every path)."""
 

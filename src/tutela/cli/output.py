@@ -40,8 +40,10 @@ def print_error(message: str, problems: list[dict[str, str]] | None = None) -> N
 def print_status(status: dict[str, Any]) -> None:
     console.print(f"cluster [bold]{status['cluster']}[/]  node [bold]{status['node']}[/]  "
                   f"generation {status['generation']}  tutelad pid {status['daemon_pid']}")
-    if len(status["nodes"]) > 1:
-        console.print(_nodes_table(status["nodes"]))
+    if len(status["nodes"]) > 1 or status.get("witnesses"):
+        witnesses = [{**w, "local": False, "generation": None, "name": f"{w['name']} (witness)"}
+                     for w in status.get("witnesses", [])]
+        console.print(_nodes_table(status["nodes"] + witnesses))
     if not status["hierarchies"]:
         console.print("no resources yet: see 'tutela resource create --help'")
     for hierarchy in status["hierarchies"]:

@@ -24,7 +24,7 @@ from tutela.lcd.store import Lcd
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Identity, Messenger, PeerUnreachable, spawn
-from tutela.lcm.paths import paths_for, peers_of
+from tutela.lcm.paths import paths_for, peers_of, witness_paths
 from tutela.model.config import ClusterConfig
 
 log = logging.getLogger("tutela.cluster")
@@ -273,7 +273,12 @@ class Cluster:
                 "states": heard[1].get("states", {}) if heard else {},
                 "paths": self._paths_view(peer, now),
             })
-        return {"nodes": nodes, "dropped_frames": self.messenger.counters.snapshot(),
+        witnesses = [{"name": spec.peer, "address": spec.name.removeprefix("witness/"),
+                       "state": detector.node_state(spec.peer),
+                       "paths": self._paths_view(spec.peer, now)}
+                      for spec in witness_paths(self.engine.config)]
+        return {"nodes": nodes, "witnesses": witnesses,
+                "dropped_frames": self.messenger.counters.snapshot(),
                 "events": list(self.events)[-20:]}
 
     def _paths_view(self, peer: str, now: float) -> list[dict[str, Any]]:

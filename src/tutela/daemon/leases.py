@@ -27,6 +27,7 @@ from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.voter import Voter
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, PeerUnreachable, spawn
+from tutela.lcm.paths import voters_of
 from tutela.model.config import ClusterConfig
 
 log = logging.getLogger("tutela.leases")
@@ -60,7 +61,7 @@ class Leases:
         messenger.handle("lease.release", self._serve_release)
 
     def _new_holder(self, config: ClusterConfig) -> LeaseHolder:
-        voters = tuple(sorted(n.name for n in config.nodes))
+        voters = voters_of(config)
         return LeaseHolder(self.node, voters, self.timing, incarnation=self._incarnation,
                            quorum=config.settings.quorum)
 
@@ -74,10 +75,13 @@ class Leases:
                 await self._task
 
     def config_changed(self, config: ClusterConfig) -> None:
-        """A new voter set takes effect for the next lease, once nothing is held."""
-        voters = tuple(sorted(n.name for n in config.nodes))
-        if voters != self.holder.voters and not self.holder.wanted:
-            self.holder = self._new_holder(config)
+        """A new voter set counts from now on, also for the leases held (renewed under it
+        at once). Nodes learn the new set a few milliseconds apart; leases are safe across
+        the change only while no fault strikes in that window (docs/failover.md)."""
+        voters = voters_of(config)
+        if voters != self.holder.voters:
+            log.info("lease voters are now %s", ", ".join(voters))
+            self._run(self.holder.set_voters(voters, time.monotonic()))
 
     # --- the daemon's calls --------------------------------------------------------------
 
@@ -147,8 +151,9 @@ class Leases:
                 return
         if isinstance(message, AcquireRequest):
             self._on_reply(send.voter, result)
-            self._run(self.holder.on_reply(AcquireReply.from_payload(result["reply"]),
-                                           time.monotonic()))
+            # nodes wrap the reply to add their configuration version; witnesses do not
+            reply = result.get("reply", result)
+            self._run(self.holder.on_reply(AcquireReply.from_payload(reply), time.monotonic()))
 
     def _vote(self, message: AcquireRequest | Release) -> dict[str, Any]:
         now = time.monotonic()

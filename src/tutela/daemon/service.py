@@ -22,10 +22,11 @@ from tutela.lcd.store import Lcd
 from tutela.lcm.frame import Envelope
 from tutela.lcm.join import Grant
 from tutela.lcm.messenger import PeerUnreachable
-from tutela.lcm.paths import path_name, paths_between
+from tutela.lcm.paths import path_name, paths_between, split_host_port
 from tutela.model.config import ClusterConfig, CommPath, Node, Resource
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.hierarchy import Hierarchy, hierarchy_of
+from tutela.witness.enroll import EnrolmentFailed, enroll
 
 log = logging.getLogger("tutela.daemon")
 REMOTE_ACTION_TIMEOUT = 600.0
@@ -61,6 +62,8 @@ class Service:
             "switchover": self.switchover,
             "hierarchy.extend": self.hierarchy_extend,
             "hierarchy.unextend": self.hierarchy_unextend,
+            "witness.add": self.witness_add,
+            "witness.remove": self.witness_remove,
         }
         cluster.messenger.handle("config.push", self._config_push)
         cluster.messenger.handle("op.restore", self._remote_restore)
@@ -76,7 +79,7 @@ class Service:
     async def status(self, _: dict[str, Any]) -> dict[str, Any]:
         config, states = self.engine.config, self.engine.states
         view = self.cluster.view()
-        elsewhere = [(n["name"], n) for n in view["nodes"] if not n["local"]]
+        elsewhere = [(n["name"], n) for n in view["nodes"] if not n["local"]]  # no witnesses
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
@@ -250,6 +253,37 @@ class Service:
 
     async def _remote_remove(self, envelope: Envelope) -> dict[str, Any]:
         return await self.remove({"tag": envelope.payload["tag"]})
+
+    # --- witnesses ------------------------------------------------------------------
+
+    async def witness_add(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Enrol this cluster at a witness with its one-time token, then make it a voter."""
+        address = str(request["address"])
+        host, port = split_host_port(address)
+        if any(w.address == address for w in self.engine.config.witnesses):
+            raise ConfigError([Problem("address", f"{address} is a witness already",
+                                       "nothing to do")])
+        try:
+            await asyncio.to_thread(
+                enroll, host, port, str(request["token"]), self.engine.config.name,
+                self.lcd.cluster_key, self.lcd.node, timing=self.cluster.leases.timing)
+        except EnrolmentFailed as error:
+            raise OperationError(f"the witness at {address} did not take this cluster: "
+                                 f"{error}") from None
+        return await self._change(f"witness {address} added",
+                                  lambda data: data["witnesses"].append({"address": address}))
+
+    async def witness_remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        address = str(request["address"])
+
+        def remove(data: dict[str, Any]) -> None:
+            kept = [w for w in data["witnesses"] if w["address"] != address]
+            if len(kept) == len(data["witnesses"]):
+                raise ConfigError([Problem("address", f"{address} is no witness of this "
+                                           "cluster", "see 'tutela status'")])
+            data["witnesses"] = kept
+
+        return await self._change(f"witness {address} removed", remove)
 
     # --- equivalencies -----------------------------------------------------------------
 

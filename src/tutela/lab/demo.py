@@ -1,4 +1,5 @@
-"""`make demo`: a real lab node protecting a web service, which is then killed and recovered.
+"""`make demo`: a real two-node lab cluster with a witness protecting a web service, killed,
+recovered locally, and then failed over to another node when its node crashes.
 
 Also holds the web-service hierarchy (app -> data -> vip) that the lab tests build the same way.
 """
@@ -10,13 +11,14 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from tutela.lab import Lab
-from tutela.lab.driver import tutela
+from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, tutela
 
 console = Console(highlight=False)
 VIP = "198.51.100.100"
@@ -66,14 +68,37 @@ def fetch(lab: Lab, url: str, timeout: float = 1.0) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-def measure_outage(lab: Lab, url: str, deadline: float = 60.0) -> float:
-    """Probe from the client every 10 ms until the service answers again; the gap in s."""
-    started = time.monotonic()
-    while fetch(lab, url, timeout=0.5) != GREETING:
-        if time.monotonic() - started > deadline:
-            raise RuntimeError(f"the service did not come back within {deadline:g}s")
-        time.sleep(0.01)  # the prober's period
-    return time.monotonic() - started
+def measure_outage(lab: Lab, service: WebService, fault: Callable[[], None],
+                   recovered: Callable[[], bool], deadline: float = 60.0) -> float:
+    """The longest gap the client saw, probing every 10 ms, while `fault` strikes and until
+    `recovered()` holds and the service answers again."""
+    prober = subprocess.Popen(
+        lab.client_argv([sys.executable, "-m", "tutela.lab.prober", service.url, GREETING]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=lab.client_environment())
+    try:
+        time.sleep(0.3)  # a stretch of good answers before the fault
+        fault()
+        started = time.monotonic()
+        while not (recovered() and fetch(lab, service.url) == GREETING):
+            if time.monotonic() - started > deadline:
+                raise RuntimeError(f"the service did not come back within {deadline:g}s")
+            time.sleep(0.05)  # polling until the service is back
+        time.sleep(0.3)  # and a stretch of good answers after it
+        out, err = prober.communicate("", timeout=10)
+    finally:
+        if prober.poll() is None:
+            prober.kill()
+    if not out:
+        raise RuntimeError(f"the prober said nothing: {err.strip()}")
+    return float(json.loads(out)["longest_gap"])
+
+
+def owner(lab: Lab, service: WebService) -> str | None:
+    """The node whose kernel has the service's address, if exactly one has it."""
+    found = [n for n in lab.nodes if lab.node_state(n) != "off"
+             and service.vip in lab.addresses(n)]
+    return found[0] if len(found) == 1 else None
 
 
 def app_pid(lab: Lab, node: str) -> int:
@@ -86,38 +111,56 @@ def step(text: str) -> None:
 
 
 def run(keep: bool) -> None:
-    step("1. build a lab: one node and a client, two networks, a shared disk")
-    lab = Lab.up("demo", nodes=1, disks=1)
+    step("1. build a lab: two nodes, a witness on the client host, two networks, a disk")
+    lab = Lab.up("demo", nodes=2, disks=1)
+    witness = start_witness(lab)
     try:
-        tutela(lab, "node1", "init", "--cluster", "demo")
-        tutela(lab, "node1", "start")
-        step("2. protect a web service: app (process) -> data (ext4 on the disk) -> vip")
+        form_cluster(lab, "demo")
+        add_witness(lab, "node1")
+        while not all_alive(lab):
+            time.sleep(0.1)  # polling until every comm path is up
+        step("2. protect a web service on node1: app (process) -> data (ext4) -> vip")
         service = create_web_service(lab, "node1")
+        tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
         console.print(tutela(lab, "node1", "status").stdout)
         step(f"3. the client fetches {service.url} through the virtual IP")
         console.print(f"client got: {fetch(lab, service.url)!r}")
-        step("4. kill the application (SIGKILL); tutela's local recovery restarts it")
+        step("4. kill the application (SIGKILL): local recovery restarts it on node1")
         killed = app_pid(lab, "node1")
-        lab.exec("node1", ["kill", "-9", str(killed)])
-        outage = measure_outage(lab, service.url)
-        console.print(f"killed PID {killed}; the client saw an outage of "
-                      f"[bold]{outage:.2f} s[/] (quick check every 1 s, then restart); "
-                      f"new PID {app_pid(lab, 'node1')}")
-        console.print(tutela(lab, "node1", "status").stdout)
-        step("5. what the daemon logged")
-        console.print(tutela(lab, "node1", "log", "-n", "8").stdout, markup=False)
+        outage = measure_outage(lab, service, lambda: _kill(lab, killed),
+                                lambda: app_pid(lab, "node1") != killed)
+        console.print(f"the client saw an outage of [bold]{outage:.2f} s[/] "
+                      f"(quick check every 1 s, then a restart)")
+        step("5. crash node1 (power off: processes killed, links dead)")
+        outage = measure_outage(lab, service, lambda: lab.power_off("node1"),
+                                lambda: owner(lab, service) not in (None, "node1"))
+        console.print(f"the service came back on [bold]{owner(lab, service)}[/]; the client "
+                      f"saw an outage of [bold]{outage:.2f} s[/]")
+        console.print(tutela(lab, "node2", "status").stdout)
+        step("6. what node2 logged")
+        console.print(tutela(lab, "node2", "log", "-n", "12").stdout, markup=False)
         if keep:
-            console.print("lab left up (KEEP=1): try 'tutela lab exec node1 -- tutela status'; "
+            console.print("lab left up (KEEP=1): try 'tutela lab exec node2 -- tutela status'; "
                           "'tutela lab down --name demo' removes it")
             return
-        tutela(lab, "node1", "stop")
+        tutela(lab, "node2", "stop")
     except BaseException:
         if not keep:
-            lab.down()
+            _down(lab, witness)
         raise
-    step("6. tear the lab down")
-    lab.down()
+    step("7. tear the lab down")
+    _down(lab, witness)
     console.print("done: no namespaces, mounts or loop devices left behind")
+
+
+def _down(lab: Lab, witness: subprocess.Popen[str]) -> None:
+    witness.terminate()
+    witness.wait(timeout=10)
+    lab.down()
+
+
+def _kill(lab: Lab, pid: int) -> None:
+    lab.exec("node1", ["kill", "-9", str(pid)])
 
 
 def main() -> None:

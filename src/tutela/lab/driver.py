@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
-from tutela.lab import Lab
+from tutela.lab import Lab, LabCommandError
 
 
 def tutela(lab: Lab, node: str, *args: str, check: bool = True
@@ -43,6 +46,44 @@ def form_cluster(lab: Lab, cluster: str) -> None:
 
 
 def all_alive(lab: Lab) -> bool:
-    """Every node sees every other node ALIVE on every path."""
+    """Every node's daemon answers and sees every other node ALIVE on every path."""
+    try:
+        views = [status(lab, node)["nodes"] for node in lab.nodes]
+    except LabCommandError:  # a daemon that is still starting
+        return False
     return all(n["state"] == "ALIVE" and all(p["state"] == "ALIVE" for p in n["paths"])
-               for node in lab.nodes for n in status(lab, node)["nodes"])
+               for view in views for n in view)
+
+
+WITNESS_PORT = 7366
+
+
+def start_witness(lab: Lab) -> subprocess.Popen[str]:
+    """Run tutela-witness in the lab's client namespace (a host on both networks)."""
+    state = lab.root / "witness"
+    state.mkdir(exist_ok=True)
+    witness = str(Path(sys.executable).with_name("tutela-witness"))
+    log = open(lab.root / "witness.out", "a")  # noqa: SIM115 - handed to the process
+    return subprocess.Popen(
+        lab.client_argv([witness, "run", "--state-dir", str(state), "--listen",
+                         f"{lab.client_address()}:{WITNESS_PORT}"]),
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
+        env=lab.client_environment(), start_new_session=True)
+
+
+def add_witness(lab: Lab, node: str) -> str:
+    """Enrol the cluster at the lab's witness from `node`; the witness's address."""
+    state = lab.root / "witness"
+    witness = str(Path(sys.executable).with_name("tutela-witness"))
+    token = ""
+    deadline = time.monotonic() + 15
+    while not token:
+        result = subprocess.run([witness, "token", "--state-dir", str(state)], text=True,
+                                capture_output=True, check=False)
+        token = result.stdout.strip() if result.returncode == 0 else ""
+        if not token and time.monotonic() > deadline:
+            raise RuntimeError(f"the witness does not answer: {result.stderr.strip()}")
+        time.sleep(0.1)  # polling until the witness has started
+    address = f"{lab.client_address()}:{WITNESS_PORT}"
+    tutela(lab, node, "witness", "add", address, "--token", token)
+    return address

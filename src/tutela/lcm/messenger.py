@@ -144,7 +144,7 @@ class Messenger:
                 self.stats.setdefault(spec.name, PathStats())
                 self.detector.add_path(key, now)
                 self._open(spec)
-        await self._listen(listen | {p.local for p in paths if p.kind == "tcp"})
+        await self._listen(listen | {p.local for p in paths if p.kind == "tcp" and p.local})
         self._wake.set()
 
     def handle(self, kind: str, handler: Handler) -> None:
@@ -297,8 +297,9 @@ class Messenger:
                 try:
                     async with asyncio.timeout(self.dead_after):
                         _, link = await loop.create_connection(
-                            lambda: self.stream_link(spec), spec.remote, self.port,
-                            local_addr=(spec.local, 0))
+                            lambda: self.stream_link(spec), spec.remote,
+                            spec.port or self.port,
+                            local_addr=(spec.local, 0) if spec.local else None)
                     self._links[key] = link
                 except (OSError, TimeoutError) as error:
                     log.debug("path %s: connect failed: %s", spec.name, error)

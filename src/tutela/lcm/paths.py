@@ -12,6 +12,7 @@ from typing import Literal
 from tutela.model.config import ClusterConfig, CommPath, Node
 
 DEFAULT_PORT = 7365
+WITNESS_PORT = 7366
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,14 @@ class PathSpec:
     remote: str
     """The peer's address (tcp/udp) or the peer's serial device (tty)."""
     priority: int
+    port: int | None = None
+    """The remote port when it is not the cluster's (a witness's)."""
 
     @property
     def dials(self) -> bool:
-        """For tcp, the end whose address sorts first connects; the other accepts."""
-        return self.local < self.remote
+        """For tcp, the end whose address sorts first connects; the other accepts. A node
+        always dials its witnesses."""
+        return self.port is not None or self.local < self.remote
 
 
 def path_name(path: CommPath) -> str:
@@ -51,7 +55,39 @@ def paths_for(config: ClusterConfig, me: str) -> list[PathSpec]:
         assert ends is not None
         specs.append(PathSpec(peer=path.nodes[1 - mine], name=path_name(path), kind=path.kind,
                               local=ends[mine], remote=ends[1 - mine], priority=path.priority))
+    specs += witness_paths(config)
     return sorted(specs, key=lambda s: (s.peer, s.priority, s.name))
+
+
+def witness_voter_id(host: str, port: int) -> str:
+    """A witness's voter id: 'witness@' + the HOST:PORT the cluster dials; node names
+    cannot contain '@' or ':', so it never clashes with a node."""
+    return f"witness@[{host}]:{port}" if ":" in host else f"witness@{host}:{port}"
+
+
+def split_host_port(address: str, default_port: int = WITNESS_PORT) -> tuple[str, int]:
+    """'host:port', '[v6]:port' or 'host' -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or host.endswith(":") or (":" in host and not host.startswith("[")):
+        return address.strip("[]"), default_port
+    return host.strip("[]"), int(port)
+
+
+def witness_paths(config: ClusterConfig) -> list[PathSpec]:
+    """A path from this node to every witness of the cluster (this node dials)."""
+    specs = []
+    for witness in config.witnesses:
+        host, port = split_host_port(witness.address)
+        specs.append(PathSpec(peer=witness_voter_id(host, port),
+                              name=f"witness/{witness.address}", kind="tcp", local="",
+                              remote=host, priority=1, port=port))
+    return specs
+
+
+def voters_of(config: ClusterConfig) -> tuple[str, ...]:
+    """Every vote of the cluster: each node and each witness."""
+    witnesses = [p.peer for p in witness_paths(config)]
+    return tuple(sorted(n.name for n in config.nodes)) + tuple(sorted(witnesses))
 
 
 def peers_of(config: ClusterConfig, me: str) -> list[str]:

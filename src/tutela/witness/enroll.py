@@ -27,6 +27,7 @@ from tutela.lcm.frame import (
     verify,
 )
 from tutela.lcm.join import NO_CLUSTER, new_token
+from tutela.lcm.paths import witness_voter_id
 from tutela.lcm.stream import FrameSplitter
 from tutela.model.config import NAME_PATTERN
 from tutela.witness.registry import timing_json
@@ -63,12 +64,9 @@ class EnrolRequest:
 
 
 def voter_id(host: str, port: int) -> str:
-    """The witness's voter id in a cluster: 'witness@' + the HOST:PORT the cluster dials.
-
-    It is what the cluster lists under `witnesses` (with the prefix), so every node can name
-    the voter without asking the witness; node names cannot contain '@' or ':'.
-    """
-    return f"witness@[{host}]:{port}" if ":" in host else f"witness@{host}:{port}"
+    """The witness's voter id in a cluster (lcm.paths.witness_voter_id): every node can
+    name the voter from the cluster's `witnesses` without asking the witness."""
+    return witness_voter_id(host, port)
 
 
 def _mac_key(token: str) -> bytes:

@@ -1,0 +1,57 @@
+"""The client's view of an outage: fetch a URL every 10 ms and report the longest gap
+between two good answers. Runs inside the lab's client namespace.
+
+`python -m tutela.lab.prober URL EXPECTED` runs until stdin closes or SIGTERM, then prints
+JSON: {"longest_gap": seconds, "answers": n, "failures": n}.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.request
+
+PERIOD = 0.01
+TIMEOUT = 0.2
+
+
+def probe(url: str, expected: str, stop: threading.Event) -> dict[str, float]:
+    last_good = time.monotonic()
+    longest = answers = failures = 0.0
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            with opener.open(url, timeout=TIMEOUT) as response:
+                good = response.read().decode() == expected
+        except (OSError, http.client.HTTPException):  # refused, reset, cut short: all outage
+            good = False
+        now = time.monotonic()
+        if good:
+            longest = max(longest, now - last_good)
+            last_good = now
+            answers += 1
+        else:
+            failures += 1
+        stop.wait(max(0.0, PERIOD - (now - started)))  # the probing period
+    return {"longest_gap": round(longest, 4), "answers": answers, "failures": failures}
+
+
+def main() -> None:
+    url, expected = sys.argv[1], sys.argv[2].encode().decode("unicode_escape")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    def stop_at_end_of_input() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=stop_at_end_of_input, daemon=True).start()
+    print(json.dumps(probe(url, expected, stop)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Two lab nodes and a witness (DESIGN.md's common shape): the witness's vote lets the
+survivor take over when the active node dies, and keeps a cut link from moving anything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import wait_until
+from tutela.lab import Lab
+from tutela.lab.checker import SplitBrainChecker
+from tutela.lab.demo import GREETING, WebService, create_web_service, fetch, owner
+from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, status, tutela
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab.up("wf", nodes=2, disks=1, root=tmp_path_factory.mktemp("wf")) as built:
+        witness = start_witness(built)
+        try:
+            yield built
+        finally:
+            for node in built.nodes:
+                if built.node_state(node) != "off":
+                    tutela(built, node, "stop", "--leave-resources", check=False)
+            witness.terminate()
+            try:
+                witness.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                witness.kill()
+
+
+@pytest.fixture(scope="module")
+def service(lab: Lab) -> Iterator[WebService]:
+    form_cluster(lab, "wf")
+    add_witness(lab, "node1")
+    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=20,
+               what="both nodes and the witness alive")
+    web = create_web_service(lab, "node1", check_interval=0.5)
+    tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
+    with SplitBrainChecker(lab, web.vip, str(web.mountpoint)) as checker:
+        yield web
+    assert checker.violations == [], checker.violations
+
+
+def _witness_alive(lab: Lab) -> bool:
+    return all(w["state"] == "ALIVE" for node in lab.nodes
+               for w in status(lab, node)["witnesses"]) and bool(
+        status(lab, "node1")["witnesses"])
+
+
+def test_witness_is_a_voter_seen_by_both_nodes(lab: Lab, service: WebService) -> None:
+    assert owner(lab, service) == "node1"
+    for node in lab.nodes:
+        [witness] = status(lab, node)["witnesses"]
+        assert witness["state"] == "ALIVE"
+
+
+def test_cut_between_the_nodes_moves_nothing(lab: Lab, service: WebService) -> None:
+    """node1 keeps a majority with the witness; node2 has only its own vote."""
+    lab.cut("node2", peer="node1")
+    try:
+        wait_until(lambda: {n["name"]: n for n in status(lab, "node2")["nodes"]}["node1"][
+            "state"] == "DEAD", timeout=10, what="node2 to lose node1")
+        for _ in range(20):  # two seconds of sampling: the owner must not change
+            assert owner(lab, service) == "node1"
+            assert fetch(lab, service.url, timeout=0.5) == GREETING
+    finally:
+        lab.heal("node2", peer="node1")
+    wait_until(lambda: all_alive(lab), timeout=20, what="healed")
+
+
+def test_survivor_takes_over_with_the_witness_vote(lab: Lab, service: WebService) -> None:
+    lab.power_off("node1")
+    wait_until(lambda: owner(lab, service) == "node2", timeout=30, what="node2 takes over")
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the client to reach it")
