@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from helpers import wait_until
 from tutela.lab import Lab
@@ -80,3 +81,58 @@ def test_survivor_takes_over_with_the_witness_vote(lab: Lab, service: WebService
     wait_until(lambda: owner(lab, service) == "node2", timeout=30, what="node2 takes over")
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
                what="the client to reach it")
+
+
+def _set_fencing(lab: Lab, node: str, fencing: str, command: str | None) -> None:
+    document = tutela(lab, node, "export").stdout
+    data = yaml.safe_load(document)
+    data.setdefault("settings", {})["fencing"] = fencing
+    if command:
+        data["settings"]["fence_command"] = command
+    tutela_apply(lab, node, yaml.safe_dump(data))
+
+
+def tutela_apply(lab: Lab, node: str, document: str) -> None:
+    lab.exec(node, ["tutela", "apply", "-f", "-"], input=document)
+
+
+def test_frozen_owner_without_fencing_never_shares_its_address(
+        lab: Lab, service: WebService) -> None:
+    """fencing none: the frozen owner's kernel still answers for the address, so the
+    survivor's duplicate-address check refuses to take over until the owner is thawed."""
+    lab.power_on("node1")
+    wait_until(lambda: all_alive(lab), timeout=30, what="node1 back")
+    frozen = owner(lab, service)
+    assert frozen is not None
+    lab.freeze(frozen)
+    try:
+        wait_until(lambda: _refused_takeover(lab, frozen), timeout=20,
+                   what="the survivor to refuse the takeover (address answers)")
+        assert owner(lab, service) == frozen  # the kernel of the frozen node keeps it
+    finally:
+        lab.thaw(frozen)
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=30,
+               what="the service back after the thaw")
+
+
+def _refused_takeover(lab: Lab, frozen: str) -> bool:
+    survivor = next(n for n in lab.nodes if n != frozen)
+    return "refused before any change" in tutela(lab, survivor, "log", "-n", "100").stdout
+
+
+def test_frozen_owner_is_fenced_by_the_agent(lab: Lab, service: WebService) -> None:
+    wait_until(lambda: all_alive(lab), timeout=30, what="both nodes alive")
+    _set_fencing(lab, "node1", "agent", "tutela lab fence {node}")
+    frozen = owner(lab, service)
+    assert frozen is not None
+    survivor = next(n for n in lab.nodes if n != frozen)
+    lab.freeze(frozen)
+    wait_until(lambda: lab.node_state(frozen) == "off", timeout=20,
+               what=f"{survivor} to fence {frozen} with the lab's power switch")
+    wait_until(lambda: owner(lab, service) == survivor, timeout=20,
+               what=f"{survivor} to take over after fencing")
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the client to reach it")
+    log = tutela(lab, survivor, "log", "-n", "200").stdout
+    assert f"fencing {frozen} before taking over" in log
+    assert f"{frozen} is fenced" in log

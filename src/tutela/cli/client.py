@@ -5,12 +5,11 @@ Failures come back as DaemonError with the daemon's kind, message and field prob
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 from typing import Any
 
-from tutela.daemon.protocol import MAX_LINE, encode, socket_path
+from tutela import control
+from tutela.daemon.protocol import socket_path
 
 
 class DaemonError(Exception):
@@ -27,19 +26,14 @@ class NotRunning(DaemonError):
 
 def call(state_dir: Path, op: str, timeout: float = 30.0, **args: Any) -> Any:
     path = socket_path(state_dir)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NotRunning("not-running", f"tutelad is not running (no answer on {path}); "
-                             "start it with 'tutela start'") from None
-        sock.sendall(encode({"op": op, **args}))
-        reply = _read_line(sock)
-    if not reply:
+    try:
+        message = control.request(path, {"op": op, **args}, timeout)
+    except control.NoAnswer:
+        raise NotRunning("not-running", f"tutelad is not running (no answer on {path}); "
+                         "start it with 'tutela start'") from None
+    if message is None:
         raise DaemonError("internal", "tutelad closed the connection without an answer; "
                           "see 'tutela log'")
-    message = json.loads(reply)
     if message["ok"]:
         return message["result"]
     error = message["error"]
@@ -52,17 +46,3 @@ def is_running(state_dir: Path) -> bool:
     except (DaemonError, OSError):
         return False
     return True
-
-
-def _read_line(sock: socket.socket) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < MAX_LINE:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if chunk.endswith(b"\n"):
-            break
-    return b"".join(chunks)

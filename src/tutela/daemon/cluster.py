@@ -57,6 +57,10 @@ class Cluster:
     async def start(self) -> None:
         config = self.engine.config
         await self.messenger.start(paths_for(config, self.lcd.node), self._own_addresses(config))
+        if config.settings.fencing == "watchdog":
+            log.warning("fencing 'watchdog' is not built yet and acts as 'none': a frozen "
+                        "owner is held off only by the ip kit's duplicate-address check; "
+                        "use fencing 'agent' with a fence_command (docs/failover.md)")
         self.leases.start()
         self.ownership.start()
 
@@ -136,7 +140,7 @@ class Cluster:
 
     async def _promise(self, epoch: int) -> None:
         self.lcd.raise_promise(epoch)
-        answers = await self._ask_peers("config.promise", {"epoch": epoch})
+        answers = await self.ask_peers("config.promise", {"epoch": epoch})
         promised = 1 + sum(bool(a.get("promised")) for a in answers.values())
         if promised < self.majority():
             raise OperationError(f"only {promised} of {len(self.engine.config.nodes)} nodes "
@@ -165,7 +169,7 @@ class Cluster:
         majority of the nodes before the change: a joining node gets it with its grant)."""
         payload = {"generation": generation, "epoch": epoch,
                    "config": config.model_dump(mode="json")}
-        answers = await self._ask_peers("config.push", payload)
+        answers = await self.ask_peers("config.push", payload)
         taken = 1 + sum(tuple(a.get("version", ())) >= (generation, epoch)
                         for a in answers.values())
         if force or config.settings.quorum == "none" or taken >= needed:
@@ -174,7 +178,7 @@ class Cluster:
             f"generation {generation} is written on {taken} of {len(config.nodes)} nodes, "
             "not a majority: it may or may not stay; check 'tutela status' on the nodes")
 
-    async def _ask_peers(self, kind: str, payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    async def ask_peers(self, kind: str, payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Ask every reachable peer at once; the answers of those that answered."""
         peers = [p for p in peers_of(self.engine.config, self.lcd.node)
                  if self.messenger.detector.node_state(p) == "ALIVE"]

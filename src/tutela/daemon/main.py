@@ -9,10 +9,10 @@ import argparse
 import asyncio
 import logging
 import signal
-import socket
 import sys
 from pathlib import Path
 
+from tutela.control import AlreadyRunning, claim_socket
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.protocol import LOG_NAME, socket_path
 from tutela.daemon.server import serve
@@ -41,10 +41,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-class AlreadyRunning(RuntimeError):
-    pass
-
-
 def configure_logging(state_dir: Path, level: str) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
@@ -58,7 +54,7 @@ def configure_logging(state_dir: Path, level: str) -> None:
 async def run(state_dir: Path) -> None:
     lcd = Lcd.open(state_dir)
     path = socket_path(state_dir)
-    _claim_socket(path)
+    claim_socket(path, "tutelad")
     stored = lcd.load_states()
     engine = NodeEngine(
         lcd.load(), lcd, state_dir,
@@ -85,21 +81,6 @@ async def run(state_dir: Path) -> None:
         path.unlink(missing_ok=True)
         lcd.close()
         log.info("stopped")
-
-
-def _claim_socket(path: Path) -> None:
-    """Refuse to start twice; remove a socket left behind by a daemon that died."""
-    if not path.exists():
-        return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink(missing_ok=True)
-        return
-    finally:
-        probe.close()
-    raise AlreadyRunning(f"tutelad already runs for this state directory ({path} answers)")
 
 
 if __name__ == "__main__":

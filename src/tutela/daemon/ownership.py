@@ -14,8 +14,9 @@ from typing import Any
 
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
-from tutela.engine.node import NodeEngine, OperationError
+from tutela.engine.node import NodeEngine, OperationError, RestoreRefused
 from tutela.engine.ownership import View, decide
+from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.model.config import HierarchySettings
 from tutela.model.hierarchy import Hierarchy
@@ -24,6 +25,9 @@ from tutela.model.states import ResourceState
 log = logging.getLogger("tutela.ownership")
 RANK_STEP = 0.5
 """Seconds each lower-ranked candidate waits after a higher one before trying itself."""
+REFUSAL_BACKOFF = 1.0
+"""Seconds to wait after a pre-check refused a takeover (the old owner still holds on)."""
+FENCE_TIMEOUT = 30.0
 HANDOVER_GRACE = 10.0
 """Seconds the old owner leaves a switched-over hierarchy to its new owner."""
 
@@ -40,12 +44,14 @@ class Ownership:
         until an administrator restores them again."""
         self._vacant_since: dict[str, float] = {}
         self._yielding: dict[str, float] = {}
+        self._last_owner: dict[str, str] = {}
         """Roots handed over by switchover -> until when this node leaves them to the target."""
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         leases.on_effect = self._lease_effect
         messenger.handle("ownership.give", lambda e: self.give(str(e.payload["root"])))
         messenger.handle("ownership.take", lambda e: self.take(str(e.payload["root"])))
+        messenger.handle("ownership.forget", self._forget_request)
 
     def start(self) -> None:
         self._task = spawn(self._loop(), name="ownership")
@@ -64,6 +70,10 @@ class Ownership:
     def forget_failure(self, root: str) -> None:
         self.failed.discard(root)
 
+    async def _forget_request(self, envelope: Envelope) -> dict[str, Any]:
+        self.forget_failure(str(envelope.payload["root"]))
+        return {}
+
     async def give(self, root: str) -> dict[str, Any]:
         """Switchover, the old owner's half: out of service here, lease released at once."""
         self._busy.add(root)
@@ -80,6 +90,7 @@ class Ownership:
         self._busy.add(root)
         try:
             self.failed.discard(root)
+            self._last_owner.pop(root, None)  # handed over in order: nobody to fence
             await self._acquire_and_restore(root)
         except LeaseUnavailable as error:
             raise OperationError(f"{root}: {error}") from None
@@ -117,6 +128,11 @@ class Ownership:
                 await self._restore(root)
             else:
                 await self._give_up(root, failed_here)
+        except RestoreRefused as error:
+            log.warning("%s: %s; letting the lease go and trying again in %gs", root, error,
+                        REFUSAL_BACKOFF)
+            self.leases.release(root)
+            self._yielding[root] = time.monotonic() + REFUSAL_BACKOFF
         except (OperationError, LeaseUnavailable) as error:
             log.warning("%s: %s", root, error)
         finally:
@@ -127,13 +143,43 @@ class Ownership:
         remove_time = min(0.4, self.leases.timing.max_remove_time)
         await self.leases.acquire(root, timeout=self.leases.timing.duration * 3,
                                   remove_time=remove_time)
+        await self._fence_previous_owner(root)
         await self._restore(root)
+
+    async def _fence_previous_owner(self, root: str) -> None:
+        """With fencing 'agent', power off the node that ran it before restoring here."""
+        settings = self.engine.config.settings
+        previous = self._last_owner.get(root)
+        if (settings.fencing != "agent" or previous in (None, self.node)
+                or self.messenger.detector.node_state(previous or "") == "ALIVE"):
+            return  # nobody ran it, or its owner is alive and let go in order
+        assert settings.fence_command is not None and previous is not None
+        command = settings.fence_command.replace("{node}", previous)
+        log.warning("%s: fencing %s before taking over: %s", root, previous, command)
+        process = await asyncio.create_subprocess_shell(
+            command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            async with asyncio.timeout(FENCE_TIMEOUT):
+                output, _ = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            self.leases.release(root)
+            raise OperationError(f"fencing {previous} did not finish in {FENCE_TIMEOUT:g}s; "
+                                 "not taking over") from None
+        if process.returncode != 0:
+            self.leases.release(root)
+            raise OperationError(f"fencing {previous} failed (exit {process.returncode}: "
+                                 f"{output.decode(errors='replace').strip()}); not taking over")
+        log.warning("%s: %s is fenced", root, previous)
+        self._last_owner.pop(root, None)
 
     async def _restore(self, root: str) -> None:
         if not self.leases.holds(root):
             return
         try:
             await self.engine.restore(root)
+        except RestoreRefused:
+            raise  # not this node's failure: the caller lets go and waits
         except OperationError:
             self.failed.add(root)  # let the next node try
             raise
@@ -180,6 +226,8 @@ class Ownership:
                    if p in self.messenger.heartbeats}
         owner = next((p for p, r in sorted(reports.items())
                       if root in r.get("holds", ()) or _in_service(r, root)), None)
+        if owner is not None:
+            self._last_owner[root] = owner  # whom to fence if it vanishes
         i_hold = self.leases.holds(root)
         owned = i_hold or owner is not None
         now = time.monotonic()

@@ -6,14 +6,13 @@ Errors become structured answers (kind, message, problems); they never stop the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from tutela.daemon.protocol import MAX_LINE, encode, failure, ok
+from tutela import control
+from tutela.control import failure, ok
 from tutela.daemon.service import Service
 from tutela.engine.node import OperationError
 from tutela.lcd.store import StaleGeneration
@@ -23,23 +22,7 @@ log = logging.getLogger("tutela.daemon")
 
 
 async def serve(service: Service, path: Path) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            writer.write(encode(await answer(service, line)))
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away; nothing to answer
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    old_mask = os.umask(0o077)  # only root may talk to the daemon
-    try:
-        return await asyncio.start_unix_server(handle, path=str(path), limit=MAX_LINE)
-    finally:
-        os.umask(old_mask)
+    return await control.serve(path, lambda line: answer(service, line))
 
 
 async def answer(service: Service, line: bytes) -> dict[str, Any]:

@@ -194,8 +194,13 @@ class Service:
         return hierarchy.root if settings.clustered else None
 
     async def _set_target(self, root: str, target: str) -> dict[str, Any]:
-        """A clustered hierarchy: say where the cluster should keep it, and wait for it."""
+        """A clustered hierarchy: say where the cluster should keep it, and wait for it.
+
+        An administrator's restore also clears every node's failure mark for it, so that
+        each node is a candidate again.
+        """
         self.cluster.ownership.forget_failure(root)
+        await self.cluster.ask_peers("ownership.forget", {"root": root})
         if self.engine.config.hierarchy_settings(root).target != target:
             await self._change(f"{root} {target.replace('_', ' ')}",
                                lambda data: _settings(data, root).update(target=target))

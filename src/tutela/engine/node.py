@@ -47,6 +47,11 @@ class OperationError(Exception):
     """A restore or remove did not complete; the message says which resource and why."""
 
 
+class RestoreRefused(OperationError):
+    """A pre-check refused the restore before anything changed (e.g. the address still
+    answers elsewhere): not a failure of this node, a reason to wait."""
+
+
 class NodeEngine:
     def __init__(self, config: ClusterConfig, store: StateStore, state_dir: Path,
                  initial: Mapping[str, RuntimeState] | None = None) -> None:
@@ -169,7 +174,7 @@ class NodeEngine:
         failures = [f"{tag}: {r}" for tag, r in zip(plan.tags, results, strict=True)
                     if isinstance(r, BaseException)]
         if failures:
-            raise OperationError(f"restore {plan.target} refused before any change: "
+            raise RestoreRefused(f"restore {plan.target} refused before any change: "
                                  + "; ".join(failures))
 
     async def _run_step(self, step: Step) -> None:

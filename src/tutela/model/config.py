@@ -157,6 +157,16 @@ class ClusterSettings(Frozen):
     quorum_loss_action: Literal["fastkill", "fastboot", "osu"] = "fastkill"
     fencing: Literal["watchdog", "agent", "none"] = "watchdog"
     fence_command: str | None = None
+    """With fencing 'agent': run by the node taking a hierarchy over, with {node} replaced
+    by the node that ran it; exit 0 means that node is powered off (e.g. an IPMI command,
+    or 'tutela lab fence {node}' in the lab)."""
+
+    @model_validator(mode="after")
+    def _agent_has_command(self) -> ClusterSettings:
+        if self.fencing == "agent" and not self.fence_command:
+            raise ValueError("fencing 'agent' needs fence_command, e.g. "
+                             "'tutela lab fence {node}'")
+        return self
 
 
 class ClusterConfig(Frozen):
