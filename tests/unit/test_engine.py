@@ -14,7 +14,13 @@ import pytest
 from recording_kit import World
 
 from tutela.engine.node import NodeEngine, OperationError, RuntimeState
-from tutela.model.config import ClusterConfig, RecoveryPolicy, Resource
+from tutela.model.config import (
+    ClusterConfig,
+    Equivalency,
+    HierarchySettings,
+    RecoveryPolicy,
+    Resource,
+)
 from tutela.model.states import ResourceState as S
 
 
@@ -48,7 +54,8 @@ def run(engine_test: Callable[[NodeEngine], Awaitable[None]], cfg: ClusterConfig
 
     async def main() -> None:
         engine = NodeEngine(cfg, store, tmp_path, initial)
-        engine.update_config(cfg)
+        if initial is None:  # a restart (initial states) goes through adopt() instead
+            engine.update_config(cfg)
         try:
             await engine_test(engine)
         finally:
@@ -186,3 +193,22 @@ def test_stop_without_leaving_resources_removes_everything(world: World,
         assert world.actions("remove") == ["app", "fs", "ip"]
 
     run(scenario, config(*CHAIN), tmp_path)
+
+
+def test_restart_leaves_a_dead_clustered_hierarchy_to_the_cluster(world: World,
+                                                                   tmp_path: Path) -> None:
+    """Without its lease this node must not repair it: another node may run it by now."""
+    world.running |= {"fs", "ip"}
+    before = {t: RuntimeState(S.ISP, "restored", "") for t in ("app", "fs", "ip")}
+    clustered = config(*CHAIN).model_copy(update={"hierarchies": (HierarchySettings(
+        root="app", equivalencies=(Equivalency(node="a", priority=1),
+                                   Equivalency(node="b", priority=2))),)})
+
+    async def scenario(engine: NodeEngine) -> None:
+        await engine.adopt()
+        assert engine.states["app"].state == S.OSU
+        assert "left to the cluster" in engine.states["app"].reason
+        await asyncio.sleep(0.1)  # an observation window of five check periods
+        assert world.actions("recover") == []
+
+    run(scenario, clustered, tmp_path, before)

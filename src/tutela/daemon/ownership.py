@@ -44,7 +44,9 @@ class Ownership:
         until an administrator restores them again."""
         self._vacant_since: dict[str, float] = {}
         self._yielding: dict[str, float] = {}
-        self._last_owner: dict[str, str] = {}
+        self._fenced: dict[str, set[str]] = {}
+        """Root -> peers fenced for it, so their stale last heartbeats are not fenced again;
+        forgotten when a live owner is seen."""
         """Roots handed over by switchover -> until when this node leaves them to the target."""
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -90,7 +92,6 @@ class Ownership:
         self._busy.add(root)
         try:
             self.failed.discard(root)
-            self._last_owner.pop(root, None)  # handed over in order: nobody to fence
             await self._acquire_and_restore(root)
         except LeaseUnavailable as error:
             raise OperationError(f"{root}: {error}") from None
@@ -147,15 +148,18 @@ class Ownership:
         await self._restore(root)
 
     async def _fence_previous_owner(self, root: str) -> None:
-        """With fencing 'agent', power off the node that ran it before restoring here."""
+        """With fencing 'agent', power off every node that ran it and vanished, before
+        restoring here."""
         settings = self.engine.config.settings
-        previous = self._last_owner.get(root)
-        if (settings.fencing != "agent" or previous in (None, self.node)
-                or self.messenger.detector.node_state(previous or "") == "ALIVE"):
-            return  # nobody ran it, or its owner is alive and let go in order
-        assert settings.fence_command is not None and previous is not None
-        command = settings.fence_command.replace("{node}", previous)
-        log.warning("%s: fencing %s before taking over: %s", root, previous, command)
+        if settings.fencing != "agent":
+            return
+        assert settings.fence_command is not None
+        for previous in self._vanished_owners(root):
+            await self._fence_node(root, previous, settings.fence_command)
+
+    async def _fence_node(self, root: str, node: str, template: str) -> None:
+        command = template.replace("{node}", node)
+        log.warning("%s: fencing %s before taking over: %s", root, node, command)
         process = await asyncio.create_subprocess_shell(
             command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
@@ -164,14 +168,22 @@ class Ownership:
         except TimeoutError:
             process.kill()
             self.leases.release(root)
-            raise OperationError(f"fencing {previous} did not finish in {FENCE_TIMEOUT:g}s; "
+            raise OperationError(f"fencing {node} did not finish in {FENCE_TIMEOUT:g}s; "
                                  "not taking over") from None
         if process.returncode != 0:
             self.leases.release(root)
-            raise OperationError(f"fencing {previous} failed (exit {process.returncode}: "
+            raise OperationError(f"fencing {node} failed (exit {process.returncode}: "
                                  f"{output.decode(errors='replace').strip()}); not taking over")
-        log.warning("%s: %s is fenced", root, previous)
-        self._last_owner.pop(root, None)
+        log.warning("%s: %s is fenced", root, node)
+        self._fenced.setdefault(root, set()).add(node)
+
+    def _vanished_owners(self, root: str) -> list[str]:
+        """Peers that are not alive and whose last heartbeat said they ran `root`, less
+        those this node fenced since."""
+        fenced = self._fenced.get(root, set())
+        return [peer for peer, (_, report) in sorted(self.messenger.heartbeats.items())
+                if self.messenger.detector.node_state(peer) != "ALIVE" and peer not in fenced
+                and (root in report.get("holds", ()) or _in_service(report, root))]
 
     async def _restore(self, root: str) -> None:
         if not self.leases.holds(root):
@@ -201,12 +213,12 @@ class Ownership:
         if isinstance(effect, MustRelease):
             log.error("%s: the lease could not be renewed (no majority?); taking it out of "
                       "service before the lease ends", effect.name)
-            spawn(self._fence(effect.name))
+            spawn(self._fence_self(effect.name))
         elif isinstance(effect, LeaseLost):
             log.error("%s: the lease ended; out of service here", effect.name)
-            spawn(self._fence(effect.name))
+            spawn(self._fence_self(effect.name))
 
-    async def _fence(self, root: str) -> None:
+    async def _fence_self(self, root: str) -> None:
         """Self-fencing: out of service before another node may take over."""
         self._busy.add(root)
         try:
@@ -227,7 +239,7 @@ class Ownership:
         owner = next((p for p, r in sorted(reports.items())
                       if root in r.get("holds", ()) or _in_service(r, root)), None)
         if owner is not None:
-            self._last_owner[root] = owner  # whom to fence if it vanishes
+            self._fenced.pop(root, None)
         i_hold = self.leases.holds(root)
         owned = i_hold or owner is not None
         now = time.monotonic()

@@ -119,6 +119,12 @@ class NodeEngine:
             if result.healthy:
                 self._set(resource.tag, self._service_state(resource), "re-adopted after restart")
                 self._start_monitor(resource)
+            elif self._clustered(resource.tag):
+                # Not ours to repair: without its lease another node may run it by now
+                # (this node may have been powered off). The cluster decides who restores.
+                self._set(resource.tag, ResourceState.OSU,
+                          f"was in service before the restart but {result.reason}; left to "
+                          "the cluster")
             else:
                 log.warning("%s: was in service before the restart but %s; recovering",
                             resource.tag, result.reason)
@@ -318,6 +324,11 @@ class NodeEngine:
     def _in_service(self, tag: str) -> bool:
         current = self.states.get(tag)
         return current is not None and current.state.in_service
+
+    def _clustered(self, tag: str) -> bool:
+        """Whether TAG's hierarchy runs under an ownership lease (it has equivalencies)."""
+        hierarchy = hierarchy_of(self.hierarchies, tag)
+        return hierarchy is not None and self.config.hierarchy_settings(hierarchy.root).clustered
 
     def _resource(self, tag: str) -> Resource:
         resource = self.config.resource(tag)
