@@ -345,20 +345,7 @@ def _exports(words: list[str], loc: Loc) -> list[Value] | None:
 
 def _plain_word(word: str) -> bool:
     """A value without unquoted parentheses, pipes or redirections (those make it code)."""
-    quote = ""
-    escaped = False
-    for char in word:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quote != "'":
-            escaped = True
-        elif quote:
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char in "()<>|&`":
-            return False
-    return True
+    return not any(char in "()<>|&`" for _, char in _Unquoted(word, 0))
 
 
 def _split(text: str, separators: str) -> list[str]:
