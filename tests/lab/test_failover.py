@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from helpers import wait_until
 from tutela.lab import Lab
@@ -146,3 +147,17 @@ def test_unrecoverable_failure_fails_over(lab: Lab, service: WebService) -> None
         assert "removed" in reason or "gave up" in reason, reason
     finally:
         lab.exec(owner, ["nft", "delete", "table", "inet", "breakapp"], check=False)
+
+
+def test_automatic_switchback_returns_it_to_the_first_node(
+        lab: Lab, service: WebService) -> None:
+    tutela(lab, "node2", "restore", "app")  # clears the failure marks of earlier tests
+    data = yaml.safe_load(tutela(lab, "node2", "export").stdout)
+    for hierarchy in data["hierarchies"]:
+        if hierarchy["root"] == "app":
+            hierarchy["switchback"] = "automatic"
+    lab.exec("node2", ["tutela", "apply", "-f", "-"], input=yaml.safe_dump(data))
+    wait_until(lambda: runs_on(lab, service) == ["node1"], timeout=30,
+               what="the hierarchy back on node1, the highest priority")
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the client to reach it on node1")
