@@ -62,6 +62,8 @@ class Lcd:
     def __init__(self, state_dir: Path, conn: sqlite3.Connection) -> None:
         self.state_dir = state_dir
         self._conn = conn
+        self._version: tuple[int, int] | None = None
+        """Cached (generation, epoch): every heartbeat carries it, so no query per beat."""
 
     @classmethod
     def create(cls, state_dir: Path, cluster: str, node: str,
@@ -128,8 +130,7 @@ class Lcd:
         return str(row[0])
 
     def generation(self) -> int:
-        row = self._conn.execute("SELECT MAX(generation) FROM generations").fetchone()
-        return int(row[0])
+        return self.version()[0]
 
     def load(self) -> ClusterConfig:
         row = self._conn.execute(
@@ -163,10 +164,12 @@ class Lcd:
 
     def version(self) -> tuple[int, int]:
         """(generation, epoch) of the current configuration: versions order by this pair."""
-        row = self._conn.execute(
-            "SELECT generation, epoch FROM generations ORDER BY generation DESC LIMIT 1"
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        if self._version is None:
+            row = self._conn.execute(
+                "SELECT generation, epoch FROM generations ORDER BY generation DESC LIMIT 1"
+            ).fetchone()
+            self._version = int(row[0]), int(row[1])
+        return self._version
 
     def adopt(self, config: ClusterConfig, generation: int, epoch: int, origin: str) -> bool:
         """Store a version written elsewhere in the cluster; False unless it is newer.
@@ -234,9 +237,10 @@ class Lcd:
             raise
         self._conn.execute("COMMIT")
 
-    @staticmethod
-    def _insert_generation(conn: sqlite3.Connection, generation: int, config: ClusterConfig,
-                           origin: str, summary: str, epoch: int = 0) -> None:
+    def _insert_generation(self, conn: sqlite3.Connection, generation: int,
+                           config: ClusterConfig, origin: str, summary: str,
+                           epoch: int = 0) -> None:
+        self._version = None  # read again after the transaction, committed or rolled back
         conn.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)",
                      (generation, _now(), origin, summary, config.model_dump_json(), epoch))
 
