@@ -142,12 +142,7 @@ class ProcessKit(Kit[ProcessParams]):
             problems.append(("command", f"{params.command[0]} is not found on this node"))
         return problems
 
-    def __init__(self) -> None:
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
-
     def restore(self, ctx: ActionContext[ProcessParams]) -> None:
-        self._reap()
         deadline = procutil.Deadline(ctx.timeout)
         record = read_pidfile(ctx.state_dir)
         if record is not None and record.alive():
@@ -168,7 +163,6 @@ class ProcessKit(Kit[ProcessParams]):
         ctx.log.info("started PID %d", proc.pid)
 
     def remove(self, ctx: ActionContext[ProcessParams]) -> None:
-        self._reap()
         record = read_pidfile(ctx.state_dir)
         if record is None:
             ctx.log.info("no pidfile; nothing to stop")
@@ -176,7 +170,6 @@ class ProcessKit(Kit[ProcessParams]):
         self._stop_group(ctx, record)
 
     def quick_check(self, ctx: ActionContext[ProcessParams]) -> CheckResult:
-        self._reap()
         try:
             record = read_pidfile(ctx.state_dir)
         except KitError as exc:
@@ -184,7 +177,6 @@ class ProcessKit(Kit[ProcessParams]):
         if record is None:
             return CheckResult(False, "not started (no pidfile)")
         if not record.alive():
-            self._reap()  # it may have turned into our zombie since the first reap
             return CheckResult(False, f"PID {record.pid} is no longer running")
         failure = probe(ctx.params, min(ctx.params.probe_timeout, ctx.timeout))
         return CheckResult(failure is None, failure or "")
@@ -201,8 +193,10 @@ class ProcessKit(Kit[ProcessParams]):
                     stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             raise KitError(f"cannot start {p.argv()}: {exc}") from exc
-        with self._lock:
-            self._children[proc.pid] = proc
+        # A waiter per child reaps it the moment it exits, so a crashed command never
+        # lingers as a zombie (a multi-threaded one cannot be reaped until its last
+        # thread is gone, which a poll at quick_check time can miss).
+        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
         return proc
 
     def _await_ready(self, ctx: ActionContext[ProcessParams],
@@ -231,7 +225,7 @@ class ProcessKit(Kit[ProcessParams]):
             ctx.log.info("PID %d now belongs to another process; ours is gone", record.pid)
         else:
             left = procutil.stop_processes(
-                lambda: self._members(record.pid), timeout=ctx.params.stop_timeout,
+                lambda: procutil.group_members(record.pid), timeout=ctx.params.stop_timeout,
                 retries=1, log=ctx.log, what=f"process group {record.pid}",
                 send=lambda _pids, sig: procutil.kill_group(record.pid, sig))
             if left:
@@ -239,17 +233,6 @@ class ProcessKit(Kit[ProcessParams]):
                                f"{', '.join(map(str, left))}); they may be stuck in the "
                                f"kernel (state D)")
         (ctx.state_dir / PIDFILE).unlink(missing_ok=True)
-
-    def _members(self, pgid: int) -> list[int]:
-        self._reap()
-        return procutil.group_members(pgid)
-
-    def _reap(self) -> None:
-        """Collect exit statuses of our own children, so none lingers as a zombie."""
-        with self._lock:
-            for pid, proc in list(self._children.items()):
-                if proc.poll() is not None:
-                    del self._children[pid]
 
 
 def _expect_running(ctx: ActionContext[ProcessParams], proc: subprocess.Popen[bytes],
