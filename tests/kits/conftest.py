@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -28,6 +29,8 @@ from kitsupport import (
 )
 
 from tutela.kits.base import ActionContext, KitParams
+from tutela.kits.process import read_pidfile
+from tutela.kits.procutil import kill_group
 from tutela.kits.registry import get_kit
 
 TOOLS = ("ip", "losetup", "mkfs.ext4", "mkfs.xfs", "e2fsck", "dumpe2fs", "mount", "umount",
@@ -53,6 +56,25 @@ def make_ctx(tmp_path: Path) -> Callable[..., ActionContext[Any]]:
                              state_dir=state_dir or tmp_path / "state" / tag,
                              timeout=timeout, log=logging.getLogger(f"tests.kits.{kit}"))
     return build
+
+
+@pytest.fixture
+def supervise(make_ctx: Callable[..., ActionContext[Any]],
+              ) -> Iterator[Callable[..., ActionContext[Any]]]:
+    """make_ctx for the process kit that stops every process group it started at the end."""
+    made: list[ActionContext[Any]] = []
+
+    def build(params: dict[str, Any], **kwargs: Any) -> ActionContext[Any]:
+        ctx = make_ctx("process", params, **kwargs)
+        made.append(ctx)
+        return ctx
+    try:
+        yield build
+    finally:
+        for ctx in made:
+            record = read_pidfile(ctx.state_dir)
+            if record is not None and not record.reused():
+                kill_group(record.pid, signal.SIGKILL)
 
 
 @pytest.fixture

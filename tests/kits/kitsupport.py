@@ -18,8 +18,8 @@ import pytest
 
 from helpers import wait_until
 
-__all__ = ["ARPWATCH", "RUNNER", "FsEnv", "NetPair", "Outcome", "Processes", "run_kit", "sh",
-           "wait_until"]
+__all__ = ["ARPWATCH", "RUNNER", "FsEnv", "NetPair", "Outcome", "Processes", "holds", "run_kit",
+           "sh", "wait_until"]
 
 RUNNER = Path(__file__).with_name("kitrunner.py")
 ARPWATCH = Path(__file__).with_name("arpwatch.py")
@@ -127,6 +127,13 @@ class FsEnv:
     def params(self, **extra: Any) -> dict[str, Any]:
         return {"device": self.device, "mountpoint": str(self.mountpoint),
                 "fstype": self.fstype, **extra}
+
+
+def holds(pid: int, mountpoint: Path) -> bool:
+    """Whether process `pid` has its cwd at `mountpoint` or a file open under it."""
+    fds = [str(p.readlink()) for p in Path(f"/proc/{pid}/fd").iterdir()]
+    cwd = str(Path(f"/proc/{pid}/cwd").readlink())
+    return cwd == str(mountpoint) or any(f.startswith(f"{mountpoint}/") for f in fds)
 
 
 def loop_attached(image: Path) -> bool:

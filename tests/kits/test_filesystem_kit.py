@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kitsupport import FsEnv, run_kit, sh, wait_until
+from kitsupport import FsEnv, holds, run_kit, sh, wait_until
 
 from tutela.kits.filesystem import FilesystemKit, ext4_has_mmp
 from tutela.model.errors import ConfigError
@@ -35,7 +35,7 @@ def test_restore_check_remove_kills_holders(make_fsenv: MakeFsEnv, tmp_path: Pat
     mp = env.mountpoint
     by_cwd = env.spawn(f'trap "" TERM; cd {mp} && exec sleep 1000')  # ignores TERM
     by_fd = env.spawn(f"echo data > {mp}/f && exec 3<{mp}/f && cd / && exec sleep 1000")
-    wait_until(lambda: _holds(by_cwd.pid, mp) and _holds(by_fd.pid, mp), timeout=5,
+    wait_until(lambda: holds(by_cwd.pid, mp) and holds(by_fd.pid, mp), timeout=5,
                what="holders inside the mount")
 
     down = run_kit(env.enter, "filesystem", params, ["remove", "quick_check", "remove"],
@@ -46,12 +46,6 @@ def test_restore_check_remove_kills_holders(make_fsenv: MakeFsEnv, tmp_path: Pat
     assert by_fd.wait(timeout=5) == -15  # TERM was enough
     assert "sending KILL" in down.log
     assert not env.mounted()
-
-
-def _holds(pid: int, mountpoint: Path) -> bool:
-    fds = [str(p.readlink()) for p in Path(f"/proc/{pid}/fd").iterdir()]
-    cwd = str(Path(f"/proc/{pid}/cwd").readlink())
-    return cwd == str(mountpoint) or any(f.startswith(f"{mountpoint}/") for f in fds)
 
 
 def test_fsck_failure_refuses_to_mount(make_fsenv: MakeFsEnv, tmp_path: Path) -> None:

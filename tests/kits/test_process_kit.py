@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from kitsupport import RUNNER, Processes, wait_until
 
 from tutela.kits.base import ActionContext, KitError
 from tutela.kits.process import PIDFILE, ProcessKit, read_pidfile
-from tutela.kits.procutil import group_members, is_alive, kill_group, start_time
+from tutela.kits.procutil import group_members, is_alive, start_time
 from tutela.model.errors import ConfigError
 
 MakeCtx = Callable[..., ActionContext[Any]]
@@ -30,24 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def supervise(make_ctx: MakeCtx) -> Iterator[MakeCtx]:
-    """make_ctx for the process kit that stops every process group it started at the end."""
-    made: list[ActionContext[Any]] = []
-
-    def build(params: dict[str, Any], **kwargs: Any) -> ActionContext[Any]:
-        ctx = make_ctx("process", params, **kwargs)
-        made.append(ctx)
-        return ctx
-    try:
-        yield build
-    finally:
-        for ctx in made:
-            record = read_pidfile(ctx.state_dir)
-            if record is not None and not record.reused():
-                kill_group(record.pid, signal.SIGKILL)
 
 
 def http_server(port: int) -> dict[str, Any]:

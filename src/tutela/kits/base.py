@@ -58,6 +58,9 @@ class Kit(ABC, Generic[P]):
     description: ClassVar[str]
     Params: ClassVar[type[KitParams]]
     default_timeouts: ClassVar[Mapping[str, float]] = DEFAULT_TIMEOUTS
+    fence_first: ClassVar[bool] = False
+    """Self-fencing takes resources of this kit out of service before the rest of their
+    hierarchy, dependencies notwithstanding (ip: addresses are quickest to drop)."""
 
     def parse_params(self, raw: Mapping[str, Any], field_prefix: str = "params") -> P:
         """Validate raw parameters; a ConfigError names each bad field and how to fix it."""
@@ -92,6 +95,18 @@ class Kit(ABC, Generic[P]):
     @abstractmethod
     def quick_check(self, ctx: ActionContext[P]) -> CheckResult:
         """Say whether the resource is in service and healthy; cheap, run every few seconds."""
+
+    def force_remove(self, ctx: ActionContext[P]) -> None:
+        """Take the resource out of service as fast as possible: the quorum-loss action
+        `fastkill`, when this node's lease has ended and another node may take over.
+
+        Never waits for an orderly stop (no TERM grace, no fsck) and finishes well within
+        ctx.timeout. Idempotent: on a resource not in service it succeeds and does nothing.
+        Raises KitError only if the resource is still in service afterwards. By default it
+        is `remove`, for kits whose remove is already immediate (ip) or that have nothing
+        faster to offer (generic runs the administrator's remove script).
+        """
+        self.remove(ctx)
 
     def recover(self, ctx: ActionContext[P]) -> None:
         """Repair a failed resource in place; by default remove it and restore it again."""

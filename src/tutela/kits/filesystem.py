@@ -1,6 +1,7 @@
 """The filesystem kit: checks and mounts an ext4 or xfs block device at a mountpoint.
 
-On remove it stops every process that holds the mount (TERM, then KILL) and unmounts it.
+On remove it stops every process that holds the mount (TERM, then KILL) and unmounts it;
+force_remove KILLs them at once and falls back to a lazy unmount.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tutela.kits.base import ActionContext, CheckResult, Kit, KitError, KitParam
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 FSCK_OK = (0, 1)  # 0: clean, 1: errors corrected
+FORCE_KILL_SHARE = 0.25  # force_remove: share of the time left to wait for KILLed users
+FORCE_UMOUNT_SHARE = 0.3  # ... and for each unmount attempt (plain, then lazy)
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
@@ -180,6 +183,56 @@ class FilesystemKit(Kit[FilesystemParams]):
             raise KitError(f"cannot unmount {p.mountpoint}: {result.output}; processes still "
                            f"using it: {holders}")
         ctx.log.info("unmounted %s from %s", p.device, p.mountpoint)
+
+    def force_remove(self, ctx: ActionContext[FilesystemParams]) -> None:
+        """KILL every process using the mount (no TERM round), umount; if that fails or
+        hangs, detach it at once with a lazy unmount (umount -l). No fsck."""
+        p = ctx.params
+        deadline = procutil.Deadline(ctx.timeout)
+        current = mount_at(p.mountpoint)
+        if current is None:
+            ctx.log.info("nothing is mounted on %s; nothing to do", p.mountpoint)
+            return
+        if not self._is_ours(p, current):
+            ctx.log.warning("%s has %s mounted, not %s; leaving it alone",
+                            p.mountpoint, current.source, p.device)
+            return
+        left = procutil.kill_now(
+            lambda: procutil.pids_using(current.mountpoint),
+            timeout=deadline.left() * FORCE_KILL_SHARE, log=ctx.log,
+            what=f"processes using {current.mountpoint}")
+        if left:
+            ctx.log.warning("PIDs %s still running after KILL (stuck in the kernel?); not "
+                            "trying a plain unmount", ", ".join(map(str, left)))
+        # umount -c: no stat() or readlink() of the path, which can hang on dead storage;
+        # the path from mountinfo is canonical already.
+        elif self._umount(ctx, ["umount", "-c", current.mountpoint],
+                          deadline.left() * FORCE_UMOUNT_SHARE):
+            ctx.log.info("unmounted %s from %s (forced removal)", p.device, p.mountpoint)
+            return
+        ctx.log.warning("detaching %s lazily (umount -l): it leaves the mount table now; "
+                        "the kernel releases %s once the last user is gone",
+                        current.mountpoint, p.device)
+        if self._umount(ctx, ["umount", "-c", "-l", current.mountpoint],
+                        deadline.left() * FORCE_UMOUNT_SHARE):
+            return
+        users = procutil.pids_using(current.mountpoint)
+        raise KitError(f"cannot unmount {p.mountpoint}, not even lazily; processes still "
+                       f"using it: {', '.join(map(str, users)) or 'none found'}")
+
+    def _umount(self, ctx: ActionContext[FilesystemParams], argv: list[str],
+                timeout: float) -> bool:
+        """Run an unmount; True once our device is off the mountpoint, whatever it said."""
+        try:
+            result = procutil.run(argv, timeout=timeout, log=ctx.log)
+        except KitError as exc:
+            ctx.log.warning("%s: %s", " ".join(argv), exc)
+        else:
+            if result.returncode != 0:
+                ctx.log.warning("%s failed (exit %d): %s", " ".join(argv), result.returncode,
+                                result.output)
+        current = mount_at(ctx.params.mountpoint)
+        return current is None or not self._is_ours(ctx.params, current)
 
     def quick_check(self, ctx: ActionContext[FilesystemParams]) -> CheckResult:
         p = ctx.params

@@ -27,6 +27,7 @@ PIDFILE = "pid"
 OUTPUT_LOG = "output.log"
 ALIVE_GRACE = 0.2  # without a probe, the command must still run this long after start
 PROBE_PACING = 0.1
+FORCE_SHARE = 0.5  # force_remove waits at most this share of its timeout for KILL to take
 
 
 class ProcessParams(KitParams):
@@ -168,6 +169,27 @@ class ProcessKit(Kit[ProcessParams]):
             ctx.log.info("no pidfile; nothing to stop")
             return
         self._stop_group(ctx, record)
+
+    def force_remove(self, ctx: ActionContext[ProcessParams]) -> None:
+        """KILL the whole process group at once (no TERM, no stop_timeout), then drop the
+        pidfile; a group that outlives KILL for half the timeout fails the action."""
+        record = read_pidfile(ctx.state_dir)
+        if record is None:
+            ctx.log.info("no pidfile; nothing to kill")
+            return
+        if record.reused():
+            ctx.log.info("PID %d now belongs to another process; ours is gone", record.pid)
+        else:
+            left = procutil.kill_now(
+                lambda: procutil.group_members(record.pid), timeout=ctx.timeout * FORCE_SHARE,
+                log=ctx.log, what=f"process group {record.pid}",
+                send=lambda _pids, sig: procutil.kill_group(record.pid, sig))
+            if left:
+                raise KitError(f"process group {record.pid} survived KILL (PIDs "
+                               f"{', '.join(map(str, left))}); they may be stuck in the "
+                               f"kernel (state D)")
+            ctx.log.info("process group %d is gone", record.pid)
+        (ctx.state_dir / PIDFILE).unlink(missing_ok=True)
 
     def quick_check(self, ctx: ActionContext[ProcessParams]) -> CheckResult:
         try:

@@ -21,6 +21,8 @@ from tutela.kits.base import KitError
 
 PROC = Path("/proc")
 POLL_INTERVAL = 0.05
+REAP_AFTER_KILL = 1.0
+"""Seconds `run` waits for a command it killed on timeout; one stuck in the kernel stays."""
 _PATH_LINKS = ("cwd", "root", "exe")
 
 
@@ -141,6 +143,33 @@ def stop_processes(find: Callable[[], Sequence[int]], *, timeout: float, retries
     return list(find())
 
 
+def kill_now(find: Callable[[], Sequence[int]], *, timeout: float, log: logging.Logger,
+             what: str, send: Callable[[Sequence[int], signal.Signals], None] | None = None,
+             ) -> list[int]:
+    """KILL what `find` returns at once (no TERM, no grace), until it returns nothing.
+
+    For forced removal (quorum-loss action `fastkill`). Each poll KILLs again whatever
+    `find` still returns, so a process forked or opened in the meantime goes too. Gives up
+    after `timeout` seconds and returns what is left (a process in uninterruptible sleep,
+    state D, dies only when its I/O returns); empty means success.
+    """
+    deliver = send or signal_pids
+    deadline = Deadline(timeout)
+    seen: set[int] = set()
+    while True:
+        pids = list(find())
+        if not pids:
+            return []
+        fresh = [pid for pid in pids if pid not in seen]
+        if fresh:
+            log.warning("%s: sending KILL to %s (forced removal: no TERM)", what, _fmt(fresh))
+            seen.update(fresh)
+        deliver(pids, signal.SIGKILL)
+        if deadline.expired():
+            return pids
+        time.sleep(deadline.left(POLL_INTERVAL))
+
+
 def _fmt(pids: Sequence[int]) -> str:
     return "PID " + ", ".join(str(pid) for pid in sorted(pids))
 
@@ -185,7 +214,11 @@ def run(argv: Sequence[str], *, timeout: float, log: logging.Logger,
         proc.wait(timeout=max(timeout, 0.0))
     except subprocess.TimeoutExpired:
         kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        try:
+            proc.wait(timeout=REAP_AFTER_KILL)
+        except subprocess.TimeoutExpired:  # stuck in the kernel (state D), e.g. dead storage
+            log.warning("%s (PID %d) is still there %.1fs after KILL; leaving it behind",
+                        what, proc.pid, REAP_AFTER_KILL)
         _finish(readers)
         raise KitError(f"{what} did not finish within {timeout:.1f}s; killed its process "
                        f"group; raise the action timeout if it legitimately needs longer"

@@ -127,6 +127,7 @@ class IpKit(Kit[IpParams]):
         "Virtual IPv4 address: added to an interface over netlink, announced with "
         "gratuitous ARP, refused when another host already answers for it.")
     Params: ClassVar[type[KitParams]] = IpParams
+    fence_first: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._found_free: dict[IPv4Address, float] = {}
