@@ -7,6 +7,7 @@ virtual IP or the filesystem is ever held by two nodes at once.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -161,3 +162,39 @@ def test_automatic_switchback_returns_it_to_the_first_node(
                what="the hierarchy back on node1, the highest priority")
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
                what="the client to reach it on node1")
+
+
+def test_blocked_failover_waits_for_the_administrator(lab: Lab, service: WebService) -> None:
+    """node1 blocks failover away from it (LifeKeeper's !nofailover!): when it dies the
+    others leave the hierarchy alone until `tutela switchover` confirms the takeover."""
+    [first] = runs_on(lab, service)
+    tutela(lab, "node2", "node", "failover", first, "block")
+    lab.power_off(first)
+    survivor = next(n for n in lab.nodes if n != first)
+    wait_until(lambda: "is blocked; confirm" in tutela(lab, survivor, "log", "-n", "50").stdout,
+               timeout=20, what=f"{survivor} to see the block")
+    assert runs_on(lab, service) == []
+    done = tutela(lab, survivor, "switchover", "app", "--to", survivor)
+    assert f"now runs on {survivor}" in done.stdout
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the client to reach it after the confirmed takeover")
+    lab.power_on(first)
+    wait_until(lambda: all_alive(lab), timeout=20, what=f"{first} back")
+    tutela(lab, survivor, "node", "failover", first, "allow")
+
+
+def test_cold_start_restores_it_where_it_last_ran(lab: Lab, service: WebService) -> None:
+    """Stop every daemon (resources out of service), start them all again: the hierarchy
+    comes back on the node where it last ran, not on the first by priority."""
+    tutela(lab, "node1", "switchover", "app", "--to", "node3")
+    for node in lab.nodes:
+        tutela(lab, node, "stop")
+    assert runs_on(lab, service) == []
+    starting = [subprocess.Popen(lab.exec_argv(node, ["tutela", "start"]),
+                                 env=lab.environment(node)) for node in lab.nodes]
+    for process in starting:
+        assert process.wait(timeout=60) == 0
+    wait_until(lambda: runs_on(lab, service) == ["node3"], timeout=30,
+               what="the hierarchy back on node3, where it last ran")
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the client to reach it")

@@ -41,7 +41,7 @@ READ_TTY = ("import os, sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\
             "    print(os.read(fd, 100).decode(), flush=True)\n")
 WRITE_TTY = ("import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY | os.O_NOCTTY)\n"
              "os.write(fd, sys.argv[2].encode())\n")
-PET = ("import sys, time\nfrom tutela.lab.watchdog_client import Watchdog\n"
+PET = ("import sys, time\nfrom tutela.daemon.watchdog_device import Watchdog\n"
        "dog = Watchdog(sys.argv[1])\ndog.arm(float(sys.argv[2]))\nprint('armed', flush=True)\n"
        "while True:\n    dog.pet()\n    time.sleep(0.2)  # pacing, as a daemon's loop\n")
 

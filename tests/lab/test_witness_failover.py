@@ -13,7 +13,7 @@ import yaml
 from helpers import wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
-from tutela.lab.demo import GREETING, WebService, create_web_service, fetch, owner
+from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch, owner
 from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, status, tutela
 
 pytestmark = pytest.mark.lab
@@ -83,13 +83,23 @@ def test_survivor_takes_over_with_the_witness_vote(lab: Lab, service: WebService
                what="the client to reach it")
 
 
-def _set_fencing(lab: Lab, node: str, fencing: str, command: str | None) -> None:
-    document = tutela(lab, node, "export").stdout
-    data = yaml.safe_load(document)
-    data.setdefault("settings", {})["fencing"] = fencing
-    if command:
-        data["settings"]["fence_command"] = command
+def _set(lab: Lab, node: str, **settings: str) -> None:
+    """Change cluster settings (fencing, fence_command, quorum_loss_action) by apply."""
+    data = yaml.safe_load(tutela(lab, node, "export").stdout)
+    data.setdefault("settings", {}).update(settings)
     tutela_apply(lab, node, yaml.safe_dump(data))
+
+
+def _everyone_on(lab: Lab) -> None:
+    """Power on what an earlier test left off, and wait for the whole cluster."""
+    for node in lab.nodes:
+        if lab.node_state(node) == "off":
+            lab.power_on(node)
+    wait_until(lambda: all_alive(lab), timeout=30, what="every node alive")
+
+
+def _survivor(lab: Lab, node: str) -> str:
+    return next(n for n in lab.nodes if n != node)
 
 
 def tutela_apply(lab: Lab, node: str, document: str) -> None:
@@ -100,8 +110,8 @@ def test_frozen_owner_without_fencing_never_shares_its_address(
         lab: Lab, service: WebService) -> None:
     """fencing none: the frozen owner's kernel still answers for the address, so the
     survivor's duplicate-address check refuses to take over until the owner is thawed."""
-    lab.power_on("node1")
-    wait_until(lambda: all_alive(lab), timeout=30, what="node1 back")
+    _everyone_on(lab)
+    _set(lab, "node1", fencing="none")
     frozen = owner(lab, service)
     assert frozen is not None
     lab.freeze(frozen)
@@ -120,12 +130,78 @@ def _refused_takeover(lab: Lab, frozen: str) -> bool:
     return "refused before any change" in tutela(lab, survivor, "log", "-n", "100").stdout
 
 
-def test_frozen_owner_is_fenced_by_the_agent(lab: Lab, service: WebService) -> None:
-    wait_until(lambda: all_alive(lab), timeout=30, what="both nodes alive")
-    _set_fencing(lab, "node1", "agent", "tutela lab fence {node}")
+def test_frozen_owner_is_reset_by_its_watchdog(lab: Lab, service: WebService) -> None:
+    """fencing watchdog: the owner pets its watchdog only while its lease has more than
+    the watchdog's timeout left, so frozen it is powered off before its lease ends; the
+    survivor waits out the lease and takes over (the checker proves never both)."""
+    _everyone_on(lab)
+    _set(lab, "node1", fencing="watchdog")
     frozen = owner(lab, service)
     assert frozen is not None
-    survivor = next(n for n in lab.nodes if n != frozen)
+    wait_until(lambda: any(e.event == "armed" for e in lab.watchdog_events(frozen)),
+               timeout=10, what=f"{frozen} to arm its watchdog")
+    lab.freeze(frozen)
+    wait_until(lambda: lab.node_state(frozen) == "off", timeout=20,
+               what=f"the watchdog to power {frozen} off")
+    wait_until(lambda: [e.event for e in lab.watchdog_events(frozen)][-2:]
+               == ["expired", "powered-off"], timeout=10, what="the watchdog's log of it")
+    survivor = _survivor(lab, frozen)
+    wait_until(lambda: owner(lab, service) == survivor, timeout=20,
+               what=f"{survivor} to take over")
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+               what="the client to reach it")
+
+
+def _isolate_with_a_hung_app(lab: Lab, node: str) -> None:
+    """Cut `node` from everyone (it loses its majority) and stop its app (SIGSTOP), so
+    its orderly remove hangs past the lease: only the quorum-loss action gets it out."""
+    lab.cut(node)
+    lab.exec(node, ["kill", "-STOP", str(app_pid(lab, node))])
+
+
+def test_quorum_loss_fastkill_kills_a_hung_hierarchy(lab: Lab, service: WebService) -> None:
+    _everyone_on(lab)
+    _set(lab, "node1", fencing="none", quorum_loss_action="fastkill")
+    isolated = owner(lab, service)
+    assert isolated is not None
+    _isolate_with_a_hung_app(lab, isolated)
+    try:
+        wait_until(lambda: not any(m == str(service.mountpoint)
+                                   for _, m in lab.mounts(isolated)), timeout=20,
+                   what=f"{isolated} to kill its hung app and unmount")
+        survivor = _survivor(lab, isolated)
+        wait_until(lambda: owner(lab, service) == survivor, timeout=20,
+                   what=f"{survivor} to take over")
+        assert lab.node_state(isolated) == "running"  # fastkill keeps the node up
+    finally:
+        lab.heal(isolated)
+    assert "quorum-loss action 'fastkill'" in tutela(lab, isolated, "log", "-n", "200").stdout
+
+
+def test_quorum_loss_fastboot_reboots_the_node(lab: Lab, service: WebService) -> None:
+    _everyone_on(lab)
+    _set(lab, "node1", fencing="none", quorum_loss_action="fastboot")
+    isolated = owner(lab, service)
+    assert isolated is not None
+    booted = lab.node_pid(isolated)
+    _isolate_with_a_hung_app(lab, isolated)
+    try:
+        wait_until(lambda: lab.node_pid(isolated) not in (None, booted), timeout=30,
+                   what=f"{isolated} to reboot (the lab's reset)")
+        survivor = _survivor(lab, isolated)
+        wait_until(lambda: owner(lab, service) == survivor, timeout=20,
+                   what=f"{survivor} to take over")
+    finally:
+        lab.heal(isolated)
+    wait_until(lambda: all_alive(lab), timeout=30, what=f"{isolated} back after its reboot")
+
+
+def test_frozen_owner_is_fenced_by_the_agent(lab: Lab, service: WebService) -> None:
+    _everyone_on(lab)
+    _set(lab, "node1", fencing="agent", fence_command="tutela lab fence {node}")
+    frozen = owner(lab, service)
+    assert frozen is not None
+    survivor = _survivor(lab, frozen)
     lab.freeze(frozen)
     wait_until(lambda: lab.node_state(frozen) == "off", timeout=20,
                what=f"{survivor} to fence {frozen} with the lab's power switch")

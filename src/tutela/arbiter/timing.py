@@ -53,6 +53,15 @@ class LeaseTiming:
         """The longest remove that survives one lost renewal round without must-release."""
         return self.holder_length - 2 * self.renew_every
 
+    @property
+    def watchdog_timeout(self) -> float:
+        """W: the watchdog timeout an owner arms, and the time its self-fencing may take.
+
+        Below max_remove_time, so one lost renewal round neither stops the pets nor starts
+        a self-fence; 0.4 L (0.4 s by default) leaves a remove that long before the lease
+        ends (docs/leases.md, "Watchdog")."""
+        return min(0.4 * self.duration, self.max_remove_time)
+
     def holder_lease_end(self, sent_at: float) -> float:
         """The holder's lease end after a round it sent at `sent_at` (its clock) was won."""
         return sent_at + self.holder_length

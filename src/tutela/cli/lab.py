@@ -282,6 +282,19 @@ def fence(name: str, root: str | None, node: str) -> None:
     click.echo(f"{node}: off (fenced)")
 
 
+@lab_group.command()
+@lab_options
+@click.argument("node")
+@lab_errors
+def reset(name: str, root: str | None, node: str) -> None:
+    """Press NODE's reset button: power it off and on (then its tutelad starts).
+
+    tutelad's quorum-loss action `fastboot` runs this in the lab (TUTELA_REBOOT_COMMAND)
+    instead of rebooting the host. Works inside a node too, like `fence`."""
+    Lab.load(name, root).reset(node)
+    click.echo(f"{node}: reset (powered off and on)")
+
+
 def _flags(name: str, root: str | None) -> str:
     flags = "" if name == DEFAULT_NAME else f" --name {name}"
     return flags + (f" --root {root}" if root else "")

@@ -227,7 +227,7 @@ def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: 
 
 @cli.group()
 def node() -> None:
-    """Cluster nodes: tokens for joining, removal."""
+    """Cluster nodes: tokens for joining, removal, failover blocks."""
 
 
 @node.command("token")
@@ -251,6 +251,21 @@ def node_token(ttl: float, as_json: bool) -> None:
 def node_remove(name: str, force: bool, as_json: bool) -> None:
     """Remove node NAME and its comm paths from the cluster."""
     result = call(state_dir(), "node.remove", node=name, force=force)
+    emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
+
+
+@node.command("failover")
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["block", "allow"]))
+@json_option
+@reports_errors
+def node_failover(name: str, mode: str, as_json: bool) -> None:
+    """Block or allow failover away from node NAME when it dies.
+
+    Blocked (LifeKeeper's !nofailover!), the other nodes leave its hierarchies alone when
+    it dies; confirm a takeover with 'tutela switchover ROOT --to NODE'. Failover after a
+    resource failure on NAME is not affected (see the hierarchy's 'failover' setting)."""
+    result = call(state_dir(), "node.failover", node=name, allow=mode == "allow")
     emit(result, as_json, f"{result['summary']} (generation {result['generation']})")
 
 

@@ -40,6 +40,8 @@ def print_error(message: str, problems: list[dict[str, str]] | None = None) -> N
 def print_status(status: dict[str, Any]) -> None:
     console.print(f"cluster [bold]{status['cluster']}[/]  node [bold]{status['node']}[/]  "
                   f"generation {status['generation']}  tutelad pid {status['daemon_pid']}")
+    for warning in status.get("warnings", []):
+        console.print(f"[bold red]WARNING[/] {_escape(warning)}")
     if len(status["nodes"]) > 1 or status.get("witnesses"):
         witnesses = [{**w, "local": False, "generation": None, "name": f"{w['name']} (witness)"}
                      for w in status.get("witnesses", [])]

@@ -57,10 +57,8 @@ class Cluster:
     async def start(self) -> None:
         config = self.engine.config
         await self.messenger.start(paths_for(config, self.lcd.node), self._own_addresses(config))
-        if config.settings.fencing == "watchdog":
-            log.warning("fencing 'watchdog' is not built yet and acts as 'none': a frozen "
-                        "owner is held off only by the ip kit's duplicate-address check; "
-                        "use fencing 'agent' with a fence_command (docs/failover.md)")
+        for warning in self.warnings():
+            log.warning("%s", warning)
         self.leases.start()
         self.ownership.start()
 
@@ -260,6 +258,23 @@ class Cluster:
 
     # --- the cluster view ------------------------------------------------------------------
 
+    def warnings(self) -> list[str]:
+        """Settings that weaken the protection, said loudly in the log and in status."""
+        settings = self.engine.config.settings
+        found = []
+        if settings.quorum == "none":
+            found.append("quorum 'none': without a majority, two partitions can both run a "
+                         "hierarchy (split brain); add a witness (`tutela witness add`) and "
+                         "set quorum 'majority'")
+        if settings.fencing == "none":
+            found.append("fencing 'none': a frozen owner is held off only by the ip kit's "
+                         "duplicate-address check and ext4 multi-mount protection; use "
+                         "'watchdog' or 'agent' (docs/failover.md)")
+        problem = self.ownership.watchdog.problem
+        if settings.fencing == "watchdog" and problem:
+            found.append(f"watchdog fencing cannot work here: {problem}")
+        return found
+
     def view(self) -> dict[str, Any]:
         """Nodes, their paths and what each last said, for `tutela status`."""
         now = time.monotonic()
@@ -281,7 +296,9 @@ class Cluster:
                        "state": detector.node_state(spec.peer),
                        "paths": self._paths_view(spec.peer, now)}
                       for spec in witness_paths(self.engine.config)]
-        return {"nodes": nodes, "witnesses": witnesses,
+        return {"nodes": nodes, "witnesses": witnesses, "warnings": self.warnings(),
+                "fencing": {"mode": self.engine.config.settings.fencing,
+                            "watchdog": self.ownership.watchdog.status()},
                 "dropped_frames": self.messenger.counters.snapshot(),
                 "events": list(self.events)[-20:]}
 

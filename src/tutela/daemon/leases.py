@@ -86,7 +86,6 @@ class Leases:
     # --- the daemon's calls --------------------------------------------------------------
 
     async def acquire(self, name: str, timeout: float, remove_time: float = 0.0) -> float:
-        """Hold `name` (renewed until released); its end in this node's monotonic clock."""
         """Hold `name` (renewed until released); its end in this node's monotonic clock.
 
         While another node holds it, this waits (the holder asks again every L/4) up to
@@ -110,6 +109,11 @@ class Leases:
 
     def holds(self, name: str) -> bool:
         return self.holder.holds(name, time.monotonic())
+
+    def lease_ends(self, names: set[str]) -> list[float]:
+        """The ends (this node's monotonic clock) of the leases held on any of `names`."""
+        now = time.monotonic()
+        return [now + left for name, left in self.holder.held(now).items() if name in names]
 
     def holds_wanted(self, name: str) -> bool:
         """Whether this node still wants `name` (acquired or trying)."""

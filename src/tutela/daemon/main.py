@@ -58,7 +58,8 @@ async def run(state_dir: Path) -> None:
     stored = lcd.load_states()
     engine = NodeEngine(
         lcd.load(), lcd, state_dir,
-        {tag: RuntimeState(s.state, s.reason, s.changed_at) for tag, s in stored.items()})
+        {tag: RuntimeState(s.state, s.reason, s.changed_at, s.last_in_service)
+         for tag, s in stored.items()})
     cluster = Cluster(lcd, engine)
     service = Service(lcd, engine, cluster)
     loop = asyncio.get_running_loop()

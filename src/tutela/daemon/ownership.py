@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
+from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
 from tutela.engine.node import NodeEngine, OperationError, RestoreRefused
 from tutela.engine.ownership import View, decide
 from tutela.lcm.frame import Envelope
@@ -30,6 +32,9 @@ REFUSAL_BACKOFF = 1.0
 FENCE_TIMEOUT = 30.0
 HANDOVER_GRACE = 10.0
 """Seconds the old owner leaves a switched-over hierarchy to its new owner."""
+REBOOT_ENV = "TUTELA_REBOOT_COMMAND"
+"""The quorum-loss action 'fastboot' runs this shell command if set (the lab power-cycles
+the node); otherwise it reboots the machine at once through /proc/sysrq-trigger."""
 
 
 class Ownership:
@@ -44,30 +49,53 @@ class Ownership:
         until an administrator restores them again."""
         self._vacant_since: dict[str, float] = {}
         self._yielding: dict[str, float] = {}
+        """Roots handed over by switchover -> until when this node leaves them to the target."""
         self._fenced: dict[str, set[str]] = {}
         """Root -> peers fenced for it, so their stale last heartbeats are not fenced again;
         forgotten when a live owner is seen."""
-        """Roots handed over by switchover -> until when this node leaves them to the target."""
+        self._blocked_logged: set[str] = set()
+        self._settled_at = 0.0
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self.watchdog = WatchdogFence(
+            leases.timing, lambda: self.engine.config.settings.fencing == "watchdog",
+            lambda: leases.lease_ends({h.root for h in self._clustered()}),
+            self._clustered_in_service)
         leases.on_effect = self._lease_effect
         messenger.handle("ownership.give", lambda e: self.give(str(e.payload["root"])))
         messenger.handle("ownership.take", lambda e: self.take(str(e.payload["root"])))
         messenger.handle("ownership.forget", self._forget_request)
 
     def start(self) -> None:
+        settings = self.engine.config.settings
+        # Peers already up are heard within one detection window; acquiring earlier could
+        # start a hierarchy here that the cold-start order gives to a peer not yet heard.
+        self._settled_at = time.monotonic() + settings.heartbeat_interval * (
+            settings.heartbeat_misses + 1)
         self._task = spawn(self._loop(), name="ownership")
+        self.watchdog.start()
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.watchdog.stop()
 
     def heartbeat(self) -> dict[str, Any]:
-        """What peers need to know: the hierarchies held here and those that failed here."""
-        return {"holds": [h.root for h in self._clustered() if self.leases.holds(h.root)],
-                "failed": sorted(self.failed)}
+        """What peers need to know: the hierarchies held here, those that failed here, and
+        when each last went into service here (for the cold-start 'last' policy)."""
+        clustered = self._clustered()
+        return {"holds": [h.root for h in clustered if self.leases.holds(h.root)],
+                "failed": sorted(self.failed), "ran": self._last_ran(clustered)}
+
+    def _last_ran(self, hierarchies: list[Hierarchy]) -> dict[str, str]:
+        """Root -> when it last went into service here; not for roots this node is handing
+        on (switchback, switchover), which must not come back here as to their last node."""
+        states, now = self.engine.states, time.monotonic()
+        return {h.root: ran for h in hierarchies
+                if h.root in states and (ran := states[h.root].last_in_service)
+                and self._yielding.get(h.root, 0.0) <= now}
 
     def forget_failure(self, root: str) -> None:
         self.failed.discard(root)
@@ -115,6 +143,8 @@ class Ownership:
                 if config.hierarchy_settings(h.root).clustered]
 
     def _step(self, hierarchy: Hierarchy) -> None:
+        if time.monotonic() < self._settled_at:
+            return
         view = self._view(hierarchy)
         decision = decide(view, RANK_STEP)
         if decision in ("acquire", "restore", "give_up"):
@@ -141,9 +171,15 @@ class Ownership:
 
     async def _acquire_and_restore(self, root: str) -> None:
         log.info("%s: no node runs it; trying to take it over", root)
-        remove_time = min(0.4, self.leases.timing.max_remove_time)
-        await self.leases.acquire(root, timeout=self.leases.timing.duration * 3,
-                                  remove_time=remove_time)
+        timing = self.leases.timing
+        await self.leases.acquire(root, timeout=timing.duration * 3,
+                                  remove_time=timing.watchdog_timeout)
+        if self.engine.config.settings.fencing == "watchdog":
+            try:
+                self.watchdog.ensure_armed()
+            except WatchdogUnavailable as error:
+                self.leases.release(root)
+                raise OperationError(f"not taking it over: {error}") from None
         await self._fence_previous_owner(root)
         await self._restore(root)
 
@@ -201,6 +237,8 @@ class Ownership:
                  else "switchback, or taken out of service")
         if failed_here:
             self.failed.add(root)
+        else:  # it ran here last, so the cold-start order would put this node first again
+            self._yielding[root] = time.monotonic() + HANDOVER_GRACE
         try:
             await self.engine.remove(root)
         finally:
@@ -212,22 +250,62 @@ class Ownership:
             return  # the configuration lease: its holder gives up by itself
         if isinstance(effect, MustRelease):
             log.error("%s: the lease could not be renewed (no majority?); taking it out of "
-                      "service before the lease ends", effect.name)
-            spawn(self._fence_self(effect.name))
+                      "service, addresses first, before the lease ends in %.2fs",
+                      effect.name, effect.remaining)
+            spawn(self._fence_self(effect.name, effect.remaining))
         elif isinstance(effect, LeaseLost):
-            log.error("%s: the lease ended; out of service here", effect.name)
-            spawn(self._fence_self(effect.name))
+            log.error("%s: the lease ended before it was out of service here", effect.name)
+            spawn(self._fence_self(effect.name, 0.0))
 
-    async def _fence_self(self, root: str) -> None:
-        """Self-fencing: out of service before another node may take over."""
+    async def _fence_self(self, root: str, lease_left: float) -> None:
+        """Self-fencing: out of service before another node may take over; if that does
+        not finish within the lease, the quorum-loss action."""
         self._busy.add(root)
+        action = self.engine.config.settings.quorum_loss_action
         try:
-            await self.engine.remove(root)
-        except OperationError as error:
-            log.error("%s: self-fencing remove failed: %s", root, error)
+            if lease_left > 0 or action == "osu":
+                try:
+                    async with asyncio.timeout(lease_left if lease_left > 0 else None):
+                        await self.engine.fence(root)
+                    return
+                except TimeoutError:
+                    log.error("%s: still not out of service when the lease ended", root)
+                except OperationError as error:
+                    log.error("%s: self-fencing remove failed: %s", root, error)
+            await self._quorum_loss_action(root, action)
         finally:
             self.leases.release(root)
             self._busy.discard(root)
+            self.watchdog.check()
+
+    async def _quorum_loss_action(self, root: str, action: str) -> None:
+        log.critical("%s: quorum-loss action %r", root, action)
+        if action == "fastboot":
+            self._reboot()
+        try:
+            # fastkill, and osu (remove, keep running) whose timed remove ran out: finish it
+            await self.engine.fence(root, force=action != "osu")
+        except OperationError as error:
+            log.critical("%s: %s could not take it out of service: %s", root, action, error)
+
+    def _reboot(self) -> None:
+        command = os.environ.get(REBOOT_ENV)
+        log.critical("rebooting this node now (quorum-loss action fastboot)%s",
+                     f": {command}" if command else "")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        if command:
+            spawn(asyncio.create_subprocess_shell(command), name="fastboot")
+            return
+        with open("/proc/sysrq-trigger", "w") as trigger:  # sysrq b: reboot, no sync
+            trigger.write("b")
+
+    def _clustered_in_service(self) -> bool:
+        """Whether any resource of a clustered hierarchy is, or may still be, in service
+        here (a failed one may hold some of its parts): the watchdog must stay armed."""
+        states = self.engine.states
+        return any(states[t].state.in_service or states[t].state == ResourceState.OSF
+                   for h in self._clustered() for t in h.members if t in states)
 
     def _view(self, hierarchy: Hierarchy) -> View:
         root = hierarchy.root
@@ -255,10 +333,34 @@ class Ownership:
             owner_elsewhere=owner,
             failed_on=frozenset(p for p, r in reports.items() if root in r.get("failed", ()))
             | ({self.node} if root in self.failed else set()),
-            last_owner=None, vacant_for=None if since is None else now - since)
+            last_owner=_last_owner(root, {self.node: self._last_ran([hierarchy])} | {
+                p: r.get("ran", {}) for p, r in reports.items()}),
+            vacant_for=None if since is None else now - since,
+            failover_blocked_by=self._failover_blocked_by(root))
+
+    def _failover_blocked_by(self, root: str) -> str | None:
+        blocking = {n.name for n in self.engine.config.nodes if not n.failover}
+        if not blocking:
+            return None
+        node = next((n for n in self._vanished_owners(root) if n in blocking), None)
+        if node is None:
+            self._blocked_logged.discard(root)
+        elif root not in self._blocked_logged:
+            self._blocked_logged.add(root)
+            log.warning("%s: %s ran it and is gone, but failover away from %s is blocked; "
+                        "confirm a takeover with 'tutela switchover %s --to NODE'",
+                        root, node, node, root)
+        return node
 
     def _peers(self, settings: HierarchySettings) -> list[str]:
         return [e.node for e in settings.equivalencies if e.node != self.node]
+
+
+def _last_owner(root: str, ran: dict[str, dict[str, str]]) -> str | None:
+    """The node that most recently put `root` into service (ISO UTC times compare as
+    strings; nodes' clocks are assumed NTP-synchronised to well under a failover)."""
+    times = {node: when[root] for node, when in ran.items() if root in when}
+    return max(times, key=lambda node: times[node]) if times else None
 
 
 def _in_service(report: dict[str, Any], root: str) -> bool:

@@ -57,6 +57,7 @@ class Service:
             "stop": self.stop,
             "node.token": self.node_token,
             "node.remove": self.node_remove,
+            "node.failover": self.node_failover,
             "path.add": self.path_add,
             "path.remove": self.path_remove,
             "switchover": self.switchover,
@@ -400,6 +401,19 @@ class Service:
 
         return await self._change(f"node {name} removed", remove,
                                   force=bool(request.get("force")))
+
+    async def node_failover(self, request: dict[str, Any]) -> dict[str, Any]:
+        name, allow = str(request["node"]), bool(request["allow"])
+
+        def change(data: dict[str, Any]) -> None:
+            entry = next((n for n in data["nodes"] if n["name"] == name), None)
+            if entry is None:
+                raise ConfigError([Problem("node", f"no node {name!r} in this cluster",
+                                           "see the nodes in 'tutela status'")])
+            entry["failover"] = allow
+
+        return await self._change(f"failover away from {name} "
+                                  f"{'allowed' if allow else 'blocked'}", change)
 
     async def path_add(self, request: dict[str, Any]) -> dict[str, Any]:
         peer = str(request["peer"])

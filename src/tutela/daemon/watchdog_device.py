@@ -1,5 +1,5 @@
-"""A watchdog for a daemon to arm, pet and disarm: Linux /dev/watchdog or the lab's emulated
-one, with the standard library only (no lab code: it is meant to move next to tutelad).
+"""A watchdog device for tutelad to arm, pet and disarm: Linux /dev/watchdog or the lab's
+emulated one (a FIFO), with the standard library only.
 
 Timeout by the WDIOC_SETTIMEOUT ioctl on a real device, by "T<seconds>\\n" on the lab's FIFO.
 """

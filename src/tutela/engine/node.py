@@ -41,6 +41,8 @@ class RuntimeState:
     state: ResourceState
     reason: str
     since: str
+    last_in_service: str | None = None
+    """When it last went into service on this node (ISO UTC), None if never."""
 
 
 class OperationError(Exception):
@@ -152,6 +154,36 @@ class NodeEngine:
                 raise OperationError(_describe_failure("remove", tag, outcome))
         return plan
 
+    async def fence(self, root: str, force: bool = False) -> None:
+        """Self-fencing: the whole hierarchy out of service, its addresses first (quickest to
+        drop, and what clients reach). `force` is the quorum-loss action fastkill: each
+        kit's force_remove, without waiting for a restore or remove still running."""
+        hierarchy = self._hierarchy(root)
+        if force:
+            await self._fence(hierarchy, force=True)
+            async with self._lock(hierarchy):  # a restore still running may have put parts
+                await self._fence(hierarchy, force=True)  # back: once more after it
+            return
+        async with self._lock(hierarchy):
+            await self._fence(hierarchy, force=False)
+
+    async def _fence(self, hierarchy: Hierarchy, force: bool) -> None:
+        plan = plan_remove(hierarchy, hierarchy.root, self._state_map())
+        first = {t for t in plan.tags if get_kit(self._resource(t).kit).fence_first}
+        waves = (tuple(Step(t, "remove", frozenset()) for t in plan.tags if t in first),
+                 tuple(Step(s.tag, "remove", s.after - first)
+                       for s in plan.steps if s.tag not in first))
+        log.warning("fence %s%s: %s", hierarchy.root, " (fastkill)" if force else "",
+                    " ".join(sorted(first)) + " first, then the rest" if first else "all")
+
+        async def run_step(step: Step) -> None:
+            await self._run_step(step, force)
+
+        for steps in waves:
+            outcome = await execute(Plan("remove", hierarchy.root, steps), run_step)
+            if not outcome.ok:
+                raise OperationError(_describe_failure("remove", hierarchy.root, outcome))
+
     async def remove_all(self) -> None:
         """Take every hierarchy out of service, each independently, in parallel."""
         results = await asyncio.gather(
@@ -183,10 +215,11 @@ class NodeEngine:
             raise RestoreRefused(f"restore {plan.target} refused before any change: "
                                  + "; ".join(failures))
 
-    async def _run_step(self, step: Step) -> None:
+    async def _run_step(self, step: Step, force: bool = False) -> None:
         resource = self._resource(step.tag)
         kit = get_kit(resource.kit)
-        action = kit.restore if step.action == "restore" else kit.remove
+        action = (kit.restore if step.action == "restore"
+                  else kit.force_remove if force else kit.remove)
         try:
             await self._call(resource, step.action, action)
         except ActionFailed as error:
@@ -303,16 +336,18 @@ class NodeEngine:
         previous = self.states.get(tag)
         if previous is not None and (previous.state, previous.reason) == (state, reason):
             return
-        self.states[tag] = self._new_state(state, reason)
+        self.states[tag] = self._new_state(state, reason,
+                                           previous.last_in_service if previous else None)
         self._store.save_state(tag, state, reason)
         before = previous.state if previous else "-"
         level = logging.ERROR if state == ResourceState.OSF else logging.INFO
         log.log(level, "%s: %s -> %s (%s)", tag, before, state, reason)
 
     @staticmethod
-    def _new_state(state: ResourceState, reason: str) -> RuntimeState:
+    def _new_state(state: ResourceState, reason: str,
+                   last_in_service: str | None = None) -> RuntimeState:
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-        return RuntimeState(state, reason, now)
+        return RuntimeState(state, reason, now, now if state.in_service else last_in_service)
 
     @staticmethod
     def _service_state(resource: Resource) -> ResourceState:

@@ -12,6 +12,9 @@ from typing import Literal
 from tutela.model.config import HierarchySettings
 
 Decision = Literal["acquire", "restore", "give_up", "wait", "none"]
+LAST_OWNER_GRACE = 2.0
+"""Extra seconds the other candidates leave a vacant hierarchy to the alive node where it
+last ran (the cold-start 'last' policy): more than that node's start-up settling."""
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,15 @@ class View:
     """The node that reports it ran the hierarchy last (cold start 'last' policy)."""
     vacant_for: float | None
     """Seconds this node has seen the hierarchy owned by nobody; None: not vacant."""
+    failover_blocked_by: str | None = None
+    """A vanished owner that blocks failover away from it (node setting failover: false)."""
 
 
 def decide(view: View, step: float) -> Decision:
     if view.i_hold:
         return _as_owner(view)
-    if view.settings.target != "in_service" or view.owner_elsewhere is not None:
+    if (view.settings.target != "in_service" or view.owner_elsewhere is not None
+            or view.failover_blocked_by is not None):
         return "none"
     candidates = candidates_in_order(view)
     if view.me not in candidates:
@@ -47,7 +53,10 @@ def decide(view: View, step: float) -> Decision:
     if view.vacant_for is None:
         return "wait"
     rank = candidates.index(view.me)
-    return "acquire" if view.vacant_for >= rank * step else "wait"
+    wait = rank * step
+    if rank > 0 and candidates[0] == view.last_owner:
+        wait += LAST_OWNER_GRACE  # a cold start: it is alive and will take it back
+    return "acquire" if view.vacant_for >= wait else "wait"
 
 
 def _as_owner(view: View) -> Decision:

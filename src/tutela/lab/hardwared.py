@@ -194,6 +194,19 @@ class Hardware:
         say(f"{node} powered off ({why})")
         return None
 
+    def reset(self, node: str) -> str:
+        """The node's reset button: power off, then on (its tutelad starts again)."""
+        error = self.power_off(node, "reset")
+        if error:
+            return f"error {error}"
+        try:
+            Lab.load(self.name, self.root).power_on(node)
+        except Exception as exc:  # noqa: BLE001 - any failure goes back to who asked
+            say(f"power-on of {node} after reset failed: {exc}")
+            return f"error {exc}"
+        say(f"{node} powered on (reset)")
+        return f"ok {node} reset"
+
     def _watchdog_power_off(self, dog: WatchdogDevice) -> None:
         error = self.power_off(dog.node, "watchdog")
         dog.log([("power-off-failed", {"error": error.replace(" ", "_")})] if error
@@ -214,12 +227,14 @@ class Hardware:
                 conn.sendall(reply.encode() + b"\n")
 
     def dispatch(self, words: list[str]) -> str:
-        if len(words) == 2 and words[0] in ("off", "state"):
+        if len(words) == 2 and words[0] in ("off", "state", "reset"):
             if words[1] not in self.nodes:
                 return f"error no node {words[1]!r} in lab {self.name!r} " \
                        f"(fix: use one of: {', '.join(self.nodes)})"
             if words[0] == "state":
                 return f"ok {Lab.load(self.name, self.root).node_state(words[1])}"
+            if words[0] == "reset":
+                return self.reset(words[1])
             error = self.power_off(words[1], "power switch")
             return f"error {error}" if error else f"ok {words[1]} off"
         if words[:1] == ["gates"] and len(words) % 4 == 1:

@@ -459,14 +459,18 @@ class Lab:
 
     def environment(self, node_name: str) -> dict[str, str]:
         """Environment of commands run in the node: the caller's, plus TUTELA_STATE_DIR,
-        TUTELA_LAB, TUTELA_LAB_NAME and TUTELA_LAB_ROOT (for `tutela lab` in the node), and
-        PATH starting with the directory of this Python (tutela, tutelad)."""
+        TUTELA_LAB, TUTELA_LAB_NAME and TUTELA_LAB_ROOT (for `tutela lab` in the node),
+        the node's watchdog as TUTELA_WATCHDOG_DEVICE, its reset button as
+        TUTELA_REBOOT_COMMAND (tutelad's fastboot), and PATH starting with the directory
+        of this Python (tutela, tutelad)."""
         env = dict(os.environ)
         env["PATH"] = _path_with(node.bin_dir())
         env["TUTELA_STATE_DIR"] = str(self.state_dir(node_name))
         env["TUTELA_LAB"] = self.name
         env["TUTELA_LAB_NAME"] = self.name  # so `tutela lab fence NODE` works in the node
         env["TUTELA_LAB_ROOT"] = str(self.root)
+        env["TUTELA_WATCHDOG_DEVICE"] = self.watchdog_path(node_name)
+        env["TUTELA_REBOOT_COMMAND"] = f"tutela lab reset {node_name}"
         return env
 
     def exec_argv(self, node_name: str, argv: Sequence[str], cwd: str | None = None
@@ -691,6 +695,13 @@ class Lab:
         fence`), as the switch listens on <root>/hardware.sock."""
         self._node(node_name)
         hardware.request(str(self.root), f"off {node_name}")
+
+    def reset(self, node_name: str) -> None:
+        """Press the node's reset button: the lab's hardware process powers it off and on
+        (then its tutelad starts). From inside the node this is its own reboot; the caller
+        dies with the node."""
+        self._node(node_name)
+        hardware.request(str(self.root), f"reset {node_name}")
 
     def hardware_pid(self) -> int | None:
         """Host PID of the lab's hardware process, None if it is not running."""

@@ -31,6 +31,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE generations ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     INSERT OR IGNORE INTO meta VALUES ('config_promise', '0');
     """,
+    # 3: when each resource last went into service here (the cold-start 'last' policy)
+    """
+    ALTER TABLE resource_state ADD COLUMN last_in_service TEXT;
+    UPDATE resource_state SET last_in_service = changed_at WHERE state IN ('ISP', 'ISU');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

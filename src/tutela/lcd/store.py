@@ -50,6 +50,8 @@ class StoredState:
     state: ResourceState
     reason: str
     changed_at: str
+    last_in_service: str | None = None
+    """When it last went into service on this node (ISO UTC), None if never."""
 
 
 def _now() -> str:
@@ -213,19 +215,23 @@ class Lcd:
 
     def save_state(self, tag: str, state: ResourceState, reason: str) -> None:
         with self._transaction() as conn:
+            now = _now()
             conn.execute(
-                "INSERT INTO resource_state VALUES (?, ?, ?, ?) ON CONFLICT(tag) DO UPDATE "
+                "INSERT INTO resource_state VALUES (?, ?, ?, ?, ?) ON CONFLICT(tag) DO UPDATE "
                 "SET state = excluded.state, reason = excluded.reason, "
-                "changed_at = excluded.changed_at", (tag, state.value, reason, _now()))
+                "changed_at = excluded.changed_at, last_in_service = "
+                "coalesce(excluded.last_in_service, resource_state.last_in_service)",
+                (tag, state.value, reason, now, now if state.in_service else None))
 
     def forget_state(self, tag: str) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM resource_state WHERE tag = ?", (tag,))
 
     def load_states(self) -> dict[str, StoredState]:
-        rows = self._conn.execute(
-            "SELECT tag, state, reason, changed_at FROM resource_state").fetchall()
-        return {str(t): StoredState(ResourceState(s), str(r), str(c)) for t, s, r, c in rows}
+        rows = self._conn.execute("SELECT tag, state, reason, changed_at, last_in_service "
+                                  "FROM resource_state").fetchall()
+        return {str(t): StoredState(ResourceState(s), str(r), str(c), last)
+                for t, s, r, c, last in rows}
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

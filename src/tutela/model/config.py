@@ -28,6 +28,10 @@ class Node(Frozen):
     addresses: tuple[str, ...] = ()
     """This node's addresses with prefix (198.51.100.11/24), one per cluster network:
     a joining node gets a tcp comm path to it on every network they share."""
+    failover: bool = True
+    """False blocks failover away from this node (LifeKeeper's !nofailover!): when it dies,
+    no other node takes its hierarchies over until an administrator confirms with
+    `tutela switchover ROOT --to NODE`."""
 
     @field_validator("addresses")
     @classmethod

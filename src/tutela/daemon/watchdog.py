@@ -1,0 +1,151 @@
+"""Watchdog fencing in tutelad: armed while this node holds hierarchy leases, petted by the
+rule in arbiter.watchdog, so a frozen or cut-off owner is reset before its lease ends.
+
+The device is TUTELA_WATCHDOG_DEVICE (default /dev/watchdog; the lab points it at each
+node's emulated watchdog). docs/failover.md, "Fencing", is the administrator's view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+
+from tutela.arbiter.timing import LeaseTiming
+from tutela.arbiter.watchdog import watchdog_action
+from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog
+from tutela.lcm.messenger import spawn
+
+log = logging.getLogger("tutela.watchdog")
+DEVICE_ENV = "TUTELA_WATCHDOG_DEVICE"
+
+
+class WatchdogUnavailable(Exception):
+    """The watchdog cannot fence this node; the message says why and what to change."""
+
+
+class WatchdogFence:
+    def __init__(self, timing: LeaseTiming, enabled: Callable[[], bool],
+                 lease_ends: Callable[[], list[float]],
+                 still_in_service: Callable[[], bool], path: str | None = None) -> None:
+        self.path = path or os.environ.get(DEVICE_ENV, DEFAULT_DEVICE)
+        self.timing = timing
+        self.timeout = timing.watchdog_timeout
+        """W in effect: what the device accepted (a real one rounds up to whole seconds)."""
+        self._enabled = enabled
+        self._lease_ends = lease_ends
+        self._still_in_service = still_in_service
+        self._device = Watchdog(self.path)
+        self._starving = False
+        self.problem: str | None = None
+        """Why the watchdog could not be armed or petted last time, for `tutela status`."""
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._device.armed
+
+    def status(self) -> dict[str, object]:
+        return {"device": self.path, "armed": self.armed, "timeout": self.timeout,
+                "petting": self.armed and not self._starving, "problem": self.problem}
+
+    def start(self) -> None:
+        self._task = spawn(self._loop(), name="watchdog")
+
+    async def stop(self) -> None:
+        """Orderly stop: the resources are out of service (or left running on purpose by
+        `stop --leave-resources`), so the node must not be reset."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._disarm("tutelad stops")
+
+    def ensure_armed(self) -> None:
+        """Arm the watchdog now: after winning a lease, before restoring anything under it.
+        WatchdogUnavailable if this node's watchdog cannot fence it in time."""
+        if self._device.armed:
+            return
+        try:
+            self._arm()
+        except WatchdogUnavailable as error:
+            self.problem = str(error)
+            raise
+
+    def _arm(self) -> None:
+        try:
+            accepted = self._device.arm(self.timing.watchdog_timeout)
+        except OSError as error:
+            self._device.close()
+            raise WatchdogUnavailable(
+                f"fencing 'watchdog' needs a watchdog device, and {self.path} cannot be "
+                f"opened ({error.strerror or error}); load one (modprobe softdog), point "
+                f"{DEVICE_ENV} at yours, or set settings.fencing to 'agent'") from None
+        if accepted > self.timing.max_remove_time:
+            self._device.disarm()
+            needed = math.ceil(_lease_for(self.timing, accepted) * 10) / 10
+            raise WatchdogUnavailable(
+                f"the watchdog {self.path} times out after {accepted:g}s at the shortest, "
+                f"too late for a {self.timing.duration:g}s lease (it must fire within "
+                f"{self.timing.max_remove_time:.2f}s); raise settings.lease_duration to "
+                f"{needed:g} or more, or set settings.fencing to 'agent'")
+        self.timeout = accepted
+        self._starving = False
+        self.problem = None
+        log.info("watchdog %s armed (%gs)", self.path, accepted)
+
+    async def _loop(self) -> None:
+        while True:
+            self.check()
+            await asyncio.sleep(self.timeout / 4)  # the pet period: four pets per timeout
+
+    def check(self) -> None:
+        """Arm, pet, starve or disarm as the rule says now; also right after a self-fence,
+        so a node that got out of service in time disarms before its watchdog fires."""
+        if not self._enabled():
+            self._disarm("fencing is no longer 'watchdog'")
+            return
+        action = watchdog_action(self._lease_ends(), time.monotonic(), self.timeout,
+                                 self._still_in_service())
+        if action == "disarm":
+            self._disarm("no lease held and nothing clustered in service")
+        elif action == "starve":
+            if self._device.armed and not self._starving:
+                log.error("not petting the watchdog: a lease has less than %gs left or ended "
+                          "with resources still in service; the node is reset unless they "
+                          "are out of service first", self.timeout)
+            self._starving = True
+        else:
+            self._pet()
+
+    def _pet(self) -> None:
+        try:
+            if self._device.armed:
+                self._device.pet()
+            else:
+                self.ensure_armed()
+            self._starving = False
+        except (OSError, WatchdogUnavailable) as error:
+            self.problem = str(error)
+            log.error("watchdog %s: %s", self.path, error)
+
+    def _disarm(self, why: str) -> None:
+        if not self._device.armed:
+            return
+        try:
+            self._device.disarm()
+            log.info("watchdog %s disarmed: %s", self.path, why)
+        except OSError as error:
+            log.error("watchdog %s could not be disarmed (%s): it may reset this node",
+                      self.path, error)
+        self._starving = False
+
+
+def _lease_for(timing: LeaseTiming, watchdog: float) -> float:
+    """The shortest lease duration whose max_remove_time covers a `watchdog`-second timeout:
+    L(1 - drift) - margin - L/2 >= W."""
+    return (watchdog + timing.margin) / (0.5 - timing.drift)

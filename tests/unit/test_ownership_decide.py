@@ -1,0 +1,97 @@
+"""Who acquires, restores or gives up a clustered hierarchy: engine.ownership.decide, pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tutela.engine.ownership import LAST_OWNER_GRACE, View, candidates_in_order, decide
+from tutela.model.config import Equivalency, HierarchySettings
+
+STEP = 0.5
+
+
+def view(me: str, **changes: Any) -> View:
+    settings = HierarchySettings(
+        root="app", target="in_service",
+        equivalencies=(Equivalency(node="node1", priority=1),
+                       Equivalency(node="node2", priority=2),
+                       Equivalency(node="node3", priority=3)))
+    settings = settings.model_copy(update=changes.pop("settings", {}))
+    base = View(me=me, settings=settings, alive=frozenset({"node1", "node2", "node3"}),
+                i_hold=False, in_service_here=False, failed_here=False, owner_elsewhere=None,
+                failed_on=frozenset(), last_owner=None, vacant_for=0.0)
+    return replace(base, **changes)
+
+
+def test_the_highest_priority_node_acquires_at_once() -> None:
+    assert decide(view("node1"), STEP) == "acquire"
+
+
+def test_lower_ranks_wait_their_turn_then_acquire() -> None:
+    assert decide(view("node2", vacant_for=0.2), STEP) == "wait"
+    assert decide(view("node2", vacant_for=0.5), STEP) == "acquire"
+    assert decide(view("node3", vacant_for=0.9), STEP) == "wait"
+
+
+def test_nobody_acquires_what_another_node_runs() -> None:
+    assert decide(view("node1", owner_elsewhere="node2"), STEP) == "none"
+
+
+def test_dead_and_failed_nodes_are_skipped() -> None:
+    v = view("node3", alive=frozenset({"node3", "node2"}), failed_on=frozenset({"node2"}))
+    assert candidates_in_order(v) == ["node3"]
+    assert decide(v, STEP) == "acquire"
+
+
+def test_cold_start_puts_the_node_where_it_last_ran_first() -> None:
+    assert candidates_in_order(view("node3", last_owner="node3")) == ["node3", "node1", "node2"]
+    assert decide(view("node3", last_owner="node3"), STEP) == "acquire"
+    assert decide(view("node1", last_owner="node3", vacant_for=0.2), STEP) == "wait"
+
+
+def test_priority_start_policy_ignores_where_it_last_ran() -> None:
+    v = view("node3", last_owner="node3", settings={"start_policy": "priority"})
+    assert candidates_in_order(v)[0] == "node1"
+
+
+def test_hierarchy_failover_off_lets_only_the_last_or_first_node_start_it() -> None:
+    off = {"failover": False}
+    assert candidates_in_order(view("node2", settings=off)) == ["node1"]
+    assert candidates_in_order(view("node2", settings=off, last_owner="node2")) == ["node2"]
+    gone = view("node2", settings=off, alive=frozenset({"node2", "node3"}))
+    assert decide(gone, STEP) == "none"
+
+
+def test_a_node_blocking_failover_away_from_it_stops_every_takeover() -> None:
+    v = view("node2", alive=frozenset({"node2", "node3"}), failover_blocked_by="node1")
+    assert decide(v, STEP) == "none"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, "none"),
+    ({"in_service_here": False}, "restore"),
+    ({"failed_here": True}, "give_up"),
+    ({"settings": {"target": "out_of_service"}}, "give_up"),
+])
+def test_the_owner(changes: dict[str, Any], expected: str) -> None:
+    base: dict[str, Any] = {"i_hold": True, "in_service_here": True, "vacant_for": None}
+    assert decide(view("node2", **(base | changes)), STEP) == expected
+
+
+def test_automatic_switchback_hands_it_back_to_the_best_node() -> None:
+    owner = {"i_hold": True, "in_service_here": True, "vacant_for": None}
+    automatic = view("node2", settings={"switchback": "automatic"}, last_owner="node2",
+                     **owner)
+    assert decide(automatic, STEP) == "give_up"
+    assert decide(view("node2", last_owner="node2", **owner), STEP) == "none"  # intelligent
+
+
+def test_others_leave_a_cold_start_to_the_alive_last_owner_for_a_grace() -> None:
+    assert decide(view("node1", last_owner="node3", vacant_for=0.6), STEP) == "wait"
+    assert decide(view("node1", last_owner="node3", vacant_for=LAST_OWNER_GRACE + 0.5),
+                  STEP) == "acquire"
+    gone = view("node1", last_owner="node3", alive=frozenset({"node1", "node2"}))
+    assert decide(gone, STEP) == "acquire"  # the last owner is not there: no grace
