@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tutela.arbiter.holder import (
+    RETRY_SLACK,
     Acquired,
     Effect,
     LeaseHolder,
@@ -344,3 +345,20 @@ def test_set_voters_renews_held_leases_under_the_new_set() -> None:
     assert sorted(e.voter for e in effects if isinstance(e, Send)) == ["a", "b", "w"]
     assert holder.needed == 2
     assert holder.holds("app", 0.2)  # still valid on the old grants until its end
+
+
+def test_a_lost_round_asks_again_when_the_first_refusing_grant_expires() -> None:
+    h = holder()
+    h.acquire(["web"], 10.0)
+    for voter in ("n2", "w"):
+        h.on_reply(AcquireReply(1, 1, voter, "n1", (), (("web", "n2", 0.1),)), 10.01)
+    assert h.next_deadline(10.01) == pytest.approx(10.01 + 0.1 + RETRY_SLACK)
+    assert [s.voter for s in sends(h.tick(10.2))] == list(VOTERS)
+
+
+def test_a_refusal_far_from_expiry_keeps_the_renewal_period() -> None:
+    h = holder()
+    h.acquire(["web"], 10.0)
+    for voter in ("n2", "w"):
+        h.on_reply(AcquireReply(1, 1, voter, "n1", (), (("web", "n2", 0.9),)), 10.01)
+    assert h.next_deadline(10.01) == pytest.approx(10.0 + T.renew_every)

@@ -69,7 +69,6 @@ def test_gratuitous_arp_reaches_peer(netpair: NetPair, tmp_path: Path,
     assert {f["sha"] for f in frames} == {netpair.mac(netpair.a, netpair.veth_a)}
     assert {(f["spa"], f["tpa"]) for f in frames} == {("198.51.100.51", "198.51.100.51")}
     assert frames[-1]["at"] - frames[0]["at"] < 0.2 * 3 + 0.3
-    assert outcome[0]["seconds"] < 0.5 + 0.3 + 1.0  # duplicate probe + ARP pacing + slack
 
 
 def test_duplicate_address_refused(netpair: NetPair, tmp_path: Path) -> None:

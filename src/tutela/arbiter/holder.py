@@ -12,6 +12,10 @@ from typing import Literal
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Refusal, Release
 from tutela.arbiter.timing import LeaseTiming
 
+RETRY_SLACK = 0.02
+"""Seconds after a refusing grant's expiry (voter's clock, as it said) before asking again:
+covers clock drift over a lease and the message delay."""
+
 Quorum = Literal["majority", "none"]
 
 
@@ -171,7 +175,7 @@ class LeaseHolder:
             return []
         effects = self._count_grants(reply, rnd, now)
         lost = self._count_refusals(reply, rnd, now)
-        return [*effects, *self._give_up(lost, rnd)] if lost else effects
+        return [*effects, *self._give_up(lost, rnd, now)] if lost else effects
 
     def _count_grants(self, reply: AcquireReply, rnd: _Round, now: float) -> list[Effect]:
         effects: list[Effect] = []
@@ -265,9 +269,11 @@ class LeaseHolder:
         self._leases[name] = _Lease(end)
         return [*effects, Acquired(name, end)]
 
-    def _give_up(self, names: list[str], rnd: _Round) -> list[Effect]:
+    def _give_up(self, names: list[str], rnd: _Round, now: float) -> list[Effect]:
         """A majority is out of reach for names not held: say who holds them and clear the
-        minority of grants this process got, so split votes cannot block everyone forever."""
+        minority of grants this process got, so split votes cannot block everyone forever.
+        The next round goes out when the first refusing grant expires, not a whole renewal
+        period later: after a holder dies, that is when a takeover can first win."""
         # A lease that ended before tick() noticed must still be reported lost.
         effects: list[Effect] = [LeaseLost(n) for n in names if n in self._leases]
         for name in names:
@@ -275,6 +281,9 @@ class LeaseHolder:
             holder, remaining = next(((h, r) for _, h, r in refusals if h is not None),
                                      refusals[0][1:])
             effects.append(Refused(name, holder, remaining))
+            retry_at = now + max(RETRY_SLACK, min(r for _, _, r in refusals) + RETRY_SLACK)
+            if self._next_round_at is not None and retry_at < self._next_round_at:
+                self._next_round_at = retry_at
         return [*effects, *self._withdraw(tuple(names))]
 
     def _withdraw(self, names: tuple[str, ...]) -> list[Effect]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import threading
 import time
 from ipaddress import IPv4Address
 
@@ -84,17 +85,33 @@ def probe(ifname: str, ip: IPv4Address, timeout: float) -> str | None:
 
 
 def announce(ifname: str, ip: IPv4Address, count: int, interval: float) -> int:
-    """Send `count` gratuitous ARP requests for `ip`, `interval` s apart; return how many went.
+    """Send `count` gratuitous ARP requests for `ip`, `interval` s apart: the first now, the
+    rest from a thread, so a failover does not wait for the pacing; return how many go.
 
-    Takes at most count * interval seconds, so it never holds up a failover for long.
+    OSError if the first cannot be sent; a later failure only ends the announcement.
     """
     if count <= 0:
         return 0
     sock, own_mac = _open(ifname)
-    with sock:
-        frame = _frame(own_mac, ARP_REQUEST, ip, ip)
-        for sent in range(count):
-            if sent:
+    frame = _frame(own_mac, ARP_REQUEST, ip, ip)
+    try:
+        sock.send(frame)
+    except OSError:
+        sock.close()
+        raise
+    if count == 1:
+        sock.close()
+        return 1
+
+    def repeat() -> None:
+        with sock:
+            for _ in range(count - 1):
                 time.sleep(interval)  # pacing between frames, not synchronisation
-            sock.send(frame)
+                try:
+                    sock.send(frame)
+                except OSError:
+                    return
+
+    # Not a daemon thread: a short-lived process (a kit run from the CLI) still sends all.
+    threading.Thread(target=repeat, name=f"garp-{ip}").start()
     return count

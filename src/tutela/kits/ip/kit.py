@@ -52,7 +52,7 @@ class IpParams(KitParams):
         description="Before restoring, probe with ARP and refuse if another host holds the "
                     "address.")
     duplicate_timeout: float = Field(
-        default=0.5, gt=0.0, le=10.0,
+        default=0.2, gt=0.0, le=10.0,
         description="Seconds to wait for an answer to the duplicate-address probe.")
 
     @field_validator("address", mode="before")
@@ -262,7 +262,8 @@ class IpKit(Kit[IpParams]):
                             "new MAC only when their ARP entries expire",
                             p.address.ip, link.name, exc)
             return
-        ctx.log.info("sent %d gratuitous ARP for %s on %s", sent, p.address.ip, link.name)
+        ctx.log.info("sent the first of %d gratuitous ARP for %s on %s (the rest follow "
+                     "%gs apart)", sent, p.address.ip, link.name, p.arp_interval)
 
 
 def _network_of(msg: Any) -> IPv4Network:
