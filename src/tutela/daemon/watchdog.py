@@ -22,6 +22,8 @@ from tutela.lcm.messenger import spawn
 
 log = logging.getLogger("tutela.watchdog")
 DEVICE_ENV = "TUTELA_WATCHDOG_DEVICE"
+IDLE_CHECK = 1.0
+"""Seconds between checks while the watchdog is disarmed."""
 
 
 class WatchdogUnavailable(Exception):
@@ -101,7 +103,9 @@ class WatchdogFence:
     async def _loop(self) -> None:
         while True:
             self.check()
-            await asyncio.sleep(self.timeout / 4)  # the pet period: four pets per timeout
+            # Four pets per timeout while armed; disarmed, arming happens at the acquire
+            # itself, so this only looks for leftovers now and then.
+            await asyncio.sleep(self.timeout / 4 if self.armed else IDLE_CHECK)
 
     def check(self) -> None:
         """Arm, pet, starve or disarm as the rule says now; also right after a self-fence,

@@ -108,6 +108,9 @@ class Messenger:
         self._handlers: dict[str, Handler] = {}
         self._specs: dict[tuple[str, str], PathSpec] = {}
         self._links: dict[tuple[str, str], Link] = {}
+        self._link_lost: dict[tuple[str, str], asyncio.Event] = {}
+        """Per dialled path: set when its connection goes, so the dialler wakes at once
+        instead of polling a live connection."""
         self._servers: dict[str, asyncio.Server] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._calls = _Calls()
@@ -287,11 +290,13 @@ class Messenger:
         for task in [t for t in self._tasks if t.get_name() == f"dial {spec.name}"]:
             task.cancel()
             self._tasks.remove(task)
+        self._link_lost.pop(key, None)
 
     async def _dial(self, spec: PathSpec) -> None:
         """Keep one TCP connection up for a path this node dials; retry every interval."""
         key = (spec.peer, spec.name)
         loop = asyncio.get_running_loop()
+        lost = self._link_lost.setdefault(key, asyncio.Event())
         while True:
             if key not in self._links:
                 try:
@@ -303,7 +308,11 @@ class Messenger:
                     self._links[key] = link
                 except (OSError, TimeoutError) as error:
                     log.debug("path %s: connect failed: %s", spec.name, error)
-            await asyncio.sleep(self.interval)  # the retry period while the path is down
+            if key in self._links:
+                lost.clear()
+                await lost.wait()  # until the connection closes or the path is reset
+            else:
+                await asyncio.sleep(self.interval)  # the retry period while the path is down
 
     def stream_link(self, spec: PathSpec) -> StreamLink:
         return StreamLink(spec, self._on_frame, self._link_closed)
@@ -312,6 +321,12 @@ class Messenger:
         key = (link.spec.peer, link.spec.name)
         if self._links.get(key) is link:
             del self._links[key]
+            self._wake_dialler(key)
+
+    def _wake_dialler(self, key: tuple[str, str]) -> None:
+        lost = self._link_lost.get(key)
+        if lost is not None:
+            lost.set()
 
     async def _listen(self, addresses: set[str]) -> None:
         for address in set(self._servers) - addresses:
@@ -376,6 +391,7 @@ class Messenger:
         if isinstance(link, StreamLink):
             del self._links[key]
             link.close()
+            self._wake_dialler(key)
 
 
 class _Accepted(asyncio.Protocol):
