@@ -46,6 +46,7 @@ class WatchdogFence:
         self.problem: str | None = None
         """Why the watchdog could not be armed or petted last time, for `tutela status`."""
         self._task: asyncio.Task[None] | None = None
+        self._armed_now = asyncio.Event()
 
     @property
     def armed(self) -> bool:
@@ -98,14 +99,18 @@ class WatchdogFence:
         self.timeout = accepted
         self._starving = False
         self.problem = None
+        self._armed_now.set()  # the loop may be in its long disarmed sleep: pet from now on
         log.info("watchdog %s armed (%gs)", self.path, accepted)
 
     async def _loop(self) -> None:
         while True:
             self.check()
-            # Four pets per timeout while armed; disarmed, arming happens at the acquire
-            # itself, so this only looks for leftovers now and then.
-            await asyncio.sleep(self.timeout / 4 if self.armed else IDLE_CHECK)
+            # Four pets per timeout while armed; disarmed, only now and then, as arming
+            # happens at the acquire itself, which wakes this loop for the pets.
+            self._armed_now.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout / 4 if self.armed else IDLE_CHECK):
+                    await self._armed_now.wait()
 
     def check(self) -> None:
         """Arm, pet, starve or disarm as the rule says now; also right after a self-fence,
