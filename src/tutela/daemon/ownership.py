@@ -276,6 +276,8 @@ class Ownership:
         finally:
             self.leases.release(root)
             self._busy.discard(root)
+            # Without a majority it cannot win it back; do not keep asking for a lease.
+            self._yielding[root] = time.monotonic() + self.leases.timing.duration
             self.watchdog.check()
 
     async def _quorum_loss_action(self, root: str, action: str) -> None:

@@ -68,27 +68,37 @@ def fetch(lab: Lab, url: str, timeout: float = 1.0) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-def measure_outage(lab: Lab, service: WebService, fault: Callable[[], None],
+LEAD = 0.3
+"""Seconds of good answers the prober sees before the fault and after the recovery."""
+
+
+def measure_outage(lab: Lab, url: str, expected: str, fault: Callable[[], None],
                    recovered: Callable[[], bool], deadline: float = 60.0) -> float:
-    """The longest gap the client saw, probing every 10 ms, while `fault` strikes and until
-    `recovered()` holds and the service answers again."""
+    """The longest gap the client saw, fetching `url` every 10 ms, while `fault` strikes
+    and until `recovered()` holds and the client gets `expected` again. The fault strikes
+    only once the prober says it is probing, however long its start took."""
     prober = subprocess.Popen(
-        lab.client_argv([sys.executable, "-m", "tutela.lab.prober", service.url, GREETING]),
+        lab.client_argv([sys.executable, "-m", "tutela.lab.prober", url, expected]),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=lab.client_environment())
+    assert prober.stdout is not None
     try:
-        time.sleep(0.3)  # a stretch of good answers before the fault
+        if prober.stdout.readline().strip() != "probing":
+            _, err = prober.communicate(timeout=10)
+            raise RuntimeError(f"the prober did not start: {err.strip()}")
+        time.sleep(LEAD)  # a stretch of good answers before the fault
         fault()
         started = time.monotonic()
-        while not (recovered() and fetch(lab, service.url) == GREETING):
+        while not (recovered() and fetch(lab, url) == expected):
             if time.monotonic() - started > deadline:
                 raise RuntimeError(f"the service did not come back within {deadline:g}s")
             time.sleep(0.05)  # polling until the service is back
-        time.sleep(0.3)  # and a stretch of good answers after it
+        time.sleep(LEAD)  # and a stretch of good answers after it
         out, err = prober.communicate("", timeout=10)
     finally:
         if prober.poll() is None:
             prober.kill()
+            prober.wait()
     if not out:
         raise RuntimeError(f"the prober said nothing: {err.strip()}")
     return float(json.loads(out)["longest_gap"])
@@ -127,12 +137,12 @@ def run(keep: bool) -> None:
         console.print(f"client got: {fetch(lab, service.url)!r}")
         step("4. kill the application (SIGKILL): local recovery restarts it on node1")
         killed = app_pid(lab, "node1")
-        outage = measure_outage(lab, service, lambda: _kill(lab, killed),
+        outage = measure_outage(lab, service.url, GREETING, lambda: _kill(lab, killed),
                                 lambda: app_pid(lab, "node1") != killed)
         console.print(f"the client saw an outage of [bold]{outage:.2f} s[/] "
                       f"(quick check every 1 s, then a restart)")
         step("5. crash node1 (power off: processes killed, links dead)")
-        outage = measure_outage(lab, service, lambda: lab.power_off("node1"),
+        outage = measure_outage(lab, service.url, GREETING, lambda: lab.power_off("node1"),
                                 lambda: owner(lab, service) not in (None, "node1"))
         console.print(f"the service came back on [bold]{owner(lab, service)}[/]; the client "
                       f"saw an outage of [bold]{outage:.2f} s[/]")

@@ -1,8 +1,10 @@
 """The client's view of an outage: fetch a URL every 10 ms and report the longest gap
 between two good answers. Runs inside the lab's client namespace.
 
-`python -m tutela.lab.prober URL EXPECTED` runs until stdin closes or SIGTERM, then prints
-JSON: {"longest_gap": seconds, "answers": n, "failures": n}.
+`python -m tutela.lab.prober URL EXPECTED` prints "probing" once its first probe is under
+way, runs until stdin closes or SIGTERM, then prints JSON:
+{"longest_gap": seconds, "answers": n, "failures": n}. `measure_outage` (on the host)
+drives it: the fault strikes only after "probing", however long the start took.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ PERIOD = 0.01
 TIMEOUT = 0.2
 
 
-def probe(url: str, expected: str, stop: threading.Event) -> dict[str, float]:
+def probe(url: str, expected: str, stop: threading.Event,
+          probing: threading.Event | None = None) -> dict[str, float]:
     last_good = time.monotonic()
+    if probing is not None:
+        probing.set()
     longest = answers = failures = 0.0
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     while not stop.is_set():
@@ -49,8 +54,14 @@ def main() -> None:
         sys.stdin.read()
         stop.set()
 
+    probing, result = threading.Event(), {}
+    worker = threading.Thread(target=lambda: result.update(probe(url, expected, stop, probing)))
+    worker.start()
+    probing.wait()
+    print("probing", flush=True)
     threading.Thread(target=stop_at_end_of_input, daemon=True).start()
-    print(json.dumps(probe(url, expected, stop)), flush=True)
+    worker.join()
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
