@@ -7,22 +7,26 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping \
 	iputils-arping psmisc procps nftables curl
+BENCH_APT_PACKAGES := keepalived stress-ng
 PYTEST_ARGS ?=
 
-.PHONY: all deps test lint demo clean
-
-all: test
-
-deps: .deps-apt $(VENV)/.installed
-
-.deps-apt:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(call apt_install,PACKAGES): install those of the Debian PACKAGES that are missing.
+apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
+
+.PHONY: all deps test lint demo bench clean
+
+all: test
+
+deps: .deps-apt $(VENV)/.installed
+
+.deps-apt:
+	@$(call apt_install,$(APT_PACKAGES))
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml
@@ -41,5 +45,18 @@ lint: deps
 demo: deps
 	$(BIN)/python -m tutela.lab.demo $(if $(KEEP),--keep)
 
+# `make bench` regenerates docs/benchmarks.md (long: every benchmark at full size); QUICK=1 a smoke
+# run with small parameters, ONLY="detection failover" runs some benchmarks.
+bench: deps .deps-bench-apt $(VENV)/.installed-bench
+	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
+
+.deps-bench-apt:
+	@$(call apt_install,$(BENCH_APT_PACKAGES))
+	@touch $@
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .deps-apt .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .deps-apt .deps-bench-apt .mypy_cache .ruff_cache .pytest_cache

@@ -1,51 +1,61 @@
-"""Client-visible outage for node kill, node freeze, switchover and an unrecoverable resource
-failure,
-on a real three-node lab with the web service hierarchy (app -> data -> vip).
+"""Client-visible outage for node kill, node freeze, switchover, an unrecoverable resource
+failure and a link cut of the active node, on a real three-node lab with the web service
+hierarchy (app -> data -> vip).
 
-Run as root: `.venv/bin/python bench/failover.py [--runs 10]`; prints a Markdown section.
-A prober in the client namespace fetches the page every 10 ms; the outage is the longest
-gap between two good answers.
+Run as root: `.venv/bin/python bench/failover.py [--runs 10] [--samples PATH]`; prints a
+Markdown section. A prober in the client namespace fetches the page every 10 ms; the outage
+is the longest gap between two good answers (tutela.lab.demo.measure_outage, which
+bench/keepalived.py uses too). Fencing is the default, the watchdog; `--fencing agent`
+uses the lab's power switch instead. `--samples` writes the raw outages as JSON
+({"tutela": {scenario: [seconds, ...]}}), which `bench/keepalived.py --tutela-samples`
+compares with keepalived.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+import common
 import yaml
+from common import wait
 
 from tutela.lab import Lab
-from tutela.lab.demo import WebService, create_web_service, measure_outage, owner
+from tutela.lab.demo import GREETING, WebService, create_web_service, measure_outage, owner
 from tutela.lab.driver import all_alive, form_cluster, tutela
 
+SCENARIO_KEYS = ("kill", "freeze", "switchover", "resource", "cut")
 BREAK_APP = ("table inet breakapp {\n chain input {\n  type filter hook input priority 0;\n"
              "  tcp dport 8080 drop\n }\n}\n")
 
 
-def wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    fault: Callable[[str], None]  # strikes the owner
+    heal_label: str | None = None  # also measure the outage while the lab is restored
+
+
+def measure(lab: Lab, web: WebService, fault: Callable[[], None],
+            recovered: Callable[[], bool]) -> float:
+    return measure_outage(lab, web.url, GREETING, fault, recovered)
 
 
 def measured(lab: Lab, web: WebService, fault: Callable[[str], None]) -> float:
     before = owner(lab, web)
     assert before is not None
-    return measure_outage(lab, web, lambda: fault(before),
-                          lambda: owner(lab, web) not in (None, before))
+    return measure(lab, web, lambda: fault(before), lambda: owner(lab, web) not in (None, before))
 
 
-def scenarios(lab: Lab) -> dict[str, Callable[[str], None]]:
+def scenarios(lab: Lab) -> dict[str, Scenario]:
     def kill(node: str) -> None:
         lab.power_off(node)
 
     def freeze(node: str) -> None:
-        lab.freeze(node)  # SIGSTOP of all its processes; the fence agent powers it off
+        lab.freeze(node)  # SIGSTOP of all its processes; its watchdog (or the agent) fences it
 
     def switchover(node: str) -> None:
         target = next(n for n in lab.nodes if n != node and lab.node_state(n) != "off")
@@ -54,16 +64,22 @@ def scenarios(lab: Lab) -> dict[str, Callable[[str], None]]:
     def break_app(node: str) -> None:
         lab.exec(node, ["nft", "-f", "-"], input=BREAK_APP)
 
-    return {"node kill (power off)": kill, "node freeze (fence agent)": freeze,
-            "switchover": switchover,
-            "resource failure (local recovery impossible)": break_app}
+    def cut(node: str) -> None:
+        lab.cut(node)  # every link, both ways: the owner must self-fence, another take over
+
+    return {"kill": Scenario(common.KILL, kill), "freeze": Scenario(common.FREEZE, freeze),
+            "switchover": Scenario(common.SWITCHOVER, switchover),
+            "resource": Scenario(common.RESOURCE_FAILURE, break_app),
+            "cut": Scenario(common.LINK_CUT, cut, heal_label=common.LINK_HEAL)}
 
 
 def report_state(lab: Lab) -> None:
     """What every node says, for a run that went wrong."""
+    print(f"== cuts: {lab.cuts()}", file=sys.stderr)
     for node in lab.nodes:
-        if lab.node_state(node) == "off":
-            print(f"== {node}: off", file=sys.stderr)
+        state = lab.node_state(node)
+        print(f"== {node}: {state}, addresses {lab.addresses(node)}", file=sys.stderr)
+        if state != "running":
             continue
         for command in (["status"], ["log", "-n", "40"]):
             result = tutela(lab, node, *command, check=False)
@@ -79,47 +95,82 @@ def use_fence_agent(lab: Lab) -> None:
     lab.exec("node1", ["tutela", "apply", "-f", "-"], input=yaml.safe_dump(data))
 
 
-def restore_lab(lab: Lab) -> None:
+def restore_lab(lab: Lab, web: WebService) -> None:
+    """Heal every cut, power on, thaw, drop the app's firewall rule; wait until every node is
+    back in the cluster and exactly one node has the service's address."""
+    lab.heal_all()
     for node in lab.nodes:
-        if lab.node_state(node) == "off":
+        state = lab.node_state(node)
+        if state == "off":
             lab.power_on(node)
-        else:
-            lab.exec(node, ["nft", "delete", "table", "inet", "breakapp"], check=False)
+            continue
+        if state == "frozen":
+            lab.thaw(node)
+        lab.exec(node, ["nft", "delete", "table", "inet", "breakapp"], check=False)
     wait(lambda: all_alive(lab), 30, "every node back")
+    wait(lambda: owner(lab, web) is not None, 30, "exactly one node with the address")
+
+
+def run(lab: Lab, runs: int, only: list[str] | None, fencing: str,
+        results: common.Samples) -> None:
+    """Build the cluster and the web service, then measure every scenario (or those in
+    `only`) `runs` times."""
+    form_cluster(lab, "fobench")
+    wait(lambda: all_alive(lab), 30, "cluster formed")
+    web = create_web_service(lab, "node1", check_interval=0.5, recovery_attempts=1)
+    if fencing == "agent":
+        use_fence_agent(lab)
+    for node, priority in (("node2", "2"), ("node3", "3")):
+        tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
+               "--priority", priority)
+    for key, scenario in scenarios(lab).items():
+        if only and key not in only:
+            continue
+        for attempt in range(runs):
+            print(f"{scenario.label}, run {attempt + 1}", file=sys.stderr, flush=True)
+            try:
+                wait(lambda: owner(lab, web) is not None, 30, "an owner")
+                results.setdefault(scenario.label, []).append(
+                    measured(lab, web, scenario.fault))
+                if scenario.heal_label is not None:
+                    results.setdefault(scenario.heal_label, []).append(measure(
+                        lab, web, lambda: restore_lab(lab, web), lambda: True))
+                else:
+                    restore_lab(lab, web)
+            except RuntimeError:
+                report_state(lab)
+                raise
+            tutela(lab, "node1", "restore", "app")  # clears failure marks
+    for node in lab.nodes:
+        tutela(lab, node, "stop", "--leave-resources", check=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--scenario", action="append", choices=SCENARIO_KEYS,
+                        help="only this scenario (repeatable; default: all)")
+    parser.add_argument("--samples", metavar="PATH",
+                        help="also write the raw outages as JSON, for plots")
+    parser.add_argument("--fencing", choices=("watchdog", "agent"), default="watchdog",
+                        help="watchdog (the default setting) or agent (the lab's power "
+                             "switch as fence agent)")
+    parser.add_argument("--logs", metavar="DIR",
+                        help="copy the nodes' logs (tutelad.log, ...) to DIR at the end")
     args = parser.parse_args()
-    results: dict[str, list[float]] = {}
+    results: common.Samples = {}
     with Lab.up("fobench", nodes=3, disks=1) as lab:
-        form_cluster(lab, "fobench")
-        wait(lambda: all_alive(lab), 30, "cluster formed")
-        web = create_web_service(lab, "node1", check_interval=0.5, recovery_attempts=1)
-        use_fence_agent(lab)
-        for node, priority in (("node2", "2"), ("node3", "3")):
-            tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
-                   "--priority", priority)
-        for name, fault in scenarios(lab).items():
-            for run in range(args.runs):
-                print(f"{name}, run {run + 1}", file=sys.stderr, flush=True)
-                try:
-                    wait(lambda: owner(lab, web) is not None, 30, "an owner")
-                    results.setdefault(name, []).append(measured(lab, web, fault))
-                except RuntimeError:
-                    report_state(lab)
-                    raise
-                restore_lab(lab)
-                tutela(lab, "node1", "restore", "app")  # clears failure marks
-        for node in lab.nodes:
-            tutela(lab, node, "stop", "--leave-resources", check=False)
-    print(f"### Client-visible outage (3 nodes, defaults: heartbeat 0.2 s x 5, lease 1 s)\n\n"
-          f"`{' '.join(['python', *sys.argv])}`\n\n| scenario | runs | min | median | max |\n"
-          "|---|---|---|---|---|")
-    for name, gaps in results.items():
-        print(f"| {name} | {len(gaps)} | {min(gaps):.2f} s | {statistics.median(gaps):.2f} s "
-              f"| {max(gaps):.2f} s |")
+        try:
+            run(lab, args.runs, args.scenario, args.fencing, results)
+        finally:
+            if args.logs:
+                common.save_logs(lab, Path(args.logs))
+    print(f"### Client-visible outage (3 nodes, defaults: heartbeat 0.2 s x 5, lease 1 s, "
+          f"fencing: {args.fencing})\n\n`{common.command_line()}`\n\n"
+          f"{common.table(results)}\n\nThe app is checked every 0.5 s with one local "
+          "recovery attempt, so that the resource failure is found and given up quickly.")
+    if args.samples:
+        common.write_samples(args.samples, {"tutela": results})
 
 
 if __name__ == "__main__":
