@@ -112,3 +112,16 @@ def test_peer_with_another_key_is_dropped_and_explained(caplog: pytest.LogCaptur
 
     with caplog.at_level(logging.WARNING, logger="tutela.lcm"):
         run(body, key_b=b"x" * 32)
+
+
+def test_a_heartbeat_that_leaves_a_key_out_keeps_its_last_value() -> None:
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        beat: dict[str, object] = {"generation": 1, "states": {"app": "ISP"}}
+        a._heartbeat = lambda: dict(beat)
+        await until(lambda: "states" in b.heartbeats.get("a", (0, {}))[1])
+        beat.update(generation=2)
+        del beat["states"]
+        await until(lambda: b.heartbeats["a"][1].get("generation") == 2)
+        assert b.heartbeats["a"][1] == {"generation": 2, "states": {"app": "ISP"}}
+
+    run(body)

@@ -4,6 +4,7 @@ lab's emulated watchdog does): armed at once, petted well within its timeout, di
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
 import time
@@ -66,7 +67,7 @@ def test_armed_at_acquire_petted_within_its_timeout_then_disarmed(tmp_path: Path
     assert data.startswith(b"T0.4\n")
     assert data.endswith(b"V")
     times = [t for t, _ in reader.writes]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)][:-1]  # before the disarm
+    gaps = [b - a for a, b in itertools.pairwise(times)][:-1]  # before the disarm
     assert len(times) >= 5
     assert max(gaps) < timing.watchdog_timeout, gaps
 

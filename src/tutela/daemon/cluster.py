@@ -29,6 +29,12 @@ from tutela.model.config import ClusterConfig
 
 log = logging.getLogger("tutela.cluster")
 EVENTS_KEPT = 200
+BULKY_FRESH = 1.0
+"""Seconds after a change during which every heartbeat carries the bulky part: five
+rounds on every path, so a receiver misses it only if it misses all of them."""
+BULKY_REFRESH = 2.0
+"""Seconds between heartbeats that carry the bulky part even though it did not change
+(for a peer that just started listening)."""
 CONFIG_LEASE_WAIT = 5.0
 """Seconds a configuration change waits for a majority to grant the configuration lease."""
 
@@ -49,6 +55,9 @@ class Cluster:
         self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger)
         self._votes: dict[str, dict[str, Any]] = {}
         self._catching_up = False
+        self._bulky_sent: dict[str, Any] = {}
+        self._bulky_changed_at = 0.0
+        self._bulky_due = 0.0
         self.messenger.handle("config.promise", self._config_promise)
         self.messenger.on_heartbeat = lambda _peer, _payload: self._maybe_catch_up()
         self.messenger.handle("config.get", self._config_get)
@@ -193,10 +202,21 @@ class Cluster:
     # --- what travels with heartbeats --------------------------------------------------
 
     def _heartbeat(self) -> dict[str, Any]:
+        """The heartbeat's payload. The bulky part (every resource's state, when each root
+        last ran here) goes out only for a while after it changed and every few seconds
+        otherwise; receivers keep the last they had (Messenger)."""
         generation, epoch = self.lcd.version()
-        return {"generation": generation, "version": [generation, epoch],
-                "states": {tag: s.state.value for tag, s in self.engine.states.items()},
+        beat = {"generation": generation, "version": [generation, epoch],
                 **self.ownership.heartbeat()}
+        bulky = {"states": {tag: s.state.value for tag, s in self.engine.states.items()},
+                 "ran": beat.pop("ran")}
+        now = time.monotonic()
+        if bulky != self._bulky_sent:
+            self._bulky_sent, self._bulky_changed_at = bulky, now
+        if now - self._bulky_changed_at < BULKY_FRESH or now >= self._bulky_due:
+            self._bulky_due = now + BULKY_REFRESH
+            beat.update(bulky)
+        return beat
 
     def _on_event(self, event: Event) -> None:
         when = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
@@ -207,6 +227,7 @@ class Cluster:
         self.events.append({"at": when, "kind": event.kind, "node": event.node,
                             "path": event.path})
         if event.kind in ("node-up", "path-up"):
+            self._bulky_changed_at = time.monotonic()  # it may hold stale states of ours
             self._maybe_catch_up()
 
     def _maybe_catch_up(self) -> None:

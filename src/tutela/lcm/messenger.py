@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tutela.lcm.detector import Event, FailureDetector
-from tutela.lcm.frame import Envelope, FrameRejected, Sealer, open_frame
+from tutela.lcm.frame import Envelope, FrameRejected, Sealer, encode_payload, open_frame
 from tutela.lcm.paths import DEFAULT_PORT, PathSpec
 from tutela.lcm.replay import DropCounters, ReplayGuard
 from tutela.lcm.stream import FrameSplitter
@@ -247,9 +247,12 @@ class Messenger:
 
     def _dispatch(self, envelope: Envelope) -> None:
         if envelope.kind == HEARTBEAT:
-            self.heartbeats[envelope.sender] = (time.monotonic(), envelope.payload)
+            # A heartbeat may leave out what did not change since the last that had it.
+            previous = self.heartbeats.get(envelope.sender, (0.0, {}))[1]
+            payload = {**previous, **envelope.payload}
+            self.heartbeats[envelope.sender] = (time.monotonic(), payload)
             if self.on_heartbeat is not None:
-                self.on_heartbeat(envelope.sender, envelope.payload)
+                self.on_heartbeat(envelope.sender, payload)
         elif envelope.kind == REPLY:
             future = self._calls.pending.get(int(envelope.payload.get("call", 0)))
             if future is not None and not future.done():
@@ -356,9 +359,9 @@ class Messenger:
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         while True:
-            payload = self._heartbeat()
+            payload = encode_payload(self._heartbeat())
             for (peer, _), link in list(self._links.items()):
-                self._send_on(link, self._sealer.seal(peer, HEARTBEAT, payload))
+                self._send_on(link, self._sealer.seal_encoded(peer, HEARTBEAT, payload))
             self.max_heartbeat_lateness = max(self.max_heartbeat_lateness,
                                               loop.time() - next_beat)
             next_beat += self.interval
