@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from tutela.arbiter.holder import LeaseLost, MustRelease
@@ -35,6 +36,18 @@ HANDOVER_GRACE = 10.0
 REBOOT_ENV = "TUTELA_REBOOT_COMMAND"
 """The quorum-loss action 'fastboot' runs this shell command if set (the lab power-cycles
 the node); otherwise it reboots the machine at once through /proc/sysrq-trigger."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """This node's view of its peers at one decision tick."""
+
+    alive: frozenset[str]
+    """Peers ALIVE now."""
+    reports: dict[str, dict[str, Any]]
+    """Alive peer -> its last heartbeat."""
+    my_ran: dict[str, str]
+    """Root -> when it last went into service here."""
 
 
 class Ownership:
@@ -131,21 +144,29 @@ class Ownership:
         interval = self.engine.config.settings.heartbeat_interval
         while True:
             now = time.monotonic()
-            for hierarchy in self._clustered():
-                if hierarchy.root not in self._busy and now >= self._yielding.get(
-                        hierarchy.root, 0.0):
-                    self._step(hierarchy)
+            if now >= self._settled_at:
+                clustered = self._clustered()
+                seen = self._snapshot(clustered)
+                for hierarchy in clustered:
+                    if hierarchy.root not in self._busy and now >= self._yielding.get(
+                            hierarchy.root, 0.0):
+                        self._step(hierarchy, seen)
             await asyncio.sleep(interval)  # the decision period
+
+    def _snapshot(self, clustered: list[Hierarchy]) -> Snapshot:
+        """What this node sees of its peers now, shared by every hierarchy's decision."""
+        detector, heartbeats = self.messenger.detector, self.messenger.heartbeats
+        alive = frozenset(p for p in heartbeats if detector.node_state(p) == "ALIVE")
+        return Snapshot(alive, {p: heartbeats[p][1] for p in alive},
+                        self._last_ran(clustered))
 
     def _clustered(self) -> list[Hierarchy]:
         config = self.engine.config
         return [h for h in self.engine.hierarchies
                 if config.hierarchy_settings(h.root).clustered]
 
-    def _step(self, hierarchy: Hierarchy) -> None:
-        if time.monotonic() < self._settled_at:
-            return
-        view = self._view(hierarchy)
+    def _step(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
+        view = self._view(hierarchy, seen)
         decision = decide(view, RANK_STEP)
         if decision in ("acquire", "restore", "give_up"):
             self._busy.add(hierarchy.root)
@@ -309,13 +330,11 @@ class Ownership:
         return any(states[t].state.in_service or states[t].state == ResourceState.OSF
                    for h in self._clustered() for t in h.members if t in states)
 
-    def _view(self, hierarchy: Hierarchy) -> View:
+    def _view(self, hierarchy: Hierarchy, seen: Snapshot) -> View:
         root = hierarchy.root
         settings = self.engine.config.hierarchy_settings(root)
-        alive = {self.node} | {p for p in self._peers(settings)
-                               if self.messenger.detector.node_state(p) == "ALIVE"}
-        reports = {p: self.messenger.heartbeats[p][1] for p in alive
-                   if p in self.messenger.heartbeats}
+        alive = {self.node} | {p for p in self._peers(settings) if p in seen.alive}
+        reports = {p: seen.reports[p] for p in alive if p in seen.reports}
         owner = next((p for p, r in sorted(reports.items())
                       if root in r.get("holds", ()) or _in_service(r, root)), None)
         if owner is not None:
@@ -335,7 +354,7 @@ class Ownership:
             owner_elsewhere=owner,
             failed_on=frozenset(p for p, r in reports.items() if root in r.get("failed", ()))
             | ({self.node} if root in self.failed else set()),
-            last_owner=_last_owner(root, {self.node: self._last_ran([hierarchy])} | {
+            last_owner=_last_owner(root, {self.node: seen.my_ran} | {
                 p: r.get("ran", {}) for p, r in reports.items()}),
             vacant_for=None if since is None else now - since,
             failover_blocked_by=self._failover_blocked_by(root))

@@ -5,6 +5,7 @@ This is what the LCD stores, what `tutela export` writes and `tutela apply` read
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated, Any, Literal
@@ -187,11 +188,21 @@ class ClusterConfig(Frozen):
     users: tuple[User, ...] = ()
 
     def resource(self, tag: str) -> Resource | None:
-        return next((r for r in self.resources if r.tag == tag), None)
+        return self._resources_by_tag.get(tag)
 
     def hierarchy_settings(self, root: str) -> HierarchySettings:
-        found = next((h for h in self.hierarchies if h.root == root), None)
+        found = self._hierarchies_by_root.get(root)
         return found if found is not None else HierarchySettings(root=root)
+
+    # Lookups by name, built once per (immutable) configuration: the daemon asks for every
+    # hierarchy's settings several times a second.
+    @functools.cached_property
+    def _resources_by_tag(self) -> dict[str, Resource]:
+        return {r.tag: r for r in self.resources}
+
+    @functools.cached_property
+    def _hierarchies_by_root(self) -> dict[str, HierarchySettings]:
+        return {h.root: h for h in self.hierarchies}
 
 
 def is_valid_name(name: str) -> bool:
