@@ -36,6 +36,19 @@ def test_defaults_give_one_second() -> None:
         FailureDetector(0.2, 0)
 
 
+def test_new_timing_counts_from_the_last_heartbeat() -> None:
+    d = detector(A1)
+    d.heard(A1, 10.0)
+    assert d.next_deadline() == pytest.approx(11.0)
+    d.set_timing(0.2, 70)  # an applied change (an imported MEMBER_TIMEOUT of 14 s)
+    assert d.next_deadline() == pytest.approx(24.0)
+    assert d.tick(12.0) == []
+    d.set_timing(0.2, 5)
+    assert d.tick(12.0) == [ev("path-down", A1, 11.0), ev("node-down", A1, 11.0, True)]
+    with pytest.raises(ValueError):
+        d.set_timing(0.2, 0)
+
+
 def test_new_paths_are_dead_until_heard() -> None:
     d = detector(A1)
     assert d.path_state(A1) == "DEAD"

@@ -66,7 +66,7 @@ class Cluster:
     async def start(self) -> None:
         config = self.engine.config
         await self.messenger.start(paths_for(config, self.lcd.node), self._own_addresses(config))
-        for warning in self.warnings():
+        for warning in self._settings_warnings():
             log.warning("%s", warning)
         self.leases.start()
         self.ownership.start()
@@ -77,6 +77,12 @@ class Cluster:
         await self.messenger.stop()
 
     async def config_changed(self, config: ClusterConfig) -> None:
+        settings = config.settings
+        if (settings.heartbeat_interval, settings.heartbeat_misses) != (
+                self.messenger.interval, self.messenger.detector.misses):
+            log.info("heartbeats every %gs, a path DEAD after %d missed",
+                     settings.heartbeat_interval, settings.heartbeat_misses)
+            self.messenger.set_timing(settings.heartbeat_interval, settings.heartbeat_misses)
         await self.messenger.set_paths(paths_for(config, self.lcd.node),
                                        self._own_addresses(config))
         self.leases.config_changed(config)
@@ -280,7 +286,21 @@ class Cluster:
     # --- the cluster view ------------------------------------------------------------------
 
     def warnings(self) -> list[str]:
-        """Settings that weaken the protection, said loudly in the log and in status."""
+        """What weakens the protection now, said loudly in `tutela status`."""
+        found = self._settings_warnings()
+        for spec in witness_paths(self.engine.config):
+            if self.messenger.detector.node_state(spec.peer) != "ALIVE":
+                address = spec.name.removeprefix("witness/")
+                found.append(f"witness {address} does not answer: start it, and if it came "
+                             f"in by 'tutela apply', enrol this cluster there ('tutela-witness "
+                             f"token' on it, then 'tutela witness add {address} --token T')")
+        problem = self.ownership.watchdog.problem
+        if self.engine.config.settings.fencing == "watchdog" and problem:
+            found.append(f"watchdog fencing cannot work here: {problem}")
+        return found
+
+    def _settings_warnings(self) -> list[str]:
+        """Settings that weaken the protection: in the log at start and in status."""
         settings = self.engine.config.settings
         found = []
         if settings.quorum == "none":
@@ -291,9 +311,6 @@ class Cluster:
             found.append("fencing 'none': a frozen owner is held off only by the ip kit's "
                          "duplicate-address check and ext4 multi-mount protection; use "
                          "'watchdog' or 'agent' (docs/failover.md)")
-        problem = self.ownership.watchdog.problem
-        if settings.fencing == "watchdog" and problem:
-            found.append(f"watchdog fencing cannot work here: {problem}")
         return found
 
     def view(self) -> dict[str, Any]:

@@ -340,10 +340,12 @@ class Ownership:
         if owner is not None:
             self._fenced.pop(root, None)
         i_hold = self.leases.holds(root)
-        owned = i_hold or owner is not None
+        # Vacant only counts while it should be in service: otherwise the rank wait would
+        # already have passed when `tutela restore` sets the target, and all race.
+        vacant = not i_hold and owner is None and settings.target == "in_service"
         now = time.monotonic()
-        since = None if owned else self._vacant_since.setdefault(root, now)
-        if owned:
+        since = self._vacant_since.setdefault(root, now) if vacant else None
+        if not vacant:
             self._vacant_since.pop(root, None)
         states = self.engine.states
         return View(

@@ -266,9 +266,7 @@ class Service:
         """Enrol this cluster at a witness with its one-time token, then make it a voter."""
         address = str(request["address"])
         host, port = split_host_port(address)
-        if any(w.address == address for w in self.engine.config.witnesses):
-            raise ConfigError([Problem("address", f"{address} is a witness already",
-                                       "nothing to do")])
+        configured = any(w.address == address for w in self.engine.config.witnesses)
         try:
             await asyncio.to_thread(
                 enroll, host, port, str(request["token"]), self.engine.config.name,
@@ -276,6 +274,9 @@ class Service:
         except EnrolmentFailed as error:
             raise OperationError(f"the witness at {address} did not take this cluster: "
                                  f"{error}") from None
+        if configured:  # came in by `apply` (or a migration): enrolling was what it lacked
+            return {"summary": f"witness {address} enrolled (it was configured already)",
+                    "generation": self.lcd.generation()}
         return await self._change(f"witness {address} added",
                                   lambda data: data["witnesses"].append({"address": address}))
 

@@ -39,11 +39,7 @@ class FailureDetector:
     """
 
     def __init__(self, interval: float, misses: int) -> None:
-        if interval <= 0 or misses < 1:
-            raise ValueError("interval must be > 0 and misses >= 1")
-        self.interval = interval
-        self.misses = misses
-        self.timeout = interval * misses
+        self.set_timing(interval, misses)
         self._paths: dict[PathId, _Path] = {}
         self._by_node: dict[str, set[PathId]] = {}
         self._clock = float("-inf")
@@ -105,6 +101,15 @@ class FailureDetector:
             if not self._node_alive(node):
                 events.append(Event("node-down", node, None, deadline))
         return events
+
+    def set_timing(self, interval: float, misses: int) -> None:
+        """Change the heartbeat interval and misses; the new timeout counts from each
+        path's last heartbeat, so a path may be due at once."""
+        if interval <= 0 or misses < 1:
+            raise ValueError("interval must be > 0 and misses >= 1")
+        self.interval = interval
+        self.misses = misses
+        self.timeout = interval * misses
 
     def next_deadline(self) -> float | None:
         """When tick() must next run for a timely detection; None while no path is ALIVE."""

@@ -317,6 +317,13 @@ class Messenger:
             else:
                 await asyncio.sleep(self.interval)  # the retry period while the path is down
 
+    def set_timing(self, interval: float, misses: int) -> None:
+        """A changed heartbeat interval or misses: heartbeats and detection follow at once."""
+        self.interval = interval
+        self.dead_after = interval * misses
+        self.detector.set_timing(interval, misses)
+        self._wake.set()  # the detector's next deadline moved
+
     def stream_link(self, spec: PathSpec) -> StreamLink:
         return StreamLink(spec, self._on_frame, self._link_closed)
 
