@@ -1,0 +1,271 @@
+"""A Serviceguard cluster migrated for real: a two-node cluster ASCII file with a quorum
+server and a modular failover package go through `tutela migrate serviceguard`; the lab
+cluster is formed the way an administrator forms it, the generated document is applied,
+the package's hierarchy is started (cmrunpkg) and its node is powered off.
+
+Serviceguard's files are written at test time: they name the lab's disk, addresses and
+witness. The package serves files from its shared filesystem over HTTP on its relocatable
+address, as a web server package would; the client fetches them through that address. A
+checker samples every node's addresses and mounts throughout (never two at once).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import wait_until
+from tutela.lab import Lab
+from tutela.lab.checker import SplitBrainChecker
+from tutela.lab.demo import fetch
+from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, status, tutela
+
+pytestmark = pytest.mark.lab
+
+CLUSTER = "sgshop"
+PACKAGE = "web"
+VIP = "198.51.100.100"
+PORT = 8080
+CONTENT = "served from the package's shared filesystem\n"
+MEMBER_TIMEOUT_US = 14_000_000  # what cmquerycl writes: Serviceguard's default, 14 s
+ROOT = f"{PACKAGE}-svc-httpd"  # the hierarchy root: the package's last service
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab.up("sgmig", nodes=2, disks=1, root=tmp_path_factory.mktemp("sgmig")) as built:
+        witness = start_witness(built)  # the quorum server's replacement, on the client host
+        try:
+            yield built
+        finally:
+            for node in built.nodes:
+                if built.node_state(node) != "off":
+                    tutela(built, node, "stop", "--leave-resources", check=False)
+            witness.terminate()
+            try:
+                witness.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                witness.kill()
+                witness.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Migrated:
+    document: Path
+    """The generated YAML, as `tutela migrate serviceguard -o` wrote it."""
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    """`--json`'s summary: counts, manual steps, every report entry."""
+    mountpoint: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{VIP}:{PORT}/hello.txt"
+
+
+def cluster_ascii(lab: Lab) -> str:
+    """What `cmgetconf` prints for a two-node Linux cluster with a quorum server."""
+    nodes = "".join(f"""
+NODE_NAME               {node}
+  NETWORK_INTERFACE     {lab.interface(1)}
+    HEARTBEAT_IP        {lab.node_address(node, 1)}
+  NETWORK_INTERFACE     {lab.interface(2)}
+    HEARTBEAT_IP        {lab.node_address(node, 2)}
+""" for node in lab.nodes)
+    return f"""\
+# Cluster configuration, as cmgetconf writes it (abridged).
+CLUSTER_NAME            {CLUSTER}
+HOSTNAME_ADDRESS_FAMILY IPV4
+
+# Quorum server.
+QS_HOST                 {lab.client_address(1)}
+QS_POLLING_INTERVAL     300000000
+{nodes}
+# Cluster timing parameters (microseconds).
+MEMBER_TIMEOUT          {MEMBER_TIMEOUT_US}
+AUTO_START_TIMEOUT      600000000
+NETWORK_POLLING_INTERVAL 2000000
+
+SUBNET 198.51.100.0
+  IP_MONITOR OFF
+SUBNET 203.0.113.0
+  IP_MONITOR OFF
+
+MAX_CONFIGURED_PACKAGES 300
+"""
+
+
+def package_conf(lab: Lab, mountpoint: Path) -> str:
+    """A modular failover package (cmmakepkg -m sg/all, filled in)."""
+    return f"""\
+module_name             sg/basic
+module_name             sg/failover
+module_name             sg/package_ip
+module_name             sg/filesystem
+module_name             sg/service
+
+package_name            {PACKAGE}
+package_description     "static web content"
+package_type            failover
+node_name               node1
+node_name               node2
+auto_run                yes
+node_fail_fast_enabled  no
+run_script_timeout      no_timeout
+halt_script_timeout     no_timeout
+failover_policy         configured_node
+failback_policy         manual
+
+ip_subnet               198.51.100.0
+ip_address              {VIP}
+
+fs_name                 {lab.disks[0]}
+fs_directory            {mountpoint}
+fs_type                 "ext4"
+fs_mount_opt            "-o rw"
+
+service_name            httpd
+service_cmd             "python3 -m http.server {PORT} --bind {VIP} --directory {mountpoint}"
+service_restart         none
+service_fail_fast_enabled no
+service_halt_timeout    10
+"""
+
+
+@pytest.fixture(scope="module")
+def migrated(lab: Lab) -> Migrated:
+    """The Serviceguard files, the package's data on the shared disk, and the import."""
+    mountpoint = lab.root / "srv" / PACKAGE
+    # The package's data was on the shared disk under Serviceguard; make it so here
+    # (mkfs.ext4 -d fills the new filesystem from a directory without mounting it).
+    data = lab.root / "disk-content"
+    data.mkdir()
+    (data / "hello.txt").write_text(CONTENT)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(data), lab.disks[0]], check=True,
+                   timeout=120)
+    sgconf = lab.root / "cmcluster"
+    (sgconf / PACKAGE).mkdir(parents=True)
+    (sgconf / "cmclconfig.ascii").write_text(cluster_ascii(lab))
+    (sgconf / PACKAGE / f"{PACKAGE}.conf").write_text(package_conf(lab, mountpoint))
+    out = lab.root / "migrated"
+    out.mkdir()
+    # On a node, as the administrator runs it after copying $SGCONF over.
+    result = lab.exec("node1", ["tutela", "migrate", "serviceguard", str(sgconf),
+                                "-o", str(out / "cluster.yaml"),
+                                "--report", str(out / "report.md"), "--json"], cwd=str(out))
+    document = out / "cluster.yaml"
+    return Migrated(document, yaml.safe_load(document.read_text()),
+                    json.loads(result.stdout), mountpoint)
+
+
+def test_the_import_maps_the_cluster_and_the_package(lab: Lab, migrated: Migrated) -> None:
+    config, summary = migrated.config, migrated.summary
+    assert summary["counts"]["error"] == 0, summary["counts"]
+    assert summary["counts"]["not carried over"] == 0, [
+        e for e in summary["entries"] if e["outcome"] == "not carried over"]
+    assert config["name"] == CLUSTER
+    assert [n["name"] for n in config["nodes"]] == lab.nodes
+    assert config["settings"]["heartbeat_misses"] == 70  # 14 s / 0.2 s
+    assert [r["kit"] for r in config["resources"]] == ["filesystem", "ip", "process"]
+    [hierarchy] = config["hierarchies"]
+    assert hierarchy["root"] == ROOT
+    assert hierarchy["equivalencies"] == [{"node": "node1", "priority": 1},
+                                          {"node": "node2", "priority": 2}]
+    assert hierarchy["start_policy"] == "priority"  # failover_policy configured_node
+    assert hierarchy.get("switchback", "intelligent") == "intelligent"  # failback manual
+    assert hierarchy.get("failover", True) is True  # auto_run yes
+    assert any("tutela-witness" in s["step"] for s in summary["manual_steps"])
+
+
+@pytest.fixture(scope="module")
+def cluster(lab: Lab, migrated: Migrated) -> list[str]:
+    """Form the cluster first, as an administrator does (init on node1, join node2, enrol
+    the witness that replaces the quorum server), then check and apply the generated
+    document; applied to a lone node it would make node2 and the witness voters before
+    they could vote. Returns the dry run's changes.
+
+    The applied heartbeat_misses (70) is stored, but each running tutelad keeps the
+    detection time it started with until it restarts; nothing here depends on either."""
+    form_cluster(lab, migrated.config["name"])
+    witness = add_witness(lab, "node1")
+    assert [w["address"] for w in migrated.config["witnesses"]] == [witness]
+    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30,
+               what="both nodes and the witness alive")
+    dry = lab.exec("node1", ["tutela", "apply", "-f", str(migrated.document), "--dry-run",
+                             "--json"])
+    changes: list[str] = json.loads(dry.stdout)["changes"]
+    assert json.loads(dry.stdout)["warnings"] == []
+    lab.exec("node1", ["tutela", "apply", "-f", str(migrated.document)])
+    wait_until(lambda: all(_generation(lab, n) == _generation(lab, "node1") for n in lab.nodes),
+               timeout=10, what="node2 to have the applied generation")
+    return changes
+
+
+def _witness_alive(lab: Lab) -> bool:
+    views = [status(lab, node)["witnesses"] for node in lab.nodes]
+    return all(view and all(w["state"] == "ALIVE" for w in view) for view in views)
+
+
+def _generation(lab: Lab, node: str) -> int:
+    return int(status(lab, node)["generation"])
+
+
+def test_the_document_fits_the_formed_cluster(lab: Lab, migrated: Migrated,
+                                              cluster: list[str]) -> None:
+    """init/join made the same nodes, comm paths and witness as the cluster file says:
+    applying changes only the timing, the resources and the hierarchy."""
+    touched = {line[2:].split(".", 1)[0].split("[", 1)[0].split(":", 1)[0] for line in cluster}
+    assert touched == {"settings", "resources", "hierarchies"}, cluster
+    exported = yaml.safe_load(tutela(lab, "node2", "export").stdout)
+    for section in ("name", "nodes", "comm_paths", "witnesses", "resources", "hierarchies"):
+        assert exported[section] == migrated.config[section], section
+    assert exported["settings"]["heartbeat_misses"] == 70
+
+
+@pytest.fixture(scope="module")
+def service(lab: Lab, migrated: Migrated, cluster: list[str]) -> Iterator[Migrated]:
+    with SplitBrainChecker(lab, VIP, str(migrated.mountpoint)) as checker:
+        yield migrated
+    assert checker.samples > 0
+    assert checker.violations == [], checker.violations
+
+
+def holders(lab: Lab, web: Migrated) -> list[str]:
+    """The nodes whose kernel has the package's address (physical truth)."""
+    return [n for n in lab.nodes if lab.node_state(n) != "off" and VIP in lab.addresses(n)]
+
+
+def _mounted(lab: Lab, node: str, web: Migrated) -> bool:
+    return any(m == str(web.mountpoint) for _, m in lab.mounts(node))
+
+
+def test_the_package_starts_on_its_first_node(lab: Lab, service: Migrated) -> None:
+    # apply stores the hierarchy out of service (auto_run yes maps to failover: true only),
+    # so start it as cmrunpkg did, from the node it should run on
+    assert all(r["state"] == "OSU" for h in status(lab, "node1")["hierarchies"]
+               for r in h["resources"])
+    tutela(lab, "node1", "restore", ROOT)
+    wait_until(lambda: holders(lab, service) == ["node1"], timeout=30,
+               what="the package's address on node1")
+    assert _mounted(lab, "node1", service) and not _mounted(lab, "node2", service)
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == CONTENT, timeout=15,
+               what="the client to reach the package through its address")
+
+
+def test_power_off_moves_the_package_to_node2(lab: Lab, service: Migrated) -> None:
+    assert holders(lab, service) == ["node1"]
+    lab.power_off("node1")
+    wait_until(lambda: holders(lab, service) == ["node2"], timeout=60,
+               what="node2 to take the package over")
+    wait_until(lambda: fetch(lab, service.url, timeout=0.5) == CONTENT, timeout=15,
+               what="the client to reach the package on node2")
+    assert _mounted(lab, "node2", service)
+    hierarchy = next(h for h in status(lab, "node2")["hierarchies"] if h["root"] == ROOT)
+    assert all(r["state"] == "ISP" for r in hierarchy["resources"]), hierarchy
