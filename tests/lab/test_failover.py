@@ -18,7 +18,7 @@ from helpers import wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, create_web_service, fetch
-from tutela.lab.driver import all_alive, form_cluster, status, tutela
+from tutela.lab.driver import all_alive, form_cluster, status, stop_daemons, tutela
 
 pytestmark = pytest.mark.lab
 
@@ -29,9 +29,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         try:
             yield built
         finally:
-            for node in built.nodes:
-                if built.node_state(node) != "off":
-                    tutela(built, node, "stop", "--leave-resources", check=False)
+            stop_daemons(built)
 
 
 @pytest.fixture(scope="module")

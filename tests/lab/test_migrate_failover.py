@@ -25,7 +25,16 @@ from helpers import wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import fetch
-from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, status, tutela
+from tutela.lab.driver import (
+    add_witness,
+    all_alive,
+    form_cluster,
+    start_witness,
+    status,
+    stop_daemons,
+    stop_process,
+    tutela,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -45,15 +54,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         try:
             yield built
         finally:
-            for node in built.nodes:
-                if built.node_state(node) != "off":
-                    tutela(built, node, "stop", "--leave-resources", check=False)
-            witness.terminate()
-            try:
-                witness.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                witness.kill()
-                witness.wait(timeout=10)
+            stop_daemons(built)
+            stop_process(witness)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ survivor take over when the active node dies, and keeps a cut link from moving a
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +13,16 @@ from helpers import wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch, owner
-from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, status, tutela
+from tutela.lab.driver import (
+    add_witness,
+    all_alive,
+    form_cluster,
+    start_witness,
+    status,
+    stop_daemons,
+    stop_process,
+    tutela,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -26,14 +34,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         try:
             yield built
         finally:
-            for node in built.nodes:
-                if built.node_state(node) != "off":
-                    tutela(built, node, "stop", "--leave-resources", check=False)
-            witness.terminate()
-            try:
-                witness.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                witness.kill()
+            stop_daemons(built)
+            stop_process(witness)
 
 
 @pytest.fixture(scope="module")

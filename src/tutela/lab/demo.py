@@ -18,7 +18,14 @@ from pathlib import Path
 from rich.console import Console
 
 from tutela.lab import Lab
-from tutela.lab.driver import add_witness, all_alive, form_cluster, start_witness, tutela
+from tutela.lab.driver import (
+    add_witness,
+    all_alive,
+    form_cluster,
+    start_witness,
+    stop_process,
+    tutela,
+)
 
 console = Console(highlight=False)
 VIP = "198.51.100.100"
@@ -164,8 +171,7 @@ def run(keep: bool) -> None:
 
 
 def _down(lab: Lab, witness: subprocess.Popen[str]) -> None:
-    witness.terminate()
-    witness.wait(timeout=10)
+    stop_process(witness)
     lab.down()
 
 

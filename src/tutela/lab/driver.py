@@ -55,6 +55,24 @@ def all_alive(lab: Lab) -> bool:
                for view in views for n in view)
 
 
+def stop_daemons(lab: Lab) -> None:
+    """`tutela stop --leave-resources` on every node that is on: the end of a lab session
+    (its resources go with the lab), without taking every hierarchy out one by one."""
+    for node in lab.nodes:
+        if lab.node_state(node) != "off":
+            tutela(lab, node, "stop", "--leave-resources", check=False)
+
+
+def stop_process(process: subprocess.Popen[str], timeout: float = 10) -> None:
+    """TERM a process we started (a witness), KILL it if it does not go within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 WITNESS_PORT = 7366
 
 
