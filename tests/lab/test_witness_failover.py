@@ -93,10 +93,13 @@ def _set(lab: Lab, node: str, **settings: str) -> None:
 
 
 def _everyone_on(lab: Lab) -> None:
-    """Power on what an earlier test left off, and wait for the whole cluster."""
+    """Power on (or thaw) what an earlier test left off (or frozen), and wait for the
+    whole cluster."""
     for node in lab.nodes:
         if lab.node_state(node) == "off":
             lab.power_on(node)
+        elif lab.node_state(node) == "frozen":
+            lab.thaw(node)
     wait_until(lambda: all_alive(lab), timeout=30, what="every node alive")
 
 
@@ -140,7 +143,7 @@ def test_frozen_owner_is_reset_by_its_watchdog(lab: Lab, service: WebService) ->
     _set(lab, "node1", fencing="watchdog")
     frozen = owner(lab, service)
     assert frozen is not None
-    wait_until(lambda: any(e.event == "armed" for e in lab.watchdog_events(frozen)),
+    wait_until(lambda: [e.event for e in lab.watchdog_events(frozen)][-1:] == ["armed"],
                timeout=10, what=f"{frozen} to arm its watchdog")
     lab.freeze(frozen)
     wait_until(lambda: lab.node_state(frozen) == "off", timeout=20,

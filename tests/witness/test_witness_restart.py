@@ -15,10 +15,12 @@ from tutela.arbiter.messages import AcquireReply
 
 
 def test_restart_refuses_grants_until_the_quiet_period_passed(witness: WitnessProcess) -> None:
-    cluster = enrolled(witness, "prod", duration=1.5)
-    quiet = cluster.timing.quiet_period  # 1.515 s
+    # A long lease, so that even on a loaded machine the restarted witness answers well
+    # within its quiet period.
+    cluster = enrolled(witness, "prod", duration=4.0)
+    quiet = cluster.timing.quiet_period  # 4.04 s
     n1 = Node(witness.port, cluster, "n1")
-    n1.granted("web")  # after the quiet period of the first start
+    n1.granted("web", timeout=20)  # after the quiet period of the first start
     n1.close()
     before = witness.status()["witness"]["incarnation"]
     assert witness.stop() == 0
@@ -33,7 +35,7 @@ def test_restart_refuses_grants_until_the_quiet_period_passed(witness: WitnessPr
         attempts.append((time.monotonic(), reply))
         return "web" in reply.granted
 
-    wait_until(granted, timeout=10, interval=0.05, what="a grant after the quiet period")
+    wait_until(granted, timeout=20, interval=0.05, what="a grant after the quiet period")
     # Any answer that arrived before spawn + Q was given before the voter's start + Q.
     early = [reply for at, reply in attempts if at < witness.spawned_at + quiet]
     assert early, "the witness answered only after its quiet period: nothing was tested"

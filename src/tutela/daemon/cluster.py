@@ -86,6 +86,7 @@ class Cluster:
         await self.messenger.set_paths(paths_for(config, self.lcd.node),
                                        self._own_addresses(config))
         self.leases.config_changed(config)
+        self.ownership.watchdog.check()  # fencing may have changed: (dis)arm at once
 
     def _own_addresses(self, config: ClusterConfig) -> set[str]:
         return {str(ipaddress.IPv4Interface(a).ip) for n in config.nodes
