@@ -233,6 +233,8 @@ class Cluster:
         log.log(level, "%s is %s", what, state)
         self.events.append({"at": when, "kind": event.kind, "node": event.node,
                             "path": event.path})
+        if event.kind == "node-down":
+            self.ownership.wake()
         if event.kind in ("node-up", "path-up"):
             self._bulky_changed_at = time.monotonic()  # it may hold stale states of ours
             self._maybe_catch_up()

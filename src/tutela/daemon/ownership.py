@@ -68,6 +68,7 @@ class Ownership:
         forgotten when a live owner is seen."""
         self._blocked_logged: set[str] = set()
         self._settled_at = 0.0
+        self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self.watchdog = WatchdogFence(
@@ -151,7 +152,14 @@ class Ownership:
                     if hierarchy.root not in self._busy and now >= self._yielding.get(
                             hierarchy.root, 0.0):
                         self._step(hierarchy, seen)
-            await asyncio.sleep(interval)  # the decision period
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):  # the decision period
+                    await self._wake.wait()
+
+    def wake(self) -> None:
+        """Decide now, not at the next tick: a node died (its hierarchies may be vacant)."""
+        self._wake.set()
 
     def _snapshot(self, clustered: list[Hierarchy]) -> Snapshot:
         """What this node sees of its peers now, shared by every hierarchy's decision."""

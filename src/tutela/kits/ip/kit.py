@@ -52,7 +52,7 @@ class IpParams(KitParams):
         description="Before restoring, probe with ARP and refuse if another host holds the "
                     "address.")
     duplicate_timeout: float = Field(
-        default=0.2, gt=0.0, le=10.0,
+        default=0.1, gt=0.0, le=10.0,
         description="Seconds to wait for an answer to the duplicate-address probe.")
 
     @field_validator("address", mode="before")
