@@ -5,14 +5,16 @@ A Unix socket (mode 0600) in the daemon's state directory; the CLIs are its clie
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 MAX_LINE = 16 * 1024 * 1024
 Answer = Callable[[bytes], Awaitable[dict[str, Any]]]
@@ -56,6 +58,8 @@ def request(path: Path, message: dict[str, Any], timeout: float) -> dict[str, An
 
 async def serve(path: Path, answer: Answer) -> asyncio.Server:
     """Answer each connection's request line on `path`; only root may connect."""
+    import asyncio  # here, not at the top: the CLI imports this module and never serves
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()

@@ -6,6 +6,7 @@ Every verb but `init`, `kit` and `lab` talks to the local tutelad over its contr
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import socket
 import subprocess
@@ -16,12 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 from tutela.cli import output
 from tutela.cli.client import DaemonError, NotRunning, call, is_running
-from tutela.cli.lab import lab_group
-from tutela.cli.migrate import migrate_group
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lcd.paths import state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
@@ -31,7 +29,25 @@ LONG_ACTION_TIMEOUT = 3600.0
 EXIT_FAILED, EXIT_INVALID, EXIT_NOT_RUNNING = 1, 2, 3
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command groups, the lab's loaded only when used: it imports the whole lab, which
+    would slow every `tutela status` down."""
+
+    LAZY: dict[str, tuple[str, str]] = {"lab": ("tutela.cli.lab", "lab_group"),
+                                        "migrate": ("tutela.cli.migrate", "migrate_group")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            module, attribute = self.LAZY[name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar="TUTELA_STATE_DIR",
               help="Node state directory (default: $TUTELA_STATE_DIR or /var/lib/tutela).")
 @click.version_option(package_name="tutela")
@@ -561,8 +577,6 @@ def kit_show(name: str, as_json: bool) -> None:
         output.print_kit(found)
 
 
-cli.add_command(lab_group)
-cli.add_command(migrate_group)
 
 
 def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:
@@ -573,7 +587,12 @@ def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:
         if not sep or not name:
             raise ConfigError([Problem(option, f"{item!r} is not NAME=VALUE",
                                        f"write it as {option} name=value")])
-        parsed[name] = yaml.safe_load(value) if value.startswith(("[", "{")) else value
+        if value.startswith(("[", "{")):
+            import yaml  # only for list or map values: it costs every command's start-up
+
+            parsed[name] = yaml.safe_load(value)
+        else:
+            parsed[name] = value
     return parsed
 
 
