@@ -21,7 +21,6 @@ import argparse
 import datetime
 import json
 import re
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 from common import wait
 
 from tutela.lab import Lab
-from tutela.lab.demo import GREETING, WebService, create_web_service, fetch
+from tutela.lab.demo import GREETING, ClientProber, WebService, create_web_service, fetch
 from tutela.lab.driver import all_alive, form_cluster, node_view, tutela
 from tutela.model.config import RecoveryPolicy, Resource
 
@@ -145,25 +144,6 @@ def heartbeat_figures(lab: Lab, result: Result) -> None:
                 p["max_heartbeat_gap"] for p in view["node1"]["paths"])
 
 
-def start_prober(lab: Lab, web: WebService) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        lab.client_argv([sys.executable, "-m", "tutela.lab.prober", web.url, GREETING]),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=lab.client_environment())
-
-
-def stop_prober(prober: subprocess.Popen[str]) -> dict[str, float]:
-    try:
-        out, err = prober.communicate("", timeout=30)
-    finally:
-        if prober.poll() is None:
-            prober.kill()
-            prober.wait(timeout=10)
-    if not out:
-        raise RuntimeError(f"the prober said nothing: {err.strip()}")
-    return dict(json.loads(out))
-
-
 def stress_argv(seconds: float, mountpoint: Path) -> list[str]:
     return ["stress-ng", "--cpu", "2", "--hdd", "2", "--hdd-bytes", HDD_BYTES,
             "--hdd-opts", "fsync,wr-seq", "--temp-path", str(mountpoint),
@@ -175,7 +155,7 @@ def run_load(lab: Lab, web: WebService, seconds: float, result: Result) -> None:
     stress_log = lab.root / "stress.log"
     offsets = log_offsets(lab)
     wall_start = datetime.datetime.now(datetime.UTC)
-    prober = start_prober(lab, web)
+    prober = ClientProber(lab, web.url, GREETING)
     busy0, total0 = busy1, total1 = cpu_ticks()
     written0 = sectors_written(web.disk)
     try:
@@ -201,7 +181,7 @@ def run_load(lab: Lab, web: WebService, seconds: float, result: Result) -> None:
             time.sleep(SAMPLE_PERIOD)  # the sampling period
         wait(lambda: not Path(f"/proc/{stress}").exists(), 60, "stress-ng to end")
     finally:
-        result.client = stop_prober(prober)
+        result.client = prober.stop()
     result.cpu_busy_percent = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
     result.disk_written_mib = round((sectors_written(web.disk) - written0) * 512 / 2**20, 1)
     result.stress_log = stress_log.read_text(errors="replace")[-2000:]

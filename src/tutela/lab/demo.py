@@ -79,20 +79,43 @@ LEAD = 0.3
 """Seconds of good answers the prober sees before the fault and after the recovery."""
 
 
+class ClientProber:
+    """The lab's prober (tutela.lab.prober) in the client namespace: once constructed it is
+    probing `url` every 10 ms; `stop()` ends it and returns its figures."""
+
+    def __init__(self, lab: Lab, url: str, expected: str) -> None:
+        self._process = subprocess.Popen(
+            lab.client_argv([sys.executable, "-m", "tutela.lab.prober", url, expected]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=lab.client_environment())
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "probing":
+            _, err = self._process.communicate(timeout=10)
+            raise RuntimeError(f"the prober did not start: {err.strip()}")
+
+    def stop(self) -> dict[str, float]:
+        """{"longest_gap": seconds, "answers": n, "failures": n}."""
+        try:
+            out, err = self._process.communicate("", timeout=30)
+        finally:
+            self.kill()
+        if not out.strip():
+            raise RuntimeError(f"the prober said nothing: {err.strip()}")
+        return dict(json.loads(out))
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
 def measure_outage(lab: Lab, url: str, expected: str, fault: Callable[[], None],
                    recovered: Callable[[], bool], deadline: float = 60.0) -> float:
     """The longest gap the client saw, fetching `url` every 10 ms, while `fault` strikes
     and until `recovered()` holds and the client gets `expected` again. The fault strikes
-    only once the prober says it is probing, however long its start took."""
-    prober = subprocess.Popen(
-        lab.client_argv([sys.executable, "-m", "tutela.lab.prober", url, expected]),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=lab.client_environment())
-    assert prober.stdout is not None
+    only once the prober is probing, however long its start took."""
+    prober = ClientProber(lab, url, expected)
     try:
-        if prober.stdout.readline().strip() != "probing":
-            _, err = prober.communicate(timeout=10)
-            raise RuntimeError(f"the prober did not start: {err.strip()}")
         time.sleep(LEAD)  # a stretch of good answers before the fault
         fault()
         started = time.monotonic()
@@ -101,14 +124,9 @@ def measure_outage(lab: Lab, url: str, expected: str, fault: Callable[[], None],
                 raise RuntimeError(f"the service did not come back within {deadline:g}s")
             time.sleep(0.05)  # polling until the service is back
         time.sleep(LEAD)  # and a stretch of good answers after it
-        out, err = prober.communicate("", timeout=10)
+        return prober.stop()["longest_gap"]
     finally:
-        if prober.poll() is None:
-            prober.kill()
-            prober.wait()
-    if not out:
-        raise RuntimeError(f"the prober said nothing: {err.strip()}")
-    return float(json.loads(out)["longest_gap"])
+        prober.kill()
 
 
 def owner(lab: Lab, service: WebService) -> str | None:
