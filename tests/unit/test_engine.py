@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from recording_kit import World
 
-from tutela.engine.node import NodeEngine, OperationError, RuntimeState
+from tutela.engine.node import LeaseGone, NodeEngine, OperationError, RuntimeState
 from tutela.model.config import (
     ClusterConfig,
     Equivalency,
@@ -120,6 +120,29 @@ def test_failed_restore_rolls_back_what_it_restored(world: World, tmp_path: Path
         assert engine.states["app"].state == S.OSU
 
     run(scenario, cfg, tmp_path)
+
+
+def test_restore_stops_when_the_lease_is_gone(world: World, tmp_path: Path) -> None:
+    """A clustered restore checks its lease before every step: one that waited behind a
+    self-fence, or lost the lease midway, restores nothing more and undoes what it did."""
+    held = {"lease": True}
+
+    def lease() -> bool:
+        if world.actions("restore") == ["ip"]:
+            held["lease"] = False  # renewals failed while ip was being restored
+        return held["lease"]
+
+    async def scenario(engine: NodeEngine) -> None:
+        with pytest.raises(LeaseGone, match="no longer holds its lease"):
+            await engine.restore("app", allowed=lease)
+        assert world.actions("restore") == ["ip"]
+        assert world.actions("remove") == ["ip"]
+        assert world.running == set()
+        with pytest.raises(LeaseGone):
+            await engine.restore("app", allowed=lambda: False)
+        assert world.actions("restore") == ["ip"]  # nothing at all without the lease
+
+    run(scenario, config(*CHAIN), tmp_path)
 
 
 def test_local_recovery_brings_a_failed_resource_back(world: World, tmp_path: Path) -> None:

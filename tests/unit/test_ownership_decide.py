@@ -95,3 +95,9 @@ def test_others_leave_a_cold_start_to_the_alive_last_owner_for_a_grace() -> None
                   STEP) == "acquire"
     gone = view("node1", last_owner="node3", alive=frozenset({"node1", "node2"}))
     assert decide(gone, STEP) == "acquire"  # the last owner is not there: no grace
+
+
+def test_in_service_without_the_lease_while_another_runs_it_gets_out() -> None:
+    v = view("node2", owner_elsewhere="node1", parts_in_service_here=True, vacant_for=None)
+    assert decide(v, STEP) == "give_up"
+    assert decide(view("node2", owner_elsewhere="node1", vacant_for=None), STEP) == "none"

@@ -17,7 +17,7 @@ from typing import Any
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
-from tutela.engine.node import NodeEngine, OperationError, RestoreRefused
+from tutela.engine.node import LeaseGone, NodeEngine, OperationError, RestoreRefused
 from tutela.engine.ownership import View, decide
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
@@ -254,8 +254,8 @@ class Ownership:
         if not self.leases.holds(root):
             return
         try:
-            await self.engine.restore(root)
-        except RestoreRefused:
+            await self.engine.restore(root, allowed=lambda: self.leases.holds(root))
+        except (RestoreRefused, LeaseGone):
             raise  # not this node's failure: the caller lets go and waits
         except OperationError:
             self.failed.add(root)  # let the next node try
@@ -359,6 +359,8 @@ class Ownership:
         return View(
             me=self.node, settings=settings, alive=frozenset(alive), i_hold=i_hold,
             in_service_here=states[root].state.in_service,
+            parts_in_service_here=any(states[t].state.in_service for t in hierarchy.members
+                                      if t in states),
             failed_here=root in self.failed or any(
                 states[t].state == ResourceState.OSF for t in hierarchy.members),
             owner_elsewhere=owner,

@@ -457,10 +457,14 @@ class Service:
         return {"version": list(self.lcd.version())}
 
     async def export(self, _: dict[str, Any]) -> dict[str, Any]:
-        return {"generation": self.lcd.generation(), "yaml": to_yaml(self.engine.config)}
+        text = await asyncio.to_thread(to_yaml, self.engine.config)
+        return {"generation": self.lcd.generation(), "yaml": text}
 
     async def apply(self, request: dict[str, Any]) -> dict[str, Any]:
-        new = from_yaml(str(request["yaml"]), str(request.get("source", "<input>")))
+        # Parsing and validating a large document takes a while: off the event loop, which
+        # must keep the heartbeats and lease renewals on time.
+        new = await asyncio.to_thread(from_yaml, str(request["yaml"]),
+                                      str(request.get("source", "<input>")))
         if request.get("dry_run"):
             self.lcd.check(new)
             self._check_runtime(new)

@@ -49,6 +49,10 @@ class OperationError(Exception):
     """A restore or remove did not complete; the message says which resource and why."""
 
 
+class LeaseGone(OperationError):
+    """A restore stopped because this node no longer holds the hierarchy's lease."""
+
+
 class RestoreRefused(OperationError):
     """A pre-check refused the restore before anything changed (e.g. the address still
     answers elsewhere): not a failure of this node, a reason to wait."""
@@ -132,17 +136,33 @@ class NodeEngine:
                             resource.tag, result.reason)
                 self._start_monitor(resource, check_now=True)
 
-    async def restore(self, tag: str) -> Plan:
+    async def restore(self, tag: str, allowed: Callable[[], bool] | None = None) -> Plan:
+        """Restore `tag` and what it needs. `allowed`, for a clustered hierarchy, says
+        whether this node still holds its lease: checked once the hierarchy's lock is held
+        (a self-fence may have run meanwhile) and before every step."""
         hierarchy = self._hierarchy(tag)
         async with self._lock(hierarchy):
             plan = plan_restore(hierarchy, tag, self._state_map())
+            self._still_allowed(tag, allowed)
             log.info("restore %s: %s", tag, " ".join(plan.tags) or "nothing to do")
             await self._pre_restore_checks(plan)
-            outcome = await execute(plan, self._run_step)
+
+            async def run_step(step: Step) -> None:
+                self._still_allowed(tag, allowed)
+                await self._run_step(step)
+
+            outcome = await execute(plan, run_step)
             if not outcome.ok:
                 await self._roll_back(hierarchy, outcome)
+                self._still_allowed(tag, allowed)  # a lost lease is no failure of this node
                 raise OperationError(_describe_failure("restore", tag, outcome))
         return plan
+
+    @staticmethod
+    def _still_allowed(tag: str, allowed: Callable[[], bool] | None) -> None:
+        if allowed is not None and not allowed():
+            raise LeaseGone(f"restore {tag}: this node no longer holds its lease; "
+                            "not restoring anything more")
 
     async def remove(self, tag: str) -> Plan:
         hierarchy = self._hierarchy(tag)

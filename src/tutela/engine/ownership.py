@@ -39,11 +39,15 @@ class View:
     """Seconds this node has seen the hierarchy owned by nobody; None: not vacant."""
     failover_blocked_by: str | None = None
     """A vanished owner that blocks failover away from it (node setting failover: false)."""
+    parts_in_service_here: bool = False
+    """Some resource of it is in service here (the root or not)."""
 
 
 def decide(view: View, step: float) -> Decision:
     if view.i_hold:
         return _as_owner(view)
+    if view.parts_in_service_here and view.owner_elsewhere is not None:
+        return "give_up"  # in service without the lease while another node runs it: get out
     if (view.settings.target != "in_service" or view.owner_elsewhere is not None
             or view.failover_blocked_by is not None):
         return "none"
