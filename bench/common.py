@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -32,6 +33,13 @@ LINK_HEAL = "heal of the cut node (it rejoins)"
 
 Samples = dict[str, list[float]]
 """Scenario label -> client-visible outages in seconds, in the order measured."""
+
+
+def stop_on_sigterm() -> None:
+    """A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the lab still comes down."""
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def wait(condition: Callable[[], object], timeout: float, what: str) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import signal
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common
 import yaml
 
 from tutela.lab import Lab
@@ -159,15 +159,8 @@ def report(results: list[dict[str, Any]], step: float, runs: int) -> str:
     return "\n".join(lines)
 
 
-def stop_on_sigterm() -> None:
-    """A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the lab still comes down."""
-    def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, stop)
-
-
 def main() -> None:
-    stop_on_sigterm()
+    common.stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--step", type=float, default=0.2,

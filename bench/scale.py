@@ -44,7 +44,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import common
 import yaml
 
 from tutela.lab import Lab, LabCommandError, LabError, procs
@@ -901,15 +901,8 @@ def parse_settings(values: list[str]) -> dict[str, Any]:
     return settings
 
 
-def stop_on_sigterm() -> None:
-    """A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the lab still comes down."""
-    def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, stop)
-
-
 def main() -> None:
-    stop_on_sigterm()
+    common.stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+", default=[8, 16, 32])

@@ -165,13 +165,8 @@ class FilesystemKit(Kit[FilesystemParams]):
     def remove(self, ctx: ActionContext[FilesystemParams]) -> None:
         p = ctx.params
         deadline = procutil.Deadline(ctx.timeout)
-        current = mount_at(p.mountpoint)
+        current = self._our_mount(ctx)
         if current is None:
-            ctx.log.info("nothing is mounted on %s; nothing to do", p.mountpoint)
-            return
-        if not self._is_ours(p, current):
-            ctx.log.warning("%s has %s mounted, not %s; leaving it alone",
-                            p.mountpoint, current.source, p.device)
             return
         procutil.stop_processes(
             lambda: procutil.pids_using(p.mountpoint), timeout=p.kill_timeout,
@@ -184,18 +179,27 @@ class FilesystemKit(Kit[FilesystemParams]):
                            f"using it: {holders}")
         ctx.log.info("unmounted %s from %s", p.device, p.mountpoint)
 
+    def _our_mount(self, ctx: ActionContext[FilesystemParams]) -> Mount | None:
+        """Our device's mount on the mountpoint; None (and the log says why there is
+        nothing to take out) if nothing, or another device, is mounted there."""
+        p = ctx.params
+        current = mount_at(p.mountpoint)
+        if current is None:
+            ctx.log.info("nothing is mounted on %s; nothing to do", p.mountpoint)
+            return None
+        if not self._is_ours(p, current):
+            ctx.log.warning("%s has %s mounted, not %s; leaving it alone",
+                            p.mountpoint, current.source, p.device)
+            return None
+        return current
+
     def force_remove(self, ctx: ActionContext[FilesystemParams]) -> None:
         """KILL every process using the mount (no TERM round), umount; if that fails or
         hangs, detach it at once with a lazy unmount (umount -l). No fsck."""
         p = ctx.params
         deadline = procutil.Deadline(ctx.timeout)
-        current = mount_at(p.mountpoint)
+        current = self._our_mount(ctx)
         if current is None:
-            ctx.log.info("nothing is mounted on %s; nothing to do", p.mountpoint)
-            return
-        if not self._is_ours(p, current):
-            ctx.log.warning("%s has %s mounted, not %s; leaving it alone",
-                            p.mountpoint, current.source, p.device)
             return
         left = procutil.kill_now(
             lambda: procutil.pids_using(current.mountpoint),
