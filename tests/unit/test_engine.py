@@ -28,9 +28,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.saved: dict[str, S] = {}
 
-    def save_states(self, changes: list[tuple[str, S, str]]) -> None:
-        for tag, state, _reason in changes:
-            self.saved[tag] = state
+    def save_state(self, tag: str, state: S, reason: str) -> None:
+        self.saved[tag] = state
 
     def forget_state(self, tag: str) -> None:
         self.saved.pop(tag, None)

@@ -31,7 +31,7 @@ KIT_WORKERS = 32
 
 
 class StateStore(Protocol):
-    def save_states(self, changes: list[tuple[str, ResourceState, str]]) -> None: ...
+    def save_state(self, tag: str, state: ResourceState, reason: str) -> None: ...
 
     def forget_state(self, tag: str) -> None: ...
 
@@ -65,7 +65,6 @@ class NodeEngine:
         self._resource_dirs = state_dir / "resources"
         self._pool = ThreadPoolExecutor(max_workers=KIT_WORKERS, thread_name_prefix="kit")
         self._locks: dict[str, asyncio.Lock] = {}
-        self._unsaved: list[tuple[str, ResourceState, str]] = []
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, RecoveryTracker] = {}
         self.states: dict[str, RuntimeState] = dict(initial or {})
@@ -102,7 +101,6 @@ class NodeEngine:
         for tag in list(self.states):
             if new.resource(tag) is None:
                 self.states.pop(tag)
-                self._save_unsaved()  # a queued change must not bring it back
                 self._store.forget_state(tag)
                 self._stop_monitor(tag)
         for resource in new.resources:
@@ -219,7 +217,6 @@ class NodeEngine:
             self._stop_monitor(tag)
         if not leave_resources:
             await self.remove_all()
-        self._save_unsaved()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # --- steps, checks, recovery ---------------------------------------------------
@@ -361,27 +358,10 @@ class NodeEngine:
             return
         self.states[tag] = self._new_state(state, reason,
                                            previous.last_in_service if previous else None)
-        self._persist(tag, state, reason)
+        self._store.save_state(tag, state, reason)
         before = previous.state if previous else "-"
         level = logging.ERROR if state == ResourceState.OSF else logging.INFO
         log.log(level, "%s: %s -> %s (%s)", tag, before, state, reason)
-
-    def _persist(self, tag: str, state: ResourceState, reason: str) -> None:
-        """Queue a state change for the LCD: every change of one event-loop iteration is
-        written in one transaction, so a burst of restores costs one fsync, not one per
-        resource (fsyncs on the event loop kept leases from being renewed)."""
-        self._unsaved.append((tag, state, reason))
-        if len(self._unsaved) > 1:
-            return
-        try:
-            asyncio.get_running_loop().call_soon(self._save_unsaved)
-        except RuntimeError:  # no loop running: write at once
-            self._save_unsaved()
-
-    def _save_unsaved(self) -> None:
-        changes, self._unsaved = self._unsaved, []
-        if changes:
-            self._store.save_states(changes)
 
     @staticmethod
     def _new_state(state: ResourceState, reason: str,

@@ -214,19 +214,14 @@ class Lcd:
         validate_config(config)
 
     def save_state(self, tag: str, state: ResourceState, reason: str) -> None:
-        self.save_states([(tag, state, reason)])
-
-    def save_states(self, changes: list[tuple[str, ResourceState, str]]) -> None:
-        """Several state changes, in order, in one transaction (one fsync)."""
         with self._transaction() as conn:
             now = _now()
-            conn.executemany(
+            conn.execute(
                 "INSERT INTO resource_state VALUES (?, ?, ?, ?, ?) ON CONFLICT(tag) DO UPDATE "
                 "SET state = excluded.state, reason = excluded.reason, "
                 "changed_at = excluded.changed_at, last_in_service = "
                 "coalesce(excluded.last_in_service, resource_state.last_in_service)",
-                [(tag, state.value, reason, now, now if state.in_service else None)
-                 for tag, state, reason in changes])
+                (tag, state.value, reason, now, now if state.in_service else None))
 
     def forget_state(self, tag: str) -> None:
         with self._transaction() as conn:
