@@ -23,10 +23,6 @@ from tutela.lcd.store import Lcd, NotInitialised
 
 log = logging.getLogger("tutela.daemon")
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
-GIL_SWITCH_INTERVAL = 0.001
-"""Seconds a thread may hold the GIL while others wait (Python's default is 0.005): with
-dozens of kit actions running in threads, the event loop must still renew leases and send
-heartbeats on time."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +34,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     state_dir = state_dir_from_env(args.state_dir)
     configure_logging(state_dir, args.log_level)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         asyncio.run(run(state_dir))
     except (NotInitialised, AlreadyRunning) as error:
