@@ -31,6 +31,9 @@ RANK_STEP = 0.5
 REFUSAL_BACKOFF = 1.0
 """Seconds to wait after a pre-check refused a takeover (the old owner still holds on)."""
 FENCE_TIMEOUT = 30.0
+RELEASE_GRACE = 1.0
+"""Seconds the other candidates leave a hierarchy whose live owner released it (a
+switchover or switchback hands it to a chosen node) before they follow their rank order."""
 HANDOVER_GRACE = 10.0
 """Seconds the old owner leaves a switched-over hierarchy to its new owner."""
 REBOOT_ENV = "TUTELA_REBOOT_COMMAND"
@@ -67,6 +70,8 @@ class Ownership:
         """Root -> peers fenced for it, so their stale last heartbeats are not fenced again;
         forgotten when a live owner is seen."""
         self._blocked_logged: set[str] = set()
+        self._last_owner_seen: dict[str, str | None] = {}
+        """Root -> the node seen owning it at the last decision tick."""
         self._settled_at = 0.0
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
@@ -352,9 +357,18 @@ class Ownership:
         # already have passed when `tutela restore` sets the target, and all race.
         vacant = not i_hold and owner is None and settings.target == "in_service"
         now = time.monotonic()
+        previous = self._last_owner_seen.get(root)
+        if vacant and root not in self._vacant_since and (
+                previous is None or previous in alive - {self.node}):
+            # Its owner let it go alive and well (or this node has just started and does
+            # not know who had it): a switchover's target, or the next node for a
+            # switchback, may be taking it right now; do not race it for the lease.
+            self._vacant_since[root] = now + RELEASE_GRACE
         since = self._vacant_since.setdefault(root, now) if vacant else None
         if not vacant:
             self._vacant_since.pop(root, None)
+        self._last_owner_seen[root] = owner if owner is not None else (
+            self.node if i_hold else None)
         states = self.engine.states
         return View(
             me=self.node, settings=settings, alive=frozenset(alive), i_hold=i_hold,
