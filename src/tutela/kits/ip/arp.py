@@ -84,11 +84,14 @@ def probe(ifname: str, ip: IPv4Address, timeout: float) -> str | None:
     return None
 
 
-def announce(ifname: str, ip: IPv4Address, count: int, interval: float) -> int:
+def announce(ifname: str, ip: IPv4Address, count: int, interval: float,
+             stop: threading.Event | None = None) -> int:
     """Send `count` gratuitous ARP requests for `ip`, `interval` s apart: the first now, the
     rest from a thread, so a failover does not wait for the pacing; return how many go.
 
-    OSError if the first cannot be sent; a later failure only ends the announcement.
+    OSError if the first cannot be sent; a later failure only ends the announcement, and
+    so does `stop` (set it when the address is removed: an announcement after that would
+    make the next owner's duplicate probe see this host still claiming it).
     """
     if count <= 0:
         return 0
@@ -103,10 +106,13 @@ def announce(ifname: str, ip: IPv4Address, count: int, interval: float) -> int:
         sock.close()
         return 1
 
+    stopped = stop or threading.Event()
+
     def repeat() -> None:
         with sock:
             for _ in range(count - 1):
-                time.sleep(interval)  # pacing between frames, not synchronisation
+                if stopped.wait(interval):  # pacing between frames; set: the address went
+                    return
                 try:
                     sock.send(frame)
                 except OSError:

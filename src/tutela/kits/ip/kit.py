@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,6 +131,8 @@ class IpKit(Kit[IpParams]):
     fence_first: ClassVar[bool] = True
 
     def __init__(self) -> None:
+        self._announcing: dict[IPv4Address, threading.Event] = {}
+        """Address -> stops its gratuitous ARP still being sent from a thread."""
         self._found_free: dict[IPv4Address, float] = {}
         """Address -> monotonic time a probe last found it free, so a restore right after
         its pre-check does not wait for a second probe (failover time)."""
@@ -158,6 +161,9 @@ class IpKit(Kit[IpParams]):
 
     def remove(self, ctx: ActionContext[IpParams]) -> None:
         p = ctx.params
+        announcing = self._announcing.pop(p.address.ip, None)
+        if announcing is not None:
+            announcing.set()
         with _netlink() as ipr:
             indexes = _holders(ipr, p.address)
             if p.interface is not None:
@@ -256,7 +262,11 @@ class IpKit(Kit[IpParams]):
     def _announce(self, ctx: ActionContext[IpParams], link: _Link) -> None:
         p = ctx.params
         try:
-            sent = arp.announce(link.name, p.address.ip, p.arp_count, p.arp_interval)
+            previous = self._announcing.get(p.address.ip)
+            if previous is not None:
+                previous.set()  # one announcement at a time per address
+            stop = self._announcing[p.address.ip] = threading.Event()
+            sent = arp.announce(link.name, p.address.ip, p.arp_count, p.arp_interval, stop)
         except OSError as exc:
             ctx.log.warning("gratuitous ARP for %s on %s failed (%s); neighbours learn the "
                             "new MAC only when their ARP entries expire",
