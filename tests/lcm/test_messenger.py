@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -123,5 +124,18 @@ def test_a_heartbeat_that_leaves_a_key_out_keeps_its_last_value() -> None:
         del beat["states"]
         await until(lambda: b.heartbeats["a"][1].get("generation") == 2)
         assert b.heartbeats["a"][1] == {"generation": 2, "states": {"app": "ISP"}}
+
+    run(body)
+
+
+def test_heartbeat_rounds_are_on_the_wall_clock_grid() -> None:
+    """Every node's rounds fall on multiples of the interval of the wall clock, so an idle
+    node wakes once per round for its own heartbeats and its peers' together."""
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        await until(lambda: "a" in b.heartbeats)
+        loop = asyncio.get_running_loop()
+        for messenger in (a, b):
+            wall = messenger.next_round - loop.time() + time.time()
+            assert abs(wall / 0.05 - round(wall / 0.05)) < 0.02
 
     run(body)

@@ -21,6 +21,7 @@ from tutela.engine.node import LeaseGone, NodeEngine, OperationError, RestoreRef
 from tutela.engine.ownership import View, decide
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
+from tutela.lcm.ticks import next_tick
 from tutela.model.config import HierarchySettings
 from tutela.model.hierarchy import Hierarchy
 from tutela.model.states import ResourceState
@@ -159,8 +160,13 @@ class Ownership:
                         self._step(hierarchy, seen)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):  # the decision period
+                # The decision period: with the next heartbeat round, in its wake-up.
+                async with asyncio.timeout_at(self._next_decision(interval)):
                     await self._wake.wait()
+
+    def _next_decision(self, interval: float) -> float:
+        at, now = self.messenger.next_round, asyncio.get_running_loop().time()
+        return at if now < at <= now + interval * 1.5 else next_tick(interval)
 
     def wake(self) -> None:
         """Decide now, not at the next tick: a node died (its hierarchies may be vacant)."""

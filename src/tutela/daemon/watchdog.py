@@ -19,6 +19,7 @@ from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
 from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog
 from tutela.lcm.messenger import spawn
+from tutela.lcm.ticks import next_tick
 
 log = logging.getLogger("tutela.watchdog")
 DEVICE_ENV = "TUTELA_WATCHDOG_DEVICE"
@@ -109,8 +110,15 @@ class WatchdogFence:
             # happens at the acquire itself, which wakes this loop for the pets.
             self._armed_now.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout / 4 if self.armed else IDLE_CHECK):
+                async with asyncio.timeout_at(self._next_check()):
                     await self._armed_now.wait()
+
+    def _next_check(self) -> float:
+        """Armed: a quarter of the timeout from now. Disarmed: the next whole IDLE_CHECK of
+        the wall clock, a wake-up the heartbeat round has anyway (lcm.ticks)."""
+        if self.armed:
+            return asyncio.get_running_loop().time() + self.timeout / 4
+        return next_tick(IDLE_CHECK)
 
     def check(self) -> None:
         """Arm, pet, starve or disarm as the rule says now; also right after a self-fence,

@@ -20,6 +20,7 @@ from tutela.lcm.frame import Envelope, FrameRejected, Sealer, encode_payload, op
 from tutela.lcm.paths import DEFAULT_PORT, PathSpec
 from tutela.lcm.replay import DropCounters, ReplayGuard
 from tutela.lcm.stream import FrameSplitter
+from tutela.lcm.ticks import next_tick
 from tutela.lcm.transport import Link, SerialLink, StreamLink
 
 log = logging.getLogger("tutela.lcm")
@@ -97,6 +98,9 @@ class Messenger:
         self.stats: dict[str, PathStats] = {}
         self.max_heartbeat_lateness = 0.0
         """Longest delay of a heartbeat round behind its schedule (a stalled event loop)."""
+        self.next_round = 0.0
+        """Loop time of the next heartbeat round; periodic work of the same period waits
+        for it too, so both share one wake-up."""
         self.heartbeats: dict[str, tuple[float, dict[str, Any]]] = {}
         """Peer -> (monotonic time received, payload) of its latest heartbeat."""
         self.on_join: JoinHandler | None = None
@@ -362,19 +366,20 @@ class Messenger:
     # --- heartbeats and failure detection -----------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        """Send a heartbeat on every path every interval, on a fixed schedule."""
+        """Send a heartbeat on every path every interval, on the wall-clock grid (ticks)."""
         loop = asyncio.get_running_loop()
-        next_beat = loop.time()
+        self.next_round = next_tick(self.interval)
         while True:
+            await asyncio.sleep(self.next_round - loop.time())
+            late = loop.time() - self.next_round
+            self.max_heartbeat_lateness = max(self.max_heartbeat_lateness, late)
+            if late > self.interval / 2:
+                log.warning("heartbeat round %.0f ms late: the event loop was held up "
+                            "(CPU starvation, a blocking call?)", late * 1000)
             payload = encode_payload(self._heartbeat())
             for (peer, _), link in list(self._links.items()):
                 self._send_on(link, self._sealer.seal_encoded(peer, HEARTBEAT, payload))
-            self.max_heartbeat_lateness = max(self.max_heartbeat_lateness,
-                                              loop.time() - next_beat)
-            next_beat += self.interval
-            if next_beat < loop.time():  # we fell behind (a stall): do not send bursts
-                next_beat = loop.time() + self.interval
-            await asyncio.sleep(next_beat - loop.time())
+            self.next_round = next_tick(self.interval)
 
     async def _detector_loop(self) -> None:
         while True:
