@@ -80,6 +80,18 @@ def test_status_tree_shows_the_hierarchy(node1: Node) -> None:
     assert text.count("ISP") == 3
 
 
+def test_tutelad_runs_real_time_and_its_applications_do_not(lab: Lab, node1: Node) -> None:
+    """tutelad's event loop is SCHED_RR so heartbeats and lease rounds keep their times on
+    a saturated node; the applications it starts are ordinary."""
+    def policies(pid: int) -> list[str]:
+        lines = lab.exec("node1", ["chrt", "--all-tasks", "--pid", str(pid)]).stdout
+        return [line.split(": ")[1] for line in lines.splitlines() if "policy" in line]
+
+    daemon = policies(status(lab, "node1")["daemon_pid"])
+    assert daemon[0] == "SCHED_RR|SCHED_RESET_ON_FORK"
+    assert policies(node1.app_pid()) == ["SCHED_OTHER"]
+
+
 def test_killed_app_is_recovered_locally(lab: Lab, node1: Node, service: WebService) -> None:
     old_pid = node1.app_pid()
     lab.exec("node1", ["kill", "-9", str(old_pid)])

@@ -147,12 +147,18 @@ class Leases:
             result = self._vote(message)
         else:
             kind = "lease.acquire" if isinstance(message, AcquireRequest) else "lease.release"
+            sent_at = time.monotonic()
             try:
                 result = await self._messenger.request(send.voter, kind, message.to_payload(),
                                                        timeout=self.timing.duration)
             except PeerUnreachable as error:
                 log.debug("%s: %s", send.voter, error)
                 return
+            took = time.monotonic() - sent_at
+            if took > self.timing.renew_every:
+                log.warning("%s round %d: %s answered after %.0f ms (renewals go out every "
+                            "%.0f ms)", kind, message.round, send.voter, took * 1000,
+                            self.timing.renew_every * 1000)
         if isinstance(message, AcquireRequest):
             self._on_reply(send.voter, result)
             # nodes wrap the reply to add their configuration version; witnesses do not

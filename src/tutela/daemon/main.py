@@ -15,13 +15,17 @@ from pathlib import Path
 from tutela.control import AlreadyRunning, claim_socket
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.protocol import LOG_NAME, socket_path
+from tutela.daemon.realtime import PRIORITY, make_realtime
 from tutela.daemon.server import serve
 from tutela.daemon.service import Service
 from tutela.engine.node import NodeEngine, RuntimeState
+from tutela.engine.workers import started_pool
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
 
 log = logging.getLogger("tutela.daemon")
+BLOCKING_CALL_WORKERS = 4
+"""Threads for asyncio.to_thread (YAML, file writes): a few, as requests are few."""
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 
 
@@ -31,9 +35,13 @@ def main(argv: list[str] | None = None) -> None:
                         "(default: $TUTELA_STATE_DIR or /var/lib/tutela)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--no-realtime", action="store_true",
+                        help="keep the normal scheduling policy instead of SCHED_RR")
     args = parser.parse_args(argv)
     state_dir = state_dir_from_env(args.state_dir)
     configure_logging(state_dir, args.log_level)
+    if not args.no_realtime:
+        schedule_realtime()
     try:
         asyncio.run(run(state_dir))
     except (NotInitialised, AlreadyRunning) as error:
@@ -51,7 +59,22 @@ def configure_logging(state_dir: Path, level: str) -> None:
     logging.basicConfig(level=level, handlers=handlers, force=True)
 
 
+def schedule_realtime() -> None:
+    """Run the event loop under SCHED_RR, as corosync does: heartbeats, lease rounds and
+    watchdog pets then keep their times while the node is saturated by ordinary work (a
+    runaway application, a burst of restores). Kit threads and children stay ordinary."""
+    error = make_realtime()
+    if error is not None:
+        log.warning("cannot run under SCHED_RR (%s): under heavy load heartbeats and lease "
+                    "renewals may be late; needs root or CAP_SYS_NICE and a real-time "
+                    "budget in the service's cgroup", error.strerror)
+    else:
+        log.info("event loop scheduled SCHED_RR, priority %d", PRIORITY)
+
+
 async def run(state_dir: Path) -> None:
+    asyncio.get_running_loop().set_default_executor(
+        started_pool(BLOCKING_CALL_WORKERS, "asyncio"))
     lcd = Lcd.open(state_dir)
     path = socket_path(state_dir)
     claim_socket(path, "tutelad")

@@ -10,7 +10,6 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -18,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from tutela.engine.executor import ActionFailed, Outcome, execute
 from tutela.engine.planner import Plan, Step, plan_remove, plan_restore
 from tutela.engine.recovery import RecoveryTracker
+from tutela.engine.workers import started_pool
 from tutela.kits.base import ActionContext, CheckResult, Kit, KitError
 from tutela.kits.registry import get_kit
 from tutela.model.config import ClusterConfig, Resource
@@ -63,7 +63,7 @@ class NodeEngine:
                  initial: Mapping[str, RuntimeState] | None = None) -> None:
         self._store = store
         self._resource_dirs = state_dir / "resources"
-        self._pool = ThreadPoolExecutor(max_workers=KIT_WORKERS, thread_name_prefix="kit")
+        self._pool = started_pool(KIT_WORKERS, "kit")
         self._locks: dict[str, asyncio.Lock] = {}
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, RecoveryTracker] = {}

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from tutela.daemon.realtime import LAB_HARDWARE_PRIORITY, make_realtime
 from tutela.lab import hardware, nodeinit
 from tutela.lab import watchdog as wd
 from tutela.lab.cables import Cable
@@ -268,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready", required=True, help="file to write once serving")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if (error := make_realtime(LAB_HARDWARE_PRIORITY)) is not None:
+        say(f"cannot run real-time ({error.strerror}): a saturated host may fire watchdogs "
+            "that were petted in time")
     hw = Hardware(args.name, args.root, args.nodes.split(","), args.tty)
     nodeinit.write_ready(args.ready)
     say(f"serving lab {args.name!r}: power switch, {len(hw.watchdogs)} watchdogs, "
