@@ -143,6 +143,22 @@ def test_next_deadline_is_the_earliest_timer() -> None:
     assert h.next_deadline(0.01) is None
 
 
+def test_acquire_each_asks_for_all_names_in_one_round_with_their_own_remove_times() -> None:
+    h = holder()
+    effects = h.acquire_each({"web": 0.3, "db": 0.0}, 0.0)
+    requests = [e.message for e in effects if isinstance(e, Send)]
+    assert len(requests) == len(h.voters)
+    assert {r.round for r in requests} == {1}
+    assert all(r.names == ("db", "web") for r in requests)
+    grant(h, "n1", 0.0, "web", "db")
+    grant(h, "n2", 0.0, "web", "db")
+    due = T.holder_length - 0.3
+    assert others(h.tick(due + 1e-9))[-1:] == [MustRelease("web", pytest.approx(0.3))]
+    with pytest.raises(ValueError, match="remove time"):
+        h.acquire_each({"mail": T.holder_length}, 1.0)
+    assert "mail" not in h.wanted
+
+
 def test_must_release_once_when_less_than_the_remove_time_is_left() -> None:
     h = holder()
     h.acquire(["web"], 0.0, remove_time=0.3)

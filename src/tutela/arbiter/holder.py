@@ -5,7 +5,7 @@ Sans-IO: every call takes the node's monotonic `now` and returns effects for the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -113,11 +113,15 @@ class LeaseHolder:
         `remove_time` is how long taking the hierarchy out of service needs: MustRelease
         comes when no more than that is left of the lease.
         """
-        if not 0 <= remove_time < self.timing.holder_length:
-            raise ValueError(f"remove time {remove_time} s must be within "
-                             f"[0, {self.timing.holder_length:.3f}) for this lease timing")
-        for name in _names(names):
-            self._wanted[name] = remove_time
+        return self.acquire_each({name: remove_time for name in _names(names)}, now)
+
+    def acquire_each(self, remove_times: Mapping[str, float], now: float) -> list[Effect]:
+        """`acquire` for several names, each with its own remove time, in one round."""
+        for remove_time in remove_times.values():
+            if not 0 <= remove_time < self.timing.holder_length:
+                raise ValueError(f"remove time {remove_time} s must be within "
+                                 f"[0, {self.timing.holder_length:.3f}) for this lease timing")
+        self._wanted.update(remove_times)
         return self._start_round(now)
 
     def release(self, names: Iterable[str], now: float) -> list[Effect]:

@@ -53,6 +53,8 @@ class Leases:
         self.on_effect: Callable[[MustRelease | LeaseLost], None] | None = None
         """Told when a held lease must be given up now or has ended (self-fencing)."""
         self._waiters: dict[str, asyncio.Future[Acquired]] = {}
+        self._unsent: dict[str, float] = {}
+        """Names to acquire (-> remove time) in the round that ends this loop turn."""
         self._refusals: dict[str, Refused] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -94,18 +96,30 @@ class Leases:
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
-        self._run(self.holder.acquire([name], time.monotonic(), remove_time))
+        self._want(name, remove_time)
         try:
             async with asyncio.timeout(timeout):
                 return (await future).until
         except TimeoutError:
-            self._run(self.holder.release([name], time.monotonic()))
+            self.release(name)
             refusal = self._refusals.get(name)
             held = (f"; it is held by {refusal.holder}" if refusal and refusal.holder else "")
             raise LeaseUnavailable(f"no majority of the {len(self.holder.voters)} voters "
                                    f"granted {name!r} within {timeout:g}s{held}") from None
         finally:
             self._waiters.pop(name, None)
+
+    def _want(self, name: str, remove_time: float) -> None:
+        """Acquires asked for in one turn of the event loop go out as one round: a node
+        taking over many hierarchies at once asks each voter once, not once for each."""
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._send_wanted)
+        self._unsent[name] = remove_time
+
+    def _send_wanted(self) -> None:
+        unsent, self._unsent = self._unsent, {}
+        if unsent:
+            self._run(self.holder.acquire_each(unsent, time.monotonic()))
 
     def holds(self, name: str) -> bool:
         return self.holder.holds(name, time.monotonic())
@@ -117,9 +131,10 @@ class Leases:
 
     def holds_wanted(self, name: str) -> bool:
         """Whether this node still wants `name` (acquired or trying)."""
-        return name in self.holder.wanted
+        return name in self.holder.wanted or name in self._unsent
 
     def release(self, name: str) -> None:
+        self._unsent.pop(name, None)
         self._run(self.holder.release([name], time.monotonic()))
 
     # --- effects and messages ------------------------------------------------------------
