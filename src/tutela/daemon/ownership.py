@@ -40,18 +40,38 @@ HANDOVER_GRACE = 10.0
 REBOOT_ENV = "TUTELA_REBOOT_COMMAND"
 """The quorum-loss action 'fastboot' runs this shell command if set (the lab power-cycles
 the node); otherwise it reboots the machine at once through /proc/sysrq-trigger."""
+IN_SERVICE = frozenset({ResourceState.ISP.value, ResourceState.ISU.value})
+"""A resource's states, as heartbeats carry them, in which it is in service."""
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """This node's view of its peers at one decision tick."""
+    """This node's view of its peers at one decision tick, indexed once for every
+    hierarchy's decision (sets instead of the heartbeats' lists)."""
 
     alive: frozenset[str]
     """Peers ALIVE now."""
-    reports: dict[str, dict[str, Any]]
-    """Alive peer -> its last heartbeat."""
-    my_ran: dict[str, str]
-    """Root -> when it last went into service here."""
+    holds: dict[str, frozenset[str]]
+    """Alive peer -> the roots whose leases it holds."""
+    failed: dict[str, frozenset[str]]
+    """Alive peer -> the roots that failed there."""
+    states: dict[str, dict[str, str]]
+    """Alive peer -> resource tag -> its state there."""
+    ran: dict[str, dict[str, str]]
+    """This node and every alive peer -> root -> when it last went into service there."""
+    blocking: frozenset[str]
+    """Nodes that hierarchies may not fail over away from (nodes[].failover: false)."""
+
+    @classmethod
+    def of(cls, me: str, reports: dict[str, dict[str, Any]], my_ran: dict[str, str],
+           blocking: frozenset[str]) -> Snapshot:
+        """From the alive peers' last heartbeats."""
+        return cls(frozenset(reports),
+                   {p: frozenset(r.get("holds", ())) for p, r in reports.items()},
+                   {p: frozenset(r.get("failed", ())) for p, r in reports.items()},
+                   {p: r.get("states", {}) for p, r in reports.items()},
+                   {me: my_ran} | {p: r.get("ran", {}) for p, r in reports.items()},
+                   blocking)
 
 
 class Ownership:
@@ -175,9 +195,11 @@ class Ownership:
     def _snapshot(self, clustered: list[Hierarchy]) -> Snapshot:
         """What this node sees of its peers now, shared by every hierarchy's decision."""
         detector, heartbeats = self.messenger.detector, self.messenger.heartbeats
-        alive = frozenset(p for p in heartbeats if detector.node_state(p) == "ALIVE")
-        return Snapshot(alive, {p: heartbeats[p][1] for p in alive},
-                        self._last_ran(clustered))
+        return Snapshot.of(
+            self.node, {p: heartbeats[p][1] for p in heartbeats
+                        if detector.node_state(p) == "ALIVE"},
+            self._last_ran(clustered),
+            frozenset(n.name for n in self.engine.config.nodes if not n.failover))
 
     def _clustered(self) -> list[Hierarchy]:
         config = self.engine.config
@@ -259,7 +281,8 @@ class Ownership:
         fenced = self._fenced.get(root, set())
         return [peer for peer, (_, report) in sorted(self.messenger.heartbeats.items())
                 if self.messenger.detector.node_state(peer) != "ALIVE" and peer not in fenced
-                and (root in report.get("holds", ()) or _in_service(report, root))]
+                and (root in report.get("holds", ())
+                     or report.get("states", {}).get(root) in IN_SERVICE)]
 
     async def _restore(self, root: str) -> None:
         if not self.leases.holds(root):
@@ -352,10 +375,11 @@ class Ownership:
     def _view(self, hierarchy: Hierarchy, seen: Snapshot) -> View:
         root = hierarchy.root
         settings = self.engine.config.hierarchy_settings(root)
-        alive = {self.node} | {p for p in self._peers(settings) if p in seen.alive}
-        reports = {p: seen.reports[p] for p in alive if p in seen.reports}
-        owner = next((p for p, r in sorted(reports.items())
-                      if root in r.get("holds", ()) or _in_service(r, root)), None)
+        peers = sorted(p for p in self._peers(settings) if p in seen.alive)
+        alive = frozenset([self.node, *peers])
+        owner = next((p for p in peers
+                      if root in seen.holds[p] or seen.states[p].get(root) in IN_SERVICE),
+                     None)
         if owner is not None:
             self._fenced.pop(root, None)
         i_hold = self.leases.holds(root)
@@ -377,22 +401,20 @@ class Ownership:
             self.node if i_hold else None)
         states = self.engine.states
         return View(
-            me=self.node, settings=settings, alive=frozenset(alive), i_hold=i_hold,
+            me=self.node, settings=settings, alive=alive, i_hold=i_hold,
             in_service_here=states[root].state.in_service,
             parts_in_service_here=any(states[t].state.in_service for t in hierarchy.members
                                       if t in states),
             failed_here=root in self.failed or any(
                 states[t].state == ResourceState.OSF for t in hierarchy.members),
             owner_elsewhere=owner,
-            failed_on=frozenset(p for p, r in reports.items() if root in r.get("failed", ()))
+            failed_on=frozenset(p for p in peers if root in seen.failed[p])
             | ({self.node} if root in self.failed else set()),
-            last_owner=_last_owner(root, {self.node: seen.my_ran} | {
-                p: r.get("ran", {}) for p, r in reports.items()}),
+            last_owner=_last_owner(root, {n: seen.ran[n] for n in alive}),
             vacant_for=None if since is None else now - since,
-            failover_blocked_by=self._failover_blocked_by(root))
+            failover_blocked_by=self._failover_blocked_by(root, seen.blocking))
 
-    def _failover_blocked_by(self, root: str) -> str | None:
-        blocking = {n.name for n in self.engine.config.nodes if not n.failover}
+    def _failover_blocked_by(self, root: str, blocking: frozenset[str]) -> str | None:
         if not blocking:
             return None
         node = next((n for n in self._vanished_owners(root) if n in blocking), None)
@@ -414,8 +436,3 @@ def _last_owner(root: str, ran: dict[str, dict[str, str]]) -> str | None:
     strings; nodes' clocks are assumed NTP-synchronised to well under a failover)."""
     times = {node: when[root] for node, when in ran.items() if root in when}
     return max(times, key=lambda node: times[node]) if times else None
-
-
-def _in_service(report: dict[str, Any], root: str) -> bool:
-    state = report.get("states", {}).get(root)
-    return state in (ResourceState.ISP.value, ResourceState.ISU.value)
