@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,37 @@ def test_first_schema_migrates_forward(tmp_path: Path) -> None:
     assert migrated.version() == (1, 0)
     assert migrated.promise == 0
     assert migrated.load().name == "old"
+
+
+def test_a_state_survives_a_killed_daemon_and_config_writes_stay_power_safe(
+        lcd: Lcd, tmp_path: Path) -> None:
+    """States are written without fsync (durable against a crash of the process, which is
+    what leaves resources running); the pragma goes back to FULL for configuration."""
+    lcd.close()
+    writer = subprocess.run(
+        [sys.executable, "-c",
+         "import os; from pathlib import Path; from tutela.lcd.store import Lcd; "
+         "from tutela.model.states import ResourceState; "
+         f"lcd = Lcd.open(Path({str(tmp_path)!r})); "
+         "lcd.save_state('app', ResourceState.ISP, 'restored'); "
+         "print(lcd._conn.execute('PRAGMA synchronous').fetchone()[0], flush=True); "
+         "os.kill(os.getpid(), 9)"],
+        check=False, capture_output=True, text=True, timeout=60)
+    assert writer.returncode == -9
+    assert writer.stdout.strip() == "2"  # FULL again after the state's transaction
+    reopened = Lcd.open(tmp_path)
+    try:
+        assert reopened.load_states()["app"].state == ResourceState.ISP
+    finally:
+        reopened.close()
+
+
+def test_only_configuration_commits_wait_for_the_disk(lcd: Lcd) -> None:
+    statements: list[str] = []
+    lcd._conn.set_trace_callback(statements.append)
+    lcd.save_state("app", ResourceState.ISP, "restored")
+    assert statements[0] == "PRAGMA synchronous = NORMAL"  # no fsync on the event loop
+    assert statements[-1] == "PRAGMA synchronous = FULL"
+    statements.clear()
+    lcd.raise_promise(7)  # the configuration lease's promise must survive a power loss
+    assert not any("synchronous" in s for s in statements)
