@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tutela.engine.recovery import RecoveryTracker
 from tutela.engine.workers import started_pool
 from tutela.kits.base import ActionContext, CheckResult, Kit, KitError
 from tutela.kits.registry import get_kit
+from tutela.lcm.ticks import grid_delay
 from tutela.model.config import ClusterConfig, Resource
 from tutela.model.errors import Problem
 from tutela.model.hierarchy import Hierarchy, build_hierarchies, hierarchy_of
@@ -287,7 +289,10 @@ class NodeEngine:
         while True:
             resource = self._resource(tag)
             if not check_now:
-                await asyncio.sleep(resource.check_interval)  # the check period, a timer
+                # The check period, ended on the next heartbeat tick: checks share the
+                # heartbeat round's wake-up instead of each adding one (lcm.ticks).
+                tick = self.config.settings.heartbeat_interval
+                await asyncio.sleep(grid_delay(time.time(), tick, resource.check_interval))
             check_now = False
             hierarchy = self._hierarchy(tag)
             if self._lock(hierarchy).locked():
