@@ -232,7 +232,10 @@ class Ownership:
             self._busy.discard(root)
 
     async def _acquire_and_restore(self, root: str) -> None:
-        log.info("%s: no node runs it; trying to take it over", root)
+        if self.engine.states[root].state.in_service:  # e.g. just extended, or re-adopted
+            log.info("%s: in service here without its lease; acquiring it", root)
+        else:
+            log.info("%s: no node runs it; trying to take it over", root)
         timing = self.leases.timing
         await self.leases.acquire(root, timeout=timing.duration * 3,
                                   remove_time=timing.watchdog_timeout)
