@@ -158,10 +158,9 @@ def test_first_schema_migrates_forward(tmp_path: Path) -> None:
     assert migrated.load().name == "old"
 
 
-def test_a_state_survives_a_killed_daemon_and_config_writes_stay_power_safe(
-        lcd: Lcd, tmp_path: Path) -> None:
-    """States are written without fsync (durable against a crash of the process, which is
-    what leaves resources running); the pragma goes back to FULL for configuration."""
+def test_a_state_survives_a_killed_daemon(lcd: Lcd, tmp_path: Path) -> None:
+    """A state committed without fsync survives a SIGKILL of the process (the crash that
+    leaves resources running), and the connection is back at synchronous=FULL after it."""
     lcd.close()
     writer = subprocess.run(
         [sys.executable, "-c",
