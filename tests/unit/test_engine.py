@@ -84,6 +84,42 @@ def test_restore_bottom_up_and_remove_top_down(world: World, tmp_path: Path) -> 
     assert store.saved == {"app": S.OSU, "fs": S.OSU, "ip": S.OSU}
 
 
+def test_configuration_change_touches_only_the_resources_it_changes(
+        world: World, tmp_path: Path) -> None:
+    # In a large cluster every generation (each `tutela restore` anywhere) reaches every
+    # node: resources it does not change keep their state record, since and monitor.
+    class CountingStore(MemoryStore):
+        writes = 0
+
+        def save_state(self, tag: str, state: S, reason: str) -> None:
+            super().save_state(tag, state, reason)
+            self.writes += 1
+
+    async def scenario(engine: NodeEngine) -> None:
+        await engine.restore("app")
+        before = dict(engine.states)
+        writes = store.writes
+        engine.update_config(config(*CHAIN, res("other")))
+        assert store.writes == writes  # no state record written again
+        assert all(engine.states[t] is before[t] for t in ("app", "fs", "ip"))
+        unprotected = res("fs", "ip").model_copy(update={"protected": False})
+        engine.update_config(config(res("app", "fs"), unprotected, res("ip"), res("other")))
+        assert engine.states["fs"].state == S.ISU
+        assert engine.states["app"] is before["app"]
+
+    store = CountingStore()
+
+    async def main() -> None:
+        engine = NodeEngine(config(*CHAIN), store, tmp_path)
+        engine.update_config(config(*CHAIN))
+        try:
+            await scenario(engine)
+        finally:
+            await engine.shutdown(leave_resources=True)
+
+    asyncio.run(main())
+
+
 def test_independent_branches_restore_in_parallel(world: World, tmp_path: Path) -> None:
     # each branch's restore waits until the other one has started: only parallel runs pass
     cfg = config(res("app", "a", "b"), res("a", wait_for="b"), res("b", wait_for="a"))

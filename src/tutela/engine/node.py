@@ -97,7 +97,10 @@ class NodeEngine:
         return problems
 
     def update_config(self, new: ClusterConfig) -> None:
-        """Adopt a committed configuration (already validated and checked)."""
+        """Adopt a committed configuration (already validated and checked). Resources it
+        leaves as they were keep their state, monitor and recovery count untouched: a
+        change elsewhere in a large cluster must cost nothing per resource."""
+        old = self.config
         self.config = new
         self.hierarchies = build_hierarchies(new.resources)
         for tag in list(self.states):
@@ -106,6 +109,8 @@ class NodeEngine:
                 self._store.forget_state(tag)
                 self._stop_monitor(tag)
         for resource in new.resources:
+            if resource.tag in self.states and old.resource(resource.tag) == resource:
+                continue
             self.states.setdefault(resource.tag, self._new_state(ResourceState.OSU, "created"))
             self._trackers.pop(resource.tag, None)  # the recovery policy may have changed
             if self._in_service(resource.tag):
