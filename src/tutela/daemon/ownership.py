@@ -97,6 +97,7 @@ class Ownership:
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._clustered_of: tuple[list[Hierarchy] | None, list[Hierarchy]] = (None, [])
         self.watchdog = WatchdogFence(
             leases.timing, lambda: self.engine.config.settings.fencing == "watchdog",
             lambda: leases.lease_ends({h.root for h in self._clustered()}),
@@ -202,9 +203,14 @@ class Ownership:
             frozenset(n.name for n in self.engine.config.nodes if not n.failover))
 
     def _clustered(self) -> list[Hierarchy]:
-        config = self.engine.config
-        return [h for h in self.engine.hierarchies
-                if config.hierarchy_settings(h.root).clustered]
+        # Asked by every heartbeat, watchdog check and decision: computed once per
+        # configuration (the engine replaces its hierarchies with its configuration).
+        hierarchies = self.engine.hierarchies
+        if self._clustered_of[0] is not hierarchies:
+            config = self.engine.config
+            self._clustered_of = (hierarchies, [
+                h for h in hierarchies if config.hierarchy_settings(h.root).clustered])
+        return self._clustered_of[1]
 
     def _step(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
         view = self._view(hierarchy, seen)

@@ -5,6 +5,7 @@ Validates the graph (unknown children, cycles, several roots) and gives restore/
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ class Hierarchy:
     children: Mapping[str, tuple[str, ...]]
     """Every member tag -> the tags it depends on (restored before it)."""
 
-    @property
+    @functools.cached_property
     def members(self) -> frozenset[str]:
         return frozenset(self.children)
 
