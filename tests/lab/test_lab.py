@@ -144,6 +144,26 @@ def test_mount_in_a_node_stays_in_that_node(lab: Lab, tmp_path: Path) -> None:
     assert all(m != mountpoint for _, m in lab.mounts("node1"))
 
 
+def test_node_and_client_addresses_are_pinned_not_learned(lab: Lab) -> None:
+    # The kernel's ARP table is shared by every namespace and capped (gc_thresh3, 1024 by
+    # default): learned entries for a full mesh of 25+ nodes overflow it. Pinned ones do
+    # not count, and a node that powers on gets them again.
+    def pinned(node: str) -> set[tuple[str, str]]:
+        found = json.loads(cmd.ip("-j", "neigh", "show", "nud", "permanent",
+                                  netns=lab.netns(node) if node != "client"
+                                  else lab.client_netns).stdout)
+        return {(e["dst"], e["lladdr"]) for e in found}
+
+    for net in (1, 2):
+        assert (lab.node_address("node2", net), lab.node_mac("node2", net)) in pinned("node1")
+        assert (lab.node_address("node1", net), lab.node_mac("node1", net)) in pinned("client")
+        assert (lab.client_address(net), netns.mac(netns.CLIENT_HOST, net)) in pinned("node2")
+    assert all(address != lab.node_address("node1", 1) for address, _ in pinned("node1"))
+    lab.power_off("node2")
+    lab.power_on("node2")
+    assert (lab.node_address("node1", 1), lab.node_mac("node1", 1)) in pinned("node2")
+
+
 def test_power_off_kills_everything_and_power_on_boots_fresh(lab: Lab, tmp_path: Path) -> None:
     sleeper = lab.spawn("node1", ["sleep", "1000"], str(tmp_path / "sleep.log"))
     old_pid1 = lab.node_pid("node1")

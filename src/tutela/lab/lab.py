@@ -199,6 +199,7 @@ class Lab:
         netns.create_netns(client_ns)
         netns.plug(name, client_ns, "client", netns.CLIENT_HOST,
                    {net: netns.client_address(net) for net in netns.NETS})
+        netns.pin_neighbours(client_ns, self._indexes(), client=False)
         self._state["client_netns"] = client_ns
         self._save()
         for n in self.nodes:
@@ -355,6 +356,9 @@ class Lab:
     def nodes(self) -> list[str]:
         """Node names, node1..nodeN."""
         return sorted(self._state["nodes"], key=lambda n: self._state["nodes"][n]["index"])
+
+    def _indexes(self) -> list[int]:
+        return [rec["index"] for rec in self._state["nodes"].values()]
 
     @property
     def has_tty(self) -> bool:
@@ -716,6 +720,8 @@ class Lab:
         netns.create_netns(ns)
         netns.plug(self.name, ns, node_name, rec["index"],
                    {net: netns.node_address(rec["index"], net) for net in netns.NETS})
+        netns.pin_neighbours(ns, [i for i in self._indexes() if i != rec["index"]],
+                             client=True)
         self._apply_cuts(node_name, self._cuts())  # cut cables stay cut across a reboot
         proc = node.start(ns, node_name, str(self.node_dir(node_name)))
         rec.update(power="on", pid=proc.pid, starttime=proc.starttime,

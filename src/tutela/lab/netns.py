@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 
 from tutela.lab import cmd
 
@@ -118,6 +119,26 @@ def create_switch(lab: str) -> None:
         lines += [f"link add {bridge(net)} type bridge stp_state 0",
                   f"link set {bridge(net)} up"]
     cmd.ip(netns=sw, batch=lines)
+
+
+def pin_neighbours(netns: str, nodes: Iterable[int], client: bool) -> None:
+    """Permanent ARP entries in `netns`, on every net, for the nodes with these indexes
+    and, if `client`, the client: the lab fixes their addresses and MACs.
+
+    Why: the kernel's ARP table is one table for every namespace, capped at the host's
+    net.ipv4.neigh.default.gc_thresh3 (1024 by default); a full mesh of 24 nodes on two
+    nets fills it, and the 25th node then resolves no address ("neighbor table overflow",
+    sendmsg ENOBUFS). Permanent entries do not count toward the cap (Linux 4.20 on), and
+    the host's own settings stay untouched. Virtual IPs stay dynamic: they move.
+    """
+    entries = [(node_address(i, net), mac(i, net), net) for net in NETS for i in nodes]
+    if client:
+        entries += [(client_address(net), mac(CLIENT_HOST, net), net) for net in NETS]
+    if not entries:
+        return
+    cmd.ip(netns=netns, batch=[
+        f"neigh replace {address} lladdr {lladdr} dev {interface(net)} nud permanent"
+        for address, lladdr, net in entries])
 
 
 def plug(lab: str, netns: str, owner: str, host: int, addresses: dict[int, str]) -> None:
