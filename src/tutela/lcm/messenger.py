@@ -111,6 +111,8 @@ class Messenger:
         self._guard = ReplayGuard()
         self._handlers: dict[str, Handler] = {}
         self._specs: dict[tuple[str, str], PathSpec] = {}
+        self._specs_by_peer: dict[str, list[PathSpec]] | None = None
+        """_specs indexed by peer (every send looks its peer's paths up); None: rebuild."""
         self._links: dict[tuple[str, str], Link] = {}
         self._link_lost: dict[tuple[str, str], asyncio.Event] = {}
         """Per dialled path: set when its connection goes, so the dialler wakes at once
@@ -145,6 +147,7 @@ class Messenger:
         for key in [k for k in self._specs if k not in wanted or self._specs[k] != wanted[k]]:
             self._drop_path(key)
         now = time.monotonic()
+        self._specs_by_peer = None
         for key, spec in wanted.items():
             if key not in self._specs:
                 self._specs[key] = spec
@@ -187,8 +190,12 @@ class Messenger:
         return dict(reply.get("result") or {})
 
     def _ranked_paths(self, peer: str) -> list[PathSpec]:
-        alive = [s for (p, _), s in self._specs.items()
-                 if p == peer and self.detector.path_state((p, s.name)) == "ALIVE"]
+        if self._specs_by_peer is None:
+            self._specs_by_peer = {}
+            for spec in self._specs.values():
+                self._specs_by_peer.setdefault(spec.peer, []).append(spec)
+        alive = [s for s in self._specs_by_peer.get(peer, ())
+                 if self.detector.path_state((peer, s.name)) == "ALIVE"]
         return sorted(alive, key=lambda s: (s.priority, s.name))
 
     def _send_on(self, link: Link, frame: bytes) -> bool:
@@ -290,6 +297,7 @@ class Messenger:
 
     def _drop_path(self, key: tuple[str, str]) -> None:
         spec = self._specs.pop(key)
+        self._specs_by_peer = None
         link = self._links.pop(key, None)
         if link is not None:
             link.close()
