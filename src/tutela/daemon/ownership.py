@@ -11,13 +11,20 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
-from tutela.engine.node import LeaseGone, NodeEngine, OperationError, RestoreRefused
+from tutela.engine.node import (
+    LeaseGone,
+    NodeEngine,
+    OperationError,
+    RestoreRefused,
+    RuntimeState,
+)
 from tutela.engine.ownership import View, decide
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
@@ -61,17 +68,23 @@ class Snapshot:
     """This node and every alive peer -> root -> when it last went into service there."""
     blocking: frozenset[str]
     """Nodes that hierarchies may not fail over away from (nodes[].failover: false)."""
+    in_service_here: frozenset[str]
+    """Resource tags in service on this node."""
+    failed_here: frozenset[str]
+    """Resource tags failed (OSF) on this node."""
 
     @classmethod
     def of(cls, me: str, reports: dict[str, dict[str, Any]], my_ran: dict[str, str],
-           blocking: frozenset[str]) -> Snapshot:
-        """From the alive peers' last heartbeats."""
+           blocking: frozenset[str], my_states: Mapping[str, RuntimeState]) -> Snapshot:
+        """From the alive peers' last heartbeats and this node's resource states."""
         return cls(frozenset(reports),
                    {p: frozenset(r.get("holds", ())) for p, r in reports.items()},
                    {p: frozenset(r.get("failed", ())) for p, r in reports.items()},
                    {p: r.get("states", {}) for p, r in reports.items()},
                    {me: my_ran} | {p: r.get("ran", {}) for p, r in reports.items()},
-                   blocking)
+                   blocking,
+                   frozenset(t for t, s in my_states.items() if s.state.in_service),
+                   frozenset(t for t, s in my_states.items() if s.state == ResourceState.OSF))
 
 
 class Ownership:
@@ -200,7 +213,8 @@ class Ownership:
             self.node, {p: heartbeats[p][1] for p in heartbeats
                         if detector.node_state(p) == "ALIVE"},
             self._last_ran(clustered),
-            frozenset(n.name for n in self.engine.config.nodes if not n.failover))
+            frozenset(n.name for n in self.engine.config.nodes if not n.failover),
+            self.engine.states)
 
     def _clustered(self) -> list[Hierarchy]:
         # Asked by every heartbeat, watchdog check and decision: computed once per
@@ -408,14 +422,12 @@ class Ownership:
             self._vacant_since.pop(root, None)
         self._last_owner_seen[root] = owner if owner is not None else (
             self.node if i_hold else None)
-        states = self.engine.states
         return View(
             me=self.node, settings=settings, alive=alive, i_hold=i_hold,
-            in_service_here=states[root].state.in_service,
-            parts_in_service_here=any(states[t].state.in_service for t in hierarchy.members
-                                      if t in states),
-            failed_here=root in self.failed or any(
-                states[t].state == ResourceState.OSF for t in hierarchy.members),
+            in_service_here=root in seen.in_service_here,
+            parts_in_service_here=not hierarchy.members.isdisjoint(seen.in_service_here),
+            failed_here=root in self.failed
+            or not hierarchy.members.isdisjoint(seen.failed_here),
             owner_elsewhere=owner,
             failed_on=frozenset(p for p in peers if root in seen.failed[p])
             | ({self.node} if root in self.failed else set()),
