@@ -96,6 +96,11 @@ def timestamp(iso: str) -> float:
     return datetime.datetime.fromisoformat(iso).timestamp()
 
 
+def _hears(view: Status | None, node: str) -> bool:
+    return view is not None and any(n["name"] == node and n["state"] == "ALIVE"
+                                    for n in view["nodes"])
+
+
 def sees_all_alive(view: Status) -> bool:
     return all(n["state"] == "ALIVE" and all(p["state"] == "ALIVE" for p in n["paths"])
                for n in view["nodes"])
@@ -539,6 +544,11 @@ def form_timed(lab: Lab, settings: dict[str, Any]
             return steps, members, why
         join_done = time.monotonic()
         run(lab, node, "start")
+        # As an administrator would: the next join is a configuration change that needs a
+        # majority, so it waits until node1 hears the new node (one detection window at
+        # most; with the default timings the start itself takes about that long).
+        wait(lambda: _hears(try_status(lab, first), node), 60, f"{first} to hear {node}",
+             pause=0.1)
         done = time.monotonic()
         steps += [(f"token {node}", token_done - started), (f"join {node}", join_done -
                   token_done), (f"start {node}", done - join_done),
