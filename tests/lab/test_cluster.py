@@ -201,6 +201,10 @@ def test_remote_operation_runs_on_the_peer(lab: Lab) -> None:
                             for r in h["resources"] if r["tag"] == "remote-app"
                             )["elsewhere"]["node2"]["state"] == "ISP", timeout=5,
                what="node1 to see remote-app ISP on node2")
+    # node3 may not run it (no equivalencies) and does not: status leaves it out
+    shown = next(r for h in status(lab, "node1")["hierarchies"] for r in h["resources"]
+                 if r["tag"] == "remote-app")["elsewhere"]
+    assert set(shown) == {"node2"}
     tutela(lab, "node1", "remove", "remote-app", "--on", "node2")
     unreachable = tutela(lab, "node1", "restore", "remote-app", "--on", "nobody", check=False)
     assert unreachable.returncode == 2

@@ -84,6 +84,8 @@ class Service:
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
+            candidates = {e.node for e in config.hierarchy_settings(hierarchy.root)
+                          .equivalencies}
             for tag in _tree_order(hierarchy.root, hierarchy.children):
                 resource = config.resource(tag)
                 assert resource is not None
@@ -92,10 +94,7 @@ class Service:
                     "tag": tag, "kit": resource.kit, "state": state.state.value,
                     "reason": state.reason, "since": state.since,
                     "depends_on": list(resource.depends_on), "params": resource.params,
-                    "elsewhere": {name: {"state": peer["states"].get(tag, "UNKNOWN"),
-                                         "stale": peer["state"] != "ALIVE",
-                                         "age": peer["heartbeat_age"]}
-                                  for name, peer in elsewhere},
+                    "elsewhere": _elsewhere(tag, elsewhere, candidates),
                 })
             hierarchies.append({"root": hierarchy.root,
                                 "state": states[hierarchy.root].state.value,
@@ -522,6 +521,20 @@ class Service:
         problems = self.engine.check_change(new)
         if problems:
             raise ConfigError(problems)
+
+
+def _elsewhere(tag: str, peers: list[tuple[str, dict[str, Any]]],
+               candidates: set[str]) -> dict[str, dict[str, Any]]:
+    """The resource's state on the other nodes that matter: those its hierarchy may run on
+    (equivalencies), and any other where it is not out of service. In a large cluster the
+    rest would be dozens of OSU entries per resource (2.5 MB of status at 32 nodes)."""
+    shown = {}
+    for name, peer in peers:
+        state = peer["states"].get(tag, "UNKNOWN")
+        if name in candidates or state not in ("OSU", "UNKNOWN"):
+            shown[name] = {"state": state, "stale": peer["state"] != "ALIVE",
+                           "age": peer["heartbeat_age"]}
+    return shown
 
 
 def _settings(data: dict[str, Any], root: str) -> dict[str, Any]:
