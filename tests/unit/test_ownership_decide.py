@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from tutela.engine.ownership import LAST_OWNER_GRACE, View, candidates_in_order, decide
+from tutela.engine.ownership import (
+    LAST_OWNER_GRACE,
+    View,
+    candidates_in_order,
+    decide,
+    rank_step,
+)
 from tutela.model.config import Equivalency, HierarchySettings
 
 STEP = 0.5
@@ -101,3 +107,11 @@ def test_in_service_without_the_lease_while_another_runs_it_gets_out() -> None:
     v = view("node2", owner_elsewhere="node1", parts_in_service_here=True, vacant_for=None)
     assert decide(v, STEP) == "give_up"
     assert decide(view("node2", owner_elsewhere="node1", vacant_for=None), STEP) == "none"
+
+
+def test_rank_wait_follows_the_decision_tick() -> None:
+    # 0.5 s with the default heartbeats; nodes deciding once a second get 2.5 s, so the
+    # second-ranked does not overtake a first-ranked one that has not had its tick yet
+    assert rank_step(0.2) == pytest.approx(0.5)
+    assert decide(view("node2", vacant_for=1.0), rank_step(1.0)) == "wait"
+    assert decide(view("node2", vacant_for=2.5), rank_step(1.0)) == "acquire"

@@ -25,7 +25,7 @@ from tutela.engine.node import (
     RestoreRefused,
     RuntimeState,
 )
-from tutela.engine.ownership import View, decide
+from tutela.engine.ownership import View, decide, rank_step
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.lcm.ticks import next_tick
@@ -34,8 +34,6 @@ from tutela.model.hierarchy import Hierarchy
 from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.ownership")
-RANK_STEP = 0.5
-"""Seconds each lower-ranked candidate waits after a higher one before trying itself."""
 REFUSAL_BACKOFF = 1.0
 """Seconds to wait after a pre-check refused a takeover (the old owner still holds on)."""
 FENCE_TIMEOUT = 30.0
@@ -228,7 +226,7 @@ class Ownership:
 
     def _step(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
         view = self._view(hierarchy, seen)
-        decision = decide(view, RANK_STEP)
+        decision = decide(view, rank_step(self.engine.config.settings.heartbeat_interval))
         if decision in ("acquire", "restore", "give_up"):
             self._busy.add(hierarchy.root)
             spawn(self._act(decision, hierarchy.root, view.failed_here))

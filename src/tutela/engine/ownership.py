@@ -17,6 +17,17 @@ LAST_OWNER_GRACE = 2.0
 last ran (the cold-start 'last' policy): more than that node's start-up settling."""
 
 
+RANK_TICKS = 2.5
+"""Decision ticks (heartbeat intervals) each lower-ranked candidate waits after a higher one
+before trying itself: time for the higher one to notice and ask."""
+
+
+def rank_step(heartbeat_interval: float) -> float:
+    """The rank wait in seconds (0.5 s with the default 0.2 s heartbeats). Fixed seconds
+    would let a lower rank overtake nodes that decide only once a second."""
+    return RANK_TICKS * heartbeat_interval
+
+
 @dataclass(frozen=True)
 class View:
     """One node's view of one clustered hierarchy at one moment."""
