@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import re
@@ -96,7 +97,8 @@ def timestamp(iso: str) -> float:
     return datetime.datetime.fromisoformat(iso).timestamp()
 
 
-def _hears(view: Status | None, node: str) -> bool:
+def _hears_from(lab: Lab, listener: str, node: str) -> bool:
+    view = try_status(lab, listener)
     return view is not None and any(n["name"] == node and n["state"] == "ALIVE"
                                     for n in view["nodes"])
 
@@ -547,7 +549,7 @@ def form_timed(lab: Lab, settings: dict[str, Any]
         # As an administrator would: the next join is a configuration change that needs a
         # majority, so it waits until node1 hears the new node (one detection window at
         # most; with the default timings the start itself takes about that long).
-        wait(lambda: _hears(try_status(lab, first), node), 60, f"{first} to hear {node}",
+        wait(functools.partial(_hears_from, lab, first, node), 60, f"{first} to hear {node}",
              pause=0.1)
         done = time.monotonic()
         steps += [(f"token {node}", token_done - started), (f"join {node}", join_done -
@@ -675,10 +677,27 @@ def status_latency(lab: Lab, _: Options, logs: LogWatch) -> dict[str, Any]:
     node = observer(lab, among=logs.members)
     runs = [timed("status", "--json") for _ in range(10)]
     bare = [timed("--help")[0] for _ in range(10)]
+    answer = json.loads(lab.exec(node, [sys.executable, "-c", STATUS_REQUESTS]).stdout)
     return {"status_s": [t for t, _ in runs], "status_median_s":
             statistics.median(t for t, _ in runs), "status_bytes": runs[-1][1],
             "cli_startup_s": bare, "cli_startup_median_s": statistics.median(bare),
+            "daemon_answer_s": answer, "daemon_answer_median_s": statistics.median(answer),
             "node": node, "dead": logs.dead()}
+
+
+STATUS_REQUESTS = """
+import json, os, time
+from pathlib import Path
+from tutela.cli.client import call
+times = []
+for _ in range(10):
+    started = time.perf_counter()
+    call(Path(os.environ["TUTELA_STATE_DIR"]), "status")
+    times.append(time.perf_counter() - started)
+print(json.dumps(times))
+"""
+"""Ten status requests over the control socket from one process already running: the
+daemon's share of `tutela status` (building and sending the answer, decoding it)."""
 
 
 def failover(lab: Lab, _: Options, logs: LogWatch) -> dict[str, Any]:
@@ -861,7 +880,8 @@ def _steady_notes(r: dict[str, Any]) -> list[str]:
     if "status_latency" in r:
         s = r["status_latency"]
         notes.append(f"`status --json` {s['status_bytes'] / 1024:.0f} KiB, bare CLI start-up "
-                     f"{s['cli_startup_median_s']:.2f} s")
+                     f"{s['cli_startup_median_s']:.2f} s; the daemon's answer to a status "
+                     f"request from a running process {s['daemon_answer_median_s']:.3f} s")
     if "failover" in r:
         f = r["failover"]
         detected = "—" if f["detected_s"] is None else f"{f['detected_s']:.2f} s"
