@@ -205,6 +205,7 @@ def test_remote_operation_runs_on_the_peer(lab: Lab) -> None:
     shown = next(r for h in status(lab, "node1")["hierarchies"] for r in h["resources"]
                  if r["tag"] == "remote-app")["elsewhere"]
     assert set(shown) == {"node2"}
+    assert all("states" not in n for n in status(lab, "node1")["nodes"])  # said per resource
     tutela(lab, "node1", "remove", "remote-app", "--on", "node2")
     unreachable = tutela(lab, "node1", "restore", "remote-app", "--on", "nobody", check=False)
     assert unreachable.returncode == 2

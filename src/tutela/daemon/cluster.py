@@ -24,7 +24,7 @@ from tutela.lcd.store import Lcd
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Identity, Messenger, PeerUnreachable, spawn
-from tutela.lcm.paths import paths_for, peers_of, witness_paths
+from tutela.lcm.paths import PathSpec, paths_for, peers_of, witness_paths
 from tutela.model.config import ClusterConfig
 
 log = logging.getLogger("tutela.cluster")
@@ -324,6 +324,9 @@ class Cluster:
         nodes = [{"name": me, "state": "ALIVE", "local": True,
                   "generation": self.lcd.generation(), "paths": [],
                   "max_heartbeat_lateness": round(self.messenger.max_heartbeat_lateness, 4)}]
+        paths: dict[str, list[PathSpec]] = {}
+        for spec in paths_for(self.engine.config, me):
+            paths.setdefault(spec.peer, []).append(spec)
         for peer in peers_of(self.engine.config, me):
             heard = self.messenger.heartbeats.get(peer)
             nodes.append({
@@ -331,11 +334,11 @@ class Cluster:
                 "generation": heard[1].get("generation") if heard else None,
                 "heartbeat_age": round(now - heard[0], 3) if heard else None,
                 "states": heard[1].get("states", {}) if heard else {},
-                "paths": self._paths_view(peer, now),
+                "paths": self._paths_view(peer, paths.get(peer, []), now),
             })
         witnesses = [{"name": spec.peer, "address": spec.name.removeprefix("witness/"),
                        "state": detector.node_state(spec.peer),
-                       "paths": self._paths_view(spec.peer, now)}
+                       "paths": self._paths_view(spec.peer, paths.get(spec.peer, []), now)}
                       for spec in witness_paths(self.engine.config)]
         return {"nodes": nodes, "witnesses": witnesses, "warnings": self.warnings(),
                 "fencing": {"mode": self.engine.config.settings.fencing,
@@ -343,12 +346,11 @@ class Cluster:
                 "dropped_frames": self.messenger.counters.snapshot(),
                 "events": list(self.events)[-20:]}
 
-    def _paths_view(self, peer: str, now: float) -> list[dict[str, Any]]:
+    def _paths_view(self, peer: str, specs: list[PathSpec], now: float
+                    ) -> list[dict[str, Any]]:
         detector = self.messenger.detector
         rows = []
-        for spec in paths_for(self.engine.config, self.lcd.node):
-            if spec.peer != peer:
-                continue
+        for spec in specs:
             last = detector.last_heard((peer, spec.name))
             stats = self.messenger.stats.get(spec.name)
             rows.append({"name": spec.name, "kind": spec.kind, "priority": spec.priority,

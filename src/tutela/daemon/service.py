@@ -99,6 +99,8 @@ class Service:
             hierarchies.append({"root": hierarchy.root,
                                 "state": states[hierarchy.root].state.value,
                                 "resources": resources})
+        for peer in view["nodes"]:
+            peer.pop("states", None)  # every resource's state there: shown per resource
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
                 "quorum": config.settings.quorum, **view,
