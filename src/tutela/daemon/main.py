@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
+import queue
 import signal
 import sys
 from pathlib import Path
@@ -39,24 +41,46 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep the normal scheduling policy instead of SCHED_RR")
     args = parser.parse_args(argv)
     state_dir = state_dir_from_env(args.state_dir)
-    configure_logging(state_dir, args.log_level)
-    if not args.no_realtime:
-        schedule_realtime()
+    writer = configure_logging(state_dir, args.log_level)
     try:
+        if not args.no_realtime:
+            schedule_realtime()
         asyncio.run(run(state_dir))
     except (NotInitialised, AlreadyRunning) as error:
         log.error("%s", error)
         sys.exit(2)
+    finally:
+        writer.stop()  # writes what is still queued
 
 
-def configure_logging(state_dir: Path, level: str) -> None:
+def configure_logging(state_dir: Path, level: str) -> logging.handlers.QueueListener:
+    """Log to the state directory's tutelad.log and to stderr through a queue: the event
+    loop and the kit threads only append records; a thread of its own formats and writes
+    them. A log write to a busy disk, or the handlers' lock held by a kit thread that the
+    CPU scheduler keeps waiting behind real-time work, cannot hold up heartbeats, lease
+    rounds and watchdog pets (seen: a node reset by its watchdog during a burst of
+    restores, its event loop waiting to log). Returns the writer; stop() it at exit."""
     state_dir.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
     handlers: list[logging.Handler] = [logging.FileHandler(state_dir / LOG_NAME),
                                        logging.StreamHandler()]
     for handler in handlers:
         handler.setFormatter(formatter)
-    logging.basicConfig(level=level, handlers=handlers, force=True)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = _UnlockedQueueHandler(records)
+    enqueue.setFormatter(logging.Formatter("%(message)s"))  # the writer adds time and level
+    logging.basicConfig(level=level, handlers=[enqueue], force=True)
+    writer = logging.handlers.QueueListener(records, *handlers)
+    writer.start()
+    return writer
+
+
+class _UnlockedQueueHandler(logging.handlers.QueueHandler):
+    """A QueueHandler without the per-handler lock (its queue is thread-safe already), so
+    no thread ever waits for another to log."""
+
+    def createLock(self) -> None:
+        self.lock = None  # Handler.acquire and release skip a lock that is None
 
 
 def schedule_realtime() -> None:
