@@ -700,15 +700,19 @@ print(json.dumps(times))
 daemon's share of `tutela status` (building and sending the answer, decoding it)."""
 
 
-def failover(lab: Lab, _: Options, logs: LogWatch) -> dict[str, Any]:
+def failover(lab: Lab, options: Options, logs: LogWatch) -> dict[str, Any]:
     watcher = observer(lab, among=logs.members)
     placement_before = owners(node_status(lab, watcher))
     # the node (not the observer) that runs the most hierarchies; the last one of a tie
     victim = max(reversed([n for n in logs.members if n != watcher]),
                  key=lambda n: sum(o == n for o in placement_before.values()))
-    held = sorted(r for r, o in placement_before.items() if o == victim)
+    ran = sorted(r for r, o in placement_before.items() if o == victim)
+    # a hierarchy whose other nodes were all reset earlier has nowhere to go
+    held = [r for r in ran if any(
+        lab.node_state(e["node"]) == "running" and e["node"] != victim
+        for e in equivalencies(int(r[1:4]), logs.members, options.equivalencies))]
     if not held:
-        raise RuntimeError(f"{victim} runs no hierarchy; nothing to fail over")
+        raise RuntimeError(f"{victim} runs no hierarchy that can move; nothing to fail over")
     latest: dict[str, str | None] = {}
     off_wall, started = time.time(), time.monotonic()
     lab.power_off(victim)
@@ -733,7 +737,7 @@ def failover(lab: Lab, _: Options, logs: LogWatch) -> dict[str, Any]:
     down = [timestamp(e["at"]) for e in node_status(lab, watcher)["events"]
             if e["kind"] == "node-down" and e["node"] == victim]
     return {"victim": victim, "off_at": off_wall, "observer": watcher,
-            "hierarchies": len(held),
+            "hierarchies": len(held), "stranded": sorted(set(ran) - set(held)),
             "polled_s": polled,
             "failover_s": max(times.values()) - off_wall,
             "first_s": min(times.values()) - off_wall,
@@ -882,6 +886,9 @@ def _steady_notes(r: dict[str, Any]) -> list[str]:
         notes.append(f"`status --json` {s['status_bytes'] / 1024:.0f} KiB, bare CLI start-up "
                      f"{s['cli_startup_median_s']:.2f} s; the daemon's answer to a status "
                      f"request from a running process {s['daemon_answer_median_s']:.3f} s")
+    if r.get("failover", {}).get("stranded"):
+        notes.append(f"{r['failover']['victim']} also ran {', '.join(r['failover']['stranded'])}"
+                     ": no other node of its equivalencies was running (not counted)")
     if "failover" in r:
         f = r["failover"]
         detected = "—" if f["detected_s"] is None else f"{f['detected_s']:.2f} s"
