@@ -1,8 +1,9 @@
 """How tutela scales with nodes and resources, on real labs of 8, 16 and 32 nodes.
 
-Run as root: `.venv/bin/python bench/scale.py [--nodes 8 16 32] [--resources 500]
+Run as root: `.venv/bin/python bench/scale.py [--nodes N ...] [--resources 500]
 [--hierarchies 100] [--samples PATH] [--logs DIR]`; prints a Markdown section for
-docs/benchmarks.md.
+docs/benchmarks.md. Without --nodes it runs 8 and 16 nodes with the default timings and
+16 and 32 nodes with the large cluster timings of docs/cluster.md (DEFAULT_PLAN).
 
 For each size: a lab of N nodes ("scbench"), the cluster formed node by node, then every
 resource and hierarchy created in ONE `tutela apply -f` document, each hierarchy a small
@@ -39,6 +40,7 @@ is not a default. `--logs DIR` keeps every daemon's and watchdog's log of each s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
@@ -305,6 +307,17 @@ def write_scripts(directory: Path) -> None:
 
 # --- one size ---------------------------------------------------------------------------
 
+LARGE_CLUSTER_TIMINGS: dict[int, dict[str, Any]] = {
+    16: {"heartbeat_interval": 0.5, "heartbeat_misses": 6, "lease_duration": 3},
+    32: {"heartbeat_interval": 1.0, "heartbeat_misses": 5, "lease_duration": 4},
+}
+"""The timings docs/cluster.md ("Large clusters") gives for nodes sharing few cores."""
+DEFAULT_PLAN: tuple[tuple[int, dict[str, Any]], ...] = (
+    (8, {}), (16, {}), (16, LARGE_CLUSTER_TIMINGS[16]), (32, LARGE_CLUSTER_TIMINGS[32]))
+"""Without --nodes: 8 and 16 nodes with the default timings, 16 and 32 with the large
+cluster timings (all nodes of the lab share this machine's cores)."""
+
+
 @dataclass
 class Options:
     resources: int
@@ -320,7 +333,7 @@ class Options:
 
 
 def measure_size(n_nodes: int, options: Options) -> dict[str, Any]:
-    result: dict[str, Any] = {"nodes": n_nodes}
+    result: dict[str, Any] = {"nodes": n_nodes, "settings": options.settings}
     Lab.teardown(LAB_NAME)  # what a crashed run of this benchmark left behind
     started = time.monotonic()
     with Lab.up(LAB_NAME, nodes=n_nodes, disks=0) as lab:
@@ -768,7 +781,6 @@ def _dead(result: dict[str, Any], phase: str) -> str:
 
 def report(results: list[dict[str, Any]], options: Options) -> str:
     command = " ".join(["python", *sys.argv])
-    extra = ", ".join(f"{k}={v}" for k, v in options.settings.items())
     paths = "one comm path per pair (net1 only)" if options.one_path else \
         "two comm paths per pair (defaults)"
     lines = [
@@ -777,23 +789,25 @@ def report(results: list[dict[str, Any]], options: Options) -> str:
         "",
         f"`{command}`",
         "",
-        f"Settings: {extra or 'defaults (heartbeat 0.2 s x 5, lease 1 s)'}; {paths}; "
+        f"Settings: as in the timings column (defaults: heartbeat 0.2 s x 5, lease 1 s); "
+        f"{paths}; "
         f"{options.equivalencies} nodes per hierarchy; bring-up: "
         + ("one apply with target in_service" if options.bring_up == "apply" else
            "one apply (out of service), then `tutela restore ROOT` one after the other")
         + f"; idle window {options.idle:g} s; "
         f"{os.cpu_count()} cores shared by all nodes; code {code_version()}.",
         "",
-        "| nodes | form | idle, no resources: CPU/daemon median (max), RSS median, "
+        "| nodes | timings | form | idle, no resources: CPU/daemon median (max), RSS median, "
         "machine busy | apply → all in service | idle with resources: CPU/daemon median "
         "(max), RSS median (max), machine busy | `status --json` | failover of one node "
         "(its hierarchies) | DEAD path/node: form, idle bare, apply, idle, failover* |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         fo = r.get("failover", {})
         lines.append(
-            f"| {_size(r)} | {_fmt(r, 'form', 'form_s')} | {_idle(r, 'idle_bare')} | "
+            f"| {_size(r)} | {_timings(r)} | {_fmt(r, 'form', 'form_s')} | "
+            f"{_idle(r, 'idle_bare')} | "
             f"{_fmt(r, 'apply_resources', 'in_service_s')} | {_idle(r, 'idle_cost')} | "
             f"{_fmt(r, 'status_latency', 'status_median_s')} | "
             + (f"{fo['failover_s']:.2f} s ({fo['hierarchies']})" if fo else "—")
@@ -807,6 +821,10 @@ def report(results: list[dict[str, Any]], options: Options) -> str:
 
 
 PHASES = ("form", "idle_bare", "apply_resources", "idle_cost", "failover")
+
+
+def _timings(r: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in r.get("settings", {}).items()) or "defaults"
 
 
 def _size(r: dict[str, Any]) -> str:
@@ -944,7 +962,10 @@ def main() -> None:
     common.stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nodes", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--nodes", type=int, nargs="+",
+                        help="lab sizes, each with the --setting values (default: 8 and 16 "
+                        "nodes with the default timings, 16 and 32 with the large cluster "
+                        "timings of docs/cluster.md)")
     parser.add_argument("--resources", type=int, default=500)
     parser.add_argument("--hierarchies", type=int, default=100)
     parser.add_argument("--equivalencies", type=int, default=3,
@@ -972,9 +993,12 @@ def main() -> None:
     options = Options(args.resources, args.hierarchies, args.equivalencies, args.kit,
                       args.idle, parse_settings(args.setting), args.one_path, args.logs,
                       args.bring_up, args.settle)
+    extra = options.settings
+    plan = [(n, extra) for n in args.nodes] if args.nodes else [
+        (n, {**timings, **extra}) for n, timings in DEFAULT_PLAN]
     results = []
-    for n_nodes in args.nodes:
-        results.append(measure_size(n_nodes, options))
+    for n_nodes, settings in plan:
+        results.append(measure_size(n_nodes, dataclasses.replace(options, settings=settings)))
         if args.samples:  # after every size, so a later crash keeps what was measured
             args.samples.write_text(json.dumps(
                 {"command": sys.argv, "code": code_version(), "options": options.__dict__,
