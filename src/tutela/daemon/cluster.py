@@ -333,7 +333,6 @@ class Cluster:
                 "name": peer, "state": detector.node_state(peer), "local": False,
                 "generation": heard[1].get("generation") if heard else None,
                 "heartbeat_age": round(now - heard[0], 3) if heard else None,
-                "states": heard[1].get("states", {}) if heard else {},
                 "paths": self._paths_view(peer, paths.get(peer, []), now),
             })
         witnesses = [{"name": spec.peer, "address": spec.name.removeprefix("witness/"),

@@ -80,7 +80,9 @@ class Service:
     async def status(self, _: dict[str, Any]) -> dict[str, Any]:
         config, states = self.engine.config, self.engine.states
         view = self.cluster.view()
-        elsewhere = [(n["name"], n) for n in view["nodes"] if not n["local"]]  # no witnesses
+        heartbeats = self.cluster.messenger.heartbeats
+        elsewhere = [(n, heartbeats.get(n["name"], (0.0, {}))[1].get("states", {}))
+                     for n in view["nodes"] if not n["local"]]  # no witnesses
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
@@ -99,8 +101,6 @@ class Service:
             hierarchies.append({"root": hierarchy.root,
                                 "state": states[hierarchy.root].state.value,
                                 "resources": resources})
-        for peer in view["nodes"]:
-            peer.pop("states", None)  # every resource's state there: shown per resource
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
                 "quorum": config.settings.quorum, **view,
@@ -525,17 +525,18 @@ class Service:
             raise ConfigError(problems)
 
 
-def _elsewhere(tag: str, peers: list[tuple[str, dict[str, Any]]],
+def _elsewhere(tag: str, peers: list[tuple[dict[str, Any], dict[str, str]]],
                candidates: set[str]) -> dict[str, dict[str, Any]]:
     """The resource's state on the other nodes that matter: those its hierarchy may run on
     (equivalencies), and any other where it is not out of service. In a large cluster the
-    rest would be dozens of OSU entries per resource (2.5 MB of status at 32 nodes)."""
+    rest would be dozens of OSU entries per resource (2.5 MB of status at 32 nodes).
+    `peers`: each peer's entry of the cluster view and its last reported states."""
     shown = {}
-    for name, peer in peers:
-        state = peer["states"].get(tag, "UNKNOWN")
-        if name in candidates or state not in ("OSU", "UNKNOWN"):
-            shown[name] = {"state": state, "stale": peer["state"] != "ALIVE",
-                           "age": peer["heartbeat_age"]}
+    for peer, states in peers:
+        state = states.get(tag, "UNKNOWN")
+        if peer["name"] in candidates or state not in ("OSU", "UNKNOWN"):
+            shown[peer["name"]] = {"state": state, "stale": peer["state"] != "ALIVE",
+                                   "age": peer["heartbeat_age"]}
     return shown
 
 
