@@ -409,11 +409,14 @@ class Ownership:
         vacant = not i_hold and owner is None and settings.target == "in_service"
         now = time.monotonic()
         previous = self._last_owner_seen.get(root)
-        if vacant and root not in self._vacant_since and (
+        parts_here = not hierarchy.members.isdisjoint(seen.in_service_here)
+        if vacant and root not in self._vacant_since and not parts_here and (
                 previous is None or previous in alive - {self.node}):
             # Its owner let it go alive and well (or this node has just started and does
             # not know who had it): a switchover's target, or the next node for a
             # switchback, may be taking it right now; do not race it for the lease.
+            # Not when it runs here (just extended, or re-adopted after a restart): it
+            # must be under a lease at once, or a partition could start it elsewhere too.
             self._vacant_since[root] = now + RELEASE_GRACE
         since = self._vacant_since.setdefault(root, now) if vacant else None
         if not vacant:
@@ -423,7 +426,7 @@ class Ownership:
         return View(
             me=self.node, settings=settings, alive=alive, i_hold=i_hold,
             in_service_here=root in seen.in_service_here,
-            parts_in_service_here=not hierarchy.members.isdisjoint(seen.in_service_here),
+            parts_in_service_here=parts_here,
             failed_here=root in self.failed
             or not hierarchy.members.isdisjoint(seen.failed_here),
             owner_elsewhere=owner,
