@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tutela.lab.errors import LabError
+
 LOG_LINES = 60
 
 
@@ -20,10 +22,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     lab = getattr(item, "funcargs", {}).get("lab")
     if not report.failed or lab is None or not hasattr(lab, "state_dir"):
         return
-    for node in lab.nodes:
+    try:
+        nodes = lab.nodes
+    except LabError as error:  # a failure in teardown, after the lab went down
+        report.sections.append(("tutelad logs", f"(lab gone: {error})"))
+        return
+    for node in nodes:
         try:
             lines = (lab.state_dir(node) / "tutelad.log").read_text().splitlines()
-        except OSError as error:
+        except (OSError, LabError) as error:
             lines = [f"(no log: {error})"]
         report.sections.append((f"{node} tutelad.log, last {LOG_LINES} lines",
                                 "\n".join(lines[-LOG_LINES:])))
