@@ -269,5 +269,7 @@ def test_power_off_moves_the_package_to_node2(lab: Lab, service: Migrated) -> No
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == CONTENT, timeout=15,
                what="the client to reach the package on node2")
     assert _mounted(lab, "node2", service)
-    hierarchy = next(h for h in status(lab, "node2")["hierarchies"] if h["root"] == ROOT)
-    assert all(r["state"] == "ISP" for r in hierarchy["resources"]), hierarchy
+    # the client may get through before the process kit's start check has passed
+    wait_until(lambda: all(r["state"] == "ISP" for r in next(
+        h for h in status(lab, "node2")["hierarchies"] if h["root"] == ROOT)["resources"]),
+        timeout=10, what="every resource of the package ISP on node2")
