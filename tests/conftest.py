@@ -22,15 +22,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     lab = getattr(item, "funcargs", {}).get("lab")
     if not report.failed or lab is None or not hasattr(lab, "state_dir"):
         return
-    try:
-        nodes = lab.nodes
-    except LabError as error:  # a failure in teardown, after the lab went down
-        report.sections.append(("tutelad logs", f"(lab gone: {error})"))
-        return
-    for node in nodes:
+    for node in lab.nodes:
         try:
             lines = (lab.state_dir(node) / "tutelad.log").read_text().splitlines()
-        except (OSError, LabError) as error:
+        except (OSError, LabError) as error:  # LabError: a teardown failure, lab gone
             lines = [f"(no log: {error})"]
         report.sections.append((f"{node} tutelad.log, last {LOG_LINES} lines",
                                 "\n".join(lines[-LOG_LINES:])))
