@@ -58,7 +58,7 @@ class Cluster:
         self._bulky_sent: dict[str, Any] = {}
         self._bulky_changed_at = 0.0
         self._bulky_due = 0.0
-        self.messenger.handle("config.promise", self._config_promise)
+        self.messenger.handle("config.promise", self._config_promise, every_path=True)
         self.messenger.on_heartbeat = lambda _peer, _payload: self._maybe_catch_up()
         self.messenger.handle("config.get", self._config_get)
         self.messenger.handle("node.status", self._node_status)

@@ -59,8 +59,9 @@ class Leases:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.holder = self._new_holder(config)
-        messenger.handle("lease.acquire", self._serve_acquire)
-        messenger.handle("lease.release", self._serve_release)
+        # Lease rounds go out on every live path: one path dying costs no lease (docs/leases.md)
+        messenger.handle("lease.acquire", self._serve_acquire, every_path=True)
+        messenger.handle("lease.release", self._serve_release, every_path=True)
 
     def _new_holder(self, config: ClusterConfig) -> LeaseHolder:
         voters = voters_of(config)

@@ -110,6 +110,8 @@ class Messenger:
         self._sealer = Sealer(identity.key, identity.cluster, identity.node, identity.incarnation)
         self._guard = ReplayGuard()
         self._handlers: dict[str, Handler] = {}
+        self._every_path: set[str] = set()
+        """Kinds sent, and answered, on every live path at once (see `handle`)."""
         self._specs: dict[tuple[str, str], PathSpec] = {}
         self._specs_by_peer: dict[str, list[PathSpec]] | None = None
         """_specs indexed by peer (every send looks its peer's paths up); None: rebuild."""
@@ -157,18 +159,33 @@ class Messenger:
         await self._listen(listen | {p.local for p in paths if p.kind == "tcp" and p.local})
         self._wake.set()
 
-    def handle(self, kind: str, handler: Handler) -> None:
+    def handle(self, kind: str, handler: Handler, *, every_path: bool = False) -> None:
+        """Serve requests of `kind`. With `every_path`, requests of that kind and their
+        replies go out on every live path at once, not only the best one: a path that has
+        just died is still ALIVE for up to the detection timeout, and a lease round that
+        went only over it would be lost while another path works (the receiver's replay
+        guard keeps one copy)."""
         self._handlers[kind] = handler
+        if every_path:
+            self._every_path.add(kind)
 
     # --- sending -----------------------------------------------------------------------
 
-    def send(self, peer: str, kind: str, payload: dict[str, Any]) -> bool:
-        """Send on the best live path to `peer` (lowest priority number first)."""
+    def send(self, peer: str, kind: str, payload: dict[str, Any], *,
+             every_path: bool = False) -> bool:
+        """Send on the best live path to `peer` (lowest priority number first), or with
+        `every_path` the same frame on each live path; whether any path took it."""
+        frame: bytes | None = None
+        sent = False
         for spec in self._ranked_paths(peer):
             link = self._links.get((peer, spec.name))
-            if link is not None and self._send_on(link, self._sealer.seal(peer, kind, payload)):
-                return True
-        return False
+            if link is None:
+                continue
+            frame = frame or self._sealer.seal(peer, kind, payload)
+            sent = self._send_on(link, frame) or sent
+            if sent and not every_path:
+                break
+        return sent
 
     async def request(self, peer: str, kind: str, payload: dict[str, Any],
                       timeout: float = 5.0) -> dict[str, Any]:
@@ -177,7 +194,8 @@ class Messenger:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._calls.pending[call_id] = future
         try:
-            if not self.send(peer, kind, {**payload, "call": call_id}):
+            if not self.send(peer, kind, {**payload, "call": call_id},
+                             every_path=kind in self._every_path):
                 raise PeerUnreachable(f"no live comm path to {peer}")
             async with asyncio.timeout(timeout):
                 reply = await future
@@ -214,10 +232,15 @@ class Messenger:
             envelope = open_frame(identity.key, data, identity.cluster, identity.node)
             if envelope.sender != spec.peer:
                 raise FrameRejected("wrong-sender")
+        except FrameRejected as rejected:
+            self._reject(spec, rejected.reason)
+            return
+        try:
             self._guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
         except FrameRejected as rejected:
-            self.counters.count(rejected.reason)
-            self._explain(spec, rejected.reason)
+            duplicate = rejected.reason == "replay" and self._on_every_path(envelope)
+            # The copy of a frame sent on every path is expected, not a sign of replays.
+            self._reject(spec, "duplicate" if duplicate else rejected.reason)
             return
         now = time.monotonic()
         stats = self.stats[spec.name]
@@ -226,6 +249,16 @@ class Messenger:
             stats.heartbeat(now)
         self._emit(self.detector.heard((spec.peer, spec.name), now))
         self._dispatch(envelope)
+
+    def _on_every_path(self, envelope: Envelope) -> bool:
+        """Whether the frame is of a kind sent on every live path (or the reply to one)."""
+        if envelope.kind == REPLY:
+            return envelope.payload.get("every_path") is True
+        return envelope.kind in self._every_path
+
+    def _reject(self, spec: PathSpec, reason: str) -> None:
+        self.counters.count(reason)
+        self._explain(spec, reason)
 
     def _explain(self, spec: PathSpec, reason: str) -> None:
         """Say once a minute per path why its frames are dropped, with the likely cause."""
@@ -281,7 +314,10 @@ class Messenger:
             log.warning("%s from %s failed: %s", envelope.kind, envelope.sender, error)
             reply = {"ok": False, "error": str(error)}
         if call is not None:
-            self.send(envelope.sender, REPLY, {**reply, "call": call})
+            every_path = envelope.kind in self._every_path
+            self.send(envelope.sender, REPLY,
+                      {**reply, "call": call, **({"every_path": True} if every_path else {})},
+                      every_path=every_path)
 
     # --- paths and links ------------------------------------------------------------------
 
