@@ -4,7 +4,8 @@ Each case is tests/migrate/corpus/<case>/: its input files, `args` (the paths to
 line, relative to the case), and the goldens expected.yaml and expected-report.md, in which
 the generated scripts directory reads @SCRIPTS@.
 
-Regenerate the goldens after an intended change, then review the diff:
+Regenerate the goldens after an intended change, review the diff, then run again without
+the variable (a run that rewrites fails, naming what it rewrote; under CI it refuses):
 
     TUTELA_UPDATE_GOLDEN=1 .venv/bin/pytest tests/migrate/test_migrate_corpus.py
 
@@ -28,12 +29,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from helpers import check_goldens
 from tutela.cli.migrate import migrate_group
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "args").is_file())
 BIN = Path(sys.executable).parent
-UPDATE = os.environ.get("TUTELA_UPDATE_GOLDEN") == "1"
 PLACEHOLDER = "@SCRIPTS@"
 ROW = re.compile(r"^\| `(?P<file>[^`]+):(?P<line>\d+)(?:-(?P<end>\d+))?` \|", re.MULTILINE)
 NOT_READ = re.compile(r"^- `(?P<name>[^`]+)`: ", re.MULTILINE)
@@ -77,13 +78,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
 @pytest.mark.parametrize("case", CASES)
 def test_output_matches_golden(results: dict[str, Result], case: str) -> None:
     result = results[case]
-    for name, actual in (("expected.yaml", result.yaml_text),
-                         ("expected-report.md", result.report)):
-        golden = CORPUS / case / name
-        if UPDATE:
-            golden.write_text(actual)
-        assert golden.exists(), f"no golden {golden}; run with TUTELA_UPDATE_GOLDEN=1"
-        assert actual == golden.read_text(), f"{case}/{name} differs from the golden"
+    check_goldens([(CORPUS / case / "expected.yaml", result.yaml_text),
+                   (CORPUS / case / "expected-report.md", result.report)])
 
 
 @pytest.mark.parametrize("case", CASES)
