@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.driver import all_alive, form_cluster, node_view, path_states, status, tutela
 
@@ -31,7 +31,7 @@ NET2 = "tcp/203.0.113.11-203.0.113.12"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up("clu", nodes=3, disks=0, root=tmp_path_factory.mktemp("clu"),
+    with Lab.up(unique_lab_name("clu"), nodes=3, disks=0, root=tmp_path_factory.mktemp("clu"),
                 tty=True) as built:
         try:
             form_cluster(built, "clu")

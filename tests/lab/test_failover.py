@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, create_web_service, fetch
@@ -25,7 +25,8 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up("fo", nodes=3, disks=1, root=tmp_path_factory.mktemp("fo")) as built:
+    with Lab.up(unique_lab_name("fo"), nodes=3, disks=1,
+                root=tmp_path_factory.mktemp("fo")) as built:
         try:
             yield built
         finally:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab, LabCommandError, LabError, cmd, disks, netns, node, procs
 
 pytestmark = pytest.mark.lab
 
-NAME = f"lt{os.getpid()}"  # unique per test run, so parallel runs do not collide
+NAME = unique_lab_name("lt")
 
 
 @pytest.fixture(scope="module", autouse=True)

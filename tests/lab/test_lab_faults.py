@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from test_lab import assert_gone, lab_cli, ping
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.cli.lab import lab_group
 from tutela.lab import Lab, LabError, cmd
 from tutela.lab.cuts import Cut, listed
@@ -29,7 +29,7 @@ from tutela.lab.watchdog import Watchdog
 
 pytestmark = pytest.mark.lab
 
-NAME = f"lf{os.getpid()}"
+NAME = unique_lab_name("lf")
 PORT = "5301"
 LISTEN = ("import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
           "s.bind(('0.0.0.0', int(sys.argv[1])))\nprint('ready', flush=True)\n"

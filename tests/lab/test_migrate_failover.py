@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import fetch
@@ -49,7 +49,8 @@ ROOT = f"{PACKAGE}-svc-httpd"  # the hierarchy root: the package's last service
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up("sgmig", nodes=2, disks=1, root=tmp_path_factory.mktemp("sgmig")) as built:
+    with Lab.up(unique_lab_name("sgmig"), nodes=2, disks=1,
+                root=tmp_path_factory.mktemp("sgmig")) as built:
         witness = start_witness(built)  # the quorum server's replacement, on the client host
         try:
             yield built

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch
 from tutela.lab.driver import status, tutela
@@ -43,7 +43,8 @@ class Node:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up("single", nodes=2, disks=1, root=tmp_path_factory.mktemp("lab")) as built:
+    with Lab.up(unique_lab_name("single"), nodes=2, disks=1,
+                root=tmp_path_factory.mktemp("lab")) as built:
         yield built
 
 

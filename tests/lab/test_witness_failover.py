@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch, owner
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up("wf", nodes=2, disks=1, root=tmp_path_factory.mktemp("wf")) as built:
+    with Lab.up(unique_lab_name("wf"), nodes=2, disks=1,
+                root=tmp_path_factory.mktemp("wf")) as built:
         witness = start_witness(built)
         try:
             yield built
