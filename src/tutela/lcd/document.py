@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tutela.model.config import FORMAT, ClusterConfig
 from tutela.model.errors import ConfigError, Problem
@@ -20,10 +20,34 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def to_yaml(config: ClusterConfig) -> str:
-    """The configuration without default values, `format` and `name` first."""
-    body = config.model_dump(mode="json", exclude_defaults=True)
+    """The configuration without default values, `format` and `name` first: the same bytes
+    on every node at the same generation (see `_stable_order`)."""
+    body = _stable_order(config, config.model_dump(mode="json", exclude_defaults=True))
     document = {"format": FORMAT, "name": config.name, **body}
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def _stable_order(value: Any, dumped: Any) -> Any:
+    """`dumped` (the JSON dump of `value`) with the keys of every free-form mapping sorted.
+
+    A model's fields keep the order they are declared in and lists keep theirs: both are
+    the same on every node. The keys of a free-form mapping (a resource's `params`, its
+    `timeouts`, a process's `env`) are in the order they were given on the node that made
+    the change, and a copy replicated to another node need not keep that order.
+    """
+    if isinstance(value, BaseModel):
+        return {key: _stable_order(getattr(value, key), child) for key, child in dumped.items()}
+    if isinstance(value, list | tuple) and isinstance(dumped, list):
+        return [_stable_order(item, child) for item, child in zip(value, dumped, strict=True)]
+    return _sorted_mappings(dumped)
+
+
+def _sorted_mappings(dumped: Any) -> Any:
+    if isinstance(dumped, dict):
+        return {key: _sorted_mappings(dumped[key]) for key in sorted(dumped)}
+    if isinstance(dumped, list):
+        return [_sorted_mappings(item) for item in dumped]
+    return dumped
 
 
 def from_yaml(text: str, source: str = "<input>") -> ClusterConfig:
