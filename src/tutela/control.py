@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,11 @@ Answer = Callable[[bytes], Awaitable[dict[str, Any]]]
 
 class NoAnswer(Exception):
     """Nothing listens on the socket: the daemon is not running."""
+
+
+class NoAnswerInTime(TimeoutError):
+    """The daemon took the request but did not answer within the deadline; the request
+    may still take effect."""
 
 
 class AlreadyRunning(Exception):
@@ -43,17 +49,29 @@ def failure(kind: str, message: str, problems: list[dict[str, str]] | None = Non
 
 
 def request(path: Path, message: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-    """Send one request and return the decoded answer; None if the daemon hung up first."""
+    """Send one request and return the decoded answer, within `timeout` seconds in all;
+    None if the daemon hung up before it answered (it died, or stopped).
+
+    NoAnswer: nothing listens, nothing was sent. NoAnswerInTime: sent, but no answer."""
+    deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
             raise NoAnswer(str(path)) from None
-        sock.sendall(encode(message))
-        with sock.makefile("rb") as stream:
-            line = stream.readline(MAX_LINE)
-    return json.loads(line) if line else None
+        try:
+            sock.sendall(encode(message))
+            # The whole answer within the deadline, not each read within it.
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            with sock.makefile("rb") as stream:
+                line = stream.readline(MAX_LINE)
+        except TimeoutError:
+            raise NoAnswerInTime(f"no answer on {path} within {timeout:g}s") from None
+        except ConnectionError:
+            return None
+    # Without its newline the daemon died in the middle of its answer.
+    return json.loads(line) if line.endswith(b"\n") else None
 
 
 async def serve(path: Path, answer: Answer) -> asyncio.Server:

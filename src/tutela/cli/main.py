@@ -19,14 +19,19 @@ from typing import Any, TypeVar
 import click
 
 from tutela.cli import output
-from tutela.cli.client import DaemonError, NotRunning, call, is_running
+from tutela.cli.client import ACTION_TIMEOUT, DaemonError, NotRunning, Unanswered, call, is_running
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lcd.paths import state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
-LONG_ACTION_TIMEOUT = 3600.0
+LONG_ACTION_TIMEOUT = ACTION_TIMEOUT
 EXIT_FAILED, EXIT_INVALID, EXIT_NOT_RUNNING = 1, 2, 3
+EXIT_NOT_MOVED = 4
+"""A switchover did not reach its target; the message says where the hierarchy runs."""
+EXIT_UNKNOWN = 5
+"""No answer, and whether the request took effect cannot be known; the message says how
+to find out."""
 
 
 class _Commands(click.Group):
@@ -73,7 +78,16 @@ def reports_errors(function: F) -> F:
         except ConfigError as error:
             output.print_error(str(error), error.to_json())
             sys.exit(EXIT_INVALID)
+        except Unanswered as error:
+            if error.done:  # it took effect: the command did its job, with a warning
+                click.echo(f"warning: {error}", err=True)
+                sys.exit(0)
+            output.print_error(str(error))
+            sys.exit(EXIT_UNKNOWN if error.done is None else EXIT_FAILED)
         except DaemonError as error:
+            if error.kind == "switchover":
+                output.print_error(str(error))
+                sys.exit(EXIT_NOT_MOVED)
             output.print_error(str(error), error.problems)
             sys.exit(EXIT_INVALID if error.kind in ("config", "request") else EXIT_FAILED)
     return wrapper  # type: ignore[return-value]
@@ -429,14 +443,22 @@ on_option = click.option("--on", "on", metavar="NODE",
                          help="Run it on NODE of the cluster instead of this node.")
 
 
+def timeout_option(function: F) -> F:
+    return click.option(
+        "--timeout", type=click.FloatRange(min=1), default=ACTION_TIMEOUT, show_default=True,
+        metavar="S", help="Seconds to wait for the outcome before reporting what is known."
+    )(function)
+
+
 @cli.command()
 @click.argument("tag")
 @on_option
+@timeout_option
 @json_option
 @reports_errors
-def restore(tag: str, on: str | None, as_json: bool) -> None:
+def restore(tag: str, on: str | None, timeout: float, as_json: bool) -> None:
     """Bring TAG in service here, with everything it depends on (children first)."""
-    result = call(state_dir(), "restore", timeout=LONG_ACTION_TIMEOUT, tag=tag, on=on)
+    result = call(state_dir(), "restore", timeout=timeout, tag=tag, on=on)
     done = " ".join(result["restored"]) or "already"
     emit(result, as_json, f"in service on {result['node']}: {done}")
 
@@ -444,11 +466,12 @@ def restore(tag: str, on: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("tag")
 @on_option
+@timeout_option
 @json_option
 @reports_errors
-def remove(tag: str, on: str | None, as_json: bool) -> None:
+def remove(tag: str, on: str | None, timeout: float, as_json: bool) -> None:
     """Take TAG out of service here, with everything that depends on it (parents first)."""
-    result = call(state_dir(), "remove", timeout=LONG_ACTION_TIMEOUT, tag=tag, on=on)
+    result = call(state_dir(), "remove", timeout=timeout, tag=tag, on=on)
     done = " ".join(result["removed"]) or "already"
     emit(result, as_json, f"out of service on {result['node']}: {done}")
 
@@ -456,12 +479,15 @@ def remove(tag: str, on: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("tag")
 @click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
+@timeout_option
 @json_option
 @reports_errors
-def switchover(tag: str, to: str, as_json: bool) -> None:
+def switchover(tag: str, to: str, timeout: float, as_json: bool) -> None:
     """Move TAG's hierarchy to NODE: out of service where it runs, lease released, taken
-    over at once by NODE (no lease wait)."""
-    result = call(state_dir(), "switchover", timeout=LONG_ACTION_TIMEOUT, tag=tag, to=to)
+    over at once by NODE (no lease wait).
+
+    If NODE fails or dies on the way, it says where the hierarchy runs now and exits 4."""
+    result = call(state_dir(), "switchover", timeout=timeout, tag=tag, to=to)
     emit(result, as_json, f"{' '.join(result['switched']) or tag} now runs on {result['node']}")
 
 
@@ -519,11 +545,12 @@ def export(output: Path | None) -> None:
 @click.option("--file", "-f", "path", required=True, type=click.File("r"),
               help="The YAML document ('-' for standard input).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@timeout_option
 @json_option
 @reports_errors
-def apply(path: Any, dry_run: bool, as_json: bool) -> None:
+def apply(path: Any, dry_run: bool, timeout: float, as_json: bool) -> None:
     """Make the configuration what FILE says, in one change (all or nothing)."""
-    result = call(state_dir(), "apply", timeout=LONG_ACTION_TIMEOUT, yaml=path.read(),
+    result = call(state_dir(), "apply", timeout=timeout, yaml=path.read(),
                   source=path.name, dry_run=dry_run)
     if as_json:
         output.print_json(result)

@@ -11,9 +11,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
@@ -47,6 +47,11 @@ REBOOT_ENV = "TUTELA_REBOOT_COMMAND"
 the node); otherwise it reboots the machine at once through /proc/sysrq-trigger."""
 IN_SERVICE = frozenset({ResourceState.ISP.value, ResourceState.ISU.value})
 """A resource's states, as heartbeats carry them, in which it is in service."""
+T = TypeVar("T")
+
+
+class PeerDied(OperationError):
+    """The peer asked to do something was declared DEAD before it answered."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ class Ownership:
         """Root -> the node seen owning it at the last decision tick."""
         self._settled_at = 0.0
         self._wake = asyncio.Event()
+        self._deaths = asyncio.Event()
+        """Set when a node is declared DEAD (then replaced): wakes `while_alive`."""
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._clustered_of: tuple[list[Hierarchy] | None, list[Hierarchy]] = (None, [])
@@ -203,6 +210,35 @@ class Ownership:
     def wake(self) -> None:
         """Decide now, not at the next tick: a node died (its hierarchies may be vacant)."""
         self._wake.set()
+        deaths, self._deaths = self._deaths, asyncio.Event()
+        deaths.set()
+
+    async def while_alive(self, peer: str, answer: Awaitable[T]) -> T:
+        """`answer` (a request to `peer`), or PeerDied as soon as the failure detector
+        declares `peer` DEAD: a request to a node that died would wait out its timeout
+        (up to REMOTE_ACTION_TIMEOUT), though nothing will ever answer it."""
+        call = asyncio.ensure_future(answer)
+        death = asyncio.ensure_future(self._until_dead(peer))
+        try:
+            await asyncio.wait({call, death}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            death.cancel()
+            call.cancel()  # when it is done already, this changes nothing
+        if call.done() and not call.cancelled():
+            return call.result()
+        misses = self.engine.config.settings.heartbeat_misses
+        raise PeerDied(f"{peer} was declared DEAD (no heartbeat on any path for {misses} "
+                       "intervals) before it answered")
+
+    async def _until_dead(self, peer: str) -> None:
+        while self.messenger.detector.node_state(peer) == "ALIVE":
+            await self._deaths.wait()
+
+    def end_handover(self, root: str) -> None:
+        """The switchover's target died before it took `root`: stop leaving it to the
+        target, so the ownership decision (under the lease) takes it back here at once."""
+        if self._yielding.pop(root, None) is not None:
+            self.wake()
 
     def _snapshot(self, clustered: list[Hierarchy]) -> Snapshot:
         """What this node sees of its peers now, shared by every hierarchy's decision."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.join import JoinService, Tokens
+from tutela.daemon.ownership import PeerDied
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
@@ -30,8 +31,20 @@ from tutela.witness.enroll import EnrolmentFailed, enroll
 
 log = logging.getLogger("tutela.daemon")
 REMOTE_ACTION_TIMEOUT = 600.0
+"""Seconds an action waits for another node, unless the request brings its own deadline."""
+ANSWER_MARGIN = 2.0
+"""Seconds before the CLI's deadline (the request's `timeout`) by which the daemon answers
+with what it knows, so that the CLI hears it before it gives up."""
+SETTLE_WAIT = 30.0
+"""Seconds a failed switchover waits, within its deadline, to see where the hierarchy
+runs now: the old owner takes it back after its handover grace, or the next node does."""
 DEFAULT_TOKEN_TTL = 600.0
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class SwitchoverFailed(OperationError):
+    """The hierarchy did not reach the switchover's target; the message says why and where
+    it runs now (or that it runs nowhere, and why)."""
 
 
 class Service:
@@ -66,7 +79,6 @@ class Service:
             "witness.add": self.witness_add,
             "witness.remove": self.witness_remove,
         }
-        cluster.messenger.handle("config.push", self._config_push)
         cluster.messenger.handle("op.restore", self._remote_restore)
         cluster.messenger.handle("op.remove", self._remote_remove)
         cluster.messenger.handle("hierarchy.check", self._hierarchy_check)
@@ -75,7 +87,9 @@ class Service:
         ).handle
 
     async def ping(self, _: dict[str, Any]) -> dict[str, Any]:
-        return {"node": self.lcd.node, "pid": os.getpid()}
+        # The generation lets the CLI tell, should this daemon die in the middle of a
+        # change, whether the change committed.
+        return {"node": self.lcd.node, "pid": os.getpid(), "generation": self.lcd.generation()}
 
     async def status(self, _: dict[str, Any]) -> dict[str, Any]:
         config, states = self.engine.config, self.engine.states
@@ -172,7 +186,7 @@ class Service:
     async def restore(self, request: dict[str, Any]) -> dict[str, Any]:
         root = self._clustered_root(str(request["tag"]))
         if root is not None:
-            return await self._set_target(root, "in_service")
+            return await self._set_target(root, "in_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
             return await self._forward(str(request["on"]), "op.restore", request)
         plan = await self.engine.restore(str(request["tag"]))
@@ -181,7 +195,7 @@ class Service:
     async def remove(self, request: dict[str, Any]) -> dict[str, Any]:
         root = self._clustered_root(str(request["tag"]))
         if root is not None:
-            return await self._set_target(root, "out_of_service")
+            return await self._set_target(root, "out_of_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
             return await self._forward(str(request["on"]), "op.remove", request)
         plan = await self.engine.remove(str(request["tag"]))
@@ -195,7 +209,7 @@ class Service:
         settings = self.engine.config.hierarchy_settings(hierarchy.root)
         return hierarchy.root if settings.clustered else None
 
-    async def _set_target(self, root: str, target: str) -> dict[str, Any]:
+    async def _set_target(self, root: str, target: str, deadline: float) -> dict[str, Any]:
         """A clustered hierarchy: say where the cluster should keep it, and wait for it.
 
         An administrator's restore also clears every node's failure mark for it, so that
@@ -207,7 +221,6 @@ class Service:
             await self._change(f"{root} {target.replace('_', ' ')}",
                                lambda data: _settings(data, root).update(target=target))
         wanted = target == "in_service"
-        deadline = asyncio.get_running_loop().time() + REMOTE_ACTION_TIMEOUT
         while (owner := self.cluster.runs(root)) is None if wanted else owner is not None:
             if asyncio.get_running_loop().time() > deadline:
                 raise OperationError(f"{root} did not reach {target} in time; see tutela log")
@@ -228,20 +241,52 @@ class Service:
         owner = self.cluster.runs(root)
         if owner == target:
             return {"node": target, "switched": [], "note": "already there"}
-        if owner is not None:
-            await self._on_node(owner, "ownership.give", {"root": root})
-        await self._on_node(target, "ownership.take", {"root": root})
+        deadline = _deadline(request)
+        try:
+            if owner is not None:
+                await self._on_node(owner, "ownership.give", {"root": root}, deadline)
+            await self._on_node(target, "ownership.take", {"root": root}, deadline)
+        except OperationError as error:
+            log.warning("switchover of %s to %s failed: %s", root, target, error)
+            if isinstance(error, PeerDied) and owner == self.lcd.node:
+                self.cluster.ownership.end_handover(root)
+            where = await self._where_now(root, deadline)
+            raise SwitchoverFailed(f"{root} did not move to {target}: {error}; "
+                                   f"{where}") from None
         return {"node": target, "switched": [root]}
 
-    async def _on_node(self, node: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _where_now(self, root: str, deadline: float) -> str:
+        """Where a hierarchy runs after a failed switchover, waiting a while (within the
+        deadline) for a node to take it back; or that it runs nowhere, and why."""
+        loop = asyncio.get_running_loop()
+        until = min(deadline, loop.time() + SETTLE_WAIT)
+        while (owner := self.cluster.runs(root)) is None and loop.time() < until:
+            await asyncio.sleep(0.1)  # polling the cluster view until it shows an owner
+        if owner is not None:
+            return f"it runs on {owner} now"
+        settings = self.engine.config.hierarchy_settings(root)
+        alive = [e.node for e in settings.equivalencies
+                 if e.node == self.lcd.node
+                 or self.cluster.messenger.detector.node_state(e.node) == "ALIVE"]
+        if not alive:
+            return "it runs nowhere now: no node it may run on is alive"
+        return (f"it runs nowhere now: none of {', '.join(alive)} has taken it back yet "
+                f"(it may be restoring; see 'tutela status' and 'tutela log')")
+
+    async def _on_node(self, node: str, kind: str, payload: dict[str, Any],
+                       deadline: float | None = None) -> dict[str, Any]:
+        """Run an ownership or check handler on `node`: OperationError if it fails, does
+        not answer by `deadline`, or is declared DEAD first (PeerDied)."""
         if node == self.lcd.node:
             handler = {"ownership.give": self.cluster.ownership.give,
                        "ownership.take": self.cluster.ownership.take,
                        "hierarchy.check": self._check_hierarchy_here}[kind]
             return await handler(str(payload["root"]))
+        loop = asyncio.get_running_loop()
+        timeout = REMOTE_ACTION_TIMEOUT if deadline is None else deadline - loop.time()
         try:
-            return await self.cluster.messenger.request(node, kind, payload,
-                                                        timeout=REMOTE_ACTION_TIMEOUT)
+            return await self.cluster.ownership.while_alive(node, self.cluster.messenger.request(
+                node, kind, payload, timeout=max(0.0, timeout)))
         except PeerUnreachable as error:
             raise OperationError(str(error)) from None
 
@@ -249,9 +294,10 @@ class Service:
         if node not in {n.name for n in self.engine.config.nodes}:
             raise ConfigError([Problem("--on", f"no node {node!r} in this cluster",
                                        "see the nodes in 'tutela status'")])
+        timeout = _deadline(request) - asyncio.get_running_loop().time()
         try:
-            return await self.cluster.messenger.request(
-                node, kind, {"tag": request["tag"]}, timeout=REMOTE_ACTION_TIMEOUT)
+            return await self.cluster.ownership.while_alive(node, self.cluster.messenger.request(
+                node, kind, {"tag": request["tag"]}, timeout=timeout))
         except PeerUnreachable as error:
             raise OperationError(str(error)) from None
 
@@ -449,14 +495,6 @@ class Service:
 
     # --- replication -----------------------------------------------------------------
 
-    async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
-        """A peer holding the configuration lease wrote a version: keep it if newer."""
-        payload = envelope.payload
-        await self.cluster.store(ClusterConfig.model_validate(payload["config"]),
-                                 int(payload["generation"]), int(payload["epoch"]),
-                                 origin=envelope.sender)
-        return {"version": list(self.lcd.version())}
-
     async def export(self, _: dict[str, Any]) -> dict[str, Any]:
         text = await asyncio.to_thread(to_yaml, self.engine.config)
         return {"generation": self.lcd.generation(), "yaml": text}
@@ -523,6 +561,13 @@ class Service:
         problems = self.engine.check_change(new)
         if problems:
             raise ConfigError(problems)
+
+
+def _deadline(request: dict[str, Any]) -> float:
+    """The event-loop time by which to answer `request`: shortly before its CLI gives up
+    (the request's `timeout`), or after REMOTE_ACTION_TIMEOUT for a request without one."""
+    timeout = float(request.get("timeout") or REMOTE_ACTION_TIMEOUT + ANSWER_MARGIN)
+    return asyncio.get_running_loop().time() + max(timeout - ANSWER_MARGIN, timeout / 2)
 
 
 def _elsewhere(tag: str, peers: list[tuple[dict[str, Any], dict[str, str]]],
