@@ -207,3 +207,28 @@ class ClusterConfig(Frozen):
 
 def is_valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
+
+
+COLLECTION_EXAMPLES: dict[str, str] = {
+    "settings": "settings: {heartbeat_interval: 0.2, quorum: majority}",
+    "settings.failover_damping": "failover_damping: {failovers: 3, window: 600, hold: 300}",
+    "nodes": "nodes: [{name: node1, addresses: [198.51.100.11/24]}]",
+    "nodes.addresses": "addresses: [198.51.100.11/24, 203.0.113.11/24]",
+    "comm_paths": "comm_paths: [{nodes: [node1, node2], "
+                  "addresses: [198.51.100.11, 198.51.100.12]}]",
+    "comm_paths.nodes": "nodes: [node1, node2]",
+    "comm_paths.addresses": "addresses: [198.51.100.11, 198.51.100.12] (in the order of nodes)",
+    "comm_paths.devices": "devices: [/dev/ttyS0, /dev/ttyS0] (in the order of nodes)",
+    "witnesses": "witnesses: [{address: '198.51.100.250:7366'}]",
+    "resources": "resources: [{tag: vip, kit: ip, params: {address: 198.51.100.100/24}}]",
+    "resources.params": "params: {address: 198.51.100.100/24}",
+    "resources.depends_on": "depends_on: [vip, data]",
+    "resources.recovery": "recovery: {attempts: 3, window: 300}",
+    "resources.timeouts": "timeouts: {restore: 60, remove: 30}",
+    "hierarchies": "hierarchies: [{root: web, equivalencies: [{node: node1, priority: 1}]}]",
+    "hierarchies.equivalencies": "equivalencies: [{node: node1, priority: 1}, "
+                                 "{node: node2, priority: 2}]",
+    "users": "users: [{name: alice, role: admin}]",
+}
+"""Error texts: an example of each list or mapping field, by its path without list indices,
+shown when a configuration gives that field something else (a list where a mapping goes)."""
