@@ -21,11 +21,23 @@ from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.ownership import Ownership
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.lcd.store import Lcd
+from tutela.lcd.transfer import (
+    PIECE_TRIES,
+    CatchUp,
+    Offer,
+    Outgoing,
+    Reassembly,
+    TransferError,
+    Version,
+    decode,
+    read_header,
+)
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Identity, Messenger, PeerUnreachable, spawn
 from tutela.lcm.paths import PathSpec, paths_for, peers_of, witness_paths
 from tutela.model.config import ClusterConfig
+from tutela.model.errors import ConfigError
 
 log = logging.getLogger("tutela.cluster")
 EVENTS_KEPT = 200
@@ -37,6 +49,8 @@ BULKY_REFRESH = 2.0
 (for a peer that just started listening)."""
 CONFIG_LEASE_WAIT = 5.0
 """Seconds a configuration change waits for a majority to grant the configuration lease."""
+REQUEST_WAIT = 5.0
+"""Seconds a peer has to answer one request (the messenger's default)."""
 
 
 class Cluster:
@@ -54,13 +68,15 @@ class Cluster:
                              self._vote_extra, self._note_vote)
         self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger)
         self._votes: dict[str, dict[str, Any]] = {}
-        self._catching_up = False
+        self.catch_up = CatchUp()
+        self._outgoing: Outgoing | None = None
         self._bulky_sent: dict[str, Any] = {}
         self._bulky_changed_at = 0.0
         self._bulky_due = 0.0
         self.messenger.handle("config.promise", self._config_promise, every_path=True)
         self.messenger.on_heartbeat = lambda _peer, _payload: self._maybe_catch_up()
         self.messenger.handle("config.get", self._config_get)
+        self.messenger.handle("config.push", self._config_push)
         self.messenger.handle("node.status", self._node_status)
 
     async def start(self) -> None:
@@ -147,10 +163,15 @@ class Cluster:
     async def _catch_up_to_votes(self) -> None:
         newest = max(self._votes.items(), key=lambda item: item[1]["version"], default=None)
         if newest is not None and newest[1]["version"] > self.lcd.version():
-            await self._catch_up(newest[0])
+            peer = newest[0]
+            try:
+                await self._catch_up(peer)
+            except FETCH_ERRORS as error:
+                raise OperationError(f"could not fetch the newest configuration from {peer}: "
+                                     f"{error}; {fetch_fix(error, peer)}") from None
             if self.lcd.version() < newest[1]["version"]:
                 raise OperationError(f"could not fetch the newest configuration from "
-                                     f"{newest[0]}; try again")
+                                     f"{peer}; try again")
 
     async def _promise(self, epoch: int) -> None:
         self.lcd.raise_promise(epoch)
@@ -181,9 +202,11 @@ class Cluster:
                         needed: int, force: bool = False) -> None:
         """Write a committed version to every reachable node; `needed` must take it (a
         majority of the nodes before the change: a joining node gets it with its grant)."""
-        payload = {"generation": generation, "epoch": epoch,
-                   "config": config.model_dump(mode="json")}
-        answers = await self.ask_peers("config.push", payload)
+        outgoing = self._current()
+        assert outgoing.version == (generation, epoch), "replicate only what is in force"
+        # A peer that gets an offer fetches the pieces before it answers.
+        wait = REQUEST_WAIT * (1 + PIECE_TRIES * outgoing.offer.pieces)
+        answers = await self.ask_peers("config.push", outgoing.header(), timeout=wait)
         taken = 1 + sum(tuple(a.get("version", ())) >= (generation, epoch)
                         for a in answers.values())
         if force or config.settings.quorum == "none" or taken >= needed:
@@ -192,12 +215,14 @@ class Cluster:
             f"generation {generation} is written on {taken} of {len(config.nodes)} nodes, "
             "not a majority: it may or may not stay; check 'tutela status' on the nodes")
 
-    async def ask_peers(self, kind: str, payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    async def ask_peers(self, kind: str, payload: dict[str, Any],
+                        timeout: float = REQUEST_WAIT) -> dict[str, dict[str, Any]]:
         """Ask every reachable peer at once; the answers of those that answered."""
         peers = [p for p in peers_of(self.engine.config, self.lcd.node)
                  if self.messenger.detector.node_state(p) == "ALIVE"]
         results = await asyncio.gather(
-            *(self.messenger.request(p, kind, payload) for p in peers), return_exceptions=True)
+            *(self.messenger.request(p, kind, payload, timeout) for p in peers),
+            return_exceptions=True)
         answers = {}
         for peer, result in zip(peers, results, strict=True):
             if isinstance(result, BaseException):
@@ -240,29 +265,56 @@ class Cluster:
             self._maybe_catch_up()
 
     def _maybe_catch_up(self) -> None:
-        """A node that was away pulls the newest configuration from the peer that has it."""
-        mine = self.lcd.version()
-        ahead = [(tuple(payload.get("version", (0, 0))), peer)
-                 for peer, (_, payload) in self.messenger.heartbeats.items()
-                 if tuple(payload.get("version", (0, 0))) > mine]
-        if ahead and not self._catching_up:
-            self._catching_up = True
-            spawn(self._catch_up_task(max(ahead)[1]))
+        """A node that was away pulls the newest configuration from a peer that has it;
+        after a failure it waits longer each time, and says why in `tutela status`."""
+        announced = {peer: _version(payload.get("version"))
+                     for peer, (_, payload) in self.messenger.heartbeats.items()}
+        due = self.catch_up.next_fetch(self.lcd.version(), announced, time.monotonic())
+        if due is not None:
+            spawn(self._catch_up_task(*due))
 
-    async def _catch_up_task(self, peer: str) -> None:
+    async def _catch_up_task(self, peer: str, wanted: Version) -> None:
         try:
             await self._catch_up(peer)
-        finally:
-            self._catching_up = False
+        except FETCH_ERRORS as error:
+            fix = fetch_fix(error, peer)
+            log.warning("could not fetch configuration generation %d from %s: %s; %s",
+                        wanted[0], peer, error, fix)
+            self.catch_up.failed(peer, wanted, str(error), fix, time.monotonic(), time.time())
+        except BaseException:
+            self.catch_up.busy = False
+            raise
+        else:
+            self.catch_up.succeeded()
 
     async def _catch_up(self, peer: str) -> None:
-        """Fetch the configuration from `peer` and keep it if it is newer than ours."""
-        try:
-            reply = await self.messenger.request(peer, "config.get", {})
-            await self.store(ClusterConfig.model_validate(reply["config"]),
-                             int(reply["generation"]), int(reply["epoch"]), origin=peer)
-        except (PeerUnreachable, KeyError, ValueError) as error:
-            log.warning("could not fetch the configuration from %s: %s", peer, error)
+        """Fetch the configuration from `peer` and keep it if it is newer than ours;
+        FETCH_ERRORS when it could not."""
+        header = await self.messenger.request(peer, "config.get", {})
+        version, config = await self._receive(peer, header)
+        await self.store(config, *version, origin=peer)
+
+    async def _receive(self, peer: str, header: dict[str, Any]
+                       ) -> tuple[Version, ClusterConfig]:
+        """The version a header from `peer` names, with its pieces fetched if it was
+        offered in pieces (a lost piece is asked for again; nothing half is kept)."""
+        version, content = read_header(header)
+        if isinstance(content, ClusterConfig):
+            return version, content
+        if version <= self.lcd.version():  # nothing to fetch: store() would keep ours
+            return version, self.engine.config
+        return version, decode(await self._fetch_pieces(peer, content))
+
+    async def _fetch_pieces(self, peer: str, offer: Offer) -> bytes:
+        assembly = Reassembly(offer)
+        while (index := assembly.next_missing()) is not None:
+            try:
+                answer = await self.messenger.request(peer, "config.get", offer.ask(index))
+            except PeerUnreachable as error:
+                assembly.failed(index, str(error))
+                continue
+            assembly.add(index, answer)
+        return assembly.result()
 
     async def store(self, config: ClusterConfig, generation: int, epoch: int,
                     origin: str) -> bool:
@@ -276,10 +328,24 @@ class Cluster:
 
     # --- handlers for peers --------------------------------------------------------------
 
-    async def _config_get(self, _: Envelope) -> dict[str, Any]:
-        generation, epoch = self.lcd.version()
-        return {"generation": generation, "epoch": epoch,
-                "config": self.engine.config.model_dump(mode="json")}
+    def _current(self) -> Outgoing:
+        """The version in force as this node sends it (encoded once per version)."""
+        version = self.lcd.version()
+        if self._outgoing is None or self._outgoing.version != version:
+            self._outgoing = Outgoing.of(self.engine.config, version)
+        return self._outgoing
+
+    async def _config_get(self, envelope: Envelope) -> dict[str, Any]:
+        """The version in force: its header, or with an index one of its pieces."""
+        if "index" in envelope.payload:
+            return self._current().piece(envelope.payload)
+        return self._current().header()
+
+    async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
+        """A peer holding the configuration lease wrote a version: keep it if newer."""
+        version, config = await self._receive(envelope.sender, envelope.payload)
+        await self.store(config, *version, origin=envelope.sender)
+        return {"version": list(self.lcd.version())}
 
     async def _node_status(self, _: Envelope) -> dict[str, Any]:
         return {"generation": self.lcd.generation(),
@@ -291,6 +357,8 @@ class Cluster:
     def warnings(self) -> list[str]:
         """What weakens the protection now, said loudly in `tutela status`."""
         found = self._settings_warnings()
+        if (behind := self.catch_up.warning()) is not None:
+            found.append(behind)
         for spec in witness_paths(self.engine.config):
             if self.messenger.detector.node_state(spec.peer) != "ALIVE":
                 address = spec.name.removeprefix("witness/")
@@ -342,6 +410,7 @@ class Cluster:
         return {"nodes": nodes, "witnesses": witnesses, "warnings": self.warnings(),
                 "fencing": {"mode": self.engine.config.settings.fencing,
                             "watchdog": self.ownership.watchdog.status()},
+                "config_fetch": self.catch_up.view(now),
                 "dropped_frames": self.messenger.counters.snapshot(),
                 "events": list(self.events)[-20:]}
 
@@ -360,3 +429,31 @@ class Cluster:
                          "max_heartbeat_gap": round(stats.max_heartbeat_gap, 4)
                          if stats else None})
         return rows
+
+
+FETCH_ERRORS = (PeerUnreachable, TransferError, ConfigError, KeyError, ValueError)
+"""What fetching a version from a peer may fail with (ValueError: a malformed answer)."""
+
+
+def fetch_fix(error: Exception, peer: str) -> str:
+    """What the administrator can do about a failed fetch, for the log and `tutela status`."""
+    if isinstance(error, ConfigError | ValueError):  # its content fails validation here
+        return (f"this node does not take {peer}'s configuration: run the same tutela "
+                "version on every node")
+    text = str(error)
+    if "no live comm path" in text:
+        return f"it is tried again once a comm path to {peer} is ALIVE"
+    if "did not answer" in text:
+        return (f"check the comm paths to {peer} ('tutela status', dropped_frames); an older "
+                f"tutela on {peer} cannot send a configuration larger than one frame: "
+                "upgrade it")
+    return "it is tried again, waiting longer each time"
+
+
+def _version(value: Any) -> Version:
+    """A version from a heartbeat: (generation, epoch), (0, 0) when it has none."""
+    try:
+        generation, epoch = value
+        return int(generation), int(epoch)
+    except (TypeError, ValueError):
+        return 0, 0

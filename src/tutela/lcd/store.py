@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tutela.lcd.schema import migrate
+from tutela.lcd.size import size_problem
 from tutela.lcd.validate import validate_config
 from tutela.model.config import ClusterConfig, Node
 from tutela.model.errors import ConfigError, Problem
@@ -204,7 +205,9 @@ class Lcd:
         return True
 
     def check(self, config: ClusterConfig) -> None:
-        """Raise ConfigError unless `config` is valid and belongs to this node's cluster."""
+        """Raise ConfigError unless `config` is valid, belongs to this node's cluster and is
+        not too large to replicate (tutela.lcd.size). Only for changes made here: a version
+        written elsewhere is adopted whatever its size, or replication could jam."""
         current_name = self.load().name
         if config.name != current_name:
             raise ConfigError([Problem(
@@ -212,6 +215,15 @@ class Lcd:
                 f"but this node belongs to {current_name!r}",
                 f"set name: {current_name}, or apply it on a node of {config.name}")])
         validate_config(config)
+        problem = size_problem(config, self._stored_size())
+        if problem is not None:
+            raise ConfigError([problem])
+
+    def _stored_size(self) -> int:
+        """Bytes of the current configuration as stored (the JSON the nodes send)."""
+        row = self._conn.execute("SELECT length(CAST(config AS BLOB)) FROM generations "
+                                 "ORDER BY generation DESC LIMIT 1").fetchone()
+        return int(row[0])
 
     def save_state(self, tag: str, state: ResourceState, reason: str) -> None:
         """Record a resource's state, durable against a crash of tutelad but not of the
