@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from tutela.access import unusable_state_dir
 from tutela.cli import output
 from tutela.cli.client import ACTION_TIMEOUT, DaemonError, NotRunning, Unanswered, call, is_running
 from tutela.daemon.protocol import LOG_NAME
@@ -34,10 +35,35 @@ EXIT_UNKNOWN = 5
 to find out."""
 
 
-class _Commands(click.Group):
+def _state_dir_after_command(ctx: click.Context, param: click.Parameter,
+                             value: Path | None) -> None:
+    """`tutela status --state-dir D` as well as `tutela --state-dir D status` (the way
+    `tutela-witness` commands take it); given after the command, it wins."""
+    if value is not None:
+        ctx.find_root().obj = state_dir_from_env(value)
+
+
+class _NodeCommand(click.Command):
+    """A command that also takes --state-dir after its name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(
+            ["--state-dir"], type=click.Path(path_type=Path, readable=False),
+            expose_value=False, callback=_state_dir_after_command,
+            help="Node state directory; may also go before the command."))
+
+
+class _NodeGroup(click.Group):
+    command_class = _NodeCommand
+    group_class = type  # its subgroups are _NodeGroups too
+
+
+class _Commands(_NodeGroup):
     """The command groups, the lab's loaded only when used: it imports the whole lab, which
     would slow every `tutela status` down."""
 
+    group_class = _NodeGroup
     LAZY: dict[str, tuple[str, str]] = {"lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group")}
 
@@ -53,8 +79,10 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="TUTELA_STATE_DIR",
-              help="Node state directory (default: $TUTELA_STATE_DIR or /var/lib/tutela).")
+@click.option("--state-dir", type=click.Path(path_type=Path, readable=False),
+              envvar="TUTELA_STATE_DIR",
+              help="Node state directory (default: $TUTELA_STATE_DIR or /var/lib/tutela); "
+                   "may also go after the command.")
 @click.version_option(package_name="tutela")
 @click.pass_context
 def cli(ctx: click.Context, state_dir: Path | None) -> None:
@@ -94,7 +122,13 @@ def reports_errors(function: F) -> F:
 
 
 def state_dir() -> Path:
-    return click.get_current_context().find_root().obj  # type: ignore[no-any-return]
+    """The node's state directory; a user who may not use it is told so, and nothing runs."""
+    directory: Path = click.get_current_context().find_root().obj
+    problem = unusable_state_dir(directory)
+    if problem is not None:
+        output.print_error(f"tutela needs root (or a --state-dir you can write): {problem}")
+        sys.exit(EXIT_INVALID)
+    return directory
 
 
 def emit(result: Any, as_json: bool, text: str) -> None:
@@ -241,8 +275,12 @@ def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: 
     try:
         grant = request_join(address, port, token, node,
                              list(addresses or global_ipv4_interfaces()))
-    except (JoinRefused, OSError) as error:
+    except JoinRefused as error:
         output.print_error(f"join refused by {address}: {error}")
+        sys.exit(EXIT_INVALID)
+    except OSError as error:
+        output.print_error(f"cannot reach {address} port {port}: {error.strerror or error}; "
+                           "is tutelad running there, and is this its address?")
         sys.exit(EXIT_FAILED)
     config = ClusterConfig.model_validate(grant.config)
     try:

@@ -132,8 +132,9 @@ def print_kits(kits: dict[str, Kit[Any]]) -> None:
 def kit_schema(kit: Kit[Any]) -> list[dict[str, Any]]:
     rows = []
     for name, field in kit.Params.model_fields.items():
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
         rows.append({"name": name, "required": field.is_required(),
-                     "default": None if field.is_required() else repr(field.get_default()),
+                     "default": None if field.is_required() else repr(default),
                      "description": field.description or ""})
     return rows
 
@@ -142,10 +143,10 @@ def print_kit(kit: Kit[Any]) -> None:
     from rich.table import Table
 
     click.echo(f"{click.style(kit.name, bold=True)}: {kit.description}")
-    table = Table("parameter", "required", "default", "description")
+    table = Table("parameter", "default", "description")
     for row in kit_schema(kit):
-        table.add_row(row["name"], "yes" if row["required"] else "",
-                      row["default"] or "", row["description"])
+        table.add_row(row["name"], "required" if row["required"] else row["default"],
+                      row["description"])
     console().print(table)
     click.echo(f"e.g. tutela resource create {kit.name} TAG --param NAME=VALUE ...")
 

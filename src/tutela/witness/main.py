@@ -16,6 +16,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
+from tutela.access import unusable_state_dir
 from tutela.witness import control
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,17 +48,30 @@ def reports_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _state_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """--state-dir after the command, else the one before it (or ${STATE_ENV}, or the
+    default); a user who may not use it is told so, and nothing runs."""
+    directory: Path = value if value is not None else ctx.find_root().params["state_dir"]
+    problem = unusable_state_dir(directory)
+    if problem is not None:
+        fail(f"tutela-witness needs root (or a --state-dir you can write): {problem}")
+    return directory
+
+
+STATE_DIR_HELP = (f"The witness's state directory (clusters served, control socket, log); "
+                  f"${STATE_ENV} if set.")
 state_dir_option = click.option(
-    "--state-dir", type=click.Path(path_type=Path), envvar=STATE_ENV,
-    default=DEFAULT_STATE_DIR, show_default=True,
-    help=f"The witness's state directory (clusters served, control socket, log); "
-         f"${STATE_ENV} if set.")
+    "--state-dir", type=click.Path(path_type=Path, readable=False), callback=_state_dir,
+    help=f"{STATE_DIR_HELP} It may also go before the command.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state-dir", type=click.Path(path_type=Path, readable=False), envvar=STATE_ENV,
+              default=DEFAULT_STATE_DIR, show_default=True,
+              help=f"{STATE_DIR_HELP} It may also go after the command.")
 @click.version_option(package_name="tutela")
-def main() -> None:
+def main(state_dir: Path) -> None:
     """tutela-witness: a third vote for tutela clusters; it runs no resources.
 
     Start it with 'tutela-witness run', make a token with 'tutela-witness token' and enrol
