@@ -55,8 +55,8 @@ class _NodeCommand(click.Command):
 
 
 class _NodeGroup(click.Group):
-    command_class = _NodeCommand
-    group_class = type  # its subgroups are _NodeGroups too
+    command_class: type[click.Command] | None = _NodeCommand
+    group_class: type[click.Group] | type[type] | None = type  # subgroups: _NodeGroups
 
 
 class _Commands(_NodeGroup):
