@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -328,3 +330,102 @@ def _print_status(info: dict[str, Any]) -> None:
                    f"{os.path.dirname(info['tty'][0]['device'])}/NODE-PEER")
     cuts = [Cut.from_dict(c).describe() for c in info["cuts"]]
     click.echo("  cuts: " + (", ".join(cuts) if cuts else "none"))
+
+
+# ---------------------------------------------------------------------- chaos
+
+def _duration(text: str) -> float:
+    """"1800", "90s", "30m", "2h" -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise click.BadParameter(f"{text!r} is not a duration: give seconds (90), or "
+                                 "minutes or hours (30m, 2h)", param_hint="--duration")
+    return seconds
+
+
+def _fault_kinds(text: str | None) -> tuple[str, ...]:
+    from tutela.lab.chaos_plan import KINDS
+    kinds = tuple(k.strip() for k in (text or "").split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise click.BadParameter(f"unknown fault {', '.join(unknown)}: choose among "
+                                 f"{', '.join(KINDS)}", param_hint="--faults")
+    return kinds
+
+
+def _chaos_help() -> str:
+    from tutela.lab.chaos_plan import KINDS
+    faults = "\n".join(textwrap.fill(text, 78, initial_indent=f"  {kind:<13} ",
+                                      subsequent_indent=" " * 16)
+                        for kind, text in KINDS.items())
+    return textwrap.dedent("""\
+        Run a randomized fault campaign against a lab cluster and report.
+
+        Builds a lab of --nodes nodes (and a witness) protecting the demo's web service
+        (app -> data -> vip 198.51.100.100), injects one fault at a time for --duration,
+        recovers each (power on, thaw, heal, restart) and waits for a healthy cluster
+        before the next. A split-brain checker watches every node's addresses and mounts
+        all along, and a client in the client namespace fetches the service every 50 ms.
+        The lab is torn down at the end, also on Ctrl-C or failure (unless --keep).
+        See docs/lab.md.
+
+        \b
+        Faults (--faults chooses; default: every one that fits the lab):
+        {faults}
+
+        The report: faults per kind, recoveries, fencing events (a node reset by its
+        watchdog or by the cluster's fencing: expected, not an error), failovers, the
+        client's outages (count, longest, total), dual-ownership instants (two nodes
+        holding the address or the mount at once: must be 0), and the command that
+        replays the seed. Exit status 0: pass; 1: a fault was not recovered, the checker
+        went blind or the campaign was interrupted; 3: dual ownership seen.""").replace(
+        "{faults}", faults)
+
+
+@lab_group.command(help=_chaos_help())
+@click.option("--nodes", type=click.IntRange(2, MAX_NODES), default=2, show_default=True,
+              help="Nodes in the lab it builds.")
+@click.option("--witness/--no-witness", default=True, show_default=True,
+              help="Run a witness in the client namespace (a third vote for 2 nodes).")
+@click.option("--duration", default="30m", show_default=True, metavar="TIME",
+              help="How long to inject faults: seconds, or 30m, 2h.")
+@click.option("--seed", type=click.IntRange(0), help="Replay a campaign [default: random, "
+              "printed].")
+@click.option("--faults", "faults", metavar="KIND,...",
+              help="Only these fault kinds (see above).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--keep", is_flag=True, help="Leave the lab it built up at the end.")
+@click.option("--name", default=None, help="Name of the lab it builds [default: "
+              "chaosXXXXXX, unique].")
+@click.option("--root", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory of the lab it builds [default: /run/tutela-lab/NAME].")
+@click.option("--lab", "existing", metavar="NAME",
+              help="Run against your existing lab NAME instead of building one (see "
+                   "docs/lab.md: it watches --vip and --mountpoint, the client fetches "
+                   "--url; no witness faults).")
+@click.option("--vip", default="198.51.100.100", show_default=True,
+              help="The service's virtual IP, which one node at most may hold.")
+@click.option("--mountpoint", metavar="PATH", help="The service's mount point, mounted "
+              "on one node at most [default: <lab root>/mnt/data].")
+@click.option("--url", help="What the client fetches [default: http://VIP:8080/hello.txt].")
+@lab_errors
+def chaos(nodes: int, witness: bool, duration: str, seed: int | None, faults: str | None,
+          as_json: bool, keep: bool, name: str | None, root: str | None,
+          existing: str | None, vip: str, mountpoint: str | None, url: str | None) -> None:
+    from tutela.lab.chaos import ChaosOptions, exit_status, format_report, run_chaos
+    options = ChaosOptions(nodes=nodes, witness=witness and not existing,
+                           duration=_duration(duration), seed=seed,
+                           kinds=_fault_kinds(faults), keep=keep, name=name, root=root,
+                           lab=existing, vip=vip, mountpoint=mountpoint, url=url)
+
+    def say(line: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    report = run_chaos(options, say)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    sys.exit(exit_status(report))
