@@ -1,4 +1,5 @@
-"""Frames: seal/open round trip, authentication, the rejection reasons, the published vectors."""
+"""Frames: seal/open round trip, encryption, authentication of every byte, the rejection
+reasons, and the vectors published in docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -8,31 +9,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tutela.lcm.frame import (
     HEADER_SIZE,
-    MAC_SIZE,
     MAX_FRAME,
-    MAX_SEQ,
     REASONS,
+    ROUTE,
+    TAG_SIZE,
     Envelope,
     FrameRejected,
+    Opener,
     Sealer,
     derive_key,
+    frame_key,
+    length_prefixed,
+    nonce_of,
     open_frame,
-    sign,
-    verify,
 )
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
+SALT = bytes(range(8))
 DOC = Path(__file__).parents[2] / "docs" / "protocol.md"
 
 
 def sealer(sender: str = "alpha", incarnation: int = 7, key: bytes = KEY) -> Sealer:
-    return Sealer(key, "demo", sender, incarnation)
+    return Sealer(key, "demo", sender, incarnation, salt=SALT)
 
 
 def reason(data: bytes, key: bytes = KEY, cluster: str = "demo", me: str = "beta") -> str:
@@ -43,19 +48,20 @@ def reason(data: bytes, key: bytes = KEY, cluster: str = "demo", me: str = "beta
     return found
 
 
-def forge(fields: dict[str, Any] | bytes, key: bytes = KEY, version: int = 1,
-          flags: int = 0) -> bytes:
-    """A correctly signed frame around any body, to reach the checks behind the MAC."""
-    body = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
-    unsigned = b"TU" + struct.pack(">BBI", version, flags, len(body)) + body
-    return unsigned + sign(key, unsigned)
+def forge(body: dict[str, Any] | bytes, key: bytes = KEY, sender: str = "alpha",
+          seq: int = 1, version: int = 2, kind: int = 0) -> bytes:
+    """A correctly encrypted frame around any body, to reach the checks behind the tag."""
+    plain = body if isinstance(body, bytes) else json.dumps(body).encode()
+    route = ROUTE.pack(7, SALT, seq) + length_prefixed(sender.encode(), b"demo")
+    clear = b"TU" + struct.pack(">BBI", version, kind, len(route) + len(plain)) + route
+    aead = ChaCha20Poly1305(frame_key(key, "demo", sender, 7, SALT))
+    return clear + aead.encrypt(nonce_of(seq), plain, clear)
 
 
-def valid_fields(**changes: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {"cluster": "demo", "sender": "alpha", "recipient": "beta",
-                              "incarnation": 7, "seq": 1, "kind": "ping", "payload": {}}
-    fields.update(changes)
-    return fields
+def valid_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"recipient": "beta", "kind": "ping", "payload": {}}
+    body.update(changes)
+    return body
 
 
 # --- round trip and sealing -------------------------------------------------------------
@@ -64,6 +70,21 @@ def test_round_trip() -> None:
     payload = {"hierarchies": ["app"], "load": 0.5, "note": "ünïcödé", "nested": {"a": [1]}}
     env = open_frame(KEY, sealer().seal("beta", "status", payload), "demo", "beta")
     assert env == Envelope("demo", "alpha", "beta", 7, 1, "status", payload)
+
+
+def test_payload_is_encrypted() -> None:
+    secret = "s3cret-password-value"
+    frame = Sealer(KEY, "demo", "alpha", 7).seal("beta", "config.put", {"env": secret})
+    assert secret.encode() not in frame
+    assert b"config.put" not in frame and b"beta" not in frame
+
+
+def test_every_sealer_has_its_own_key() -> None:
+    # Two runs with the same incarnation (a state directory restored from a backup) still
+    # never encrypt under the same key and nonce: their salts differ.
+    one, two = Sealer(KEY, "demo", "alpha", 7), Sealer(KEY, "demo", "alpha", 7)
+    a, b = one.seal("beta", "ping", {"x": 1}), two.seal("beta", "ping", {"x": 1})
+    assert one.salt != two.salt and a[HEADER_SIZE + 16:] != b[HEADER_SIZE + 16:]
 
 
 def test_broadcast_is_for_everyone() -> None:
@@ -91,10 +112,10 @@ def test_failed_seal_does_not_use_a_seq() -> None:
     assert open_frame(KEY, s.seal("beta", "ok", {}), "demo", "beta").seq == 1
 
 
-def test_body_at_the_limit_passes() -> None:
-    empty = len(sealer().seal("beta", "big", {"blob": ""})) - HEADER_SIZE - MAC_SIZE
+def test_frame_at_the_limit_passes() -> None:
+    empty = len(sealer().seal("beta", "big", {"blob": ""})) - HEADER_SIZE - TAG_SIZE
     frame = sealer().seal("beta", "big", {"blob": "x" * (MAX_FRAME - empty)})
-    assert len(frame) == HEADER_SIZE + MAX_FRAME + MAC_SIZE
+    assert len(frame) == HEADER_SIZE + MAX_FRAME + TAG_SIZE
     assert open_frame(KEY, frame, "demo", "beta").kind == "big"
 
 
@@ -103,6 +124,7 @@ def test_body_at_the_limit_passes() -> None:
     ((KEY, "demo", "*", 1), "sender"),
     ((KEY, "demo", "", 1), "sender"),
     ((KEY, "demo", "alpha", -1), "incarnation"),
+    ((KEY, "demo", "a" * 256, 1), "longer than 255"),
 ])
 def test_sealer_refuses_bad_identity(args: tuple[bytes, str, str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -137,56 +159,81 @@ def test_header_checks() -> None:
     assert reason(b"") == "malformed"
     assert reason(frame[:HEADER_SIZE - 1]) == "malformed"
     assert reason(b"XX" + frame[2:]) == "malformed"
-    assert reason(frame[:2] + b"\x02" + frame[3:]) == "version"
+    assert reason(frame[:2] + b"\x01" + frame[3:]) == "version"
     assert reason(frame[:4] + struct.pack(">I", MAX_FRAME + 1) + frame[8:]) == "oversize"
     assert reason(frame[:-1]) == "malformed"
     assert reason(frame + b"\x00") == "malformed"
 
 
-def test_mac_is_checked_before_the_body_is_parsed() -> None:
-    garbage = b"TU\x01\x00" + struct.pack(">I", 3) + b"{{{" + bytes(MAC_SIZE)
+def test_handshake_types_are_no_sealed_frame() -> None:
+    assert reason(forge(valid_body(), kind=1)) == "malformed"
+
+
+def test_routing_fields_are_authenticated() -> None:
+    frame = sealer().seal("beta", "ping", {})
+    for offset in range(HEADER_SIZE, HEADER_SIZE + ROUTE.size):  # incarnation, salt, seq
+        changed = bytearray(frame)
+        changed[offset] ^= 1
+        assert reason(bytes(changed)) in {"bad-mac", "malformed"}, offset
+    renamed = frame.replace(b"\x05alpha", b"\x05alphb", 1)
+    assert reason(renamed) == "bad-mac"
+
+
+def test_tag_is_checked_before_the_body_is_parsed() -> None:
+    route = ROUTE.pack(7, SALT, 1) + length_prefixed(b"alpha", b"demo")
+    garbage = b"TU\x02\x00" + struct.pack(">I", len(route) + 3) + route + b"{{{" + bytes(16)
     assert reason(garbage) == "bad-mac"
-
-
-def test_reserved_flags_must_be_zero() -> None:
-    assert reason(forge(valid_fields(), flags=1)) == "malformed"
 
 
 @pytest.mark.parametrize("body", [
     b"\xff\xfe", b"not json", b"[1, 2]", b"\xef\xbb\xbf{}", b"[" * 100_000,
-    b'{"seq": NaN}', b'{"a": 1, "a": 2}',
+    b'{"payload": NaN}', b'{"a": 1, "a": 2}',
 ])
 def test_bodies_that_are_not_an_object(body: bytes) -> None:
     assert reason(forge(body)) == "malformed"
 
 
 @pytest.mark.parametrize("changes", [
-    {"cluster": 5}, {"sender": ""}, {"sender": "*"}, {"recipient": None}, {"kind": ""},
-    {"seq": 0}, {"seq": True}, {"seq": 1.0}, {"seq": "1"}, {"seq": MAX_SEQ + 1},
-    {"incarnation": -1}, {"incarnation": False}, {"payload": []}, {"payload": None},
+    {"recipient": None}, {"recipient": ""}, {"kind": ""}, {"kind": 5}, {"payload": []},
+    {"payload": None},
 ])
 def test_bad_fields_are_malformed(changes: dict[str, Any]) -> None:
-    assert reason(forge(valid_fields(**changes))) == "malformed"
+    assert reason(forge(valid_body(**changes))) == "malformed"
 
 
 def test_missing_field_is_malformed() -> None:
-    fields = valid_fields()
-    del fields["kind"]
-    assert reason(forge(fields)) == "malformed"
+    body = valid_body()
+    del body["kind"]
+    assert reason(forge(body)) == "malformed"
 
 
 def test_unknown_fields_are_ignored() -> None:
-    env = open_frame(KEY, forge(valid_fields(future="x")), "demo", "beta")
-    assert env.kind == "ping"
+    assert open_frame(KEY, forge(valid_body(future="x")), "demo", "beta").kind == "ping"
 
 
-def test_verify_checks_structure_and_mac() -> None:
+@pytest.mark.parametrize("sender", ["*", ""])
+def test_sender_must_be_a_node_name(sender: str) -> None:
+    assert reason(forge(valid_body(), sender=sender)) == "malformed"
+
+
+def test_check_is_the_tag_only() -> None:
     frame = sealer().seal("beta", "ping", {})
-    assert verify(KEY, frame)
-    assert not verify(OTHER_KEY, frame)
-    assert not verify(KEY, frame[:-1])
-    assert not verify(KEY, b"XX" + frame[2:])
-    assert not verify(KEY, b"")
+    opener = Opener(KEY, "demo", "beta")
+    assert opener.check(frame)
+    assert not Opener(OTHER_KEY, "demo", "beta").check(frame)
+    assert not opener.check(frame[:-1])
+    assert not opener.check(b"XX" + frame[2:])
+    assert not opener.check(b"")
+
+
+def test_forged_frames_do_not_fill_the_key_cache() -> None:
+    opener = Opener(KEY, "demo", "beta")
+    for i in range(Opener.CACHED + 10):
+        forged = Sealer(OTHER_KEY, "demo", f"n{i}", 1).seal("beta", "ping", {})
+        assert not opener.check(forged)
+    assert not opener._ciphers
+    assert opener.open(sealer().seal("beta", "ping", {})).seq == 1
+    assert len(opener._ciphers) == 1
 
 
 # --- properties -------------------------------------------------------------------------
@@ -199,7 +246,7 @@ def test_arbitrary_bytes_only_ever_raise_frame_rejected(data: bytes) -> None:
 
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_behind_a_plausible_header(tail: bytes) -> None:
-    reason(b"TU\x01\x00" + struct.pack(">I", max(0, len(tail) - MAC_SIZE)) + tail)
+    reason(b"TU\x02\x00" + struct.pack(">I", max(0, len(tail) - TAG_SIZE)) + tail)
 
 
 JSON_VALUES = st.recursive(
@@ -207,27 +254,27 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
                                                                 max_size=3),
     max_leaves=5)
-FIELD_NAMES = st.sampled_from(sorted(valid_fields()))
+FIELD_NAMES = st.sampled_from(sorted(valid_body()))
 
 
 @settings(deadline=None)
 @given(FIELD_NAMES, JSON_VALUES, st.booleans())
-def test_signed_garbage_only_ever_raises_frame_rejected(name: str, value: Any,
-                                                        drop: bool) -> None:
-    # Behind a valid MAC (a buggy or hostile cluster member): any value in any field.
-    fields = valid_fields(**{name: value})
+def test_authentic_garbage_only_ever_raises_frame_rejected(name: str, value: Any,
+                                                           drop: bool) -> None:
+    # Behind a valid tag (a buggy or hostile cluster member): any value in any field.
+    body = valid_body(**{name: value})
     if drop:
-        del fields[name]
+        del body[name]
     try:
-        open_frame(KEY, forge(fields), "demo", "beta")
+        open_frame(KEY, forge(body), "demo", "beta")
     except FrameRejected as rejected:
         assert rejected.reason in REASONS
 
 
 @settings(deadline=None)
 @given(st.binary(max_size=100))
-def test_signed_binary_only_ever_raises_frame_rejected(body: bytes) -> None:
-    assert reason(forge(body)) in {"malformed", "wrong-cluster", "not-for-me", "replay"}
+def test_authentic_binary_only_ever_raises_frame_rejected(body: bytes) -> None:
+    assert reason(forge(body)) in {"malformed", "not-for-me"}
 
 
 def _expected_reason(bit: int) -> set[str]:
@@ -236,9 +283,13 @@ def _expected_reason(bit: int) -> set[str]:
         return {"malformed"}
     if byte == 2:
         return {"version"}
+    if byte == 3:
+        return {"malformed"}  # the type: a handshake message is no sealed frame
     if 4 <= byte < 8:
         return {"oversize", "malformed"}
-    return {"bad-mac"}  # flags, body and MAC are all under the MAC
+    # Routing fields, ciphertext and tag are all authenticated; a changed name length or
+    # cluster name may be caught before the tag is.
+    return {"bad-mac", "malformed", "wrong-cluster"}
 
 
 @settings(deadline=None)
@@ -274,22 +325,35 @@ def test_derive_key_separates_purposes() -> None:
         derive_key(b"token", "x", 0)
 
 
-VECTOR_HEADER = "54 55 01 00 00 00 00 79"
-VECTOR_BODY = ('{"cluster":"demo","incarnation":7,"kind":"heartbeat","payload":{"load":0.25},'
-               '"recipient":"beta","sender":"alpha","seq":1}')
-VECTOR_MAC = "357f4b2d033c7bbeb17463ab76ad719b1e85fa0dfab5b92ff9fd2b520e952528"
+VECTOR_SALT = "0001020304050607"
+VECTOR_HEADER = "54 55 02 00 00 00 00 62"
+VECTOR_ROUTE = ("00 00 00 00 00 00 00 07 00 01 02 03 04 05 06 07 00 00 00 00 00 00 00 01 "
+                "05 61 6c 70 68 61 04 64 65 6d 6f")
+VECTOR_BODY = '{"kind":"heartbeat","payload":{"load":0.25},"recipient":"beta"}'
+VECTOR_FRAME_KEY = "185f4f3a0e1653b99b7c7b5788f5b68d8859a4a15590f94524a5d48e9595e2c6"
+VECTOR_CIPHERTEXT = ("b47331b46c6f4ce67348d101f48380b8c77c0d60db9ceaa3c2f483a63d46f9c4cf7ee03b"
+                     "0093692a84c3c9677da105b51ab2352a696076e5190929cd8fbaa0")
+VECTOR_TAG = "13f3630cab18295d3be1da906c4cce4f"
 VECTOR_JOIN_KEY = "0effc37d483aa08e4e8cca5851cbddd8c92e0808de06eb3ff0b33c8da401ccca"
 
 
 def test_frame_vector() -> None:
     frame = sealer().seal("beta", "heartbeat", {"load": 0.25})
+    route_end = HEADER_SIZE + len(bytes.fromhex(VECTOR_ROUTE.replace(" ", "")))
     assert frame[:HEADER_SIZE].hex(" ") == VECTOR_HEADER
-    assert frame[HEADER_SIZE:-MAC_SIZE].decode() == VECTOR_BODY
-    assert frame[-MAC_SIZE:].hex() == VECTOR_MAC
+    assert frame[HEADER_SIZE:route_end].hex(" ") == VECTOR_ROUTE
+    assert frame[route_end:-TAG_SIZE].hex() == VECTOR_CIPHERTEXT
+    assert frame[-TAG_SIZE:].hex() == VECTOR_TAG
+    assert frame_key(KEY, "demo", "alpha", 7, SALT).hex() == VECTOR_FRAME_KEY
+    assert SALT.hex() == VECTOR_SALT
+    plain = ChaCha20Poly1305(bytes.fromhex(VECTOR_FRAME_KEY)).decrypt(
+        nonce_of(1), frame[route_end:], frame[:route_end])
+    assert plain.decode() == VECTOR_BODY
     assert derive_key(b"example join token", "join mac").hex() == VECTOR_JOIN_KEY
 
 
 def test_docs_publish_the_same_vectors() -> None:
     text = DOC.read_text()
-    for vector in (VECTOR_HEADER, VECTOR_BODY, VECTOR_MAC, VECTOR_JOIN_KEY, KEY.hex()):
-        assert vector in text
+    for vector in (VECTOR_HEADER, VECTOR_ROUTE, VECTOR_BODY, VECTOR_FRAME_KEY,
+                   VECTOR_CIPHERTEXT, VECTOR_TAG, VECTOR_JOIN_KEY, VECTOR_SALT, KEY.hex()):
+        assert vector in text, vector

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tutela.lcm.frame import MAX_FRAME, Sealer, verify
+from tutela.lcm.frame import MAX_FRAME, TAG_SIZE, Opener, Sealer
 from tutela.lcm.stream import MAX_PENDING, FrameSplitter
 
 KEY = bytes(range(32))
@@ -26,7 +26,7 @@ STREAM = b"".join(FRAMES)
 
 
 def checked() -> FrameSplitter:
-    return FrameSplitter(check=lambda raw: verify(KEY, raw))
+    return FrameSplitter(check=Opener(KEY, "demo", "beta").check)
 
 
 def run(splitter: FrameSplitter, chunks: Iterable[bytes]) -> list[bytes]:
@@ -77,7 +77,7 @@ def test_many_frames_in_one_chunk() -> None:
 
 def test_largest_frame_passes() -> None:
     body = b"x" * MAX_FRAME
-    frame = b"TU\x01\x00" + struct.pack(">I", len(body)) + body + bytes(32)
+    frame = b"TU\x02\x00" + struct.pack(">I", len(body)) + body + bytes(TAG_SIZE)
     splitter = FrameSplitter()
     assert run(splitter, cut(frame, range(0, len(frame), 65536))) == [frame]
 
@@ -92,8 +92,8 @@ def test_garbage_prefix_without_magic_is_skipped(garbage: bytes) -> None:
 
 
 @settings(deadline=None)
-@given(st.lists(st.binary(max_size=40) | st.sampled_from([b"T", b"TU", b"TU\x01\x00\x00\x00",
-                                                          b"TU\x01\x00\x00\x00\x01\x00"]),
+@given(st.lists(st.binary(max_size=40) | st.sampled_from([b"T", b"TU", b"TU\x02\x00\x00\x00",
+                                                          b"TU\x02\x00\x00\x00\x01\x00"]),
                 max_size=12),
        st.lists(st.integers(0, 2000), max_size=10))
 def test_checked_splitter_recovers_after_any_garbage(parts: list[bytes],
@@ -105,14 +105,14 @@ def test_checked_splitter_recovers_after_any_garbage(parts: list[bytes],
 
 
 def test_many_fake_headers_cannot_hold_back_a_frame() -> None:
-    fake = b"TU\x01\x00" + struct.pack(">I", MAX_FRAME)  # would wait for 1 MiB each
+    fake = b"TU\x02\x00" + struct.pack(">I", MAX_FRAME)  # would wait for 1 MiB each
     splitter = checked()
     assert run(splitter, [fake * (MAX_PENDING * 3), STREAM]) == FRAMES
     assert splitter.skipped_bytes == len(fake) * MAX_PENDING * 3
 
 
 def test_absurd_length_is_skipped_at_once() -> None:
-    bad = b"TU\x01\x00" + struct.pack(">I", MAX_FRAME + 1)
+    bad = b"TU\x02\x00" + struct.pack(">I", MAX_FRAME + 1)
     splitter = FrameSplitter()
     assert run(splitter, [bad + STREAM]) == FRAMES
     assert splitter.skipped_bytes == len(bad)
@@ -131,7 +131,7 @@ def test_body_damage_without_check_keeps_the_frame_boundaries() -> None:
     damaged[len(FRAMES[0]) + 20] ^= 0x40  # inside the second frame's body
     out = run(FrameSplitter(), [bytes(damaged)])
     assert out[0] == FRAMES[0] and out[2] == FRAMES[2]
-    assert not verify(KEY, out[1])  # open_frame will count it as bad-mac
+    assert not Opener(KEY, "demo", "beta").check(out[1])  # opening it counts a bad-mac
 
 
 def test_lost_bytes_without_check_still_recover_later_frames() -> None:
@@ -171,7 +171,7 @@ def test_buffering_stays_bounded_on_noise(noise: bytes, chunk: int) -> None:
 
 
 def test_buffering_bounded_by_largest_frame() -> None:
-    header = b"TU\x01\x00" + struct.pack(">I", 1000)
+    header = b"TU\x02\x00" + struct.pack(">I", 1000)
     out = run(FrameSplitter(max_frame=1000), [header, b"\x00" * 500, b"\x00" * 600])
     assert len(out) == 1  # complete: emitted, unchecked
     splitter = checked()

@@ -72,9 +72,10 @@ def test_reenrolment_needs_a_token_for_that_cluster_and_replaces_the_key(
     new = Cluster("prod", voter=old.voter)
     enroll(HOST, witness.port, witness.token(cluster="prod"), "prod", new.key, "n2")
     assert node.closed_by_witness(), "connections with the old key must be closed"
-    stale = Node(witness.port, old, "n1", incarnation=2)
-    stale.heartbeat()
+    stale = Node(witness.port, old, "n1", incarnation=2, handshake=False)
+    stale.bluff()
     wait_until(lambda: dropped(witness, "prod", "bad-mac") == 1, what="bad-mac counted")
+    assert stale.closed_by_witness(), "a failed handshake closes the connection"
     fresh = Node(witness.port, new, "n2")
     assert fresh.call("lease.nothing", {})["ok"] is False  # served with the new key
     # The new voter has forgotten the old one's grants: quiet again, as after a restart.

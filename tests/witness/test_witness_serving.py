@@ -43,10 +43,11 @@ def test_two_clusters_with_different_keys_are_served_at_once(
     on_red, on_blue = Node(shared_witness.port, red, "n1"), Node(shared_witness.port, blue, "n1")
     assert "web" in on_red.granted("web").granted
     assert "web" in on_blue.granted("web").granted  # lease names are per cluster
-    # A red node's key does not open blue: counted against the cluster the frame claims.
+    # A red node's key does not open blue: counted against the cluster the hello claims.
     before = dropped(shared_witness, "blue", "bad-mac")
-    impostor = Node(shared_witness.port, Cluster("blue", red.key, blue.voter), "n9")
-    impostor.heartbeat()
+    impostor = Node(shared_witness.port, Cluster("blue", red.key, blue.voter), "n9",
+                    handshake=False)
+    impostor.bluff()
     wait_until(lambda: dropped(shared_witness, "blue", "bad-mac") == before + 1,
                what="bad-mac on blue")
     status = shared_witness.status()["clusters"]
@@ -58,8 +59,9 @@ def test_two_clusters_with_different_keys_are_served_at_once(
 
 def test_unknown_cluster_is_dropped_and_counted(shared_witness: WitnessProcess) -> None:
     before = dropped(shared_witness, None, "unknown-cluster")
-    stranger = Node(shared_witness.port, Cluster("nobody", voter="witness@x:1"), "n1")
-    stranger.heartbeat()
+    stranger = Node(shared_witness.port, Cluster("nobody", voter="witness@x:1"), "n1",
+                    handshake=False)
+    stranger.sock.sendall(stranger.dialler.hello_frame())
     wait_until(lambda: dropped(shared_witness, None, "unknown-cluster") == before + 1,
                what="unknown-cluster counted")
     stranger.close()
@@ -124,10 +126,10 @@ def test_garbage_closes_that_connection_only(shared_witness: WitnessProcess) -> 
         cluster.voter, "hb", {})[:20])  # half a frame, and then nothing
     assert wait_until(lambda: noise.recv(1) == b"", what="the noisy connection closed")
     assert "web" in good.acquire("web").granted  # served meanwhile, promptly
-    wrong_key = Node(shared_witness.port, Cluster("garbage", bytes(32), cluster.voter), "n3")
-    for _ in range(9):
-        wrong_key.heartbeat()
-    assert wrong_key.closed_by_witness(), "more than 8 unauthenticated frames close it"
+    wrong_key = Node(shared_witness.port, Cluster("garbage", bytes(32), cluster.voter), "n3",
+                     handshake=False)
+    wrong_key.bluff()
+    assert wrong_key.closed_by_witness(), "a failed handshake closes the connection"
     assert isinstance(good.acquire("web"), AcquireReply)
     for each in (noise, stalled):
         each.close()
@@ -171,4 +173,35 @@ def test_a_lease_holder_wins_its_majority_with_the_witness_while_a_peer_is_down(
     assert shared_witness.status()["clusters"]["majority"]["grants"]["web"]["holder"] == "n1"
     deliver(holder.release(["web"], time.monotonic()))
     assert shared_witness.status()["clusters"]["majority"]["grants"] == {}
+    node.close()
+
+
+def test_nothing_is_taken_or_sent_before_the_handshake(shared_witness: WitnessProcess) -> None:
+    cluster = enrolled(shared_witness, "preauth")
+    # An authentic frame (a recorded one, say) on a connection without a handshake.
+    before = dropped(shared_witness, None, "unauthenticated")
+    replayer = socket.create_connection((HOST, shared_witness.port), timeout=5)
+    replayer.sendall(Sealer(cluster.key, cluster.name, "n1", 1).seal(cluster.voter, "hb", {}))
+    assert wait_until(lambda: replayer.recv(65536) == b"", what="the connection closed")
+    assert dropped(shared_witness, None, "unauthenticated") == before + 1
+    # More than a hello's worth of bytes without a handshake.
+    before = dropped(shared_witness, None, "oversize")
+    hoarder = socket.create_connection((HOST, shared_witness.port), timeout=5)
+    hoarder.sendall(b"TU\x02\x01" + (60000).to_bytes(4, "big") + bytes(5000))
+    assert wait_until(lambda: hoarder.recv(1) == b"", what="the hoarding connection closed")
+    assert dropped(shared_witness, None, "oversize") == before + 1
+    # A few silent connections from one address are allowed, then refused; a node that
+    # completes its handshake still gets in, and the silent ones time out.
+    before = dropped(shared_witness, None, "too-many-connections")
+    silent = [socket.create_connection((HOST, shared_witness.port), timeout=5)
+              for _ in range(10)]
+    wait_until(lambda: dropped(shared_witness, None, "too-many-connections") >= before + 2,
+               what="connections past the cap refused")
+    timeouts = dropped(shared_witness, None, "handshake-timeout")
+    wait_until(lambda: dropped(shared_witness, None, "handshake-timeout") >= timeouts + 8,
+               timeout=15, what="the silent connections timed out")
+    node = Node(shared_witness.port, cluster, "n1")
+    node.granted("web")
+    for each in (replayer, hoarder, *silent):
+        each.close()
     node.close()

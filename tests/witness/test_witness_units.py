@@ -17,7 +17,6 @@ from tutela.lcm.frame import FrameRejected, Sealer
 from tutela.witness import enroll as enrolment
 from tutela.witness.registry import ClusterRecord, Registry, RegistryError, write_atomic
 from tutela.witness.served import Served
-from tutela.witness.server import claimed_cluster
 
 KEY = bytes(range(32))
 VOTER = "witness@198.51.100.9:7366"
@@ -119,11 +118,12 @@ def test_outstanding_tokens_are_bounded() -> None:
     tokens.issue(60, None, now=61.0)  # the others expired meanwhile
 
 
-def test_claimed_cluster_reads_only_a_string_name() -> None:
-    frame = Sealer(KEY, "prod", "n1", 1).seal(VOTER, "hb", {})
-    assert claimed_cluster(frame) == "prod"
-    assert claimed_cluster(b"TU\x01\x00\x00\x00\x00\x02[]" + bytes(32)) is None
-    assert claimed_cluster(b"garbage") is None
+def test_enrolment_frame_is_encrypted() -> None:
+    token = "t" * 32
+    request = enrolment.EnrolRequest("prod", KEY, "n1", VOTER, LeaseTiming())
+    frame = enrolment.seal_request(token, request)
+    assert b"prod" not in frame and VOTER.encode() not in frame
+    assert KEY not in frame
 
 
 def test_served_cluster_binds_sender_and_answers_calls() -> None:

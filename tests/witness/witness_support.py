@@ -20,7 +20,8 @@ from typing import Any
 from helpers import wait_until
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming
-from tutela.lcm.frame import Envelope, FrameRejected, Sealer, open_frame
+from tutela.lcm.frame import Envelope, FrameRejected, Opener, Sealer
+from tutela.lcm.handshake import PROOF, Dialler, pack
 from tutela.lcm.replay import ReplayGuard
 from tutela.lcm.stream import FrameSplitter
 from tutela.witness import control
@@ -120,16 +121,21 @@ def enrolled(witness: WitnessProcess, name: str, duration: float = 2.0) -> Clust
 class Node:
     """A cluster node's side of the witness protocol over one TCP connection (blocking).
 
-    Frames from the witness are checked as a node would: MAC, recipient, replay window.
+    Frames from the witness are checked as a node would: tag, recipient, replay window. The
+    handshake is done at once unless `handshake` is False (then `hello` may start it).
     """
 
     def __init__(self, port: int, cluster: Cluster, name: str, key: bytes | None = None,
-                 incarnation: int = 1) -> None:
+                 incarnation: int = 1, *, handshake: bool = True) -> None:
         self.cluster = cluster
         self.name = name
         self.incarnation = incarnation
         self.key = cluster.key if key is None else key
         self.sealer = Sealer(self.key, cluster.name, name, incarnation)
+        self.opener = Opener(self.key, cluster.name, name)
+        self.dialler = Dialler(self.key, cluster.name, name, cluster.voter)
+        self.handshake: list[bytes] = []
+        """Handshake messages received (the challenge)."""
         self.sock = socket.create_connection((HOST, port), timeout=5)
         self.splitter = FrameSplitter()
         self.guard = ReplayGuard()
@@ -138,9 +144,26 @@ class Node:
         self.closed = False
         self._calls = 0
         self._round = 0
+        if handshake:
+            self.hello()
+            self.sock.sendall(self.dialler.answer(self.handshake[0]))
+
+    def hello(self, timeout: float = 5.0) -> None:
+        """Send the HELLO and wait for the witness's challenge."""
+        self.sock.sendall(self.dialler.hello_frame())
+        self.receive(lambda: bool(self.handshake), timeout, "the witness's challenge")
 
     def close(self) -> None:
         self.sock.close()
+
+    def bluff(self) -> None:
+        """Say hello and answer the challenge with a made-up proof, as a node without the
+        cluster's key must (its own check of the challenge fails)."""
+        self.hello()
+        try:
+            self.sock.sendall(self.dialler.answer(self.handshake[0]))
+        except FrameRejected:
+            self.sock.sendall(pack(PROOF, {}, bytes(16)))
 
     def send(self, kind: str, payload: dict[str, Any], recipient: str | None = None) -> bytes:
         frame = self.sealer.seal(recipient or self.cluster.voter, kind, payload)
@@ -199,8 +222,11 @@ class Node:
                 self._take(frame)
 
     def _take(self, frame: bytes) -> None:
+        if frame[3] != 0:  # a handshake message
+            self.handshake.append(frame)
+            return
         try:
-            envelope = open_frame(self.key, frame, self.cluster.name, self.name)
+            envelope = self.opener.open(frame)
             self.guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
         except FrameRejected as rejected:
             raise AssertionError(f"{self.name} got a bad frame: {rejected}") from None

@@ -1,35 +1,53 @@
-"""Cluster frames: seal an envelope into authenticated bytes, open and check received bytes.
+"""Cluster frames: seal an envelope into encrypted, authenticated bytes; open received bytes.
 
 Sans-IO: bytes in, bytes or an Envelope out. The wire format is described in docs/protocol.md.
+Every frame is encrypted with ChaCha20-Poly1305 under a key derived from the cluster key for
+one sender run (cluster, sender, incarnation, a random salt); the nonce is the sender's seq.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import os
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-PROTOCOL_VERSION: Final = 1
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+PROTOCOL_VERSION: Final = 2
 MAX_FRAME: Final = 1 << 20
-"""Largest body (the JSON part) in bytes."""
+"""Largest value of the header's length field: the routing fields plus the encrypted body
+(the JSON part, whose ciphertext has its length)."""
 
 MAGIC: Final = b"TU"
-HEADER: Final = struct.Struct(">2sBBI")  # magic, version, flags, body length
+HEADER: Final = struct.Struct(">2sBBI")  # magic, version, type, length
 HEADER_SIZE: Final = HEADER.size  # 8
-MAC_SIZE: Final = 32  # HMAC-SHA256
+TAG_SIZE: Final = 16
+"""The trailer after the length's bytes: the Poly1305 tag, or a handshake proof."""
+ROUTE: Final = struct.Struct(">Q8sQ")  # incarnation, salt, seq
+SALT_SIZE: Final = 8
 MAX_SEQ: Final = (1 << 63) - 1
 """Bound for seq and incarnation: they fit a signed 64-bit integer in any peer."""
 MIN_KEY_SIZE: Final = 16
 BROADCAST: Final = "*"
+MAX_NAME: Final = 255
+"""Longest sender or cluster name in bytes (UTF-8): its length is one byte on the wire."""
+
+SEALED: Final = 0
+"""The header's type byte: a sealed frame; 1-3 are the handshake's (lcm/handshake.py)."""
 
 Reason = Literal["malformed", "version", "oversize", "bad-mac", "wrong-cluster", "not-for-me",
-                 "replay", "stale-incarnation"]
+                 "replay", "stale-incarnation", "unauthenticated", "handshake",
+                 "handshake-timeout", "too-many-connections"]
 REASONS: Final[tuple[Reason, ...]] = ("malformed", "version", "oversize", "bad-mac",
                                       "wrong-cluster", "not-for-me", "replay",
-                                      "stale-incarnation")
+                                      "stale-incarnation", "unauthenticated", "handshake",
+                                      "handshake-timeout", "too-many-connections")
 
 
 class FrameRejected(Exception):
@@ -56,43 +74,75 @@ class Envelope:
     payload: dict[str, Any]
 
 
-def sign(key: bytes, data: bytes) -> bytes:
-    """HMAC-SHA256 of `data` under `key` (32 bytes)."""
-    return hmac.new(key, data, hashlib.sha256).digest()
+@dataclass(frozen=True)
+class Route:
+    """The clear routing fields of a sealed frame: authenticated, not encrypted."""
+
+    incarnation: int
+    salt: bytes
+    seq: int
+    sender: str
+    cluster: str
+    end: int
+    """Offset of the ciphertext in the frame."""
 
 
-def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
+def derive_key(secret: bytes, purpose: str | bytes, length: int = 32) -> bytes:
     """HKDF-SHA256 (RFC 5869) of `secret`, with no salt and `purpose` as the info string.
 
     Distinct purposes give independent keys from one secret, e.g. a join key from a join token.
     """
     if not 0 < length <= 255 * 32:
         raise ValueError("HKDF-SHA256 output length must be 1..8160 bytes")
-    prk = hmac.new(bytes(32), secret, hashlib.sha256).digest()  # extract; no salt = zeros
-    info = purpose.encode()
-    okm, block, counter = b"", b"", 1
-    while len(okm) < length:  # expand: T(i) = HMAC(PRK, T(i-1) | info | i)
-        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
-        okm += block
-        counter += 1
-    return okm[:length]
+    info = purpose.encode() if isinstance(purpose, str) else purpose
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(secret)
+
+
+def length_prefixed(*parts: bytes) -> bytes:
+    """Each part with its one-byte length first: no two lists of parts give the same bytes."""
+    out = bytearray()
+    for part in parts:
+        if len(part) > MAX_NAME:
+            raise ValueError(f"a name of {len(part)} bytes is longer than {MAX_NAME}")
+        out.append(len(part))
+        out += part
+    return bytes(out)
+
+
+def frame_key(cluster_key: bytes, cluster: str, sender: str, incarnation: int,
+              salt: bytes) -> bytes:
+    """The key of one sender run: every frame it seals, whoever receives it."""
+    info = (b"tutela/2 frame key" + length_prefixed(cluster.encode(), sender.encode())
+            + struct.pack(">Q", incarnation) + salt)
+    return derive_key(cluster_key, info)
+
+
+def nonce_of(seq: int) -> bytes:
+    """The 96-bit AEAD nonce: four zero bytes, then the seq (big-endian)."""
+    return struct.pack(">IQ", 0, seq)
 
 
 class Sealer:
     """Seals outgoing envelopes for one sender; one Sealer per node, shared by all its paths.
 
     The seq is global to the sender (not per path or peer), so a receiver's replay window
-    works whatever path a frame took.
+    works whatever path a frame took. It is also the AEAD nonce: unique because the key is
+    unique to this Sealer (its random salt) and the seq never repeats within it.
     """
 
-    def __init__(self, key: bytes, cluster: str, sender: str, incarnation: int) -> None:
+    def __init__(self, key: bytes, cluster: str, sender: str, incarnation: int,
+                 salt: bytes | None = None) -> None:
         if len(key) < MIN_KEY_SIZE:
             raise ValueError(f"cluster key must be at least {MIN_KEY_SIZE} bytes")
         if not sender or sender == BROADCAST:
             raise ValueError("sender must be a node name, not empty or '*'")
         if not 0 <= incarnation <= MAX_SEQ:
             raise ValueError("incarnation out of range")
-        self._key = key
+        self.salt = os.urandom(SALT_SIZE) if salt is None else salt
+        if len(self.salt) != SALT_SIZE:
+            raise ValueError(f"salt must be {SALT_SIZE} bytes")
+        self.names = length_prefixed(sender.encode(), cluster.encode())
+        self._aead = ChaCha20Poly1305(frame_key(key, cluster, sender, incarnation, self.salt))
         self.cluster = cluster
         self.sender = sender
         self.incarnation = incarnation
@@ -114,13 +164,15 @@ class Sealer:
             raise ValueError("recipient and kind must be non-empty")
         if self.seq >= MAX_SEQ:
             raise OverflowError("seq exhausted: restart with a higher incarnation")
-        body = _encode_body(self.cluster, self.sender, recipient, self.incarnation,
-                            self.seq + 1, kind, payload_json)
-        if len(body) > MAX_FRAME:
-            raise ValueError(f"frame body of {len(body)} bytes exceeds {MAX_FRAME}")
-        self.seq += 1
-        unsigned = HEADER.pack(MAGIC, PROTOCOL_VERSION, 0, len(body)) + body
-        return unsigned + sign(self._key, unsigned)
+        body = _encode_body(recipient, kind, payload_json)
+        seq = self.seq + 1
+        route = ROUTE.pack(self.incarnation, self.salt, seq) + self.names
+        length = len(route) + len(body)
+        if length > MAX_FRAME:
+            raise ValueError(f"frame of {length} bytes exceeds {MAX_FRAME}")
+        self.seq = seq
+        clear = HEADER.pack(MAGIC, PROTOCOL_VERSION, SEALED, length) + route
+        return clear + self._aead.encrypt(nonce_of(seq), body, clear)
 
 
 def encode_payload(payload: dict[str, Any]) -> str:
@@ -132,94 +184,150 @@ def _dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _encode_body(cluster: str, sender: str, recipient: str, incarnation: int, seq: int,
-                 kind: str, payload_json: str) -> bytes:
-    # The envelope's keys in sorted order around the pre-encoded payload: the same bytes
-    # as dumping the whole envelope with sort_keys.
-    head = _dumps({"cluster": cluster, "incarnation": incarnation, "kind": kind})
-    tail = _dumps({"recipient": recipient, "sender": sender, "seq": seq})
-    return f'{head[:-1]},"payload":{payload_json},{tail[1:]}'.encode()
+def _encode_body(recipient: str, kind: str, payload_json: str) -> bytes:
+    # The body's keys in sorted order around the pre-encoded payload: the same bytes as
+    # dumping the whole object with sort_keys.
+    return (f'{{"kind":{_dumps(kind)},"payload":{payload_json},'
+            f'"recipient":{_dumps(recipient)}}}').encode()
 
 
-def verify(key: bytes, data: bytes) -> bool:
-    """Whether `data` is exactly one frame whose MAC is right under `key` (any version).
+def split_header(data: bytes) -> tuple[int, int]:
+    """(type, length) of exactly one frame in `data`; FrameRejected otherwise.
 
-    For FrameSplitter's `check`: cheap, no JSON parsing.
+    Only locates the trailer: nothing in the header is trusted before it is authenticated.
     """
-    if len(data) < HEADER_SIZE + MAC_SIZE or data[:2] != MAGIC:
-        return False
-    length = HEADER.unpack_from(data)[3]
-    if len(data) != HEADER_SIZE + length + MAC_SIZE:
-        return False
-    return hmac.compare_digest(sign(key, data[:-MAC_SIZE]), data[-MAC_SIZE:])
-
-
-def open_frame(key: bytes, data: bytes, cluster: str, me: str) -> Envelope:
-    """Check one received frame and return its envelope; raises only FrameRejected.
-
-    The order matters: the unauthenticated header only locates the MAC, the MAC is checked
-    before any JSON is parsed, and the body's fields are trusted only after that.
-    Replay protection is not done here but by ReplayGuard on the envelope.
-    """
-    body = _authenticated_body(key, data)
-    env = _decode_body(body)
-    if env.cluster != cluster:
-        raise FrameRejected("wrong-cluster", env.cluster)
-    if env.recipient not in (me, BROADCAST):
-        raise FrameRejected("not-for-me", env.recipient)
-    if env.sender == me:
-        # Our own frame sent back to us (a reflection); nobody else holds our name.
-        raise FrameRejected("replay", "frame claims to come from this node")
-    return env
-
-
-def _authenticated_body(key: bytes, data: bytes) -> bytes:
     if len(data) < HEADER_SIZE:
         raise FrameRejected("malformed", "shorter than a header")
-    magic, version, flags, length = HEADER.unpack_from(data)
+    magic, version, kind, length = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise FrameRejected("malformed", "bad magic")
-    if version != PROTOCOL_VERSION:  # another version may place its MAC differently
+    if version != PROTOCOL_VERSION:  # another version may lay its frames out differently
         raise FrameRejected("version", str(version))
     if length > MAX_FRAME:
         raise FrameRejected("oversize", str(length))
-    if len(data) != HEADER_SIZE + length + MAC_SIZE:
+    if len(data) != HEADER_SIZE + length + TAG_SIZE:
         raise FrameRejected("malformed", "length does not match the header")
-    mac_at = HEADER_SIZE + length
-    if not hmac.compare_digest(sign(key, data[:mac_at]), data[mac_at:]):
-        raise FrameRejected("bad-mac")
-    if flags != 0:
-        raise FrameRejected("malformed", "flags are reserved and must be 0")
-    return data[HEADER_SIZE:mac_at]
+    return kind, length
 
 
-_NAME_FIELDS: Final = ("sender", "recipient", "kind")
-_INT_FIELDS: Final = {"incarnation": 0, "seq": 1}  # field: lowest value
+def frame_type(data: bytes) -> int:
+    """The header's type byte of a well-formed frame (SEALED or a handshake message)."""
+    return split_header(data)[0]
 
 
-def _decode_body(body: bytes) -> Envelope:
+def read_route(data: bytes) -> Route:
+    """The clear routing fields of a sealed frame (not yet authenticated)."""
+    kind, length = split_header(data)
+    if kind != SEALED:
+        raise FrameRejected("malformed", f"frame type {kind} where a sealed frame belongs")
+    end = HEADER_SIZE + ROUTE.size
+    if length < ROUTE.size + 2:
+        raise FrameRejected("malformed", "too short for the routing fields")
+    incarnation, salt, seq = ROUTE.unpack_from(data, HEADER_SIZE)
+    names = []
+    for _ in range(2):
+        size = data[end]
+        names.append(data[end + 1:end + 1 + size])
+        end += 1 + size
+        if end > HEADER_SIZE + length:
+            raise FrameRejected("malformed", "names run past the frame")
+    try:
+        sender, cluster = (name.decode() for name in names)
+    except UnicodeDecodeError:
+        raise FrameRejected("malformed", "names are not UTF-8") from None
+    if not sender or sender == BROADCAST:
+        raise FrameRejected("malformed", "sender must be a node name")
+    if not (incarnation <= MAX_SEQ and 1 <= seq <= MAX_SEQ):
+        raise FrameRejected("malformed", "incarnation or seq out of range")
+    return Route(incarnation, salt, seq, sender, cluster, end)
+
+
+class Opener:
+    """Opens the frames sent to one node of one cluster; keeps the keys of recent sender runs.
+
+    A key is derived (HKDF) the first time a sender run is seen and kept once a frame opened
+    with it: forged frames cost a derivation each but never fill the cache.
+    """
+
+    CACHED: Final = 64
+
+    def __init__(self, key: bytes, cluster: str, me: str) -> None:
+        self._key = key
+        self.cluster = cluster
+        self.me = me
+        self._ciphers: OrderedDict[tuple[str, int, bytes], ChaCha20Poly1305] = OrderedDict()
+
+    def open(self, data: bytes) -> Envelope:
+        """Check one received frame and return its envelope; raises only FrameRejected.
+
+        The clear header and routing fields are read only to find the key and the nonce; the
+        AEAD tag covers them, and no byte of the body is parsed before the tag is verified.
+        Replay protection is not done here but by ReplayGuard on the envelope.
+        """
+        route = read_route(data)
+        if route.cluster != self.cluster:
+            raise FrameRejected("wrong-cluster", route.cluster)
+        body = self._decrypt(route, data)
+        recipient, kind, payload = _decode_body(body)
+        if recipient not in (self.me, BROADCAST):
+            raise FrameRejected("not-for-me", recipient)
+        if route.sender == self.me:
+            # Our own frame sent back to us (a reflection); nobody else holds our name.
+            raise FrameRejected("replay", "frame claims to come from this node")
+        return Envelope(route.cluster, route.sender, recipient, route.incarnation, route.seq,
+                        kind, payload)
+
+    def check(self, data: bytes) -> bool:
+        """Whether `data` is one frame that this cluster's key authenticates (the serial
+        splitter's check: no JSON parsing)."""
+        try:
+            route = read_route(data)
+            if route.cluster != self.cluster:
+                return False
+            self._decrypt(route, data)
+        except FrameRejected:
+            return False
+        return True
+
+    def _decrypt(self, route: Route, data: bytes) -> bytes:
+        run = (route.sender, route.incarnation, route.salt)
+        cipher = self._ciphers.get(run)
+        fresh = cipher is None
+        if cipher is None:
+            cipher = ChaCha20Poly1305(frame_key(self._key, route.cluster, route.sender,
+                                                route.incarnation, route.salt))
+        try:
+            body = cipher.decrypt(nonce_of(route.seq), data[route.end:], data[:route.end])
+        except InvalidTag:
+            raise FrameRejected("bad-mac") from None
+        if fresh:
+            self._ciphers[run] = cipher
+            if len(self._ciphers) > self.CACHED:
+                self._ciphers.popitem(last=False)
+        else:
+            self._ciphers.move_to_end(run)
+        return body
+
+
+def open_frame(key: bytes, data: bytes, cluster: str, me: str) -> Envelope:
+    """Open one frame with a throw-away Opener (one-off exchanges: joins, enrolments)."""
+    return Opener(key, cluster, me).open(data)
+
+
+def _decode_body(body: bytes) -> tuple[str, str, dict[str, Any]]:
     try:
         fields = _DECODER.decode(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise FrameRejected("malformed", f"body is not JSON: {exc}") from None
     if not isinstance(fields, dict):
         raise FrameRejected("malformed", "body is not a JSON object")
-    if not isinstance(fields.get("cluster"), str):  # "" is allowed: the join exchange uses it
-        raise FrameRejected("malformed", "cluster must be a string")
-    for name in _NAME_FIELDS:
+    for name in ("recipient", "kind"):
         if not isinstance(fields.get(name), str) or not fields[name]:
             raise FrameRejected("malformed", f"{name} must be a non-empty string")
-    for name, lowest in _INT_FIELDS.items():
-        value = fields.get(name)
-        if type(value) is not int or not lowest <= value <= MAX_SEQ:  # bool is not an int here
-            raise FrameRejected("malformed", f"{name} must be an integer >= {lowest}")
     if not isinstance(fields.get("payload"), dict):
         raise FrameRejected("malformed", "payload must be a JSON object")
-    if fields["sender"] == BROADCAST:
-        raise FrameRejected("malformed", "sender may not be '*'")
-    # Unknown fields are ignored, so a later revision of version 1 may add some.
-    return Envelope(fields["cluster"], fields["sender"], fields["recipient"],
-                    fields["incarnation"], fields["seq"], fields["kind"], fields["payload"])
+    # Unknown fields are ignored, so a later revision of version 2 may add some.
+    return fields["recipient"], fields["kind"], fields["payload"]
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -235,9 +343,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def decode_json(text: bytes) -> Any:
+    """Strict JSON (no duplicate keys, no NaN) as frames use it; ValueError otherwise."""
+    try:
+        return _DECODER.decode(text.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 # One encoder and one decoder for every frame: json.dumps/loads with options build a new
-# one per call, which cost more than the HMAC. Sorted keys make frames reproducible (test
-# vectors); receivers must not rely on it.
+# one per call. Sorted keys make frames reproducible (test vectors); receivers must not rely
+# on it.
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), sort_keys=True,
                                    ensure_ascii=False, allow_nan=False)
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)

@@ -1,7 +1,9 @@
 """Joining a node with a one-time token: the request, the encrypted grant, the refusal.
 
-The token is the only shared secret: it authenticates both sides (HMAC with a key derived
-from it) and encrypts the cluster key in the grant (AES-GCM with another derived key).
+The token is the only shared secret: both frames are sealed (ChaCha20-Poly1305, so the grant's
+configuration is never in clear text) under a key derived from it, and the cluster key in the
+grant is AES-GCM-encrypted again under another derived key. The token is spent by its first
+use, so a recorded request replayed later is refused.
 """
 
 from __future__ import annotations

@@ -16,7 +16,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tutela.lcm.detector import Event, FailureDetector
-from tutela.lcm.frame import Envelope, FrameRejected, Sealer, encode_payload, open_frame
+from tutela.lcm.frame import (
+    SEALED,
+    Envelope,
+    FrameRejected,
+    Opener,
+    Sealer,
+    encode_payload,
+    frame_type,
+    read_route,
+)
+from tutela.lcm.handshake import (
+    HANDSHAKE_TIMEOUT,
+    HELLO,
+    PRE_AUTH_BUFFER,
+    Acceptor,
+    Dialler,
+    Hello,
+    read_hello,
+)
+from tutela.lcm.join import NO_CLUSTER
 from tutela.lcm.paths import DEFAULT_PORT, PathSpec
 from tutela.lcm.replay import DropCounters, ReplayGuard
 from tutela.lcm.stream import FrameSplitter
@@ -30,7 +49,12 @@ Handler = Callable[[Envelope], Awaitable[dict[str, Any]]]
 HeartbeatSource = Callable[[], dict[str, Any]]
 EventSink = Callable[[Event], None]
 JoinHandler = Callable[[bytes, asyncio.Transport], None]
-"""Handles a frame from an address no path knows that is not a cluster frame (a join)."""
+"""Handles a join request (a sealed frame of no cluster) on a new connection; it answers and
+closes the connection."""
+MAX_UNAUTHENTICATED = 64
+"""Accepted connections that have not finished their handshake, at most, in all..."""
+MAX_UNAUTHENTICATED_PER_ADDRESS = 4
+"""...and from one address: a stranger cannot crowd out a peer that reconnects."""
 
 
 EXPLAIN_EVERY = 60.0
@@ -40,6 +64,7 @@ EXPLANATIONS = {
     "wrong-cluster": "the peer belongs to another cluster of the same key",
     "version": "the peer speaks another protocol version; upgrade both to the same tutela",
     "stale-incarnation": "frames from an older run of the peer (delayed or replayed)",
+    "handshake": "the peer speaks another protocol version, or is not tutela",
 }
 _background: set[asyncio.Task[Any]] = set()
 
@@ -108,6 +133,9 @@ class Messenger:
         self._heartbeat = heartbeat
         self._on_event = on_event
         self._sealer = Sealer(identity.key, identity.cluster, identity.node, identity.incarnation)
+        self._opener = Opener(identity.key, identity.cluster, identity.node)
+        self.unauthenticated: dict[str, int] = {}
+        """Accepted connections still in their handshake (or a join), per remote address."""
         self._guard = ReplayGuard()
         self._handlers: dict[str, Handler] = {}
         self._every_path: set[str] = set()
@@ -227,20 +255,19 @@ class Messenger:
     # --- receiving ---------------------------------------------------------------------
 
     def _on_frame(self, data: bytes, spec: PathSpec) -> None:
-        identity = self.identity
         try:
-            envelope = open_frame(identity.key, data, identity.cluster, identity.node)
+            envelope = self._opener.open(data)
             if envelope.sender != spec.peer:
                 raise FrameRejected("wrong-sender")
         except FrameRejected as rejected:
-            self._reject(spec, rejected.reason)
+            self.reject(spec, rejected.reason)
             return
         try:
             self._guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
         except FrameRejected as rejected:
             duplicate = rejected.reason == "replay" and self._on_every_path(envelope)
             # The copy of a frame sent on every path is expected, not a sign of replays.
-            self._reject(spec, "duplicate" if duplicate else rejected.reason)
+            self.reject(spec, "duplicate" if duplicate else rejected.reason)
             return
         now = time.monotonic()
         stats = self.stats[spec.name]
@@ -256,7 +283,7 @@ class Messenger:
             return envelope.payload.get("every_path") is True
         return envelope.kind in self._every_path
 
-    def _reject(self, spec: PathSpec, reason: str) -> None:
+    def reject(self, spec: PathSpec, reason: str) -> None:
         self.counters.count(reason)
         self._explain(spec, reason)
 
@@ -270,24 +297,16 @@ class Messenger:
         log.warning("path %s to %s: dropping frames (%s)%s", spec.name, spec.peer, reason,
                     f": {cause}" if cause else "")
 
-    def stranger_frame(self, data: bytes, transport: asyncio.Transport) -> None:
-        """A frame on a connection from an address that is on no path.
-
-        A valid cluster frame there is at best a copy of one sent on a real path (a replay)
-        and is dropped and counted; anything else may be a node joining with a token.
-        """
-        identity = self.identity
-        try:
-            envelope = open_frame(identity.key, data, identity.cluster, identity.node)
-            self._guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
-            raise FrameRejected("wrong-path")
-        except FrameRejected as rejected:
-            if rejected.reason == "bad-mac" and self.on_join is not None:
-                self.on_join(data, transport)
-                return
-            self.counters.count(rejected.reason)
-            log.warning("dropped a frame from %s (%s)",
-                        transport.get_extra_info("peername")[0], rejected.reason)
+    def stranger(self, address: str, reason: str) -> None:
+        """Count a refused connection or frame from a stranger (no path known yet); say so at
+        most once a minute per reason, whoever sends: a flood must not flood the log."""
+        self.counters.count(reason)
+        now = time.monotonic()
+        if now - self._explained.get(("", reason), -EXPLAIN_EVERY) < EXPLAIN_EVERY:
+            return
+        self._explained[("", reason)] = now
+        log.warning("refusing a connection from %s (%s); more are counted in dropped_frames "
+                    "and logged once a minute", address, reason)
 
     def _dispatch(self, envelope: Envelope) -> None:
         if envelope.kind == HEARTBEAT:
@@ -324,7 +343,7 @@ class Messenger:
     def _open(self, spec: PathSpec) -> None:
         if spec.kind == "tty":
             try:
-                link = SerialLink(spec, self.identity.key, self._on_frame)
+                link = SerialLink(spec, self._opener.check, self._on_frame)
                 self._links[(spec.peer, spec.name)] = link
             except OSError as error:
                 log.error("path %s: cannot open %s: %s", spec.name, spec.local, error)
@@ -350,20 +369,35 @@ class Messenger:
         lost = self._link_lost.setdefault(key, asyncio.Event())
         while True:
             if key not in self._links:
-                try:
-                    async with asyncio.timeout(self.dead_after):
-                        _, link = await loop.create_connection(
-                            lambda: self.stream_link(spec), spec.remote,
-                            spec.port or self.port,
-                            local_addr=(spec.local, 0) if spec.local else None)
-                    self._links[key] = link
-                except (OSError, TimeoutError) as error:
-                    log.debug("path %s: connect failed: %s", spec.name, error)
+                await self._connect(spec, loop)
             if key in self._links:
                 lost.clear()
                 await lost.wait()  # until the connection closes or the path is reset
             else:
                 await asyncio.sleep(self.interval)  # the retry period while the path is down
+
+    async def _connect(self, spec: PathSpec, loop: asyncio.AbstractEventLoop) -> None:
+        """One connection attempt and its handshake; the link is the path's once both ends
+        proved they hold the key."""
+        identity = self.identity
+        dialler = Dialler(identity.key, identity.cluster, identity.node, spec.peer)
+        link: StreamLink | None = None
+        try:
+            async with asyncio.timeout(self.dead_after):
+                _, link = await loop.create_connection(
+                    lambda: self.stream_link(spec, dialler), spec.remote,
+                    spec.port or self.port, local_addr=(spec.local, 0) if spec.local else None)
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                await link.ready.wait()
+        except (OSError, TimeoutError) as error:
+            log.debug("path %s: connect failed: %s", spec.name, error)
+            if link is not None:
+                link.close()
+            return
+        if link.authenticated and self._specs.get((spec.peer, spec.name)) == spec:
+            self.adopt_link(link)
+        else:
+            link.close()
 
     def set_timing(self, interval: float, misses: int) -> None:
         """A changed heartbeat interval or misses: heartbeats and detection follow at once."""
@@ -372,8 +406,8 @@ class Messenger:
         self.detector.set_timing(interval, misses)
         self._wake.set()  # the detector's next deadline moved
 
-    def stream_link(self, spec: PathSpec) -> StreamLink:
-        return StreamLink(spec, self._on_frame, self._link_closed)
+    def stream_link(self, spec: PathSpec, dialler: Dialler | None = None) -> StreamLink:
+        return StreamLink(spec, self._on_frame, self._link_closed, self.reject, dialler)
 
     def _link_closed(self, link: StreamLink) -> None:
         key = (link.spec.peer, link.spec.name)
@@ -401,6 +435,8 @@ class Messenger:
                      if s.kind == "tcp" and s.local == local and s.remote == remote), None)
 
     def adopt_link(self, link: StreamLink) -> None:
+        """Make an authenticated connection the path's link (never an unauthenticated one)."""
+        assert link.authenticated
         key = (link.spec.peer, link.spec.name)
         previous = self._links.get(key)
         if previous is not None and previous is not link:
@@ -454,39 +490,124 @@ class Messenger:
 
 
 class _Accepted(asyncio.Protocol):
-    """An accepted TCP connection: a path's link when its addresses match a path; otherwise
-    a stranger whose frames are checked one by one (see Messenger.stranger_frame)."""
+    """An accepted TCP connection. Until its handshake is done it carries nothing: its first
+    frame must be a HELLO from the peer of the path its addresses match (or a join request),
+    it may hold at most PRE_AUTH_BUFFER bytes, and it has HANDSHAKE_TIMEOUT to finish. Only
+    then does it become the path's link, replacing the path's previous connection."""
 
     def __init__(self, messenger: Messenger) -> None:
         self._messenger = messenger
         self._link: StreamLink | None = None
         self._transport: asyncio.Transport | None = None
         self._splitter = FrameSplitter()
+        self._spec: PathSpec | None = None
+        self._acceptor: Acceptor | None = None
+        self._address = "?"
+        self._counted = False
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        messenger = self._messenger
-        local = transport.get_extra_info("sockname")[0]
-        remote = transport.get_extra_info("peername")[0]
-        spec = messenger.accepted(local, remote)
-        if spec is None:
-            self._transport = transport
+        self._transport = transport
+        self._address = str(transport.get_extra_info("peername")[0])
+        pending = self._messenger.unauthenticated
+        if (sum(pending.values()) >= MAX_UNAUTHENTICATED
+                or pending.get(self._address, 0) >= MAX_UNAUTHENTICATED_PER_ADDRESS):
+            self._refuse("too-many-connections")
             return
-        self._link = messenger.stream_link(spec)
-        self._link.connection_made(transport)
-        messenger.adopt_link(self._link)
+        pending[self._address] = pending.get(self._address, 0) + 1
+        self._counted = True
+        self._timer = asyncio.get_running_loop().call_later(
+            HANDSHAKE_TIMEOUT, self._refuse, "handshake-timeout")
 
     def data_received(self, data: bytes) -> None:
         if self._link is not None:
             self._link.data_received(data)
             return
-        assert self._transport is not None
-        skipped = self._splitter.skipped_bytes
+        if not self._counted:
+            return  # refused, or handed to the join service
         for frame in self._splitter.feed(data):
-            self._messenger.stranger_frame(frame, self._transport)
-        if self._splitter.skipped_bytes > skipped:
-            self._messenger.counters.count("malformed")
+            if self._link is not None:
+                self._link.deliver(frame)  # what the dialler sent right after its proof
+            elif not self._counted or not self._pre_auth(frame):
+                return
+        if self._link is not None or not self._counted:
+            return
+        if self._splitter.skipped_bytes:  # TCP neither loses nor corrupts bytes
+            self._refuse("malformed")
+        elif self._splitter.buffered > PRE_AUTH_BUFFER:
+            self._refuse("oversize")
+
+    def _pre_auth(self, frame: bytes) -> bool:
+        """Take one frame of the handshake; False once the connection is refused."""
+        try:
+            if self._acceptor is None:
+                self._first(frame)
+            else:
+                self._acceptor.finish(frame)
+                self._authenticated()
+        except FrameRejected as rejected:
+            self._refuse(rejected.reason)
+            return False
+        return True
+
+    def _first(self, frame: bytes) -> None:
+        kind = frame_type(frame)
+        messenger, transport = self._messenger, self._transport
+        assert transport is not None
+        if kind == SEALED and read_route(frame).cluster == NO_CLUSTER and messenger.on_join:
+            self._done()  # the join service answers and closes the connection
+            messenger.on_join(frame, transport)
+            return
+        if kind != HELLO:
+            raise FrameRejected("unauthenticated", "a frame before the handshake")
+        hello = read_hello(frame)
+        self._spec = self._path_of(hello)
+        self._acceptor = Acceptor(messenger.identity.key, hello)
+        transport.write(self._acceptor.challenge_frame())
+
+    def _path_of(self, hello: Hello) -> PathSpec:
+        """The path the connection's addresses and the hello's names agree on."""
+        identity = self._messenger.identity
+        if hello.cluster != identity.cluster:
+            raise FrameRejected("wrong-cluster", hello.cluster)
+        if hello.acceptor != identity.node:
+            raise FrameRejected("not-for-me", hello.acceptor)
+        assert self._transport is not None
+        local = self._transport.get_extra_info("sockname")[0]
+        spec = self._messenger.accepted(local, self._address)
+        if spec is None or spec.peer != hello.dialler:
+            raise FrameRejected("unauthenticated", f"no path from {hello.dialler} here")
+        return spec
+
+    def _authenticated(self) -> None:
+        assert self._spec is not None and self._transport is not None
+        self._done()
+        self._link = self._messenger.stream_link(self._spec)
+        self._link.take_over(self._transport, self._splitter)
+        self._messenger.adopt_link(self._link)
+
+    def _done(self) -> None:
+        """No longer an unauthenticated connection: uncount it, stop its timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._counted:
+            self._counted = False
+            pending = self._messenger.unauthenticated
+            pending[self._address] -= 1
+            if not pending[self._address]:
+                del pending[self._address]
+
+    def _refuse(self, reason: str) -> None:
+        self._done()
+        if self._spec is not None and reason != "too-many-connections":
+            self._messenger.reject(self._spec, reason)
+        else:
+            self._messenger.stranger(self._address, reason)
+        if self._transport is not None:
+            self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
         if self._link is not None:
             self._link.connection_lost(exc)

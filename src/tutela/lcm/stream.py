@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from tutela.lcm.frame import HEADER, HEADER_SIZE, MAC_SIZE, MAGIC, MAX_FRAME
+from tutela.lcm.frame import HEADER, HEADER_SIZE, MAGIC, MAX_FRAME, TAG_SIZE
 
 MAX_PENDING: Final = 16
 """Most candidate frame starts kept while waiting for their bytes (bounds work on garbage)."""
 
 
 class FrameSplitter:
-    """Finds frames (header + body + MAC) in a byte stream.
+    """Finds frames (header + length's bytes + tag) in a byte stream.
 
     A candidate is any MAGIC whose header announces a body of at most `max_frame` bytes; every
     byte outside an emitted frame is counted in `skipped_bytes`.
@@ -23,11 +23,11 @@ class FrameSplitter:
     Without `check`, the earliest candidate is emitted once its bytes are in, valid or not
     (open_frame then rejects it); a corrupted length can so swallow the next frame.
 
-    With `check` (e.g. `lambda raw: verify(key, raw)`) the splitter is speculative, as a
-    serial line needs: a complete candidate that fails the check is skipped, and a later
-    candidate that passes is emitted even while an earlier one still waits for bytes (a frame
-    cannot hold another: its JSON body has no raw control bytes). So the frame after a
-    corrupted one comes out as soon as it is complete.
+    With `check` (e.g. `Opener.check`) the splitter is speculative, as a serial line needs: a
+    complete candidate that fails the check is skipped, and a later candidate that passes is
+    emitted even while an earlier one still waits for bytes (a valid frame cannot hold
+    another valid one: that would take a forged tag inside its ciphertext). So the frame
+    after a corrupted one comes out as soon as it is complete.
     """
 
     def __init__(self, check: Callable[[bytes], bool] | None = None,
@@ -46,7 +46,7 @@ class FrameSplitter:
     @property
     def capacity(self) -> int:
         """Most bytes ever held between calls: one largest frame."""
-        return HEADER_SIZE + self._max_frame + MAC_SIZE
+        return HEADER_SIZE + self._max_frame + TAG_SIZE
 
     @property
     def buffered(self) -> int:
@@ -73,7 +73,7 @@ class FrameSplitter:
         """(start, end) of the next frame to emit, or None until more bytes arrive."""
         while True:
             for start in list(self._pending):
-                end = start + HEADER_SIZE + self._length_at(start) + MAC_SIZE
+                end = start + HEADER_SIZE + self._length_at(start) + TAG_SIZE
                 if end > len(self._buf):
                     if self._check is None:
                         return None  # not speculative: wait for the earliest candidate

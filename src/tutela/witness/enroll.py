@@ -1,6 +1,7 @@
 """Enrolling a cluster at a witness with a one-time token: the request, the answer, the tokens.
 
-The token MACs both frames and AES-GCM-encrypts the cluster key (two derived keys).
+Both frames are sealed (encrypted and authenticated) under a key derived from the token, and
+the cluster key inside is AES-GCM-encrypted again under another derived key.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from tutela.lcm.frame import (
     MIN_KEY_SIZE,
     Envelope,
     FrameRejected,
+    Opener,
     Sealer,
     derive_key,
     open_frame,
-    verify,
 )
 from tutela.lcm.join import NO_CLUSTER, new_token
 from tutela.lcm.paths import witness_voter_id
@@ -202,7 +203,7 @@ class Tokens:
         if len(data) > MAX_ENROL_FRAME:
             return None
         return next(((token, info) for token, info in self._tokens.items()
-                     if verify(_mac_key(token), data)), None)
+                     if Opener(_mac_key(token), NO_CLUSTER, BROADCAST).check(data)), None)
 
     def _forget_oldest_spent(self) -> None:
         while len(self._tokens) > MAX_REMEMBERED:

@@ -10,7 +10,7 @@ from typing import Any
 
 from tutela.arbiter.messages import AcquireRequest, Release
 from tutela.arbiter.voter import Voter
-from tutela.lcm.frame import Envelope, FrameRejected, Sealer, open_frame
+from tutela.lcm.frame import Envelope, FrameRejected, Opener, Sealer
 from tutela.lcm.messenger import HEARTBEAT, REPLY
 from tutela.lcm.replay import DropCounters, ReplayGuard
 from tutela.witness.registry import ClusterRecord, timing_json
@@ -34,17 +34,18 @@ class Served:
         self.counters = counters("wrong-sender", "unknown-kind")
         self.sealer = Sealer(record.key, record.name, record.voter, incarnation)
         self.sealer.seq = seq  # a re-enrolled cluster's nodes may remember our earlier seqs
+        self.opener = Opener(record.key, record.name, record.voter)
         self.nodes: dict[str, NodeSeen] = {}
 
     @property
     def name(self) -> str:
         return self.record.name
 
-    def open(self, data: bytes, node: str | None) -> Envelope:
-        """Authenticate a frame (from `node` only, when the connection is bound to one) and
-        pass it through the replay window; raises FrameRejected with the drop reason."""
-        envelope = open_frame(self.record.key, data, self.record.name, self.record.voter)
-        if node is not None and envelope.sender != node:
+    def open(self, data: bytes, node: str) -> Envelope:
+        """Authenticate and decrypt a frame from `node` (the name its connection's handshake
+        proved) and pass it through the replay window; raises FrameRejected with the reason."""
+        envelope = self.opener.open(data)
+        if envelope.sender != node:
             raise FrameRejected("wrong-sender", f"{envelope.sender} on {node}'s connection")
         self.guard.accept(envelope.sender, envelope.incarnation, envelope.seq)
         return envelope

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import math
 import re
@@ -18,7 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
-from tutela.lcm.frame import HEADER_SIZE, MAC_SIZE, FrameRejected
+from tutela.lcm.frame import SEALED, FrameRejected, frame_type, read_route
+from tutela.lcm.handshake import HANDSHAKE_TIMEOUT, HELLO, PRE_AUTH_BUFFER, Acceptor, read_hello
 from tutela.lcm.join import NO_CLUSTER
 from tutela.lcm.messenger import HEARTBEAT, REPLY, spawn
 from tutela.lcm.stream import FrameSplitter
@@ -42,6 +42,10 @@ MAX_BODY: Final = 64 * 1024
 """Largest frame body taken from a node: lease messages are small, and every connection may
 hold one body's worth of unfinished bytes."""
 MAX_CONNECTIONS: Final = 1024
+MAX_UNAUTHENTICATED: Final = 64
+"""Connections still in their handshake, at most, in all and from one address: a stranger
+cannot crowd out the nodes."""
+MAX_UNAUTHENTICATED_PER_ADDRESS: Final = 8
 MAX_GARBAGE_FRAMES: Final = 8
 MAX_SKIPPED_BYTES: Final = 4096
 """On TCP, bytes are neither lost nor corrupted: garbage is a bug or an attack."""
@@ -51,8 +55,7 @@ longer) is closed: a crashed node's connection or a client that never authentica
 DEFAULT_INTERVAL: Final = 0.2
 MIN_INTERVAL, MAX_INTERVAL = 0.02, 10.0
 EXPLAIN_EVERY: Final = 60.0
-UNAUTHENTICATED: Final = frozenset({"malformed", "version", "oversize", "bad-mac",
-                                    "unknown-cluster"})
+UNAUTHENTICATED: Final = frozenset({"malformed", "version", "oversize", "bad-mac"})
 EXPLANATIONS: Final = {
     "bad-mac": "the sender does not have the key this witness holds for the cluster (was the "
                "cluster initialised anew?); enrol it again with a token from "
@@ -71,7 +74,8 @@ class CannotStart(Exception):
 
 
 class Connection(asyncio.Protocol):
-    """One TCP connection: an enrolment, or one node of one cluster once it authenticated."""
+    """One TCP connection: an enrolment, or one node of one cluster once its handshake proved
+    that the node holds the cluster's key (nothing else is taken or sent before)."""
 
     def __init__(self, witness: Witness) -> None:
         self.witness = witness
@@ -80,7 +84,10 @@ class Connection(asyncio.Protocol):
         self.splitter = FrameSplitter(max_frame=MAX_BODY)
         self.served: Served | None = None
         self.node: str | None = None
-        """Set by the first authenticated frame; the connection then carries only its frames."""
+        """Set by the handshake; the connection then carries only that node's frames."""
+        self.acceptor: tuple[Served, Acceptor] | None = None
+        """The handshake under way: the cluster the hello named, our side of it."""
+        self.opened_at = time.monotonic()
         self.interval = DEFAULT_INTERVAL
         self.garbage = 0
         self.last_valid = time.monotonic()
@@ -103,10 +110,12 @@ class Connection(asyncio.Protocol):
             return  # one enrolment per connection; its answer closes the connection
         skipped = self.splitter.skipped_bytes
         for frame in self.splitter.feed(data):
-            if not self.open:
+            if not self.open or self.enrolling:
                 return
             self.witness.on_frame(self, frame)
-        if self.splitter.skipped_bytes > skipped:
+        if self.node is None and self.splitter.buffered > PRE_AUTH_BUFFER and self.open:
+            self.witness.refuse(self, "oversize")
+        elif self.splitter.skipped_bytes > skipped:
             self.witness.counters.count("malformed")
             if self.splitter.skipped_bytes > MAX_SKIPPED_BYTES:
                 self.close(f"{self.splitter.skipped_bytes} bytes that are no frame")
@@ -223,8 +232,12 @@ class Witness:
 
     def connected(self, conn: Connection) -> None:
         self._drained.clear()
-        if len(self.connections) >= MAX_CONNECTIONS:
-            self._warn("", "connections", f"refusing connections: {MAX_CONNECTIONS} are open")
+        waiting = [c.address for c in self.connections if c.node is None]
+        if (len(self.connections) >= MAX_CONNECTIONS or len(waiting) >= MAX_UNAUTHENTICATED
+                or waiting.count(conn.address) >= MAX_UNAUTHENTICATED_PER_ADDRESS):
+            self.counters.count("too-many-connections")
+            self._warn("", "connections", f"refusing connections from {conn.address} and "
+                       "others: too many are open or in their handshake")
             conn.close("too many connections")
             return
         self.connections.add(conn)
@@ -243,39 +256,73 @@ class Witness:
             now = time.monotonic()
             for conn in list(self.connections):
                 limit = max(IDLE_TIMEOUT, 5 * conn.interval)
-                if now - conn.last_valid > limit:
+                if conn.node is None and not conn.enrolling:
+                    if now - conn.opened_at > HANDSHAKE_TIMEOUT:
+                        self.refuse(conn, "handshake-timeout")
+                elif now - conn.last_valid > limit:
                     conn.close(f"nothing authenticated for {limit:g}s")
 
     # --- frames from nodes ---------------------------------------------------------------
 
     def on_frame(self, conn: Connection, data: bytes) -> None:
-        served = conn.served
-        if served is None:
-            claimed = claimed_cluster(data)
-            if claimed == NO_CLUSTER:
-                self._enrol(conn, data)
-                return
-            served = None if claimed is None else self.served.get(claimed)
-            if served is None:
-                self._drop(conn, None, "malformed" if claimed is None else "unknown-cluster",
-                           claimed or "")
-                return
+        served, node = conn.served, conn.node
+        if served is None or node is None:
+            self._pre_auth(conn, data)
+            return
         try:
-            envelope = served.open(data, conn.node)
+            envelope = served.open(data, node)
         except FrameRejected as rejected:
             self._drop(conn, served, rejected.reason)
             return
         now = conn.last_valid = time.monotonic()
-        if conn.served is None:
-            conn.bind(served, envelope.sender)
-            log.info("node %s of cluster %s connected from %s", envelope.sender, served.name,
-                     conn.address)
         served.heard(envelope.sender, conn.address, now)
         if envelope.kind == HEARTBEAT:
             conn.announce(envelope.payload.get("interval"))
         reply = served.answer(envelope, now)
         if reply is not None:
             conn.send(served.sealer.seal(envelope.sender, REPLY, reply))
+
+    def _pre_auth(self, conn: Connection, data: bytes) -> None:
+        """The handshake (or an enrolment): the only frames an unauthenticated connection
+        may send; anything else, or a failed step, closes the connection."""
+        try:
+            if conn.acceptor is None:
+                self._first(conn, data)
+                return
+            served, acceptor = conn.acceptor
+            acceptor.finish(data)
+        except FrameRejected as rejected:
+            self.refuse(conn, rejected.reason, rejected.detail)
+            return
+        node = acceptor.hello.dialler
+        conn.acceptor = None
+        conn.last_valid = now = time.monotonic()
+        conn.bind(served, node)
+        served.heard(node, conn.address, now)
+        log.info("node %s of cluster %s connected from %s", node, served.name, conn.address)
+
+    def _first(self, conn: Connection, data: bytes) -> None:
+        kind = frame_type(data)
+        if kind == SEALED and read_route(data).cluster == NO_CLUSTER:
+            self._enrol(conn, data)
+            return
+        if kind != HELLO:
+            raise FrameRejected("unauthenticated", "a frame before the handshake")
+        hello = read_hello(data)
+        served = self.served.get(hello.cluster)
+        if served is None:
+            raise FrameRejected("unknown-cluster", hello.cluster)
+        if hello.acceptor != served.record.voter:
+            conn.acceptor = (served, Acceptor(served.record.key, hello))  # charged to it
+            raise FrameRejected("not-for-me", hello.acceptor)
+        conn.acceptor = (served, Acceptor(served.record.key, hello))
+        conn.send(conn.acceptor[1].challenge_frame())
+
+    def refuse(self, conn: Connection, reason: str, claimed: str = "") -> None:
+        """Count, and log at a bounded rate, why a connection fails its handshake; close it."""
+        served = conn.acceptor[0] if conn.acceptor is not None else None
+        self._drop(conn, served, reason, claimed if reason == "unknown-cluster" else "")
+        conn.close(f"handshake refused ({reason})")
 
     def _drop(self, conn: Connection, served: Served | None, reason: str,
               claimed: str = "") -> None:
@@ -406,17 +453,6 @@ class Witness:
             self._retire(self.served.pop(name))
         log.info("cluster %s removed: its key is forgotten, its nodes disconnected", name)
         return {"removed": name}
-
-
-def claimed_cluster(data: bytes) -> str | None:
-    """The cluster name a frame CLAIMS, read before its MAC is checked, only to pick the key
-    to check it with; None when the body is no JSON object with a string 'cluster'."""
-    try:
-        body = json.loads(data[HEADER_SIZE:-MAC_SIZE])
-    except (ValueError, RecursionError):
-        return None
-    cluster = body.get("cluster") if isinstance(body, dict) else None
-    return cluster if isinstance(cluster, str) else None
 
 
 async def run(state_dir: Path, listen: list[tuple[str, int]]) -> None:
