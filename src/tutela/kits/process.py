@@ -36,7 +36,8 @@ class ProcessParams(KitParams):
                     "a shell command line run with /bin/sh -c, or an argv list.")
     cwd: str | None = Field(
         default=None, description="Absolute working directory; default: the resource's "
-                                  "state directory.")
+                                  "state directory. It may be on a filesystem a child "
+                                  "resource mounts: it must exist when the process starts.")
     env: dict[str, str] | None = Field(
         default=None, description="Environment variables set on top of the daemon's.")
     stop_timeout: float = Field(
@@ -136,9 +137,10 @@ class ProcessKit(Kit[ProcessParams]):
     Params: ClassVar[type[KitParams]] = ProcessParams
 
     def check_here(self, params: ProcessParams) -> list[tuple[str, str]]:
+        # Not cwd: it is often on a shared filesystem that a child resource mounts at
+        # restore, and so absent (or an empty mountpoint) when the resource is created or
+        # extended to a standby node. _start names it when it is missing then.
         problems = []
-        if params.cwd is not None and not Path(params.cwd).is_dir():
-            problems.append(("cwd", f"{params.cwd} is not a directory on this node"))
         if isinstance(params.command, list) and shutil.which(params.command[0]) is None:
             problems.append(("command", f"{params.command[0]} is not found on this node"))
         return problems
@@ -208,6 +210,10 @@ class ProcessKit(Kit[ProcessParams]):
         ctx.state_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **(p.env or {})}
         ctx.log.info("starting %s", p.argv())
+        if p.cwd is not None and not Path(p.cwd).is_dir():
+            raise KitError(f"cwd {p.cwd} is not a directory on this node; if it is on a "
+                           "filesystem that another resource mounts, make this resource "
+                           "depend on that one")
         try:
             with open(ctx.state_dir / OUTPUT_LOG, "ab") as output:
                 proc = subprocess.Popen(
