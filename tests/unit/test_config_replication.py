@@ -87,6 +87,17 @@ def test_the_lcd_refuses_a_configuration_over_the_limit_and_writes_nothing(
     assert lcd.commit(just_under, "just under the limit") == 2
 
 
+def test_a_version_written_elsewhere_is_adopted_whatever_its_size(tmp_path: Path) -> None:
+    """The limit is checked where a change is made: an acceptor that refused a version
+    would jam replication (say one written by an older tutela before there was a limit)."""
+    lcd = Lcd.create(tmp_path, "demo", "node1")
+    too_big = lcd.load().model_copy(update={"resources": (web(BIG),)})
+    assert lcd.adopt(too_big, 2, 1, origin="node2")
+    assert lcd.load() == too_big
+    smaller = lcd.load().model_copy(update={"resources": (web(BIG - 10),)})
+    assert lcd.commit(smaller, "shrinking it", epoch=2) == 3
+
+
 def test_a_join_grant_holds_any_configuration_the_limit_allows() -> None:
     """A joining node gets the whole configuration in one frame (tutela.lcm.join)."""
     grant_overhead = 4096  # envelope, cluster name, nonce, the encrypted key

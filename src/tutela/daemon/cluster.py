@@ -203,7 +203,10 @@ class Cluster:
         """Write a committed version to every reachable node; `needed` must take it (a
         majority of the nodes before the change: a joining node gets it with its grant)."""
         outgoing = self._current()
-        assert outgoing.version == (generation, epoch), "replicate only what is in force"
+        if outgoing.version != (generation, epoch):
+            raise OperationError(
+                f"generation {generation} was replaced by generation {outgoing.version[0]} "
+                "from another node while it was being written; check 'tutela status'")
         # A peer that gets an offer fetches the pieces before it answers.
         wait = REQUEST_WAIT * (1 + PIECE_TRIES * outgoing.offer.pieces)
         answers = await self.ask_peers("config.push", outgoing.header(), timeout=wait)
@@ -291,19 +294,18 @@ class Cluster:
         """Fetch the configuration from `peer` and keep it if it is newer than ours;
         FETCH_ERRORS when it could not."""
         header = await self.messenger.request(peer, "config.get", {})
-        version, config = await self._receive(peer, header)
-        await self.store(config, *version, origin=peer)
+        await self._receive(peer, header)
 
-    async def _receive(self, peer: str, header: dict[str, Any]
-                       ) -> tuple[Version, ClusterConfig]:
-        """The version a header from `peer` names, with its pieces fetched if it was
-        offered in pieces (a lost piece is asked for again; nothing half is kept)."""
+    async def _receive(self, peer: str, header: dict[str, Any]) -> None:
+        """Keep the version a header from `peer` names if it is newer than ours, with its
+        pieces fetched first if it was offered in pieces (a lost piece is asked for again;
+        nothing half is kept)."""
         version, content = read_header(header)
-        if isinstance(content, ClusterConfig):
-            return version, content
-        if version <= self.lcd.version():  # nothing to fetch: store() would keep ours
-            return version, self.engine.config
-        return version, decode(await self._fetch_pieces(peer, content))
+        if version <= self.lcd.version():
+            return
+        if isinstance(content, Offer):
+            content = decode(await self._fetch_pieces(peer, content))
+        await self.store(content, *version, origin=peer)
 
     async def _fetch_pieces(self, peer: str, offer: Offer) -> bytes:
         assembly = Reassembly(offer)
@@ -343,8 +345,7 @@ class Cluster:
 
     async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
         """A peer holding the configuration lease wrote a version: keep it if newer."""
-        version, config = await self._receive(envelope.sender, envelope.payload)
-        await self.store(config, *version, origin=envelope.sender)
+        await self._receive(envelope.sender, envelope.payload)
         return {"version": list(self.lcd.version())}
 
     async def _node_status(self, _: Envelope) -> dict[str, Any]:
