@@ -240,3 +240,12 @@ def test_being_up_to_date_clears_the_failure() -> None:
     catch_up.failed("a", (4, 2), "lost", "", now=0.0, wall=0.0)
     assert catch_up.next_fetch((4, 2), {"a": (4, 2)}, 0.0) is None  # a push brought it
     assert catch_up.view(0.0) is None and catch_up.warning() is None
+
+
+def test_a_path_coming_back_ends_the_wait() -> None:
+    catch_up = CatchUp()
+    catch_up.next_fetch((3, 1), {"a": (4, 2)}, 0.0)
+    catch_up.failed("a", (4, 2), "no live comm path to a", "", now=0.0, wall=0.0)
+    assert catch_up.next_fetch((3, 1), {"a": (4, 2)}, 0.5) is None
+    catch_up.hurry()
+    assert catch_up.next_fetch((3, 1), {"a": (4, 2)}, 0.5) == ("a", (4, 2))

@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import ipaddress
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,6 @@ from tutela.lcd.transfer import (
     Offer,
     Outgoing,
     Reassembly,
-    TransferError,
     Version,
     decode,
     read_header,
@@ -166,7 +166,7 @@ class Cluster:
             peer = newest[0]
             try:
                 await self._catch_up(peer)
-            except FETCH_ERRORS as error:
+            except Exception as error:  # noqa: BLE001 - the administrator is told why
                 raise OperationError(f"could not fetch the newest configuration from {peer}: "
                                      f"{error}; {fetch_fix(error, peer)}") from None
             if self.lcd.version() < newest[1]["version"]:
@@ -224,7 +224,7 @@ class Cluster:
         peers = [p for p in peers_of(self.engine.config, self.lcd.node)
                  if self.messenger.detector.node_state(p) == "ALIVE"]
         results = await asyncio.gather(
-            *(self.messenger.request(p, kind, payload, timeout) for p in peers),
+            *(self.messenger.request(p, kind, payload, timeout=timeout) for p in peers),
             return_exceptions=True)
         answers = {}
         for peer, result in zip(peers, results, strict=True):
@@ -265,6 +265,7 @@ class Cluster:
             self.ownership.wake()
         if event.kind in ("node-up", "path-up"):
             self._bulky_changed_at = time.monotonic()  # it may hold stale states of ours
+            self.catch_up.hurry()  # a fetch that failed may work over this path
             self._maybe_catch_up()
 
     def _maybe_catch_up(self) -> None:
@@ -279,20 +280,19 @@ class Cluster:
     async def _catch_up_task(self, peer: str, wanted: Version) -> None:
         try:
             await self._catch_up(peer)
-        except FETCH_ERRORS as error:
+        except Exception as error:  # noqa: BLE001 - any failure backs off and is shown
             fix = fetch_fix(error, peer)
             log.warning("could not fetch configuration generation %d from %s: %s; %s",
                         wanted[0], peer, error, fix)
             self.catch_up.failed(peer, wanted, str(error), fix, time.monotonic(), time.time())
         except BaseException:
-            self.catch_up.busy = False
+            self.catch_up.busy = False  # cancelled: the daemon stops
             raise
         else:
             self.catch_up.succeeded()
 
     async def _catch_up(self, peer: str) -> None:
-        """Fetch the configuration from `peer` and keep it if it is newer than ours;
-        FETCH_ERRORS when it could not."""
+        """Fetch the configuration from `peer` and keep it if it is newer than ours."""
         header = await self.messenger.request(peer, "config.get", {})
         await self._receive(peer, header)
 
@@ -432,15 +432,13 @@ class Cluster:
         return rows
 
 
-FETCH_ERRORS = (PeerUnreachable, TransferError, ConfigError, KeyError, ValueError)
-"""What fetching a version from a peer may fail with (ValueError: a malformed answer)."""
-
-
 def fetch_fix(error: Exception, peer: str) -> str:
     """What the administrator can do about a failed fetch, for the log and `tutela status`."""
     if isinstance(error, ConfigError | ValueError):  # its content fails validation here
         return (f"this node does not take {peer}'s configuration: run the same tutela "
                 "version on every node")
+    if isinstance(error, sqlite3.Error | OSError):
+        return "this node could not store it: check the disk of its state directory"
     text = str(error)
     if "no live comm path" in text:
         return f"it is tried again once a comm path to {peer} is ALIVE"

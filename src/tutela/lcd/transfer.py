@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime
 import functools
 import hashlib
@@ -238,6 +239,12 @@ class CatchUp:
         wait = min(RETRY_MAX, RETRY_FIRST * 2 ** (attempts - 1))
         self.failure = FetchFailure(wanted, peer, error, fix,
                                     before.since if before else wall, attempts, now + wait)
+
+    def hurry(self) -> None:
+        """Try again at once: something changed that may make the fetch work (a path came
+        back)."""
+        if self.failure is not None:
+            self.failure = dataclasses.replace(self.failure, retry_at=0.0)
 
     def view(self, now: float) -> dict[str, Any] | None:
         failure = self.failure
