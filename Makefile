@@ -60,3 +60,14 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .deps-apt .deps-bench-apt .mypy_cache .ruff_cache .pytest_cache
+
+# `make chaos` runs a randomized fault campaign (`tutela lab chaos`, docs/lab.md) against a lab
+# of two nodes and a witness for 30 minutes, and fails on dual ownership or an unrecovered fault.
+# DURATION=2h, NODES=3, NO_WITNESS=1, SEED=N (replay), FAULTS=power-off,freeze override.
+DURATION ?= 30m
+NODES ?= 2
+.PHONY: chaos
+chaos: deps
+	$(BIN)/tutela lab chaos --duration $(DURATION) --nodes $(NODES) \
+		$(if $(NO_WITNESS),--no-witness,--witness) $(if $(SEED),--seed $(SEED)) \
+		$(if $(FAULTS),--faults $(FAULTS))

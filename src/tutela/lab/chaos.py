@@ -281,13 +281,14 @@ def run_campaign(lab: Lab, service: Service, witness: Witness | None,
     """Carry out the planner's steps until it finishes. An action that fails is reported
     and left to the planner's next round of undoing (it sees the lab as it is)."""
     while True:
-        now = time.monotonic()
-        step = planner.next(now, observe(lab, service, witness, planner.needs_health(now)))
+        seen = observe(lab, service, witness, planner.needs_health(time.monotonic()))
+        step = planner.next(time.monotonic(), seen)  # after observing: that can take seconds
         if isinstance(step, Finish):
             campaign.finish = step
             return
         if isinstance(step, Act):
-            say(f"{step.why}: " + ", ".join(a.describe() for a in step.actions))
+            say(f"{step.why}: " + (", ".join(a.describe() for a in step.actions)
+                                   or "nothing left to undo"))
             campaign.action_errors += carry_out_all(lab, witness, step.actions, say)
             continue
         # The planner's schedule: sleep until its next due time, observing meanwhile.
@@ -312,6 +313,7 @@ def build_report(planner: CampaignPlanner, campaign: Campaign, checker: SplitBra
         "result": "pass" if ok else "fail",
         "reason": _verdict(finish, campaign, violations),
         "seed": campaign.seed,
+        "healthy_at_end": finish is not None and finish.ok,
         "lab": campaign.lab,
         "nodes": len(campaign.shape.nodes),
         "witness": campaign.shape.witness,
