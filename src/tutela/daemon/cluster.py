@@ -28,6 +28,7 @@ from tutela.lcd.transfer import (
     Offer,
     Outgoing,
     Reassembly,
+    TransferError,
     Version,
     decode,
     read_header,
@@ -280,6 +281,8 @@ class Cluster:
     async def _catch_up_task(self, peer: str, wanted: Version) -> None:
         try:
             await self._catch_up(peer)
+            if self.lcd.version() < wanted:
+                raise TransferError(f"{peer} sent an older version than its heartbeat names")
         except Exception as error:  # noqa: BLE001 - any failure backs off and is shown
             fix = fetch_fix(error, peer)
             log.warning("could not fetch configuration generation %d from %s: %s; %s",
