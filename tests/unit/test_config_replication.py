@@ -58,6 +58,7 @@ def test_many_small_parts_name_the_section() -> None:
     config = filler(CONFIG_LIMIT + 100_000)
     problem = size_problem(config, current_size=0)
     assert problem is not None and problem.field == "resources"
+    assert f" in {len(config.resources)} entries;" in problem.message
     assert size_problem(filler(CONFIG_LIMIT - 100_000), current_size=0) is None
 
 

@@ -38,11 +38,18 @@ def size_problem(config: ClusterConfig, current_size: int,
     size = config_size(config)
     if size <= limit or size <= current_size:
         return None
-    field, part = largest_part(config.model_dump(mode="json"))
-    what = f"is {human_size(part)}; " if field else ""
+    data = config.model_dump(mode="json")
+    field, part = largest_part(data)
+    what = f"is {human_size(part)}{_entries(data, field)}; " if field else ""
     return Problem(field or "configuration",
                    f"{what}a configuration may be at most {human_size(limit)} in all, and this "
                    f"one would be {human_size(size)}", FIX)
+
+
+def _entries(data: dict[str, Any], field: str) -> str:
+    """' in 400 entries' when a top-level list is what is large (many small parts)."""
+    value = data.get(field)
+    return f" in {len(value)} entries" if isinstance(value, list) else ""
 
 
 def largest_part(data: dict[str, Any]) -> tuple[str, int]:
