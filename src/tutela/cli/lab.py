@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tutela.lab import Lab, LabError
+from tutela.lab import Lab, LabError, netns, procs
 from tutela.lab.cuts import Cut
 from tutela.lab.lab import DEFAULT_NAME
 from tutela.lab.netns import MAX_NODES
@@ -116,13 +116,56 @@ def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int,
 @lab_options
 @lab_errors
 def down(name: str, root: str | None) -> None:
-    """Remove the lab: nodes, namespaces, loop devices, files. Also cleans up after a crash
-    or a half-finished `up`. Doing it twice is fine."""
-    removed = Lab.teardown(name, root)
+    """Remove the lab: nodes, a witness run on its client (as `make demo` does), namespaces,
+    loop devices, files. Also cleans up after a crash or a half-finished `up`. Doing it
+    twice is fine."""
+    removed = _stop_witnesses(name) + Lab.teardown(name, root)
     if removed:
         click.echo(f"lab {name!r} removed: " + ", ".join(removed))
     else:
         click.echo(f"lab {name!r}: nothing to remove")
+
+
+WITNESS_STOP_WAIT = 10.0
+"""Seconds a witness gets to exit after TERM before it is killed."""
+
+
+def _stop_witnesses(name: str) -> list[str]:
+    """Stop every `tutela-witness run` in the lab's client namespace: deleting the namespace
+    would leave it running, serving nobody."""
+    try:
+        inode = os.stat(f"/run/netns/{netns.client_netns(name)}").st_ino
+    except FileNotFoundError:
+        return []
+    stopped = []
+    for pid in procs.pids_in_ns("net", inode):
+        found = procs.stat(pid)
+        if found is None or not _is_witness(procs.cmdline(pid)):
+            continue
+        _terminate(pid, found.starttime)
+        stopped.append(f"witness (pid {pid})")
+    return stopped
+
+
+def _is_witness(argv: list[str]) -> bool:
+    """`tutela-witness run ...`, started directly or as `python .../tutela-witness run`."""
+    return "run" in argv and any(os.path.basename(a) == "tutela-witness" for a in argv[:2])
+
+
+def _terminate(pid: int, starttime: int) -> None:
+    """TERM, then KILL if it has not gone within WITNESS_STOP_WAIT (the same process only:
+    checked by its start time)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            procs.wait_for(lambda: not procs.alive(pid, starttime), WITNESS_STOP_WAIT,
+                           f"the witness (pid {pid}) to exit")
+            return
+        except TimeoutError:
+            continue
 
 
 @lab_group.command()
