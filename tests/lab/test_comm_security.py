@@ -34,7 +34,8 @@ ATTACK_SECONDS = "3"
 # Prints what it received: bytes, and frame headers by type byte (0 = a sealed frame).
 ROGUE = r"""
 import json, select, socket, sys, time
-target, sources, duration, first = sys.argv[1], sys.argv[2].split(","), float(sys.argv[3]), bytes.fromhex(sys.argv[4])
+target, sources = sys.argv[1], sys.argv[2].split(",")
+duration, first = float(sys.argv[3]), bytes.fromhex(sys.argv[4])
 deadline = time.monotonic() + duration
 report = {"received": 0, "types": {}, "connections": 0, "closed": 0}
 conns = {}
@@ -99,7 +100,8 @@ while True:
         raw += pkt
         if pkt[12:14] == b"\x08\x00" and pkt[23] == 6:
             tcp = 14 + (pkt[14] & 15) * 4
-            ports = (int.from_bytes(pkt[tcp:tcp + 2], "big"), int.from_bytes(pkt[tcp + 2:tcp + 4], "big"))
+            ports = (int.from_bytes(pkt[tcp:tcp + 2], "big"),
+                     int.from_bytes(pkt[tcp + 2:tcp + 4], "big"))
             end = 14 + int.from_bytes(pkt[16:18], "big")
             if 7365 in ports:
                 payload += pkt[tcp + (pkt[tcp + 12] >> 4) * 4:end]

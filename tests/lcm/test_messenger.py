@@ -14,9 +14,16 @@ from typing import Any
 
 import pytest
 
+from tutela.lcm import messenger as messenger_module
 from tutela.lcm.detector import Event
-from tutela.lcm.frame import Envelope
-from tutela.lcm.messenger import Identity, Messenger, PeerUnreachable
+from tutela.lcm.frame import Envelope, FrameRejected, Sealer
+from tutela.lcm.handshake import PRE_AUTH_BUFFER, Acceptor, Dialler
+from tutela.lcm.messenger import (
+    MAX_UNAUTHENTICATED_PER_ADDRESS,
+    Identity,
+    Messenger,
+    PeerUnreachable,
+)
 from tutela.lcm.paths import PathSpec
 
 A, B = "127.0.0.2", "127.0.0.3"
@@ -137,5 +144,99 @@ def test_heartbeat_rounds_are_on_the_wall_clock_grid() -> None:
         for messenger in (a, b):
             wall = messenger.next_round - loop.time() + time.time()
             assert abs(wall / 0.05 - round(wall / 0.05)) < 0.02
+
+    run(body)
+
+
+# --- connections before their handshake (docs/protocol.md section 3) ----------------------
+
+async def rogue(a: Messenger, first: bytes = b"", source: str = B
+                ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to a's cluster port from `source` (b's address: a path's address)."""
+    reader, writer = await asyncio.open_connection(A, a.port, local_addr=(source, 0))
+    if first:
+        writer.write(first)
+    return reader, writer
+
+
+async def received_until_closed(reader: asyncio.StreamReader) -> bytes:
+    async with asyncio.timeout(5):
+        return await reader.read()
+
+
+def drops(m: Messenger, reason: str) -> int:
+    return m.counters.snapshot().get(reason, 0)
+
+
+def test_rogue_from_the_peers_address_gets_nothing_and_displaces_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        await until(lambda: a.detector.node_state("b") == "ALIVE" and "a" in b.heartbeats)
+        working = a._links[("b", NAME)]
+        # An authentic frame of b (a recording) on a connection without a handshake.
+        replay = Sealer(b"k" * 32, "c", "b", 1).seal("a", "hb", {"generation": 1})
+        for _ in range(5):
+            reader, writer = await rogue(a, replay)
+            assert await received_until_closed(reader) == b""
+            writer.close()
+        assert drops(a, "unauthenticated") == 5
+        assert a._links[("b", NAME)] is working
+        heard = b.stats[NAME].received
+        await until(lambda: b.stats[NAME].received > heard)  # the path still carries frames
+        assert a.detector.node_state("b") == "ALIVE"
+        assert caplog.text.count("refusing a connection") == 1  # once a minute per reason
+
+    with caplog.at_level(logging.WARNING, logger="tutela.lcm"):
+        run(body)
+
+
+def test_hello_with_the_wrong_names_is_refused() -> None:
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        for dialler, acceptor, cluster, reason in (("c", "a", "c", "unauthenticated"),
+                                                   ("b", "x", "c", "not-for-me"),
+                                                   ("b", "a", "other", "wrong-cluster")):
+            hello = Dialler(b"k" * 32, cluster, dialler, acceptor).hello_frame()
+            reader, writer = await rogue(a, hello)
+            assert await received_until_closed(reader) == b""
+            writer.close()
+            assert drops(a, reason) == 1, reason
+
+    run(body)
+
+
+def test_a_stranger_gets_one_challenge_and_a_wrong_proof_closes_it() -> None:
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        await until(lambda: a.detector.node_state("b") == "ALIVE")
+        working = a._links[("b", NAME)]
+        impostor = Dialler(b"x" * 32, "c", "b", "a")
+        reader, writer = await rogue(a, impostor.hello_frame())
+        challenge = await reader.readexactly(len(Acceptor(b"k" * 32, impostor.hello)
+                                                 .challenge_frame()))
+        with pytest.raises(FrameRejected, match="bad-mac"):
+            impostor.answer(challenge)  # the impostor cannot even check it
+        writer.write(challenge)  # the challenge reflected as a proof
+        assert await received_until_closed(reader) == b""
+        assert drops(a, "handshake") == 1
+        assert a._links[("b", NAME)] is working
+
+    run(body)
+
+
+def test_preauth_limits_size_time_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(messenger_module, "HANDSHAKE_TIMEOUT", 0.3)
+
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        hoard = b"TU\x02\x01" + (60000).to_bytes(4, "big") + bytes(PRE_AUTH_BUFFER)
+        reader, writer = await rogue(a, hoard)
+        assert await received_until_closed(reader) == b""
+        assert drops(a, "oversize") == 1
+        silent = [await rogue(a) for _ in range(MAX_UNAUTHENTICATED_PER_ADDRESS + 1)]
+        assert await received_until_closed(silent[-1][0]) == b""  # refused at once
+        assert drops(a, "too-many-connections") == 1
+        for reader, writer in silent[:-1]:
+            assert await received_until_closed(reader) == b""
+            writer.close()
+        assert drops(a, "handshake-timeout") == MAX_UNAUTHENTICATED_PER_ADDRESS
+        assert a.unauthenticated == {}
 
     run(body)
