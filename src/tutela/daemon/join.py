@@ -17,6 +17,8 @@ from tutela.lcm.messenger import spawn
 from tutela.model.config import Node
 
 log = logging.getLogger("tutela.join")
+REFUSALS_LOGGED_EVERY = 60.0
+"""Seconds between two warnings about refused join requests: a flood must not flood the log."""
 AdmitNode = Callable[[Node], Awaitable[Grant]]
 """Adds the node to the configuration (a committed change) and returns what it needs."""
 
@@ -49,14 +51,15 @@ class JoinService:
         self._tokens = tokens
         self._admit = admit
         self._refused = refused
+        self._warned_at = -REFUSALS_LOGGED_EVERY
+        self._unlogged = 0
 
     def handle(self, frame: bytes, transport: asyncio.Transport) -> None:
         try:
             token, envelope = open_request(self._tokens.valid(), frame)
         except FrameRejected:
             self._refused()
-            log.warning("join refused: unknown, used or expired token from %s",
-                        transport.get_extra_info("peername")[0])
+            self._warn_refused(str(transport.get_extra_info("peername")[0]))
             _answer(transport, seal_refusal("*", "the join token is unknown, used or expired; "
                                             "create a new one with 'tutela node token' on a "
                                             "cluster node"))
@@ -64,6 +67,15 @@ class JoinService:
         self._tokens.use(token)
         spawn(self._join(token, envelope.sender,
                                        list(envelope.payload.get("addresses", [])), transport))
+
+    def _warn_refused(self, address: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at < REFUSALS_LOGGED_EVERY:
+            self._unlogged += 1
+            return
+        more = f" ({self._unlogged} more since the last warning)" if self._unlogged else ""
+        log.warning("join refused: unknown, used or expired token from %s%s", address, more)
+        self._warned_at, self._unlogged = now, 0
 
     async def _join(self, token: str, name: str, addresses: list[str],
                     transport: asyncio.Transport) -> None:
