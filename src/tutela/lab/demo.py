@@ -26,8 +26,12 @@ from tutela.lab.driver import (
     stop_process,
     tutela,
 )
+from tutela.lab.procs import wait_for
 
 console = Console(highlight=False)
+PATIENCE = 120.0
+"""Seconds the demo waits for a step that takes a second on an idle machine: generous, for
+a machine busy with other labs, but bounded, so a demo that cannot go on says where."""
 VIP = "198.51.100.100"
 PORT = 8080
 GREETING = "hello from tutela\n"
@@ -136,9 +140,27 @@ def owner(lab: Lab, service: WebService) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def app_pid(lab: Lab, node: str) -> int:
-    pidfile = lab.exec(node, ["sh", "-c", 'cat "$TUTELA_STATE_DIR/resources/app/pid"'])
-    return int(json.loads(pidfile.stdout)["pid"])
+def app_pid_now(lab: Lab, node: str) -> int | None:
+    """The app's PID on `node` from its pid file; None while there is none (the app is
+    being started or restarted, or runs elsewhere)."""
+    pidfile = lab.exec(node, ["sh", "-c", 'cat "$TUTELA_STATE_DIR/resources/app/pid"'],
+                       check=False)
+    try:
+        return int(json.loads(pidfile.stdout)["pid"]) if pidfile.returncode == 0 else None
+    except (ValueError, KeyError, TypeError):
+        return None  # read while it was being written
+
+
+def app_pid(lab: Lab, node: str, timeout: float = PATIENCE) -> int:
+    """The app's PID on `node`, once its pid file is there."""
+    return wait_for(lambda: app_pid_now(lab, node), timeout, f"the app's pid file on {node}")
+
+
+def app_in_service(lab: Lab, node: str) -> bool:
+    """`node` has the app in service (ISP) and it has written its pid file."""
+    status = json.loads(tutela(lab, node, "status", "--json").stdout)
+    states = {r["tag"]: r["state"] for h in status["hierarchies"] for r in h["resources"]}
+    return states.get("app") == "ISP" and app_pid_now(lab, node) is not None
 
 
 def step(text: str) -> None:
@@ -151,24 +173,29 @@ def run(keep: bool) -> None:
     witness = start_witness(lab)
     try:
         form_cluster(lab, "demo")
+        wait_for(lambda: _witness_answers(lab), PATIENCE, "the witness to answer")
         add_witness(lab, "node1")
-        while not all_alive(lab):
-            time.sleep(0.1)  # polling until every comm path is up
+        wait_for(lambda: all_alive(lab), PATIENCE, "every node to see every comm path up")
         step("2. protect a web service on node1: app (process) -> data (ext4) -> vip")
         service = create_web_service(lab, "node1")
         tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
         console.print(tutela(lab, "node1", "status").stdout)
         step(f"3. the client fetches {service.url} through the virtual IP")
+        wait_for(lambda: fetch(lab, service.url) == GREETING, PATIENCE,
+                 f"the client to get {service.url}")
         console.print(f"client got: {fetch(lab, service.url)!r}")
         step("4. kill the application (SIGKILL): local recovery restarts it on node1")
+        wait_for(lambda: app_in_service(lab, "node1"), PATIENCE, "app in service on node1")
         killed = app_pid(lab, "node1")
         outage = measure_outage(lab, service.url, GREETING, lambda: _kill(lab, killed),
-                                lambda: app_pid(lab, "node1") != killed)
+                                lambda: app_pid_now(lab, "node1") not in (None, killed),
+                                deadline=PATIENCE)
         console.print(f"the client saw an outage of [bold]{outage:.2f} s[/] "
                       f"(quick check every 1 s, then a restart)")
         step("5. crash node1 (power off: processes killed, links dead)")
         outage = measure_outage(lab, service.url, GREETING, lambda: lab.power_off("node1"),
-                                lambda: owner(lab, service) not in (None, "node1"))
+                                lambda: owner(lab, service) not in (None, "node1"),
+                                deadline=PATIENCE)
         console.print(f"the service came back on [bold]{owner(lab, service)}[/]; the client "
                       f"saw an outage of [bold]{outage:.2f} s[/]")
         console.print(tutela(lab, "node2", "status").stdout)
@@ -191,6 +218,12 @@ def run(keep: bool) -> None:
 def _down(lab: Lab, witness: subprocess.Popen[str]) -> None:
     stop_process(witness)
     lab.down()
+
+
+def _witness_answers(lab: Lab) -> bool:
+    witness = str(Path(sys.executable).with_name("tutela-witness"))
+    return subprocess.run([witness, "list", "--state-dir", str(lab.root / "witness")],
+                          capture_output=True, check=False, timeout=PATIENCE).returncode == 0
 
 
 def _kill(lab: Lab, pid: int) -> None:
