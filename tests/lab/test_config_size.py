@@ -1,6 +1,7 @@
 """Configuration size on two lab nodes: a change too large to replicate is refused before it
 is written anywhere; one just under the limit, larger than a piece, reaches the other node
-in pieces, by push and by catch-up after the node was away; later changes keep working.
+in pieces, by push and by catch-up after the node was away; later changes keep working; a
+node that cannot fetch a newer version says why in `tutela status`.
 
 The 1.5 MB case is the one that jammed replication: committed on node1 alone, then never
 fetched by node2, and every later change failed on both nodes.
@@ -29,9 +30,11 @@ JUST_UNDER = CONFIG_LIMIT - 16 * 1024
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with Lab.up(unique_lab_name("csize"), nodes=2, disks=0,
-                root=tmp_path_factory.mktemp("csize")) as built:
+                root=tmp_path_factory.mktemp("csize"), tty=True) as built:
         try:
             form_cluster(built, "csize")
+            tutela(built, "node1", "path", "add", "node2", built.tty_device("node1", "node2"),
+                   built.tty_device("node2", "node1"), "--kind", "tty", "--priority", "3")
             wait_until(lambda: all_alive(built), timeout=15, what="every path ALIVE")
             yield built
         finally:
@@ -54,6 +57,13 @@ def with_blob(data: dict[str, Any], size: int, tag: str = "web") -> dict[str, An
 def apply(lab: Lab, node: str, data: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     return lab.exec(node, ["tutela", "apply", "-f", "-"], input=yaml.safe_dump(data),
                     check=False, timeout=120)
+
+
+def set_quorum(lab: Lab, node: str, mode: str) -> None:
+    data = document(lab, node)
+    data.setdefault("settings", {})["quorum"] = mode
+    done = apply(lab, node, data)
+    assert done.returncode == 0, done.stderr
 
 
 def snapshot(lab: Lab) -> dict[str, tuple[int, str]]:
@@ -101,9 +111,7 @@ def test_later_changes_keep_working_on_both_nodes(lab: Lab) -> None:
 
 def test_a_node_that_was_away_fetches_a_large_configuration(lab: Lab) -> None:
     """quorum 'none', so that node1 alone may change it while node2 is off."""
-    data = document(lab, "node1")
-    data.setdefault("settings", {})["quorum"] = "none"
-    assert apply(lab, "node1", data).returncode == 0
+    set_quorum(lab, "node1", "none")
     lab.power_off("node2")
     wait_until(lambda: node_view(lab, "node1")["node2"]["state"] == "DEAD", timeout=10,
                what="node2 DEAD")
@@ -120,4 +128,40 @@ def test_a_node_that_was_away_fetches_a_large_configuration(lab: Lab) -> None:
     data["settings"]["quorum"] = "majority"
     data["resources"] = [r for r in data["resources"] if r["tag"] != "away"]
     assert apply(lab, "node2", data).returncode == 0
+    assert same_everywhere(lab)
+
+
+def test_a_node_that_cannot_fetch_says_why_and_catches_up_when_it_can(lab: Lab) -> None:
+    """node2 hears node1 over the serial cable, but what it sends is lost: it sees node1's
+    newer generation and cannot fetch it."""
+    set_quorum(lab, "node1", "none")
+    lab.cut("node2", net=1)
+    lab.cut("node2", net=2)
+    lab.cut("node2", net="tty", direction="out")
+    try:
+        wait_until(lambda: node_view(lab, "node1")["node2"]["state"] == "DEAD", timeout=10,
+                   what="node2 DEAD for node1")
+        wait_until(lambda: node_view(lab, "node2")["node1"]["state"] == "ALIVE", timeout=10,
+                   what="node1 ALIVE for node2 (over the cable)")
+        tutela(lab, "node1", "resource", "create", "process", "unseen",
+               "-p", "command=sleep 1000")
+        wanted = status(lab, "node1")["generation"]
+        problem = wait_until(lambda: status(lab, "node2")["config_fetch"], timeout=30,
+                             what="node2 to say why it cannot fetch")
+        assert (problem["generation"], problem["from"]) == (wanted, "node1"), problem
+        assert "node1 did not answer config.get" in problem["error"], problem
+        assert "check the comm paths to node1" in problem["fix"], problem
+        assert problem["attempts"] >= 1 and problem["since"], problem
+        said = tutela(lab, "node2", "status").stdout
+        assert f"cannot fetch configuration generation {wanted} from node1" in said, said
+        assert status(lab, "node2")["generation"] < wanted
+    finally:
+        lab.heal_all()
+    wait_until(lambda: status(lab, "node2")["generation"] == wanted, timeout=30,
+               what="node2 to catch up once healed")
+    assert status(lab, "node2")["config_fetch"] is None
+    assert same_everywhere(lab)
+    wait_until(lambda: all_alive(lab), timeout=15, what="every path ALIVE")
+    tutela(lab, "node2", "resource", "delete", "unseen")
+    set_quorum(lab, "node2", "majority")
     assert same_everywhere(lab)
