@@ -115,6 +115,8 @@ def test_peer_with_another_key_is_dropped_and_explained(caplog: pytest.LogCaptur
                                                         ) -> None:
     async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
         await until(lambda: a.counters.snapshot().get("bad-mac", 0) >= 3)
+        # b accepts: it sees a dialler leave after its challenge, and says so too.
+        await until(lambda: b.counters.snapshot().get("handshake", 0) >= 3)
         assert a.detector.node_state("b") == "DEAD"
         assert "does not use this cluster's key" in caplog.text
 

@@ -64,7 +64,8 @@ EXPLANATIONS = {
     "wrong-cluster": "the peer belongs to another cluster of the same key",
     "version": "the peer speaks another protocol version; upgrade both to the same tutela",
     "stale-incarnation": "frames from an older run of the peer (delayed or replayed)",
-    "handshake": "the peer speaks another protocol version, or is not tutela",
+    "handshake": "the peer broke off or garbled the handshake: it does not hold this "
+                 "cluster's key, speaks another protocol version, or is not tutela",
 }
 _background: set[asyncio.Task[Any]] = set()
 
@@ -608,6 +609,9 @@ class _Accepted(asyncio.Protocol):
             self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted and self._acceptor is not None and self._spec is not None:
+            # A dialler without the key finds our challenge wrong and leaves: say so here too.
+            self._messenger.reject(self._spec, "handshake")
         self._done()
         if self._link is not None:
             self._link.connection_lost(exc)
