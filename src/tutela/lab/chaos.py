@@ -34,7 +34,7 @@ from tutela.lab.chaos_plan import (
     WitnessState,
     restore,
 )
-from tutela.lab.checker import SplitBrainChecker
+from tutela.lab.checker import CheckerBlind, SplitBrainChecker
 from tutela.lab.demo import GREETING, PORT, VIP, create_web_service
 from tutela.lab.driver import add_witness, form_cluster, start_witness, stop_process, tutela
 
@@ -305,8 +305,8 @@ def build_report(planner: CampaignPlanner, campaign: Campaign, checker: SplitBra
     outages = [length for _, length in (probed or {}).get("outages", [])]
     finish = campaign.finish
     violations = list(checker.violations)
-    checker_info = {name: round(getattr(checker, name), 3) for name in
-                    ("samples", "longest_gap") if hasattr(checker, name)}
+    checker_info = {"samples": checker.samples, "longest_gap": round(checker.longest_gap, 3),
+                    "failed_reads": len(checker.blind)}
     ok = (finish is not None and finish.ok and not violations and not campaign.interrupted
           and not campaign.checker_blind and all(r.recovered is not None for r in records))
     return {
@@ -513,7 +513,7 @@ def _campaign(lab: Lab, service: Service, witness: Witness | None, options: Chao
                     probed = prober.stop()
                 except LabError as error:
                     say(str(error))
-    except AssertionError as blind:  # the checker's verdict at exit: it could not see it all
+    except CheckerBlind as blind:  # its verdict at exit: it could not see the whole campaign
         campaign.checker_blind = str(blind)
     return build_report(planner, campaign, checker, probed,
                         replay_command(options, seed, planner.kinds))
