@@ -82,7 +82,11 @@ def call(state_dir: Path, op: str, timeout: float | None = None, **args: Any) ->
     if message["ok"]:
         return message["result"]
     error = message["error"]
-    raise DaemonError(error["kind"], error["message"], error.get("problems"))
+    text = error["message"]
+    if error["kind"] == "system" and before is not None and stored_generation(
+            state_dir) == before:  # e.g. a full disk: say that the LCD kept what it had
+        text += f"; nothing was changed (the configuration is still generation {before})"
+    raise DaemonError(error["kind"], text, error.get("problems"))
 
 
 def is_running(state_dir: Path) -> bool:
