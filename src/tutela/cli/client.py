@@ -130,8 +130,12 @@ def _change_outcome(state_dir: Path, op: str, args: dict[str, Any], before: int 
         return Unanswered(f"{what}; the configuration moved from generation {before} to "
                           f"{now}, but it is not what the document says (another change "
                           "came in?): see 'tutela apply --dry-run -f FILE'", None)
-    return Unanswered(f"{what}; the change did commit: the configuration is generation {now} "
-                      f"on this node (it was {before} before)", True)
+    committed = (f"{what}; the change did commit: the configuration is generation {now} "
+                 f"on this node (it was {before} before)")
+    if args.get("restore"):  # resource create --restore: the restore came after the commit
+        return Unanswered(f"{committed}, but whether {args['tag']} went into service is not "
+                          "known: see 'tutela status'", None)
+    return Unanswered(committed, True)
 
 
 def _action_outcome(state_dir: Path, op: str, args: dict[str, Any], what: str,

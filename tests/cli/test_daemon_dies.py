@@ -1,0 +1,111 @@
+"""A tutelad that dies in the middle of a request: the CLI says whether the change
+committed (read from the LCD), not just that the connection closed.
+
+Killed before it read the request (stopped, then killed: nothing can have committed), and
+killed by a resource's restore script right after a change committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import wait_until
+from tutela.daemon.protocol import socket_path
+
+BIN = Path(sys.executable).parent
+EXIT_FAILED, EXIT_UNKNOWN = 1, 5  # docs/cli.md
+
+
+def tutela(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "tutela"), "--state-dir", str(state), *args],
+                          check=False, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A running node: (state dir, tutelad's pid). Killed at the end if still running."""
+    state = tmp_path / "state"
+    assert tutela(state, "init", "--cluster", "dies", "--node", "n1").returncode == 0
+    assert tutela(state, "start").returncode == 0
+    pid = int(json.loads(tutela(state, "status", "--json").stdout)["daemon_pid"])
+    try:
+        yield state, pid
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGCONT)
+            tutela(state, "stop", "--leave-resources")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def _generation(state: Path) -> int:
+    return int(json.loads(tutela(state, "status", "--json").stdout)["generation"])
+
+
+def _waiting_connections(state: Path) -> int:
+    """Connections the kernel queued on tutelad's listening socket (Recv-Q of `ss -xl`)."""
+    listing = subprocess.run(["ss", "-xlH", "src", str(socket_path(state))],
+                             capture_output=True, text=True, check=True).stdout.split()
+    return int(listing[2]) if listing else 0
+
+
+def test_killed_before_it_read_the_request_says_nothing_committed(
+        node: tuple[Path, int], tmp_path: Path) -> None:
+    state, pid = node
+    document = tmp_path / "new.yaml"
+    document.write_text(tutela(state, "export").stdout.replace(
+        "resources: []", "resources:\n- {tag: web, kit: process, params: {command: sleep 9}}"))
+    before = _generation(state)
+    os.kill(pid, signal.SIGSTOP)  # the kernel still queues connections; nobody reads them
+    apply = subprocess.Popen([str(BIN / "tutela"), "--state-dir", str(state), "apply", "-f",
+                              str(document)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        wait_until(lambda: _waiting_connections(state) == 1, timeout=30,
+                   what="the apply to be queued on tutelad's socket")
+        os.kill(pid, signal.SIGKILL)
+        _, stderr = apply.communicate(timeout=60)
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+            apply.communicate()
+    assert apply.returncode == EXIT_FAILED, stderr
+    assert "tutelad closed the connection before it answered (it stopped or died); the " \
+        f"change did not commit: the configuration is still generation {before} and " \
+        "nothing changed" in stderr
+    assert "tutela start" in stderr
+    assert tutela(state, "start").returncode == 0
+    assert _generation(state) == before
+
+
+def test_killed_after_the_commit_says_it_committed(node: tuple[Path, int],
+                                                   tmp_path: Path) -> None:
+    state, pid = node
+    killer = tmp_path / "kill-tutelad.sh"
+    killer.write_text(f"#!/bin/sh\nkill -9 {pid}\n")  # a restore that takes tutelad down
+    killer.chmod(0o755)
+    before = _generation(state)
+
+    result = tutela(state, "resource", "create", "generic", "deadly", "-p",
+                    f"restore={killer}", "-p", "remove=/bin/true", "--restore")
+
+    assert not _alive(pid)
+    assert result.returncode == EXIT_UNKNOWN, result.stderr
+    assert f"the change did commit: the configuration is generation {before + 1} on this " \
+        f"node (it was {before} before), but whether deadly went into service is not " \
+        "known" in result.stderr
+    assert "closed the connection without an answer" not in result.stderr
