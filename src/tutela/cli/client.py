@@ -157,8 +157,10 @@ def _action_outcome(state_dir: Path, op: str, args: dict[str, Any], what: str,
             return DaemonError("switchover", f"{what}; {tag} did not move to {args['to']}: "
                                f"it runs {place} now (see 'tutela status')")
         return Unanswered(f"{what}; {tag} runs on {where} now", True)
+    reached = where is not None if op == "restore" else where is None
+    # Not reached yet: it may still be (a clustered hierarchy's target is set first).
     return Unanswered(f"{what}; {tag}'s hierarchy runs {place} now (see 'tutela status')",
-                      None)
+                      True if reached else None)
 
 
 def _status_by(state_dir: Path, until: float) -> dict[str, Any] | None:

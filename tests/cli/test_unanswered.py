@@ -1,8 +1,9 @@
-"""A tutelad that dies in the middle of a request: the CLI says whether the change
-committed (read from the LCD), not just that the connection closed.
+"""Requests without an answer: the CLI says what it can establish, not just that the
+connection closed or that time ran out.
 
-Killed before it read the request (stopped, then killed: nothing can have committed), and
-killed by a resource's restore script right after a change committed.
+A tutelad killed before it read a change (stopped, then killed: nothing can have
+committed), one killed by a resource's restore script right after a change committed, and
+a restore that takes longer than the command's --timeout.
 """
 
 from __future__ import annotations
@@ -109,3 +110,21 @@ def test_killed_after_the_commit_says_it_committed(node: tuple[Path, int],
         f"node (it was {before} before), but whether deadly went into service is not " \
         "known" in result.stderr
     assert "closed the connection without an answer" not in result.stderr
+
+
+def test_a_restore_past_its_deadline_says_where_the_hierarchy_runs(
+        node: tuple[Path, int], tmp_path: Path) -> None:
+    state, _ = node
+    slow = tmp_path / "slow-restore.sh"
+    slow.write_text("#!/bin/sh\nsleep 6\n")
+    slow.chmod(0o755)
+    assert tutela(state, "resource", "create", "generic", "slow", "-p", f"restore={slow}",
+                  "-p", "remove=/bin/true").returncode == 0
+
+    result = tutela(state, "restore", "slow", "--timeout", "1")
+
+    assert result.returncode == EXIT_UNKNOWN, result.stderr
+    assert "tutelad did not answer within 1s (see --timeout); slow's hierarchy runs " \
+        "nowhere now (see 'tutela status')" in result.stderr
+    wait_until(lambda: json.loads(tutela(state, "status", "--json").stdout)[
+        "hierarchies"][0]["state"] == "ISP", timeout=30, what="the restore to finish")
