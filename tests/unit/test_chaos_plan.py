@@ -4,7 +4,10 @@ and no fault strikes a cluster that is not healthy."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +258,25 @@ def test_waits_are_never_in_the_past_while_a_fault_is_active() -> None:
     for at, step in run.steps:
         if isinstance(step, Wait) and step.until < at:
             raise AssertionError(f"a wait until {step.until} at {at}")
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--faults", "power-off,bogus"], "--faults"),
+    (["--duration", "0"], "--duration"),
+    (["--duration", "ten minutes"], "--duration"),
+    (["--nodes", "1"], "--nodes"),
+])
+def test_bad_options_are_refused_naming_the_option(args: list[str], named: str) -> None:
+    """Refused before anything is built (no root needed, no lab made)."""
+    result = subprocess.run([str(Path(sys.executable).with_name("tutela")), "lab", "chaos",
+                             *args], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert "building lab" not in result.stderr
+
+
+def test_help_explains_every_fault() -> None:
+    result = subprocess.run([str(Path(sys.executable).with_name("tutela")), "lab", "chaos",
+                             "--help"], capture_output=True, text=True, timeout=60, check=True)
+    for kind in KINDS:
+        assert f"  {kind} " in result.stdout
