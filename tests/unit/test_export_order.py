@@ -1,6 +1,7 @@
 """`tutela export` is the same bytes on every node at the same generation: the keys of
-free-form mappings (params, timeouts, env) come out sorted, whatever order they were given
-in and however a replicated copy ordered them; model fields keep their declared order."""
+free-form mappings come out in a fixed order (params as the kit declares them, timeouts as
+the actions, others sorted), whatever order they were given in and however a replicated
+copy ordered them; model fields keep their declared order."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def test_model_fields_keep_their_order_and_the_export_reads_back() -> None:
     web = text[text.index("- tag: web"):]
     assert web.index("kit:") < web.index("params:") < web.index("depends_on:")
     assert from_yaml(text) == config
+
+
+def test_params_in_the_kits_order_timeouts_in_the_actions_order_env_sorted() -> None:
+    text = to_yaml(_config({"probe_tcp": "198.51.100.100:8080", "env": {"B": "2", "A": "1"},
+                            "command": "sleep 100", "cwd": "/srv"},
+                           {"quick_check": 3.0, "remove": 7.0, "restore": 5.0}))
+    web = text[text.index("- tag: web"):]
+    # as ProcessParams declares them, as `tutela kit show process` lists them
+    assert web.index("command:") < web.index("cwd:") < web.index("env:") \
+        < web.index("probe_tcp:")
+    assert web.index("A: '1'") < web.index("B: '2'")
+    assert web.index("restore: 5.0") < web.index("remove: 7.0") < web.index("quick_check: 3.0")

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tutela.model.config import COLLECTION_EXAMPLES, FORMAT, ClusterConfig
+from tutela.kits.registry import KITS
+from tutela.model.config import ACTIONS, COLLECTION_EXAMPLES, FORMAT, ClusterConfig, Resource
 from tutela.model.errors import ConfigError, Problem
 
 # libyaml's C parser and emitter when PyYAML has them: the pure-Python ones take most of a
@@ -28,18 +29,36 @@ def to_yaml(config: ClusterConfig) -> str:
 
 
 def _stable_order(value: Any, dumped: Any) -> Any:
-    """`dumped` (the JSON dump of `value`) with the keys of every free-form mapping sorted.
+    """`dumped` (the JSON dump of `value`) with the keys of every free-form mapping in a
+    stable order: a resource's `params` in the order its kit declares them (as `tutela kit
+    show` lists them), its `timeouts` in the order of the actions, any other (a process's
+    `env`) sorted.
 
     A model's fields keep the order they are declared in and lists keep theirs: both are
-    the same on every node. The keys of a free-form mapping (a resource's `params`, its
-    `timeouts`, a process's `env`) are in the order they were given on the node that made
-    the change, and a copy replicated to another node need not keep that order.
+    the same on every node. The keys of a free-form mapping are in the order they were
+    given on the node that made the change, and a copy replicated to another node need not
+    keep that order.
     """
     if isinstance(value, BaseModel):
-        return {key: _stable_order(getattr(value, key), child) for key, child in dumped.items()}
+        ordered = {key: _stable_order(getattr(value, key), child)
+                   for key, child in dumped.items()}
+        if isinstance(value, Resource):
+            kit = KITS.get(value.kit)
+            for key, first in (("params", list(kit.Params.model_fields) if kit else []),
+                               ("timeouts", list(ACTIONS))):
+                if key in ordered:
+                    ordered[key] = _known_first(ordered[key], first)
+        return ordered
     if isinstance(value, list | tuple) and isinstance(dumped, list):
         return [_stable_order(item, child) for item, child in zip(value, dumped, strict=True)]
     return _sorted_mappings(dumped)
+
+
+def _known_first(mapping: dict[str, Any], known: list[str]) -> dict[str, Any]:
+    """`mapping` with the `known` keys first, in that order, then the others sorted."""
+    rank = {key: index for index, key in enumerate(known)}
+    return {key: mapping[key]
+            for key in sorted(mapping, key=lambda key: (rank.get(key, len(rank)), key))}
 
 
 def _sorted_mappings(dumped: Any) -> Any:
