@@ -64,6 +64,7 @@ def print_status(status: dict[str, Any]) -> None:
         resources = {r["tag"]: r for r in hierarchy["resources"]}
         lines += _label(resources[hierarchy["root"]])
         _add_children(lines, resources, hierarchy["root"], "")
+        lines += _ownership_lines(hierarchy["root"], hierarchy.get("ownership"))
     if lines:
         click.echo("\n".join(lines))
 
@@ -114,6 +115,24 @@ def _label(resource: dict[str, Any]) -> list[str]:
     if resource["state"] in ("ISP", "OSU"):
         return [text]
     return [text, click.style(resource["reason"], **colour)]
+
+
+def _ownership_lines(root: str, ownership: dict[str, Any] | None) -> list[str]:
+    """Below a clustered hierarchy's tree: its failover hold, and why each node sees it
+    running nowhere (with the node that holds it, in the message, and since when)."""
+    if not ownership:
+        return []
+    lines = []
+    hold = ownership.get("hold")
+    if hold:
+        lines.append(click.style(
+            f"  failover held: {hold['failovers']} failovers in {hold['window']:g}s, "
+            f"{hold['left']:.0f}s left (until {hold['until']}); 'tutela restore {root}' "
+            "ends the hold", fg="yellow"))
+    for entry in ownership.get("stuck", []):
+        lines.append(click.style(f"  not running: {entry['node']} sees: {entry['message']} "
+                                 f"(since {entry['since']})", fg="red"))
+    return lines
 
 
 def _shorten(text: str, limit: int = 40) -> str:

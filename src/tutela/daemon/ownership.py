@@ -2,12 +2,15 @@
 
 Every heartbeat interval it looks at each hierarchy with equivalencies, asks the pure
 `engine.ownership.decide` what to do, and does it; a hierarchy runs only under its lease.
+When nobody may take a vacant hierarchy over, it keeps why (`engine.stuck`), tells its peers
+with its heartbeats, and retries a refused takeover less and less often.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import time
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
+from tutela.engine import damping, stuck
 from tutela.engine.node import (
     LeaseGone,
     NodeEngine,
@@ -26,6 +30,7 @@ from tutela.engine.node import (
     RuntimeState,
 )
 from tutela.engine.ownership import View, decide, rank_step
+from tutela.engine.stuck import Blocked, Stuck
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.lcm.ticks import next_tick
@@ -34,8 +39,6 @@ from tutela.model.hierarchy import Hierarchy
 from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.ownership")
-REFUSAL_BACKOFF = 1.0
-"""Seconds to wait after a pre-check refused a takeover (the old owner still holds on)."""
 FENCE_TIMEOUT = 30.0
 RELEASE_GRACE = 1.0
 """Seconds the other candidates leave a hierarchy whose live owner released it (a
@@ -75,6 +78,8 @@ class Snapshot:
     """Resource tags in service on this node."""
     failed_here: frozenset[str]
     """Resource tags failed (OSF) on this node."""
+    failovers: dict[str, dict[str, damping.History]]
+    """Alive peer -> root it holds -> its recent failovers (failover damping)."""
 
     @classmethod
     def of(cls, me: str, reports: dict[str, dict[str, Any]], my_ran: dict[str, str],
@@ -87,7 +92,8 @@ class Snapshot:
                    {me: my_ran} | {p: r.get("ran", {}) for p, r in reports.items()},
                    blocking,
                    frozenset(t for t, s in my_states.items() if s.state.in_service),
-                   frozenset(t for t, s in my_states.items() if s.state == ResourceState.OSF))
+                   frozenset(t for t, s in my_states.items() if s.state == ResourceState.OSF),
+                   {p: _histories(r.get("failovers")) for p, r in reports.items()})
 
 
 class Ownership:
@@ -106,9 +112,25 @@ class Ownership:
         self._fenced: dict[str, set[str]] = {}
         """Root -> peers fenced for it, so their stale last heartbeats are not fenced again;
         forgotten when a live owner is seen."""
-        self._blocked_logged: set[str] = set()
         self._last_owner_seen: dict[str, str | None] = {}
         """Root -> the node seen owning it at the last decision tick."""
+        self._last_known_owner: dict[str, str] = {}
+        """Root -> the last node seen owning it (this one included), kept while vacant."""
+        self.stuck: dict[str, Stuck] = {}
+        """Roots this node sees running nowhere although they should run -> why."""
+        self._attempts: dict[str, int] = {}
+        """Root -> takeover attempts refused in a row (for the retry's back-off)."""
+        self._retry_at: dict[str, float] = {}
+        """Root -> not before when this node tries to take it over again (monotonic)."""
+        self._history: dict[str, damping.History] = {}
+        """Root -> its recent automatic failovers (wall clock): this node's own, or those the
+        owner reports (failover damping)."""
+        self._cleared_at: dict[str, float] = {}
+        """Root -> when an administrator cleared its hold (`tutela restore`; wall clock)."""
+        self._ordered: dict[str, bool] = {}
+        """Roots an administrator's restore set going: their next takeover here is an
+        order, not a failover."""
+        self._alive_before: frozenset[str] = frozenset()
         self._settled_at = 0.0
         self._wake = asyncio.Event()
         self._deaths = asyncio.Event()
@@ -143,10 +165,14 @@ class Ownership:
 
     def heartbeat(self) -> dict[str, Any]:
         """What peers need to know: the hierarchies held here, those that failed here, and
-        when each last went into service here (for the cold-start 'last' policy)."""
+        when each last went into service here (for the cold-start 'last' policy); why this
+        node sees hierarchies stuck, and the recent failovers of those it holds."""
         clustered = self._clustered()
-        return {"holds": [h.root for h in clustered if self.leases.holds(h.root)],
-                "failed": sorted(self.failed), "ran": self._last_ran(clustered)}
+        holds = [h.root for h in clustered if self.leases.holds(h.root)]
+        return {"holds": holds, "failed": sorted(self.failed),
+                "ran": self._last_ran(clustered), "stuck": stuck.to_payload(self.stuck),
+                "failovers": {root: list(self._history[root]) for root in holds
+                              if self._history.get(root)}}
 
     def _last_ran(self, hierarchies: list[Hierarchy]) -> dict[str, str]:
         """Root -> when it last went into service here; not for roots this node is handing
@@ -157,7 +183,13 @@ class Ownership:
                 and self._yielding.get(h.root, 0.0) <= now}
 
     def forget_failure(self, root: str) -> None:
+        """An administrator restored it: a candidate again here, its failover hold ended,
+        a refused takeover retried at once."""
         self.failed.discard(root)
+        self._cleared_at[root] = time.time()
+        self._history.pop(root, None)
+        self._ordered[root] = True
+        self._retry_now(root)
 
     async def _forget_request(self, envelope: Envelope) -> dict[str, Any]:
         self.forget_failure(str(envelope.payload["root"]))
@@ -193,9 +225,14 @@ class Ownership:
             if now >= self._settled_at:
                 clustered = self._clustered()
                 seen = self._snapshot(clustered)
+                self._follow(seen)
                 for hierarchy in clustered:
-                    if hierarchy.root not in self._busy and now >= self._yielding.get(
-                            hierarchy.root, 0.0):
+                    root = hierarchy.root
+                    if root in self._busy:
+                        continue
+                    if now < max(self._yielding.get(root, 0.0), self._retry_at.get(root, 0.0)):
+                        self._settle_if_owned(hierarchy, seen)
+                    else:
                         self._step(hierarchy, seen)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -260,45 +297,148 @@ class Ownership:
                 h for h in hierarchies if config.hierarchy_settings(h.root).clustered])
         return self._clustered_of[1]
 
+    def _follow(self, seen: Snapshot) -> None:
+        """Per tick, before the decisions (also of hierarchies this node is busy with): who
+        holds what and the failover histories the owners report, and a retry at once for
+        every refused takeover when a node came or went (the owner that held on may be
+        back, or gone for good)."""
+        cleared = self._cleared_at
+        for peer, histories in seen.failovers.items():
+            for root in seen.holds[peer]:
+                self._last_known_owner[root] = peer
+                self._history[root] = damping.since(histories.get(root, ()),
+                                                    cleared.get(root, 0.0))
+        if seen.alive != self._alive_before:
+            self._alive_before = seen.alive
+            for root in list(self._retry_at):
+                self._retry_now(root)
+
+    def _retry_now(self, root: str) -> None:
+        self._attempts.pop(root, None)
+        self._retry_at.pop(root, None)
+
+    def _settle_if_owned(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
+        """While this node leaves a hierarchy alone: if a node runs it, it is not stuck."""
+        root = hierarchy.root
+        settings = self.engine.config.hierarchy_settings(root)
+        if self.leases.holds(root) or self._owner(root, settings, seen) is not None:
+            self._running(root)
+
+    def _running(self, root: str) -> None:
+        """A node runs it (or it should not run): nothing to report, nothing to retry."""
+        self.stuck.pop(root, None)
+        self._ordered.pop(root, None)
+        self._retry_now(root)
+
     def _step(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
         view = self._view(hierarchy, seen)
-        decision = decide(view, rank_step(self.engine.config.settings.heartbeat_interval))
-        if decision in ("acquire", "restore", "give_up"):
-            self._busy.add(hierarchy.root)
-            spawn(self._act(decision, hierarchy.root, view.failed_here))
+        verdict = decide(view, rank_step(self.engine.config.settings.heartbeat_interval))
+        root = hierarchy.root
+        if view.i_hold or view.owner_elsewhere or view.settings.target != "in_service":
+            self._running(root)
+        elif verdict.blocked is not None:
+            self._note(root, verdict.blocked)
+        elif root in self.stuck and (verdict.decision == "none"
+                                     or self.stuck[root].reason in stuck.DECIDED):
+            del self.stuck[root]  # what held it is gone, or it is another node's turn
+        if verdict.decision in ("acquire", "restore", "give_up"):
+            self._busy.add(root)
+            spawn(self._act(verdict.decision, root, view))
 
-    async def _act(self, decision: str, root: str, failed_here: bool) -> None:
+    def _note(self, root: str, blocked: Blocked) -> bool:
+        """Keep why `root` is stuck; log it when the cause is new. Whether it is."""
+        previous = self.stuck.get(root)
+        new = previous is None or not previous.same_cause(blocked)
+        self.stuck[root] = stuck.note(previous, blocked, time.time())
+        if new and blocked.reason in stuck.DECIDED:
+            settings = self.engine.config.settings
+            log.warning("%s: %s", root, stuck.explain(self.stuck[root], root, settings.fencing,
+                                                      time.time()))
+        return new
+
+    async def _act(self, decision: str, root: str, view: View) -> None:
         try:
             if decision == "acquire":
                 await self._acquire_and_restore(root)
+                self._taken_over(root)
             elif decision == "restore":
                 await self._restore(root)
             else:
-                await self._give_up(root, failed_here)
+                await self._give_up(root, view.failed_here)
         except RestoreRefused as error:
-            log.warning("%s: %s; letting the lease go and trying again in %gs", root, error,
-                        REFUSAL_BACKOFF)
             self.leases.release(root)
-            self._yielding[root] = time.monotonic() + REFUSAL_BACKOFF
-        except (OperationError, LeaseUnavailable) as error:
+            self._refused(root, Blocked("address_answers", self._holder(root),
+                                        _refusal(error)), f"{error}; letting the lease go")
+        except TakeoverBlocked as error:
+            self._refused(root, error.blocked, str(error))
+        except LeaseUnavailable as error:
+            self._refused(root, Blocked("no_quorum", self._holder(root), str(error)),
+                          str(error))
+        except OperationError as error:
             log.warning("%s: %s", root, error)
         finally:
             self._busy.discard(root)
 
+    def _refused(self, root: str, blocked: Blocked, message: str) -> None:
+        """A takeover attempt that waits on something else: keep why, and try again later,
+        each time later (up to stuck.RETRY_MAX); log only a new cause."""
+        attempts = self._attempts[root] = self._attempts.get(root, 0) + 1
+        delay = stuck.retry_delay(attempts)
+        self._retry_at[root] = time.monotonic() + delay
+        new = self._note(root, blocked)
+        log.log(logging.WARNING if new else logging.DEBUG,
+                "%s: %s; trying again in %gs, then less often while nothing changes", root,
+                message, delay)
+
+    def _holder(self, root: str) -> str | None:
+        """The node that ran `root` last, as far as this node saw, if not this one."""
+        holder = self._last_known_owner.get(root)
+        return None if holder == self.node else holder
+
+    def _taken_over(self, root: str) -> None:
+        """`root` is in service here under its lease; from another node, that counts as a
+        failover for the damping, unless an administrator's restore ordered it."""
+        ordered = root in self._ordered
+        self._running(root)
+        previous = self._holder(root)  # now: an acquire may have waited while it moved
+        self._last_known_owner[root] = self.node
+        if previous is None or ordered or not self.leases.holds(root):
+            return
+        rule = self.engine.config.settings.failover_damping
+        now = time.time()
+        history = self._history[root] = damping.record(
+            damping.since(self._history.get(root, ()), self._cleared_at.get(root, 0.0)),
+            now, rule)
+        held = damping.hold(history, now, rule)
+        if held is not None:
+            log.warning("%s: %d failovers in %gs: no automatic failover for %gs "
+                        "(failover_damping; 'tutela restore %s' ends the hold)",
+                        root, held.failovers, rule.window, rule.hold, root)
+
     async def _acquire_and_restore(self, root: str) -> None:
+        first = self._attempts.get(root, 0) == 0
         if self.engine.states[root].state.in_service:  # e.g. just extended, or re-adopted
             log.info("%s: in service here without its lease; acquiring it", root)
         else:
-            log.info("%s: no node runs it; trying to take it over", root)
+            log.log(logging.INFO if first else logging.DEBUG,
+                    "%s: no node runs it; trying to take it over", root)
         timing = self.leases.timing
+        holder = self._holder(root)
+        if holder is not None and root not in self.stuck:
+            self._note(root, Blocked("lease_wait", holder, left=timing.duration))
         await self.leases.acquire(root, timeout=timing.duration * 3,
                                   remove_time=timing.watchdog_timeout)
+        held = self._hold(root)
+        if held is not None and self._holder(root) is not None and root not in self._ordered:
+            self.leases.release(root)  # it failed over while this node waited for votes
+            raise TakeoverBlocked(held, "failover held (failover_damping)")
         if self.engine.config.settings.fencing == "watchdog":
             try:
                 self.watchdog.ensure_armed()
             except WatchdogUnavailable as error:
                 self.leases.release(root)
-                raise OperationError(f"not taking it over: {error}") from None
+                raise TakeoverBlocked(Blocked("watchdog_unavailable", detail=str(error)),
+                                      f"not taking it over: {error}") from None
         await self._fence_previous_owner(root)
         await self._restore(root)
 
@@ -323,12 +463,14 @@ class Ownership:
         except TimeoutError:
             process.kill()
             self.leases.release(root)
-            raise OperationError(f"fencing {node} did not finish in {FENCE_TIMEOUT:g}s; "
-                                 "not taking over") from None
+            why = f"it did not finish in {FENCE_TIMEOUT:g}s"
+            raise TakeoverBlocked(Blocked("fence_failed", node, why),
+                                  f"fencing {node}: {why}; not taking over") from None
         if process.returncode != 0:
             self.leases.release(root)
-            raise OperationError(f"fencing {node} failed (exit {process.returncode}: "
-                                 f"{output.decode(errors='replace').strip()}); not taking over")
+            why = f"exit {process.returncode}: {output.decode(errors='replace').strip()}"
+            raise TakeoverBlocked(Blocked("fence_failed", node, why),
+                                  f"fencing {node} failed ({why}); not taking over")
         log.warning("%s: %s is fenced", root, node)
         self._fenced.setdefault(root, set()).add(node)
 
@@ -429,17 +571,23 @@ class Ownership:
         return any(states[t].state.in_service or states[t].state == ResourceState.OSF
                    for h in self._clustered() for t in h.members if t in states)
 
+    def _owner(self, root: str, settings: HierarchySettings, seen: Snapshot) -> str | None:
+        """An alive peer that holds `root`'s lease or runs it."""
+        return next((p for p in sorted(self._peers(settings)) if p in seen.alive
+                     and (root in seen.holds[p] or seen.states[p].get(root) in IN_SERVICE)),
+                    None)
+
     def _view(self, hierarchy: Hierarchy, seen: Snapshot) -> View:
         root = hierarchy.root
         settings = self.engine.config.hierarchy_settings(root)
         peers = sorted(p for p in self._peers(settings) if p in seen.alive)
         alive = frozenset([self.node, *peers])
-        owner = next((p for p in peers
-                      if root in seen.holds[p] or seen.states[p].get(root) in IN_SERVICE),
-                     None)
+        owner = self._owner(root, settings, seen)
         if owner is not None:
             self._fenced.pop(root, None)
         i_hold = self.leases.holds(root)
+        if owner is not None or i_hold:
+            self._last_known_owner[root] = owner or self.node
         # Vacant only counts while it should be in service: otherwise the rank wait would
         # already have passed when `tutela restore` sets the target, and all race.
         vacant = not i_hold and owner is None and settings.target == "in_service"
@@ -470,23 +618,92 @@ class Ownership:
             | ({self.node} if root in self.failed else set()),
             last_owner=_last_owner(root, {n: seen.ran[n] for n in alive}),
             vacant_for=None if since is None else now - since,
-            failover_blocked_by=self._failover_blocked_by(root, seen.blocking))
+            failover_blocked_by=self._failover_blocked_by(root, seen.blocking),
+            previous_owner=self._last_known_owner.get(root), hold=self._hold(root))
 
     def _failover_blocked_by(self, root: str, blocking: frozenset[str]) -> str | None:
         if not blocking:
             return None
-        node = next((n for n in self._vanished_owners(root) if n in blocking), None)
-        if node is None:
-            self._blocked_logged.discard(root)
-        elif root not in self._blocked_logged:
-            self._blocked_logged.add(root)
-            log.warning("%s: %s ran it and is gone, but failover away from %s is blocked; "
-                        "confirm a takeover with 'tutela switchover %s --to NODE'",
-                        root, node, node, root)
-        return node
+        return next((n for n in self._vanished_owners(root) if n in blocking), None)
+
+    def _hold(self, root: str) -> Blocked | None:
+        """The failover damping's hold on `root` now, if any, as the reason it gives."""
+        window = self.engine.config.settings.failover_damping.window
+        now = time.time()
+        held = self._damping_hold(root, now)
+        if held is None:
+            return None
+        return Blocked("damped", self._holder(root),
+                       f"{held.failovers} failovers in {window:g}s", held.until - now)
+
+    def _damping_hold(self, root: str, now: float) -> damping.Hold | None:
+        rule = self.engine.config.settings.failover_damping
+        return damping.hold(self._history.get(root, ()), now, rule)
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """For `tutela status`: root -> its failover hold here, and why each node that is
+        alive (this one too) sees it running nowhere; only roots with something to say."""
+        settings = self.engine.config.settings
+        now, fencing, window = time.time(), settings.fencing, settings.failover_damping.window
+        heartbeats, detector = self.messenger.heartbeats, self.messenger.detector
+        by_node = {self.node: self.stuck} | {
+            peer: stuck.from_payload(report.get("stuck"))
+            for peer, (_, report) in sorted(heartbeats.items())
+            if detector.node_state(peer) == "ALIVE"}
+        found: dict[str, dict[str, Any]] = {}
+        for hierarchy in self._clustered():
+            root = hierarchy.root
+            held = self._damping_hold(root, now)
+            reasons = [_stuck_status(node, records[root], root, fencing, now)
+                       for node, records in by_node.items() if root in records]
+            if held is not None or reasons:
+                found[root] = {"hold": None if held is None else {
+                    "failovers": held.failovers, "window": window,
+                    "left": round(held.until - now, 1), "until": _iso(held.until)},
+                    "stuck": reasons}
+        return found
 
     def _peers(self, settings: HierarchySettings) -> list[str]:
         return [e.node for e in settings.equivalencies if e.node != self.node]
+
+
+class TakeoverBlocked(OperationError):
+    """A takeover attempt stopped by something that waits on another node or the
+    administrator (a failed fence, no watchdog); why, as data."""
+
+    def __init__(self, blocked: Blocked, message: str) -> None:
+        super().__init__(message)
+        self.blocked = blocked
+
+
+def _refusal(error: RestoreRefused) -> str:
+    """What the pre-check said, without the engine's preamble."""
+    text = str(error)
+    return text.partition("refused before any change: ")[2] or text
+
+
+def _histories(payload: Any) -> dict[str, damping.History]:
+    """A peer heartbeat's failover histories; what does not parse is left out."""
+    if not isinstance(payload, dict):
+        return {}
+    try:
+        return {str(root): tuple(sorted(map(float, times))) for root, times in payload.items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _iso(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="seconds")
+
+
+def _stuck_status(node: str, record: Stuck, root: str, fencing: str, now: float
+                  ) -> dict[str, Any]:
+    """One node's reason in `tutela status --json`."""
+    return {"node": node, "reason": record.reason, "holder": record.holder,
+            "detail": record.detail, "since": _iso(record.since),
+            "until": None if record.until is None else _iso(record.until),
+            "left": None if record.until is None else round(max(record.until - now, 0), 1),
+            "message": stuck.explain(record, root, fencing, now)}
 
 
 def _last_owner(root: str, ran: dict[str, dict[str, str]]) -> str | None:

@@ -97,6 +97,7 @@ class Service:
         heartbeats = self.cluster.messenger.heartbeats
         elsewhere = [(n, heartbeats.get(n["name"], (0.0, {}))[1].get("states", {}))
                      for n in view["nodes"] if not n["local"]]  # no witnesses
+        ownership = self.cluster.ownership.report()  # failover holds, why stuck
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
@@ -114,7 +115,8 @@ class Service:
                 })
             hierarchies.append({"root": hierarchy.root,
                                 "state": states[hierarchy.root].state.value,
-                                "resources": resources})
+                                "resources": resources,
+                                "ownership": ownership.get(hierarchy.root)})
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
                 "quorum": config.settings.quorum, **view,

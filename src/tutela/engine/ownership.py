@@ -1,7 +1,8 @@
 """Who runs a clustered hierarchy: the pure decision one node takes for one hierarchy.
 
 Fed what this node sees (leases, alive nodes, what peers report); says acquire, restore,
-give up, or wait. Votes, not this timing, decide who wins (DESIGN.md section 4).
+give up, or wait, and when nobody may take a vacant hierarchy over, why (`Blocked`). Votes,
+not this timing, decide who wins (DESIGN.md section 4).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tutela.engine.stuck import Blocked
 from tutela.model.config import HierarchySettings
 
 Decision = Literal["acquire", "restore", "give_up", "wait", "none"]
@@ -52,32 +54,65 @@ class View:
     """A vanished owner that blocks failover away from it (node setting failover: false)."""
     parts_in_service_here: bool = False
     """Some resource of it is in service here (the root or not)."""
+    previous_owner: str | None = None
+    """The node last seen running it, if any (this node included)."""
+    hold: Blocked | None = None
+    """Failover damping holds it (reason 'damped'): no automatic failover until it ends."""
 
 
-def decide(view: View, step: float) -> Decision:
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    blocked: Blocked | None = None
+    """Why nobody takes the vacant hierarchy over, as far as this node can tell."""
+
+
+def decide(view: View, step: float) -> Verdict:
     if view.i_hold:
-        return _as_owner(view)
+        return Verdict(_as_owner(view))
     if view.parts_in_service_here and view.owner_elsewhere is not None:
-        return "give_up"  # in service without the lease while another node runs it: get out
-    if (view.settings.target != "in_service" or view.owner_elsewhere is not None
-            or view.failover_blocked_by is not None):
-        return "none"
+        # in service without the lease while another node runs it: get out
+        return Verdict("give_up")
+    if view.settings.target != "in_service" or view.owner_elsewhere is not None:
+        return Verdict("none")
+    if view.failover_blocked_by is not None:
+        return Verdict("none", Blocked("failover_blocked", view.failover_blocked_by))
     candidates = candidates_in_order(view)
     if view.me not in candidates:
-        return "none"
+        return Verdict("none", _nobody_may(view) if not candidates else None)
     if view.vacant_for is None:
-        return "wait"
+        return Verdict("wait")
+    if view.hold is not None and view.previous_owner not in (None, view.me):
+        return Verdict("none", view.hold)  # a failover; back where it ran is none
     rank = candidates.index(view.me)
     wait = rank * step
     if rank > 0 and candidates[0] == view.last_owner:
         wait += LAST_OWNER_GRACE  # a cold start: it is alive and will take it back
-    return "acquire" if view.vacant_for >= wait else "wait"
+    return Verdict("acquire" if view.vacant_for >= wait else "wait")
+
+
+def _nobody_may(view: View) -> Blocked | None:
+    """Why no alive node is a candidate for a hierarchy that should be in service."""
+    if view.vacant_for is None:
+        return None
+    settings = view.settings
+    if not settings.failover:
+        by_priority = sorted(settings.equivalencies, key=lambda e: e.priority)
+        allowed = view.last_owner if settings.start_policy == "last" else None
+        allowed = allowed or (by_priority[0].node if by_priority else None)
+        if allowed not in view.failed_on:
+            return Blocked("failover_off", allowed)
+    failed = ", ".join(sorted(view.failed_on))
+    gone = ", ".join(sorted({e.node for e in settings.equivalencies} - view.alive))
+    why = "; ".join(part for part in (failed and f"it failed on {failed}",
+                                      gone and f"{gone} not alive") if part)
+    return Blocked("no_eligible_node", view.previous_owner, why or "no candidate node")
 
 
 def _as_owner(view: View) -> Decision:
     if view.settings.target != "in_service" or view.failed_here:
         return "give_up"
-    if view.settings.switchback == "automatic":
+    if view.settings.switchback == "automatic" and view.hold is None:
         best = candidates_in_order(view, cold=False)
         if best and best[0] != view.me:
             return "give_up"

@@ -152,6 +152,17 @@ class User(Frozen):
     host: str = "*"
 
 
+class FailoverDamping(Frozen):
+    """Hold-down after repeated failovers of one hierarchy (a flapping link or node): after
+    `failovers` automatic failovers within `window` seconds, no node takes it over
+    automatically for `hold` seconds after the last (docs/failover.md)."""
+
+    failovers: int = Field(default=3, ge=1)
+    window: float = Field(default=600.0, gt=0)
+    hold: float = Field(default=300.0, ge=0)
+    """0 turns damping off."""
+
+
 class ClusterSettings(Frozen):
     port: int = Field(default=7365, ge=1, le=65535)
     """TCP port of the comm paths (LifeKeeper's 7365)."""
@@ -165,6 +176,7 @@ class ClusterSettings(Frozen):
     """With fencing 'agent': run by the node taking a hierarchy over, with {node} replaced
     by the node that ran it; exit 0 means that node is powered off (e.g. an IPMI command,
     or 'tutela lab fence {node}' in the lab)."""
+    failover_damping: FailoverDamping = FailoverDamping()
 
     @model_validator(mode="after")
     def _agent_has_command(self) -> ClusterSettings:
