@@ -104,4 +104,9 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("latest-round", make_holder=LatestRoundHolder),
     Variant("keeps-lease-on-release", make_holder=KeepsLeaseOnReleaseHolder),
     Variant("no-incarnation", make_holder=_no_incarnation),
+    Variant("best-path", every_path=False),
 )}
+
+CAUGHT_IN = {"best-path": "paths"}
+"""The family that catches a mutant (chaos, as a safety violation, unless named here: a
+mutant that breaks liveness only is caught as a liveness failure)."""

@@ -30,7 +30,9 @@ from tutela.arbiter.messages import AcquireRequest, Message, Release, parse_mess
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
 
-FAMILIES = ("chaos", "liveness")
+FAMILIES = ("chaos", "liveness", "paths", "clock-stop")
+ANY_PATH = -1
+"""The path of a message to the node's own voter, or of an adversary's forced message."""
 LOCAL_DELAY = 0.001
 """Upper bound (x L) of a node reaching its own voter: no network, only scheduling."""
 WAKE_SLACK = 1e-9
@@ -46,6 +48,9 @@ class Variant:
     make_voter: Callable[[str, LeaseTiming, float], Voter] = Voter
     make_holder: Callable[..., LeaseHolder] = LeaseHolder
     timing: LeaseTiming = field(default_factory=LeaseTiming)
+    every_path: bool = True
+    """The messenger's rule for lease messages (lcm/messenger.py, `every_path`): a copy on
+    every path its failure detector calls ALIVE; False: only on the best-ranked one."""
 
 
 CORRECT = Variant()
@@ -81,29 +86,58 @@ class Outcome:
 
 
 class Clock:
-    """A node's monotonic clock: local = base_local + rate x (true - base_true)."""
+    """A node's monotonic clock: local = base_local + rate x (true - base_true).
+
+    It may stop (a suspended machine or a paused VM: CLOCK_MONOTONIC does not advance
+    meanwhile) and start again where it stopped, which breaks the rate bound the proof
+    assumes (docs/leases.md, "Clocks that stop")."""
 
     def __init__(self, true_now: float, local_now: float, rate: float) -> None:
         self.base_true, self.base_local, self.rate = true_now, local_now, rate
+        self.stopped = False
 
     def local(self, true_time: float) -> float:
+        if self.stopped:
+            return self.base_local
         return self.base_local + self.rate * (true_time - self.base_true)
 
     def true_at(self, local_time: float) -> float:
+        if self.stopped:
+            return float("inf")
         return self.base_true + (local_time - self.base_local) / self.rate
 
     def set_rate(self, true_now: float, rate: float) -> None:
-        """Change rate from now on; the clock stays continuous."""
+        """Change rate from now on; the clock stays continuous (a stopped clock stays
+        stopped, and runs at this rate once started)."""
         self.base_local, self.base_true, self.rate = self.local(true_now), true_now, rate
+
+    def step(self, by: float) -> None:
+        self.base_local += by
+
+    def stop(self, true_now: float) -> None:
+        self.base_local, self.base_true, self.stopped = self.local(true_now), true_now, True
+
+    def start(self, true_now: float) -> None:
+        """Run again from the value it stopped at: the time it stood still is lost."""
+        if self.stopped:
+            self.base_true, self.stopped = true_now, False
 
 
 class Site:
     """A cluster node (voter + holder in one process) or the witness (voter only)."""
 
-    def __init__(self, name: str, is_node: bool, clock: Clock) -> None:
+    def __init__(self, name: str, is_node: bool, clock: Clock, wall: Clock) -> None:
         self.name, self.is_node, self.clock = name, is_node, clock
+        self.wall = wall
+        """Its wall clock (CLOCK_REALTIME), unrelated to `clock`: offsets, steps."""
+        self.ran: dict[str, float] = {}
+        """Name -> wall-clock time it last went into service here (kept on disk, like
+        `last_in_service`): what the cold-start 'last' policy compares across nodes."""
         self.voter: Voter | None = None
         self.holder: LeaseHolder | None = None
+        self.lease_ends: dict[str, float] = {}
+        """The holder's lease ends (own clock) as of its latest call: only calls change
+        them, and each call's effects go through Simulation._apply, which copies them."""
         self.alive = True
         self.paused = False
         self.backlog: list[tuple[str, Any]] = []
@@ -132,11 +166,13 @@ class Simulation:
         self.events = 0
         self.seq = 0
         self.queue: list[tuple[float, int, str, str, Any]] = []
+        self.parsed: dict[str, Message] = {}
         self.failure: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(
             ("acquired", "handovers", "lost", "must_release", "refused", "releases",
              "pauses", "holder_pauses", "crashes", "backlog", "messages", "dropped",
-             "snipes", "amnesia_snipes", "flap_snipes", "stale_replies"), 0)
+             "snipes", "amnesia_snipes", "flap_snipes", "stale_replies", "suspends",
+             "unreachable", "wall_steps", "wall_misled", "path_faults"), 0)
         self.last_owner: dict[str, str] = {}
         self._draw_scenario()
         self._build_sites()
@@ -144,7 +180,8 @@ class Simulation:
             "msg": self._on_msg, "wake": self._on_wake, "chaos": self._on_chaos,
             "resume": self._on_resume, "restart": self._on_restart,
             "removed": self._on_removed, "heal": self._on_heal, "aim": self._on_aim,
-            "grab": self._on_grab, "mute": self._on_mute}
+            "grab": self._on_grab, "mute": self._on_mute, "own": self._on_own,
+            "path_fault": self._on_path_fault}
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -160,7 +197,19 @@ class Simulation:
         self.long_delay = rng.choice((1.0, 3.0)) * L
         self.max_delay = max(self.fast_delay, self.long_delay if self.slow else 0.0)
         self.chaos_gap = rng.choice((0.1, 0.25, 0.5)) * L
+        self.node_paths = rng.choice((1, 2))
+        """Comm paths between two nodes (ranked 0 best); a witness has one to each node."""
+        self.detect = rng.choice((1.0, 1.0, 0.5, 2.0)) * L
+        """The failure detector's timeout (heartbeat interval x misses; 1 s by default)."""
+        self.beat = self.detect / 5
         self.cuts: set[tuple[str, str]] = set()
+        """(src, dst): every path from src to dst is cut."""
+        self.path_cuts: set[tuple[str, str, int]] = set()
+        """(src, dst, path): that path is cut from src to dst."""
+        self.dead_at: dict[tuple[str, str, int], float] = {}
+        """A cut path (src, dst, p): when dst's detector stops calling it ALIVE."""
+        self.up_at: dict[tuple[str, str, int], float] = {}
+        """A working path (src, dst, p): from when dst's detector calls it ALIVE again."""
         self.forced_delay: float | None = None
         self.calm_until = 0.0
         self.slow_inbound: dict[str, tuple[float, float]] = {}
@@ -174,26 +223,50 @@ class Simulation:
         self.deadline = float("inf")
         self.bound: float | None = None
         self.delta = self.fast_delay
+        if self.family == "paths":
+            self._draw_paths_scenario()
+
+    def _draw_paths_scenario(self) -> None:
+        """A healthy network of two or three paths between nodes; one owner; later the
+        witness (or another minority of voters) is lost and some paths are cut."""
+        rng, L = self.rng, self.L
+        self.loss, self.slow = 0.0, 0.0
+        self.fast_delay = self.delta = self.max_delay = rng.choice((0.001, 0.01)) * L
+        self.node_paths = rng.choice((2, 3))
+        self.fault_at = rng.uniform(1.0, 2.5) * L
+        self.end_time = self.fault_at + self.detect + 2.5 * L
 
     def _build_sites(self) -> None:
         names = [f"n{i}" for i in range(1, self.n_nodes + 1)] + (["w"] if self.witness else [])
         self.voters = tuple(names)
-        self.sites = {n: Site(n, n != "w", self._new_clock()) for n in names}
+        self.sites = {n: Site(n, n != "w", self._new_clock(), self._new_wall_clock())
+                      for n in names}
         self.nodes = [s for s in self.sites.values() if s.is_node]
         # Mostly a cluster that has run a while; sometimes a cold start (every voter quiet).
-        running_since = 0.0 if self.rng.random() < 0.2 else 2 * self.timing.quiet_period
+        cold = self.rng.random() < 0.2 and self.family != "paths"
+        running_since = 0.0 if cold else 2 * self.timing.quiet_period
         for site in self.sites.values():
             self._start(site, running_since)
-        self._push(self.rng.uniform(0, self.chaos_gap), "chaos", "", None)
+        if self.family == "paths":
+            self._push(0.0, "own", "", None)
+            self._push(self.fault_at, "path_fault", "", None)
+        else:
+            self._push(self.rng.uniform(0, self.chaos_gap), "chaos", "", None)
         if self.heal_at is not None:
             self._push(self.heal_at, "heal", "", None)
         self._log(f"scenario: nodes={self.n_nodes} witness={self.witness} names={self.names} "
                   f"loss={self.loss} dup={self.dup} slow={self.slow} "
                   f"fast={self.fast_delay:.3f} long={self.long_delay:.1f} "
-                  f"chaos_gap={self.chaos_gap:.2f} timing={self.timing}")
+                  f"chaos_gap={self.chaos_gap:.2f} paths={self.node_paths} "
+                  f"detect={self.detect:.2f} timing={self.timing}")
 
     def _new_clock(self) -> Clock:
         return Clock(self.now, self.rng.uniform(0, 100), self._rate())
+
+    def _new_wall_clock(self) -> Clock:
+        """NTP-synchronised (within 5 ms) half of the time, else off by up to 5 L."""
+        spread = 0.005 if self.rng.random() < 0.5 else 5 * self.L
+        return Clock(self.now, self.now + self.rng.uniform(-spread, spread), self._rate())
 
     def _rate(self) -> float:
         """Extreme rates half of the time: they are where a wrong bound shows."""
@@ -226,7 +299,7 @@ class Simulation:
         return Outcome(self.seed, self.family, self.variant.name, self.failure, self.events,
                        self.now, self.stats, self.trace, self.bound)
 
-    _no_site = Site("-", False, Clock(0.0, 0.0, 1.0))
+    _no_site = Site("-", False, Clock(0.0, 0.0, 1.0), Clock(0.0, 0.0, 1.0))
 
     def _push(self, when: float, kind: str, site: str, data: Any) -> None:
         self.seq += 1
@@ -263,19 +336,73 @@ class Simulation:
         self.stats["messages"] += 1
         if dst == src.name:
             self._push(self.now + self.rng.uniform(0, LOCAL_DELAY * self.L), "msg", dst,
-                       (src.name, text))
+                       (src.name, text, ANY_PATH))
             return
         if self.forced_delay is not None:  # an adversary's message: late but delivered
-            self._push(self.now + self.forced_delay, "msg", dst, (src.name, text))
+            self._push(self.now + self.forced_delay, "msg", dst, (src.name, text, ANY_PATH))
             return
-        if (src.name, dst) in self.cuts or self.rng.random() < self.loss:
+        paths = self._alive_paths(src.name, dst)
+        if not paths:  # the messenger raises PeerUnreachable: nothing goes out
+            self.stats["unreachable"] += 1
+            return
+        for path in paths if self.variant.every_path else paths[:1]:
+            self._send_on(src.name, dst, path, text, message)
+
+    def _send_on(self, src: str, dst: str, path: int, text: str, message: Message) -> None:
+        """One copy on one path (the copies on other paths are not deduplicated: the
+        cores must cope with duplicates anyway)."""
+        if self._broken(src, dst, path) or self.rng.random() < self.loss:
             self.stats["dropped"] += 1
             if self.tracing:
-                self._log(f"{src.name}->{dst} dropped {_short(message)}")
+                self._log(f"{src}->{dst}/{path} dropped {_short(message)}")
             return
         copies = 2 if self.rng.random() < self.dup else 1
         for _ in range(copies):
-            self._push(self.now + self._delay(dst), "msg", dst, (src.name, text))
+            self._push(self.now + self._delay(dst), "msg", dst, (src, text, path))
+
+    def _broken(self, src: str, dst: str, path: int) -> bool:
+        return (src, dst) in self.cuts or (src, dst, path) in self.path_cuts
+
+    def _paths(self, a: str, b: str) -> int:
+        return 1 if "w" in (a, b) else self.node_paths
+
+    def _alive_paths(self, src: str, dst: str) -> list[int]:
+        """The paths to `dst` that src's failure detector calls ALIVE, best first: it
+        hears dst's heartbeats on them (dst -> src), or a cut is not yet detected."""
+        alive = []
+        for path in range(self._paths(src, dst)):
+            key = (dst, src, path)
+            if self._broken(*key):
+                if self.now < self.dead_at[key]:
+                    alive.append(path)
+            elif self.now >= self.up_at.get(key, 0.0):
+                alive.append(path)
+        return alive
+
+    def _set_cuts(self, cuts: set[tuple[str, str]],
+                  path_cuts: set[tuple[str, str, int]] | None = None) -> None:
+        """Change what is cut; each detector notices a cut path only `detect` after the
+        last heartbeat through it, and a mended one at the next heartbeat through it."""
+        before = {k for k in self._directed_paths() if self._broken(*k)}
+        self.cuts = cuts
+        self.path_cuts = self.path_cuts if path_cuts is None else path_cuts
+        for key in self._directed_paths():
+            broken = self._broken(*key)
+            if broken and key not in before:
+                if self.up_at.pop(key, 0.0) > self.now:  # not heard since it was mended
+                    self.dead_at[key] = self.now
+                else:
+                    last_beat = self.now - self.rng.uniform(0, self.beat)
+                    self.dead_at[key] = last_beat + self.detect
+            elif not broken and key in before:
+                dead_at = self.dead_at.pop(key)
+                if self.now >= dead_at:  # declared dead: ALIVE at the next heartbeat
+                    self.up_at[key] = (self.now + self.rng.uniform(0, self.beat)
+                                       + self.rng.uniform(0, self.fast_delay))
+
+    def _directed_paths(self) -> list[tuple[str, str, int]]:
+        return [(a, b, p) for a in self.sites for b in self.sites if a != b
+                for p in range(self._paths(a, b))]
 
     def _delay(self, dst: str) -> float:
         until, lag = self.slow_inbound.get(dst, (0.0, 0.0))
@@ -285,17 +412,19 @@ class Simulation:
             return self.rng.uniform(0, self.long_delay)
         return self.rng.uniform(0, self.fast_delay)
 
-    def _on_msg(self, site: Site, data: tuple[str, str]) -> None:
-        if not site.alive or (data[0], site.name) in self.cuts:  # cut while in flight
+    def _on_msg(self, site: Site, data: tuple[str, str, int]) -> None:
+        if not site.alive or self._broken(data[0], site.name, data[2]):  # cut in flight
             return
         if site.paused:
             site.backlog.append(("msg", data))
             return
         self._handle_msg(site, data)
 
-    def _handle_msg(self, site: Site, data: tuple[str, str]) -> None:
-        src, text = data
-        message = parse_message(json.loads(text))
+    def _handle_msg(self, site: Site, data: tuple[str, str, int]) -> None:
+        src, text, _ = data
+        message = self.parsed.get(text)
+        if message is None:  # copies of one message (paths, duplicates) parse once
+            message = self.parsed[text] = parse_message(json.loads(text))
         local = site.clock.local(self.now)
         if self.tracing:
             self._log(f"{src}->{site.name} {_short(message)}")
@@ -311,6 +440,10 @@ class Simulation:
     # -- a node's engine, as far as leases go -----------------------------------------
 
     def _apply(self, site: Site, effects: list[Effect]) -> None:
+        """Carry out what a holder call returned (every call to a holder ends here)."""
+        assert site.holder is not None
+        site.lease_ends = {n: end for n in self.names
+                           if (end := site.holder.lease_end(n)) is not None}
         for effect in effects:
             if isinstance(effect, Send):
                 self._send(site, effect.voter, effect.message)
@@ -332,6 +465,7 @@ class Simulation:
 
     def _on_acquired(self, site: Site, name: str) -> None:
         self.stats["acquired"] += 1
+        site.ran[name] = site.wall.local(self.now)  # it goes into service here
         if self.last_owner.get(name, site.name) != site.name:
             self.stats["handovers"] += 1
         self.last_owner[name] = site.name
@@ -411,6 +545,8 @@ class Simulation:
             (4, self._chaos_acquire), (2, self._chaos_release), (0.7, self._chaos_flap),
             (2, self._chaos_partition), (0.5, self._chaos_network), (0.7, self._chaos_rate),
             (1.5, self._chaos_pause), (0.7, self._chaos_crash), (0.7, self._chaos_amnesia),
+            (1.5 if self.family == "clock-stop" else 0, self._chaos_suspend),
+            (0.5, self._chaos_wall_step),
             (3, self._chaos_snipe), (0.7, self._chaos_amnesia_snipe),
             (0.7, self._chaos_flap_snipe), (0.7, self._chaos_stale_replies)]
         action = self.rng.choices([a for _, a in actions], [w for w, _ in actions])[0]
@@ -435,35 +571,63 @@ class Simulation:
 
     def _chaos_partition(self) -> None:
         names, rng = list(self.sites), self.rng
-        kind = rng.choice(("heal", "split", "isolate", "random"))
         pairs = [(a, b) for a in names for b in names if a != b]
+        kind = rng.choice(("heal", "split", "isolate", "random", "paths"))
         if kind == "heal":
-            self.cuts = set()
+            self._set_cuts(set(), set())
         elif kind == "split":
             side = set(rng.sample(names, rng.randint(1, len(names) - 1)))
-            self.cuts = {(a, b) for a, b in pairs if (a in side) != (b in side)}
+            self._set_cuts({(a, b) for a, b in pairs if (a in side) != (b in side)})
         elif kind == "isolate":
             one, way = rng.choice(names), rng.choice(("in", "out", "both"))
-            self.cuts = {(a, b) for a, b in pairs
-                         if (way != "in" and a == one) or (way != "out" and b == one)}
-        else:
-            self.cuts = {p for p in pairs if rng.random() < 0.3}
-        self._log(f"partition {kind}: cut {sorted(self.cuts)}")
+            self._set_cuts({(a, b) for a, b in pairs
+                            if (way != "in" and a == one) or (way != "out" and b == one)})
+        elif kind == "random":
+            self._set_cuts({p for p in pairs if rng.random() < 0.3})
+        else:  # single paths fail, in one direction or both
+            cut = {(a, b, p) for a, b in pairs for p in range(self._paths(a, b))
+                   if a < b and rng.random() < 0.4}
+            self._set_cuts(self.cuts, {(b, a, p) for a, b, p in cut if rng.random() < 0.7}
+                           | {k for k in cut if rng.random() < 0.7})
+        self._log(f"partition {kind}: cut {sorted(self.cuts)} paths "
+                  f"{sorted(self.path_cuts)}")
 
     def _chaos_pause(self) -> None:
+        """A process stops (SIGSTOP, a long GC) while its monotonic clock runs on."""
+        if (site := self._pause_someone()) is not None:
+            self._log(f"{site.name} paused for {self._pause_for(site):.3f}")
+
+    def _chaos_suspend(self) -> None:
+        """A pause in which the site's monotonic clock stops too (a suspended machine, a
+        paused VM): on resume it reads what it read when it stopped."""
+        if (site := self._pause_someone()) is None:
+            return
+        site.clock.stop(self.now)
+        vm = self.rng.random() < 0.5  # a paused VM's wall clock stops too; after a
+        if vm:                          # suspend the kernel sets it from the RTC
+            site.wall.stop(self.now)
+        self.stats["suspends"] += 1
+        self._log(f"{site.name} {'VM paused' if vm else 'suspended'} (clock stopped) for "
+                  f"{self._pause_for(site):.3f}")
+
+    def _pause_someone(self) -> Site | None:
+        """A holder mostly, else any running site: paused from now on."""
         holders = [s for s in self._running_nodes() if s.holder and s.holder.held(
             s.clock.local(self.now))]
         running = [s for s in self.sites.values() if s.alive and not s.paused]
         pool = holders if holders and self.rng.random() < 0.7 else running
         if not pool:
-            return
+            return None
         site = self.rng.choice(pool)
-        length = self.rng.uniform(0.3, 3.0) * self.L
         site.paused, site.pauses = True, site.pauses + 1
         self.stats["pauses"] += 1
         self.stats["holder_pauses"] += site in holders
-        self._log(f"{site.name} paused for {length:.3f}")
+        return site
+
+    def _pause_for(self, site: Site) -> float:
+        length = self.rng.uniform(0.3, 3.0) * self.L
         self._push(self.now + length, "resume", site.name, site.pauses)
+        return length
 
     def _on_resume(self, site: Site, pause: int) -> None:
         if site.pauses == pause and site.alive and site.paused:
@@ -472,6 +636,8 @@ class Simulation:
     def _resume(self, site: Site) -> None:
         """Back from a pause: the backlog first, each step checked, then the timers."""
         site.paused = False
+        site.clock.start(self.now)
+        site.wall.start(self.now)
         backlog, site.backlog = site.backlog, []
         self.stats["backlog"] += len(backlog)
         self._log(f"{site.name} resumes with {len(backlog)} queued")
@@ -491,6 +657,7 @@ class Simulation:
 
     def _crash(self, site: Site, down_for: float) -> None:
         site.alive, site.paused, site.voter, site.holder = False, False, None, None
+        site.lease_ends = {}
         site.backlog, site.wake_at, site.life = [], None, site.life + 1
         self.stats["crashes"] += 1
         self._log(f"{site.name} crashes for {down_for:.4f}")
@@ -502,6 +669,8 @@ class Simulation:
 
     def _restart(self, site: Site) -> None:
         site.alive, site.life = True, site.life + 1
+        site.clock.start(self.now)
+        site.wall.start(self.now)
         if self.rng.random() < 0.5:  # a reboot: the monotonic clock starts anew
             site.clock = self._new_clock()
         self._start(site)
@@ -520,8 +689,7 @@ class Simulation:
         owner, name = self.rng.choice(owners)
         rival = self.rng.choice([s for s in rivals if s is not owner])
         if self.rng.random() < 0.5:
-            self.cuts |= {(a, b) for a in self.sites for b in self.sites
-                          if a != b and owner.name in (a, b)}
+            self._isolate(owner)
         else:
             owner.paused, owner.pauses = True, owner.pauses + 1
             self._push(self.now + 2 * self.L, "resume", owner.name, owner.pauses)
@@ -579,8 +747,7 @@ class Simulation:
         if not owners:
             return
         owner, name = self.rng.choice(owners)
-        self.cuts |= {(a, b) for a in self.sites for b in self.sites
-                      if a != b and owner.name in (a, b)}
+        self._isolate(owner)
         for site in self.sites.values():
             if site is not owner and site.alive:
                 self._crash(site, self.rng.uniform(0, 0.01) * self.L)
@@ -588,6 +755,10 @@ class Simulation:
         self.stats["amnesia_snipes"] += 1
         self._log(f"amnesia: all voters but {owner.name} restart; {rival.name} wants {name}")
         self._push(self.now + 0.02 * self.L, "grab", rival.name, name)
+
+    def _isolate(self, site: Site) -> None:
+        self._set_cuts(self.cuts | {(a, b) for a in self.sites for b in self.sites
+                                    if a != b and site.name in (a, b)})
 
     def _on_grab(self, site: Site, name: str) -> None:
         if site.alive and not site.paused and not self.healed:
@@ -642,7 +813,7 @@ class Simulation:
     def _on_mute(self, site: Site, _: Any) -> None:
         """Nothing the site sends gets out any more (until the partitions change)."""
         if not self.healed:
-            self.cuts |= {(site.name, b) for b in self.sites if b != site.name}
+            self._set_cuts(self.cuts | {(site.name, b) for b in self.sites if b != site.name})
 
     def _chaos_amnesia(self) -> None:
         """Some voters crash and come straight back, having forgotten their grants."""
@@ -668,6 +839,15 @@ class Simulation:
         self._log(f"{site.name} clock rate now {site.clock.rate:.5f}")
         self._schedule_wake(site)
 
+    def _chaos_wall_step(self) -> None:
+        """An NTP step or an administrator sets a node's wall clock: only the cold-start
+        order reads it (nothing in the lease does)."""
+        site = self.rng.choice(self.nodes)
+        step = self.rng.uniform(-5, 5) * self.L
+        site.wall.step(step)
+        self.stats["wall_steps"] += 1
+        self._log(f"{site.name} wall clock steps by {step:+.3f}")
+
     def _chaos_network(self) -> None:
         self.loss = self.rng.choice((0.0, 0.05, 0.2, 0.4))
         self.dup = self.rng.choice((0.0, 0.05, 0.2))
@@ -675,16 +855,65 @@ class Simulation:
         self.max_delay = max(self.max_delay, self.long_delay if self.slow else 0.0)
         self._log(f"network loss={self.loss} dup={self.dup} slow={self.slow}")
 
+    # -- the paths family -------------------------------------------------------------
+
+    def _on_own(self, _: Site, __: Any) -> None:
+        """One node takes every name and keeps it; nobody else wants any."""
+        owner = self.rng.choice(self.nodes)
+        self.healed = True
+        self.candidates = dict.fromkeys(self.names, owner.name)
+        t = self.timing
+        self.bound = (t.renew_every / (1 - t.drift) + 2 * self.delta + 2 * WAKE_SLACK)
+        self.deadline = self.now + self.bound
+        self.max_events = max(self.max_events, 20_000)
+        self._acquire(owner, list(self.names))
+
+    def _on_path_fault(self, _: Site, __: Any) -> None:
+        """A minority of voters is lost (the witness first), and between the owner and each
+        voter left some of the paths fail, one way or both: one path still works."""
+        owner = self.sites[self.candidates[self.names[0]]]
+        others = [n for n in self.voters if n != owner.name]
+        spare = len(self.voters) - (len(self.voters) // 2 + 1)
+        lost = sorted(others, key=lambda n: (n != "w", self.rng.random()))[
+            :self.rng.randint(1, spare)]
+        for name in lost:
+            self._lose(self.sites[name])
+        cut: set[tuple[str, str, int]] = set()
+        for voter in (n for n in others if n not in lost):
+            paths = list(range(self._paths(owner.name, voter)))
+            failed = self.rng.sample(paths, self.rng.randint(1, len(paths) - 1))
+            if 0 not in failed and self.rng.random() < 0.7:
+                failed[0] = 0  # the best-ranked path, the one a single send would take
+            for path in failed:
+                way = self.rng.choice(("both", "out", "in"))
+                if way != "in":
+                    cut.add((owner.name, voter, path))
+                if way != "out":
+                    cut.add((voter, owner.name, path))
+        self.stats["path_faults"] += 1
+        self._log(f"path fault: {lost} lost; cut {sorted(cut)}")
+        self._set_cuts(self.cuts, self.path_cuts | cut)
+
+    def _lose(self, site: Site) -> None:
+        how = self.rng.choice(("crash", "isolate", "pause"))
+        self._log(f"{site.name} lost ({how})")
+        if how == "crash":
+            self._crash(site, 100 * self.L)
+        elif how == "isolate":
+            self._isolate(site)
+        else:
+            site.paused, site.pauses = True, site.pauses + 1
+
     # -- safety and liveness ----------------------------------------------------------
 
     def _check_safety(self) -> None:
         """The invariant, in TRUE time: at most one node holds each lease right now."""
         holding: dict[str, list[str]] = {}
         for site in self.nodes:
-            if site.alive and site.holder is not None:
+            if site.lease_ends and site.alive:
                 local = site.clock.local(self.now)
-                for name in self.names:
-                    if site.holder.holds(name, local):
+                for name, end in site.lease_ends.items():
+                    if local < end:  # LeaseHolder.holds(name, local)
                         holding.setdefault(name, []).append(site.name)
         for name, owners in holding.items():
             if len(owners) > 1:
@@ -709,7 +938,8 @@ class Simulation:
         """
         self.healed = True
         delta = self.delta = max(min(self.fast_delay, 0.01 * self.L), LOCAL_DELAY * self.L)
-        self.cuts, self.loss, self.slow, self.fast_delay = set(), 0.0, 0.0, delta
+        self._set_cuts(set(), set())
+        self.loss, self.slow, self.fast_delay = 0.0, 0.0, delta
         self.slow_inbound = {}
         for site in self.sites.values():
             if not site.alive:
@@ -724,7 +954,7 @@ class Simulation:
         self.max_events = max(self.max_events, self.events + 20_000)
         self._log(f"HEAL: bound {self.bound:.4f} s, deadline {self.now + self.bound:.4f}")
         for name in self.names:
-            self.candidates[name] = self.rng.choice(self.nodes).name
+            self.candidates[name] = self._first_candidate(name)
         for site in self.nodes:
             mine = [n for n, c in self.candidates.items() if c == site.name]
             assert site.holder is not None
@@ -732,6 +962,21 @@ class Simulation:
             self._release(site, others)
             if mine:
                 self._acquire(site, mine)
+
+    def _first_candidate(self, name: str) -> str:
+        """By the cold-start 'last' policy half the time: the node whose wall clock stamped
+        the latest go-into-service (daemon/ownership.py, _last_owner); every node compares
+        the same stamps, so all agree, but skewed clocks may pick a node that did not run
+        it last. Otherwise any node (the priority order)."""
+        stamps = {s.name: s.ran[name] for s in self.nodes if name in s.ran}
+        if not stamps or self.rng.random() < 0.5:
+            return self.rng.choice(self.nodes).name
+        chosen = max(stamps, key=lambda node: stamps[node])
+        if chosen != self.last_owner.get(name):
+            self.stats["wall_misled"] += 1
+            self._log(f"{name}: wall clocks name {chosen} its last owner, not "
+                      f"{self.last_owner.get(name)}")
+        return chosen
 
     def _check_liveness_at_end(self) -> None:
         """Each candidate must hold its name, without a break since the bound at latest."""
