@@ -68,7 +68,6 @@ def test_gratuitous_arp_reaches_peer(netpair: NetPair, tmp_path: Path,
     assert len(frames) == 3
     assert {f["sha"] for f in frames} == {netpair.mac(netpair.a, netpair.veth_a)}
     assert {(f["spa"], f["tpa"]) for f in frames} == {("198.51.100.51", "198.51.100.51")}
-    assert frames[-1]["at"] - frames[0]["at"] < 0.2 * 3 + 0.3
 
 
 def test_duplicate_address_refused(netpair: NetPair, tmp_path: Path) -> None:

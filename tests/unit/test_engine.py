@@ -267,7 +267,8 @@ def test_restart_leaves_a_dead_clustered_hierarchy_to_the_cluster(world: World,
         await engine.adopt()
         assert engine.states["app"].state == S.OSU
         assert "left to the cluster" in engine.states["app"].reason
-        await asyncio.sleep(0.1)  # an observation window of five check periods
+        # five check periods, counted by fs's checks (app's, if any, run on the same grid)
+        await until(lambda: world.actions("quick_check").count("fs") >= 5)
         assert world.actions("recover") == []
 
     run(scenario, clustered, tmp_path, before)
