@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import logging.handlers
-import queue
 import signal
 import sys
 from pathlib import Path
 
+from tutela import logsetup
 from tutela.control import AlreadyRunning, claim_socket
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.protocol import LOG_NAME, socket_path
@@ -24,63 +23,60 @@ from tutela.engine.node import NodeEngine, RuntimeState
 from tutela.engine.workers import started_pool
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
+from tutela.lcm.ticks import next_tick
+from tutela.notify import Notifier, cluster_status
 
 log = logging.getLogger("tutela.daemon")
 BLOCKING_CALL_WORKERS = 4
 """Threads for asyncio.to_thread (YAML, file writes): a few, as requests are few."""
-LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+DESCRIPTION = """tutelad: the tutela cluster daemon of a node.
+
+It opens the node's configuration database, re-adopts the resources that were in service,
+serves the control socket that the tutela command talks to, and keeps the hierarchies in
+service on one node of the cluster. It runs in the foreground: systemd (tutelad.service) or
+'tutela start' runs it in the background; SIGTERM stops it in order."""
+STATUS_EVERY = 5.0
+"""Seconds between checks of the one-line cluster state shown by `systemctl status`."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tutelad", description=__doc__)
+def parser() -> argparse.ArgumentParser:
+    """tutelad's options (also read by packaging/manpages.py for its man page)."""
+    parser = argparse.ArgumentParser(prog="tutelad", description=DESCRIPTION)
     parser.add_argument("--state-dir", help="node state directory "
                         "(default: $TUTELA_STATE_DIR or /var/lib/tutela)")
     parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="the least severe records logged")
     parser.add_argument("--no-realtime", action="store_true",
                         help="keep the normal scheduling policy instead of SCHED_RR")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     state_dir = state_dir_from_env(args.state_dir)
-    writer = configure_logging(state_dir, args.log_level)
+    output = configure_logging(state_dir, args.log_level)
+    notifier = Notifier.from_environment()
     try:
         if not args.no_realtime:
             schedule_realtime()
-        asyncio.run(run(state_dir))
+        asyncio.run(run(state_dir, notifier))
     except (NotInitialised, AlreadyRunning) as error:
         log.error("%s", error)
+        output.stop()
+        if not output.to_stderr:  # where `tutela start` looks for it
+            print(f"tutelad: {error}", file=sys.stderr)
         sys.exit(2)
     finally:
-        writer.stop()  # writes what is still queued
+        output.stop()  # writes what is still queued
+        notifier.close()
 
 
-def configure_logging(state_dir: Path, level: str) -> logging.handlers.QueueListener:
-    """Log to the state directory's tutelad.log and to stderr through a queue: the event
-    loop and the kit threads only append records; a thread of its own formats and writes
-    them. A log write to a busy disk, or the handlers' lock held by a kit thread that the
-    CPU scheduler keeps waiting behind real-time work, cannot hold up heartbeats, lease
-    rounds and watchdog pets (seen: a node reset by its watchdog during a burst of
-    restores, its event loop waiting to log). Returns the writer; stop() it at exit."""
+def configure_logging(state_dir: Path, level: str) -> logsetup.LogOutput:
+    """To the journal under systemd, else to the state directory's tutelad.log: see
+    logsetup, which also says why only a queue stands between the event loop and them."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
-    handlers: list[logging.Handler] = [logging.FileHandler(state_dir / LOG_NAME),
-                                       logging.StreamHandler()]
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    enqueue = _UnlockedQueueHandler(records)
-    enqueue.setFormatter(logging.Formatter("%(message)s"))  # the writer adds time and level
-    logging.basicConfig(level=level, handlers=[enqueue], force=True)
-    writer = logging.handlers.QueueListener(records, *handlers)
-    writer.start()
-    return writer
-
-
-class _UnlockedQueueHandler(logging.handlers.QueueHandler):
-    """A QueueHandler without the per-handler lock (its queue is thread-safe already), so
-    no thread ever waits for another to log."""
-
-    def createLock(self) -> None:
-        self.lock = None  # Handler.acquire and release skip a lock that is None
+    return logsetup.configure(state_dir / LOG_NAME, level)
 
 
 def schedule_realtime() -> None:
@@ -96,7 +92,7 @@ def schedule_realtime() -> None:
         log.info("event loop scheduled SCHED_RR, priority %d", PRIORITY)
 
 
-async def run(state_dir: Path) -> None:
+async def run(state_dir: Path, notifier: Notifier) -> None:
     asyncio.get_running_loop().set_default_executor(
         started_pool(BLOCKING_CALL_WORKERS, "asyncio"))
     lcd = Lcd.open(state_dir)
@@ -114,14 +110,20 @@ async def run(state_dir: Path) -> None:
         loop.add_signal_handler(signum, service.stopping.set)
     log.info("tutelad starting: node %s, cluster %s, generation %d, state dir %s",
              lcd.node, engine.config.name, lcd.generation(), state_dir)
+    notifier.status(f"{lcd.node}: re-adopting resources")
     await engine.adopt()
     await cluster.start()
     server = await serve(service, path)
     log.info("ready on %s", path)
+    notifier.ready(status_line(service))
+    reporter = asyncio.create_task(report_status(service, notifier), name="sd-status")
     try:
         await service.stopping.wait()
-        log.info("stopping (%s)", "leaving resources in service" if service.leave_resources
-                 else "taking resources out of service")
+        reporter.cancel()
+        how = ("leaving resources in service" if service.leave_resources
+               else "taking resources out of service")
+        log.info("stopping (%s)", how)
+        notifier.stopping(f"{lcd.node}: stopping, {how}")
         await engine.shutdown(service.leave_resources)
     finally:
         await cluster.stop()
@@ -129,6 +131,28 @@ async def run(state_dir: Path) -> None:
         path.unlink(missing_ok=True)
         lcd.close()
         log.info("stopped")
+
+
+def status_line(service: Service) -> str:
+    view = service.cluster.view()
+    states = service.engine.states
+    roots = [hierarchy.root for hierarchy in service.engine.hierarchies]
+    return cluster_status(
+        service.lcd.node, [node["state"] for node in view["nodes"]],
+        [witness["state"] for witness in view["witnesses"]],
+        sum(states[root].state.in_service for root in roots), len(roots),
+        len(view["warnings"]))
+
+
+async def report_status(service: Service, notifier: Notifier) -> None:
+    """Keep systemd's STATUS= line current: sent when it changes, checked every
+    STATUS_EVERY seconds on the wall clock's ticks (wake-ups the heartbeats have anyway)."""
+    shown = ""
+    while notifier.enabled:
+        line = status_line(service)
+        if line != shown and notifier.status(line):
+            shown = line
+        await asyncio.sleep(max(0.0, next_tick(STATUS_EVERY) - asyncio.get_running_loop().time()))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
+from tutela import logsetup
 from tutela.access import unusable_state_dir
+from tutela.logsetup import LogOutput
+from tutela.notify import Notifier
 from tutela.witness import control
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +27,6 @@ DEFAULT_STATE_DIR: Final = "/var/lib/tutela-witness"
 STATE_ENV: Final = "TUTELA_WITNESS_STATE_DIR"
 DEFAULT_PORT: Final = 7366
 EXIT_FAILED, EXIT_INVALID, EXIT_NOT_RUNNING = 1, 2, 3
-LOG_FORMAT: Final = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -88,17 +90,28 @@ def main(state_dir: Path) -> None:
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @state_dir_option
 def run(listen: tuple[str, ...], log_level: str, state_dir: Path) -> None:
-    """Run the witness in the foreground until SIGTERM (logs to stderr and the state dir)."""
+    """Run the witness in the foreground until SIGTERM.
+
+    Logs to the journal when systemd runs it, else to witness.log in the state directory
+    (and to a terminal); tells systemd when it serves (Type=notify).
+    """
     addresses = [parse_listen(value) for value in listen]
     from tutela.witness import server  # the server's imports are for `run` only
     from tutela.witness.registry import RegistryError
 
-    configure_logging(state_dir, log_level)
+    output = configure_logging(state_dir, log_level)
+    notifier = Notifier.from_environment()
     try:
-        asyncio.run(server.run(state_dir, addresses))
+        asyncio.run(server.run(state_dir, addresses, notifier))
     except (server.CannotStart, RegistryError, control.AlreadyRunning) as error:
         logging.getLogger("tutela.witness").error("%s", error)
+        output.stop()
+        if not output.to_stderr:
+            click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_INVALID)
+    finally:
+        output.stop()  # writes what is still queued
+        notifier.close()
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -115,18 +128,14 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def configure_logging(state_dir: Path, level: str) -> None:
+def configure_logging(state_dir: Path, level: str) -> LogOutput:
+    """To the journal under systemd, else to witness.log in the state directory (logsetup)."""
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(state_dir / control.LOG_NAME)
+        return logsetup.configure(state_dir / control.LOG_NAME, level)
     except OSError as error:
         fail(f"cannot use the state directory {state_dir}: {error.strerror}; run as root or "
              f"pass --state-dir (or ${STATE_ENV})")
-    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
-    handlers: list[logging.Handler] = [file_handler, logging.StreamHandler()]
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    logging.basicConfig(level=level, handlers=handlers, force=True)
 
 
 @main.command()

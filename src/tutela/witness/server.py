@@ -24,6 +24,7 @@ from tutela.lcm.messenger import HEARTBEAT, REPLY, spawn
 from tutela.lcm.stream import FrameSplitter
 from tutela.lcm.transport import MAX_BUFFERED
 from tutela.model.config import NAME_PATTERN
+from tutela.notify import Notifier
 from tutela.witness import control
 from tutela.witness.enroll import (
     Admission,
@@ -455,8 +456,10 @@ class Witness:
         return {"removed": name}
 
 
-async def run(state_dir: Path, listen: list[tuple[str, int]]) -> None:
-    """Serve until SIGTERM or SIGINT; raises CannotStart or RegistryError when it cannot."""
+async def run(state_dir: Path, listen: list[tuple[str, int]],
+              notifier: Notifier | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; raises CannotStart or RegistryError when it cannot.
+    `notifier` tells systemd when it is ready (Type=notify)."""
     control.claim_socket(control.socket_path(state_dir))
     registry = Registry.load(state_dir)
     registry.start()
@@ -469,6 +472,9 @@ async def run(state_dir: Path, listen: list[tuple[str, int]]) -> None:
         log.info("ready on %s (incarnation %d), serving %s; every voter refuses grants for "
                  "its first L(1+drift)", ", ".join(witness.listening), witness.incarnation,
                  ", ".join(sorted(witness.served)) or "no cluster yet")
+        if notifier is not None:
+            notifier.ready(f"serving {len(witness.served)} clusters on "
+                           f"{', '.join(witness.listening)}")
         await witness.stopping.wait()
         log.info("stopping")
     finally:
