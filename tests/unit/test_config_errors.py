@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tutela.lcd.document import from_yaml
+from tutela.lcd.document import from_yaml, parse_config
+from tutela.lcd.validate import validate_config
 from tutela.model.config import COLLECTION_EXAMPLES, ClusterConfig
 from tutela.model.errors import ConfigError
 
@@ -93,3 +94,19 @@ def _is_model(annotation: Any) -> bool:
 def test_every_list_or_mapping_field_has_an_example() -> None:
     missing = set(_collection_fields(ClusterConfig)) - set(COLLECTION_EXAMPLES)
     assert not missing, f"add an example to COLLECTION_EXAMPLES in model/config.py: {missing}"
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"kit": "ip", "params": {"address": "198.51.100.1/24", "ping_list": {"a": 1}}},
+     "resources[v].params.ping_list: expected a list, got a mapping (a) "
+     "(fix: see: tutela kit show ip)"),
+    ({"kit": "process", "params": {"command": "x", "env": ["A=1"]}},
+     "resources[v].params.env: expected a mapping, got a list of 1 item "
+     "(fix: see: tutela kit show process)"),
+])
+def test_a_wrongly_shaped_kit_parameter_is_named_plainly(params: dict[str, Any],
+                                                        expected: str) -> None:
+    config = parse_config({"name": "c", "resources": [{"tag": "v", **params}]})
+    with pytest.raises(ConfigError) as refused:
+        validate_config(config)
+    assert [str(problem) for problem in refused.value.problems] == [expected]

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from tutela.model.config import collection_message
 from tutela.model.errors import ConfigError, Problem
 
 
@@ -123,4 +124,4 @@ def _problem(kit: Kit[Any], prefix: str, error: Any) -> Problem:
         fix = f"remove it; kit {kit.name!r} knows: {', '.join(kit.Params.model_fields)}"
     else:
         fix = f"see: tutela kit show {kit.name}"
-    return Problem(field, error["msg"], fix)
+    return Problem(field, collection_message(error) or error["msg"], fix)

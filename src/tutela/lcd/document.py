@@ -11,7 +11,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tutela.kits.registry import KITS
-from tutela.model.config import ACTIONS, COLLECTION_EXAMPLES, FORMAT, ClusterConfig, Resource
+from tutela.model.config import (
+    ACTIONS,
+    COLLECTION_EXAMPLES,
+    FORMAT,
+    ClusterConfig,
+    Resource,
+    collection_message,
+)
 from tutela.model.errors import ConfigError, Problem
 
 # libyaml's C parser and emitter when PyYAML has them: the pure-Python ones take most of a
@@ -110,40 +117,14 @@ def _problem(data: dict[str, Any], error: Any) -> Problem:
     return Problem(field, error["msg"], fix)
 
 
-_LIST_ERRORS = frozenset({"tuple_type", "list_type", "set_type", "frozen_set_type"})
-_MAPPING_ERRORS = frozenset({"dict_type", "model_type", "model_attributes_type"})
-
-
 def _collection_problem(error: Any) -> tuple[str, str] | None:
-    """(message, fix) in plain words for a list or mapping field given something else,
-    or a list of the wrong length; None for any other error."""
-    location = error["loc"]
-    item = bool(location) and isinstance(location[-1], int)
-    example = COLLECTION_EXAMPLES.get(".".join(p for p in location if isinstance(p, str)))
-    fix = f"write it like {example}" if example else "see 'tutela export' for the format"
-    if error["type"] in _LIST_ERRORS:
-        return f"expected a list, got {_described(error['input'])}", fix
-    if error["type"] in _MAPPING_ERRORS:
-        what = "each entry to be a mapping" if item else "a mapping"
-        return f"expected {what}, got {_described(error['input'])}", fix
-    if error["type"] == "too_long":
-        return (f"expected at most {error['ctx']['max_length']} items, got "
-                f"{error['ctx']['actual_length']}"), fix
-    if error["type"] == "too_short" or (error["type"] == "missing" and item):
-        return f"too few items: {_described(error['input'])}", fix
-    return None
-
-
-def _described(value: Any) -> str:
-    """What a wrongly typed value is, in the words of YAML."""
-    if isinstance(value, dict):
-        keys = [str(key) for key in value]
-        return f"a mapping ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
-    if isinstance(value, list):
-        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
-    if value is None:
-        return "nothing"
-    return f"{value!r}"
+    """(message, fix) in plain words for a list or mapping field given something else;
+    None for any other error."""
+    message = collection_message(error)
+    if message is None:
+        return None
+    example = COLLECTION_EXAMPLES.get(".".join(p for p in error["loc"] if isinstance(p, str)))
+    return message, f"write it like {example}" if example else "see 'tutela export' for the format"
 
 
 def _field_path(data: Any, location: tuple[Any, ...]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -244,3 +245,38 @@ COLLECTION_EXAMPLES: dict[str, str] = {
 }
 """Error texts: an example of each list or mapping field, by its path without list indices,
 shown when a configuration gives that field something else (a list where a mapping goes)."""
+
+
+_LIST_ERRORS = frozenset({"tuple_type", "list_type", "set_type", "frozen_set_type"})
+_MAPPING_ERRORS = frozenset({"dict_type", "model_type", "model_attributes_type"})
+
+
+def collection_message(error: Mapping[str, Any]) -> str | None:
+    """Error texts: a pydantic error on a list or mapping field given something else (or a
+    list of the wrong length) in plain words, e.g. "expected a list, got 'vip'"; None for
+    any other error."""
+    location = error["loc"]
+    item = bool(location) and isinstance(location[-1], int)
+    if error["type"] in _LIST_ERRORS:
+        return f"expected a list, got {_described(error['input'])}"
+    if error["type"] in _MAPPING_ERRORS:
+        what = "each entry to be a mapping" if item else "a mapping"
+        return f"expected {what}, got {_described(error['input'])}"
+    if error["type"] == "too_long":
+        return (f"expected at most {error['ctx']['max_length']} items, got "
+                f"{error['ctx']['actual_length']}")
+    if error["type"] == "too_short" or (error["type"] == "missing" and item):
+        return f"too few items: {_described(error['input'])}"
+    return None
+
+
+def _described(value: Any) -> str:
+    """What a wrongly typed value is, in the words of YAML."""
+    if isinstance(value, dict):
+        keys = [str(key) for key in value]
+        return f"a mapping ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if value is None:
+        return "nothing"
+    return f"{value!r}"
