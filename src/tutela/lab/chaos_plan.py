@@ -40,7 +40,6 @@ KINDS: dict[str, str] = {
                     "watchdog it armed may reset the node: fencing, not an error",
     "flap": "cut and heal one network of a node over and over (0.2-2 s each) for 8-20 s",
 }
-NODE_KINDS = tuple(k for k in KINDS if k != "witness-loss")
 
 DURATIONS: dict[str, tuple[float, float]] = {
     "power-off": (5, 30), "freeze": (2, 15), "cut-net": (5, 20), "isolate": (5, 20),
