@@ -22,6 +22,8 @@ DEFAULT_COUNTS = {
     "TUTELA_SIM_PATHS_SEEDS": 240,
 }
 """Fixed seeds per family (chaos, liveness, chaos at the tightest margin, paths)."""
+LABELS = {"TUTELA_SIM_SEEDS": "chaos", "TUTELA_SIM_LIVENESS_SEEDS": "liveness",
+          "TUTELA_SIM_TIGHT_SEEDS": "chaos tightest-margin", "TUTELA_SIM_PATHS_SEEDS": "paths"}
 FRESH_SHARE = 3
 """Each family also runs a fresh range of a third of its fixed count (2,000 chaos seeds in
 all, as many as the fixed range alone had before the fresh ones came)."""
@@ -53,9 +55,8 @@ class SeedPlan:
                 for name, least in DEFAULT_COUNTS.items() if self.counts[name] < least]
 
     def describe(self) -> str:
-        ranges = ", ".join(f"{name.removeprefix('TUTELA_SIM_').lower()} "
-                           f"{self.fresh(name).start}..{self.fresh(name).stop - 1}"
-                           for name in DEFAULT_COUNTS)
+        ranges = ", ".join(f"{label} {self.fresh(name).start}..{self.fresh(name).stop - 1}"
+                           for name, label in LABELS.items())
         return (f"simulation fresh seeds this run: {ranges} (rerun them: "
                 f"TUTELA_SIM_FRESH_SEED={self.fresh_first}; one seed: "
                 f"{_python()} tests/sim/simulate.py --seed N --family F --verbose)")

@@ -69,10 +69,10 @@ def test_never_two_holders_of_one_lease() -> None:
     failures, totals, seeds = _run("TUTELA_SIM_SEEDS", "chaos")
     assert not failures, _explain(failures)
     # Not vacuous: leases change hands, holders freeze, voters forget, timing is attacked,
-    # paths fail unnoticed, wall clocks step. (Per seed, when written: 1.3 handovers, 0.35
-    # frozen holders, 0.7 snipes, 0.2 amnesia and flap attacks each, 0.6 stale-reply
-    # attacks, 14 messages handled from backlogs, 43 sends with no path the detector calls
-    # ALIVE, 0.8 wall-clock steps.)
+    # paths fail unnoticed, wall clocks step. (Per seed, when written: 1.35 handovers,
+    # 0.38 frozen holders, 0.67 snipes, 0.25 amnesia and 0.22 flap attacks, 0.65
+    # stale-reply attacks, 12 messages handled from backlogs, 47 sends with no path the
+    # detector calls ALIVE, 0.9 wall-clock steps.)
     expected = {"handovers": 1.0, "holder_pauses": 0.2, "snipes": 0.4, "amnesia_snipes": 0.1,
                 "flap_snipes": 0.1, "stale_replies": 0.4, "backlog": 5.0, "unreachable": 10.0,
                 "wall_steps": 0.4}
