@@ -76,7 +76,7 @@ def _set(lab: Lab, node: str, **settings: Any) -> None:
 def _ownership(lab: Lab, node: str) -> dict[str, Any]:
     """What `node`'s status says of the hierarchy's ownership: its hold, why it is stuck."""
     [hierarchy] = [h for h in status(lab, node)["hierarchies"] if h["root"] == ROOT]
-    return hierarchy["ownership"] or {"hold": None, "stuck": []}
+    return hierarchy.get("ownership") or {"hold": None, "stuck": []}
 
 
 def _reason(lab: Lab, node: str, reason: str) -> dict[str, Any] | None:
