@@ -359,7 +359,7 @@ class Ownership:
     async def _act(self, decision: str, root: str, view: View) -> None:
         try:
             if decision == "acquire":
-                await self._acquire_and_restore(root)
+                await self._acquire_and_restore(root, automatic=True)
                 self._taken_over(root)
             elif decision == "restore":
                 await self._restore(root)
@@ -415,7 +415,9 @@ class Ownership:
                         "(failover_damping; 'tutela restore %s' ends the hold)",
                         root, held.failovers, rule.window, rule.hold, root)
 
-    async def _acquire_and_restore(self, root: str) -> None:
+    async def _acquire_and_restore(self, root: str, automatic: bool = False) -> None:
+        """Lease, fence, restore. `automatic`: this node's own decision (not a switchover),
+        which failover damping may hold."""
         first = self._attempts.get(root, 0) == 0
         if self.engine.states[root].state.in_service:  # e.g. just extended, or re-adopted
             log.info("%s: in service here without its lease; acquiring it", root)
@@ -424,11 +426,11 @@ class Ownership:
                     "%s: no node runs it; trying to take it over", root)
         timing = self.leases.timing
         holder = self._holder(root)
-        if holder is not None and root not in self.stuck:
+        if automatic and holder is not None and root not in self.stuck:
             self._note(root, Blocked("lease_wait", holder, left=timing.duration))
         await self.leases.acquire(root, timeout=timing.duration * 3,
                                   remove_time=timing.watchdog_timeout)
-        held = self._hold(root)
+        held = self._hold(root) if automatic else None
         if held is not None and self._holder(root) is not None and root not in self._ordered:
             self.leases.release(root)  # it failed over while this node waited for votes
             raise TakeoverBlocked(held, "failover held (failover_damping)")
