@@ -395,7 +395,7 @@ class Messenger:
             if link is not None:
                 link.close()
             return
-        if link.authenticated and self._specs.get((spec.peer, spec.name)) == spec:
+        if link.authenticated and self.knows(spec):
             self.adopt_link(link)
         else:
             link.close()
@@ -430,6 +430,10 @@ class Messenger:
                     lambda: _Accepted(self), address, self.port, reuse_address=True)
             except OSError as error:
                 log.error("cannot listen on %s:%d: %s", address, self.port, error)
+
+    def knows(self, spec: PathSpec) -> bool:
+        """Whether `spec` is still one of the paths (not removed or changed meanwhile)."""
+        return self._specs.get((spec.peer, spec.name)) == spec
 
     def accepted(self, local: str, remote: str) -> PathSpec | None:
         return next((s for s in self._specs.values()
@@ -583,6 +587,8 @@ class _Accepted(asyncio.Protocol):
 
     def _authenticated(self) -> None:
         assert self._spec is not None and self._transport is not None
+        if not self._messenger.knows(self._spec):
+            raise FrameRejected("unauthenticated", "the path was removed meanwhile")
         self._done()
         self._link = self._messenger.stream_link(self._spec)
         self._link.take_over(self._transport, self._splitter)
