@@ -249,7 +249,8 @@ class Opener:
     with it: forged frames cost a derivation each but never fill the cache.
     """
 
-    CACHED: Final = 64
+    CACHED: Final = 256
+    """Sender runs whose keys are kept: every node and witness of a large cluster, twice."""
 
     def __init__(self, key: bytes, cluster: str, me: str) -> None:
         self._key = key
