@@ -276,7 +276,7 @@ class Service:
                 f"(it may be restoring; see 'tutela status' and 'tutela log')")
 
     async def _on_node(self, node: str, kind: str, payload: dict[str, Any],
-                       deadline: float | None = None) -> dict[str, Any]:
+                       deadline: float) -> dict[str, Any]:
         """Run an ownership or check handler on `node`: OperationError if it fails, does
         not answer by `deadline`, or is declared DEAD first (PeerDied)."""
         if node == self.lcd.node:
@@ -284,11 +284,10 @@ class Service:
                        "ownership.take": self.cluster.ownership.take,
                        "hierarchy.check": self._check_hierarchy_here}[kind]
             return await handler(str(payload["root"]))
-        loop = asyncio.get_running_loop()
-        timeout = REMOTE_ACTION_TIMEOUT if deadline is None else deadline - loop.time()
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
             return await self.cluster.ownership.while_alive(node, self.cluster.messenger.request(
-                node, kind, payload, timeout=max(0.0, timeout)))
+                node, kind, payload, timeout=timeout))
         except PeerUnreachable as error:
             raise OperationError(str(error)) from None
 
@@ -350,7 +349,8 @@ class Service:
         if node not in {n.name for n in self.engine.config.nodes}:
             raise ConfigError([Problem("--to", f"no node {node!r} in this cluster",
                                        "join it first (tutela node token / tutela join)")])
-        answer = await self._on_node(node, "hierarchy.check", {"root": root})
+        answer = await self._on_node(node, "hierarchy.check", {"root": root},
+                                     _deadline(request))
         if answer["problems"]:
             raise ConfigError([Problem(p["field"], f"on {node}: {p['message']}", p["fix"])
                                for p in answer["problems"]])
