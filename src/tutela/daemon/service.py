@@ -272,8 +272,8 @@ class Service:
                  or self.cluster.messenger.detector.node_state(e.node) == "ALIVE"]
         if not alive:
             return "it runs nowhere now: no node it may run on is alive"
-        return (f"it runs nowhere now: none of {', '.join(alive)} has taken it back yet "
-                f"(it may be restoring; see 'tutela status' and 'tutela log')")
+        return (f"it runs nowhere yet: {' or '.join(alive)} may still take it (a restore "
+                "may be under way); see 'tutela status' and 'tutela log'")
 
     async def _on_node(self, node: str, kind: str, payload: dict[str, Any],
                        deadline: float) -> dict[str, Any]:
