@@ -8,6 +8,11 @@ PYTHON ?= python3
 APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping \
 	iputils-arping psmisc procps nftables curl
 BENCH_APT_PACKAGES := keepalived stress-ng
+# make deb, make package-test (and the packaging checks in make test): systemd-analyze
+# verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.
+PACKAGING_APT_PACKAGES := dpkg systemd man-db debootstrap
+DEB_DIR := build/deb
+PACKAGE_CACHE := .cache
 PYTEST_ARGS ?=
 
 # $(call apt_install,PACKAGES): install those of the Debian PACKAGES that are missing.
@@ -35,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-test: deps
+test: deps .deps-packaging-apt
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: deps
@@ -71,3 +76,19 @@ chaos: deps
 	$(BIN)/tutela lab chaos --duration $(DURATION) --nodes $(NODES) \
 		$(if $(NO_WITNESS),--no-witness,--witness) $(if $(SEED),--seed $(SEED)) \
 		$(if $(FAULTS),--faults $(FAULTS))
+
+# `make deb` builds build/deb/tutela_VERSION-1_ARCH.deb: a private virtualenv in /opt/tutela
+# (Debian's python3, this project's wheel, its dependencies from PyPI), the systemd units,
+# /etc/tutela, man pages and completion (packaging/build-deb.sh). `make package-test`
+# installs it into a clean Debian 12 root (debootstrap, cached in .cache/debian12-minbase.tar.gz)
+# and purges it again (packaging/package-test.sh). Both need root and the network.
+.PHONY: deb package-test
+deb: deps .deps-packaging-apt
+	packaging/build-deb.sh $(DEB_DIR) $(BIN)/python
+
+package-test: deb
+	packaging/package-test.sh $$(ls -t $(DEB_DIR)/tutela_*.deb | head -n 1) $(PACKAGE_CACHE)
+
+.deps-packaging-apt:
+	@$(call apt_install,$(PACKAGING_APT_PACKAGES))
+	@touch $@

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Install the package into a clean Debian 12 root and check it: packaging/package-test.sh DEB CACHE
+#
+# The root is a debootstrap minbase of bookworm, made once and cached in CACHE
+# (packaging/debian-root.sh), unpacked afresh into a temporary directory for every run. The
+# test runs in a mount namespace of its own (unshare), so the /proc and /dev it mounts for
+# the chroot vanish with it and the host's mounts are never touched. apt in the chroot
+# resolves the package's dependencies from Debian's mirror. Then:
+#   install -> the commands run, man pages, completion, units (not enabled), conffiles,
+#              /var/lib/tutela 0700, a node can be initialised;
+#   purge   -> nothing of tutela is left: the file tree is the one before the install.
+set -euo pipefail
+
+deb=$(realpath "$1")
+cache=$2
+here=$(cd "$(dirname "$0")" && pwd)
+[[ $(id -u) = 0 ]] || { echo "package-test needs root (chroot, unshare)" >&2; exit 1; }
+
+tarball=$("$here/debian-root.sh" "$cache")
+work=$(mktemp -d /tmp/tutela-package-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root="$work/root"
+mkdir "$root"
+tar -C "$root" -xzf "$tarball"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp "$deb" "$root/tmp/tutela.deb"
+
+cat >"$root/tmp/check.sh" <<'CHECK'
+#!/bin/bash
+# Runs inside the chroot.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+step() { echo "--- $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Everything but what apt, dpkg and this test change anyway.
+tree() {
+    find / -xdev \( -path /proc -o -path /dev -o -path /tmp -o -path /var/lib/dpkg \
+        -o -path /var/lib/apt -o -path /var/cache -o -path /var/log -o -path /run \) \
+        -prune -o -print | sort
+}
+
+step "apt-get install ./tutela.deb (dependencies from the mirror)"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends /tmp/tutela.deb >/tmp/apt.log 2>&1 ||
+    { tail -n 30 /tmp/apt.log; fail "apt-get install"; }
+step "purge, to record the tree with the dependencies but without tutela"
+dpkg --purge tutela >/dev/null
+tree >/tmp/tree-before
+step "dpkg -i tutela.deb"
+dpkg -i /tmp/tutela.deb
+
+step "the commands"
+tutela --version
+tutela --help >/dev/null
+tutelad --help >/dev/null
+tutela-witness --version
+tutela-witness --help >/dev/null
+export TUTELA_STATE_DIR=/tmp/node1
+tutela init --cluster packaged --node node1 --address 127.0.0.1
+[[ -f /tmp/node1/lcd.sqlite ]] || fail "tutela init made no LCD"
+tutela status >/dev/null 2>&1 && fail "tutela status answers without a tutelad"
+unset TUTELA_STATE_DIR
+
+step "man pages and completion"
+for page in tutela tutelad tutela-witness; do
+    file=/usr/share/man/man8/$page.8.gz
+    zcat "$file" | grep -q "^\.TH ${page^^} 8 " || fail "$file is not a man page of $page"
+done
+zcat /usr/share/man/man8/tutela.8.gz | grep -q '^\.SS "tutela hierarchy extend"' ||
+    fail "tutela.8 lacks its subcommands"
+grep -q "complete .*-F _tutela_completion tutela" /usr/share/bash-completion/completions/tutela
+grep -q "^#compdef tutela-witness" /usr/share/zsh/vendor-completions/_tutela-witness
+
+step "units installed, not enabled; configuration; state directory"
+for unit in tutelad tutela-witness; do
+    grep -q "^Type=notify" "/lib/systemd/system/$unit.service" || fail "$unit.service"
+    [[ -z $(find /etc/systemd -name "$unit.service" 2>/dev/null) ]] || fail "$unit enabled"
+done
+grep -q "^/etc/tutela/tutelad.env$" /var/lib/dpkg/info/tutela.conffiles
+[[ $(stat -c %a /var/lib/tutela) = 700 ]] || fail "/var/lib/tutela is not 0700"
+[[ $(readlink -f /usr/bin/tutela) = /opt/tutela/bin/tutela ]]
+
+step "a state directory in use, then dpkg --purge"
+mkdir -p /var/lib/tutela-witness
+touch /var/lib/tutela/tutelad.log /var/lib/tutela-witness/witness.log
+dpkg --purge tutela
+for left in /opt/tutela /etc/tutela /var/lib/tutela /var/lib/tutela-witness /usr/bin/tutela \
+            /etc/logrotate.d/tutela /lib/systemd/system/tutelad.service; do
+    [[ ! -e $left ]] || fail "$left is left after purge"
+done
+tree >/tmp/tree-after
+diff -u /tmp/tree-before /tmp/tree-after || fail "purge left the files above"
+echo "package test passed"
+CHECK
+chmod +x "$root/tmp/check.sh"
+
+unshare --mount --propagation private -- bash -euc '
+    root=$1
+    mount -t proc proc "$root/proc"
+    mount --rbind /dev "$root/dev"
+    chroot "$root" /tmp/check.sh
+' _ "$root"
