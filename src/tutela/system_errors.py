@@ -45,8 +45,8 @@ def explain(error: BaseException, directory: Path) -> str | None:
         if not where.is_dir():
             return (f"the state directory {where} does not exist or is not a directory; "
                     "create it (mkdir -p) or point --state-dir at the node's directory")
-        return (f"tutelad may not write in {where} (permission denied); it must be a "
-                f"directory root can write: check 'ls -ld {where}' and its files")
+        return (f"{where} may not be written (permission denied); it must be a directory "
+                f"root can write: check 'ls -ld {where}' and its files")
     return (f"the disk holding {where} reported an I/O error ({os.strerror(code)}); "
             "check the device (dmesg) before trying again")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,14 +44,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def daemon(small_disk: Path, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """tutelad on the small disk; its standard error (the log, too) goes to the big one,
-    so what it logs while the small one is full can be read. (state dir, stderr file)"""
+    """tutelad on the small disk, logging as under systemd to its standard error (the
+    journal), here a file on the big disk, so that what it logs while the small one is full
+    can be read. (state dir, that file)"""
     state = small_disk / "state"
     assert tutela(state, "init", "--cluster", "full", "--node", "n1").returncode == 0
     stderr = tmp_path / "tutelad.err"
     with open(stderr, "w") as err:
-        process = subprocess.Popen([str(BIN / "tutelad"), "--state-dir", str(state)],
-                                   stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        journal = os.fstat(err.fileno())
+        process = subprocess.Popen(
+            [str(BIN / "tutelad"), "--state-dir", str(state)], stdin=subprocess.DEVNULL,
+            stdout=err, stderr=err,
+            env={**os.environ, "JOURNAL_STREAM": f"{journal.st_dev}:{journal.st_ino}"})
     try:
         wait_until(lambda: tutela(state, "status").returncode == 0, timeout=30,
                    what="tutelad to answer")
@@ -93,11 +98,14 @@ def test_a_full_disk_is_a_plain_sentence_and_the_old_generation_stays(
     assert f"nothing was changed (the configuration is still generation {before})" in \
         failed.stderr
     assert "OperationalError" not in failed.stderr
-    log = stderr.read_text()
-    assert [line for line in log.splitlines() if "resource.create failed" in line] == [
-        line for line in log.splitlines() if "is full" in line]
-    assert len([line for line in log.splitlines() if "resource.create failed" in line]) == 1
-    assert "OperationalError" not in log  # no traceback of the database error
+    # The daemon logs through a queue: the line may come just after the answer.
+    wait_until(lambda: "resource.create failed" in stderr.read_text(), timeout=10,
+               what="tutelad to log the failure")
+    lines = [line for line in stderr.read_text().splitlines() if "resource.create" in line]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"<3>ERROR tutela.daemon: resource.create failed: the filesystem holding {state} "
+        "is full"), lines
+    assert "OperationalError" not in stderr.read_text()  # no traceback of the database error
     assert generation(state) == before
     assert "web" not in tutela(state, "export").stdout
 
@@ -105,3 +113,16 @@ def test_a_full_disk_is_a_plain_sentence_and_the_old_generation_stays(
     done = tutela(state, *create)
     assert done.returncode == 0, done.stderr
     assert generation(state) == before + 1
+
+
+def test_init_on_a_full_disk_says_so_and_leaves_nothing_half_made(small_disk: Path) -> None:
+    state = small_disk / "state"
+    ballast = fill(small_disk)
+
+    failed = tutela(state, "init", "--cluster", "full", "--node", "n1")
+
+    assert failed.returncode == 1, failed.stderr
+    assert f"the filesystem holding {state} is full" in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr
+    ballast.unlink()
+    assert tutela(state, "init", "--cluster", "full", "--node", "n1").returncode == 0

@@ -52,7 +52,7 @@ def test_permission_denied_names_the_directory_and_how_to_check(tmp_path: Path) 
     sentence = explain(_sqlite_error("unable to open database file", SQLITE_CANTOPEN),
                        tmp_path)
     assert sentence is not None
-    assert f"tutelad may not write in {tmp_path}" in sentence
+    assert f"{tmp_path} may not be written (permission denied)" in sentence
     assert f"ls -ld {tmp_path}" in sentence
 
 

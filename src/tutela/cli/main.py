@@ -9,6 +9,7 @@ import functools
 import importlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from tutela.cli.client import ACTION_TIMEOUT, DaemonError, NotRunning, Unanswere
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lcd.paths import state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
+from tutela.system_errors import explain
 
 F = TypeVar("F", bound=Callable[..., Any])
 LONG_ACTION_TIMEOUT = ACTION_TIMEOUT
@@ -118,6 +120,12 @@ def reports_errors(function: F) -> F:
                 sys.exit(EXIT_NOT_MOVED)
             output.print_error(str(error), error.problems)
             sys.exit(EXIT_INVALID if error.kind in ("config", "request") else EXIT_FAILED)
+        except (OSError, sqlite3.Error) as error:  # this command's own: `init` on a full disk
+            sentence = explain(error, click.get_current_context().find_root().obj)
+            if sentence is None:
+                raise
+            output.print_error(sentence)
+            sys.exit(EXIT_FAILED)
     return wrapper  # type: ignore[return-value]
 
 
