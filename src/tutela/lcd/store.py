@@ -88,7 +88,11 @@ class Lcd:
         validate_config(config)
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)  # the LCD holds the cluster key
-        lcd = cls(state_dir, _connect(path))
+        try:
+            lcd = cls(state_dir, _connect(path))
+        except BaseException:  # e.g. a full disk while the file is being set up
+            path.unlink(missing_ok=True)  # a half-made LCD would block the next init
+            raise
         try:
             with lcd._transaction() as conn:
                 conn.executemany("INSERT INTO meta VALUES (?, ?)",
