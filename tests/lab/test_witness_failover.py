@@ -94,14 +94,16 @@ def _set(lab: Lab, node: str, **settings: str) -> None:
 
 
 def _everyone_on(lab: Lab) -> None:
-    """Power on (or thaw) what an earlier test left off (or frozen), and wait for the
-    whole cluster."""
+    """Power on (or thaw) what an earlier test left off (or frozen), wait for the whole
+    cluster, and restore the hierarchy: each test is a new failure, not the earlier ones'
+    flapping, so the administrator's restore ends their failover damping hold."""
     for node in lab.nodes:
         if lab.node_state(node) == "off":
             lab.power_on(node)
         elif lab.node_state(node) == "frozen":
             lab.thaw(node)
     wait_until(lambda: all_alive(lab), timeout=30, what="every node alive")
+    tutela(lab, "node1", "restore", "app")
 
 
 def _survivor(lab: Lab, node: str) -> str:
