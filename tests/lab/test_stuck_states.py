@@ -248,4 +248,11 @@ def test_an_administrator_ends_a_hold_with_restore(lab: Lab, service: WebService
     finally:
         lab.heal(holder)
     wait_until(lambda: all_alive(lab), timeout=30, what="healed")
+    # held again after the next failover; an administrator's switchover still moves it
+    moved_to = _failover(lab, service)
+    assert wait_until(lambda: _ownership(lab, moved_to)["hold"], timeout=10,
+                      what="the hold after that failover")
+    target = _survivor(lab, moved_to)
+    tutela(lab, moved_to, "switchover", ROOT, "--to", target)
+    assert owner(lab, service) == target
     _set(lab, "node1", failover_damping={"failovers": 3, "window": 600, "hold": 300})
