@@ -138,7 +138,9 @@ def configure(log_path: Path, level: str) -> LogOutput:
         for handler in handlers:
             handler.setFormatter(formatter)
     # SIGHUP's default action ends the process: a stray HUP (or logrotate's habitual
-    # postrotate kill -HUP) must not stop a cluster node. It reopens the file, if any.
+    # postrotate kill -HUP) must not stop a cluster node. It reopens the file, if any. A
+    # handler, not SIG_IGN: an ignored signal stays ignored in the applications the kits
+    # start (execve keeps it), and many of them reload on SIGHUP.
     signal.signal(signal.SIGHUP, functools.partial(_reopen_on_signal, log_file))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     enqueue = _UnlockedQueueHandler(records)

@@ -115,8 +115,10 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
     await cluster.start()
     server = await serve(service, path)
     log.info("ready on %s", path)
-    notifier.ready(status_line(service))
-    reporter = asyncio.create_task(report_status(service, notifier), name="sd-status")
+    ready_status = status_line(service)
+    notifier.ready(ready_status)
+    reporter = asyncio.create_task(report_status(service, notifier, ready_status),
+                                   name="sd-status")
     try:
         await service.stopping.wait()
         reporter.cancel()
@@ -144,10 +146,10 @@ def status_line(service: Service) -> str:
         len(view["warnings"]))
 
 
-async def report_status(service: Service, notifier: Notifier) -> None:
-    """Keep systemd's STATUS= line current: sent when it changes, checked every
-    STATUS_EVERY seconds on the wall clock's ticks (wake-ups the heartbeats have anyway)."""
-    shown = ""
+async def report_status(service: Service, notifier: Notifier, shown: str) -> None:
+    """Keep systemd's STATUS= line current (`shown` is the one it has): sent when it
+    changes, checked every STATUS_EVERY seconds on the wall clock's ticks (wake-ups the
+    heartbeats have anyway)."""
     while notifier.enabled:
         line = status_line(service)
         if line != shown and notifier.status(line):
