@@ -250,7 +250,8 @@ def log(lines: int, follow: bool) -> None:
     """Show the daemon's log: every state change and why it happened."""
     path = state_dir() / LOG_NAME
     if not path.exists():
-        output.print_error(f"no log at {path} yet; has tutelad run on this node?")
+        output.print_error(f"no log at {path} yet; has tutelad run on this node? (run by "
+                           "systemd, it logs to the journal: journalctl -u tutelad)")
         sys.exit(EXIT_FAILED)
     command = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
     sys.exit(subprocess.call(command))
