@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tutela.lab.chaos import Campaign, build_report, format_report
 from tutela.lab.chaos_plan import (
     KINDS,
     Act,
@@ -25,6 +26,7 @@ from tutela.lab.chaos_plan import (
     draw,
     resolve,
 )
+from tutela.lab.checker import SplitBrainChecker
 
 SHAPE = LabShape(("node1", "node2"), witness=True)
 SETTLE = 3.0
@@ -280,3 +282,22 @@ def test_help_explains_every_fault() -> None:
                              "--help"], capture_output=True, text=True, timeout=60, check=True)
     for kind in KINDS:
         assert f"  {kind} " in result.stdout
+
+
+def test_the_report_matches_each_outage_with_the_fault_under_way() -> None:
+    run = campaign(21, duration=120)
+    records = run.planner.records
+    assert len(records) >= 3
+    chaos = Campaign(21, SHAPE, "lab", started=1000.0, ended=1120.0,
+                     fault_times=[1000.0 + 30 * i for i in range(len(records))],
+                     finish=run.finish)
+    probed = {"outages": [[1001.0, 2.5], [1031.0, 0.5], [1032.0, 1.0], [999.0, 0.2]],
+              "answers": 100, "failures": 20}
+    checker = SplitBrainChecker(None, "198.51.100.100", "/mnt/data")  # type: ignore[arg-type]
+    report = build_report(run.planner, chaos, checker, probed, "replay")
+    assert report["outages"] == {"count": 4, "longest": 2.5, "total": 4.2,
+                                 "longest_during": records[0].fault.describe(),
+                                 "answers": 100, "failed_fetches": 20}
+    assert [f["outage_seconds"] for f in report["timeline"][:3]] == [2.5, 1.5, 0.0]
+    assert report["result"] == "pass" and report["dual_ownership"] == 0
+    assert "longest 2.5 s (during #0 " in format_report(report)

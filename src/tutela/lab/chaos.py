@@ -9,6 +9,7 @@ tear down what it built (also on Ctrl-C or failure) and return the report.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -272,6 +273,8 @@ class Campaign:
     finish: Finish | None = None
     action_errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    fault_times: list[float] = field(default_factory=list)
+    """Unix time each fault struck, to match the client's outages with faults."""
     checker_blind: str = ""
     """Why the split-brain checker could not vouch for the whole campaign, if it could not."""
 
@@ -286,6 +289,8 @@ def run_campaign(lab: Lab, service: Service, witness: Witness | None,
         if isinstance(step, Finish):
             campaign.finish = step
             return
+        if len(campaign.fault_times) < len(planner.records):  # a fault strikes now
+            campaign.fault_times.append(time.time())
         if isinstance(step, Act):
             say(f"{step.why}: " + (", ".join(a.describe() for a in step.actions)
                                    or "nothing left to undo"))
@@ -302,7 +307,16 @@ def build_report(planner: CampaignPlanner, campaign: Campaign, checker: SplitBra
     records = planner.records
     recoveries = [r.recovered - r.recovery_started for r in records
                   if r.recovered is not None and r.recovery_started is not None]
-    outages = [length for _, length in (probed or {}).get("outages", [])]
+    seen = [(start, length) for start, length in (probed or {}).get("outages", [])]
+    outages = [length for _, length in seen]
+    per_fault = [0.0] * len(records)
+    worst, worst_fault = 0.0, None
+    for start, length in seen:
+        fault = bisect.bisect_right(campaign.fault_times, start + length) - 1
+        if fault >= 0:
+            per_fault[fault] += length
+        if length > worst:
+            worst, worst_fault = length, records[fault].fault.describe() if fault >= 0 else None
     finish = campaign.finish
     violations = list(checker.violations)
     checker_info = {"samples": checker.samples, "longest_gap": round(checker.longest_gap, 3),
@@ -325,7 +339,8 @@ def build_report(planner: CampaignPlanner, campaign: Campaign, checker: SplitBra
         "longest_recovery": round(max(recoveries), 1) if recoveries else 0.0,
         "fencing": list(planner.fencing),
         "failovers": planner.failovers,
-        "outages": {"count": len(outages), "longest": round(max(outages, default=0.0), 2),
+        "outages": {"count": len(outages), "longest": round(worst, 2),
+                    "longest_during": worst_fault,
                     "total": round(sum(outages), 2),
                     "answers": (probed or {}).get("answers", 0),
                     "failed_fetches": (probed or {}).get("failures", 0)},
@@ -337,7 +352,8 @@ def build_report(planner: CampaignPlanner, campaign: Campaign, checker: SplitBra
         "timeline": [{"fault": r.fault.describe(), "target": r.fault.target,
                       "recovery_seconds": None if r.recovered is None or
                       r.recovery_started is None else round(r.recovered - r.recovery_started, 1),
-                      "fencing": r.fencing} for r in records],
+                      "fencing": r.fencing, "outage_seconds": round(per_fault[i], 2)}
+                     for i, r in enumerate(records)],
         "replay": replay,
     }
 
@@ -365,8 +381,9 @@ def format_report(report: dict[str, Any]) -> str:
                                                      if fencing else ""))
     lines.append(f"failovers: {report['failovers']}")
     out = report["outages"]
-    lines.append(f"client outages: {out['count']}, longest {out['longest']:g} s, total "
-                 f"{out['total']:g} s ({out['answers']} good answers, "
+    during = f" (during {out['longest_during']})" if out["longest_during"] else ""
+    lines.append(f"client outages: {out['count']}, longest {out['longest']:g} s{during}, "
+                 f"total {out['total']:g} s ({out['answers']} good answers, "
                  f"{out['failed_fetches']} failed fetches)")
     checker = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report["checker"].items())
     lines.append(f"dual-ownership instants: {report['dual_ownership']}"
