@@ -1,38 +1,91 @@
-"""tutelad's watchdog fence against a real FIFO speaking the /dev/watchdog protocol (as the
-lab's emulated watchdog does): armed at once, petted well within its timeout, disarmed."""
+"""tutelad's watchdog fence against a real FIFO read as the lab's hardware reads a node's
+watchdog (the lab's state machine, tutela.lab.watchdog): armed at once, petted, disarmed by
+the magic close when nothing is held; starved, not disarmed, when a lease runs short, so
+the watchdog fires.
+
+No assertion here is on elapsed time: how often it pets is a speed (bench/), while what is
+checked is what it writes, in which order, and what the watchdog does with it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
+import re
+import select
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tutela.arbiter.timing import LeaseTiming
+from tutela.daemon import watchdog as fence_module
 from tutela.daemon.watchdog import WatchdogFence
+from tutela.lab.watchdog import Event, Watchdog
+
+LOOK = 0.05
+"""Seconds the reader waits for the FIFO before it looks at its clock and its stop flag."""
 
 
-class FifoReader:
-    """Reads the FIFO in a thread and keeps (monotonic time, bytes) of every write."""
+class EmulatedWatchdog:
+    """The FIFO and the watchdog behind it: a thread reads every byte the fence writes and
+    every close, feeds the lab's state machine and lets it expire, as hardwared does.
+    `close()` drains: it returns once the FIFO is empty and no writer is left."""
 
     def __init__(self, path: Path) -> None:
         os.mkfifo(path)
-        self.writes: list[tuple[float, bytes]] = []
-        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.path = path
+        self.data = bytearray()
+        self.closes = 0
+        self.events: list[Event] = []
+        self._state = Watchdog()
+        self._lock = threading.Lock()
+        self._fd = self._open()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
+    def _open(self) -> int:
+        """A fresh read end: it reports no hang-up until a writer came and went."""
+        return os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+
     def _read(self) -> None:
-        while not self._stop.wait(0.005):  # polling the non-blocking FIFO
+        while True:
+            ready, _, _ = select.select([self._fd], [], [], LOOK)
+            self._expire()
+            if not ready:  # empty, and no writer hung up: done once asked to stop
+                if self._stop.is_set():
+                    return
+                continue
             try:
-                data = os.read(self._fd, 1024)
+                data = os.read(self._fd, 4096)
             except BlockingIOError:
                 continue
-            if data:
-                self.writes.append((time.monotonic(), data))
+            with self._lock:
+                if data:
+                    self.data += data
+                    self.events += self._state.feed(data, time.monotonic())
+                else:  # the writer closed: a fresh read end, the new one first
+                    self.closes += 1
+                    self.events += self._state.closed(time.monotonic())
+                    old, self._fd = self._fd, self._open()
+                    os.close(old)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._state.expire(time.monotonic()):
+                self.events.append(("expired", {}))
+
+    def pets(self) -> int:
+        """Bytes written besides "T<seconds>\\n" commands and the magic "V"."""
+        with self._lock:
+            return len(re.sub(rb"T[^\n]*\n|V", b"", bytes(self.data)))
+
+    def fired(self) -> bool:
+        with self._lock:
+            return ("expired", {}) in self.events
 
     def close(self) -> None:
         self._stop.set()
@@ -40,62 +93,88 @@ class FifoReader:
         os.close(self._fd)
 
 
-def test_armed_at_acquire_petted_within_its_timeout_then_disarmed(tmp_path: Path) -> None:
-    reader = FifoReader(tmp_path / "watchdog")
+class ObservedFence(WatchdogFence):
+    """The fence, counting the checks of its loop (so a test can wait for the first)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.checks = 0
+
+    def check(self) -> None:
+        super().check()
+        self.checks += 1
+
+
+async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Wait on the running loop (the fence's) until `condition` holds; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def dog(tmp_path: Path) -> Path:
+    return tmp_path / "watchdog"
+
+
+@pytest.fixture(autouse=True)
+def _idle_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disarmed, the loop sleeps for days: only arming itself can wake it up to pet."""
+    monkeypatch.setattr(fence_module, "IDLE_CHECK", 1e6)
+
+
+def test_armed_at_acquire_petted_then_disarmed_by_the_magic_close(dog: Path) -> None:
+    device = EmulatedWatchdog(dog)
     held = {"end": 0.0}
     timing = LeaseTiming()
 
     async def scenario() -> None:
-        fence = WatchdogFence(timing, lambda: True,
+        fence = ObservedFence(timing, lambda: True,
                               lambda: [held["end"]] if held["end"] else [],
-                              lambda: bool(held["end"]), path=str(tmp_path / "watchdog"))
+                              lambda: bool(held["end"]), path=str(dog))
         fence.start()
-        await asyncio.sleep(0.05)  # the loop is now in its long disarmed sleep
+        await eventually(lambda: fence.checks, "the loop's first check")  # now asleep
         held["end"] = time.monotonic() + 60  # a lease won; the acquire arms at once
         fence.ensure_armed()
-        await asyncio.sleep(1.0)  # one second of pets to look at
+        await eventually(lambda: device.pets() >= 5, "five pets")  # the loop woke up
         held["end"] = 0.0  # released and out of service
-        deadline = time.monotonic() + 5
-        while fence.armed:  # the next check disarms it
-            assert time.monotonic() < deadline, "the fence stayed armed"
-            await asyncio.sleep(0.01)
+        await eventually(lambda: not fence.armed, "the next check to disarm")
         await fence.stop()
 
     try:
         asyncio.run(scenario())
     finally:
-        reader.close()
-    data = b"".join(chunk for _, chunk in reader.writes)
-    assert data.startswith(b"T0.4\n")
-    assert data.endswith(b"V")
-    times = [t for t, _ in reader.writes]
-    gaps = [b - a for a, b in itertools.pairwise(times)][:-1]  # before the disarm
-    assert len(times) >= 5
-    assert max(gaps) < timing.watchdog_timeout, gaps
+        device.close()
+    assert re.fullmatch(rb"T0\.4\n\.{5,}V", device.data), (bytes(device.data), device.events)
+    assert device.closes == 1
+    assert device.events[:2] == [("timeout", {"timeout": "0.4"}), ("armed", {"timeout": "0.4"})]
+    assert device.events[-1] == ("disarmed", {})
 
 
-def test_starves_when_the_lease_runs_short(tmp_path: Path) -> None:
-    reader = FifoReader(tmp_path / "watchdog")
+def test_starves_the_watchdog_when_the_lease_runs_short(dog: Path) -> None:
+    """Starving is not disarming: the device stays open, no byte follows, and it fires."""
+    device = EmulatedWatchdog(dog)
     timing = LeaseTiming()
     end = {"at": time.monotonic() + 60}
 
     async def scenario() -> None:
         fence = WatchdogFence(timing, lambda: True, lambda: [end["at"]], lambda: True,
-                              path=str(tmp_path / "watchdog"))
+                              path=str(dog))
         fence.start()
         fence.ensure_armed()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: device.pets() >= 2, "the fence to pet")
         end["at"] = time.monotonic() + timing.watchdog_timeout / 2  # renewals stopped
-        deadline = time.monotonic() + 5
-        while fence.status()["petting"]:  # the loop notices within a pet period
-            assert time.monotonic() < deadline, "the fence kept petting"
-            await asyncio.sleep(0.01)
-        count = len(reader.writes)
-        await asyncio.sleep(0.6)  # no pet may follow: the watchdog must fire
-        assert len(reader.writes) == count
-        await fence.stop()
+        await eventually(lambda: not fence.status()["petting"], "the fence to stop petting")
+        assert fence.armed, "the watchdog was disarmed instead of starved"
+        await eventually(device.fired, "the starved watchdog to fire")
+        assert device.events[-1] == ("expired", {}), device.events  # no pet came after
+        assert (device.closes, bytes(device.data[-1:])) == (0, b"."), "closed or magic-closed"
+        assert fence.status()["armed"]
+        await fence.stop()  # an orderly stop disarms (the node was not reset, in here)
 
     try:
         asyncio.run(scenario())
     finally:
-        reader.close()
+        device.close()
+    assert device.data.endswith(b"V") and device.closes == 1
