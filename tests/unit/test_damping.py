@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tutela.engine.damping import History, hold, recent, record, since
+from tutela.engine.damping import Failovers, History, Hold, hold, recent, record, since
 from tutela.model.config import ClusterSettings, FailoverDamping
 
 DEFAULTS = ClusterSettings().failover_damping
@@ -77,3 +77,50 @@ def test_an_administrator_clear_drops_the_failovers_before_it() -> None:
 def test_bad_settings_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         FailoverDamping.model_validate(bad)
+
+
+RULE = FailoverDamping(failovers=2, window=600, hold=300)
+
+
+def test_a_node_counts_its_takeovers_from_another_node_and_holds_after_the_rule() -> None:
+    failovers = Failovers()
+    assert failovers.taken_over("app", "node1", now=10.0, rule=RULE) is None
+    held = failovers.taken_over("app", "node2", now=20.0, rule=RULE)
+    assert held == Hold(failovers=2, until=320.0)
+    assert failovers.hold("app", 319.0, RULE) == held
+    assert failovers.report(["app", "db"]) == {"app": [10.0, 20.0]}
+
+
+def test_starting_it_where_nobody_ran_it_is_no_failover() -> None:
+    failovers = Failovers()
+    for now in (1.0, 2.0, 3.0):
+        assert failovers.taken_over("app", None, now, RULE) is None
+    assert failovers.report(["app"]) == {}
+
+
+def test_the_owners_report_is_adopted_less_what_an_administrator_cleared() -> None:
+    failovers = Failovers()
+    failovers.adopt("app", (10.0, 20.0))
+    assert failovers.hold("app", 30.0, RULE) is not None
+    failovers.clear("app", now=30.0)
+    assert failovers.hold("app", 30.0, RULE) is None
+    failovers.adopt("app", (10.0, 20.0))  # a heartbeat sent before the owner heard of it
+    assert failovers.hold("app", 31.0, RULE) is None
+
+
+def test_the_takeover_an_administrators_restore_brings_is_no_failover() -> None:
+    failovers = Failovers()
+    failovers.adopt("app", (10.0, 20.0))
+    failovers.clear("app", now=30.0)
+    assert failovers.taken_over("app", "node1", now=31.0, rule=RULE) is None
+    assert failovers.report(["app"]) == {}
+    assert failovers.taken_over("app", "node2", now=40.0, rule=RULE) is None  # counted
+    assert failovers.report(["app"]) == {"app": [40.0]}
+
+
+def test_an_order_is_spent_once_a_node_runs_it() -> None:
+    failovers = Failovers()
+    failovers.clear("app", now=1.0)
+    failovers.running("app")
+    failovers.taken_over("app", "node1", now=2.0, rule=RULE)
+    assert failovers.report(["app"]) == {"app": [2.0]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tutela.engine.stuck import (
     Blocked,
+    Retries,
     Stuck,
     explain,
     from_payload,
@@ -65,3 +66,17 @@ def test_what_does_not_parse_is_left_out() -> None:
     assert from_payload([["no_such_reason", None, "", 1, None, ["x"]], ["short"], *good]
                         ).keys() == {"app"}
     assert from_payload({"not": "a list"}) == {}
+
+
+def test_retries_wait_longer_each_time_and_start_over_after_a_reset() -> None:
+    retries = Retries()
+    assert retries.first("app") and not retries.waiting("app", 0.0)
+    assert [retries.refused("app", now) for now in (0.0, 1.0, 3.0)] == [1.0, 2.0, 4.0]
+    assert retries.waiting("app", 6.9) and not retries.waiting("app", 7.0)
+    assert not retries.first("app")
+    retries.refused("db", 0.0)
+    retries.reset("app")
+    assert retries.first("app") and not retries.waiting("app", 3.5)
+    assert retries.waiting("db", 0.5)
+    retries.reset()
+    assert not retries.waiting("db", 0.5)

@@ -118,18 +118,10 @@ class Ownership:
         """Root -> the last node seen owning it (this one included), kept while vacant."""
         self.stuck: dict[str, Stuck] = {}
         """Roots this node sees running nowhere although they should run -> why."""
-        self._attempts: dict[str, int] = {}
-        """Root -> takeover attempts refused in a row (for the retry's back-off)."""
-        self._retry_at: dict[str, float] = {}
-        """Root -> not before when this node tries to take it over again (monotonic)."""
-        self._history: dict[str, damping.History] = {}
-        """Root -> its recent automatic failovers (wall clock): this node's own, or those the
-        owner reports (failover damping)."""
-        self._cleared_at: dict[str, float] = {}
-        """Root -> when an administrator cleared its hold (`tutela restore`; wall clock)."""
-        self._ordered: dict[str, bool] = {}
-        """Roots an administrator's restore set going: their next takeover here is an
-        order, not a failover."""
+        self._retries = stuck.Retries()
+        """Refused takeover attempts, and when to try again (monotonic)."""
+        self._failovers = damping.Failovers()
+        """Recent failovers of each hierarchy, for failover damping (wall clock)."""
         self._alive_before: frozenset[str] = frozenset()
         self._settled_at = 0.0
         self._wake = asyncio.Event()
@@ -171,8 +163,7 @@ class Ownership:
         holds = [h.root for h in clustered if self.leases.holds(h.root)]
         return {"holds": holds, "failed": sorted(self.failed),
                 "ran": self._last_ran(clustered), "stuck": stuck.to_payload(self.stuck),
-                "failovers": {root: list(self._history[root]) for root in holds
-                              if self._history.get(root)}}
+                "failovers": self._failovers.report(holds)}
 
     def _last_ran(self, hierarchies: list[Hierarchy]) -> dict[str, str]:
         """Root -> when it last went into service here; not for roots this node is handing
@@ -186,10 +177,8 @@ class Ownership:
         """An administrator restored it: a candidate again here, its failover hold ended,
         a refused takeover retried at once."""
         self.failed.discard(root)
-        self._cleared_at[root] = time.time()
-        self._history.pop(root, None)
-        self._ordered[root] = True
-        self._retry_now(root)
+        self._failovers.clear(root, time.time())
+        self._retries.reset(root)
 
     async def _forget_request(self, envelope: Envelope) -> dict[str, Any]:
         self.forget_failure(str(envelope.payload["root"]))
@@ -230,7 +219,7 @@ class Ownership:
                     root = hierarchy.root
                     if root in self._busy:
                         continue
-                    if now < max(self._yielding.get(root, 0.0), self._retry_at.get(root, 0.0)):
+                    if now < self._yielding.get(root, 0.0) or self._retries.waiting(root, now):
                         self._settle_if_owned(hierarchy, seen)
                     else:
                         self._step(hierarchy, seen)
@@ -302,20 +291,13 @@ class Ownership:
         holds what and the failover histories the owners report, and a retry at once for
         every refused takeover when a node came or went (the owner that held on may be
         back, or gone for good)."""
-        cleared = self._cleared_at
         for peer, histories in seen.failovers.items():
             for root in seen.holds[peer]:
                 self._last_known_owner[root] = peer
-                self._history[root] = damping.since(histories.get(root, ()),
-                                                    cleared.get(root, 0.0))
+                self._failovers.adopt(root, histories.get(root, ()))
         if seen.alive != self._alive_before:
             self._alive_before = seen.alive
-            for root in list(self._retry_at):
-                self._retry_now(root)
-
-    def _retry_now(self, root: str) -> None:
-        self._attempts.pop(root, None)
-        self._retry_at.pop(root, None)
+            self._retries.reset()
 
     def _settle_if_owned(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
         """While this node leaves a hierarchy alone: if a node runs it, it is not stuck."""
@@ -327,8 +309,8 @@ class Ownership:
     def _running(self, root: str) -> None:
         """A node runs it (or it should not run): nothing to report, nothing to retry."""
         self.stuck.pop(root, None)
-        self._ordered.pop(root, None)
-        self._retry_now(root)
+        self._failovers.running(root)
+        self._retries.reset(root)
 
     def _step(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
         view = self._view(hierarchy, seen)
@@ -382,9 +364,7 @@ class Ownership:
     def _refused(self, root: str, blocked: Blocked, message: str) -> None:
         """A takeover attempt that waits on something else: keep why, and try again later,
         each time later (up to stuck.RETRY_MAX); log only a new cause."""
-        attempts = self._attempts[root] = self._attempts.get(root, 0) + 1
-        delay = stuck.retry_delay(attempts)
-        self._retry_at[root] = time.monotonic() + delay
+        delay = self._retries.refused(root, time.monotonic())
         new = self._note(root, blocked)
         log.log(logging.WARNING if new else logging.DEBUG,
                 "%s: %s; trying again in %gs, then less often while nothing changes", root,
@@ -398,18 +378,11 @@ class Ownership:
     def _taken_over(self, root: str) -> None:
         """`root` is in service here under its lease; from another node, that counts as a
         failover for the damping, unless an administrator's restore ordered it."""
-        ordered = root in self._ordered
-        self._running(root)
         previous = self._holder(root)  # now: an acquire may have waited while it moved
         self._last_known_owner[root] = self.node
-        if previous is None or ordered or not self.leases.holds(root):
-            return
         rule = self.engine.config.settings.failover_damping
-        now = time.time()
-        history = self._history[root] = damping.record(
-            damping.since(self._history.get(root, ()), self._cleared_at.get(root, 0.0)),
-            now, rule)
-        held = damping.hold(history, now, rule)
+        held = self._failovers.taken_over(root, previous, time.time(), rule)
+        self._running(root)
         if held is not None:
             log.warning("%s: %d failovers in %gs: no automatic failover for %gs "
                         "(failover_damping; 'tutela restore %s' ends the hold)",
@@ -418,7 +391,7 @@ class Ownership:
     async def _acquire_and_restore(self, root: str, automatic: bool = False) -> None:
         """Lease, fence, restore. `automatic`: this node's own decision (not a switchover),
         which failover damping may hold."""
-        first = self._attempts.get(root, 0) == 0
+        first = self._retries.first(root)
         if self.engine.states[root].state.in_service:  # e.g. just extended, or re-adopted
             log.info("%s: in service here without its lease; acquiring it", root)
         else:
@@ -431,7 +404,8 @@ class Ownership:
         await self.leases.acquire(root, timeout=timing.duration * 3,
                                   remove_time=timing.watchdog_timeout)
         held = self._hold(root) if automatic else None
-        if held is not None and self._holder(root) is not None and root not in self._ordered:
+        if held is not None and self._holder(root) is not None and (
+                root not in self._failovers.ordered):
             self.leases.release(root)  # it failed over while this node waited for votes
             raise TakeoverBlocked(held, "failover held (failover_damping)")
         if self.engine.config.settings.fencing == "watchdog":
@@ -640,7 +614,7 @@ class Ownership:
 
     def _damping_hold(self, root: str, now: float) -> damping.Hold | None:
         rule = self.engine.config.settings.failover_damping
-        return damping.hold(self._history.get(root, ()), now, rule)
+        return self._failovers.hold(root, now, rule)
 
     def report(self) -> dict[str, dict[str, Any]]:
         """For `tutela status`: root -> its failover hold here, and why each node that is

@@ -9,7 +9,7 @@ after the last of them (docs/failover.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tutela.model.config import FailoverDamping
 
@@ -52,3 +52,51 @@ def hold(history: History, now: float, rule: FailoverDamping) -> Hold | None:
 def since(history: History, cleared_at: float) -> History:
     """The failovers after an administrator cleared the hold (`tutela restore`)."""
     return tuple(t for t in history if t > cleared_at)
+
+
+@dataclass
+class Failovers:
+    """One node's knowledge of the recent failovers of every hierarchy: what it recorded
+    itself, what the owners report, what an administrator cleared. Every call is handed
+    `now` (wall clock) and the rule in force."""
+
+    history: dict[str, History] = field(default_factory=dict)
+    cleared_at: dict[str, float] = field(default_factory=dict)
+    """Root -> when an administrator cleared its hold (`tutela restore`)."""
+    ordered: set[str] = field(default_factory=set)
+    """Roots an administrator's restore set going: their next takeover is an order, not a
+    failover."""
+
+    def adopt(self, root: str, reported: History) -> None:
+        """The owner's report of `root`'s failovers, less those before a clear."""
+        self.history[root] = since(reported, self.cleared_at.get(root, 0.0))
+
+    def clear(self, root: str, now: float) -> None:
+        """An administrator's restore: the hold ends, and the takeover it brings is no
+        failover."""
+        self.cleared_at[root] = now
+        self.history.pop(root, None)
+        self.ordered.add(root)
+
+    def running(self, root: str) -> None:
+        """A node runs it: a clear's order is spent."""
+        self.ordered.discard(root)
+
+    def taken_over(self, root: str, previous: str | None, now: float,
+                   rule: FailoverDamping) -> Hold | None:
+        """This node took `root` over from `previous` (None: from nobody it knows): a
+        failover, unless an administrator ordered it. The hold it starts, if any."""
+        ordered = root in self.ordered
+        self.running(root)
+        if previous is None or ordered:
+            return None
+        self.history[root] = record(since(self.history.get(root, ()),
+                                          self.cleared_at.get(root, 0.0)), now, rule)
+        return hold(self.history[root], now, rule)
+
+    def hold(self, root: str, now: float, rule: FailoverDamping) -> Hold | None:
+        return hold(self.history.get(root, ()), now, rule)
+
+    def report(self, roots: list[str]) -> dict[str, list[float]]:
+        """For heartbeats: the failovers of `roots` (those held here) that have any."""
+        return {root: list(self.history[root]) for root in roots if self.history.get(root)}

@@ -8,7 +8,7 @@ Pure: times are wall-clock seconds handed in as `now` (they travel between nodes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 Reason = Literal[
@@ -141,3 +141,34 @@ def from_payload(payload: Any) -> dict[str, Stuck]:
             continue
         found.update(dict.fromkeys(map(str, roots), record))
     return found
+
+
+@dataclass
+class Retries:
+    """Refused takeover attempts per hierarchy and when to try again: later each time
+    (`retry_delay`), at once after `reset`. `now` is the caller's monotonic clock."""
+
+    attempts: dict[str, int] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)
+
+    def refused(self, root: str, now: float) -> float:
+        """One more refusal; the seconds until the next attempt."""
+        attempts = self.attempts[root] = self.attempts.get(root, 0) + 1
+        delay = retry_delay(attempts)
+        self.due[root] = now + delay
+        return delay
+
+    def waiting(self, root: str, now: float) -> bool:
+        return now < self.due.get(root, 0.0)
+
+    def first(self, root: str) -> bool:
+        """No attempt refused since the last reset."""
+        return root not in self.attempts
+
+    def reset(self, root: str | None = None) -> None:
+        """Try `root` (None: every hierarchy) again at once, as a first attempt."""
+        for table in (self.attempts, self.due):
+            if root is None:
+                table.clear()
+            else:
+                table.pop(root, None)
