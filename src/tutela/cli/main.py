@@ -374,6 +374,29 @@ def witness_remove(address: str, as_json: bool) -> None:
 
 
 @cli.group()
+def cluster() -> None:
+    """The cluster as a whole: its key."""
+
+
+@cluster.command("rotate-key")
+@json_option
+@reports_errors
+def cluster_rotate_key(as_json: bool) -> None:
+    """Replace the cluster key on every node and witness, without downtime.
+
+    Every node and witness must be ALIVE. In phases, each acknowledged by all before the
+    next: stage (all accept the new key too), switch (all send with it), renew (connections
+    made anew under it), drop (the old key is refused). A rotation cut short is resumed by
+    running this again. A node away during the rotation must be joined again afterwards."""
+    result = call(state_dir(), "cluster.rotate_key", timeout=LONG_ACTION_TIMEOUT)
+    lines = [f"phase {p['phase']}: acknowledged by {', '.join(p['acknowledged'])}"
+             for p in result["phases"]]
+    emit(result, as_json, "\n".join([*lines, result["summary"]
+                                      + (" (a rotation cut short, resumed)"
+                                         if result["resumed"] else "")]))
+
+
+@cli.group()
 def path() -> None:
     """Comm paths between this node and another (heartbeats go over every path)."""
 

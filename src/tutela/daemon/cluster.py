@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tutela.arbiter.messages import CONFIG_LEASE, AcquireRequest
+from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.ownership import Ownership
 from tutela.engine.node import NodeEngine, OperationError
@@ -35,7 +36,14 @@ from tutela.lcd.transfer import (
 )
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope
-from tutela.lcm.messenger import Identity, Messenger, PeerUnreachable, spawn
+from tutela.lcm.messenger import (
+    EXPLAIN_EVERY,
+    UNKNOWN_KEY,
+    Identity,
+    Messenger,
+    PeerUnreachable,
+    spawn,
+)
 from tutela.lcm.paths import PathSpec, paths_for, peers_of, witness_paths
 from tutela.model.config import ClusterConfig
 from tutela.model.errors import ConfigError
@@ -79,6 +87,7 @@ class Cluster:
         self.messenger.handle("config.get", self._config_get)
         self.messenger.handle("config.push", self._config_push)
         self.messenger.handle("node.status", self._node_status)
+        self.keys = Keys(lcd, self)
 
     async def start(self) -> None:
         config = self.engine.config
@@ -369,9 +378,25 @@ class Cluster:
                 found.append(f"witness {address} does not answer: start it, and if it came "
                              f"in by 'tutela apply', enrol this cluster there ('tutela-witness "
                              f"token' on it, then 'tutela witness add {address} --token T')")
+        found += self._key_warnings()
         problem = self.ownership.watchdog.problem
         if self.engine.config.settings.fencing == "watchdog" and problem:
             found.append(f"watchdog fencing cannot work here: {problem}")
+        return found
+
+    def _key_warnings(self) -> list[str]:
+        """A rotation cut short, and peers whose frames fail under every key we hold."""
+        found = []
+        messenger = self.messenger
+        if messenger.ring.rotation:
+            found.append(f"a cluster key rotation is under way here "
+                         f"({messenger.ring.rotation}): run 'tutela cluster rotate-key' to "
+                         "finish it")
+        now = time.monotonic()
+        for peer, when in sorted(messenger.unknown_key.items()):
+            if (now - when < EXPLAIN_EVERY
+                    and messenger.detector.node_state(peer) != "ALIVE"):
+                found.append(f"{peer}: {UNKNOWN_KEY}")
         return found
 
     def _settings_warnings(self) -> list[str]:

@@ -78,6 +78,7 @@ class Service:
             "hierarchy.unextend": self.hierarchy_unextend,
             "witness.add": self.witness_add,
             "witness.remove": self.witness_remove,
+            "cluster.rotate_key": self.rotate_key,
         }
         cluster.messenger.handle("op.restore", self._remote_restore)
         cluster.messenger.handle("op.remove", self._remote_remove)
@@ -339,6 +340,12 @@ class Service:
             data["witnesses"] = kept
 
         return await self._change(f"witness {address} removed", remove)
+
+    async def rotate_key(self, _: dict[str, Any]) -> dict[str, Any]:
+        """Rotate the cluster key (daemon/keys.py), holding the configuration lease so that
+        no two rotations (or a rotation and a join) run at once."""
+        async with self._config_lock, self.cluster.config_lease():
+            return await self.cluster.keys.rotate()
 
     # --- equivalencies -----------------------------------------------------------------
 

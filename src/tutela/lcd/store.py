@@ -17,6 +17,7 @@ from pathlib import Path
 from tutela.lcd.schema import migrate
 from tutela.lcd.size import size_problem
 from tutela.lcd.validate import validate_config
+from tutela.lcm.keyring import KeyRing
 from tutela.model.config import ClusterConfig, Node
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.states import ResourceState
@@ -124,6 +125,29 @@ class Lcd:
     @property
     def cluster_key(self) -> bytes:
         return bytes.fromhex(self._meta("cluster_key"))
+
+    def key_ring(self) -> KeyRing:
+        """The cluster keys: the sending key (meta 'cluster_key') and, during a rotation, the
+        other key accepted (meta 'cluster_key_other', 'key_rotation'). Absent rows: none."""
+        rows = dict(self._conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('cluster_key_other', 'key_rotation')"))
+        other = rows.get("cluster_key_other")
+        rotation = rows.get("key_rotation", "")
+        if rotation not in ("", "staged", "switched"):
+            raise ValueError(f"the LCD's key_rotation is {rotation!r}")
+        return KeyRing(self.cluster_key, bytes.fromhex(other) if other else None, rotation)
+
+    def save_key_ring(self, ring: KeyRing) -> None:
+        """Store a rotation's step in one power-safe transaction: a crash leaves the ring
+        before or after the step, never half of it."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'cluster_key'",
+                         (ring.send.hex(),))
+            conn.execute("DELETE FROM meta WHERE key IN ('cluster_key_other', 'key_rotation')")
+            if ring.other is not None:
+                conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [("cluster_key_other", ring.other.hex()),
+                                  ("key_rotation", ring.rotation)])
 
     def next_incarnation(self) -> int:
         """A number higher than any this node used before: peers reject older ones."""

@@ -247,16 +247,37 @@ class Opener:
 
     A key is derived (HKDF) the first time a sender run is seen and kept once a frame opened
     with it: forged frames cost a derivation each but never fill the cache.
+
+    During a key rotation it holds two cluster keys (the ring's, lcm/keyring.py): a sender
+    run's first frame is tried under each, and the key that opened it is kept for the run, so
+    later frames cost one decryption as before. A forged frame costs two derivations.
     """
 
     CACHED: Final = 256
     """Sender runs whose keys are kept: every node and witness of a large cluster, twice."""
 
-    def __init__(self, key: bytes, cluster: str, me: str) -> None:
-        self._key = key
+    def __init__(self, key: bytes | tuple[bytes, ...], cluster: str, me: str) -> None:
+        self.keys = (key,) if isinstance(key, bytes) else key
         self.cluster = cluster
         self.me = me
-        self._ciphers: OrderedDict[tuple[str, int, bytes], ChaCha20Poly1305] = OrderedDict()
+        self._ciphers: OrderedDict[tuple[str, int, bytes],
+                                   tuple[ChaCha20Poly1305, bytes]] = OrderedDict()
+
+    def set_keys(self, keys: tuple[bytes, ...]) -> None:
+        """Accept frames under `keys` (one or two) from now on; runs opened under a key that
+        is no longer among them are forgotten, so their next frame is refused."""
+        if not 1 <= len(keys) <= 2:
+            raise ValueError("an opener takes one or two cluster keys")
+        self.keys = keys
+        for run in [r for r, (_, k) in self._ciphers.items() if k not in keys]:
+            del self._ciphers[run]
+
+    def key_of(self, sender: str) -> bytes | None:
+        """The cluster key of the sender's most recent run seen (None: none opened yet)."""
+        for (name, _, _), (_, key) in reversed(self._ciphers.items()):
+            if name == sender:
+                return key
+        return None
 
     def open(self, data: bytes) -> Envelope:
         """Check one received frame and return its envelope; raises only FrameRejected.
@@ -292,22 +313,26 @@ class Opener:
 
     def _decrypt(self, route: Route, data: bytes) -> bytes:
         run = (route.sender, route.incarnation, route.salt)
-        cipher = self._ciphers.get(run)
-        fresh = cipher is None
-        if cipher is None:
-            cipher = ChaCha20Poly1305(frame_key(self._key, route.cluster, route.sender,
+        known = self._ciphers.get(run)
+        if known is not None:
+            try:
+                body = known[0].decrypt(nonce_of(route.seq), data[route.end:], data[:route.end])
+            except InvalidTag:
+                raise FrameRejected("bad-mac") from None
+            self._ciphers.move_to_end(run)
+            return body
+        for key in self.keys:
+            cipher = ChaCha20Poly1305(frame_key(key, route.cluster, route.sender,
                                                 route.incarnation, route.salt))
-        try:
-            body = cipher.decrypt(nonce_of(route.seq), data[route.end:], data[:route.end])
-        except InvalidTag:
-            raise FrameRejected("bad-mac") from None
-        if fresh:
-            self._ciphers[run] = cipher
+            try:
+                body = cipher.decrypt(nonce_of(route.seq), data[route.end:], data[:route.end])
+            except InvalidTag:
+                continue
+            self._ciphers[run] = (cipher, key)
             if len(self._ciphers) > self.CACHED:
                 self._ciphers.popitem(last=False)
-        else:
-            self._ciphers.move_to_end(run)
-        return body
+            return body
+        raise FrameRejected("bad-mac")
 
 
 def open_frame(key: bytes, data: bytes, cluster: str, me: str) -> Envelope:

@@ -11,6 +11,11 @@ proof(role) = HMAC-SHA256(K_hs, "tutela/2 " role " proof" || lp(cluster) || lp(d
 lp(acceptor) || nonce_d || nonce_a), first 16 bytes; K_hs = HKDF(cluster key, "tutela/2
 handshake"). Each side MACs a nonce it did not choose, with its own role label: a proof from
 one connection, or from the other role, proves nothing on another. docs/protocol.md section 3.
+
+During a key rotation each side holds two keys (lcm/keyring.py): the acceptor proves with its
+sending key, the dialler checks that proof under each key it holds and answers under the one
+that matched; the acceptor checks the answer under each of its keys. `key` then names the
+cluster key the connection was authenticated under.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -57,6 +63,29 @@ class Hello:
 
 def handshake_key(cluster_key: bytes) -> bytes:
     return derive_key(cluster_key, "tutela/2 handshake")
+
+
+Keys = bytes | Sequence[bytes]
+"""One cluster key, or the keys of a ring (the sending key first; at most two)."""
+
+
+def _derived(keys: Keys) -> list[tuple[bytes, bytes]]:
+    """(cluster key, handshake key) for each key, in order."""
+    listed = [keys] if isinstance(keys, bytes) else list(keys)
+    if not 1 <= len(listed) <= 2:
+        raise ValueError("a handshake takes one or two cluster keys")
+    return [(key, handshake_key(key)) for key in listed]
+
+
+def _matching(keys: list[tuple[bytes, bytes]], role: str, hello: Hello, acceptor_nonce: bytes,
+              trailer: bytes) -> tuple[bytes, bytes] | None:
+    """The first key under which `trailer` is `role`'s proof; every key is tried (no early
+    exit that would tell which key matched by its timing)."""
+    found = None
+    for pair in keys:
+        if hmac.compare_digest(_proof(pair[1], role, hello, acceptor_nonce), trailer):
+            found = found or pair
+    return found
 
 
 def _proof(key: bytes, role: str, hello: Hello, acceptor_nonce: bytes) -> bytes:
@@ -111,9 +140,11 @@ def read_hello(data: bytes) -> Hello:
 class Dialler:
     """The connecting side: HELLO, then PROOF once the acceptor proved the key."""
 
-    def __init__(self, cluster_key: bytes, cluster: str, me: str, peer: str,
+    def __init__(self, cluster_key: Keys, cluster: str, me: str, peer: str,
                  nonce: bytes | None = None) -> None:
-        self._key = handshake_key(cluster_key)
+        self._keys = _derived(cluster_key)
+        self.key: bytes | None = None
+        """The cluster key both ends proved, once the acceptor's proof checked out."""
         self.hello = Hello(cluster, me, peer, os.urandom(NONCE_SIZE) if nonce is None
                            else nonce)
 
@@ -127,27 +158,31 @@ class Dialler:
         does not hold the key or is not the peer named in the hello."""
         body, trailer = unpack(challenge, CHALLENGE)
         acceptor_nonce = _nonce(body)
-        expected = _proof(self._key, "acceptor", self.hello, acceptor_nonce)
-        if not hmac.compare_digest(expected, trailer):
+        pair = _matching(self._keys, "acceptor", self.hello, acceptor_nonce, trailer)
+        if pair is None:
             raise FrameRejected("bad-mac", "the acceptor's proof is wrong")
-        return pack(PROOF, {}, _proof(self._key, "dialler", self.hello, acceptor_nonce))
+        self.key = pair[0]
+        return pack(PROOF, {}, _proof(pair[1], "dialler", self.hello, acceptor_nonce))
 
 
 class Acceptor:
     """The accepting side, once the caller checked the HELLO's names against its own."""
 
-    def __init__(self, cluster_key: bytes, hello: Hello, nonce: bytes | None = None) -> None:
-        self._key = handshake_key(cluster_key)
+    def __init__(self, cluster_key: Keys, hello: Hello, nonce: bytes | None = None) -> None:
+        self._keys = _derived(cluster_key)
+        self.key: bytes | None = None
+        """The cluster key the dialler proved, once its proof checked out."""
         self.hello = hello
         self.nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
 
     def challenge_frame(self) -> bytes:
         return pack(CHALLENGE, {"nonce": self.nonce.hex()},
-                    _proof(self._key, "acceptor", self.hello, self.nonce))
+                    _proof(self._keys[0][1], "acceptor", self.hello, self.nonce))
 
     def finish(self, proof: bytes) -> None:
         """Accept the dialler's PROOF, or raise FrameRejected("bad-mac" | ...)."""
         _, trailer = unpack(proof, PROOF)
-        expected = _proof(self._key, "dialler", self.hello, self.nonce)
-        if not hmac.compare_digest(expected, trailer):
+        pair = _matching(self._keys, "dialler", self.hello, self.nonce, trailer)
+        if pair is None:
             raise FrameRejected("bad-mac", "the dialler's proof is wrong")
+        self.key = pair[0]

@@ -36,6 +36,7 @@ from tutela.lcm.handshake import (
     read_hello,
 )
 from tutela.lcm.join import NO_CLUSTER
+from tutela.lcm.keyring import KeyRing
 from tutela.lcm.paths import DEFAULT_PORT, PathSpec
 from tutela.lcm.replay import DropCounters, ReplayGuard
 from tutela.lcm.stream import FrameSplitter
@@ -58,14 +59,19 @@ MAX_UNAUTHENTICATED_PER_ADDRESS = 4
 
 
 EXPLAIN_EVERY = 60.0
+UNKNOWN_KEY = ("frames under an unknown key: was the cluster key rotated while this node was "
+               "away? re-join it ('tutela node token' on a node of the cluster, then 'tutela "
+               "join' here; or, if the peer was the one away, remove and re-join the peer)")
+UNKNOWN_KEY_REASONS = frozenset({"bad-mac", "handshake"})
 EXPLANATIONS = {
-    "bad-mac": "the peer does not use this cluster's key; is it a node of another cluster, "
-               "or was it initialised anew? Remove it and join it again with a token",
+    "bad-mac": "the peer does not use this cluster's key (a node of another cluster, "
+               "initialised anew?); " + UNKNOWN_KEY,
     "wrong-cluster": "the peer belongs to another cluster of the same key",
     "version": "the peer speaks another protocol version; upgrade both to the same tutela",
     "stale-incarnation": "frames from an older run of the peer (delayed or replayed)",
     "handshake": "the peer broke off or garbled the handshake: it does not hold this "
-                 "cluster's key, speaks another protocol version, or is not tutela",
+                 "cluster's key, speaks another protocol version, or is not tutela; "
+                 + UNKNOWN_KEY,
 }
 _background: set[asyncio.Task[Any]] = set()
 
@@ -133,8 +139,13 @@ class Messenger:
         self.on_heartbeat: Callable[[str, dict[str, Any]], None] | None = None
         self._heartbeat = heartbeat
         self._on_event = on_event
+        self.ring = KeyRing(identity.key)
+        """The cluster keys: frames are sealed under `ring.send`, accepted under any of
+        `ring.accepted`; see set_ring."""
         self._sealer = Sealer(identity.key, identity.cluster, identity.node, identity.incarnation)
         self._opener = Opener(identity.key, identity.cluster, identity.node)
+        self.unknown_key: dict[str, float] = {}
+        """Peer -> monotonic time its frames or handshake last failed under our keys."""
         self.unauthenticated: dict[str, int] = {}
         """Accepted connections still in their handshake (or a join), per remote address."""
         self._guard = ReplayGuard()
@@ -286,6 +297,8 @@ class Messenger:
 
     def reject(self, spec: PathSpec, reason: str) -> None:
         self.counters.count(reason)
+        if reason in UNKNOWN_KEY_REASONS:
+            self.unknown_key[spec.peer] = time.monotonic()
         self._explain(spec, reason)
 
     def _explain(self, spec: PathSpec, reason: str) -> None:
@@ -381,7 +394,7 @@ class Messenger:
         """One connection attempt and its handshake; the link is the path's once both ends
         proved they hold the key."""
         identity = self.identity
-        dialler = Dialler(identity.key, identity.cluster, identity.node, spec.peer)
+        dialler = Dialler(self.ring.accepted, identity.cluster, identity.node, spec.peer)
         link: StreamLink | None = None
         try:
             async with asyncio.timeout(self.dead_after):
@@ -399,6 +412,44 @@ class Messenger:
             self.adopt_link(link)
         else:
             link.close()
+
+    # --- the key ring (a key rotation: lcm/keyring.py) -------------------------------------
+
+    def set_ring(self, ring: KeyRing) -> None:
+        """Seal under `ring.send` and accept `ring.accepted` from now on. A new sending key
+        starts a new sender run (a fresh salt) whose seqs continue the old run's, so peers'
+        replay windows need nothing new. Connections authenticated under a key no longer
+        accepted are closed (`renew` replaced them first, so none should be left)."""
+        if ring.send != self.ring.send:
+            seq = self._sealer.seq
+            identity = self.identity
+            self._sealer = Sealer(ring.send, identity.cluster, identity.node,
+                                  identity.incarnation)
+            self._sealer.seq = seq
+        self.ring = ring
+        self._opener.set_keys(ring.accepted)
+        for key, link in list(self._links.items()):
+            if isinstance(link, StreamLink) and link.auth_key not in ring.accepted:
+                log.info("path %s: closing its connection made under a retired key",
+                         link.spec.name)
+                del self._links[key]
+                link.close()
+                self._wake_dialler(key)
+
+    async def renew(self) -> list[str]:
+        """Connect anew every dialled path whose connection was made under another key than
+        the sending key: the new connection displaces the old one only once its handshake is
+        done, so the path keeps a link throughout. The names of the paths left without a
+        connection under the sending key."""
+        loop = asyncio.get_running_loop()
+        stale = [spec for key, spec in self._specs.items()
+                 if spec.kind == "tcp" and spec.dials and not self._renewed(key)]
+        await asyncio.gather(*(self._connect(spec, loop) for spec in stale))
+        return sorted(spec.name for spec in stale if not self._renewed((spec.peer, spec.name)))
+
+    def _renewed(self, key: tuple[str, str]) -> bool:
+        link = self._links.get(key)
+        return isinstance(link, StreamLink) and link.auth_key == self.ring.send
 
     def set_timing(self, interval: float, misses: int) -> None:
         """A changed heartbeat interval or misses: heartbeats and detection follow at once."""
@@ -568,7 +619,7 @@ class _Accepted(asyncio.Protocol):
             raise FrameRejected("unauthenticated", "a frame before the handshake")
         hello = read_hello(frame)
         self._spec = self._path_of(hello)
-        self._acceptor = Acceptor(messenger.identity.key, hello)
+        self._acceptor = Acceptor(messenger.ring.accepted, hello)
         transport.write(self._acceptor.challenge_frame())
 
     def _path_of(self, hello: Hello) -> PathSpec:
@@ -590,8 +641,9 @@ class _Accepted(asyncio.Protocol):
         if not self._messenger.knows(self._spec):
             raise FrameRejected("unauthenticated", "the path was removed meanwhile")
         self._done()
+        assert self._acceptor is not None and self._acceptor.key is not None
         self._link = self._messenger.stream_link(self._spec)
-        self._link.take_over(self._transport, self._splitter)
+        self._link.take_over(self._transport, self._splitter, self._acceptor.key)
         self._messenger.adopt_link(self._link)
 
     def _done(self) -> None:

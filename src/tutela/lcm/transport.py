@@ -64,6 +64,9 @@ class StreamLink(Link, asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.ready = asyncio.Event()
         """Set once the handshake is done or the connection closed; see `authenticated`."""
+        self.auth_key: bytes | None = None
+        """The cluster key the handshake was done under (a key rotation renews connections
+        made under the old key)."""
 
     @property
     def authenticated(self) -> bool:
@@ -75,10 +78,12 @@ class StreamLink(Link, asyncio.Protocol):
         if self._dialler is not None:
             transport.write(self._dialler.hello_frame())
 
-    def take_over(self, transport: asyncio.Transport, splitter: FrameSplitter) -> None:
-        """Carry an accepted connection whose handshake the listener completed; `splitter`
-        holds the bytes that followed the dialler's proof."""
+    def take_over(self, transport: asyncio.Transport, splitter: FrameSplitter,
+                  auth_key: bytes) -> None:
+        """Carry an accepted connection whose handshake the listener completed under
+        `auth_key`; `splitter` holds the bytes that followed the dialler's proof."""
         self._transport = transport
+        self.auth_key = auth_key
         self._splitter = splitter
         self.ready.set()
 
@@ -105,6 +110,7 @@ class StreamLink(Link, asyncio.Protocol):
             return
         assert self._transport is not None
         self._transport.write(proof)
+        self.auth_key = dialler.key
         self._dialler = None
         self.ready.set()
 

@@ -5,6 +5,7 @@ Written atomically (tmp file, fsync, rename) with mode 0600: it holds every clus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any, Final
 
 from tutela.arbiter.timing import LeaseTiming
 from tutela.lcm.frame import MAX_SEQ
+from tutela.lcm.keyring import KeyRing, Rotation
 
 STATE_NAME: Final = "witness.json"
 FORMAT: Final = "tutela-witness/1"
@@ -33,18 +35,41 @@ class ClusterRecord:
     enrolled_by: str
     enrolled_at: str
     """Wall-clock time (ISO 8601, UTC) of the enrolment, for people only."""
+    other_key: bytes | None = None
+    """During a key rotation (`tutela cluster rotate-key`): the other key accepted; `key`
+    is the one the witness sends with (lcm/keyring.py)."""
+    rotation: Rotation = ""
+
+    @property
+    def ring(self) -> KeyRing:
+        return KeyRing(self.key, self.other_key, self.rotation)
+
+    def with_ring(self, ring: KeyRing) -> ClusterRecord:
+        return dataclasses.replace(self, key=ring.send, other_key=ring.other,
+                                   rotation=ring.rotation)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key.hex(), "voter": self.voter, "lease": timing_json(self.timing),
+        data = {"key": self.key.hex(), "voter": self.voter, "lease": timing_json(self.timing),
                 "enrolled_by": self.enrolled_by, "enrolled_at": self.enrolled_at}
+        if self.other_key is not None:  # only during a rotation: older files stay readable
+            data.update(other_key=self.other_key.hex(), rotation=self.rotation)
+        return data
 
     @classmethod
     def from_json(cls, name: str, data: dict[str, Any]) -> ClusterRecord:
         lease = data["lease"]
-        return cls(name=name, key=bytes.fromhex(data["key"]), voter=str(data["voter"]),
-                   timing=LeaseTiming(float(lease["duration"]), float(lease["drift"]),
-                                      float(lease["margin"])),
-                   enrolled_by=str(data["enrolled_by"]), enrolled_at=str(data["enrolled_at"]))
+        other = data.get("other_key")
+        rotation = data.get("rotation", "")
+        if rotation not in ("", "staged", "switched"):
+            raise ValueError(f"cluster {name}: rotation {rotation!r}")
+        record = cls(name=name, key=bytes.fromhex(data["key"]), voter=str(data["voter"]),
+                     timing=LeaseTiming(float(lease["duration"]), float(lease["drift"]),
+                                        float(lease["margin"])),
+                     enrolled_by=str(data["enrolled_by"]), enrolled_at=str(data["enrolled_at"]),
+                     other_key=None if other is None else bytes.fromhex(other),
+                     rotation=rotation)
+        record.ring  # noqa: B018 - a ring that cannot be is refused here, at load
+        return record
 
 
 def timing_json(timing: LeaseTiming) -> dict[str, float]:

@@ -32,14 +32,25 @@ class Served:
         self.voter = Voter(record.voter, record.timing, started_at)
         self.guard = ReplayGuard()
         self.counters = counters("wrong-sender", "unknown-kind")
+        self.incarnation = incarnation
         self.sealer = Sealer(record.key, record.name, record.voter, incarnation)
         self.sealer.seq = seq  # a re-enrolled cluster's nodes may remember our earlier seqs
-        self.opener = Opener(record.key, record.name, record.voter)
+        self.opener = Opener(record.ring.accepted, record.name, record.voter)
         self.nodes: dict[str, NodeSeen] = {}
 
     @property
     def name(self) -> str:
         return self.record.name
+
+    def rekeyed(self, record: ClusterRecord) -> None:
+        """Take the record's new key ring (a key rotation step): seal under its sending key
+        (a new run whose seqs continue), accept its keys."""
+        if record.key != self.record.key:
+            seq = self.sealer.seq
+            self.sealer = Sealer(record.key, record.name, record.voter, self.incarnation)
+            self.sealer.seq = seq
+        self.record = record
+        self.opener.set_keys(record.ring.accepted)
 
     def open(self, data: bytes, node: str) -> Envelope:
         """Authenticate and decrypt a frame from `node` (the name its connection's handshake

@@ -17,9 +17,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
-from tutela.lcm.frame import SEALED, FrameRejected, frame_type, read_route
+from tutela.lcm.frame import SEALED, Envelope, FrameRejected, frame_type, read_route
 from tutela.lcm.handshake import HANDSHAKE_TIMEOUT, HELLO, PRE_AUTH_BUFFER, Acceptor, read_hello
 from tutela.lcm.join import NO_CLUSTER
+from tutela.lcm.keyring import REKEY, RotationError
 from tutela.lcm.messenger import HEARTBEAT, REPLY, spawn
 from tutela.lcm.stream import FrameSplitter
 from tutela.lcm.transport import MAX_BUFFERED
@@ -93,6 +94,8 @@ class Connection(asyncio.Protocol):
         self.garbage = 0
         self.last_valid = time.monotonic()
         self.enrolling = False
+        self.auth_key: bytes | None = None
+        """The cluster key its handshake was done under (a key rotation retires keys)."""
         self._beat: asyncio.Task[None] | None = None
 
     def __str__(self) -> str:
@@ -131,8 +134,8 @@ class Connection(asyncio.Protocol):
     def open(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
-    def bind(self, served: Served, node: str) -> None:
-        self.served, self.node = served, node
+    def bind(self, served: Served, node: str, auth_key: bytes) -> None:
+        self.served, self.node, self.auth_key = served, node, auth_key
         self._beat = asyncio.create_task(self._beat_loop(served, node), name=f"hb {self}")
 
     def announce(self, interval: Any) -> None:
@@ -279,6 +282,9 @@ class Witness:
         served.heard(envelope.sender, conn.address, now)
         if envelope.kind == HEARTBEAT:
             conn.announce(envelope.payload.get("interval"))
+        if envelope.kind == REKEY:
+            spawn(self._rekey(conn, served, envelope), name=f"rekey {served.name}")
+            return
         reply = served.answer(envelope, now)
         if reply is not None:
             conn.send(served.sealer.seal(envelope.sender, REPLY, reply))
@@ -298,7 +304,8 @@ class Witness:
         node = acceptor.hello.dialler
         conn.acceptor = None
         conn.last_valid = now = time.monotonic()
-        conn.bind(served, node)
+        assert acceptor.key is not None
+        conn.bind(served, node, acceptor.key)
         served.heard(node, conn.address, now)
         log.info("node %s of cluster %s connected from %s", node, served.name, conn.address)
 
@@ -314,9 +321,9 @@ class Witness:
         if served is None:
             raise FrameRejected("unknown-cluster", hello.cluster)
         if hello.acceptor != served.record.voter:
-            conn.acceptor = (served, Acceptor(served.record.key, hello))  # charged to it
+            conn.acceptor = (served, Acceptor(served.record.ring.accepted, hello))  # charged
             raise FrameRejected("not-for-me", hello.acceptor)
-        conn.acceptor = (served, Acceptor(served.record.key, hello))
+        conn.acceptor = (served, Acceptor(served.record.ring.accepted, hello))
         conn.send(conn.acceptor[1].challenge_frame())
 
     def refuse(self, conn: Connection, reason: str, claimed: str = "") -> None:
@@ -345,6 +352,41 @@ class Witness:
         if now - self._warned.get((cluster, reason), -EXPLAIN_EVERY) >= EXPLAIN_EVERY:
             self._warned[(cluster, reason)] = now
             log.warning("%s", message)
+
+    # --- key rotation (`tutela cluster rotate-key` on a node) -------------------------------
+
+    async def _rekey(self, conn: Connection, served: Served, envelope: Envelope) -> None:
+        """One step of a key rotation asked by a node of the cluster (its frame opened under
+        the cluster's key, so only the cluster's nodes can ask); the new ring is on disk
+        before it is used or acknowledged."""
+        try:
+            reply: dict[str, Any] = {"ok": True,
+                                     "result": await self._rekey_step(served, envelope.payload)}
+        except (RotationError, RegistryError, ValueError, KeyError, TypeError) as error:
+            reply = {"ok": False, "error": str(error)}
+        call = envelope.payload.get("call")
+        if call is not None:
+            conn.send(served.sealer.seal(envelope.sender, REPLY, {**reply, "call": call}))
+
+    async def _rekey_step(self, served: Served, payload: dict[str, Any]) -> dict[str, Any]:
+        phase = payload["phase"]
+        async with self._lock:
+            if self.served.get(served.name) is not served:
+                raise ValueError(f"cluster {served.name} was re-enrolled or removed meanwhile")
+            if phase == "state":
+                return served.record.ring.view()
+            new = bytes.fromhex(payload["key"]) if phase == "stage" else None
+            ring = served.record.ring.step(phase, str(payload["id"]), new)
+            if ring != served.record.ring:
+                record = served.record.with_ring(ring)
+                await self._store({**self.registry.clusters, served.name: record})
+                served.rekeyed(record)
+                log.info("cluster %s: key rotation step %s (key %s)", served.name, phase,
+                         payload["id"])
+            for conn in [c for c in self.connections
+                         if c.served is served and c.auth_key not in ring.accepted]:
+                conn.close("its handshake was under a retired cluster key")
+            return ring.view()
 
     # --- enrolment -----------------------------------------------------------------------
 
