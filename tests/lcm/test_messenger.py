@@ -18,6 +18,7 @@ from tutela.lcm import messenger as messenger_module
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope, FrameRejected, Sealer
 from tutela.lcm.handshake import PRE_AUTH_BUFFER, Acceptor, Dialler
+from tutela.lcm.keyring import KeyRing, key_id
 from tutela.lcm.messenger import (
     MAX_UNAUTHENTICATED_PER_ADDRESS,
     Identity,
@@ -243,3 +244,76 @@ def test_preauth_limits_size_time_and_count(monkeypatch: pytest.MonkeyPatch) -> 
         assert a.unauthenticated == {}
 
     run(body)
+
+
+# --- a cluster key rotation (lcm/keyring.py, docs/protocol.md) ------------------------------
+
+OLD_KEY, NEW_KEY = b"k" * 32, b"n" * 32
+
+
+async def rotate(a: Messenger, b: Messenger, phases: tuple[str, ...]) -> None:
+    """Both messengers take each phase, and frames flow both ways after each."""
+    for phase in phases:
+        for messenger in (a, b):
+            messenger.set_ring(messenger.ring.step(phase, key_id(NEW_KEY), NEW_KEY))
+        await flowing(a, b)
+
+
+async def flowing(a: Messenger, b: Messenger) -> None:
+    heard = a.stats[NAME].received, b.stats[NAME].received
+    await until(lambda: a.stats[NAME].received > heard[0] + 2
+                and b.stats[NAME].received > heard[1] + 2)
+
+
+def test_a_key_rotation_renews_the_connection_and_no_path_goes_down() -> None:
+    async def body(a: Messenger, b: Messenger, events: list[Event]) -> None:
+        await until(lambda: a.detector.node_state("b") == "ALIVE"
+                    and b.detector.node_state("a") == "ALIVE")
+        before = len(events)
+        await rotate(a, b, ("stage", "switch"))
+        old_link = a._links[("b", NAME)]  # a dials: its address sorts first
+        assert old_link.auth_key == OLD_KEY
+        assert await a.renew() == []
+        assert a._links[("b", NAME)] is not old_link
+        assert a._links[("b", NAME)].auth_key == NEW_KEY
+        await until(lambda: b._links[("a", NAME)].auth_key == NEW_KEY)
+        await rotate(a, b, ("drop",))
+        assert a.ring == b.ring == KeyRing(NEW_KEY)
+        assert [e for e in events[before:] if e.kind.endswith("down")] == []
+        assert drops(a, "bad-mac") == drops(b, "bad-mac") == 0
+        # The old key is refused now, in frames and in handshakes.
+        with pytest.raises(FrameRejected, match="bad-mac"):
+            a._opener.open(Sealer(OLD_KEY, "c", "b", 1).seal("a", "hb", {}))
+        impostor = Dialler(OLD_KEY, "c", "b", "a")
+        reader, writer = await rogue(a, impostor.hello_frame())
+        challenge = await reader.readexactly(len(Acceptor(NEW_KEY, impostor.hello)
+                                                 .challenge_frame()))
+        with pytest.raises(FrameRejected, match="bad-mac"):
+            impostor.answer(challenge)
+        writer.close()
+
+    run(body)
+
+
+def test_dropping_the_old_key_closes_connections_made_under_it_and_they_come_back() -> None:
+    async def body(a: Messenger, b: Messenger, events: list[Event]) -> None:
+        await until(lambda: a.detector.node_state("b") == "ALIVE"
+                    and b.detector.node_state("a") == "ALIVE")
+        before = len(events)
+        await rotate(a, b, ("stage", "switch", "drop"))  # no renew: the drop closes them
+        await until(lambda: a._links.get(("b", NAME)) is not None
+                    and a._links[("b", NAME)].auth_key == NEW_KEY)
+        await flowing(a, b)
+        assert [e for e in events[before:] if e.kind.endswith("down")] == []
+
+    run(body)
+
+
+def test_a_peer_left_on_the_old_key_is_explained_as_a_rotation_it_missed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+        await until(lambda: "b" in a.unknown_key and "a" in b.unknown_key)
+        assert "was the cluster key rotated while this node was away? re-join it" in caplog.text
+
+    with caplog.at_level(logging.WARNING, logger="tutela.lcm"):
+        run(body, key_b=NEW_KEY)
