@@ -24,6 +24,9 @@ deb="$out/tutela_${version}-${revision}_${arch}.deb"
 root="$out/root"
 venv="$root$prefix"
 
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock -n 9 || { echo "another build of the package runs in $out" >&2; exit 1; }
 rm -rf "$root" "$out/wheels" "$out/man" "$out/completion"
 mkdir -p "$root" "$out/wheels"
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$project" log -1 --format=%ct 2>/dev/null || date +%s)}
