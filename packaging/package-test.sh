@@ -7,7 +7,8 @@
 # the chroot vanish with it and the host's mounts are never touched. apt in the chroot
 # resolves the package's dependencies from Debian's mirror. Then:
 #   install -> the commands run, man pages, completion, units (not enabled), conffiles,
-#              /var/lib/tutela 0700, a node can be initialised;
+#              /var/lib/tutela 0700, a node can be initialised, a tutelad started, and
+#              the package refuses to be removed while it runs;
 #   purge   -> nothing of tutela is left: the file tree is the one before the install.
 set -euo pipefail
 
@@ -81,9 +82,23 @@ grep -q "^/etc/tutela/tutelad.env$" /var/lib/dpkg/info/tutela.conffiles
 [[ $(stat -c %a /var/lib/tutela) = 700 ]] || fail "/var/lib/tutela is not 0700"
 [[ $(readlink -f /usr/bin/tutela) = /opt/tutela/bin/tutela ]]
 
+step "a running tutelad keeps the package from being removed"
+# In a network namespace of its own (loopback only), so its port is nobody else's.
+unshare --net bash -euc '
+    ip link set lo up
+    tutela init --cluster packaged --node node1 --address 127.0.0.1 >/dev/null
+    tutela start
+    if dpkg --remove tutela 2>/tmp/refusal; then
+        echo "FAIL: removed under a running tutelad" >&2; exit 1
+    fi
+    grep -q "tutelad is running on this node; stop it first" /tmp/refusal
+    tutela stop
+'
+[[ -x /opt/tutela/bin/tutelad ]] || fail "the refused removal removed files"
+
 step "a state directory in use, then dpkg --purge"
 mkdir -p /var/lib/tutela-witness
-touch /var/lib/tutela/tutelad.log /var/lib/tutela-witness/witness.log
+touch /var/lib/tutela-witness/witness.log
 dpkg --purge tutela
 for left in /opt/tutela /etc/tutela /var/lib/tutela /var/lib/tutela-witness /usr/bin/tutela \
             /etc/logrotate.d/tutela /lib/systemd/system/tutelad.service; do
@@ -95,7 +110,8 @@ echo "package test passed"
 CHECK
 chmod +x "$root/tmp/check.sh"
 
-unshare --mount --propagation private -- bash -euc '
+# A PID namespace too: whatever the test starts ends with it, even if it fails halfway.
+unshare --mount --propagation private --pid --fork -- bash -euc '
     root=$1
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
