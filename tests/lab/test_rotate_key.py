@@ -9,9 +9,12 @@ key is refused by a node and by the witness (docs/cluster.md, "Rotating the clus
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +34,8 @@ from tutela.lab.driver import (
     stop_process,
     tutela,
 )
+from tutela.lcd.store import Lcd
+from tutela.lcm.keyring import key_id
 from tutela.lcm.paths import DEFAULT_PORT
 
 pytestmark = pytest.mark.lab
@@ -174,3 +179,87 @@ def test_rotate_key_without_downtime(lab: Lab, service: WebService) -> None:
     again = json.loads(tutela(lab, "node1", "cluster", "rotate-key", "--json").stdout)
     assert again["resumed"] is False and _keys(lab, "node2")["cluster_key"] not in (old, new)
     assert owner(lab, service) == "node1" and app_pid(lab, "node1") == pid
+
+
+LCD_FILES = ("lcd.sqlite", "lcd.sqlite-wal", "lcd.sqlite-shm")
+
+
+def _with_node2_stopped(lab: Lab, change: Callable[[Path], None]) -> None:
+    """Stop node2's daemon (a standby: nothing fails over), `change` its state directory,
+    start it again and wait for the whole cluster."""
+    tutela(lab, "node2", "stop")
+    change(lab.state_dir("node2"))
+    tutela(lab, "node2", "start")
+
+
+def _copy_lcd(source: Path, target: Path) -> None:
+    target.mkdir(exist_ok=True)
+    for name in LCD_FILES:
+        (target / name).unlink(missing_ok=True)
+        if (source / name).exists():
+            shutil.copy2(source / name, target / name)
+
+
+def test_a_node_not_alive_is_named_and_nothing_changes(lab: Lab, service: WebService) -> None:
+    before = {node: _keys(lab, node) for node in lab.nodes}
+    tutela(lab, "node2", "stop")
+    try:
+        wait_until(lambda: _node_state(lab, "node1", "node2") == "DEAD", timeout=20,
+                   what="node1 to see node2 DEAD")
+        refused = lab.exec("node1", ["tutela", "cluster", "rotate-key"], check=False)
+        assert refused.returncode == 1, refused
+        assert "node node2 not ALIVE" in refused.stderr, refused.stderr
+        assert "rotate-key' again" in refused.stderr
+        assert _keys(lab, "node1") == before["node1"]
+    finally:
+        tutela(lab, "node2", "start")
+    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    assert _keys(lab, "node2") == before["node2"]
+
+
+def _node_state(lab: Lab, node: str, peer: str) -> str:
+    return str(next(n for n in status(lab, node)["nodes"] if n["name"] == peer)["state"])
+
+
+def test_a_rotation_cut_short_is_resumed_with_its_key(lab: Lab, service: WebService) -> None:
+    """node2 ran a rotation and stopped after its own first step (staged here, nowhere
+    else): running the command again on node2 finishes that rotation, with that key."""
+    pid = app_pid(lab, "node1")
+    planted = secrets.token_bytes(32)
+
+    def stage_here(state: Path) -> None:
+        lcd = Lcd.open(state)
+        try:
+            lcd.save_key_ring(lcd.key_ring().stage(planted))
+        finally:
+            lcd.close()
+
+    _with_node2_stopped(lab, stage_here)
+    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    assert any("rotation is under way" in w for w in status(lab, "node2")["warnings"])
+    result = json.loads(tutela(lab, "node2", "cluster", "rotate-key", "--json").stdout)
+    assert result["resumed"] is True and result["key_id"] == key_id(planted)
+    for node in lab.nodes:
+        assert _keys(lab, node) == {"cluster_key": planted.hex()}, node
+    assert _witness_record(lab)["key"] == planted.hex()
+    assert owner(lab, service) == "node1" and app_pid(lab, "node1") == pid
+
+
+def test_a_node_left_on_the_old_key_says_to_rejoin_it(lab: Lab, service: WebService,
+                                                      tmp_path: Path) -> None:
+    """node2's LCD from before a rotation (it was away, or restored from a backup): its
+    log and status say why it cannot talk to the cluster and what to do."""
+    _with_node2_stopped(lab, lambda state: _copy_lcd(state, tmp_path / "before"))
+    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    tutela(lab, "node1", "cluster", "rotate-key")
+    _with_node2_stopped(lab, lambda state: (_copy_lcd(state, tmp_path / "after"),
+                                            _copy_lcd(tmp_path / "before", state)))
+    phrase = "was the cluster key rotated while this node was away? re-join it"
+    try:
+        wait_until(lambda: any(phrase in w for w in status(lab, "node2")["warnings"]),
+                   timeout=20, what="node2's status to name the unknown key")
+        assert phrase in (lab.state_dir("node2") / "tutelad.log").read_text(errors="replace")
+        assert _node_state(lab, "node2", "node1") == "DEAD"
+    finally:
+        _with_node2_stopped(lab, lambda state: _copy_lcd(tmp_path / "after", state))
+    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")

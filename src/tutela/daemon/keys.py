@@ -75,9 +75,12 @@ class Keys:
         """Rotate to a new random key, or finish a rotation cut short; refuses before any
         step when a node or witness is not ALIVE."""
         nodes, witnesses = self.members()
-        self._check_reachable(nodes, witnesses)
+        self.check_reachable()
         views = await self._ask_all(nodes + witnesses, {"phase": "state"}, "state")
-        resumed = resume_key(self.ring, views)
+        try:
+            resumed = resume_key(self.ring, views)
+        except RotationError as error:
+            raise OperationError(f"cannot rotate the cluster key: {error}") from None
         new = resumed or secrets.token_bytes(KEY_BYTES)
         new_id = key_id(new)
         log.info("key rotation to key %s %s", new_id, "resumed" if resumed else "started")
@@ -97,7 +100,9 @@ class Keys:
                 "summary": f"cluster key rotated to key {new_id} on "
                            f"{1 + len(nodes)} nodes and {len(witnesses)} witnesses"}
 
-    def _check_reachable(self, nodes: list[str], witnesses: list[str]) -> None:
+    def check_reachable(self) -> None:
+        """OperationError naming every node and witness that is not ALIVE, and what to do."""
+        nodes, witnesses = self.members()
         detector = self.cluster.messenger.detector
         away = [f"{'witness' if m in witnesses else 'node'} {m}"
                 for m in nodes + witnesses if detector.node_state(m) != "ALIVE"]

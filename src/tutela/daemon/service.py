@@ -344,6 +344,7 @@ class Service:
     async def rotate_key(self, _: dict[str, Any]) -> dict[str, Any]:
         """Rotate the cluster key (daemon/keys.py), holding the configuration lease so that
         no two rotations (or a rotation and a join) run at once."""
+        self.cluster.keys.check_reachable()  # the first thing to say when one is away
         async with self._config_lock, self.cluster.config_lease():
             return await self.cluster.keys.rotate()
 
