@@ -75,6 +75,7 @@ def test_ready_status_stopping_and_journal_lines(
         lab: Lab, manager: tuple[str, socket.socket], tmp_path: Path) -> None:
     path, sock = manager
     stderr = tmp_path / "journal"
+    (lab.state_dir(NODE) / "tutelad.log").unlink(missing_ok=True)  # from another test
     pid = start_tutelad(lab, path, stderr, journal=True)
     try:
         before_ready = messages(sock, until=lambda fields: "READY" in fields)
@@ -120,6 +121,9 @@ def test_without_systemd_the_log_file_follows_rotation(
     pid = start_tutelad(lab, path, stderr, journal=False)
     try:
         messages(sock, until=lambda fields: "READY" in fields)
+        # The writer thread writes a little after the records were logged: rotate once the
+        # line logged before READY=1 is in the file.
+        wait_until(lambda: "ready on" in log.read_text(), timeout=30, what="'ready on' logged")
         log.rename(log.with_name("tutelad.log.1"))  # what logrotate does
         os.kill(pid, signal.SIGHUP)  # and its postrotate, if it sends one
         stop(lab, pid)
@@ -128,4 +132,5 @@ def test_without_systemd_the_log_file_follows_rotation(
             os.kill(pid, signal.SIGKILL)
     assert "tutelad starting" in log.with_name("tutelad.log.1").read_text()
     assert "stopped" in log.read_text()
+    assert "stopped" not in log.with_name("tutelad.log.1").read_text()
     assert stderr.read_text() == ""  # not written twice
