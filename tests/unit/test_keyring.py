@@ -88,7 +88,6 @@ def test_frames_and_handshakes_are_taken_under_either_key_of_the_ring() -> None:
     for key in (OLD, NEW):
         frame = Sealer(key, "c", "a", 1).seal("b", "hb", {"k": key.hex()})
         assert opener.open(frame).payload == {"k": key.hex()}
-        assert opener.key_of("a") == key
     opener.set_keys((NEW,))
     with pytest.raises(FrameRejected, match="bad-mac"):  # the old run is forgotten with its key
         opener.open(Sealer(OLD, "c", "a", 1).seal("b", "hb", {}))

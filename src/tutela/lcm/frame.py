@@ -272,13 +272,6 @@ class Opener:
         for run in [r for r, (_, k) in self._ciphers.items() if k not in keys]:
             del self._ciphers[run]
 
-    def key_of(self, sender: str) -> bytes | None:
-        """The cluster key of the sender's most recent run seen (None: none opened yet)."""
-        for (name, _, _), (_, key) in reversed(self._ciphers.items()):
-            if name == sender:
-                return key
-        return None
-
     def open(self, data: bytes) -> Envelope:
         """Check one received frame and return its envelope; raises only FrameRejected.
 

@@ -439,17 +439,17 @@ class Messenger:
     async def renew(self) -> list[str]:
         """Connect anew every dialled path whose connection was made under another key than
         the sending key: the new connection displaces the old one only once its handshake is
-        done, so the path keeps a link throughout. The names of the paths left without a
-        connection under the sending key."""
+        done, so the path keeps a link throughout. A path without a connection is left to
+        its dialler, which uses the ring in force. The names of the paths still on a
+        connection made under another key."""
         loop = asyncio.get_running_loop()
-        stale = [spec for key, spec in self._specs.items()
-                 if spec.kind == "tcp" and spec.dials and not self._renewed(key)]
+        stale = [spec for key, spec in self._specs.items() if spec.dials and self._stale(key)]
         await asyncio.gather(*(self._connect(spec, loop) for spec in stale))
-        return sorted(spec.name for spec in stale if not self._renewed((spec.peer, spec.name)))
+        return sorted(spec.name for spec in stale if self._stale((spec.peer, spec.name)))
 
-    def _renewed(self, key: tuple[str, str]) -> bool:
+    def _stale(self, key: tuple[str, str]) -> bool:
         link = self._links.get(key)
-        return isinstance(link, StreamLink) and link.auth_key == self.ring.send
+        return isinstance(link, StreamLink) and link.auth_key != self.ring.send
 
     def set_timing(self, interval: float, misses: int) -> None:
         """A changed heartbeat interval or misses: heartbeats and detection follow at once."""
