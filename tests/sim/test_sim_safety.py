@@ -15,8 +15,8 @@ from simulate import Outcome, run_parallel, simulate
 
 WORKERS = int(os.environ.get("TUTELA_SIM_WORKERS", str(min(2, os.cpu_count() or 1))))
 NOT_VACUOUS_FROM = 500
-"""Outside CI, runs of fewer chaos seeds skip the not-vacuous check (too few to average);
-under CI it always applies."""
+"""Outside CI, runs of fewer seeds of a family skip its not-vacuous checks (too few to
+average); under CI they always apply."""
 
 
 def _run(variable: str, family: str, variant: str = "correct"
@@ -85,9 +85,10 @@ def test_a_healed_network_hands_each_lease_to_its_candidate_within_the_bound() -
     """After chaos the network heals for good; one candidate per name keeps trying and
     must hold it, without a break, from at most `bound` after the heal (simulate.py,
     Simulation._on_heal, states the bound)."""
-    failures, totals, _ = _run("TUTELA_SIM_LIVENESS_SEEDS", "liveness")
+    failures, totals, seeds = _run("TUTELA_SIM_LIVENESS_SEEDS", "liveness")
     assert not failures, _explain(failures)
-    assert totals["wall_misled"] > 0, totals  # skewed wall clocks did pick a stale owner
+    if seeds >= NOT_VACUOUS_FROM or PLAN.ci:  # skewed wall clocks did name a stale owner
+        assert totals["wall_misled"] > 0, totals
 
 
 def test_losing_the_witness_and_a_path_costs_the_owner_no_lease() -> None:
