@@ -30,7 +30,7 @@ from tutela.arbiter.messages import AcquireRequest, Message, Release, parse_mess
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
 
-FAMILIES = ("chaos", "liveness", "paths", "clock-stop")
+FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend")
 ANY_PATH = -1
 """The path of a message to the node's own voter, or of an adversary's forced message."""
 LOCAL_DELAY = 0.001
@@ -545,7 +545,7 @@ class Simulation:
             (4, self._chaos_acquire), (2, self._chaos_release), (0.7, self._chaos_flap),
             (2, self._chaos_partition), (0.5, self._chaos_network), (0.7, self._chaos_rate),
             (1.5, self._chaos_pause), (0.7, self._chaos_crash), (0.7, self._chaos_amnesia),
-            (1.5 if self.family == "clock-stop" else 0, self._chaos_suspend),
+            (1.5 if self.family in ("clock-stop", "suspend") else 0, self._chaos_suspend),
             (0.5, self._chaos_wall_step),
             (3, self._chaos_snipe), (0.7, self._chaos_amnesia_snipe),
             (0.7, self._chaos_flap_snipe), (0.7, self._chaos_stale_replies)]
@@ -598,9 +598,16 @@ class Simulation:
             self._log(f"{site.name} paused for {self._pause_for(site):.3f}")
 
     def _chaos_suspend(self) -> None:
-        """A pause in which the site's monotonic clock stops too (a suspended machine, a
-        paused VM): on resume it reads what it read when it stopped."""
+        """A suspended machine or a paused VM. Family clock-stop: the site's lease clock
+        stops too, as CLOCK_MONOTONIC does (on resume it reads what it read when it
+        stopped). Family suspend: tutelad's clock, CLOCK_BOOTTIME (tutela/clock.py), counts
+        the suspend, so the site is paused with its clock running, as a frozen process."""
         if (site := self._pause_someone()) is None:
+            return
+        if self.family == "suspend":
+            self.stats["suspends"] += 1
+            self._log(f"{site.name} suspended (boot-time clock runs on) for "
+                      f"{self._pause_for(site):.3f}")
             return
         site.clock.stop(self.now)
         vm = self.rng.random() < 0.5  # a paused VM's wall clock stops too; after a

@@ -108,7 +108,16 @@ def test_safe_with_the_smallest_margin_the_proof_allows() -> None:
     assert not failures, _explain(failures)
 
 
-@pytest.mark.parametrize("family", ["chaos", "liveness", "paths", "clock-stop"])
+def test_suspends_are_safe_with_the_boot_time_clock() -> None:
+    """Suspended holders (pauses of 0.3 to 3 L) whose lease clock counts the suspend, as
+    tutelad's CLOCK_BOOTTIME does: never two holders. (The same pauses with a clock that
+    stops, CLOCK_MONOTONIC's, make two: test_sim_mutants, family clock-stop.)"""
+    failures, totals, seeds = _run("TUTELA_SIM_SUSPEND_SEEDS", "suspend")
+    assert not failures, _explain(failures)
+    assert totals["suspends"] >= 0.5 * seeds, totals
+
+
+@pytest.mark.parametrize("family", ["chaos", "liveness", "paths", "clock-stop", "suspend"])
 def test_a_seed_replays_exactly(family: str) -> None:
     first, second = (simulate(17, family, trace=True) for _ in range(2))
     assert first.trace == second.trace and first.events == second.events

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tutela import clock
 from tutela.arbiter.timing import LeaseTiming
 from tutela.daemon import watchdog as fence_module
 from tutela.daemon.watchdog import WatchdogFence
@@ -135,7 +136,7 @@ def test_armed_at_acquire_petted_then_disarmed_by_the_magic_close(dog: Path) -> 
                               lambda: bool(held["end"]), path=str(dog))
         fence.start()
         await eventually(lambda: fence.checks, "the loop's first check")  # now asleep
-        held["end"] = time.monotonic() + 60  # a lease won; the acquire arms at once
+        held["end"] = clock.now() + 60  # a lease won; the acquire arms at once
         fence.ensure_armed()
         await eventually(lambda: device.pets() >= 5, "five pets")  # the loop woke up
         held["end"] = 0.0  # released and out of service
@@ -156,7 +157,7 @@ def test_starves_the_watchdog_when_the_lease_runs_short(dog: Path) -> None:
     """Starving is not disarming: the device stays open, no byte follows, and it fires."""
     device = EmulatedWatchdog(dog)
     timing = LeaseTiming()
-    end = {"at": time.monotonic() + 60}
+    end = {"at": clock.now() + 60}
 
     async def scenario() -> None:
         fence = WatchdogFence(timing, lambda: True, lambda: [end["at"]], lambda: True,
@@ -164,7 +165,7 @@ def test_starves_the_watchdog_when_the_lease_runs_short(dog: Path) -> None:
         fence.start()
         fence.ensure_armed()
         await eventually(lambda: device.pets() >= 2, "the fence to pet")
-        end["at"] = time.monotonic() + timing.watchdog_timeout / 2  # renewals stopped
+        end["at"] = clock.now() + timing.watchdog_timeout / 2  # renewals stopped
         await eventually(lambda: not fence.status()["petting"], "the fence to stop petting")
         assert fence.armed, "the watchdog was disarmed instead of starved"
         await eventually(device.fired, "the starved watchdog to fire")

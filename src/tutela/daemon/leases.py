@@ -1,6 +1,6 @@
 """The arbiter on the wire: this node's vote, the leases it holds, the messages between them.
 
-Feeds the sans-IO voter and holder the messenger and the monotonic clock; waits for a
+Feeds the sans-IO voter and holder the messenger and the boot-time clock (tutela.clock); waits for a
 lease on behalf of the daemon (the configuration lease now, hierarchies later).
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
+from tutela import clock
 from tutela.arbiter.holder import (
     Acquired,
     Effect,
@@ -45,7 +45,7 @@ class Leases:
                  incarnation: int, extra: Extra, on_reply: ReplyHook) -> None:
         self.node = node
         self.timing = LeaseTiming(duration=config.settings.lease_duration)
-        self.voter = Voter(node, self.timing, started_at=time.monotonic())
+        self.voter = Voter(node, self.timing, started_at=clock.now())
         self._messenger = messenger
         self._incarnation = incarnation
         self._extra = extra
@@ -84,12 +84,12 @@ class Leases:
         voters = voters_of(config)
         if voters != self.holder.voters:
             log.info("lease voters are now %s", ", ".join(voters))
-            self._run(self.holder.set_voters(voters, time.monotonic()))
+            self._run(self.holder.set_voters(voters, clock.now()))
 
     # --- the daemon's calls --------------------------------------------------------------
 
     async def acquire(self, name: str, timeout: float, remove_time: float = 0.0) -> float:
-        """Hold `name` (renewed until released); its end in this node's monotonic clock.
+        """Hold `name` (renewed until released); its end in this node's clock (tutela.clock).
 
         While another node holds it, this waits (the holder asks again every L/4) up to
         `timeout`, like a lock.
@@ -120,14 +120,14 @@ class Leases:
     def _send_wanted(self) -> None:
         unsent, self._unsent = self._unsent, {}
         if unsent:
-            self._run(self.holder.acquire_each(unsent, time.monotonic()))
+            self._run(self.holder.acquire_each(unsent, clock.now()))
 
     def holds(self, name: str) -> bool:
-        return self.holder.holds(name, time.monotonic())
+        return self.holder.holds(name, clock.now())
 
     def lease_ends(self, names: set[str]) -> list[float]:
-        """The ends (this node's monotonic clock) of the leases held on any of `names`."""
-        now = time.monotonic()
+        """The ends (this node's clock, tutela.clock) of the leases held on any of `names`."""
+        now = clock.now()
         return [now + left for name, left in self.holder.held(now).items() if name in names]
 
     def holds_wanted(self, name: str) -> bool:
@@ -136,7 +136,7 @@ class Leases:
 
     def release(self, name: str) -> None:
         self._unsent.pop(name, None)
-        self._run(self.holder.release([name], time.monotonic()))
+        self._run(self.holder.release([name], clock.now()))
 
     # --- effects and messages ------------------------------------------------------------
 
@@ -163,14 +163,14 @@ class Leases:
             result = self._vote(message)
         else:
             kind = "lease.acquire" if isinstance(message, AcquireRequest) else "lease.release"
-            sent_at = time.monotonic()
+            sent_at = clock.now()
             try:
                 result = await self._messenger.request(send.voter, kind, message.to_payload(),
                                                        timeout=self.timing.duration)
             except PeerUnreachable as error:
                 log.debug("%s: %s", send.voter, error)
                 return
-            took = time.monotonic() - sent_at
+            took = clock.now() - sent_at
             if took > self.timing.renew_every:
                 log.warning("%s round %d: %s answered after %.0f ms (renewals go out every "
                             "%.0f ms)", kind, message.round, send.voter, took * 1000,
@@ -179,10 +179,10 @@ class Leases:
             self._on_reply(send.voter, result)
             # nodes wrap the reply to add their configuration version; witnesses do not
             reply = result.get("reply", result)
-            self._run(self.holder.on_reply(AcquireReply.from_payload(reply), time.monotonic()))
+            self._run(self.holder.on_reply(AcquireReply.from_payload(reply), clock.now()))
 
     def _vote(self, message: AcquireRequest | Release) -> dict[str, Any]:
-        now = time.monotonic()
+        now = clock.now()
         if isinstance(message, Release):
             self.voter.on_release(message, now)
             return {}
@@ -203,13 +203,13 @@ class Leases:
 
     async def _tick_loop(self) -> None:
         while True:
-            now = time.monotonic()
+            now = clock.now()
             deadline = self.holder.next_deadline(now)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(None if deadline is None else max(0, deadline - now)):
                     await self._wake.wait()
-            self._run(self.holder.tick(time.monotonic()))
+            self._run(self.holder.tick(clock.now()))
 
 
 def _without_call(payload: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from tutela import clock
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
@@ -119,7 +120,7 @@ class Ownership:
         self.stuck: dict[str, Stuck] = {}
         """Roots this node sees running nowhere although they should run -> why."""
         self._retries = stuck.Retries()
-        """Refused takeover attempts, and when to try again (monotonic)."""
+        """Refused takeover attempts, and when to try again (tutela.clock)."""
         self._failovers = damping.Failovers()
         """Recent failovers of each hierarchy, for failover damping (wall clock)."""
         self._alive_before: frozenset[str] = frozenset()
@@ -143,7 +144,7 @@ class Ownership:
         settings = self.engine.config.settings
         # Peers already up are heard within one detection window; acquiring earlier could
         # start a hierarchy here that the cold-start order gives to a peer not yet heard.
-        self._settled_at = time.monotonic() + settings.heartbeat_interval * (
+        self._settled_at = clock.now() + settings.heartbeat_interval * (
             settings.heartbeat_misses + 1)
         self._task = spawn(self._loop(), name="ownership")
         self.watchdog.start()
@@ -168,7 +169,7 @@ class Ownership:
     def _last_ran(self, hierarchies: list[Hierarchy]) -> dict[str, str]:
         """Root -> when it last went into service here; not for roots this node is handing
         on (switchback, switchover), which must not come back here as to their last node."""
-        states, now = self.engine.states, time.monotonic()
+        states, now = self.engine.states, clock.now()
         return {h.root: ran for h in hierarchies
                 if h.root in states and (ran := states[h.root].last_in_service)
                 and self._yielding.get(h.root, 0.0) <= now}
@@ -187,7 +188,7 @@ class Ownership:
     async def give(self, root: str) -> dict[str, Any]:
         """Switchover, the old owner's half: out of service here, lease released at once."""
         self._busy.add(root)
-        self._yielding[root] = time.monotonic() + HANDOVER_GRACE
+        self._yielding[root] = clock.now() + HANDOVER_GRACE
         try:
             await self.engine.remove(root)
         finally:
@@ -210,7 +211,7 @@ class Ownership:
     async def _loop(self) -> None:
         interval = self.engine.config.settings.heartbeat_interval
         while True:
-            now = time.monotonic()
+            now = clock.now()
             if now >= self._settled_at:
                 clustered = self._clustered()
                 seen = self._snapshot(clustered)
@@ -364,7 +365,7 @@ class Ownership:
     def _refused(self, root: str, blocked: Blocked, message: str) -> None:
         """A takeover attempt that waits on something else: keep why, and try again later,
         each time later (up to stuck.RETRY_MAX); log only a new cause."""
-        delay = self._retries.refused(root, time.monotonic())
+        delay = self._retries.refused(root, clock.now())
         new = self._note(root, blocked)
         log.log(logging.WARNING if new else logging.DEBUG,
                 "%s: %s; trying again in %gs, then less often while nothing changes", root,
@@ -476,7 +477,7 @@ class Ownership:
         if failed_here:
             self.failed.add(root)
         else:  # it ran here last, so the cold-start order would put this node first again
-            self._yielding[root] = time.monotonic() + HANDOVER_GRACE
+            self._yielding[root] = clock.now() + HANDOVER_GRACE
         try:
             await self.engine.remove(root)
         finally:
@@ -515,7 +516,7 @@ class Ownership:
             self.leases.release(root)
             self._busy.discard(root)
             # Without a majority it cannot win it back; do not keep asking for a lease.
-            self._yielding[root] = time.monotonic() + self.leases.timing.duration
+            self._yielding[root] = clock.now() + self.leases.timing.duration
             self.watchdog.check()
 
     async def _quorum_loss_action(self, root: str, action: str) -> None:
@@ -567,7 +568,7 @@ class Ownership:
         # Vacant only counts while it should be in service: otherwise the rank wait would
         # already have passed when `tutela restore` sets the target, and all race.
         vacant = not i_hold and owner is None and settings.target == "in_service"
-        now = time.monotonic()
+        now = clock.now()
         previous = self._last_owner_seen.get(root)
         parts_here = not hierarchy.members.isdisjoint(seen.in_service_here)
         if vacant and root not in self._vacant_since and not parts_here and (

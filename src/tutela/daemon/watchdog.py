@@ -12,9 +12,9 @@ import contextlib
 import logging
 import math
 import os
-import time
 from collections.abc import Callable
 
+from tutela import clock
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
 from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog
@@ -126,7 +126,7 @@ class WatchdogFence:
         if not self._enabled():
             self._disarm("fencing is no longer 'watchdog'")
             return
-        action = watchdog_action(self._lease_ends(), time.monotonic(), self.timeout,
+        action = watchdog_action(self._lease_ends(), clock.now(), self.timeout,
                                  self._still_in_service())
         if action == "disarm":
             self._disarm("no lease held and nothing clustered in service")
