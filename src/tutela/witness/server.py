@@ -515,8 +515,8 @@ async def run(state_dir: Path, listen: list[tuple[str, int]],
                  "its first L(1+drift)", ", ".join(witness.listening), witness.incarnation,
                  ", ".join(sorted(witness.served)) or "no cluster yet")
         if notifier is not None:
-            notifier.ready(f"serving {len(witness.served)} clusters on "
-                           f"{', '.join(witness.listening)}")
+            notifier.ready(f"serving on {', '.join(witness.listening)} ('tutela-witness "
+                           f"list' shows the clusters)")
         await witness.stopping.wait()
         log.info("stopping")
     finally:
