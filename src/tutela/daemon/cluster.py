@@ -86,7 +86,6 @@ class Cluster:
         self.messenger.on_heartbeat = lambda _peer, _payload: self._maybe_catch_up()
         self.messenger.handle("config.get", self._config_get)
         self.messenger.handle("config.push", self._config_push)
-        self.messenger.handle("node.status", self._node_status)
         self.keys = Keys(lcd, self)
 
     async def start(self) -> None:
@@ -359,11 +358,6 @@ class Cluster:
         """A peer holding the configuration lease wrote a version: keep it if newer."""
         await self._receive(envelope.sender, envelope.payload)
         return {"version": list(self.lcd.version())}
-
-    async def _node_status(self, _: Envelope) -> dict[str, Any]:
-        return {"generation": self.lcd.generation(),
-                "states": {tag: {"state": s.state.value, "reason": s.reason, "since": s.since}
-                           for tag, s in self.engine.states.items()}}
 
     # --- the cluster view ------------------------------------------------------------------
 
