@@ -37,7 +37,6 @@ from tutela.lcd.transfer import (
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import (
-    EXPLAIN_EVERY,
     UNKNOWN_KEY,
     Identity,
     Messenger,
@@ -386,10 +385,8 @@ class Cluster:
             found.append(f"a cluster key rotation is under way here "
                          f"({messenger.ring.rotation}): run 'tutela cluster rotate-key' to "
                          "finish it")
-        now = time.monotonic()
-        for peer, when in sorted(messenger.unknown_key.items()):
-            if (now - when < EXPLAIN_EVERY
-                    and messenger.detector.node_state(peer) != "ALIVE"):
+        for peer in messenger.unknown_key():
+            if messenger.detector.node_state(peer) != "ALIVE":
                 found.append(f"{peer}: {UNKNOWN_KEY}")
         return found
 

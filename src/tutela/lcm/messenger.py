@@ -7,6 +7,7 @@ It feeds the sans-IO cores (frames, replay guard, failure detector) real sockets
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -63,6 +64,8 @@ UNKNOWN_KEY = ("frames under an unknown key: was the cluster key rotated while t
                "away? re-join it ('tutela node token' on a node of the cluster, then 'tutela "
                "join' here; or, if the peer was the one away, remove and re-join the peer)")
 UNKNOWN_KEY_REASONS = frozenset({"bad-mac", "handshake"})
+KEY_FAILURES = 3
+"""Failures under every key within EXPLAIN_EVERY that make a peer's key 'unknown'."""
 EXPLANATIONS = {
     "bad-mac": "the peer does not use this cluster's key (a node of another cluster, "
                "initialised anew?); " + UNKNOWN_KEY,
@@ -144,8 +147,8 @@ class Messenger:
         `ring.accepted`; see set_ring."""
         self._sealer = Sealer(identity.key, identity.cluster, identity.node, identity.incarnation)
         self._opener = Opener(identity.key, identity.cluster, identity.node)
-        self.unknown_key: dict[str, float] = {}
-        """Peer -> monotonic time its frames or handshake last failed under our keys."""
+        self._key_failures: dict[str, collections.deque[float]] = {}
+        """Peer -> monotonic times its last few frames or handshakes failed under our keys."""
         self.unauthenticated: dict[str, int] = {}
         """Accepted connections still in their handshake (or a join), per remote address."""
         self._guard = ReplayGuard()
@@ -298,7 +301,9 @@ class Messenger:
     def reject(self, spec: PathSpec, reason: str) -> None:
         self.counters.count(reason)
         if reason in UNKNOWN_KEY_REASONS:
-            self.unknown_key[spec.peer] = time.monotonic()
+            failures = self._key_failures.setdefault(
+                spec.peer, collections.deque(maxlen=KEY_FAILURES))
+            failures.append(time.monotonic())
         self._explain(spec, reason)
 
     def _explain(self, spec: PathSpec, reason: str) -> None:
@@ -310,6 +315,13 @@ class Messenger:
         cause = EXPLANATIONS.get(reason, "")
         log.warning("path %s to %s: dropping frames (%s)%s", spec.name, spec.peer, reason,
                     f": {cause}" if cause else "")
+
+    def unknown_key(self) -> list[str]:
+        """Peers whose frames or handshakes failed under every key we hold, again and again
+        in the last minute (one failure may be a peer that died mid-handshake)."""
+        now = time.monotonic()
+        return sorted(peer for peer, times in self._key_failures.items()
+                      if len(times) == KEY_FAILURES and now - times[0] < EXPLAIN_EVERY)
 
     def stranger(self, address: str, reason: str) -> None:
         """Count a refused connection or frame from a stranger (no path known yet); say so at
