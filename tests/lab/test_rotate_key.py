@@ -237,6 +237,11 @@ def test_a_rotation_cut_short_is_resumed_with_its_key(lab: Lab, service: WebServ
     _with_node2_stopped(lab, stage_here)
     wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
     assert any("rotation is under way" in w for w in status(lab, "node2")["warnings"])
+    # Nothing joins meanwhile: it would get one key while members may send with the other.
+    address = f"{lab.client_address()}:{WITNESS_PORT}"
+    refused = lab.exec("node2", ["tutela", "witness", "add", address, "--token", "t"],
+                       check=False)
+    assert refused.returncode == 1 and "rotation is under way" in refused.stderr, refused
     result = json.loads(tutela(lab, "node2", "cluster", "rotate-key", "--json").stdout)
     assert result["resumed"] is True and result["key_id"] == key_id(planted)
     for node in lab.nodes:

@@ -100,6 +100,14 @@ class Keys:
                 "summary": f"cluster key rotated to key {new_id} on "
                            f"{1 + len(nodes)} nodes and {len(witnesses)} witnesses"}
 
+    def check_settled(self, what: str) -> None:
+        """OperationError while a rotation is cut short here: a node or witness given one
+        key now could miss the other that some members send with."""
+        if self.ring.rotation:
+            raise OperationError(f"{what} while a cluster key rotation is under way "
+                                 f"({self.ring.rotation} here): finish it with 'tutela "
+                                 "cluster rotate-key' first")
+
     def check_reachable(self) -> None:
         """OperationError naming every node and witness that is not ALIVE, and what to do."""
         nodes, witnesses = self.members()

@@ -316,6 +316,7 @@ class Service:
         address = str(request["address"])
         host, port = split_host_port(address)
         configured = any(w.address == address for w in self.engine.config.witnesses)
+        self.cluster.keys.check_settled(f"the witness at {address} cannot be added")
         try:
             await asyncio.to_thread(
                 enroll, host, port, str(request["token"]), self.engine.config.name,
@@ -426,6 +427,8 @@ class Service:
                 "port": self.engine.config.settings.port}
 
     async def _admit(self, node: Node) -> Grant:
+        self.cluster.keys.check_settled(f"node {node.name} cannot join")
+
         def add(data: dict[str, Any]) -> None:
             if any(n["name"] == node.name for n in data["nodes"]):
                 raise ConfigError([Problem("node", f"a node named {node.name!r} is already "
