@@ -101,3 +101,44 @@ def test_frames_and_handshakes_are_taken_under_either_key_of_the_ring() -> None:
     dialler = Dialler((OLD,), "c", "a", "b")
     with pytest.raises(FrameRejected, match="bad-mac"):
         dialler.answer(Acceptor((NEW,), dialler.hello).challenge_frame())
+
+
+# --- a whole rotation, cut short after any step and resumed from any node ------------------
+
+NODES, WITNESS = ("n1", "n2", "n3"), "w"
+
+
+def rotation_steps(coordinator: str, rings: dict[str, KeyRing], fresh: bytes
+                   ) -> list[tuple[str, str, bytes]]:
+    """(phase, member, key) in the order `tutela cluster rotate-key` on `coordinator` takes
+    them (daemon/keys.py): each phase on itself first, then on every other member; 'renew'
+    changes no ring and is left out."""
+    views = {m: r.view() for m, r in rings.items() if m != coordinator}
+    new = resume_key(rings[coordinator], views) or fresh
+    others = [m for m in rings if m != coordinator]
+    return [(phase, member, new) for phase in ("stage", "switch", "drop")
+            for member in (coordinator, *others)]
+
+
+def every_send_key_is_accepted(rings: dict[str, KeyRing]) -> bool:
+    return all(a.send in b.accepted for a in rings.values() for b in rings.values())
+
+
+@pytest.mark.parametrize("cut", range(12))
+@pytest.mark.parametrize("resumer", NODES)
+def test_a_rotation_cut_after_any_step_is_safe_and_resumes_from_any_node(
+        cut: int, resumer: str) -> None:
+    rings = {m: KeyRing(OLD) for m in (*NODES, WITNESS)}
+    first = rotation_steps("n1", rings, NEW)
+    for phase, member, key in first[:cut]:
+        rings[member] = rings[member].step(phase, key_id(key), key)
+        assert every_send_key_is_accepted(rings)
+    for phase, member, key in rotation_steps(resumer, rings, OTHER):
+        rings[member] = rings[member].step(phase, key_id(key), key)
+        assert every_send_key_is_accepted(rings), (phase, member, rings)
+    final = {ring.send for ring in rings.values()}
+    assert len(final) == 1 and all(ring.rotation == "" for ring in rings.values())
+    # Once anyone switched, the resumed rotation finishes with the first attempt's key.
+    switched = any(phase == "switch" for phase, _, _ in first[:cut])
+    if switched:
+        assert final == {NEW}
