@@ -505,6 +505,9 @@ class Messenger:
     def adopt_link(self, link: StreamLink) -> None:
         """Make an authenticated connection the path's link (never an unauthenticated one)."""
         assert link.authenticated
+        if link.auth_key not in self.ring.accepted:
+            link.close()  # its handshake began before a key rotation dropped that key
+            return
         key = (link.spec.peer, link.spec.name)
         previous = self._links.get(key)
         if previous is not None and previous is not link:

@@ -298,6 +298,8 @@ class Witness:
                 return
             served, acceptor = conn.acceptor
             acceptor.finish(data)
+            if acceptor.key not in served.record.ring.accepted:  # dropped by a rotation since
+                raise FrameRejected("bad-mac", "a key retired during the handshake")
         except FrameRejected as rejected:
             self.refuse(conn, rejected.reason, rejected.detail)
             return
