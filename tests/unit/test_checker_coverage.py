@@ -3,7 +3,12 @@ only when it read every node often enough, and says what it missed otherwise."""
 
 from __future__ import annotations
 
-from tutela.lab.checker import GAP_PERIODS, PERIOD, Coverage, SplitBrainChecker
+import os
+import signal
+import subprocess
+
+from helpers import wait_until
+from tutela.lab.checker import GAP_PERIODS, PERIOD, Coverage, SplitBrainChecker, exited
 
 
 def test_enough_complete_samples_close_together_vouch_for_the_window() -> None:
@@ -55,3 +60,17 @@ def test_the_default_gap_bound_follows_the_period() -> None:
     assert checker(period=0.02).gap_bound == 0.02 * GAP_PERIODS
     assert checker(period=0.02, max_gap=3.0).gap_bound == 3.0
     assert (checker().samples, checker().longest_gap, checker().blind) == (0, 0.0, [])
+
+
+def test_a_dying_node_init_counts_as_exited_and_a_running_one_not() -> None:
+    """A node powered off mid-read: its PID 1 is a zombie for a moment, /proc/PID/mounts
+    answers EINVAL, and that is no blind read (nothing of it can hold a mount)."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert not exited(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        wait_until(lambda: exited(child.pid), timeout=10, what="the child to be a zombie")
+    finally:
+        child.kill()
+        child.wait()
+    assert exited(child.pid)  # reaped: gone

@@ -193,9 +193,17 @@ class SplitBrainChecker:
         if pid is None:
             raise RuntimeError("it has no PID 1")
         found = netns.addresses(lab.netns(node))
-        with open(f"/proc/{pid}/mounts") as f:
-            mounts = parse_mounts(f.read())
-        return {a.split("/")[0] for _, a in found}, {m for _, m in mounts}
+        try:
+            with open(f"/proc/{pid}/mounts") as f:
+                mounts = {m for _, m in parse_mounts(f.read())}
+        except OSError:
+            if not exited(pid):
+                raise
+            # Powered off or reset while we read: its PID 1 has exited (the kernel answers
+            # EINVAL for a dying process's mounts), and its mount namespace, which only its
+            # processes kept, goes with it. Its addresses were read above all the same.
+            mounts = set()
+        return {a.split("/")[0] for _, a in found}, mounts
 
     @staticmethod
     def _is_off(lab: Lab, node: str) -> bool:
@@ -207,3 +215,12 @@ class SplitBrainChecker:
     def _failed(self, what: str) -> None:
         assert self.coverage is not None
         self.coverage.failed(f"{time.strftime('%H:%M:%S')} {what}")
+
+
+def exited(pid: int) -> bool:
+    """Whether process `pid` is gone or a zombie (exited, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
