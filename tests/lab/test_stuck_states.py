@@ -167,11 +167,14 @@ def test_killed_tutelad_without_fencing_is_reported_unprotected_and_retried_less
     assert fetch(lab, service.url, timeout=0.5) == GREETING
     assert service.vip in lab.addresses(victim)
     assert service.vip not in lab.addresses(survivor)
-    # stuck for 15 s: retried at 1, 2, 4, 8 s, not every second, and logged once
+    # stuck for 15 s: retried after 1, 2, 4, 8 s (5 tries), not every second (15 tries),
+    # and logged once per cause (a loaded machine may interleave a "no majority" round,
+    # which starts the address's cause again: at most twice more)
     wait_until(lambda: _stuck_for(_reason(lab, survivor, "address_answers") or entry) > 15,
                timeout=40, what="15 s of it")
     log = _log_since(lab, survivor, offset)
-    assert log.count("refused before any change") == 1, log
+    assert log.count("restore app: ") <= 6, log
+    assert log.count("refused before any change") <= 3, log
     assert log.count("trying to take it over") == 1, log
     lab.start_daemon(victim)
     wait_until(lambda: not _ownership(lab, survivor)["stuck"], timeout=30,

@@ -97,12 +97,17 @@ def _everyone_on(lab: Lab) -> None:
     """Power on (or thaw) what an earlier test left off (or frozen), wait for the whole
     cluster, and restore the hierarchy: each test is a new failure, not the earlier ones'
     flapping, so the administrator's restore ends their failover damping hold."""
-    for node in lab.nodes:
-        if lab.node_state(node) == "off":
-            lab.power_on(node)
-        elif lab.node_state(node) == "frozen":
-            lab.thaw(node)
-    wait_until(lambda: all_alive(lab), timeout=30, what="every node alive")
+    def on_and_alive() -> bool:
+        # Again while waiting: a node that an earlier test's fencing had armed may still
+        # be reset by its watchdog after it was powered on.
+        for node in lab.nodes:
+            if lab.node_state(node) == "off":
+                lab.power_on(node)
+            elif lab.node_state(node) == "frozen":
+                lab.thaw(node)
+        return all_alive(lab)
+
+    wait_until(on_and_alive, timeout=60, what="every node on and alive")
     tutela(lab, "node1", "restore", "app")
 
 
