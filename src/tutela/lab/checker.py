@@ -9,6 +9,7 @@ fail at exit (CheckerBlind), so a checker that went blind never reports "no spli
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from dataclasses import dataclass, field
@@ -196,12 +197,13 @@ class SplitBrainChecker:
         try:
             with open(f"/proc/{pid}/mounts") as f:
                 mounts = {m for _, m in parse_mounts(f.read())}
-        except OSError:
-            if not exited(pid):
+        except OSError as error:
+            if error.errno != errno.EINVAL and not exited(pid):
                 raise
-            # Powered off or reset while we read: its PID 1 has exited (the kernel answers
-            # EINVAL for a dying process's mounts), and its mount namespace, which only its
-            # processes kept, goes with it. Its addresses were read above all the same.
+            # Powered off or reset while we read: its PID 1 is exiting or has exited. The
+            # kernel answers EINVAL exactly when the process has already let go of its
+            # namespaces (proc_mounts: no nsproxy), and its mount namespace, which only its
+            # processes kept, goes with them. Its addresses were read above all the same.
             mounts = set()
         return {a.split("/")[0] for _, a in found}, mounts
 
