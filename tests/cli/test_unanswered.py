@@ -32,7 +32,8 @@ def tutela(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A running node: (state dir, tutelad's pid). Killed at the end if still running."""
+    """A running node: (state dir, tutelad's pid). Stopped at the end, also a tutelad the
+    test started again."""
     state = tmp_path / "state"
     assert tutela(state, "init", "--cluster", "dies", "--node", "n1").returncode == 0
     assert tutela(state, "start").returncode == 0
@@ -42,7 +43,7 @@ def node(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGCONT)
-            tutela(state, "stop", "--leave-resources")
+        tutela(state, "stop", "--leave-resources")  # whichever tutelad runs there now
 
 
 def _alive(pid: int) -> bool:
