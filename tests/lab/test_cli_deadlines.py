@@ -19,14 +19,10 @@ from helpers import unique_lab_name, wait_until
 from tutela.cli.client import runs_on
 from tutela.lab import Lab
 from tutela.lab.driver import (
-    add_witness,
-    all_alive,
-    form_cluster,
-    start_witness,
+    form_cluster_with_witness,
     status,
-    stop_daemons,
-    stop_process,
     tutela,
+    witness_lab,
 )
 
 pytestmark = pytest.mark.lab
@@ -39,24 +35,16 @@ EXIT_NOT_MOVED = 4  # docs/cli.md
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up(unique_lab_name("dl"), nodes=2, disks=0,
-                root=tmp_path_factory.mktemp("dl")) as built:
-        witness = start_witness(built)
-        try:
-            yield built
-        finally:
-            stop_daemons(built)
-            stop_process(witness)
+    with witness_lab(unique_lab_name("dl"), tmp_path_factory.mktemp("dl"), disks=0
+                     ) as (built, _):
+        yield built
 
 
 @pytest.fixture(scope="module")
 def slow(lab: Lab) -> Path:
     """Resource `slow` in service on node1, extended to node2; returns the file where each
     restore writes, as it starts, its directory (in the state directory of its node)."""
-    form_cluster(lab, "dl")
-    add_witness(lab, "node1")
-    wait_until(lambda: all_alive(lab) and bool(status(lab, "node1")["witnesses"]),
-               timeout=30, what="both nodes and the witness alive")
+    form_cluster_with_witness(lab, "dl")
     started = lab.root / "restores-started"
     restore, remove = lab.root / "restore.sh", lab.root / "remove.sh"
     restore.write_text(f'#!/bin/sh\necho "$TUTELA_STATE_DIR" >> {started}\n'

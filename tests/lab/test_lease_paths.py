@@ -20,21 +20,17 @@ from typing import Any
 
 import pytest
 
-from helpers import wait_until
+from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import WebService, app_pid, create_web_service, owner
 from tutela.lab.driver import (
-    add_witness,
     all_alive,
-    form_cluster,
+    form_cluster_with_witness,
     node_view,
     path_states,
-    start_witness,
-    status,
-    stop_daemons,
-    stop_process,
     tutela,
+    witness_lab,
 )
 from tutela.model.config import ClusterSettings
 
@@ -46,16 +42,11 @@ least four renewal rounds to reach node2 over the path that still works."""
 
 
 @pytest.fixture(scope="module")
-def witness_lab(tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[tuple[Lab, subprocess.Popen[str]]]:
-    name = f"lp{os.getpid() % 10000}"
-    with Lab.up(name, nodes=2, disks=1, root=tmp_path_factory.mktemp(name)) as built:
-        witness = start_witness(built)
-        try:
-            yield built, witness
-        finally:
-            stop_daemons(built)
-            stop_process(witness)
+def lab_and_witness(tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[tuple[Lab, subprocess.Popen[str]]]:
+    name = unique_lab_name("lp")
+    with witness_lab(name, tmp_path_factory.mktemp(name)) as built:
+        yield built
 
 
 def _lease_losses(lab: Lab, node: str) -> list[str]:
@@ -77,13 +68,9 @@ def status_paths(lab: Lab) -> list[dict[str, Any]]:
 
 
 def test_witness_and_best_path_lost_together_cost_no_lease(
-        witness_lab: tuple[Lab, subprocess.Popen[str]]) -> None:
-    lab, witness = witness_lab
-    form_cluster(lab, lab.name)
-    add_witness(lab, "node1")
-    wait_until(lambda: all_alive(lab) and all(
-        w["state"] == "ALIVE" for w in status(lab, "node1")["witnesses"]), timeout=30,
-        what="both nodes and the witness alive")
+        lab_and_witness: tuple[Lab, subprocess.Popen[str]]) -> None:
+    lab, witness = lab_and_witness
+    form_cluster_with_witness(lab, "lp")
     web: WebService = create_web_service(lab, "node1", check_interval=0.5)
     tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
     lease = ClusterSettings().lease_duration  # the default: this test changes no setting

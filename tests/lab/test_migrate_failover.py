@@ -29,11 +29,10 @@ from tutela.lab.driver import (
     add_witness,
     all_alive,
     form_cluster,
-    start_witness,
     status,
-    stop_daemons,
-    stop_process,
     tutela,
+    witness_alive,
+    witness_lab,
 )
 
 pytestmark = pytest.mark.lab
@@ -49,14 +48,9 @@ ROOT = f"{PACKAGE}-svc-httpd"  # the hierarchy root: the package's last service
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up(unique_lab_name("sgmig"), nodes=2, disks=1,
-                root=tmp_path_factory.mktemp("sgmig")) as built:
-        witness = start_witness(built)  # the quorum server's replacement, on the client host
-        try:
-            yield built
-        finally:
-            stop_daemons(built)
-            stop_process(witness)
+    # the witness, on the client host, replaces the quorum server
+    with witness_lab(unique_lab_name("sgmig"), tmp_path_factory.mktemp("sgmig")) as (built, _):
+        yield built
 
 
 @dataclass(frozen=True)
@@ -199,7 +193,7 @@ def cluster(lab: Lab, migrated: Migrated) -> list[str]:
     form_cluster(lab, migrated.config["name"])
     witness = add_witness(lab, "node1")
     assert [w["address"] for w in migrated.config["witnesses"]] == [witness]
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30,
+    wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30,
                what="both nodes and the witness alive")
     dry = lab.exec("node1", ["tutela", "apply", "-f", str(migrated.document), "--dry-run",
                              "--json"])
@@ -209,11 +203,6 @@ def cluster(lab: Lab, migrated: Migrated) -> list[str]:
     wait_until(lambda: all(_generation(lab, n) == _generation(lab, "node1") for n in lab.nodes),
                timeout=10, what="node2 to have the applied generation")
     return changes
-
-
-def _witness_alive(lab: Lab) -> bool:
-    views = [status(lab, node)["witnesses"] for node in lab.nodes]
-    return all(view and all(w["state"] == "ALIVE" for w in view) for view in views)
 
 
 def _generation(lab: Lab, node: str) -> int:

@@ -25,14 +25,12 @@ from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import WebService, app_pid, create_web_service, owner
 from tutela.lab.driver import (
     WITNESS_PORT,
-    add_witness,
     all_alive,
-    form_cluster,
-    start_witness,
+    form_cluster_with_witness,
     status,
-    stop_daemons,
-    stop_process,
     tutela,
+    witness_alive,
+    witness_lab,
 )
 from tutela.lcd.store import Lcd
 from tutela.lcm.keyring import key_id
@@ -84,30 +82,16 @@ print(json.dumps({"challenge_ok": ok, "closed": closed}))
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up(unique_lab_name("rk"), nodes=2, disks=1,
-                root=tmp_path_factory.mktemp("rk")) as built:
-        witness = start_witness(built)
-        try:
-            yield built
-        finally:
-            stop_daemons(built)
-            stop_process(witness)
+    with witness_lab(unique_lab_name("rk"), tmp_path_factory.mktemp("rk")) as (built, _):
+        yield built
 
 
 @pytest.fixture(scope="module")
 def service(lab: Lab) -> WebService:
-    form_cluster(lab, CLUSTER)
-    add_witness(lab, "node1")
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30,
-               what="both nodes and the witness alive")
+    form_cluster_with_witness(lab, CLUSTER)
     web = create_web_service(lab, "node1", check_interval=0.5)
     tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
     return web
-
-
-def _witness_alive(lab: Lab) -> bool:
-    views = [status(lab, node)["witnesses"] for node in lab.nodes]
-    return all(views) and all(w["state"] == "ALIVE" for view in views for w in view)
 
 
 def _keys(lab: Lab, node: str) -> dict[str, str]:
@@ -147,7 +131,7 @@ def test_rotate_key_without_downtime(lab: Lab, service: WebService) -> None:
     bad_before = {node: _bad_lines(lab, node) for node in lab.nodes}
     with SplitBrainChecker(lab, service.vip, str(service.mountpoint)) as checker:
         result = json.loads(tutela(lab, "node1", "cluster", "rotate-key", "--json").stdout)
-        wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=10,
+        wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=10,
                    what="every node and the witness alive after the rotation")
     assert checker.violations == [], checker.violations
     assert [p["phase"] for p in result["phases"]] == ["stage", "switch", "renew", "drop"]
@@ -213,7 +197,7 @@ def test_a_node_not_alive_is_named_and_nothing_changes(lab: Lab, service: WebSer
         assert _keys(lab, "node1") == before["node1"]
     finally:
         tutela(lab, "node2", "start")
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30, what="node2 back")
     assert _keys(lab, "node2") == before["node2"]
 
 
@@ -235,7 +219,7 @@ def test_a_rotation_cut_short_is_resumed_with_its_key(lab: Lab, service: WebServ
             lcd.close()
 
     _with_node2_stopped(lab, stage_here)
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30, what="node2 back")
     assert any("rotation is under way" in w for w in status(lab, "node2")["warnings"])
     # Nothing joins meanwhile: it would get one key while members may send with the other.
     address = f"{lab.client_address()}:{WITNESS_PORT}"
@@ -255,7 +239,7 @@ def test_a_node_left_on_the_old_key_says_to_rejoin_it(lab: Lab, service: WebServ
     """node2's LCD from before a rotation (it was away, or restored from a backup): its
     log and status say why it cannot talk to the cluster and what to do."""
     _with_node2_stopped(lab, lambda state: _copy_lcd(state, tmp_path / "before"))
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30, what="node2 back")
     tutela(lab, "node1", "cluster", "rotate-key")
     _with_node2_stopped(lab, lambda state: (_copy_lcd(state, tmp_path / "after"),
                                             _copy_lcd(tmp_path / "before", state)))
@@ -267,4 +251,4 @@ def test_a_node_left_on_the_old_key_says_to_rejoin_it(lab: Lab, service: WebServ
         assert _node_state(lab, "node2", "node1") == "DEAD"
     finally:
         _with_node2_stopped(lab, lambda state: _copy_lcd(tmp_path / "after", state))
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=30, what="node2 back")
+    wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30, what="node2 back")

@@ -21,14 +21,11 @@ from tutela.lab.chaos import daemon_pids
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, create_web_service, fetch, owner
 from tutela.lab.driver import (
-    add_witness,
     all_alive,
-    form_cluster,
-    start_witness,
+    form_cluster_with_witness,
     status,
-    stop_daemons,
-    stop_process,
     tutela,
+    witness_lab,
 )
 
 pytestmark = pytest.mark.lab
@@ -38,33 +35,19 @@ ROOT = "app"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     name = unique_lab_name("stuck")
-    with Lab.up(name, nodes=2, disks=1, root=tmp_path_factory.mktemp(name)) as built:
-        witness = start_witness(built)
-        try:
-            yield built
-        finally:
-            stop_daemons(built)
-            stop_process(witness)
+    with witness_lab(name, tmp_path_factory.mktemp(name)) as (built, _):
+        yield built
 
 
 @pytest.fixture(scope="module")
 def service(lab: Lab) -> Iterator[WebService]:
-    form_cluster(lab, "stuck")
-    add_witness(lab, "node1")
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=20,
-               what="both nodes and the witness alive")
+    form_cluster_with_witness(lab, "stuck")
     web = create_web_service(lab, "node1", check_interval=0.5)
     tutela(lab, "node1", "hierarchy", "extend", ROOT, "--to", "node2", "--priority", "2")
     _set(lab, "node1", fencing="none")
     with SplitBrainChecker(lab, web.vip, str(web.mountpoint)) as checker:
         yield web
     assert checker.violations == [], checker.violations
-
-
-def _witness_alive(lab: Lab) -> bool:
-    return all(w["state"] == "ALIVE" for node in lab.nodes
-               for w in status(lab, node)["witnesses"]) and bool(
-        status(lab, "node1")["witnesses"])
 
 
 def _set(lab: Lab, node: str, **settings: Any) -> None:

@@ -14,14 +14,11 @@ from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, app_pid, create_web_service, fetch, owner
 from tutela.lab.driver import (
-    add_witness,
     all_alive,
-    form_cluster,
-    start_witness,
+    form_cluster_with_witness,
     status,
-    stop_daemons,
-    stop_process,
     tutela,
+    witness_lab,
 )
 
 pytestmark = pytest.mark.lab
@@ -29,33 +26,18 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up(unique_lab_name("wf"), nodes=2, disks=1,
-                root=tmp_path_factory.mktemp("wf")) as built:
-        witness = start_witness(built)
-        try:
-            yield built
-        finally:
-            stop_daemons(built)
-            stop_process(witness)
+    with witness_lab(unique_lab_name("wf"), tmp_path_factory.mktemp("wf")) as (built, _):
+        yield built
 
 
 @pytest.fixture(scope="module")
 def service(lab: Lab) -> Iterator[WebService]:
-    form_cluster(lab, "wf")
-    add_witness(lab, "node1")
-    wait_until(lambda: all_alive(lab) and _witness_alive(lab), timeout=20,
-               what="both nodes and the witness alive")
+    form_cluster_with_witness(lab, "wf")
     web = create_web_service(lab, "node1", check_interval=0.5)
     tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
     with SplitBrainChecker(lab, web.vip, str(web.mountpoint)) as checker:
         yield web
     assert checker.violations == [], checker.violations
-
-
-def _witness_alive(lab: Lab) -> bool:
-    return all(w["state"] == "ALIVE" for node in lab.nodes
-               for w in status(lab, node)["witnesses"]) and bool(
-        status(lab, "node1")["witnesses"])
 
 
 def test_witness_is_a_voter_seen_by_both_nodes(lab: Lab, service: WebService) -> None:

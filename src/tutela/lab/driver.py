@@ -6,14 +6,17 @@ Nothing here reaches into a daemon; every step is a `tutela` command inside a no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tutela.lab import Lab, LabCommandError
+from tutela.lab.procs import wait_for
 
 
 def tutela(lab: Lab, node: str, *args: str, check: bool = True
@@ -105,3 +108,39 @@ def add_witness(lab: Lab, node: str) -> str:
     address = f"{lab.client_address()}:{WITNESS_PORT}"
     tutela(lab, node, "witness", "add", address, "--token", token)
     return address
+
+
+@contextlib.contextmanager
+def witness_lab(name: str, root: Path, nodes: int = 2, disks: int = 1
+                ) -> Iterator[tuple[Lab, subprocess.Popen[str]]]:
+    """A lab with a witness running on its client host (DESIGN.md's common shape when
+    nodes=2): yields the lab and the witness's process; at the end the daemons are stopped
+    with their resources left (they go with the lab), the witness too, and the lab down."""
+    with Lab.up(name, nodes=nodes, disks=disks, root=root) as built:
+        witness = start_witness(built)
+        try:
+            yield built, witness
+        finally:
+            stop_daemons(built)
+            stop_process(witness)
+
+
+def witness_alive(lab: Lab) -> bool:
+    """Every node knows the cluster's witnesses (at least one) and sees each ALIVE."""
+    views = [status(lab, node)["witnesses"] for node in lab.nodes]
+    return all(views) and all(w["state"] == "ALIVE" for view in views for w in view)
+
+
+def form_cluster_with_witness(lab: Lab, cluster: str, timeout: float = 30) -> None:
+    """Form the cluster, enrol it at the lab's witness and wait until every node sees every
+    node and the witness ALIVE."""
+    form_cluster(lab, cluster)
+    add_witness(lab, lab.nodes[0])
+
+    def ready() -> bool:
+        try:
+            return all_alive(lab) and witness_alive(lab)
+        except LabCommandError:  # a daemon still settling in
+            return False
+
+    wait_for(ready, timeout, "every node and the witness alive")
