@@ -349,7 +349,7 @@ def build_report(planner: CampaignPlanner, campaign: Campaign, checker: SplitBra
         "checker": checker_info,
         "checker_blind": campaign.checker_blind,
         "action_errors": campaign.action_errors,
-        "timeline": [{"fault": r.fault.describe(), "target": r.fault.target,
+        "timeline": [{"fault": r.fault.describe(), "target": r.fault.target, "owner": r.owner,
                       "recovery_seconds": None if r.recovered is None or
                       r.recovery_started is None else round(r.recovered - r.recovery_started, 1),
                       "fencing": r.fencing, "outage_seconds": round(per_fault[i], 2)}

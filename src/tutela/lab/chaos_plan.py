@@ -261,6 +261,8 @@ Step = Act | Wait | Finish
 class FaultRecord:
     fault: Fault
     started: float
+    owner: str | None = None
+    """The node that held the service when the fault struck."""
     recovery_started: float | None = None
     recovered: float | None = None
     """When the cluster was healthy again (None: it never was)."""
@@ -380,7 +382,7 @@ class CampaignPlanner:
             return Finish(True, "campaign time is up; the cluster is healthy")
         fault = resolve(draw(self.seed, len(self.records), self.kinds), self.shape,
                         seen.owner)
-        self.records.append(FaultRecord(fault, now))
+        self.records.append(FaultRecord(fault, now, seen.owner))
         self._phase, self._pending = "active", list(fault.script)
         return self._active(now, seen)
 
