@@ -16,7 +16,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +35,7 @@ from tutela.lab.chaos_plan import (
     restore,
 )
 from tutela.lab.checker import CheckerBlind, SplitBrainChecker
-from tutela.lab.demo import GREETING, PORT, VIP, create_web_service
+from tutela.lab.demo import GREETING, PORT, VIP, ClientProber, create_web_service
 from tutela.lab.driver import add_witness, form_cluster, start_witness, stop_process, tutela
 
 POLL = 0.2
@@ -109,38 +108,6 @@ class Witness:
         if self.process.poll() is None:
             self.thaw()
             stop_process(self.process)
-
-
-class OutageProber:
-    """tutela.lab.outages in the client namespace, probing from construction to `stop()`."""
-
-    def __init__(self, lab: Lab, service: Service) -> None:
-        self._process = subprocess.Popen(
-            lab.client_argv([sys.executable, "-m", "tutela.lab.outages", service.url,
-                             service.expected.encode("unicode_escape").decode()]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=lab.client_environment(), start_new_session=True)
-        assert self._process.stdout is not None
-        if self._process.stdout.readline().strip() != "probing":
-            _, err = self._process.communicate(timeout=10)
-            raise LabError(f"the client's prober did not start: {err.strip()}",
-                           "check that python3 runs in the lab's client namespace")
-
-    def stop(self) -> dict[str, Any]:
-        """{"outages": [[start, seconds], ...], "answers": n, "failures": n}."""
-        try:
-            out, err = self._process.communicate("", timeout=30)
-        finally:
-            self.kill()
-        if not out.strip():
-            raise LabError(f"the client's prober said nothing: {err.strip()}",
-                           "see the campaign's log above")
-        return dict(json.loads(out))
-
-    def kill(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
 
 
 # ---------------------------------------------------------------------- observing the lab
@@ -517,7 +484,7 @@ def _campaign(lab: Lab, service: Service, witness: Witness | None, options: Chao
     checker = SplitBrainChecker(lab, service.vip, service.mountpoint)
     try:
         with checker:
-            prober = OutageProber(lab, service)
+            prober = ClientProber(lab, service.url, service.expected, "tutela.lab.outages")
             try:
                 run_campaign(lab, service, witness, planner, campaign, say)
             except KeyboardInterrupt:

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from tutela.lab import Lab
+from tutela.lab import Lab, LabError
 from tutela.lab.driver import (
     add_witness,
     all_alive,
@@ -84,27 +85,33 @@ LEAD = 0.3
 
 
 class ClientProber:
-    """The lab's prober (tutela.lab.prober) in the client namespace: once constructed it is
-    probing `url` every 10 ms; `stop()` ends it and returns its figures."""
+    """A prober in the client namespace, probing `url` from construction until `stop()`,
+    which ends it and returns what it printed: `tutela.lab.prober` (every 10 ms, the
+    longest gap of one fault) by default, or `tutela.lab.outages` (every 50 ms, each
+    outage of a long campaign)."""
 
-    def __init__(self, lab: Lab, url: str, expected: str) -> None:
+    def __init__(self, lab: Lab, url: str, expected: str,
+                 module: str = "tutela.lab.prober") -> None:
         self._process = subprocess.Popen(
-            lab.client_argv([sys.executable, "-m", "tutela.lab.prober", url, expected]),
+            lab.client_argv([sys.executable, "-m", module, url,
+                             expected.encode("unicode_escape").decode()]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=lab.client_environment())
+            env=lab.client_environment(), start_new_session=True)
         assert self._process.stdout is not None
         if self._process.stdout.readline().strip() != "probing":
             _, err = self._process.communicate(timeout=10)
-            raise RuntimeError(f"the prober did not start: {err.strip()}")
+            raise LabError(f"the client's prober did not start: {err.strip()}",
+                           "check that python3 runs in the lab's client namespace")
 
-    def stop(self) -> dict[str, float]:
-        """{"longest_gap": seconds, "answers": n, "failures": n}."""
+    def stop(self) -> dict[str, Any]:
+        """The prober's JSON: tutela.lab.prober's or tutela.lab.outages' docstring."""
         try:
             out, err = self._process.communicate("", timeout=30)
         finally:
             self.kill()
         if not out.strip():
-            raise RuntimeError(f"the prober said nothing: {err.strip()}")
+            raise LabError(f"the client's prober said nothing: {err.strip()}",
+                           "see the log above")
         return dict(json.loads(out))
 
     def kill(self) -> None:
@@ -128,7 +135,7 @@ def measure_outage(lab: Lab, url: str, expected: str, fault: Callable[[], None],
                 raise RuntimeError(f"the service did not come back within {deadline:g}s")
             time.sleep(0.05)  # polling until the service is back
         time.sleep(LEAD)  # and a stretch of good answers after it
-        return prober.stop()["longest_gap"]
+        return float(prober.stop()["longest_gap"])
     finally:
         prober.kill()
 
