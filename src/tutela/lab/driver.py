@@ -7,6 +7,7 @@ Nothing here reaches into a daemon; every step is a `tutela` command inside a no
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -37,8 +38,15 @@ def path_states(lab: Lab, node: str, peer: str) -> dict[str, str]:
     return {p["name"]: p["state"] for p in node_view(lab, node)[peer]["paths"]}
 
 
+FORM_TIMEOUT = 30.0
+"""Seconds a node just started may take until it and node1 hear each other."""
+
+
 def form_cluster(lab: Lab, cluster: str) -> None:
-    """node1 creates the cluster; every other node joins it with a fresh one-time token."""
+    """node1 creates the cluster; every other node joins it with a fresh one-time token.
+    Each join waits until node1 and the node before it hear each other: `tutela start`
+    returns before the node has heard its peers, and the next change (a join, a path, a
+    witness) needs a majority that includes it."""
     first = lab.nodes[0]
     tutela(lab, first, "init", "--cluster", cluster)
     tutela(lab, first, "start")
@@ -46,6 +54,16 @@ def form_cluster(lab: Lab, cluster: str) -> None:
         token = json.loads(tutela(lab, first, "node", "token", "--json").stdout)["token"]
         tutela(lab, node, "join", lab.node_address(first), "--token", token)
         tutela(lab, node, "start")
+        wait_for(functools.partial(_hear_each_other, lab, first, node), FORM_TIMEOUT,
+                 f"{first} and {node} to hear each other")
+
+
+def _hear_each_other(lab: Lab, one: str, other: str) -> bool:
+    try:
+        return bool(node_view(lab, one)[other]["state"] == "ALIVE"
+                    and node_view(lab, other)[one]["state"] == "ALIVE")
+    except (LabCommandError, KeyError):  # a daemon still starting, a view still forming
+        return False
 
 
 def all_alive(lab: Lab) -> bool:
