@@ -11,9 +11,72 @@ import math
 import os
 import stat
 import struct
+from dataclasses import dataclass
+from pathlib import Path
 
 WDIOC_SETTIMEOUT = 0xC0045706  # _IOWR('W', 6, int)
 DEFAULT_DEVICE = "/dev/watchdog"
+SYSFS_CLASS = Path("/sys/class/watchdog")
+WHOLE_SECOND_MIN = 1.0
+"""The shortest timeout of a whole-second device whose driver does not tell (softdog's)."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What a node can tell of its watchdog without opening (arming) it."""
+
+    path: str
+    present: bool
+    min_timeout: float
+    """The shortest timeout it can be set to: 0 for the lab's emulated (fractional) one,
+    whole seconds for a Linux device (its driver's min_timeout, 1 s if sysfs does not say)."""
+    identity: str = ""
+    nowayout: bool = False
+    """The kernel refuses the magic close: once armed, only a reset stops it."""
+
+
+def describe(path: str = DEFAULT_DEVICE) -> DeviceInfo:
+    """Probe `path` without opening it (opening arms a Linux watchdog)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return DeviceInfo(path, present=False, min_timeout=WHOLE_SECOND_MIN)
+    if stat.S_ISFIFO(mode):
+        return DeviceInfo(path, present=True, min_timeout=0.0, identity="lab emulated")
+    sysfs = _sysfs_dir(path, mode)
+    if sysfs is None:
+        return DeviceInfo(path, present=True, min_timeout=WHOLE_SECOND_MIN)
+    return DeviceInfo(path, present=True,
+                      min_timeout=max(WHOLE_SECOND_MIN, _number(sysfs / "min_timeout")),
+                      identity=_text(sysfs / "identity"),
+                      nowayout=_number(sysfs / "nowayout") == 1)
+
+
+def _sysfs_dir(path: str, mode: int) -> Path | None:
+    """/sys/class/watchdog/watchdogN of a character device; /dev/watchdog (the legacy misc
+    node, 10:130) is watchdog0."""
+    if not stat.S_ISCHR(mode):
+        return None
+    rdev = os.stat(path).st_rdev
+    name = "watchdog0" if (os.major(rdev), os.minor(rdev)) == (10, 130) else None
+    for entry in (SYSFS_CLASS.iterdir() if SYSFS_CLASS.is_dir() else ()):
+        if name == entry.name or _text(entry / "dev") == f"{os.major(rdev)}:{os.minor(rdev)}":
+            return entry
+    return None
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _number(path: Path) -> float:
+    try:
+        return float(_text(path))
+    except ValueError:
+        return 0.0
 
 
 class Watchdog:
