@@ -1,7 +1,10 @@
 """A watchdog device for tutelad to arm, pet and disarm: Linux /dev/watchdog or the lab's
 emulated one (a FIFO), with the standard library only.
 
-Timeout by the WDIOC_SETTIMEOUT ioctl on a real device, by "T<seconds>\\n" on the lab's FIFO.
+Timeout by the WDIOC_SETTIMEOUT ioctl on a real device (read back with WDIOC_GETTIMEOUT), by
+"T<seconds>\\n" on the lab's FIFO. Pets are writes on both. The ioctl numbers and flags below
+are Linux's watchdog ABI (include/uapi/linux/watchdog.h); the lab's kernel-mode watchdog
+(tutela.lab.kernel_watchdog) answers the same numbers.
 """
 
 from __future__ import annotations
@@ -14,7 +17,30 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-WDIOC_SETTIMEOUT = 0xC0045706  # _IOWR('W', 6, int)
+_IOC_WRITE, _IOC_READ = 1, 2
+WATCHDOG_INFO = struct.Struct("II32s")
+"""struct watchdog_info: options, firmware_version, identity."""
+INT = struct.Struct("i")
+
+
+def _wdioc(direction: int, number: int, size: int = INT.size) -> int:
+    """_IOC(direction, 'W', number, size): the kernel's encoding of an ioctl number."""
+    return direction << 30 | size << 16 | ord("W") << 8 | number
+
+
+WDIOC_GETSUPPORT = _wdioc(_IOC_READ, 0, WATCHDOG_INFO.size)
+WDIOC_GETSTATUS = _wdioc(_IOC_READ, 1)
+WDIOC_GETBOOTSTATUS = _wdioc(_IOC_READ, 2)
+WDIOC_SETOPTIONS = _wdioc(_IOC_READ, 4)  # declared _IOR, although the driver reads it
+WDIOC_KEEPALIVE = _wdioc(_IOC_READ, 5)
+WDIOC_SETTIMEOUT = _wdioc(_IOC_READ | _IOC_WRITE, 6)  # 0xC0045706
+WDIOC_GETTIMEOUT = _wdioc(_IOC_READ, 7)
+WDIOC_GETTIMELEFT = _wdioc(_IOC_READ, 10)
+WDIOF_SETTIMEOUT = 0x0080
+WDIOF_MAGICCLOSE = 0x0100
+WDIOF_KEEPALIVEPING = 0x8000
+WDIOS_DISABLECARD = 0x0001
+WDIOS_ENABLECARD = 0x0002
 DEFAULT_DEVICE = "/dev/watchdog"
 SYSFS_CLASS = Path("/sys/class/watchdog")
 WHOLE_SECOND_MIN = 1.0
