@@ -51,7 +51,7 @@ def refuse(h: LeaseHolder, voter: str, now: float, name: str = "web", by: str | 
 def test_acquire_asks_every_voter_itself_included() -> None:
     effects = holder().acquire(["web", "db"], 10.0)
     assert [s.voter for s in sends(effects)] == list(VOTERS)
-    assert all(s.message == AcquireRequest(1, 1, ("db", "web"), "n1", s.voter)
+    assert all(s.message == AcquireRequest(1, 1, ("db", "web"), "n1", s.voter, T.duration)
                for s in sends(effects))
 
 

@@ -15,7 +15,8 @@ def test_acquires_of_one_loop_turn_share_a_round() -> None:
         config = ClusterConfig(name="c", nodes=(Node(name="a", addresses=("198.51.100.1/24",)),))
         messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, dict,
                               lambda _event: None)
-        leases = Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None)
+        leases = Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None,
+                        lambda _duration: 0.0)
         holder = leases.holder
         with mock.patch.object(holder, "acquire_each", wraps=holder.acquire_each) as asked:
             leases.start()

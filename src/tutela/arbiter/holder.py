@@ -239,7 +239,8 @@ class LeaseHolder:
         names = tuple(sorted(self._wanted))
         self._rounds[self._last_round] = _Round(sent_at=now, names=set(names))
         self._next_round_at = now + self.timing.renew_every
-        return [Send(v, AcquireRequest(self._last_round, self.incarnation, names, self.node, v))
+        return [Send(v, AcquireRequest(self._last_round, self.incarnation, names, self.node, v,
+                                                self.timing.duration))
                 for v in self.voters]
 
     def _prune(self, now: float) -> None:

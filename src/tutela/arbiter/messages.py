@@ -29,18 +29,26 @@ class AcquireRequest:
     names: tuple[str, ...]
     candidate: str
     voter: str
+    duration: float = 0.0
+    """The lease L the candidate counts on (0: unstated); a voter whose own L is shorter
+    refuses, since its grant would end before the holder thinks its lease does."""
     TYPE: ClassVar[str] = "lease.acquire"
 
     def to_payload(self) -> dict[str, Any]:
         return {"type": self.TYPE, "round": self.round, "incarnation": self.incarnation,
-                "names": list(self.names), "candidate": self.candidate, "voter": self.voter}
+                "names": list(self.names), "candidate": self.candidate, "voter": self.voter,
+                "duration": self.duration}
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> AcquireRequest:
         _check_type(payload, cls.TYPE)
+        duration = payload.get("duration", 0.0)
+        if (not isinstance(duration, int | float) or isinstance(duration, bool)
+                or not 0 <= duration < math.inf):
+            raise ValueError(f"'duration' must be a finite number >= 0, got {duration!r}")
         return cls(round=_int(payload, "round"), incarnation=_int(payload, "incarnation"),
                    names=_strs(payload, "names"), candidate=_str(payload, "candidate"),
-                   voter=_str(payload, "voter"))
+                   voter=_str(payload, "voter"), duration=float(duration))
 
 
 @dataclass(frozen=True)

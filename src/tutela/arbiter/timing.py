@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 MAX_DRIFT = 0.1
 """Clocks worse than 10 % off true rate are broken, not drifting; refuse to reason about them."""
+RENEW_AT_LEAST_EVERY = 0.25
+"""Seconds: a longer lease is still renewed four times a second, so that one lost round
+costs the same 0.25 s whatever the lease, and a whole-second watchdog fits a lease of 1.61 s
+instead of 2.2 s (docs/leases.md, "Watchdog")."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,13 @@ class LeaseTiming:
     margin: float = 0.05
     """m: taken off the holder's lease; must exceed min_margin (see docs/leases.md)."""
 
+    @classmethod
+    def for_duration(cls, duration: float, drift: float = 0.01) -> LeaseTiming:
+        """The timing of a cluster whose lease is `duration`: the default margin, or twice
+        the drift's minimum for leases so long that the default is too thin (above ~2.5 s
+        at 1 % drift)."""
+        return cls(duration, drift, max(cls.margin, 2 * min_margin(duration, drift)))
+
     def __post_init__(self) -> None:
         problems = timing_problems(self.duration, self.drift, self.margin)
         if problems:
@@ -30,8 +41,8 @@ class LeaseTiming:
 
     @property
     def renew_every(self) -> float:
-        """The holder starts a renewal round this often (L/4)."""
-        return self.duration / 4
+        """The holder starts a renewal round this often: L/4, at most 0.25 s."""
+        return min(self.duration / 4, RENEW_AT_LEAST_EVERY)
 
     @property
     def holder_length(self) -> float:

@@ -32,10 +32,13 @@ class Voter:
     quiet period L(1+drift): by then every lease that a forgotten grant backed has ended.
     """
 
-    def __init__(self, voter_id: str, timing: LeaseTiming, started_at: float) -> None:
+    def __init__(self, voter_id: str, timing: LeaseTiming, started_at: float,
+                 longest_before: float = 0.0) -> None:
+        """`longest_before`: the longest L this voter may have granted in its previous run
+        (a lease_duration changed across the restart); the quiet period covers it too."""
         self.voter_id = voter_id
         self.timing = timing
-        self.quiet_until = started_at + timing.quiet_period
+        self.quiet_until = started_at + max(timing.duration, longest_before) * (1 + timing.drift)
         self._grants: dict[str, Grant] = {}
 
     def on_acquire(self, req: AcquireRequest, now: float) -> AcquireReply:
@@ -75,7 +78,14 @@ class Voter:
         """True while the voter refuses everything after its start."""
         return now < self.quiet_until
 
+    def longer_than_mine(self, req: AcquireRequest) -> bool:
+        """The candidate counts on a longer lease than this voter grants: a node that runs
+        with another lease_duration (until every tutelad restarted after a change)."""
+        return req.duration > self.timing.duration + 1e-9
+
     def _refusal(self, name: str, req: AcquireRequest, now: float) -> Refusal | None:
+        if self.longer_than_mine(req):
+            return (name, None, self.timing.duration)
         if self.quiet(now):
             return (name, None, self.quiet_until - now)
         grant = self._grants.get(name)

@@ -23,8 +23,8 @@ from tutela.arbiter.holder import (
     Send,
 )
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse_message
-from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.voter import Voter
+from tutela.lcd.lease import effective_lease
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, PeerUnreachable, spawn
 from tutela.lcm.paths import voters_of
@@ -42,10 +42,18 @@ class LeaseUnavailable(Exception):
 
 class Leases:
     def __init__(self, node: str, config: ClusterConfig, messenger: Messenger,
-                 incarnation: int, extra: Extra, on_reply: ReplyHook) -> None:
+                 incarnation: int, extra: Extra, on_reply: ReplyHook,
+                 swap_duration: Callable[[float], float]) -> None:
+        """`swap_duration` records this run's lease and returns the previous run's, which
+        the voter's quiet period must cover too (Lcd.swap_lease_duration)."""
         self.node = node
-        self.timing = LeaseTiming(duration=config.settings.lease_duration)
-        self.voter = Voter(node, self.timing, started_at=clock.now())
+        self.lease = effective_lease(config)
+        self.timing = self.lease.timing
+        """Taken at start: a changed lease takes effect when tutelad restarts."""
+        self.voter = Voter(node, self.timing, started_at=clock.now(),
+                           longest_before=swap_duration(self.timing.duration))
+        self.mismatches: dict[str, float] = {}
+        """Candidate -> the longer lease it asked for, refused here (for `tutela status`)."""
         self._messenger = messenger
         self._incarnation = incarnation
         self._extra = extra
@@ -186,8 +194,20 @@ class Leases:
         if isinstance(message, Release):
             self.voter.on_release(message, now)
             return {}
+        if self.voter.longer_than_mine(message):
+            self._warn_longer(message)
         reply = self.voter.on_acquire(message, now)
         return {"reply": reply.to_payload(), **self._extra(message)}
+
+    def _warn_longer(self, message: AcquireRequest) -> None:
+        """Once per candidate and lease: the two tutelads run with different leases."""
+        if self.mismatches.get(message.candidate) == message.duration:
+            return
+        self.mismatches[message.candidate] = message.duration
+        log.warning("refusing %s's lease requests: it counts on %gs leases and this node "
+                    "grants %gs; restart tutelad on every node (one at a time) so that all "
+                    "take the configuration's lease", message.candidate, message.duration,
+                    self.timing.duration)
 
     async def _serve_acquire(self, envelope: Envelope) -> dict[str, Any]:
         message = parse_message(_without_call(envelope.payload))

@@ -403,7 +403,7 @@ class Ownership:
         if automatic and holder is not None and root not in self.stuck:
             self._note(root, Blocked("lease_wait", holder, left=timing.duration))
         await self.leases.acquire(root, timeout=timing.duration * 3,
-                                  remove_time=timing.watchdog_timeout)
+                                  remove_time=self.watchdog.remove_time)
         held = self._hold(root) if automatic else None
         if held is not None and self._holder(root) is not None and (
                 root not in self._failovers.ordered):

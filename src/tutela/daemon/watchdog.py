@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Callable
 
 from tutela import clock
+from tutela.arbiter.lease_fit import armed_timeout, shortest_fitting
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
-from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog
+from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog, describe
 from tutela.lcm.messenger import spawn
 from tutela.lcm.ticks import next_tick
 
@@ -37,8 +37,10 @@ class WatchdogFence:
                  still_in_service: Callable[[], bool], path: str | None = None) -> None:
         self.path = path or os.environ.get(DEVICE_ENV, DEFAULT_DEVICE)
         self.timing = timing
-        self.timeout = timing.watchdog_timeout
-        """W in effect: what the device accepted (a real one rounds up to whole seconds)."""
+        self.device = describe(self.path)
+        self.timeout = armed_timeout(timing, self.device.min_timeout)
+        """W in effect: what the device accepts (a real one rounds up to whole seconds);
+        also how long a self-fence may take (the lease's remove time)."""
         self._enabled = enabled
         self._lease_ends = lease_ends
         self._still_in_service = still_in_service
@@ -48,6 +50,12 @@ class WatchdogFence:
         """Why the watchdog could not be armed or petted last time, for `tutela status`."""
         self._task: asyncio.Task[None] | None = None
         self._armed_now = asyncio.Event()
+
+    @property
+    def remove_time(self) -> float:
+        """How long a self-fence may take: W, capped where a device that cannot fence this
+        lease anyway (arming refuses it) would make the lease itself invalid."""
+        return min(self.timeout, self.timing.max_remove_time)
 
     @property
     def armed(self) -> bool:
@@ -91,12 +99,12 @@ class WatchdogFence:
                 f"{DEVICE_ENV} at yours, or set settings.fencing to 'agent'") from None
         if accepted > self.timing.max_remove_time:
             self._device.disarm()
-            needed = math.ceil(_lease_for(self.timing, accepted) * 10) / 10
             raise WatchdogUnavailable(
                 f"the watchdog {self.path} times out after {accepted:g}s at the shortest, "
                 f"too late for a {self.timing.duration:g}s lease (it must fire within "
-                f"{self.timing.max_remove_time:.2f}s); raise settings.lease_duration to "
-                f"{needed:g} or more, or set settings.fencing to 'agent'")
+                f"{self.timing.max_remove_time:.2f}s); set settings.lease_duration to "
+                f"'auto' or {shortest_fitting(accepted):g} or more and restart tutelad on "
+                "every node, or set settings.fencing to 'agent'")
         self.timeout = accepted
         self._starving = False
         self.problem = None
@@ -161,8 +169,3 @@ class WatchdogFence:
                       self.path, error)
         self._starving = False
 
-
-def _lease_for(timing: LeaseTiming, watchdog: float) -> float:
-    """The shortest lease duration whose max_remove_time covers a `watchdog`-second timeout:
-    L(1 - drift) - margin - L/2 >= W."""
-    return (watchdog + timing.margin) / (0.5 - timing.drift)

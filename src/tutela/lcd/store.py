@@ -156,6 +156,15 @@ class Lcd:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'incarnation'", (str(value),))
         return value
 
+    def swap_lease_duration(self, duration: float) -> float:
+        """Record the lease this run of tutelad uses; return the previous run's (0 if none):
+        its voter may have granted that long before the restart."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'lease_duration'").fetchone()
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lease_duration', ?)",
+                         (repr(duration),))
+        return float(row[0]) if row else 0.0
+
     def _meta(self, key: str) -> str:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0])

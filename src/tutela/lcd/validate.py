@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from tutela.kits.registry import get_kit
+from tutela.lcd.lease import lease_problems
 from tutela.model.config import ClusterConfig
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.hierarchy import Hierarchy, build_hierarchies
@@ -22,6 +23,7 @@ def validate_config(config: ClusterConfig) -> list[Hierarchy]:
         *_duplicates("hierarchies", (h.root for h in config.hierarchies)),
         *_kit_problems(config),
         *_node_references(config),
+        *lease_problems(config),
     ]
     if problems:
         raise ConfigError(problems)

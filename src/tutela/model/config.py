@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -25,6 +26,29 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class NodeWatchdog(Frozen):
+    """A node's watchdog as the node found it (`tutela cluster create`, `tutela join` and
+    tutelad's start record it; not written by hand: `tutela apply` keeps it)."""
+
+    device: str
+    present: bool
+    min_timeout: float = Field(ge=0)
+    """The shortest timeout it takes: 0 for the lab's emulated one (fractions of a second),
+    whole seconds for a Linux device (softdog 1, iTCO 2)."""
+
+
+class Maintenance(Frozen):
+    """A node stopped by `tutela stop --leave-resources` with clustered hierarchies still
+    in service (docs/failover.md, "Maintenance stop"): no other node takes those over until
+    it starts again, or an administrator confirms a takeover with `tutela switchover`.
+    Set and cleared by the node's stop and start, not by hand: `tutela apply` keeps it."""
+
+    since: str
+    """When it stopped (ISO UTC)."""
+    hierarchies: tuple[Name, ...]
+    """The roots of the clustered hierarchies it left in service, unprotected."""
+
+
 class Node(Frozen):
     name: Name
     addresses: tuple[str, ...] = ()
@@ -34,6 +58,10 @@ class Node(Frozen):
     """False blocks failover away from this node (LifeKeeper's !nofailover!): when it dies,
     no other node takes its hierarchies over until an administrator confirms with
     `tutela switchover ROOT --to NODE`."""
+    watchdog: NodeWatchdog | None = None
+    """None: not reported yet (counted as a whole-second device for `lease_duration: auto`)."""
+    maintenance: Maintenance | None = None
+    """Set while the node is stopped for maintenance with hierarchies left in service."""
 
     @field_validator("addresses")
     @classmethod
@@ -164,12 +192,29 @@ class FailoverDamping(Frozen):
     """0 turns damping off."""
 
 
+def _lease_duration(value: Any) -> float | str:
+    """One clear message instead of one per member of the union."""
+    if value == "auto":
+        return "auto"
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be 'auto' or seconds above 0 (got {value!r}); 'auto' fits "
+                         "every node's watchdog")
+    return seconds
+
+
 class ClusterSettings(Frozen):
     port: int = Field(default=7365, ge=1, le=65535)
     """TCP port of the comm paths (LifeKeeper's 7365)."""
     heartbeat_interval: float = Field(default=0.2, gt=0)
     heartbeat_misses: int = Field(default=5, ge=1)
-    lease_duration: float = Field(default=1.0, gt=0)
+    lease_duration: Annotated[float | Literal["auto"], BeforeValidator(_lease_duration)] = "auto"
+    """Seconds, or 'auto': the shortest lease every node's watchdog can fence in time
+    (1 s with the lab's emulated watchdogs, 1.61 s with whole-second ones; docs/failover.md,
+    "Lease and watchdog")."""
     quorum: Literal["majority", "none"] = "majority"
     quorum_loss_action: Literal["fastkill", "fastboot", "osu"] = "fastkill"
     fencing: Literal["watchdog", "agent", "none"] = "watchdog"
@@ -227,6 +272,10 @@ COLLECTION_EXAMPLES: dict[str, str] = {
     "settings.failover_damping": "failover_damping: {failovers: 3, window: 600, hold: 300}",
     "nodes": "nodes: [{name: node1, addresses: [198.51.100.11/24]}]",
     "nodes.addresses": "addresses: [198.51.100.11/24, 203.0.113.11/24]",
+    "nodes.maintenance": "maintenance: {since: '2026-12-07T03:00:00+00:00', "
+                         "hierarchies: [app]} (set by 'tutela stop --leave-resources')",
+    "nodes.maintenance.hierarchies": "hierarchies: [app, db]",
+    "nodes.watchdog": "watchdog: {device: /dev/watchdog, present: true, min_timeout: 1}",
     "comm_paths": "comm_paths: [{nodes: [node1, node2], "
                   "addresses: [198.51.100.11, 198.51.100.12]}]",
     "comm_paths.nodes": "nodes: [node1, node2]",
