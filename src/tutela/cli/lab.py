@@ -22,7 +22,7 @@ import click
 
 from tutela.lab import Lab, LabError, netns, procs
 from tutela.lab.cuts import Cut
-from tutela.lab.lab import DEFAULT_NAME
+from tutela.lab.lab import DEFAULT_NAME, KERNEL, WATCHDOG_ENV, WATCHDOG_MODES
 from tutela.lab.netns import MAX_NODES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,15 +98,21 @@ def lab_group() -> None:
               metavar="MB", help="Size of each shared disk in MiB (sparse).")
 @click.option("--tty", is_flag=True,
               help="Join every two nodes with a serial cable (<root>/tty/NODE-PEER).")
+@click.option("--watchdog", type=click.Choice(WATCHDOG_MODES), envvar=WATCHDOG_ENV,
+              default=None,
+              help="Each node's watchdog: 'emulated' (a FIFO, fractions of a second) or "
+                   "'kernel' (answers the ioctls of Linux's /dev/watchdog, whole seconds, "
+                   f"as real servers have) [default: emulated; env {WATCHDOG_ENV}].")
 @lab_errors
 def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int,
-       tty: bool) -> None:
+       tty: bool, watchdog: str | None) -> None:
     """Build the lab: switch, client, nodes, disks and the lab's hardware (power switch,
     a watchdog per node, with --tty serial cables).
 
     Nodes come up running, with no daemon: initialise and start tutela on them with
     `tutela lab exec NODE -- tutela ...`."""
-    lab = Lab.up(name, nodes=nodes, disks=disks, disk_size_mb=disk_size, root=root, tty=tty)
+    lab = Lab.up(name, nodes=nodes, disks=disks, disk_size_mb=disk_size, root=root, tty=tty,
+                 watchdog=watchdog)
     _print_status(lab.status())
     click.echo(f"\nRun a command on a node: tutela lab exec{_flags(name, root)} node1 -- "
                "hostname")
@@ -366,8 +372,10 @@ def _print_status(info: dict[str, Any]) -> None:
     else:
         click.echo("  disks: none")
     hw = info["hardware"]
+    watchdogs = f"{info['root']}/watchdogs/NODE (kernel mode)" \
+        if info["watchdog"] == KERNEL else f"{info['root']}/NODE/watchdog"
     click.echo(f"  hardware: pid {hw['pid'] or '- (not running)'}, power switch "
-               f"{hw['socket']}, watchdogs {info['root']}/NODE/watchdog")
+               f"{hw['socket']}, watchdogs {watchdogs}")
     if info["tty"]:
         click.echo(f"  serial cables: {len(info['tty']) // 2}, NODE's end to PEER at "
                    f"{os.path.dirname(info['tty'][0]['device'])}/NODE-PEER")

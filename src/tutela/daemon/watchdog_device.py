@@ -126,11 +126,17 @@ class Watchdog:
         if stat.S_ISFIFO(os.fstat(self._fd).st_mode):
             self._write(f"T{timeout:g}\n".encode())
             return timeout
-        seconds = struct.pack("i", max(1, math.ceil(timeout)))
-        return float(struct.unpack("i", fcntl.ioctl(self._fd, WDIOC_SETTIMEOUT, seconds))[0])
+        # Whole seconds, and no fewer than the driver takes (else EINVAL): the caller
+        # compares what it got with what it needs.
+        seconds = max(math.ceil(timeout), math.ceil(describe(self.path).min_timeout))
+        fcntl.ioctl(self._fd, WDIOC_SETTIMEOUT, INT.pack(seconds))
+        # Read back: what the driver really counts (some round it to their hardware's steps).
+        return float(INT.unpack(fcntl.ioctl(self._fd, WDIOC_GETTIMEOUT, INT.pack(0)))[0])
 
     def pet(self) -> None:
-        """Tell the watchdog we are alive; OSError if the device has gone."""
+        """Tell the watchdog we are alive; OSError if the device has gone. A write, not
+        WDIOC_KEEPALIVE: every driver takes writes (KEEPALIVE only those that announce
+        WDIOF_KEEPALIVEPING), the lab's FIFO too, and a write drops a stale magic "V"."""
         self._write(b".")
 
     def disarm(self) -> None:

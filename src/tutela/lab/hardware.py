@@ -25,6 +25,7 @@ SOCKET = "hardware.sock"
 READY = "hardware.ready"
 LOG = "hardware.log"
 TTY_DIR = "tty"
+WATCHDOG_MOUNT = "watchdogs"
 START_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 30.0  # "off" waits for the power-off, which waits for the node to die
 
@@ -46,6 +47,16 @@ def tty_link(root: str, node_name: str, peer: str) -> str:
 
 def watchdog_fifo(root: str, node_name: str) -> str:
     return os.path.join(root, node_name, "watchdog")
+
+
+def watchdog_mount(root: str) -> str:
+    """Where the kernel-mode watchdog files are mounted (watchdog_fuse)."""
+    return os.path.join(root, WATCHDOG_MOUNT)
+
+
+def watchdog_file(root: str, node_name: str) -> str:
+    """The node's kernel-mode watchdog: a file that answers like /dev/watchdog."""
+    return os.path.join(watchdog_mount(root), node_name)
 
 
 def watchdog_log(root: str, node_name: str) -> str:

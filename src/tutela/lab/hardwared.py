@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import itertools
 import os
@@ -20,30 +21,86 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from tutela.daemon.realtime import LAB_HARDWARE_PRIORITY, make_realtime
-from tutela.lab import hardware, nodeinit
+from tutela.lab import hardware, nodeinit, watchdog_fuse
 from tutela.lab import watchdog as wd
 from tutela.lab.cables import Cable
-from tutela.lab.lab import Lab
+from tutela.lab.kernel_watchdog import KernelWatchdog, WatchdogError
+from tutela.lab.lab import KERNEL, Lab
 
 MAX_REQUEST = 1 << 16  # bytes; "gates" for 32 nodes is about 10 KiB
+_T = TypeVar("_T")
 
 
 def say(text: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} hardwared: {text}", flush=True)
 
 
-class WatchdogDevice:
-    """A node's watchdog: the FIFO the node writes, the state machine, the event log."""
+class PoweredWatchdog:
+    """A node's watchdog with the power rules (docs/lab.md, "Watchdog"): its state machine,
+    its event log, and the boot (the node's PID 1) that armed it. Used from hardwared's loop
+    and, in kernel mode, from the FUSE thread: every use of the state holds `lock`."""
 
-    def __init__(self, lab: Lab, node: str) -> None:
+    def __init__(self, lab: Lab, node: str, state: wd.Watchdog | KernelWatchdog) -> None:
         self.lab, self.node = lab, node
-        self.path = hardware.watchdog_fifo(str(lab.root), node)
         self.log_path = hardware.watchdog_log(str(lab.root), node)
-        self.state = wd.Watchdog()
+        self.state = state
+        self.lock = threading.Lock()
         self.boot: int | None = None  # node's PID 1 when armed: a power cycle disarms
         self.fired: int | None = None  # the node's PID 1 it fired on: ignored until reboot
+
+    def log(self, events: list[wd.Event]) -> None:
+        for event, details in events:
+            wd.log_event(self.log_path, event, details)
+
+    def powered_boot(self) -> int | None:
+        """The node's PID 1 if the watchdog has power (the node runs and this boot is not
+        one it fired on), after forgetting what an earlier boot left in it; else None."""
+        current = self.lab.node_pid(self.node)
+        if current is None or current == self.fired:
+            return None  # no power, or fired: disarmed until the node is powered on again
+        if current != self.boot and self._in_use():
+            self._forget_boot()
+        return current
+
+    def _in_use(self) -> bool:
+        return self.state.armed
+
+    def _forget_boot(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.state.reset()
+        self.log([("reset", {"reason": "node-power-cycled"})])
+
+    def remaining(self, now: float) -> float | None:
+        """Seconds until it fires; None while disarmed."""
+        with self.lock:
+            return self.state.remaining(now) if self.state.armed else None
+
+    def due(self, now: float) -> bool:
+        """True if it fired now and the node (still the one that armed it) must go off."""
+        with self.lock:
+            if not self.state.expire(now):
+                return False
+            if self.lab.node_pid(self.node) != self.boot:
+                self._reset()
+                return False
+            self.fired = self.boot
+            self.log([("expired", {"timeout": f"{self.state.timeout:g}"})])
+            return True
+
+
+class FifoWatchdog(PoweredWatchdog):
+    """The emulated watchdog: the FIFO the node writes (tutela.lab.watchdog's protocol)."""
+
+    state: wd.Watchdog
+
+    def __init__(self, lab: Lab, node: str) -> None:
+        super().__init__(lab, node, wd.Watchdog())
+        self.path = hardware.watchdog_fifo(str(lab.root), node)
         with contextlib.suppress(FileNotFoundError):
             if not stat.S_ISFIFO(os.lstat(self.path).st_mode):
                 os.unlink(self.path)
@@ -55,66 +112,118 @@ class WatchdogDevice:
         """A fresh read end: it reports no hang-up until a writer came and went."""
         return os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
-    def log(self, events: list[wd.Event]) -> None:
-        for event, details in events:
-            wd.log_event(self.log_path, event, details)
-
     def readable(self, now: float) -> bool:
         """Handle what the node wrote; False at end of file (the caller reopens)."""
         try:
             data = os.read(self.fd, 4096)
         except BlockingIOError:
             return True
-        if not data:
-            self.log(self.state.closed(now))
-            return False
-        current = self.lab.node_pid(self.node)
-        if current is None or current == self.fired:
-            return True  # no power, or fired: disarmed until the node is powered on again
-        if self.state.armed and current != self.boot:
-            self._reset()
-        was_armed = self.state.armed
-        self.log(self.state.feed(data, now))
-        if self.state.armed and not was_armed:
-            self.boot = current
-        return True
+        with self.lock:
+            if not data:
+                self.log(self.state.closed(now))
+                return False
+            current = self.powered_boot()
+            if current is None:
+                return True
+            was_armed = self.state.armed
+            self.log(self.state.feed(data, now))
+            if self.state.armed and not was_armed:
+                self.boot = current
+            return True
 
     def reopen(self) -> None:
         """Swap in a fresh read end; the new one first, so a writer never finds none."""
         old, self.fd = self.fd, self._open()
         os.close(old)
 
-    def _reset(self) -> None:
-        self.state.reset()
-        self.log([("reset", {"reason": "node-power-cycled"})])
 
-    def due(self, now: float) -> bool:
-        """True if it fired now and the node (still the one that armed it) must go off."""
-        if not self.state.expire(now):
-            return False
-        if self.lab.node_pid(self.node) != self.boot:
+class KernelWatchdogFile(PoweredWatchdog):
+    """The kernel-mode watchdog: a file of the FUSE filesystem (watchdog_fuse) that answers
+    like /dev/watchdog (tutela.lab.kernel_watchdog). `changed` wakes hardwared's loop, which
+    times the deadlines. A node that is off, or being powered off by it, finds no device
+    (ENODEV)."""
+
+    state: KernelWatchdog
+
+    def __init__(self, lab: Lab, node: str, changed: Callable[[], None]) -> None:
+        super().__init__(lab, node, KernelWatchdog())
+        self.changed = changed
+
+    def _in_use(self) -> bool:
+        return self.state.armed or self.state.handle is not None
+
+    def _forget_boot(self) -> None:
+        """The open file died with the old boot; log a reset only if it was running."""
+        if self.state.armed:
             self._reset()
-            return False
-        self.fired = self.boot
-        self.log([("expired", {"timeout": f"{self.state.timeout:g}"})])
-        return True
+        else:
+            self.state.reset()
+
+    def _serve(self, operation: Callable[[float], tuple[_T, list[wd.Event]]],
+               opening: bool = False) -> _T:
+        with self.lock:
+            current = self.powered_boot()
+            if current is None:
+                raise WatchdogError(errno.ENODEV)
+            try:
+                result, events = operation(time.monotonic())
+            except WatchdogError as error:
+                self.log(error.events)
+                raise
+            self.log(events)
+            if opening:
+                self.boot = current
+        self.changed()
+        return result
+
+    def open(self) -> int:
+        return self._serve(self.state.open, opening=True)
+
+    def write(self, handle: int, data: bytes) -> None:
+        self._serve(lambda now: (None, self.state.write(handle, data, now)))
+
+    def ioctl(self, handle: int, cmd: int, arg: bytes) -> bytes:
+        return self._serve(lambda now: self.state.ioctl(handle, cmd, arg, now))
+
+    def release(self, handle: int) -> None:
+        self._serve(lambda now: (None, self.state.release(handle, now)))
 
 
 class Hardware:
-    """The event loop: sockets, FIFOs and ptys in one poll set, power-offs in threads."""
+    """The event loop: sockets, FIFOs and ptys in one poll set, power-offs in threads; in
+    kernel mode the watchdog files are served by a FUSE thread, which wakes the loop."""
 
     def __init__(self, name: str, root: str, nodes: list[str], tty: bool) -> None:
         self.name, self.root, self.nodes = name, root, nodes
         self.lab = Lab.load(name, root)
         self.poller = select.epoll()
         self.handlers: dict[int, Callable[[], object]] = {}
-        self.watchdogs = {n: WatchdogDevice(self.lab, n) for n in nodes}
         self.cables: dict[tuple[str, str], Cable] = {}
         if tty:
             self._make_cables()
         self.server = self._listen()
-        for dog in self.watchdogs.values():
+        self.watchdogs: dict[str, PoweredWatchdog] = {}
+        if self.lab.watchdog_mode == KERNEL:
+            self._serve_watchdog_files()
+        else:
+            self._make_fifos()
+
+    def _make_fifos(self) -> None:
+        for n in self.nodes:
+            dog = FifoWatchdog(self.lab, n)
+            self.watchdogs[n] = dog
             self._watch_dog(dog)
+
+    def _serve_watchdog_files(self) -> None:
+        """Mount the nodes' watchdog files (before any node boots, so every node's mount
+        namespace, a copy of the host's, has them)."""
+        wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.watch(wake, functools.partial(_drain, wake))
+        files = {n: KernelWatchdogFile(self.lab, n, functools.partial(os.eventfd_write,
+                                                                        wake, 1))
+                 for n in self.nodes}
+        self.watchdogs.update(files)
+        watchdog_fuse.serve(hardware.watchdog_mount(self.root), files)
 
     def _make_cables(self) -> None:
         os.makedirs(os.path.join(self.root, hardware.TTY_DIR), exist_ok=True)
@@ -149,10 +258,10 @@ class Hardware:
         self.poller.unregister(fd)
         del self.handlers[fd]
 
-    def _watch_dog(self, dog: WatchdogDevice) -> None:
+    def _watch_dog(self, dog: FifoWatchdog) -> None:
         self.watch(dog.fd, functools.partial(self._dog_event, dog))
 
-    def _dog_event(self, dog: WatchdogDevice) -> None:
+    def _dog_event(self, dog: FifoWatchdog) -> None:
         if not dog.readable(time.monotonic()):
             self.unwatch(dog.fd)
             dog.reopen()
@@ -171,7 +280,8 @@ class Hardware:
 
     def _wait(self, now: float) -> float:
         """Seconds until the next watchdog deadline (-1: none armed, wait for events)."""
-        waits = [dog.state.remaining(now) for dog in self.watchdogs.values() if dog.state.armed]
+        waits = [left for dog in self.watchdogs.values()
+                 if (left := dog.remaining(now)) is not None]
         return max(0.0, min(waits)) if waits else -1
 
     @staticmethod
@@ -208,7 +318,7 @@ class Hardware:
         say(f"{node} powered on (reset)")
         return f"ok {node} reset"
 
-    def _watchdog_power_off(self, dog: WatchdogDevice) -> None:
+    def _watchdog_power_off(self, dog: PoweredWatchdog) -> None:
         error = self.power_off(dog.node, "watchdog")
         dog.log([("power-off-failed", {"error": error.replace(" ", "_")})] if error
                 else [("powered-off", {})])
@@ -272,12 +382,22 @@ def main(argv: list[str] | None = None) -> int:
     if (error := make_realtime(LAB_HARDWARE_PRIORITY)) is not None:
         say(f"cannot run real-time ({error.strerror}): a saturated host may fire watchdogs "
             "that were petted in time")
-    hw = Hardware(args.name, args.root, args.nodes.split(","), args.tty)
-    nodeinit.write_ready(args.ready)
-    say(f"serving lab {args.name!r}: power switch, {len(hw.watchdogs)} watchdogs, "
-        f"{len(hw.cables)} cables")
-    hw.run()
+    try:
+        hw = Hardware(args.name, args.root, args.nodes.split(","), args.tty)
+        nodeinit.write_ready(args.ready)
+        say(f"serving lab {args.name!r}: power switch, {len(hw.watchdogs)} watchdogs "
+            f"({hw.lab.watchdog_mode}), {len(hw.cables)} cables")
+        hw.run()
+    finally:
+        mount = hardware.watchdog_mount(args.root)
+        if os.path.ismount(mount):
+            watchdog_fuse.unmount(mount)
     return 0
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        os.eventfd_read(fd)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ wholly the lab's (`down` removes it). On disk::
     <root>/<node>/tutelad.log  stdout+stderr of the node's daemon
     <root>/<node>/nodeinit.log stdout+stderr of the node's PID 1
     <root>/<node>/watchdog     the node's watchdog device (a FIFO; protocol in watchdog.py)
+    <root>/watchdogs/<node>    in kernel mode instead: a FUSE file answering like
+                               /dev/watchdog (kernel_watchdog.py, watchdog_fuse.py)
     <root>/<node>/watchdog.log what the watchdog did
     <root>/hardware.sock       the power switch (fence agent) and the lab's hardware control
     <root>/hardware.log        output of the lab's hardware process (hardwared.py)
@@ -37,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from tutela.lab import cmd, hardware, netns, node, procs
+from tutela.lab import cmd, hardware, netns, node, procs, watchdog_fuse
 from tutela.lab import cuts as cuts_mod
 from tutela.lab import disks as disks_mod
 from tutela.lab import watchdog as watchdog_mod
@@ -51,6 +53,10 @@ STATE_VERSION = 1
 DEFAULT_TIMEOUT = 60.0
 
 NodeState = Literal["running", "frozen", "off"]
+EMULATED, KERNEL = "emulated", "kernel"
+WATCHDOG_MODES = (EMULATED, KERNEL)
+WATCHDOG_ENV = "TUTELA_LAB_WATCHDOG"
+"""The watchdog mode of labs built without one given (the test suite sets it)."""
 
 
 def default_root(name: str) -> str:
@@ -125,10 +131,14 @@ class Lab:
     @classmethod
     def up(cls, name: str = DEFAULT_NAME, nodes: int = 2, disks: int = 1,
            disk_size_mb: int = 512, root: str | os.PathLike[str] | None = None,
-           tty: bool = False) -> Lab:
+           tty: bool = False, watchdog: str | None = None) -> Lab:
         """Build lab `name`: switch, client, `nodes` nodes, `disks` shared disks, the lab's
         hardware (power switch, a watchdog per node) and, with `tty`, a serial cable
         between every two nodes.
+
+        `watchdog`: "emulated" (a FIFO taking fractions of a second) or "kernel" (a file
+        answering the ioctls of Linux's /dev/watchdog, whole seconds); default: env
+        TUTELA_LAB_WATCHDOG, else "emulated". docs/lab.md, "Watchdog".
 
         Refuses (LabError) when not root, when a tool is missing, when the arguments are
         out of range or when a lab of that name exists. If building fails halfway, what
@@ -142,7 +152,14 @@ class Lab:
         if disk_size_mb < disks_mod.MIN_DISK_MB:
             raise LabError(f"disk size {disk_size_mb} MiB is too small",
                            f"use at least {disks_mod.MIN_DISK_MB} MiB (xfs wants 300+)")
+        watchdog = watchdog or os.environ.get(WATCHDOG_ENV) or EMULATED
+        if watchdog not in WATCHDOG_MODES:
+            raise LabError(f"watchdog mode {watchdog!r} is unknown",
+                           f"use one of: {', '.join(WATCHDOG_MODES)} (--watchdog, or "
+                           f"{WATCHDOG_ENV})")
         cmd.check_prerequisites()
+        if watchdog == KERNEL:
+            watchdog_fuse.check_available()
         lab_root = resolve_root(name, root)
         cls._refuse_existing(name, lab_root)
         os.makedirs(lab_root, mode=0o755, exist_ok=True)
@@ -156,6 +173,7 @@ class Lab:
                 "nodes": {f"node{i}": {"index": i, "power": "off"}
                           for i in range(1, nodes + 1)},
                 "disks": [], "tty": tty, "cuts": [], "hardware": None,
+                "watchdog": watchdog,
             }
             lab = cls(lab_root, state)
             lab._save()
@@ -204,11 +222,14 @@ class Lab:
         self._save()
         for n in self.nodes:
             os.makedirs(self.state_dir(n), exist_ok=True)
-            self._start_node(n)
-            self._save()
+        # The hardware before the nodes: a node's mount namespace is a copy of the host's
+        # when it boots, so the kernel-mode watchdog files must be mounted by then.
         proc = hardware.start(name, str(self.root), self.nodes, self.has_tty)
         self._state["hardware"] = {"pid": proc.pid, "starttime": proc.starttime}
         self._save()
+        for n in self.nodes:
+            self._start_node(n)
+            self._save()
         for k in range(1, n_disks + 1):
             device = disks_mod.create(str(self.root), k, disk_size_mb)
             self._state["disks"].append({"index": k, "device": device, "size_mb": disk_size_mb,
@@ -272,6 +293,9 @@ class Lab:
         attempt("stopping the lab's hardware",
                 lambda: removed.extend(f"hardware (pid {p})" for p in
                                        hardware.kill(_hardware_process(state), lab_root)))
+        for mount in _watchdog_mounts(lab_root):  # also one a killed hardwared left behind
+            attempt(f"unmounting {mount}", functools.partial(watchdog_fuse.unmount, mount))
+            removed.append(f"mount {mount}")
         for pid, (node_name, proc) in victims.items():
             if procs.alive(pid, proc.starttime):
                 attempt(f"stopping {node_name}", functools.partial(node.kill, proc, node_name))
@@ -680,10 +704,18 @@ class Lab:
                                            f"counters {node_name} {peer}").split()
         return int(passed), int(dropped)
 
+    @property
+    def watchdog_mode(self) -> str:
+        """"emulated" or "kernel" (docs/lab.md, "Watchdog")."""
+        return str(self._state.get("watchdog", EMULATED))
+
     def watchdog_path(self, node_name: str) -> str:
-        """The node's watchdog device (a FIFO; protocol in tutela.lab.watchdog, docs/lab.md),
-        <root>/<node>/watchdog, visible inside the node."""
+        """The node's watchdog device, visible inside the node: <root>/<node>/watchdog, a
+        FIFO (protocol in tutela.lab.watchdog), or in kernel mode <root>/watchdogs/<node>,
+        a file that answers like Linux's /dev/watchdog (tutela.lab.kernel_watchdog)."""
         self._node(node_name)
+        if self.watchdog_mode == KERNEL:
+            return hardware.watchdog_file(str(self.root), node_name)
         return hardware.watchdog_fifo(str(self.root), node_name)
 
     def watchdog_events(self, node_name: str) -> list[WatchdogEvent]:
@@ -799,6 +831,7 @@ class Lab:
                       for d in self._state["disks"]],
             "hardware": {"pid": self.hardware_pid(),
                          "socket": hardware.socket_path(str(self.root))},
+            "watchdog": self.watchdog_mode,
             "tty": [{"node": a, "peer": b, "device": self.tty_device(a, b)}
                     for a, b in itertools.permutations(self.nodes, 2)] if self.has_tty else [],
             "cuts": [c.as_dict() for c in self.cuts()],
@@ -806,7 +839,7 @@ class Lab:
 
     def _watchdog_status(self, node_name: str) -> dict[str, Any]:
         events = self.watchdog_events(node_name)
-        return {"device": self.watchdog_path(node_name),
+        return {"device": self.watchdog_path(node_name), "mode": self.watchdog_mode,
                 "last_event": events[-1].event if events else None,
                 "last_event_at": events[-1].time.isoformat() if events else None}
 
@@ -894,6 +927,14 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
+def _watchdog_mounts(lab_root: str) -> list[str]:
+    """Mount points of kernel-mode watchdog files at or below `lab_root` on the host."""
+    with open("/proc/self/mounts") as f:
+        return [m for device, m in parse_mounts(f.read())
+                if device == watchdog_fuse.FSNAME and
+                (m == lab_root or m.startswith(lab_root.rstrip("/") + "/"))]
+
+
 def _remove_lab_files(lab_root: str, name: str) -> list[str]:
     """Remove the lab's directory: whole if its marker names lab `name` (refusing while
     something is mounted below it on the host), else only the files a lab creates."""
@@ -918,6 +959,8 @@ def _remove_lab_files(lab_root: str, name: str) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(lab_root, entry))
     shutil.rmtree(os.path.join(lab_root, hardware.TTY_DIR), ignore_errors=True)
+    with contextlib.suppress(OSError):  # the kernel-mode watchdogs' (unmounted) mount point
+        os.rmdir(hardware.watchdog_mount(lab_root))
     disk_dir = os.path.join(lab_root, "disks")
     if os.path.isdir(disk_dir):
         for f_name in os.listdir(disk_dir):
