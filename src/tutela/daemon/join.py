@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tutela.lcm.frame import FrameRejected
 from tutela.lcm.join import Grant, new_token, open_request, seal_grant, seal_refusal
@@ -65,8 +66,8 @@ class JoinService:
                                             "cluster node"))
             return
         self._tokens.use(token)
-        spawn(self._join(token, envelope.sender,
-                                       list(envelope.payload.get("addresses", [])), transport))
+        spawn(self._join(token, envelope.sender, list(envelope.payload.get("addresses", [])),
+                         envelope.payload.get("watchdog"), transport))
 
     def _warn_refused(self, address: str) -> None:
         now = time.monotonic()
@@ -77,10 +78,11 @@ class JoinService:
         log.warning("join refused: unknown, used or expired token from %s%s", address, more)
         self._warned_at, self._unlogged = now, 0
 
-    async def _join(self, token: str, name: str, addresses: list[str],
+    async def _join(self, token: str, name: str, addresses: list[str], watchdog: Any,
                     transport: asyncio.Transport) -> None:
         try:
-            grant = await self._admit(Node(name=name, addresses=tuple(addresses)))
+            grant = await self._admit(Node(name=name, addresses=tuple(addresses),
+                                           watchdog=watchdog))
         except Exception as error:  # noqa: BLE001 - the joining node is told why; we go on
             log.warning("join of %s refused: %s", name, error)
             _answer(transport, seal_refusal(name, str(error)))

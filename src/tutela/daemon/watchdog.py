@@ -20,6 +20,7 @@ from tutela.arbiter.watchdog import watchdog_action
 from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog, describe
 from tutela.lcm.messenger import spawn
 from tutela.lcm.ticks import next_tick
+from tutela.model.config import NodeWatchdog
 
 log = logging.getLogger("tutela.watchdog")
 DEVICE_ENV = "TUTELA_WATCHDOG_DEVICE"
@@ -169,3 +170,9 @@ class WatchdogFence:
                       self.path, error)
         self._starving = False
 
+
+def node_watchdog(path: str | None = None) -> NodeWatchdog:
+    """This node's watchdog as the configuration records it (`tutela init`, `tutela join`
+    and tutelad's start): the device tutelad uses (TUTELA_WATCHDOG_DEVICE or the default)."""
+    info = describe(path or os.environ.get(DEVICE_ENV, DEFAULT_DEVICE))
+    return NodeWatchdog(device=info.path, present=info.present, min_timeout=info.min_timeout)

@@ -18,7 +18,7 @@ from tutela.lcd.schema import migrate
 from tutela.lcd.size import size_problem
 from tutela.lcd.validate import validate_config
 from tutela.lcm.keyring import KeyRing
-from tutela.model.config import ClusterConfig, Node
+from tutela.model.config import ClusterConfig, Node, NodeWatchdog
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.states import ResourceState
 
@@ -71,9 +71,10 @@ class Lcd:
 
     @classmethod
     def create(cls, state_dir: Path, cluster: str, node: str,
-               addresses: tuple[str, ...] = ()) -> Lcd:
+               addresses: tuple[str, ...] = (), watchdog: NodeWatchdog | None = None) -> Lcd:
         """Create a new LCD with generation 1: a one-node cluster of this node, new key."""
-        config = ClusterConfig(name=cluster, nodes=(Node(name=node, addresses=addresses),))
+        config = ClusterConfig(name=cluster, nodes=(
+            Node(name=node, addresses=addresses, watchdog=watchdog),))
         return cls.create_from(state_dir, node, secrets.token_bytes(KEY_BYTES), config, 1,
                                f"created cluster {cluster}")
 

@@ -57,9 +57,11 @@ def _box(token: str) -> AESGCM:
     return AESGCM(derive_key(token.encode(), "join secret"))
 
 
-def seal_request(token: str, node: str, addresses: list[str]) -> bytes:
+def seal_request(token: str, node: str, addresses: list[str],
+                 watchdog: dict[str, Any] | None = None) -> bytes:
+    """`watchdog`: the joining node's NodeWatchdog record (its lease needs it)."""
     sealer = Sealer(_mac_key(token), NO_CLUSTER, node, 1)
-    return sealer.seal("*", JOIN, {"node": node, "addresses": addresses})
+    return sealer.seal("*", JOIN, {"node": node, "addresses": addresses, "watchdog": watchdog})
 
 
 def open_request(tokens: list[str], data: bytes) -> tuple[str, Envelope]:
@@ -107,10 +109,10 @@ def open_answer(token: str, node: str, data: bytes) -> Grant:
 
 
 def request_join(address: str, port: int, token: str, node: str, addresses: list[str],
-                 timeout: float = 30.0) -> Grant:
+                 watchdog: dict[str, Any] | None = None, timeout: float = 30.0) -> Grant:
     """Ask the cluster node at ADDRESS to let this node in (blocking; used by the CLI)."""
     with socket.create_connection((address, port), timeout=timeout) as sock:
-        sock.sendall(seal_request(token, node, addresses))
+        sock.sendall(seal_request(token, node, addresses, watchdog))
         splitter = FrameSplitter()
         while True:
             chunk = sock.recv(65536)
