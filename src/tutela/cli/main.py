@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -23,7 +24,7 @@ from tutela.access import unusable_state_dir
 from tutela.cli import output
 from tutela.cli.client import ACTION_TIMEOUT, DaemonError, NotRunning, Unanswered, call, is_running
 from tutela.daemon.protocol import LOG_NAME
-from tutela.lcd.paths import state_dir_from_env
+from tutela.lcd.paths import DEFAULT_STATE_DIR, state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
 from tutela.system_errors import explain
 
@@ -183,24 +184,87 @@ def init(cluster: str, node: str, addresses: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait until ready.")
+@click.option("--timeout", default=30.0, show_default=True,
+              help="Seconds to wait until tutelad serves and has heard its peers.")
+@click.option("--no-wait", is_flag=True,
+              help="Return once tutelad serves, without waiting for its peers.")
 @reports_errors
-def start(wait: float) -> None:
-    """Start tutelad for this node in the background and wait until it answers.
+def start(timeout: float, no_wait: bool) -> None:
+    """Start tutelad for this node and wait until it serves and has heard its peers.
 
-    Resources that were in service when it last stopped are re-adopted as they are.
+    Returns once every other node and every witness is heard and each other node hears
+    this one, so that a change made right after it has its majority; if that does not
+    happen within --timeout, names what was not heard (exit 6; tutelad keeps running).
+    Under systemd, with the tutelad unit installed for this state directory, starts the
+    unit. Resources that were in service when it last stopped are re-adopted as they are.
     """
     directory = state_dir()
+    deadline = time.monotonic() + timeout
     if is_running(directory):
         click.echo("tutelad is already running")
-        return
+    elif _started_by_systemd(directory):
+        _start_unit(directory, deadline)
+    else:
+        _start_directly(directory, deadline)
+    if not no_wait:
+        _wait_for_peers(directory, deadline, timeout)
+
+
+SYSTEMD_BOOTED = Path("/run/systemd/system")
+"""Present when systemd runs this host (sd_booted(3)'s test)."""
+UNIT = "tutelad.service"
+UNIT_ENVIRONMENT = Path("/etc/tutela/tutelad.env")
+"""The unit's EnvironmentFile: TUTELA_STATE_DIR there, if set, is the unit's node."""
+EXIT_PEERS_UNHEARD = 6
+"""`start`: tutelad serves, but did not hear every peer in time; the message names them."""
+
+
+def _started_by_systemd(directory: Path) -> bool:
+    """systemd runs this host, the tutelad unit is installed (enabled or not) and its state
+    directory is this one. A tutelad started beside the unit would keep the unit from
+    starting; a node of another state directory (a lab node) is not the unit's."""
+    if not SYSTEMD_BOOTED.is_dir() or shutil.which("systemctl") is None:
+        return False
+    load_state = subprocess.run(["systemctl", "show", "--property=LoadState", "--value", UNIT],
+                                capture_output=True, text=True, check=False).stdout.strip()
+    return load_state == "loaded" and _unit_state_dir().resolve() == directory.resolve()
+
+
+def _unit_state_dir() -> Path:
+    """TUTELA_STATE_DIR as the unit's environment file sets it, else the default."""
+    value = None
+    if UNIT_ENVIRONMENT.exists():
+        for line in UNIT_ENVIRONMENT.read_text().splitlines():
+            name, _, rest = line.strip().partition("=")
+            if name == "TUTELA_STATE_DIR" and rest:
+                value = rest.strip("'\"")
+    return Path(value or DEFAULT_STATE_DIR)
+
+
+def _start_unit(directory: Path, deadline: float) -> None:
+    """`systemctl start tutelad`: it returns once tutelad said READY=1 (it serves)."""
+    try:
+        result = subprocess.run(["systemctl", "start", UNIT], capture_output=True, text=True,
+                                timeout=max(deadline - time.monotonic(), 1.0), check=False)
+    except subprocess.TimeoutExpired:
+        output.print_error(f"systemctl start {UNIT} did not return in time; see "
+                           "'systemctl status tutelad' and 'journalctl -u tutelad'")
+        sys.exit(EXIT_FAILED)
+    if result.returncode != 0 or not is_running(directory):
+        output.print_error(f"systemctl start {UNIT} failed (exit status {result.returncode})"
+                           f": {result.stderr.strip()}; see 'journalctl -u tutelad'")
+        sys.exit(EXIT_FAILED)
+    click.echo(f"tutelad started by systemd ({UNIT})")
+
+
+def _start_directly(directory: Path, deadline: float) -> None:
+    """tutelad in the background, in a session of its own; wait until it answers."""
     directory.mkdir(parents=True, exist_ok=True)
     daemon = Path(sys.executable).with_name("tutelad")
     with open(directory / "tutelad.out", "ab") as out:
         process = subprocess.Popen(
             [str(daemon), "--state-dir", str(directory)], stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if is_running(directory):
             click.echo(f"tutelad started (pid {process.pid})")
@@ -210,8 +274,66 @@ def start(wait: float) -> None:
                                + _tail(directory / "tutelad.out", 5))
             sys.exit(EXIT_FAILED)
         time.sleep(0.05)  # polling the socket until the daemon answers or the deadline
-    output.print_error(f"tutelad did not answer within {wait:g}s; see 'tutela log'")
+    output.print_error("tutelad did not answer in time (--timeout); see 'tutela log'")
     sys.exit(EXIT_FAILED)
+
+
+def _wait_for_peers(directory: Path, deadline: float, timeout: float) -> None:
+    """Until every peer is heard both ways (`_unheard`); else name them and exit 6."""
+    while True:
+        view = call(directory, "status")
+        unheard = _unheard(view)
+        if not unheard:
+            peers = len(view["nodes"]) - 1 + len(view["witnesses"])
+            if peers:
+                click.echo(f"heard every peer ({peers})")
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)  # polling the daemon's view until its peers are heard
+    output.print_error(
+        f"tutelad serves, but within {timeout:g}s it has not heard:\n"
+        + "".join(f"  {line}\n" for line in unheard)
+        + f"{_quorum_sentence(view)} tutelad keeps trying ('tutela status' shows the paths). "
+        "Check that tutelad runs there, the addresses, and that the firewalls let the "
+        "cluster port (7365 by default) and the witness port (7366) through both ways")
+    sys.exit(EXIT_PEERS_UNHEARD)
+
+
+def _unheard(view: dict[str, Any]) -> list[str]:
+    """What this node has not heard yet: each other node it does not hear or that does not
+    hear it (a peer whose tutela does not say is taken at its word), each witness it does
+    not hear; with the state of every path."""
+    missing = []
+    for peer in (n for n in view["nodes"] if not n["local"]):
+        if peer["state"] != "ALIVE":
+            missing.append(f"node {peer['name']}: {_paths_sentence(peer['paths'])}")
+        elif peer.get("hears_us") is False:
+            missing.append(f"node {peer['name']} does not hear this node yet; it is heard "
+                           f"here: {_paths_sentence(peer['paths'])}")
+    missing += [f"witness {w['address']}: {_paths_sentence(w['paths'])}"
+                for w in view["witnesses"] if w["state"] != "ALIVE"]
+    return missing
+
+
+def _paths_sentence(paths: list[dict[str, Any]]) -> str:
+    if not paths:
+        return "no comm path to it"
+    return "; ".join(f"path {p['name']} {p['state']}" + (
+        "" if p["state"] == "ALIVE" else ", never heard" if p["last_heard_age"] is None
+        else f", last heard {p['last_heard_age']:.0f}s ago") for p in paths)
+
+
+def _quorum_sentence(view: dict[str, Any]) -> str:
+    """Whether a configuration change can work now (it needs a majority of the nodes)."""
+    if view["quorum"] == "none":
+        return "Configuration changes need no majority here (settings.quorum: none)."
+    nodes = view["nodes"]
+    reachable = sum(n["state"] == "ALIVE" for n in nodes)
+    needed = len(nodes) // 2 + 1
+    verdict = "can" if reachable >= needed else "cannot"
+    return (f"Configuration changes {verdict} be made from here: {reachable} of {len(nodes)} "
+            f"nodes reachable, {needed} needed.")
 
 
 @cli.command()

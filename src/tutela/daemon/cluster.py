@@ -250,7 +250,7 @@ class Cluster:
         otherwise; receivers keep the last they had (Messenger)."""
         generation, epoch = self.lcd.version()
         beat = {"generation": generation, "version": [generation, epoch],
-                **self.ownership.heartbeat()}
+                "hears": self._peers_alive(), **self.ownership.heartbeat()}
         bulky = {"states": {tag: s.state.value for tag, s in self.engine.states.items()},
                  "ran": beat.pop("ran")}
         now = time.monotonic()
@@ -260,6 +260,11 @@ class Cluster:
             self._bulky_due = now + BULKY_REFRESH
             beat.update(bulky)
         return beat
+
+    def _peers_alive(self) -> list[str]:
+        """The nodes this node hears: a peer's `tutela start` waits until it is among them."""
+        return [p for p in peers_of(self.engine.config, self.lcd.node)
+                if self.messenger.detector.node_state(p) == "ALIVE"]
 
     def _on_event(self, event: Event) -> None:
         when = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
@@ -421,6 +426,8 @@ class Cluster:
                 "name": peer, "state": detector.node_state(peer), "local": False,
                 "generation": heard[1].get("generation") if heard else None,
                 "heartbeat_age": round(now - heard[0], 3) if heard else None,
+                # None: not heard, or a tutela that does not say whom it hears.
+                "hears_us": me in heard[1]["hears"] if heard and "hears" in heard[1] else None,
                 "paths": self._paths_view(peer, paths.get(peer, []), now),
             })
         witnesses = [{"name": spec.peer, "address": spec.name.removeprefix("witness/"),

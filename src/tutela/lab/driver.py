@@ -7,7 +7,6 @@ Nothing here reaches into a daemon; every step is a `tutela` command inside a no
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import subprocess
 import sys
@@ -39,31 +38,22 @@ def path_states(lab: Lab, node: str, peer: str) -> dict[str, str]:
 
 
 FORM_TIMEOUT = 30.0
-"""Seconds a node just started may take until it and node1 hear each other."""
+"""Seconds `tutela start` may take until the node serves and it and its peers hear each
+other."""
 
 
 def form_cluster(lab: Lab, cluster: str) -> None:
     """node1 creates the cluster; every other node joins it with a fresh one-time token.
-    Each join waits until node1 and the node before it hear each other: `tutela start`
-    returns before the node has heard its peers, and the next change (a join, a path, a
-    witness) needs a majority that includes it."""
+    Each `tutela start` returns once the node and every node before it hear each other
+    (it fails otherwise): the next change (a join, a path, a witness) needs a majority
+    that includes it."""
     first = lab.nodes[0]
     tutela(lab, first, "init", "--cluster", cluster)
     tutela(lab, first, "start")
     for node in lab.nodes[1:]:
         token = json.loads(tutela(lab, first, "node", "token", "--json").stdout)["token"]
         tutela(lab, node, "join", lab.node_address(first), "--token", token)
-        tutela(lab, node, "start")
-        wait_for(functools.partial(_hear_each_other, lab, first, node), FORM_TIMEOUT,
-                 f"{first} and {node} to hear each other")
-
-
-def _hear_each_other(lab: Lab, one: str, other: str) -> bool:
-    try:
-        return bool(node_view(lab, one)[other]["state"] == "ALIVE"
-                    and node_view(lab, other)[one]["state"] == "ALIVE")
-    except (LabCommandError, KeyError):  # a daemon still starting, a view still forming
-        return False
+        tutela(lab, node, "start", "--timeout", str(FORM_TIMEOUT))
 
 
 def all_alive(lab: Lab) -> bool:

@@ -1,0 +1,77 @@
+"""`tutela start` returns once the node serves and it and its peers hear each other, so a
+configuration change right after it has its majority; with a peer off it names the peer
+and its paths within its deadline (exit 6), and `--no-wait` returns once the node serves.
+
+Two lab nodes and no witness: a change needs both, so a change on either node right after
+the other started shows that each hears the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import unique_lab_name, wait_until
+from tutela.cli.main import EXIT_PEERS_UNHEARD
+from tutela.lab import Lab
+from tutela.lab.driver import all_alive, form_cluster, tutela
+
+pytestmark = pytest.mark.lab
+PATHS = ("tcp/198.51.100.11-198.51.100.12", "tcp/203.0.113.11-203.0.113.12")
+RESTARTS = 3
+PEER_TIMEOUT = 5
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab.up(unique_lab_name("stw"), nodes=2, disks=0,
+                root=tmp_path_factory.mktemp("stw")) as built:
+        try:
+            form_cluster(built, "stw")
+            yield built
+        finally:
+            for node in built.nodes:
+                if built.node_state(node) != "off":
+                    tutela(built, node, "stop", check=False)
+
+
+def _change(lab: Lab, on: str, mode: str) -> None:
+    """A configuration change (it needs both nodes of two): block or allow node2's failover."""
+    result = tutela(lab, on, "node", "failover", "node2", mode, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "no quorum" not in result.stderr
+
+
+def test_a_change_right_after_start_succeeds(lab: Lab) -> None:
+    for restart in range(RESTARTS):
+        started, other = ("node2", "node1") if restart % 2 == 0 else ("node1", "node2")
+        tutela(lab, started, "stop")
+        result = tutela(lab, started, "start")
+        assert "heard every peer (1)" in result.stdout, result.stdout
+        _change(lab, started, "block")  # its majority includes the peer it just heard
+        _change(lab, other, "allow")  # and the peer's includes it
+
+
+def test_a_peer_powered_off_is_named_within_the_deadline(lab: Lab) -> None:
+    lab.power_off("node2")
+    try:
+        tutela(lab, "node1", "stop")
+        result = tutela(lab, "node1", "start", "--timeout", str(PEER_TIMEOUT), check=False)
+        assert result.returncode == EXIT_PEERS_UNHEARD, result
+        assert ("tutelad serves, but within 5s it has not heard:\n  node node2: path"
+                in result.stderr), result.stderr
+        for path in PATHS:
+            assert f"path {path} DEAD, never heard" in result.stderr, result.stderr
+        assert "cannot be made from here: 1 of 2 nodes reachable, 2 needed" in result.stderr
+
+        again = tutela(lab, "node1", "start", "--no-wait")  # it runs: nothing to wait for
+        assert again.stdout.strip() == "tutelad is already running"
+        tutela(lab, "node1", "stop")
+        assert "tutelad started" in tutela(lab, "node1", "start", "--no-wait").stdout
+    finally:
+        if lab.node_state("node2") == "off":
+            lab.power_on("node2")
+    wait_until(lambda: all_alive(lab), timeout=30, what="node2 back")
+    result = tutela(lab, "node1", "start")  # running, and now it hears its peer
+    assert result.stdout.splitlines() == ["tutelad is already running", "heard every peer (1)"]
