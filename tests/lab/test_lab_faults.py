@@ -1,10 +1,12 @@
 """The lab's faults and hardware: link cuts, serial cables, watchdogs, the power switch.
 
 Needs root and the lab's tools (nft among them) plus ping and arping; without them the tests
-fail (never skip). One lab of two nodes with a serial cable serves every test; each test
-leaves it healed and powered on. Its teardown is checked as in test_lab: no namespace,
-process or file of the lab may be left. Absence is proven with a later marker sent over a
-path that works (a lost datagram would have arrived before it), not by waiting.
+fail (never skip). One lab of two nodes with a serial cable and emulated watchdogs serves
+every test; the watchdog tests run on a second lab too, with kernel-mode watchdogs (FUSE,
+libfuse2). Each test leaves its lab healed and powered on. Teardowns are checked as in
+test_lab: no namespace, process or file of a lab may be left. Absence is proven with a
+later marker sent over a path that works (a lost datagram would have arrived before it),
+not by waiting.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from helpers import unique_lab_name, wait_until
 from tutela.cli.lab import lab_group
 from tutela.lab import Lab, LabError, cmd
 from tutela.lab.cuts import Cut, listed
+from tutela.lab.lab import EMULATED, KERNEL, WATCHDOG_MODES
 from tutela.lab.watchdog import Watchdog
 
 pytestmark = pytest.mark.lab
@@ -40,6 +43,14 @@ READ_TTY = ("import os, sys\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\
             "    print(os.read(fd, 100).decode(), flush=True)\n")
 WRITE_TTY = ("import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY | os.O_NOCTTY)\n"
              "os.write(fd, sys.argv[2].encode())\n")
+ARM = {  # "a Python that imports nothing": set the timeout (which arms), then exit
+    EMULATED: "import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\n"
+              "os.write(fd, b'T' + sys.argv[2].encode() + b'\\n')\n",
+    KERNEL: "import fcntl, os, struct, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\n"
+            "fcntl.ioctl(fd, 0xC0045706, struct.pack('i', int(sys.argv[2])))\n",  # SETTIMEOUT
+}
+ARMING = {EMULATED: ["timeout", "armed"],  # the first write, a T command, arms it
+          KERNEL: ["armed", "timeout"]}  # open arms, then WDIOC_SETTIMEOUT
 PET = ("import sys, time\nfrom tutela.daemon.watchdog_device import Watchdog\n"
        "dog = Watchdog(sys.argv[1])\ndog.arm(float(sys.argv[2]))\nprint('armed', flush=True)\n"
        "while True:\n    dog.pet()\n    time.sleep(0.2)  # pacing, as a daemon's loop\n")
@@ -59,15 +70,22 @@ def _tools() -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("faults")
-    with Lab.up(NAME, nodes=2, disks=0, root=root, tty=True) as built:
+    with Lab.up(NAME, nodes=2, disks=0, root=root, tty=True, watchdog=EMULATED) as built:
         yield built
     assert_gone(NAME, root)
 
 
-@pytest.fixture
-def healed(lab: Lab) -> Iterator[Lab]:
-    """The lab, and afterwards no cut and every node running again."""
-    yield lab
+@pytest.fixture(scope="module")
+def kernel_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Two nodes whose watchdogs answer like Linux's /dev/watchdog (whole seconds)."""
+    root, name = tmp_path_factory.mktemp("faults_kernel"), f"{NAME}k"
+    with Lab.up(name, nodes=2, disks=0, root=root, watchdog=KERNEL) as built:
+        yield built
+    assert_gone(name, root)
+
+
+def restore(lab: Lab) -> None:
+    """No cut and every node running again."""
     lab.heal_all()
     for n in lab.nodes:
         if lab.node_state(n) == "frozen":
@@ -76,11 +94,26 @@ def healed(lab: Lab) -> Iterator[Lab]:
             lab.power_on(n)
 
 
+@pytest.fixture
+def healed(lab: Lab) -> Iterator[Lab]:
+    """The lab, and afterwards no cut and every node running again."""
+    yield lab
+    restore(lab)
+
+
+@pytest.fixture(params=WATCHDOG_MODES)
+def watchdog_lab(request: pytest.FixtureRequest, lab: Lab) -> Iterator[Lab]:
+    """Each watchdog mode's lab, healed afterwards."""
+    chosen: Lab = lab if request.param == EMULATED else request.getfixturevalue("kernel_lab")
+    yield chosen
+    restore(chosen)
+
+
 def leave_armed(lab: Lab, node: str, seconds: int = 1) -> None:
-    """The documented protocol, from a Python that imports nothing: T<seconds>, then exit."""
-    lab.exec(node, ["python3", "-I", "-S", "-c",
-                    "import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\n"
-                    f"os.write(fd, b'T{seconds}\\n')\n", lab.watchdog_path(node)])
+    """Set the timeout of the node's watchdog (which arms it) by the lab's mode's protocol,
+    from a Python that imports nothing, and exit without the magic close."""
+    lab.exec(node, ["python3", "-I", "-S", "-c", ARM[lab.watchdog_mode],
+                    lab.watchdog_path(node), str(seconds)])
 
 
 def outlive_a_timeout(lab: Lab, marker: str) -> None:
@@ -268,22 +301,25 @@ def test_serial_cable_outlives_a_power_cycle(healed: Lab, tmp_path: Path) -> Non
         stop(reader)
 
 
-def test_watchdog_left_armed_powers_the_node_off(healed: Lab) -> None:
-    """The documented protocol, from a Python that imports nothing: T1, then exit."""
-    lab = healed
+def test_watchdog_left_armed_powers_the_node_off(watchdog_lab: Lab) -> None:
+    """The documented protocol, from a Python that imports nothing: a 1 s timeout, then
+    exit without the magic close."""
+    lab = watchdog_lab
     hardware = lab.hardware_pid()
+    before = len(lab.watchdog_events("node1"))
     leave_armed(lab, "node1")
     wait_until(lambda: powered_off(lab, "node1"), timeout=1 + 4,
                what="the watchdog to power node1 off")
-    events = lab.watchdog_events("node1")
-    assert [e.event for e in events] == ["timeout", "armed", "unexpected-close", "expired",
-                                         "powered-off"]  # when it fires: test_watchdog_protocol
+    events = lab.watchdog_events("node1")[before:]
+    assert [e.event for e in events] == [*ARMING[lab.watchdog_mode], "unexpected-close",
+                                         "expired", "powered-off"]
     assert lab.hardware_pid() == hardware  # outside the node: power-off did not touch it
     assert lab.status()["nodes"][0]["watchdog"]["last_event"] == "powered-off"
 
 
-def test_petted_watchdog_holds_until_the_node_hangs(healed: Lab, tmp_path: Path) -> None:
-    lab = healed
+def test_petted_watchdog_holds_until_the_node_hangs(watchdog_lab: Lab, tmp_path: Path
+                                                     ) -> None:
+    lab = watchdog_lab
     before = len(lab.watchdog_events("node1"))
     spawn_logged(lab, "node1", PET, tmp_path / "pet.log", lab.watchdog_path("node1"), "1")
     outlive_a_timeout(lab, "node2")  # node1's unpetted watchdog would have fired by now
@@ -292,21 +328,20 @@ def test_petted_watchdog_holds_until_the_node_hangs(healed: Lab, tmp_path: Path)
     wait_until(lambda: powered_off(lab, "node1"), timeout=1 + 4,
                what="the watchdog to power the frozen node1 off")
     events = lab.watchdog_events("node1")[before:]
-    assert [e.event for e in events] == ["timeout", "armed", "expired", "powered-off"]
+    assert [e.event for e in events] == [*ARMING[lab.watchdog_mode], "expired", "powered-off"]
 
 
-def test_magic_close_disarms(healed: Lab) -> None:
-    lab = healed
+def test_magic_close_disarms(watchdog_lab: Lab) -> None:
+    lab = watchdog_lab
     before = len(lab.watchdog_events("node2"))
-    lab.exec("node2", ["python3", "-I", "-S", "-c",
-                       "import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\n"
-                       "os.write(fd, b'T1\\n')\nos.write(fd, b'V')\n", lab.watchdog_path("node2")])
+    lab.exec("node2", ["python3", "-I", "-S", "-c", ARM[lab.watchdog_mode] +
+                       "os.write(fd, b'V')\n", lab.watchdog_path("node2"), "1"])
     wait_until(lambda: [e.event for e in lab.watchdog_events("node2")[before:]][-1:]
                == ["disarmed"], timeout=5, what="the watchdog to disarm")
     outlive_a_timeout(lab, "node1")  # node2's, had it stayed armed, would have fired by now
     assert lab.node_state("node2") == "running"
     assert [e.event for e in lab.watchdog_events("node2")[before:]] == [
-        "timeout", "armed", "disarmed"]
+        *ARMING[lab.watchdog_mode], "disarmed"]
 
 
 def test_fence_from_inside_a_node(healed: Lab) -> None:
