@@ -170,12 +170,13 @@ def init(cluster: str, node: str, addresses: tuple[str, ...]) -> None:
     Runs before the daemon exists; refuses when the state directory is initialised.
     Other nodes join with a token from 'tutela node token'.
     """
+    from tutela.daemon.watchdog import node_watchdog
     from tutela.lcd.store import AlreadyInitialised, Lcd  # the kits load only when needed
     from tutela.lcm.addresses import global_ipv4_interfaces
 
     try:
-        Lcd.create(state_dir(), cluster, node,
-                   addresses or tuple(global_ipv4_interfaces())).close()
+        Lcd.create(state_dir(), cluster, node, addresses or tuple(global_ipv4_interfaces()),
+                   node_watchdog()).close()
     except AlreadyInitialised as error:
         output.print_error(str(error))
         sys.exit(EXIT_INVALID)
@@ -393,6 +394,7 @@ def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: 
     Creates this node's LCD from the cluster's configuration; then run 'tutela start'.
     A tcp comm path is made to every node on each network this node shares with it.
     """
+    from tutela.daemon.watchdog import node_watchdog
     from tutela.lcd.store import AlreadyInitialised, Lcd
     from tutela.lcm.addresses import global_ipv4_interfaces
     from tutela.lcm.join import JoinRefused, request_join
@@ -405,7 +407,8 @@ def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: 
         sys.exit(EXIT_INVALID)
     try:
         grant = request_join(address, port, token, node,
-                             list(addresses or global_ipv4_interfaces()))
+                             list(addresses or global_ipv4_interfaces()),
+                             node_watchdog().model_dump(mode="json"))
     except JoinRefused as error:
         output.print_error(f"join refused by {address}: {error}")
         sys.exit(EXIT_INVALID)

@@ -57,6 +57,10 @@ def print_status(status: dict[str, Any]) -> None:
         witnesses = [{**w, "local": False, "generation": None, "name": f"{w['name']} (witness)"}
                      for w in status.get("witnesses", [])]
         console().print(_nodes_table(status["nodes"] + witnesses))
+    for line in _maintenance_lines(status["nodes"]):
+        click.echo(click.style(line, fg="yellow"))
+    for line in _lease_lines(status):
+        click.echo(line)
     if not status["hierarchies"]:
         click.echo("no resources yet: see 'tutela resource create --help'")
     lines: list[str] = []
@@ -84,6 +88,50 @@ def _nodes_table(nodes: list[dict[str, Any]]) -> Table:
                       f"[{style}]{node['state']}[/]", str(node.get("generation") or "-"),
                       paths or "-")
     return table
+
+
+def _lease_lines(status: dict[str, Any]) -> list[str]:
+    """The lease in effect and why, each node's watchdog, and the nodes that cannot take
+    part in failover (in red, with the fix)."""
+    lease = status.get("lease")
+    if not lease:
+        return []
+    lines = [f"lease {lease['duration']:g}s ({lease['why']}), renewed every "
+             f"{lease['renew_every']:g}s"]
+    if status.get("fencing", {}).get("mode") == "watchdog":
+        lines.append("watchdogs: " + "; ".join(
+            f"{node['name']} {_watchdog_words(node.get('watchdog'))}"
+            for node in status["nodes"]))
+    for node in status["nodes"]:
+        problem = node.get("fencing_problem")
+        if problem:
+            lines.append(click.style(f"{node['name']} cannot take part in failover: "
+                                     f"{problem['message']}", fg="red", bold=True))
+            lines.append(f"  fix: {problem['fix']}")
+    return lines
+
+
+def _watchdog_words(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "not reported"
+    if not record["present"]:
+        return f"missing ({record['device']})"
+    shortest = record["min_timeout"]
+    return (f"{record['device']}, fractions of a second" if shortest <= 0
+            else f"{record['device']}, whole seconds (>= {shortest:g}s)")
+
+
+def _maintenance_lines(nodes: list[dict[str, Any]]) -> list[str]:
+    """A line for each node stopped by `tutela stop --leave-resources`."""
+    lines = []
+    for node in nodes:
+        record = node.get("maintenance")
+        if record:
+            lines.append(f"{node['name']} is in maintenance since {record['since']}: "
+                         f"{', '.join(record['hierarchies'])} left in service there, "
+                         "unprotected; no other node takes them over ('tutela start' on "
+                         f"{node['name']} re-adopts them)")
+    return lines
 
 
 def _add_children(lines: list[str], resources: dict[str, Any], tag: str,

@@ -22,6 +22,7 @@ from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.ownership import Ownership
 from tutela.engine.node import NodeEngine, OperationError
+from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
 from tutela.lcd.store import Lcd
 from tutela.lcd.transfer import (
     PIECE_TRIES,
@@ -398,7 +399,7 @@ class Cluster:
     def _settings_warnings(self) -> list[str]:
         """Settings that weaken the protection: in the log at start and in status."""
         settings = self.engine.config.settings
-        found = []
+        found = lease_warnings(self.engine.config, self.leases.timing)
         if settings.quorum == "none":
             found.append("quorum 'none': without a majority, two partitions can both run a "
                          "hierarchy (split brain); add a witness (`tutela witness add`) and "
@@ -430,11 +431,24 @@ class Cluster:
                 "hears_us": me in heard[1]["hears"] if heard and "hears" in heard[1] else None,
                 "paths": self._paths_view(peer, paths.get(peer, []), now),
             })
+        in_maintenance = {n.name: n.maintenance for n in self.engine.config.nodes}
+        for node in nodes:  # a node stopped by `tutela stop --leave-resources`
+            record = in_maintenance.get(str(node["name"]))
+            node["maintenance"] = None if record is None else record.model_dump(mode="json")
         witnesses = [{"name": spec.peer, "address": spec.name.removeprefix("witness/"),
                        "state": detector.node_state(spec.peer),
                        "paths": self._paths_view(spec.peer, paths.get(spec.peer, []), now)}
                       for spec in witness_paths(self.engine.config)]
+        config = self.engine.config
+        for node in nodes:
+            entry = config.node(str(node["name"]))
+            problem = fencing_problem(config, entry) if entry else None
+            node["watchdog"] = (entry.watchdog.model_dump(mode="json")
+                                if entry and entry.watchdog else None)
+            node["fencing_problem"] = None if problem is None else {
+                "message": problem.message, "fix": problem.fix}
         return {"nodes": nodes, "witnesses": witnesses, "warnings": self.warnings(),
+                "lease": lease_view(config, self.leases.timing),
                 "fencing": {"mode": self.engine.config.settings.fencing,
                             "watchdog": self.ownership.watchdog.status()},
                 "config_fetch": self.catch_up.view(now),

@@ -19,6 +19,7 @@ from tutela.daemon.ownership import PeerDied
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
+from tutela.lcd.lease import fencing_problem
 from tutela.lcd.store import Lcd
 from tutela.lcm.frame import Envelope
 from tutela.lcm.join import Grant
@@ -358,6 +359,7 @@ class Service:
         if node not in {n.name for n in self.engine.config.nodes}:
             raise ConfigError([Problem("--to", f"no node {node!r} in this cluster",
                                        "join it first (tutela node token / tutela join)")])
+        self._refuse_unfenceable(root, node)
         answer = await self._on_node(node, "hierarchy.check", {"root": root},
                                      _deadline(request))
         if answer["problems"]:
@@ -380,6 +382,18 @@ class Service:
                 settings["target"] = "in_service"
 
         return await self._change(f"{root} extended to {node}", extend)
+
+    def _refuse_unfenceable(self, root: str, node: str) -> None:
+        """A node that cannot be fenced must not join an equivalency: as owner it would run
+        the hierarchy with no backstop, and nobody could take over from it safely."""
+        config = self.engine.config
+        joining = {node} | ({self.lcd.node}
+                            if not config.hierarchy_settings(root).equivalencies else set())
+        problems = [problem for name in sorted(joining)
+                    if (entry := config.node(name)) is not None
+                    and (problem := fencing_problem(config, entry)) is not None]
+        if problems:
+            raise ConfigError(problems)
 
     async def hierarchy_unextend(self, request: dict[str, Any]) -> dict[str, Any]:
         root = self._hierarchy(str(request["tag"])).root

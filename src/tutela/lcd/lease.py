@@ -69,3 +69,39 @@ def lease_problems(config: ClusterConfig) -> list[Problem]:
                     f"set it to 'auto' or to {shortest_fitting(min_timeout(node)):g} or more")
             for node in config.nodes
             if node.watchdog is not None and not fits(timing, min_timeout(node))]
+
+
+def fencing_problem(config: ClusterConfig, node: Node) -> Problem | None:
+    """Why `node` cannot take part in failover under the cluster's fencing, with every way
+    out (None: it can, or its watchdog has not been reported yet)."""
+    if config.settings.fencing != "watchdog" or node.watchdog is None or node.watchdog.present:
+        return None
+    return Problem(
+        f"nodes[{node.name}].watchdog",
+        f"{node.name} has no watchdog device ({node.watchdog.device} is missing), so with "
+        "fencing 'watchdog' it can neither own a hierarchy safely nor be reset if it hangs",
+        f"on {node.name} load a watchdog driver (modprobe softdog, or the board's, e.g. "
+        "iTCO_wdt) or point TUTELA_WATCHDOG_DEVICE at one, then restart tutelad there (it "
+        "records the device when it starts); or set settings.fencing to 'agent' with a "
+        "settings.fence_command that powers a node off (IPMI, a PDU, the hypervisor); or "
+        "'none', which risks both nodes running the hierarchy at once (split brain) when an "
+        "owner hangs")
+
+
+def lease_view(config: ClusterConfig, in_effect: LeaseTiming) -> dict[str, object]:
+    """The lease for `tutela status`: in effect here, as configured, and why."""
+    configured = effective_lease(config)
+    return {"duration": in_effect.duration, "configured": configured.duration,
+            "setting": configured.setting, "why": configured.why,
+            "renew_every": in_effect.renew_every, "watchdog_timeout": in_effect.watchdog_timeout}
+
+
+def lease_warnings(config: ClusterConfig, in_effect: LeaseTiming) -> list[str]:
+    configured = effective_lease(config)
+    if abs(configured.duration - in_effect.duration) < 1e-9:
+        return []
+    return [f"this tutelad runs with a {in_effect.duration:g}s lease and the configuration "
+            f"now asks for {configured.duration:g}s ({configured.why}): restart tutelad on "
+            "every node, one at a time, and enrol the witness again if there is one "
+            "(tutela witness add); until then nodes with different leases refuse each "
+            "other's lease requests"]

@@ -248,6 +248,9 @@ class ClusterConfig(Frozen):
     def resource(self, tag: str) -> Resource | None:
         return self._resources_by_tag.get(tag)
 
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
     def hierarchy_settings(self, root: str) -> HierarchySettings:
         found = self._hierarchies_by_root.get(root)
         return found if found is not None else HierarchySettings(root=root)
