@@ -24,7 +24,10 @@ def cluster(*watchdogs: NodeWatchdog | None, **settings: object) -> ClusterConfi
     (cluster(LAB, LAB), 1.0, "node1's watchdog takes fractions of a second"),
     (cluster(LAB, SOFTDOG), 1.61, "node2's watchdog counts whole seconds, 1s at the shortest"),
     (cluster(LAB, None), 1.61, "node2's watchdog is not reported yet"),
-    (cluster(SOFTDOG, fencing="none"), 1.0, "fencing does not use watchdogs"),
+    (cluster(SOFTDOG, fencing="none"), 1.61, "node1's watchdog counts whole seconds"),
+    (cluster(NONE, NONE, fencing="agent", fence_command="ipmitool power off"), 1.0,
+     "no node has a watchdog"),
+    (cluster(LAB, NONE), 1.0, "node1's watchdog takes fractions of a second"),
     (cluster(SOFTDOG, lease_duration=3), 3.0, "settings.lease_duration"),
 ])
 def test_effective_lease(config: ClusterConfig, duration: float, why: str) -> None:

@@ -40,9 +40,12 @@ def effective_lease(config: ClusterConfig) -> EffectiveLease:
     setting = config.settings.lease_duration
     if setting != "auto":
         return EffectiveLease(float(setting), setting, "settings.lease_duration")
-    if config.settings.fencing != "watchdog" or not config.nodes:
-        return EffectiveLease(auto_lease([]), setting, "auto: fencing does not use watchdogs")
-    slowest = max(config.nodes, key=min_timeout)
+    # Whatever settings.fencing says now: switching it must not change the lease, which
+    # takes effect only when every tutelad restarts. A missing device fences nothing.
+    armed = [n for n in config.nodes if n.watchdog is None or n.watchdog.present]
+    if not armed:
+        return EffectiveLease(auto_lease([]), setting, "auto: no node has a watchdog")
+    slowest = max(armed, key=min_timeout)
     duration = auto_lease([min_timeout(slowest)])
     return EffectiveLease(duration, setting, f"auto: {_device_words(slowest)}")
 
