@@ -1,0 +1,33 @@
+"""The programs each kit runs, with the Debian package that has them: what doctor looks for
+on every node. tests/unit/test_doctor.py fails for a kit missing here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tool:
+    program: str
+    package: str
+    """The Debian package that installs it."""
+    use: str
+    """What the kit needs it for."""
+
+
+KIT_TOOLS: dict[str, tuple[Tool, ...]] = {
+    "ip": (Tool("ping", "iputils-ping", "the quick check of ping_list"),),
+    "filesystem": (Tool("mount", "mount", "mounting"),
+                   Tool("umount", "mount", "unmounting"),
+                   Tool("e2fsck", "e2fsprogs", "the check before an ext4 mount"),
+                   Tool("dumpe2fs", "e2fsprogs", "the multi-mount protection check of ext4")),
+    "process": (Tool("sh", "dash", "command lines"),),
+    "generic": (),  # the administrator's scripts: the resources check finds those
+}
+DOCTOR_TOOLS = (Tool("blkid", "util-linux", "reading the UUIDs of shared disks"),)
+"""What doctor itself runs."""
+
+
+def every_program() -> list[str]:
+    return sorted({t.program for tools in KIT_TOOLS.values() for t in tools}
+                  | {t.program for t in DOCTOR_TOOLS})
