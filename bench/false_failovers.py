@@ -219,7 +219,7 @@ def run(minutes: float) -> Result:
             return result
         finally:
             for node in lab.nodes:
-                tutela(lab, node, "stop", "--leave-resources", check=False)
+                tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
 
 
 def markdown(result: Result, command: str) -> str:

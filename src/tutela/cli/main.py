@@ -67,7 +67,8 @@ class _Commands(_NodeGroup):
     would slow every `tutela status` down."""
 
     group_class = _NodeGroup
-    LAZY: dict[str, tuple[str, str]] = {"lab": ("tutela.cli.lab", "lab_group"),
+    LAZY: dict[str, tuple[str, str]] = {"doctor": ("tutela.cli.doctor", "doctor"),
+                                        "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -340,11 +341,22 @@ def _quorum_sentence(view: dict[str, Any]) -> str:
 @cli.command()
 @click.option("--leave-resources", "-f", is_flag=True,
               help="Keep protected services running, unprotected (like lkstop -f).")
+@click.option("--force", is_flag=True,
+              help="With --leave-resources: stop even if the other nodes cannot be told "
+                   "(no quorum); they may then start the hierarchies too.")
 @click.option("--wait", default=600.0, show_default=True, help="Seconds to wait for the stop.")
 @reports_errors
-def stop(leave_resources: bool, wait: float) -> None:
-    """Stop tutelad; by default take every hierarchy out of service first."""
-    call(state_dir(), "stop", leave_resources=leave_resources)
+def stop(leave_resources: bool, force: bool, wait: float) -> None:
+    """Stop tutelad; by default take every hierarchy out of service first.
+
+    With --leave-resources (a maintenance stop) everything in service here stays so,
+    unprotected, and the other nodes are told not to take the clustered hierarchies over
+    until 'tutela start' here re-adopts them; refused if they cannot be told, unless
+    --force.
+    """
+    if force and not leave_resources:
+        raise click.UsageError("--force goes with --leave-resources")
+    result = call(state_dir(), "stop", leave_resources=leave_resources, force=force)
     deadline = time.monotonic() + wait
     while is_running(state_dir()):
         if time.monotonic() > deadline:
@@ -352,6 +364,9 @@ def stop(leave_resources: bool, wait: float) -> None:
             sys.exit(EXIT_FAILED)
         time.sleep(0.05)  # polling until the daemon has gone
     click.echo("tutelad stopped" + (" (resources left in service)" if leave_resources else ""))
+    if result.get("maintenance"):
+        click.echo(f"in maintenance: {', '.join(result['maintenance'])} run here unprotected; "
+                   "the other nodes leave them alone until 'tutela start' here")
 
 
 @cli.command()

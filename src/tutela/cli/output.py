@@ -178,8 +178,11 @@ def _ownership_lines(root: str, ownership: dict[str, Any] | None) -> list[str]:
             f"{hold['left']:.0f}s left (until {hold['until']}); 'tutela restore {root}' "
             "ends the hold", fg="yellow"))
     for entry in ownership.get("stuck", []):
-        lines.append(click.style(f"  not running: {entry['node']} sees: {entry['message']} "
-                                 f"(since {entry['since']})", fg="red"))
+        maintenance = entry.get("reason") == "maintenance"
+        lines.append(click.style(
+            f"  {'left alone' if maintenance else 'not running'}: {entry['node']} sees: "
+            f"{entry['message']} (since {entry['since']})",
+            fg="yellow" if maintenance else "red"))
     return lines
 
 

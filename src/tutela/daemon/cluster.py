@@ -75,7 +75,8 @@ class Cluster:
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
                              self._vote_extra, self._note_vote, lcd.swap_lease_duration)
-        self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger)
+        self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger,
+                                   self._config_behind)
         self._votes: dict[str, dict[str, Any]] = {}
         self.catch_up = CatchUp()
         self._outgoing: Outgoing | None = None
@@ -136,8 +137,7 @@ class Cluster:
             self.lcd.raise_promise(epoch)
             yield epoch
             return
-        reachable = 1 + sum(self.messenger.detector.node_state(p) == "ALIVE"
-                            for p in peers_of(config, self.lcd.node))
+        reachable = self.reachable_nodes()
         if reachable < self.majority():  # say so at once instead of waiting for the lease
             raise OperationError(
                 f"no quorum: {reachable} of {len(config.nodes)} nodes reachable, "
@@ -202,6 +202,18 @@ class Cluster:
             if self.messenger.detector.node_state(peer) == "ALIVE" and state in ("ISP", "ISU"):
                 return peer
         return None
+
+    def reachable_nodes(self) -> int:
+        """The nodes this node can reach now, itself included."""
+        return 1 + sum(self.messenger.detector.node_state(p) == "ALIVE"
+                       for p in peers_of(self.engine.config, self.lcd.node))
+
+    def _config_behind(self) -> bool:
+        """Whether an alive peer announces a newer configuration than this node has."""
+        mine, detector = self.lcd.version(), self.messenger.detector
+        return any(_version(payload.get("version")) > mine
+                   for peer, (_, payload) in self.messenger.heartbeats.items()
+                   if detector.node_state(peer) == "ALIVE")
 
     def majority(self) -> int:
         """More than half of the nodes of the configuration in force."""

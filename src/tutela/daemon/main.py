@@ -24,6 +24,7 @@ from tutela.engine.workers import started_pool
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
 from tutela.lcm.ticks import next_tick
+from tutela.model.config import ClusterConfig
 from tutela.notify import Notifier, cluster_status
 
 log = logging.getLogger("tutela.daemon")
@@ -112,6 +113,7 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
              lcd.node, engine.config.name, lcd.generation(), state_dir)
     notifier.status(f"{lcd.node}: re-adopting resources")
     await engine.adopt()
+    log_maintenance(lcd.node, engine.config)
     await cluster.start()
     server = await serve(service, path)
     log.info("ready on %s", path)
@@ -119,9 +121,11 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
     notifier.ready(ready_status)
     reporter = asyncio.create_task(report_status(service, notifier, ready_status),
                                    name="sd-status")
+    maintenance = asyncio.create_task(service.end_maintenance(), name="end-maintenance")
     try:
         await service.stopping.wait()
         reporter.cancel()
+        maintenance.cancel()
         how = ("leaving resources in service" if service.leave_resources
                else "taking resources out of service")
         log.info("stopping (%s)", how)
@@ -133,6 +137,15 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
         path.unlink(missing_ok=True)
         lcd.close()
         log.info("stopped")
+
+
+def log_maintenance(node: str, config: ClusterConfig) -> None:
+    """Say at start that this node comes back from a maintenance stop, and what follows."""
+    record = next((n.maintenance for n in config.nodes if n.name == node), None)
+    if record is not None:
+        log.info("back from the maintenance stop of %s: %s re-adopted as they run; "
+                 "in maintenance until they are under their leases here again",
+                 record.since, ", ".join(record.hierarchies))
 
 
 def status_line(service: Service) -> str:

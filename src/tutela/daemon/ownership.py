@@ -14,7 +14,7 @@ import datetime
 import logging
 import os
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,8 +35,8 @@ from tutela.engine.stuck import Blocked, Stuck
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.lcm.ticks import next_tick
-from tutela.model.config import HierarchySettings
-from tutela.model.hierarchy import Hierarchy
+from tutela.model.config import ClusterConfig, HierarchySettings
+from tutela.model.hierarchy import Hierarchy, hierarchy_of
 from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.ownership")
@@ -99,8 +99,12 @@ class Snapshot:
 
 class Ownership:
     def __init__(self, node: str, engine: NodeEngine, leases: Leases,
-                 messenger: Messenger) -> None:
+                 messenger: Messenger, config_behind: Callable[[], bool] = lambda: False
+                 ) -> None:
         self.node = node
+        self._config_behind = config_behind
+        """Whether an alive peer announces a newer configuration than this node's: no
+        takeover until it is fetched (it may say that the owner is in maintenance)."""
         self.engine = engine
         self.leases = leases
         self.messenger = messenger
@@ -131,6 +135,7 @@ class Ownership:
         self._busy: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._clustered_of: tuple[list[Hierarchy] | None, list[Hierarchy]] = (None, [])
+        self._maintenance_of: tuple[ClusterConfig | None, dict[str, str]] = (None, {})
         self.watchdog = WatchdogFence(
             leases.timing, lambda: self.engine.config.settings.fencing == "watchdog",
             lambda: leases.lease_ends({h.root for h in self._clustered()}),
@@ -216,14 +221,15 @@ class Ownership:
                 clustered = self._clustered()
                 seen = self._snapshot(clustered)
                 self._follow(seen)
+                behind = self._config_behind()
                 for hierarchy in clustered:
                     root = hierarchy.root
                     if root in self._busy:
                         continue
                     if now < self._yielding.get(root, 0.0) or self._retries.waiting(root, now):
                         self._settle_if_owned(hierarchy, seen)
-                    else:
-                        self._step(hierarchy, seen)
+                    elif not self._maintenance_step(hierarchy, seen):
+                        self._step(hierarchy, seen, behind)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 # The decision period: with the next heartbeat round, in its wake-up.
@@ -313,10 +319,12 @@ class Ownership:
         self._failovers.running(root)
         self._retries.reset(root)
 
-    def _step(self, hierarchy: Hierarchy, seen: Snapshot) -> None:
+    def _step(self, hierarchy: Hierarchy, seen: Snapshot, behind: bool = False) -> None:
         view = self._view(hierarchy, seen)
         verdict = decide(view, rank_step(self.engine.config.settings.heartbeat_interval))
         root = hierarchy.root
+        if verdict.decision == "acquire" and behind:
+            return  # decide again once this node has the configuration its peers have
         if view.i_hold or view.owner_elsewhere or view.settings.target != "in_service":
             self._running(root)
         elif verdict.blocked is not None:
@@ -327,6 +335,56 @@ class Ownership:
         if verdict.decision in ("acquire", "restore", "give_up"):
             self._busy.add(root)
             spawn(self._act(verdict.decision, root, view))
+
+    def maintained(self) -> dict[str, str]:
+        """Root -> the node in maintenance that left it in service (configuration)."""
+        config = self.engine.config
+        if self._maintenance_of[0] is not config:
+            self._maintenance_of = (config, maintenance_by_root(config))
+        return self._maintenance_of[1]
+
+    def _maintenance_step(self, hierarchy: Hierarchy, seen: Snapshot) -> bool:
+        """A hierarchy left in service by a maintenance stop: another node's is left alone
+        (no decision at all: its owner's silence is expected); this node's own, re-adopted
+        at its start, goes under its lease at once, without the rank wait. Whether it was
+        one of those (and handled)."""
+        root = hierarchy.root
+        away = self.maintained().get(root)
+        if away is None or self.leases.holds(root):
+            return False
+        settings = self.engine.config.hierarchy_settings(root)
+        owner = self._owner(root, settings, seen)
+        if away != self.node:
+            if owner is not None or settings.target != "in_service":
+                self._running(root)  # back (or confirmed elsewhere): it says so itself
+            else:
+                self._note(root, Blocked("maintenance", away, self.node))
+            return True
+        if owner is not None or hierarchy.members.isdisjoint(seen.in_service_here):
+            return False  # taken over by confirmation, or gone here: the usual decision
+        log.info("%s: left in service by the maintenance stop; taking its lease again", root)
+        self._busy.add(root)
+        spawn(self._act("acquire", root, self._view(hierarchy, seen)))
+        return True
+
+    def maintenance_settled(self) -> bool:
+        """Whether this node's maintenance record may go: every hierarchy it left in
+        service is under its lease here again, or no longer in service here."""
+        states = self.engine.states
+        for root in (r for r, node in self.maintained().items() if node == self.node):
+            hierarchy = hierarchy_of(self.engine.hierarchies, root)
+            in_service = hierarchy is not None and any(
+                states[t].state.in_service for t in hierarchy.members if t in states)
+            if in_service and not self.leases.holds(root):
+                return False
+        return True
+
+    def in_service_here(self) -> list[str]:
+        """The clustered hierarchies with any resource in service here (a maintenance stop
+        leaves them so)."""
+        states = self.engine.states
+        return [h.root for h in self._clustered()
+                if any(states[t].state.in_service for t in h.members if t in states)]
 
     def _note(self, root: str, blocked: Blocked) -> bool:
         """Keep why `root` is stuck; log it when the cause is new. Whether it is."""
@@ -455,10 +513,14 @@ class Ownership:
         """Peers that are not alive and whose last heartbeat said they ran `root`, less
         those this node fenced since."""
         fenced = self._fenced.get(root, set())
-        return [peer for peer, (_, report) in sorted(self.messenger.heartbeats.items())
-                if self.messenger.detector.node_state(peer) != "ALIVE" and peer not in fenced
-                and (root in report.get("holds", ())
-                     or report.get("states", {}).get(root) in IN_SERVICE)]
+        detector = self.messenger.detector
+        found = {peer for peer, (_, report) in self.messenger.heartbeats.items()
+                 if root in report.get("holds", ())
+                 or report.get("states", {}).get(root) in IN_SERVICE}
+        away = self.maintained().get(root)  # confirmed by switchover: it may run it still
+        if away is not None and away != self.node:
+            found.add(away)
+        return sorted(p for p in found if detector.node_state(p) != "ALIVE" and p not in fenced)
 
     async def _restore(self, root: str) -> None:
         if not self.leases.holds(root):
@@ -651,6 +713,12 @@ class TakeoverBlocked(OperationError):
     def __init__(self, blocked: Blocked, message: str) -> None:
         super().__init__(message)
         self.blocked = blocked
+
+
+def maintenance_by_root(config: ClusterConfig) -> dict[str, str]:
+    """Root -> the node whose maintenance stop left it in service."""
+    return {root: node.name for node in config.nodes if node.maintenance is not None
+            for root in node.maintenance.hierarchies}
 
 
 def _refusal(error: RestoreRefused) -> str:

@@ -7,12 +7,14 @@ LCD as one transaction and only then handed to the engine; a refused change chan
 from __future__ import annotations
 
 import asyncio
+import datetime
 import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tutela.daemon import doctor
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.join import JoinService, Tokens
 from tutela.daemon.ownership import PeerDied
@@ -25,7 +27,8 @@ from tutela.lcm.frame import Envelope
 from tutela.lcm.join import Grant
 from tutela.lcm.messenger import PeerUnreachable
 from tutela.lcm.paths import path_name, paths_between, split_host_port
-from tutela.model.config import ClusterConfig, CommPath, Node, Resource
+from tutela.lcm.ticks import next_tick
+from tutela.model.config import ClusterConfig, CommPath, Maintenance, Node, Resource
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.hierarchy import Hierarchy, hierarchy_of
 from tutela.witness.enroll import EnrolmentFailed, enroll
@@ -40,12 +43,19 @@ SETTLE_WAIT = 30.0
 """Seconds a failed switchover waits, within its deadline, to see where the hierarchy
 runs now: the old owner takes it back after its handover grace, or the next node does."""
 DEFAULT_TOKEN_TTL = 600.0
+MAINTENANCE_RETRY_FIRST = 1.0
+MAINTENANCE_RETRY_MAX = 30.0
+"""Seconds between attempts to clear this node's maintenance record: 1, 2, 4 ... 30."""
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class SwitchoverFailed(OperationError):
     """The hierarchy did not reach the switchover's target; the message says why and where
     it runs now (or that it runs nowhere, and why)."""
+
+
+class MaintenanceRefused(OperationError):
+    """A maintenance stop that could not tell the other nodes: nothing was changed."""
 
 
 class Service:
@@ -56,6 +66,7 @@ class Service:
         self.tokens = Tokens({})
         self.stopping = asyncio.Event()
         self.leave_resources = False
+        self._entering_maintenance = False
         self._config_lock = asyncio.Lock()
         self.handlers: dict[str, Handler] = {
             "ping": self.ping,
@@ -84,6 +95,7 @@ class Service:
         cluster.messenger.handle("op.restore", self._remote_restore)
         cluster.messenger.handle("op.remove", self._remote_remove)
         cluster.messenger.handle("hierarchy.check", self._hierarchy_check)
+        doctor.register(self)  # `tutela doctor` and the peers' doctor.facts
         cluster.messenger.on_join = JoinService(
             self.tokens, self._admit, lambda: cluster.messenger.counters.count("bad-mac")
         ).handle
@@ -257,7 +269,35 @@ class Service:
             where = await self._where_now(root, deadline)
             raise SwitchoverFailed(f"{root} did not move to {target}: {error}; "
                                    f"{where}") from None
+        away = self.cluster.ownership.maintained().get(root)
+        if away is not None and away != target:
+            await self._confirmed_takeover(root, away, target)
         return {"node": target, "switched": [root]}
+
+    async def _confirmed_takeover(self, root: str, away: str, target: str) -> None:
+        """A switchover of a hierarchy that `away`'s maintenance stop left in service is the
+        administrator's word that it no longer runs there: off `away`'s record, so that
+        `away`, when it starts, does not take it for its own."""
+        log.warning("%s: taken over by %s on the administrator's word, while %s was in "
+                    "maintenance", root, target, away)
+
+        def confirm(data: dict[str, Any]) -> None:
+            entry = _node_entry(data, away)
+            record = entry.get("maintenance")
+            if record is None:
+                return
+            left = [r for r in record["hierarchies"] if r != root]
+            entry["maintenance"] = {**record, "hierarchies": left} if left else None
+
+        summary = f"{root} taken over by {target} while {away} is in maintenance"
+        try:
+            await self._change(summary, confirm)
+        except OperationError as error:
+            # The takeover won its lease from a majority of the voters; the record may lack
+            # a majority of the nodes (two nodes, one of them gone): it goes all the same.
+            log.warning("%s: %s; changing the record without the configuration lease", root,
+                        error)
+            await self._change(summary, confirm, force=True)
 
     async def _where_now(self, root: str, deadline: float) -> str:
         """Where a hierarchy runs after a failed switchover, waiting a while (within the
@@ -531,6 +571,7 @@ class Service:
         # must keep the heartbeats and lease renewals on time.
         new = await asyncio.to_thread(from_yaml, str(request["yaml"]),
                                       str(request.get("source", "<input>")))
+        new = _keep_maintenance(self.engine.config, new)
         if request.get("dry_run"):
             self.lcd.check(new)
             self._check_runtime(new)
@@ -546,9 +587,78 @@ class Service:
             return {"changes": changes, "generation": generation}
 
     async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.leave_resources = bool(request.get("leave_resources"))
+        """Stop tutelad; with `leave_resources` a maintenance stop: what is in service here
+        stays so, and the other nodes are told (a replicated change), or it refuses."""
+        leave = bool(request.get("leave_resources"))
+        told: list[str] = []
+        if leave:
+            told = await self._enter_maintenance(bool(request.get("force")))
+        self.leave_resources = leave
         self.stopping.set()
-        return {"stopping": True, "leave_resources": self.leave_resources}
+        return {"stopping": True, "leave_resources": leave, "maintenance": told}
+
+    async def _enter_maintenance(self, force: bool) -> list[str]:
+        """Record that this node leaves its clustered hierarchies in service, so that no
+        other node takes them over while its leases lapse; the roots recorded. Nothing to
+        record if none is in service here. Refused (nothing changed) if the others cannot
+        be told, unless `force`."""
+        roots = self.cluster.ownership.in_service_here()
+        if not roots:
+            return []
+        self._entering_maintenance = True
+        since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        record = {"since": since, "hierarchies": roots}
+        try:
+            self._check_reachable_for_maintenance(roots)
+            await self._change(f"{self.lcd.node} stopped for maintenance, leaving "
+                               f"{', '.join(roots)} in service",
+                               lambda data: _node_entry(data, self.lcd.node).update(
+                                   maintenance=record))
+        except OperationError as error:
+            if not force:
+                self._entering_maintenance = False
+                raise MaintenanceRefused(_maintenance_refusal(roots, error)) from None
+            log.warning("stop --leave-resources --force: the other nodes were not told (%s); "
+                        "%s stay in service here with their leases lapsing: another node may "
+                        "start them too", error, ", ".join(roots))
+            return []
+        return roots
+
+    def _check_reachable_for_maintenance(self, roots: list[str]) -> None:
+        """Fail at once, not after the configuration lease's wait, without a majority."""
+        config = self.engine.config
+        reachable, needed = self.cluster.reachable_nodes(), self.cluster.majority()
+        if config.settings.quorum == "majority" and reachable < needed:
+            raise OperationError(f"no quorum: {reachable} of {len(config.nodes)} nodes "
+                                 f"reachable, {needed} needed")
+
+    async def end_maintenance(self) -> None:
+        """Runs while tutelad does: once every hierarchy this node's maintenance stop left
+        in service is under its lease here again (or no longer in service here), clear the
+        node's maintenance record, so that the others may take them over again when it
+        fails. A failed change is tried again, later each time."""
+        interval = self.engine.config.settings.heartbeat_interval
+        retry_at, delay, loop = 0.0, MAINTENANCE_RETRY_FIRST, asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.0, next_tick(interval) - loop.time()))
+            record = _maintenance_of(self.engine.config, self.lcd.node)
+            if (record is None or self._entering_maintenance or loop.time() < retry_at
+                    or not self.cluster.ownership.maintenance_settled()):
+                continue
+            try:
+                await self._change(f"{self.lcd.node} back from maintenance", self._leave)
+                log.info("out of maintenance: %s protected again", ", ".join(record.hierarchies))
+                delay = MAINTENANCE_RETRY_FIRST
+            except Exception as error:  # noqa: BLE001 - logged, tried again; never fatal
+                log.warning("still in maintenance: %s; trying again in %gs", error, delay)
+                retry_at, delay = loop.time() + delay, min(delay * 2, MAINTENANCE_RETRY_MAX)
+
+    def _leave(self, data: dict[str, Any]) -> None:
+        """The configuration change that ends this node's maintenance (not while a stop is
+        recording a new one)."""
+        if self._entering_maintenance:
+            raise OperationError("a maintenance stop is under way")
+        _node_entry(data, self.lcd.node)["maintenance"] = None
 
     async def _change(self, summary: str, mutate: Callable[[dict[str, Any]], None],
                       force: bool = False) -> dict[str, Any]:
@@ -610,6 +720,37 @@ def _elsewhere(tag: str, peers: list[tuple[dict[str, Any], dict[str, str]]],
             shown[peer["name"]] = {"state": state, "stale": peer["state"] != "ALIVE",
                                    "age": peer["heartbeat_age"]}
     return shown
+
+
+def _node_entry(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """The entry of node `name` in a configuration dict."""
+    return next(n for n in data["nodes"] if n["name"] == name)
+
+
+def _maintenance_of(config: ClusterConfig, name: str) -> Maintenance | None:
+    return next((n.maintenance for n in config.nodes if n.name == name), None)
+
+
+def _keep_maintenance(current: ClusterConfig, new: ClusterConfig) -> ClusterConfig:
+    """`new` with each node's maintenance record as in force: only a node's own stop and
+    start (and a confirming switchover) change it, never a document applied, which could
+    otherwise let the others take over what a node in maintenance still runs."""
+    records = {n.name: n.maintenance for n in current.nodes}
+    if all(records.get(n.name) == n.maintenance for n in new.nodes):
+        return new
+    nodes = tuple(n.model_copy(update={"maintenance": records.get(n.name)}) for n in new.nodes)
+    return new.model_copy(update={"nodes": nodes})
+
+
+def _maintenance_refusal(roots: list[str], error: OperationError) -> str:
+    """Why a maintenance stop was refused, and the three ways on."""
+    listed = ", ".join(roots)
+    return (f"cannot tell the other nodes that this node leaves {listed} in service: {error}. "
+            f"Untold, another node would take {listed} over once the leases here lapse, "
+            "while they still run here. tutelad still runs and protects them. "
+            "Bring the other nodes back, or stop without --leave-resources (takes them out "
+            "of service), or add --force to leave them running untold (split brain possible "
+            "once another node starts them; see docs/failover.md, 'Maintenance stop')")
 
 
 def _settings(data: dict[str, Any], root: str) -> dict[str, Any]:

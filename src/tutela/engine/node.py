@@ -30,6 +30,7 @@ from tutela.model.states import ResourceState
 log = logging.getLogger("tutela.engine")
 T = TypeVar("T")
 KIT_WORKERS = 32
+MAINTENANCE_REASON = "left in service by 'tutela stop --leave-resources', unprotected"
 
 
 class StateStore(Protocol):
@@ -222,9 +223,18 @@ class NodeEngine:
     async def shutdown(self, leave_resources: bool) -> None:
         for tag in list(self._monitors):
             self._stop_monitor(tag)
-        if not leave_resources:
+        if leave_resources:
+            self.leave_unprotected()
+        else:
             await self.remove_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def leave_unprotected(self) -> None:
+        """A maintenance stop: whatever is in service stays so, unprotected (ISU) from now
+        on, as nothing checks or recovers it; the next start re-adopts it (ISP again)."""
+        for tag, current in list(self.states.items()):
+            if current.state.in_service:
+                self._set(tag, ResourceState.ISU, MAINTENANCE_REASON)
 
     # --- steps, checks, recovery ---------------------------------------------------
 

@@ -21,10 +21,11 @@ Reason = Literal[
     "failover_off",          # hierarchies[ROOT].failover: false; only HOLDER may start it
     "no_eligible_node",      # every candidate failed it or is gone
     "damped",                # held after repeated failovers (failover_damping)
+    "maintenance",           # HOLDER was stopped with --leave-resources and may run it
 ]
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 DECIDED: frozenset[Reason] = frozenset(
-    {"failover_blocked", "failover_off", "no_eligible_node", "damped"})
+    {"failover_blocked", "failover_off", "no_eligible_node", "damped", "maintenance"})
 """Reasons `decide` finds from what this node sees (the others come from an attempt)."""
 
 RETRY_FIRST = 1.0
@@ -108,6 +109,11 @@ def explain(stuck: Stuck, root: str, fencing: str, now: float) -> str:
     if stuck.reason == "failover_off":
         return (f"failover is off for {root}: only {holder} may start it, and {holder} is "
                 f"not alive")
+    if stuck.reason == "maintenance":  # detail: the node that sees it, to take it over
+        return (f"{holder} is stopped for maintenance (tutela stop --leave-resources) and "
+                f"may still run it, unprotected: no node takes it over. If {holder} is down "
+                f"for good, make sure it is off (power it off or fence it), then confirm "
+                f"the takeover with 'tutela switchover {root} --to {detail}'")
     if stuck.reason == "no_eligible_node":
         return f"no eligible node: {detail}; 'tutela restore {root}' clears the failures"
     return (f"failover held after {detail}: {left} left; 'tutela restore {root}' "

@@ -67,11 +67,12 @@ def all_alive(lab: Lab) -> bool:
 
 
 def stop_daemons(lab: Lab) -> None:
-    """`tutela stop --leave-resources` on every node that is on: the end of a lab session
-    (its resources go with the lab), without taking every hierarchy out one by one."""
+    """`tutela stop --leave-resources --force` on every node that is on: the end of a lab
+    session (its resources go with the lab), without taking every hierarchy out one by one;
+    forced, as the last nodes to stop cannot tell a majority (nobody is left to take over)."""
     for node in lab.nodes:
         if lab.node_state(node) != "off":
-            tutela(lab, node, "stop", "--leave-resources", check=False)
+            tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
 
 
 def stop_process(process: subprocess.Popen[str], timeout: float = 10) -> None:
