@@ -1,9 +1,15 @@
 """Two lab nodes and a witness (DESIGN.md's common shape): the witness's vote lets the
 survivor take over when the active node dies, and keeps a cut link from moving anything.
+
+The tests of watchdog fencing (a takeover, whose new owner arms its watchdog, and a frozen
+owner reset by its watchdog) run twice: with the lab's emulated watchdogs (fractions of a
+second) and with kernel-mode ones, which answer like Linux's /dev/watchdog (whole seconds,
+as real servers have), on default settings. The other tests run with emulated watchdogs.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -20,13 +26,30 @@ from tutela.lab.driver import (
     tutela,
     witness_lab,
 )
+from tutela.lab.lab import EMULATED, KERNEL, WATCHDOG_ENV
 
 pytestmark = pytest.mark.lab
+BOTH_WATCHDOGS = pytest.mark.parametrize("watchdog", [EMULATED, KERNEL], indirect=True,
+                                         scope="module")
+EMULATED_WATCHDOGS = pytest.mark.parametrize("watchdog", [EMULATED], indirect=True,
+                                             scope="module")
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with witness_lab(unique_lab_name("wf"), tmp_path_factory.mktemp("wf")) as (built, _):
+def watchdog(request: pytest.FixtureRequest) -> str:
+    """The lab's watchdog mode (each test says which it runs with)."""
+    mode: str = request.param
+    return mode
+
+
+@pytest.fixture(scope="module")
+def lab(watchdog: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with contextlib.ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as env:  # the mode of the lab witness_lab builds
+            env.setenv(WATCHDOG_ENV, watchdog)
+            built, _ = stack.enter_context(
+                witness_lab(unique_lab_name("wf"), tmp_path_factory.mktemp(f"wf_{watchdog}")))
+        assert built.watchdog_mode == watchdog
         yield built
 
 
@@ -40,6 +63,7 @@ def service(lab: Lab) -> Iterator[WebService]:
     assert checker.violations == [], checker.violations
 
 
+@EMULATED_WATCHDOGS
 def test_witness_is_a_voter_seen_by_both_nodes(lab: Lab, service: WebService) -> None:
     assert owner(lab, service) == "node1"
     for node in lab.nodes:
@@ -47,6 +71,7 @@ def test_witness_is_a_voter_seen_by_both_nodes(lab: Lab, service: WebService) ->
         assert witness["state"] == "ALIVE"
 
 
+@EMULATED_WATCHDOGS
 def test_cut_between_the_nodes_moves_nothing(lab: Lab, service: WebService) -> None:
     """node1 keeps a majority with the witness; node2 has only its own vote."""
     lab.cut("node2", peer="node1")
@@ -61,11 +86,13 @@ def test_cut_between_the_nodes_moves_nothing(lab: Lab, service: WebService) -> N
     wait_until(lambda: all_alive(lab), timeout=20, what="healed")
 
 
+@BOTH_WATCHDOGS
 def test_survivor_takes_over_with_the_witness_vote(lab: Lab, service: WebService) -> None:
     lab.power_off("node1")
     wait_until(lambda: owner(lab, service) == "node2", timeout=30, what="node2 takes over")
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
                what="the client to reach it")
+    assert _armed(lab, "node2")  # before it restored anything
 
 
 def _set(lab: Lab, node: str, **settings: str) -> None:
@@ -93,6 +120,17 @@ def _everyone_on(lab: Lab) -> None:
     tutela(lab, "node1", "restore", "app")
 
 
+def _armed(lab: Lab, node: str) -> bool:
+    """The node's watchdog is armed with the timeout tutelad set: an emulated one is armed
+    by its first write, the "T" command; a kernel-mode one by the open, then set (in whole
+    seconds, like a real one)."""
+    events = lab.watchdog_events(node)
+    if lab.watchdog_mode == EMULATED:
+        return bool(events) and events[-1].event == "armed"
+    return bool(events) and events[-1].event == "timeout" and \
+        float(events[-1].details["timeout"]).is_integer()
+
+
 def _survivor(lab: Lab, node: str) -> str:
     return next(n for n in lab.nodes if n != node)
 
@@ -101,6 +139,7 @@ def tutela_apply(lab: Lab, node: str, document: str) -> None:
     lab.exec(node, ["tutela", "apply", "-f", "-"], input=document)
 
 
+@EMULATED_WATCHDOGS
 def test_frozen_owner_without_fencing_never_shares_its_address(
         lab: Lab, service: WebService) -> None:
     """fencing none: the frozen owner's kernel still answers for the address, so the
@@ -125,6 +164,7 @@ def _refused_takeover(lab: Lab, frozen: str) -> bool:
     return "refused before any change" in tutela(lab, survivor, "log", "-n", "100").stdout
 
 
+@BOTH_WATCHDOGS
 def test_frozen_owner_is_reset_by_its_watchdog(lab: Lab, service: WebService) -> None:
     """fencing watchdog: the owner pets its watchdog only while its lease has more than
     the watchdog's timeout left, so frozen it is powered off before its lease ends; the
@@ -133,8 +173,7 @@ def test_frozen_owner_is_reset_by_its_watchdog(lab: Lab, service: WebService) ->
     _set(lab, "node1", fencing="watchdog")
     frozen = owner(lab, service)
     assert frozen is not None
-    wait_until(lambda: [e.event for e in lab.watchdog_events(frozen)][-1:] == ["armed"],
-               timeout=10, what=f"{frozen} to arm its watchdog")
+    wait_until(lambda: _armed(lab, frozen), timeout=10, what=f"{frozen} to arm its watchdog")
     lab.freeze(frozen)
     wait_until(lambda: lab.node_state(frozen) == "off", timeout=20,
                what=f"the watchdog to power {frozen} off")
@@ -154,6 +193,7 @@ def _isolate_with_a_hung_app(lab: Lab, node: str) -> None:
     lab.exec(node, ["kill", "-STOP", str(app_pid(lab, node))])
 
 
+@EMULATED_WATCHDOGS
 def test_quorum_loss_fastkill_kills_a_hung_hierarchy(lab: Lab, service: WebService) -> None:
     _everyone_on(lab)
     _set(lab, "node1", fencing="none", quorum_loss_action="fastkill")
@@ -173,6 +213,7 @@ def test_quorum_loss_fastkill_kills_a_hung_hierarchy(lab: Lab, service: WebServi
     assert "quorum-loss action 'fastkill'" in tutela(lab, isolated, "log", "-n", "200").stdout
 
 
+@EMULATED_WATCHDOGS
 def test_quorum_loss_fastboot_reboots_the_node(lab: Lab, service: WebService) -> None:
     _everyone_on(lab)
     _set(lab, "node1", fencing="none", quorum_loss_action="fastboot")
@@ -191,6 +232,7 @@ def test_quorum_loss_fastboot_reboots_the_node(lab: Lab, service: WebService) ->
     wait_until(lambda: all_alive(lab), timeout=30, what=f"{isolated} back after its reboot")
 
 
+@EMULATED_WATCHDOGS
 def test_frozen_owner_is_fenced_by_the_agent(lab: Lab, service: WebService) -> None:
     _everyone_on(lab)
     _set(lab, "node1", fencing="agent", fence_command="tutela lab fence {node}")

@@ -150,10 +150,11 @@ class KernelWatchdogFile(PoweredWatchdog):
         self.changed = changed
 
     def _in_use(self) -> bool:
-        return self.state.armed or self.state.handle is not None
+        return True  # a new boot finds it as after power-on: closed, default timeout
 
     def _forget_boot(self) -> None:
-        """The open file died with the old boot; log a reset only if it was running."""
+        """The open file and the timeout died with the old boot; log a reset only if it
+        was running."""
         if self.state.armed:
             self._reset()
         else:
