@@ -2,18 +2,25 @@
 failure and a link cut of the active node, on a real three-node lab with the web service
 hierarchy (app -> data -> vip).
 
-Run as root: `.venv/bin/python bench/failover.py [--runs 10] [--samples PATH]`; prints a
-Markdown section. A prober in the client namespace fetches the page every 10 ms; the outage
-is the longest gap between two good answers (tutela.lab.demo.measure_outage, which
-bench/keepalived.py uses too). Fencing is the default, the watchdog; `--fencing agent`
-uses the lab's power switch instead. `--samples` writes the raw outages as JSON
-({"tutela": {scenario: [seconds, ...]}}), which `bench/keepalived.py --tutela-samples`
-compares with keepalived.
+Run as root: `.venv/bin/python bench/failover.py [--runs 10] [--profile lab|real-server]
+[--samples PATH]`; prints a Markdown section. A prober in the client namespace fetches the
+page every 10 ms; the outage is the longest gap between two good answers
+(tutela.lab.demo.measure_outage, which bench/keepalived.py uses too). Fencing is the
+default, the watchdog; `--fencing agent` uses the lab's power switch instead.
+
+Two profiles, both with default settings (so `lease_duration: auto`), each in a lab of its
+own: `lab`, the lab's emulated watchdogs that take fractions of a second, every scenario;
+`real-server`, the lab's kernel-mode watchdogs that behave like a real server's (whole
+seconds, Linux's ioctls; `tutela lab up --watchdog kernel`), node kill, freeze and link cut.
+Both run unless `--profile` picks one. `--samples` writes the raw outages as JSON
+({"tutela": {scenario: [seconds, ...]}, "tutela real-server": {...}}), which
+`bench/keepalived.py --tutela-samples` compares with keepalived (the "tutela" entry).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +32,30 @@ from common import wait
 
 from tutela.lab import Lab
 from tutela.lab.demo import GREETING, WebService, create_web_service, measure_outage, owner
-from tutela.lab.driver import all_alive, form_cluster, tutela
+from tutela.lab.driver import all_alive, form_cluster, status, tutela
 
 SCENARIO_KEYS = ("kill", "freeze", "switchover", "resource", "cut")
+TARGET_MEDIAN = 2.0
+"""Seconds: the real-server profile's target for node kill, freeze and link cut (issue 12)."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    watchdog: str  # Lab.up's watchdog mode
+    scenarios: tuple[str, ...]
+    system: str  # its key in the samples
+    words: str  # the watchdogs, for the section's text
+
+
+PROFILES = {
+    "lab": Profile("lab", "emulated", SCENARIO_KEYS, "tutela",
+                   "the lab's emulated watchdogs (fractions of a second)"),
+    "real-server": Profile("real-server", "kernel", ("kill", "freeze", "cut"),
+                           "tutela real-server",
+                           "kernel-mode lab watchdogs: whole seconds, Linux's /dev/watchdog "
+                           "ioctls (`tutela lab up --watchdog kernel`)"),
+}
 BREAK_APP = ("table inet breakapp {\n chain input {\n  type filter hook input priority 0;\n"
              "  tcp dport 8080 drop\n }\n}\n")
 
@@ -111,12 +139,22 @@ def restore_lab(lab: Lab, web: WebService) -> None:
     wait(lambda: owner(lab, web) is not None, 30, "exactly one node with the address")
 
 
-def run(lab: Lab, runs: int, only: list[str] | None, fencing: str,
-        results: common.Samples) -> None:
-    """Build the cluster and the web service, then measure every scenario (or those in
-    `only`) `runs` times."""
+@dataclass
+class Measured:
+    """One profile's outcome: outages per scenario, the lease its cluster ran with, the
+    machine's load average before and after."""
+    results: common.Samples
+    lease: str = "unknown"
+    load: tuple[str, str] = ("", "")
+
+
+def run(lab: Lab, runs: int, only: list[str], fencing: str, outcome: Measured) -> None:
+    """Build the cluster and the web service, then measure every scenario in `only` `runs`
+    times."""
+    results = outcome.results
     form_cluster(lab, "fobench")
     wait(lambda: all_alive(lab), 30, "cluster formed")
+    outcome.lease = lease_words(lab)
     web = create_web_service(lab, "node1", check_interval=0.5, recovery_attempts=1)
     if fencing == "agent":
         use_fence_agent(lab)
@@ -124,7 +162,7 @@ def run(lab: Lab, runs: int, only: list[str] | None, fencing: str,
         tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
                "--priority", priority)
     for key, scenario in scenarios(lab).items():
-        if only and key not in only:
+        if key not in only:
             continue
         for attempt in range(runs):
             print(f"{scenario.label}, run {attempt + 1}", file=sys.stderr, flush=True)
@@ -142,7 +180,59 @@ def run(lab: Lab, runs: int, only: list[str] | None, fencing: str,
                 raise
             tutela(lab, "node1", "restore", "app")  # clears failure marks
     for node in lab.nodes:
-        tutela(lab, node, "stop", "--leave-resources", check=False)
+        tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
+
+
+def lease_words(lab: Lab) -> str:
+    """The lease the cluster runs with and why, as `tutela status --json` says."""
+    lease = status(lab, "node1")["lease"]
+    return f"lease {lease['duration']:g} s ({lease['why']})"
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def measure_profile(profile: Profile, args: argparse.Namespace) -> Measured:
+    only = [k for k in profile.scenarios if not args.scenario or k in args.scenario]
+    outcome = Measured({}, load=(load_average(), ""))
+    with Lab.up("fobench", nodes=3, disks=1, watchdog=profile.watchdog) as lab:
+        try:
+            run(lab, args.runs, only, args.fencing, outcome)
+        finally:
+            if args.logs:
+                common.save_logs(lab, Path(args.logs) / profile.name)
+    outcome.load = (outcome.load[0], load_average())
+    return outcome
+
+
+def section(profile: Profile, outcome: Measured, fencing: str) -> str:
+    load = (f"Load average of the machine when this profile started: {outcome.load[0]}; "
+            f"when it ended: {outcome.load[1]}.")
+    if profile.name == "lab":
+        return (f"### Client-visible outage (3 nodes, defaults: heartbeat 0.2 s x 5, "
+                f"{outcome.lease}, fencing: {fencing})\n\n`{common.command_line()}`\n\n"
+                f"{common.table(outcome.results)}\n\nWatchdogs: {profile.words}. The app "
+                "is checked every 0.5 s with one local recovery attempt, so that the "
+                f"resource failure is found and given up quickly. {load}")
+    return (f"### Real-server profile: whole-second watchdogs (3 nodes, defaults: heartbeat "
+            f"0.2 s x 5, {outcome.lease}, fencing: {fencing})\n\n"
+            f"`{common.command_line()}`\n\n{common.table(outcome.results)}\n\n"
+            f"Watchdogs: {profile.words}; no setting changed. {load}")
+
+
+def comparison(outcomes: dict[str, Measured]) -> str:
+    """Median per scenario, lab watchdogs next to the real-server profile."""
+    lab, real = outcomes["lab"].results, outcomes["real-server"].results
+    lines = ["| scenario | lab watchdogs: median | real-server profile: median | "
+             "target (real-server) |", "|---|---|---|---|"]
+    for label, gaps in real.items():
+        if label == common.LINK_HEAL or not gaps:
+            continue
+        before = f"{statistics.median(lab[label]):.2f} s" if lab.get(label) else "—"
+        lines.append(f"| {label} | {before} | {statistics.median(gaps):.2f} s | "
+                     f"at most {TARGET_MEDIAN:.1f} s |")
+    return "### Lab watchdogs against the real-server profile\n\n" + "\n".join(lines)
 
 
 def main() -> None:
@@ -150,27 +240,29 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--scenario", action="append", choices=SCENARIO_KEYS,
                         help="only this scenario (repeatable; default: all)")
+    parser.add_argument("--profile", action="append", choices=list(PROFILES),
+                        help="only this profile (repeatable; default: lab and real-server)")
     parser.add_argument("--samples", metavar="PATH",
                         help="also write the raw outages as JSON, for plots")
     parser.add_argument("--fencing", choices=("watchdog", "agent"), default="watchdog",
                         help="watchdog (the default setting) or agent (the lab's power "
                              "switch as fence agent)")
     parser.add_argument("--logs", metavar="DIR",
-                        help="copy the nodes' logs (tutelad.log, ...) to DIR at the end")
+                        help="copy the nodes' logs (tutelad.log, ...) to DIR/PROFILE at the "
+                             "end")
     args = parser.parse_args()
-    results: common.Samples = {}
-    with Lab.up("fobench", nodes=3, disks=1) as lab:
-        try:
-            run(lab, args.runs, args.scenario, args.fencing, results)
-        finally:
-            if args.logs:
-                common.save_logs(lab, Path(args.logs))
-    print(f"### Client-visible outage (3 nodes, defaults: heartbeat 0.2 s x 5, lease 1 s, "
-          f"fencing: {args.fencing})\n\n`{common.command_line()}`\n\n"
-          f"{common.table(results)}\n\nThe app is checked every 0.5 s with one local "
-          "recovery attempt, so that the resource failure is found and given up quickly.")
+    outcomes: dict[str, Measured] = {}
+    for name in args.profile or list(PROFILES):
+        print(f"profile {name}", file=sys.stderr, flush=True)
+        outcomes[name] = measure_profile(PROFILES[name], args)
+    parts = [section(PROFILES[name], outcome, args.fencing)
+             for name, outcome in outcomes.items()]
+    if len(outcomes) == len(PROFILES):
+        parts.append(comparison(outcomes))
+    print("\n\n".join(parts))
     if args.samples:
-        common.write_samples(args.samples, {"tutela": results})
+        common.write_samples(args.samples, {PROFILES[name].system: outcome.results
+                                            for name, outcome in outcomes.items()})
 
 
 if __name__ == "__main__":

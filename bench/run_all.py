@@ -36,7 +36,9 @@ REPO = BENCH.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 PLOTS = "plots"
 """The pseudo-section with the outage plots (drawn from failover's and keepalived's samples)."""
-SYSTEM_ORDER = ("tutela", "keepalived defaults", "keepalived tuned")
+SYSTEM_ORDER = ("tutela", "tutela real-server", "keepalived defaults", "keepalived tuned")
+"""Boxes in this order: tutela with the lab's watchdogs, with whole-second (real-server)
+watchdogs (bench/failover.py's profiles), then keepalived."""
 INTERRUPT_GRACE = 120.0
 """Seconds a timed-out script gets after SIGINT to tear its lab down, before SIGKILL."""
 
@@ -309,7 +311,8 @@ def draw_plots(run: Run) -> str | None:
         return "not drawn: matplotlib is not installed (`pip install -e '.[bench]'`)."
     images = run.output.parent / "img"
     lines = ["Client-visible outage of every run (dots) with its box plot (median, quartiles), "
-             "per scenario: tutela (bench/failover.py) against keepalived with its defaults "
+             "per scenario: tutela (bench/failover.py; 'tutela real-server': its real-server "
+             "profile, whole-second watchdogs) against keepalived with its defaults "
              "and tuned (bench/keepalived.py). The raw numbers are in those scripts' "
              "`--samples` files.", ""]
     jitter = random.Random(0)
