@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_lab import assert_gone
+from test_lab import assert_gone, lab_cli
 
 from helpers import unique_lab_name, wait_until
 from tutela.daemon.watchdog_device import (
@@ -38,7 +39,7 @@ from tutela.daemon.watchdog_device import (
     WDIOF_SETTIMEOUT,
     describe,
 )
-from tutela.lab import Lab
+from tutela.lab import Lab, LabError
 from tutela.lab.kernel_watchdog import IDENTITY
 from tutela.lab.watchdog_fuse import FSNAME
 
@@ -56,7 +57,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with Lab.up(NAME, nodes=2, disks=0, root=root, watchdog="kernel") as built:
         yield built
     assert_gone(NAME, root)
-    assert watchdog_mounts() == []
+    assert [m for m in watchdog_mounts() if m.startswith(f"{root}/")] == []
 
 
 @pytest.fixture
@@ -161,6 +162,22 @@ def test_magic_close_stops_it(powered: Lab) -> None:
     outlive(lab, "node2", 2)  # node1's 1 s watchdog, still running, would have fired first
     assert lab.node_state("node1") == "running"
     assert events(lab, "node1", before) == ["armed", "timeout", "disarmed"]
+
+
+def test_status_names_the_mode(lab: Lab) -> None:
+    where = ["--name", NAME, "--root", str(lab.root)]
+    shown = json.loads(lab_cli("status", "--json", *where).stdout)
+    assert shown["watchdog"] == "kernel"
+    assert shown["nodes"][0]["watchdog"]["device"] == lab.watchdog_path("node1")
+    assert f"watchdogs {lab.root}/watchdogs/NODE (kernel mode)" in \
+        lab_cli("status", *where).stdout
+
+
+def test_an_unknown_mode_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match=r"watchdog mode 'softdog' is unknown.*emulated, kernel"):
+        Lab.up(unique_lab_name("kwdx"), nodes=1, disks=0, root=tmp_path / "lab",
+               watchdog="softdog")
+    assert not (tmp_path / "lab").exists()
 
 
 def test_lab_down_unmounts_what_a_killed_hardwared_left(tmp_path: Path) -> None:

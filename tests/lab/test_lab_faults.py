@@ -374,6 +374,6 @@ def test_cli_cut_heal_status(lab: Lab) -> None:
     assert healed.returncode == 0 and "node2 net2 in from node1" in healed.stdout
     assert lab.cuts() == []
     for command, option in (("cut", "--direction"), ("heal", "--all"), ("fence", "NODE"),
-                            ("up", "--tty")):
+                            ("up", "--tty"), ("up", "--watchdog")):
         helped = CliRunner().invoke(lab_group, [command, "--help"])
         assert helped.exit_code == 0 and option in helped.output
