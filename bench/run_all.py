@@ -8,9 +8,9 @@ restore_shape) runs as a subprocess of this interpreter; its stdout is its Markd
 section, its stderr goes to <work dir>/<name>.log and its raw figures to
 <work dir>/<name>.json (`--samples`). The page gets a header with the machine's facts,
 then one section per script, then box plots of the client-visible outages (tutela vs
-keepalived) in <output dir>/img/. A missing script's section says "not run"; a failing
-script's section keeps whatever it printed, and run_all exits 1 at the end naming it and
-its log. With `--only`, the other sections are kept from the existing page.
+keepalived, redrawn only when both ran) in <output dir>/img/. A missing script's section
+says "not run"; a failing script's section keeps whatever it printed, and run_all exits 1
+at the end naming it and its log. With `--only`, the other sections are kept from the existing page.
 """
 
 from __future__ import annotations
@@ -296,8 +296,10 @@ def slug(text: str) -> str:
 
 def draw_plots(run: Run) -> str | None:
     """Box plots with every run as a dot, one PNG per scenario; the Markdown linking them.
-    None when neither failover nor keepalived ran (the old plots section stays)."""
-    if not any(o.script.name in ("failover", "keepalived") and o.log for o in run.outcomes):
+    None unless both failover and keepalived ran (the old plots section and images stay:
+    plots of one run's samples against another's would not say which is which)."""
+    ran = {o.script.name for o in run.outcomes if o.log}
+    if not {"failover", "keepalived"} <= ran:
         return None
     data = outage_samples(run)
     if not data:
