@@ -56,8 +56,12 @@ def disk(lab: Lab) -> Iterator[Disk]:
     form_cluster_with_witness(lab, "ms")
     made = Disk(lab.disks[0], lab.root / "mnt" / "data")
     subprocess.run(["mkfs.ext4", "-q", "-F", made.device], check=True, timeout=120)
+    # fsck=false: the lab's nodes share one kernel, so e2fsck on node2 would see node1's
+    # mount and refuse ("in use"), which separate servers would not; without it a takeover
+    # here mounts the disk a second time, as it would on real machines.
     tutela(lab, "node1", "resource", "create", "filesystem", "data", "-p",
-           f"device={made.device}", "-p", f"mountpoint={made.mountpoint}", "-p", "fstype=ext4")
+           f"device={made.device}", "-p", f"mountpoint={made.mountpoint}", "-p", "fstype=ext4",
+           "-p", "fsck=false")
     tutela(lab, "node1", "resource", "create", "process", "app", "-p",
            f"command=cd {made.mountpoint} && exec sleep 1000000", "--depends-on", "data",
            "--check-interval", "0.5")
@@ -140,13 +144,22 @@ def test_dead_in_maintenance_is_taken_over_only_when_confirmed(lab: Lab, disk: D
 def _never_moves(lab: Lab, disk: Disk, pid: int, window: float) -> None:
     """For `window` seconds of observation (what is watched must not happen, so this is
     no wait for a condition): node1 keeps the disk and the process, node2 never has app in
-    service (the checker samples the mounts all along)."""
+    service (the checker samples the mounts all along), never arms its watchdog (it would
+    right after winning the lease) and never starts a restore."""
+    armed = _armed(lab, "node2")
     end = time.monotonic() + window
     while time.monotonic() < end:
         assert _mounted(lab, "node1", disk) and not _mounted(lab, "node2", disk)
         assert app_pid_now(lab, "node1") == pid
         states = {r["tag"]: r["state"] for r in _hierarchy(status(lab, "node2"))["resources"]}
         assert states == {"app": "OSU", "data": "OSU"}, states
+        assert _armed(lab, "node2") == armed, "node2 won app's lease"
+    assert "restore app" not in tutela(lab, "node2", "log", "-n", "500").stdout
+
+
+def _armed(lab: Lab, node: str) -> int:
+    """How often `node` has armed its watchdog (the lab's hardware counts it)."""
+    return [e.event for e in lab.watchdog_events(node)].count("armed")
 
 
 def _protected(lab: Lab, node: str) -> bool:

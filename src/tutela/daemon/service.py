@@ -593,6 +593,8 @@ class Service:
         told: list[str] = []
         if leave:
             told = await self._enter_maintenance(bool(request.get("force")))
+        elif _maintenance_of(self.engine.config, self.lcd.node) is not None:
+            await self._end_maintenance_for_stop()
         self.leave_resources = leave
         self.stopping.set()
         return {"stopping": True, "leave_resources": leave, "maintenance": told}
@@ -623,6 +625,17 @@ class Service:
                         "start them too", error, ", ".join(roots))
             return []
         return roots
+
+    async def _end_maintenance_for_stop(self) -> None:
+        """A plain stop takes everything out of service, so a maintenance record of this
+        node (its start could not clear it yet) must go first: else the others would leave
+        those hierarchies alone for good. Cleared while the leases here still hold them."""
+        try:
+            await self._change(f"{self.lcd.node} back from maintenance", self._leave)
+        except OperationError as error:
+            log.warning("stopping while still in maintenance (%s): the other nodes leave "
+                        "its hierarchies alone until this node starts again, or an "
+                        "administrator confirms a takeover with 'tutela switchover'", error)
 
     def _check_reachable_for_maintenance(self, roots: list[str]) -> None:
         """Fail at once, not after the configuration lease's wait, without a majority."""
