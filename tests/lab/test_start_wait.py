@@ -3,19 +3,31 @@ configuration change right after it has its majority; with a peer off it names t
 and its paths within its deadline (exit 6), and `--no-wait` returns once the node serves.
 
 Two lab nodes and no witness: a change needs both, so a change on either node right after
-the other started shows that each hears the other.
+the other started shows that each hears the other. Then two nodes and a witness: a witness
+not heard is named too.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from helpers import unique_lab_name, wait_until
 from tutela.cli.main import EXIT_PEERS_UNHEARD
 from tutela.lab import Lab
-from tutela.lab.driver import all_alive, form_cluster, tutela
+from tutela.lab.driver import (
+    WITNESS_PORT,
+    all_alive,
+    form_cluster,
+    form_cluster_with_witness,
+    tutela,
+    witness_alive,
+    witness_lab,
+)
 
 pytestmark = pytest.mark.lab
 PATHS = ("tcp/198.51.100.11-198.51.100.12", "tcp/203.0.113.11-203.0.113.12")
@@ -75,3 +87,23 @@ def test_a_peer_powered_off_is_named_within_the_deadline(lab: Lab) -> None:
     wait_until(lambda: all_alive(lab), timeout=30, what="node2 back")
     result = tutela(lab, "node1", "start")  # running, and now it hears its peer
     assert result.stdout.splitlines() == ["tutelad is already running", "heard every peer (1)"]
+
+
+def test_a_witness_not_heard_is_named(tmp_path: Path) -> None:
+    with witness_lab(unique_lab_name("stww"), tmp_path, disks=0) as (lab, witness):
+        form_cluster_with_witness(lab, "stww")
+        address = f"{lab.client_address()}:{WITNESS_PORT}"
+        os.kill(witness.pid, signal.SIGSTOP)  # a hung witness host: it answers nothing
+        try:
+            tutela(lab, "node2", "stop")
+            result = tutela(lab, "node2", "start", "--timeout", str(PEER_TIMEOUT),
+                            check=False)
+        finally:
+            os.kill(witness.pid, signal.SIGCONT)
+        assert result.returncode == EXIT_PEERS_UNHEARD, result
+        assert f"\n  witness {address}: path witness/{address} DEAD" in result.stderr, \
+            result.stderr
+        assert "node node1" not in result.stderr  # node1 is heard, and hears node2
+        assert "can be made from here: 2 of 2 nodes reachable" in result.stderr
+        wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30,
+                   what="the witness heard again")
