@@ -29,10 +29,10 @@ from tutela.lab.driver import (
     form_cluster_with_witness,
     node_view,
     path_states,
+    status,
     tutela,
     witness_lab,
 )
-from tutela.model.config import ClusterSettings
 
 pytestmark = pytest.mark.lab
 
@@ -73,7 +73,7 @@ def test_witness_and_best_path_lost_together_cost_no_lease(
     form_cluster_with_witness(lab, "lp")
     web: WebService = create_web_service(lab, "node1", check_interval=0.5)
     tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node2", "--priority", "2")
-    lease = ClusterSettings().lease_duration  # the default: this test changes no setting
+    lease = status(lab, "node1")["lease"]["duration"]  # this test changes no setting
     pid = app_pid(lab, "node1")
     losses_before = _lease_losses(lab, "node1")
     best, net = _best_path(lab)
