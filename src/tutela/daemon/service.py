@@ -611,7 +611,7 @@ class Service:
         since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         record = {"since": since, "hierarchies": roots}
         try:
-            self._check_reachable_for_maintenance(roots)
+            self._check_reachable_for_maintenance()
             await self._change(f"{self.lcd.node} stopped for maintenance, leaving "
                                f"{', '.join(roots)} in service",
                                lambda data: _node_entry(data, self.lcd.node).update(
@@ -637,13 +637,18 @@ class Service:
                         "its hierarchies alone until this node starts again, or an "
                         "administrator confirms a takeover with 'tutela switchover'", error)
 
-    def _check_reachable_for_maintenance(self, roots: list[str]) -> None:
-        """Fail at once, not after the configuration lease's wait, without a majority."""
+    def _check_reachable_for_maintenance(self) -> None:
+        """Fail at once, not after the configuration lease's wait, without a majority; with
+        quorum 'none', where any node acts alone, unless every node can be told."""
         config = self.engine.config
-        reachable, needed = self.cluster.reachable_nodes(), self.cluster.majority()
-        if config.settings.quorum == "majority" and reachable < needed:
-            raise OperationError(f"no quorum: {reachable} of {len(config.nodes)} nodes "
-                                 f"reachable, {needed} needed")
+        reachable, count = self.cluster.reachable_nodes(), len(config.nodes)
+        if config.settings.quorum == "none" and reachable < count:
+            raise OperationError(f"{reachable} of {count} nodes reachable; with quorum "
+                                 "'none' any node may start a hierarchy alone, so every node "
+                                 "must be told")
+        if reachable < self.cluster.majority():
+            raise OperationError(f"no quorum: {reachable} of {count} nodes reachable, "
+                                 f"{self.cluster.majority()} needed")
 
     async def end_maintenance(self) -> None:
         """Runs while tutelad does: once every hierarchy this node's maintenance stop left
