@@ -134,6 +134,13 @@ def test_cluster_needs_a_node_that_joined(tmp_path: Path) -> None:
     assert "has not joined one yet" in result.stderr
 
 
+@pytest.mark.parametrize("peer", ["node1:http", "198.51.100.11:0", ":7365"])
+def test_a_peer_that_is_no_address_is_refused(peer: str, tmp_path: Path) -> None:
+    result = doctor("--peer", peer, state_dir=tmp_path)
+    assert result.returncode == 2
+    assert f"--peer {peer!r} is not HOST or HOST:PORT" in result.stderr
+
+
 def test_peer_is_refused_on_a_node_that_joined(tmp_path: Path) -> None:
     Lcd.create(tmp_path, "demo", "node1", ("198.51.100.11/24",)).close()
     result = doctor("--peer", "198.51.100.12", state_dir=tmp_path)

@@ -23,6 +23,7 @@ from tutela.doctor.checks import diagnose
 from tutela.doctor.facts import Situation
 from tutela.doctor.findings import Finding, Severity, counts, exit_code
 from tutela.doctor.probes import gather, stored_config
+from tutela.lcm.paths import DEFAULT_PORT, split_host_port
 from tutela.model.config import ClusterConfig
 
 DOCTOR_TIMEOUT = 60.0
@@ -63,6 +64,8 @@ def doctor(cluster: bool, peers: tuple[str, ...], port: int | None, as_json: boo
     if (peers or port) and stored is not None:
         _refuse("--peer and --port check a join, and this node has joined already: its "
                 "comm paths are checked without them")
+    for peer in peers:
+        _check_peer(peer)
     situation = _situation(directory, stored, cluster, peers, port)
     findings = sorted(diagnose(situation), key=lambda f: -f.severity)
     if as_json:
@@ -70,6 +73,16 @@ def doctor(cluster: bool, peers: tuple[str, ...], port: int | None, as_json: boo
     else:
         _print(situation, findings)
     sys.exit(exit_code(findings))
+
+
+def _check_peer(value: str) -> None:
+    try:
+        host, number = split_host_port(value, DEFAULT_PORT)
+    except ValueError:
+        host, number = "", 0
+    if not host or not 1 <= number <= 65535:
+        _refuse(f"--peer {value!r} is not HOST or HOST:PORT; give e.g. 198.51.100.11 or "
+                "198.51.100.11:7365")
 
 
 def _refuse(message: str) -> None:
