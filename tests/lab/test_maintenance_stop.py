@@ -84,6 +84,8 @@ def test_stopped_owner_keeps_it_and_nobody_takes_it_over(lab: Lab, disk: Disk) -
     _never_moves(lab, disk, pid, OBSERVED)
 
     node2 = status(lab, "node2")
+    there = {r["tag"]: r["elsewhere"]["node1"]["state"] for r in _hierarchy(node2)["resources"]}
+    assert there == {"app": "ISU", "data": "ISU"}  # its last heartbeat: unprotected
     [stuck] = _hierarchy(node2)["ownership"]["stuck"]
     assert stuck["reason"] == "maintenance" and CONFIRM in stuck["message"], stuck
     assert CONFIRM in tutela(lab, "node2", "log", "-n", "200").stdout

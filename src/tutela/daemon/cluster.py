@@ -60,6 +60,8 @@ CONFIG_LEASE_WAIT = 5.0
 """Seconds a configuration change waits for a majority to grant the configuration lease."""
 REQUEST_WAIT = 5.0
 """Seconds a peer has to answer one request (the messenger's default)."""
+ROUND_POLL = 0.01
+"""Seconds between looks at whether a heartbeat round has gone out (one_more_round)."""
 
 
 class Cluster:
@@ -96,6 +98,15 @@ class Cluster:
             log.warning("%s", warning)
         self.leases.start()
         self.ownership.start()
+
+    async def one_more_round(self) -> None:
+        """Return once the next heartbeat round has gone out (within two intervals): what
+        changed just before, the resources a maintenance stop leaves unprotected, reaches
+        the peers, whose status then shows them ISU rather than a stale ISP."""
+        loop, messenger = asyncio.get_running_loop(), self.messenger
+        due, deadline = messenger.next_round, loop.time() + 2 * messenger.interval
+        while messenger.next_round == due and loop.time() < deadline:
+            await asyncio.sleep(max(ROUND_POLL, due - loop.time()))
 
     async def stop(self) -> None:
         await self.ownership.stop()

@@ -131,6 +131,8 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
         log.info("stopping (%s)", how)
         notifier.stopping(f"{lcd.node}: stopping, {how}")
         await engine.shutdown(service.leave_resources)
+        if service.leave_resources:
+            await cluster.one_more_round()  # the peers see them ISU, not a stale ISP
     finally:
         await cluster.stop()
         server.close()
