@@ -218,7 +218,8 @@ def section(profile: Profile, outcome: Measured, fencing: str) -> str:
     return (f"### Real-server profile: whole-second watchdogs (3 nodes, defaults: heartbeat "
             f"0.2 s x 5, {outcome.lease}, fencing: {fencing})\n\n"
             f"`{common.command_line()}`\n\n{common.table(outcome.results)}\n\n"
-            f"Watchdogs: {profile.words}; no setting changed. {load}")
+            f"Watchdogs: {profile.words}; no setting changed. The same command with "
+            f"`--profile real-server` measures this profile alone. {load}")
 
 
 def comparison(outcomes: dict[str, Measured]) -> str:
