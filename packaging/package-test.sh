@@ -6,9 +6,9 @@
 # test runs in a mount namespace of its own (unshare), so the /proc and /dev it mounts for
 # the chroot vanish with it and the host's mounts are never touched. apt in the chroot
 # resolves the package's dependencies from Debian's mirror. Then:
-#   install -> the commands run, man pages, completion, units (not enabled), conffiles,
-#              /var/lib/tutela 0700, a node can be initialised, a tutelad started, and
-#              the package refuses to be removed while it runs;
+#   install -> the commands run (tutela doctor reports), man pages, completion, units (not
+#              enabled), conffiles, /var/lib/tutela 0700, a node can be initialised, a tutelad
+#              started, and the package refuses to be removed while it runs;
 #   purge   -> nothing of tutela is left: the file tree is the one before the install.
 set -euo pipefail
 
@@ -61,6 +61,16 @@ export TUTELA_STATE_DIR=/tmp/node1
 tutela init --cluster packaged --node node1 --address 127.0.0.1
 [[ -f /tmp/node1/lcd.sqlite ]] || fail "tutela init made no LCD"
 tutela status >/dev/null 2>&1 && fail "tutela status answers without a tutelad"
+
+step "tutela doctor (a root without a cluster: it runs and reports, 0, 1 or 3)"
+doctor_rc=0; tutela doctor || doctor_rc=$?
+[[ $doctor_rc =~ ^[013]$ ]] || fail "tutela doctor exited $doctor_rc"
+tutela doctor --json >/tmp/doctor.json || true
+python3 -c 'import json, sys; r = json.load(open("/tmp/doctor.json"))
+sys.exit(not (r["findings"] and r["exit_code"] in (0, 1, 3) and r["cluster"] == "packaged"))' ||
+    fail "tutela doctor --json: $(cat /tmp/doctor.json)"
+TUTELA_STATE_DIR=/tmp/not-joined tutela doctor --json >/tmp/doctor.json || true
+grep -q '"not initialised yet' /tmp/doctor.json || fail "tutela doctor before init"
 unset TUTELA_STATE_DIR
 
 step "man pages and completion"
