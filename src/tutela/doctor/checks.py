@@ -120,7 +120,16 @@ def check_node(situation: Situation) -> Iterator[Finding]:
 
 
 def check_answers(situation: Situation) -> Iterator[Finding]:
+    stopped = {n.name: n.maintenance for n in situation.config.nodes} \
+        if situation.config else {}
     for node, why in sorted(situation.unanswered.items()):
+        maintenance = stopped.get(node)
+        if maintenance is not None:  # stopped on purpose, its services left running
+            yield Finding("answers", WARNING, node, f"stopped for maintenance since "
+                          f"{maintenance.since} ('tutela stop --leave-resources'): "
+                          f"{', '.join(maintenance.hierarchies) or 'nothing'} in service "
+                          "there, unprotected", f"tutela start on {node}")
+            continue
         yield Finding("answers", PROBLEM, node, f"gave no facts over the comm paths: {why}",
                       f"check that tutelad runs on {node} ('tutela status' there) and that "
                       f"its comm paths are ALIVE ('tutela status' here)")
