@@ -105,7 +105,8 @@ def test_start_readopts_without_restarting_anything(lab: Lab, disk: Disk) -> Non
 
 def test_refused_when_the_others_cannot_be_told(lab: Lab, disk: Disk) -> None:
     """node2 stopped: one node of two cannot change the configuration, so the stop is
-    refused, names the fixes, and node1 goes on protecting app."""
+    refused, names the fixes, and node1 goes on protecting app; --force stops it untold
+    (harmless here: the only other node is down) and says so."""
     tutela(lab, "node2", "stop")
     try:
         wait_until(lambda: _node(status(lab, "node1"), "node2")["state"] == "DEAD",
@@ -120,6 +121,12 @@ def test_refused_when_the_others_cannot_be_told(lab: Lab, disk: Disk) -> None:
         assert after["generation"] == generation
         assert _node(after, "node1")["maintenance"] is None
         assert _protected(lab, "node1")
+        pid = app_pid(lab, "node1")
+        forced = tutela(lab, "node1", "stop", "--leave-resources", "--force")
+        assert "the other nodes were not told (--force): app run here" in forced.stderr
+        tutela(lab, "node1", "start", "--no-wait")  # node2 is down: nobody to hear yet
+        wait_until(lambda: _protected(lab, "node1"), timeout=30, what="app protected again")
+        assert app_pid_now(lab, "node1") == pid
     finally:
         tutela(lab, "node2", "start")
     wait_until(lambda: all_alive(lab), timeout=30, what="node2 back")

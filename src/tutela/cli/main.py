@@ -367,6 +367,11 @@ def stop(leave_resources: bool, force: bool, wait: float) -> None:
     if result.get("maintenance"):
         click.echo(f"in maintenance: {', '.join(result['maintenance'])} run here unprotected; "
                    "the other nodes leave them alone until 'tutela start' here")
+    if result.get("untold"):
+        untold = ", ".join(result["untold"])
+        click.echo(click.style("warning:", fg="yellow", bold=True) + " the other nodes "
+                   f"were not told (--force): {untold} run here unprotected, and a node that "
+                   "is up, or comes up, may start them too", err=True)
 
 
 @cli.command()

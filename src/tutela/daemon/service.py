@@ -590,23 +590,25 @@ class Service:
         """Stop tutelad; with `leave_resources` a maintenance stop: what is in service here
         stays so, and the other nodes are told (a replicated change), or it refuses."""
         leave = bool(request.get("leave_resources"))
-        told: list[str] = []
+        told: dict[str, list[str]] = {}
         if leave:
             told = await self._enter_maintenance(bool(request.get("force")))
         elif _maintenance_of(self.engine.config, self.lcd.node) is not None:
             await self._end_maintenance_for_stop()
         self.leave_resources = leave
         self.stopping.set()
-        return {"stopping": True, "leave_resources": leave, "maintenance": told}
+        return {"stopping": True, "leave_resources": leave, "maintenance": [], "untold": [],
+                **told}
 
-    async def _enter_maintenance(self, force: bool) -> list[str]:
+    async def _enter_maintenance(self, force: bool) -> dict[str, list[str]]:
         """Record that this node leaves its clustered hierarchies in service, so that no
-        other node takes them over while its leases lapse; the roots recorded. Nothing to
-        record if none is in service here. Refused (nothing changed) if the others cannot
-        be told, unless `force`."""
+        other node takes them over while its leases lapse: {"maintenance": the roots}, or
+        with `force` and the others out of reach {"untold": the roots}. Nothing to record
+        if none is in service here. Refused (nothing changed) if the others cannot be told,
+        unless `force`."""
         roots = self.cluster.ownership.in_service_here()
         if not roots:
-            return []
+            return {}
         self._entering_maintenance = True
         since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         record = {"since": since, "hierarchies": roots}
@@ -617,14 +619,17 @@ class Service:
                                lambda data: _node_entry(data, self.lcd.node).update(
                                    maintenance=record))
         except OperationError as error:
-            if not force:
-                self._entering_maintenance = False
-                raise MaintenanceRefused(_maintenance_refusal(roots, error)) from None
-            log.warning("stop --leave-resources --force: the other nodes were not told (%s); "
-                        "%s stay in service here with their leases lapsing: another node may "
-                        "start them too", error, ", ".join(roots))
-            return []
-        return roots
+            if force:
+                log.warning("stop --leave-resources --force: the other nodes were not told "
+                            "(%s); %s stay in service here with their leases lapsing: "
+                            "another node may start them too", error, ", ".join(roots))
+                return {"untold": roots}
+            self._entering_maintenance = False
+            raise MaintenanceRefused(_maintenance_refusal(roots, error)) from None
+        except BaseException:
+            self._entering_maintenance = False
+            raise
+        return {"maintenance": roots}
 
     async def _end_maintenance_for_stop(self) -> None:
         """A plain stop takes everything out of service, so a maintenance record of this
