@@ -116,6 +116,9 @@ def test_rank_wait_follows_the_decision_tick() -> None:
     # 0.5 s with the default heartbeats; nodes deciding once a second get 2.5 s, so the
     # second-ranked does not overtake a first-ranked one that has not had its tick yet
     assert rank_step(0.2) == pytest.approx(0.5)
+    # a 1.61 s lease outlives 1 s of missed heartbeats: the lower rank waits that out too
+    assert rank_step(0.2, 1.61 - 1.0) == pytest.approx(1.11)
+    assert rank_step(0.2, 1.0 - 1.0) == rank_step(0.2, -0.5) == pytest.approx(0.5)
     assert decide(view("node2", vacant_for=1.0), rank_step(1.0)).decision == "wait"
     assert decide(view("node2", vacant_for=2.5), rank_step(1.0)).decision == "acquire"
 

@@ -36,7 +36,7 @@ from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.lcm.ticks import next_tick
 from tutela.model.config import ClusterConfig, HierarchySettings
-from tutela.model.hierarchy import Hierarchy, hierarchy_of
+from tutela.model.hierarchy import Hierarchy
 from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.ownership")
@@ -319,9 +319,14 @@ class Ownership:
         self._failovers.running(root)
         self._retries.reset(root)
 
+    def _rank_step(self) -> float:
+        settings = self.engine.config.settings
+        detection = settings.heartbeat_interval * settings.heartbeat_misses
+        return rank_step(settings.heartbeat_interval, self.leases.timing.duration - detection)
+
     def _step(self, hierarchy: Hierarchy, seen: Snapshot, behind: bool = False) -> None:
         view = self._view(hierarchy, seen)
-        verdict = decide(view, rank_step(self.engine.config.settings.heartbeat_interval))
+        verdict = decide(view, self._rank_step())
         root = hierarchy.root
         if verdict.decision == "acquire" and behind:
             return  # decide again once this node has the configuration its peers have
@@ -368,16 +373,13 @@ class Ownership:
         return True
 
     def maintenance_settled(self) -> bool:
-        """Whether this node's maintenance record may go: every hierarchy it left in
-        service is under its lease here again, or no longer in service here."""
-        states = self.engine.states
-        for root in (r for r, node in self.maintained().items() if node == self.node):
-            hierarchy = hierarchy_of(self.engine.hierarchies, root)
-            in_service = hierarchy is not None and any(
-                states[t].state.in_service for t in hierarchy.members if t in states)
-            if in_service and not self.leases.holds(root):
-                return False
-        return True
+        """Whether this node's maintenance record may go: every clustered hierarchy it left
+        in service is under its lease here again, or no longer in service here (one no
+        longer clustered needs no lease)."""
+        states, mine = self.engine.states, self.maintained()
+        return all(self.leases.holds(h.root) for h in self._clustered()
+                   if mine.get(h.root) == self.node
+                   and any(states[t].state.in_service for t in h.members if t in states))
 
     def in_service_here(self) -> list[str]:
         """The clustered hierarchies with any resource in service here (a maintenance stop

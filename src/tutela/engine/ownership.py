@@ -24,10 +24,15 @@ RANK_TICKS = 2.5
 before trying itself: time for the higher one to notice and ask."""
 
 
-def rank_step(heartbeat_interval: float) -> float:
+def rank_step(heartbeat_interval: float, lease_outlives_detection: float = 0.0) -> float:
     """The rank wait in seconds (0.5 s with the default 0.2 s heartbeats). Fixed seconds
-    would let a lower rank overtake nodes that decide only once a second."""
-    return RANK_TICKS * heartbeat_interval
+    would let a lower rank overtake nodes that decide only once a second.
+
+    `lease_outlives_detection`: how much longer than the failure detector's timeout the
+    last owner's grants may last (a 1.61 s lease against 1 s of heartbeats: 0.61 s). The
+    higher rank cannot win the lease before they expire, so the lower one waits that much
+    more; else both would ask at once and split the votes."""
+    return RANK_TICKS * heartbeat_interval + max(0.0, lease_outlives_detection)
 
 
 @dataclass(frozen=True)
