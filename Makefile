@@ -5,9 +5,10 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-# libfuse2: the lab's kernel-mode watchdogs (fusepy loads it).
+# libfuse2: the lab's kernel-mode watchdogs (fusepy loads it). faketime: a lab node whose
+# clock is off (tests/lab/test_doctor.py).
 APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping \
-	iputils-arping psmisc procps nftables curl libfuse2
+	iputils-arping psmisc procps nftables curl libfuse2 faketime
 BENCH_APT_PACKAGES := keepalived stress-ng
 # make deb, make package-test (and the packaging checks in make test): systemd-analyze
 # verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.

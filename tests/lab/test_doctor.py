@@ -2,11 +2,11 @@
 to both): healthy, it finds nothing to fix; each test then breaks one thing on purpose,
 checks that doctor names it (check, node, severity, fix), and mends it.
 
-What the lab cannot break for real: the wall clocks (its nodes share one kernel, so their
-clocks agree; the clock check's arithmetic is in tests/unit/test_doctor.py and its verdicts
-in tests/doctor/clock-off.yaml). Name resolution, missing programs and a disk that is
-another disk on one node are made in a node's own mount namespace (a bind mount over
-/etc/hosts, a program, a device path), which the host and the other nodes never see.
+The lab's nodes share one kernel and so one wall clock: a node's clock is put off by
+running its tutelad under libfaketime (Debian's faketime package), which shifts the wall
+clock of that process only. Name resolution, missing programs and a disk that is another
+disk on one node are made in a node's own mount namespace (a bind mount over /etc/hosts, a
+program, a device path), which the host and the other nodes never see.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.lab
 NET1 = "tcp/198.51.100.11-198.51.100.12"
 NET2 = "tcp/203.0.113.11-203.0.113.12"
 HOSTS = "127.0.0.1 localhost\n198.51.100.11 node1\n198.51.100.12 node2\n"
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +200,24 @@ def _effective_lease(lab: Lab) -> float:
     _, report = doctor(lab, "node1")
     text = found(report, "ok", "node1", "watchdog")["found"]
     return float(text.split("fits the ")[1].split("s lease")[0])
+
+
+def test_a_clock_that_is_off(lab: Lab) -> None:
+    assert Path(LIBFAKETIME).exists(), f"no {LIBFAKETIME}: apt-get install faketime (make deps)"
+    tutela(lab, "node2", "stop")
+    try:
+        lab.spawn("node2", [str(Path(sys.executable).with_name("tutelad"))],
+                  lab.node_dir("node2") / "tutelad.log",
+                  env={**lab.environment("node2"), "LD_PRELOAD": LIBFAKETIME,
+                       "FAKETIME": "+30s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+        wait_until(lambda: all_alive(lab), timeout=30, what="node2 ALIVE, 30 s ahead")
+        code, report = doctor(lab, "node1", "--cluster")
+    finally:
+        tutela(lab, "node2", "stop", check=False)
+        tutela(lab, "node2", "start")
+    assert code == 1
+    clock = found(report, "warning", "node2", "clock", "chrony")
+    assert clock["found"].startswith("its clock is +30.0"), clock
 
 
 def test_fencing_none_and_a_fence_command_that_is_missing(lab: Lab) -> None:
