@@ -128,6 +128,9 @@ def test_a_healthy_cluster_has_nothing_to_fix(lab: Lab) -> None:
     found(report, "ok", None, "paths", "2 independent comm paths")
     found(report, "ok", "node2", "witness", "answers")
     found(report, "ok", None, "mmp", "has multi-mount protection")
+    text = tutela(lab, "node1", "doctor", "--cluster").stdout.splitlines()
+    assert text[0] == "doctor: node1 of cluster doc; checked node1, node2"
+    assert text[-1] == f"{report['counts']['ok']} ok", text[-1]
 
 
 def test_names_that_do_not_resolve(lab: Lab, tmp_path: Path) -> None:
