@@ -102,6 +102,28 @@ def test_an_explicit_lease_the_watchdogs_cannot_fence_is_refused(lab: Lab) -> No
     assert status(lab, "node1")["generation"] == before
 
 
+def test_apply_keeps_the_recorded_watchdogs(lab: Lab) -> None:
+    data = yaml.safe_load(tutela(lab, "node1", "export").stdout)
+    for node in data["nodes"]:
+        node.pop("watchdog", None)
+    data["nodes"][0]["failover"] = False  # a real change, so that apply commits
+    lab.exec("node1", ["tutela", "apply", "-f", "-"], input=yaml.safe_dump(data))
+    nodes = _nodes(status(lab, "node2"))
+    assert nodes["node1"]["watchdog"]["present"] and not nodes["node3"]["watchdog"]["present"]
+    data["nodes"][0]["failover"] = True
+    lab.exec("node1", ["tutela", "apply", "-f", "-"], input=yaml.safe_dump(data))
+
+
+def test_a_restart_with_a_watchdog_records_it(lab: Lab, service: WebService) -> None:
+    """The fix status names: give node3 a watchdog and restart tutelad there."""
+    tutela(lab, "node3", "stop")
+    tutela(lab, "node3", "start", "--timeout", str(FORM_TIMEOUT))  # the lab's own device
+    wait_until(lambda: _nodes(status(lab, "node1"))["node3"]["fencing_problem"] is None,
+               timeout=30, what="node3's watchdog recorded")
+    assert _nodes(status(lab, "node1"))["node3"]["watchdog"]["present"]
+    tutela(lab, "node1", "hierarchy", "extend", "app", "--to", "node3", "--priority", "3")
+
+
 def test_the_owner_fails_over_with_default_settings(lab: Lab, service: WebService) -> None:
     assert owner(lab, service) == "node1"
     lab.power_off("node1")

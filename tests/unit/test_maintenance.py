@@ -14,10 +14,10 @@ from test_engine import CHAIN, MemoryStore, config, run
 
 from tutela.cli.output import print_status
 from tutela.daemon.ownership import maintenance_by_root
-from tutela.daemon.service import _keep_maintenance
+from tutela.daemon.service import _keep_recorded
 from tutela.engine.node import MAINTENANCE_REASON, NodeEngine, RuntimeState
 from tutela.engine.stuck import Blocked, explain, from_payload, note, to_payload
-from tutela.model.config import ClusterConfig, Maintenance, Node
+from tutela.model.config import ClusterConfig, Maintenance, Node, NodeWatchdog
 from tutela.model.states import ResourceState as S
 
 AWAY = Maintenance(since="2026-12-07T03:00:00+00:00", hierarchies=("app", "db"))
@@ -71,10 +71,19 @@ def test_a_document_applied_keeps_the_records_in_force() -> None:
     current = cluster(Node(name="node1", maintenance=AWAY), Node(name="node2"))
     document = cluster(Node(name="node1"), Node(name="node2", maintenance=AWAY),
                        Node(name="node3"))
-    kept = _keep_maintenance(current, document)
+    kept = _keep_recorded(current, document)
     assert [n.maintenance for n in kept.nodes] == [AWAY, None, None]
     same = cluster(Node(name="node1", maintenance=AWAY))
-    assert _keep_maintenance(same, same) is same
+    assert _keep_recorded(same, same) is same
+
+
+def test_an_applied_document_keeps_the_recorded_watchdogs() -> None:
+    softdog = NodeWatchdog(device="/dev/watchdog", present=True, min_timeout=1)
+    current = cluster(Node(name="node1", watchdog=softdog), Node(name="node2"))
+    document = cluster(Node(name="node1"), Node(name="node2", watchdog=softdog),
+                       Node(name="node3", watchdog=softdog))
+    kept = _keep_recorded(current, document)
+    assert [n.watchdog for n in kept.nodes] == [softdog, None, softdog]
 
 
 def test_peers_say_who_is_in_maintenance_and_the_command_that_confirms_a_takeover() -> None:

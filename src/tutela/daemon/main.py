@@ -121,11 +121,11 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
     notifier.ready(ready_status)
     reporter = asyncio.create_task(report_status(service, notifier, ready_status),
                                    name="sd-status")
-    maintenance = asyncio.create_task(service.end_maintenance(), name="end-maintenance")
+    own_entry = asyncio.create_task(service.keep_own_entry(), name="own-entry")
     try:
         await service.stopping.wait()
         reporter.cancel()
-        maintenance.cancel()
+        own_entry.cancel()
         how = ("leaving resources in service" if service.leave_resources
                else "taking resources out of service")
         log.info("stopping (%s)", how)

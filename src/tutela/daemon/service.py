@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import ipaddress
 import logging
 import os
@@ -18,6 +19,7 @@ from tutela.daemon import doctor
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.join import JoinService, Tokens
 from tutela.daemon.ownership import PeerDied
+from tutela.daemon.watchdog import node_watchdog
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
@@ -571,7 +573,7 @@ class Service:
         # must keep the heartbeats and lease renewals on time.
         new = await asyncio.to_thread(from_yaml, str(request["yaml"]),
                                       str(request.get("source", "<input>")))
-        new = _keep_maintenance(self.engine.config, new)
+        new = _keep_recorded(self.engine.config, new)
         if request.get("dry_run"):
             self.lcd.check(new)
             self._check_runtime(new)
@@ -655,33 +657,56 @@ class Service:
             raise OperationError(f"no quorum: {reachable} of {count} nodes reachable, "
                                  f"{self.cluster.majority()} needed")
 
-    async def end_maintenance(self) -> None:
-        """Runs while tutelad does: once every hierarchy this node's maintenance stop left
-        in service is under its lease here again (or no longer in service here), clear the
-        node's maintenance record, so that the others may take them over again when it
-        fails. A failed change is tried again, later each time."""
+    async def keep_own_entry(self) -> None:
+        """Runs while tutelad does, keeping this node's entry of the configuration true: its
+        watchdog as tutelad found it at start (`lease_duration: auto` and the failover checks
+        read it), and, once every hierarchy its maintenance stop left in service is under
+        its lease here again (or no longer in service here), the end of its maintenance, so
+        that the others may take them over again when it fails. A failed change is tried
+        again, later each time."""
+        watchdog = node_watchdog(self.cluster.ownership.watchdog.path).model_dump(mode="json")
         interval = self.engine.config.settings.heartbeat_interval
         retry_at, delay, loop = 0.0, MAINTENANCE_RETRY_FIRST, asyncio.get_running_loop()
         while True:
             await asyncio.sleep(max(0.0, next_tick(interval) - loop.time()))
-            record = _maintenance_of(self.engine.config, self.lcd.node)
-            if (record is None or self._entering_maintenance or loop.time() < retry_at
-                    or not self.cluster.ownership.maintenance_settled()):
+            updates = self._own_entry_updates(watchdog)
+            if not updates or self._entering_maintenance or loop.time() < retry_at:
                 continue
+            record = _maintenance_of(self.engine.config, self.lcd.node)
             try:
-                await self._change(f"{self.lcd.node} back from maintenance", self._leave)
-                log.info("out of maintenance: %s protected again", ", ".join(record.hierarchies))
+                await self._change(_own_entry_summary(self.lcd.node, updates),
+                                   functools.partial(self._update_own_entry, updates))
+                if record is not None and "maintenance" in updates:
+                    log.info("out of maintenance: %s protected again",
+                             ", ".join(record.hierarchies))
                 delay = MAINTENANCE_RETRY_FIRST
             except Exception as error:  # noqa: BLE001 - logged, tried again; never fatal
-                log.warning("still in maintenance: %s; trying again in %gs", error, delay)
+                log.warning("%s not recorded yet: %s; trying again in %gs",
+                            _own_entry_summary(self.lcd.node, updates), error, delay)
                 retry_at, delay = loop.time() + delay, min(delay * 2, MAINTENANCE_RETRY_MAX)
 
-    def _leave(self, data: dict[str, Any]) -> None:
-        """The configuration change that ends this node's maintenance (not while a stop is
-        recording a new one)."""
+    def _own_entry_updates(self, watchdog: dict[str, Any]) -> dict[str, Any]:
+        """What this node's entry lacks: its watchdog; the end of a settled maintenance."""
+        entry = self.engine.config.node(self.lcd.node)
+        updates: dict[str, Any] = {}
+        if entry is None:
+            return updates
+        if entry.watchdog is None or entry.watchdog.model_dump(mode="json") != watchdog:
+            updates["watchdog"] = watchdog
+        if entry.maintenance is not None and self.cluster.ownership.maintenance_settled():
+            updates["maintenance"] = None
+        return updates
+
+    def _update_own_entry(self, updates: dict[str, Any], data: dict[str, Any]) -> None:
+        """The configuration change of keep_own_entry (not while a stop is recording a
+        maintenance)."""
         if self._entering_maintenance:
             raise OperationError("a maintenance stop is under way")
-        _node_entry(data, self.lcd.node)["maintenance"] = None
+        _node_entry(data, self.lcd.node).update(updates)
+
+    def _leave(self, data: dict[str, Any]) -> None:
+        """The configuration change that ends this node's maintenance."""
+        self._update_own_entry({"maintenance": None}, data)
 
     async def _change(self, summary: str, mutate: Callable[[dict[str, Any]], None],
                       force: bool = False) -> dict[str, Any]:
@@ -754,15 +779,34 @@ def _maintenance_of(config: ClusterConfig, name: str) -> Maintenance | None:
     return next((n.maintenance for n in config.nodes if n.name == name), None)
 
 
-def _keep_maintenance(current: ClusterConfig, new: ClusterConfig) -> ClusterConfig:
-    """`new` with each node's maintenance record as in force: only a node's own stop and
-    start (and a confirming switchover) change it, never a document applied, which could
-    otherwise let the others take over what a node in maintenance still runs."""
-    records = {n.name: n.maintenance for n in current.nodes}
-    if all(records.get(n.name) == n.maintenance for n in new.nodes):
-        return new
-    nodes = tuple(n.model_copy(update={"maintenance": records.get(n.name)}) for n in new.nodes)
-    return new.model_copy(update={"nodes": nodes})
+RECORDED_BY_NODES = ("maintenance", "watchdog")
+"""Fields of a node's entry that only the node itself writes (its stop and start, `init`,
+`join`; a confirming switchover for maintenance), never a document applied: an applied
+maintenance record could let the others take over what a node in maintenance still runs,
+an applied watchdog would change the lease (docs/failover.md, "Lease and watchdog")."""
+
+
+def _own_entry_summary(node: str, updates: dict[str, Any]) -> str:
+    parts = []
+    if "watchdog" in updates:
+        parts.append(f"{node}'s watchdog recorded ({updates['watchdog']['device']})")
+    if "maintenance" in updates:
+        parts.append(f"{node} back from maintenance")
+    return "; ".join(parts)
+
+
+def _keep_recorded(current: ClusterConfig, new: ClusterConfig) -> ClusterConfig:
+    """`new` with each existing node's RECORDED_BY_NODES fields as in force."""
+    before = {n.name: n for n in current.nodes}
+
+    def recorded(node: Node) -> Node:
+        old = before.get(node.name)
+        if old is None:
+            return node
+        return node.model_copy(update={f: getattr(old, f) for f in RECORDED_BY_NODES})
+
+    nodes = tuple(recorded(n) for n in new.nodes)
+    return new if nodes == new.nodes else new.model_copy(update={"nodes": nodes})
 
 
 def _maintenance_refusal(roots: list[str], error: OperationError) -> str:
