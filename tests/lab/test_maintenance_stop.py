@@ -77,7 +77,10 @@ def test_stopped_owner_keeps_it_and_nobody_takes_it_over(lab: Lab, disk: Disk) -
     pid = app_pid(lab, "node1")
     stopped = tutela(lab, "node1", "stop", "--leave-resources")
     assert "in maintenance: app" in stopped.stdout, stopped.stdout
-    assert tutela(lab, "node1", "status", check=False).returncode != 0  # tutelad is gone
+    gone = tutela(lab, "node1", "status", check=False)  # tutelad is gone; the LCD says why
+    assert gone.returncode != 0
+    assert "this node is in maintenance since" in gone.stderr, gone.stderr
+    assert "app left in service here, unprotected" in gone.stderr, gone.stderr
 
     wait_until(lambda: _maintenance_seen(lab, "node2"), timeout=30,
                what="node2 to see node1 gone and in maintenance")

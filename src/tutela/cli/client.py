@@ -10,6 +10,7 @@ as far as that can be known, and how to check otherwise.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -207,6 +208,27 @@ def _is_applied(state_dir: Path, args: dict[str, Any]) -> bool:
                           "LIMIT 1").fetchone()
     return not diff(ClusterConfig.model_validate_json(row[0]),
                     from_yaml(str(args["yaml"]), str(args.get("source", "<input>"))))
+
+
+def maintenance_note(state_dir: Path) -> str:
+    """For a `tutela status` that finds tutelad stopped: what this node's entry in its
+    LCD says of a maintenance stop ('' if none, or unreadable)."""
+    try:
+        with contextlib.closing(_read_only(state_dir)) as lcd:
+            node = lcd.execute("SELECT value FROM meta WHERE key = 'node'").fetchone()[0]
+            row = lcd.execute("SELECT config FROM generations ORDER BY generation DESC "
+                              "LIMIT 1").fetchone()
+        config = json.loads(row[0])
+    except (sqlite3.Error, OSError, TypeError, ValueError):
+        return ""
+    entry: dict[str, Any] = next(
+        (n for n in config.get("nodes", []) if n.get("name") == node), {})
+    record = entry.get("maintenance")
+    if not record:
+        return ""
+    return (f"\nthis node is in maintenance since {record['since']} (tutela stop "
+            f"--leave-resources): {', '.join(record['hierarchies'])} left in service here, "
+            "unprotected; the other nodes leave them alone. 'tutela start' re-adopts them")
 
 
 def _read_only(state_dir: Path) -> sqlite3.Connection:

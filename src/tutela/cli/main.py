@@ -22,7 +22,15 @@ import click
 
 from tutela.access import unusable_state_dir
 from tutela.cli import output
-from tutela.cli.client import ACTION_TIMEOUT, DaemonError, NotRunning, Unanswered, call, is_running
+from tutela.cli.client import (
+    ACTION_TIMEOUT,
+    DaemonError,
+    NotRunning,
+    Unanswered,
+    call,
+    is_running,
+    maintenance_note,
+)
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lcd.paths import DEFAULT_STATE_DIR, state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
@@ -379,7 +387,10 @@ def stop(leave_resources: bool, force: bool, wait: float) -> None:
 @reports_errors
 def status(as_json: bool) -> None:
     """Show every hierarchy as a tree with the state of each resource."""
-    result = call(state_dir(), "status")
+    try:
+        result = call(state_dir(), "status")
+    except NotRunning as error:
+        raise NotRunning(error.kind, str(error) + maintenance_note(state_dir())) from None
     if as_json:
         output.print_json(result)
     else:
