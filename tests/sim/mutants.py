@@ -11,7 +11,7 @@ from typing import Any
 from simulate import Variant
 
 from tutela.arbiter.holder import Effect, LeaseHolder
-from tutela.arbiter.messages import AcquireReply, Release
+from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
 
@@ -53,9 +53,28 @@ class HalfMinimumMarginTiming(LeaseTiming):
 class ForgetfulVoter(Voter):
     """Grants at once after a restart: no quiet period."""
 
-    def __init__(self, voter_id: str, timing: LeaseTiming, started_at: float) -> None:
-        super().__init__(voter_id, timing, started_at)
+    def __init__(self, voter_id: str, timing: LeaseTiming, started_at: float,
+                 longest_before: float = 0.0) -> None:
+        super().__init__(voter_id, timing, started_at, longest_before)
         self.quiet_until = started_at
+
+
+class IgnoresDurationVoter(Voter):
+    """Grants a candidate that counts on a longer lease than this voter's own: the grant
+    ends before the candidate's lease does."""
+
+    def longer_than_mine(self, req: AcquireRequest) -> bool:
+        return False
+
+
+class ForgetsPreviousLeaseVoter(Voter):
+    """After a restart, quiet for its own lease only, not for the longer one its previous
+    run may have granted."""
+
+    def __init__(self, voter_id: str, timing: LeaseTiming, started_at: float,
+                 longest_before: float = 0.0) -> None:
+        del longest_before  # the mutation: the previous run's lease is not counted
+        super().__init__(voter_id, timing, started_at)
 
 
 class CarelessReleaseVoter(Voter):
@@ -88,6 +107,15 @@ class KeepsLeaseOnReleaseHolder(LeaseHolder):
         return effects
 
 
+def _witness_without_memory(voter_id: str, timing: LeaseTiming, started_at: float,
+                            longest_before: float = 0.0) -> Voter:
+    """The witness as it serves a cluster today (witness/served.py): enrolled again with a
+    shorter lease, its new voter is quiet for that lease only; nodes keep the longest."""
+    if voter_id == "w":
+        return Voter(voter_id, timing, started_at)
+    return Voter(voter_id, timing, started_at, longest_before)
+
+
 def _no_incarnation(node: str, voters: tuple[str, ...], timing: LeaseTiming,
                     **_: Any) -> LeaseHolder:
     """Every start of the holder process looks the same to voters and to itself."""
@@ -105,8 +133,16 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("keeps-lease-on-release", make_holder=KeepsLeaseOnReleaseHolder),
     Variant("no-incarnation", make_holder=_no_incarnation),
     Variant("best-path", every_path=False),
+    Variant("ignores-duration", make_voter=IgnoresDurationVoter),
+    Variant("forgets-previous-lease", make_voter=ForgetsPreviousLeaseVoter),
+    # Not made up: the previous lease as tutelad and the witness keep it today. Findings
+    # (docs/leases.md, "Families"): a restart soon after another breaks the lease.
+    Variant("previous-run-only", keeps_longest_lease=False),
+    Variant("witness-without-memory", make_voter=_witness_without_memory),
 )}
 
-CAUGHT_IN = {"best-path": "paths"}
+CAUGHT_IN = {"best-path": "paths", **dict.fromkeys(
+    ("ignores-duration", "forgets-previous-lease", "previous-run-only",
+     "witness-without-memory"), "lease-change")}
 """The family that catches a mutant (chaos, as a safety violation, unless named here: a
 mutant that breaks liveness only is caught as a liveness failure)."""

@@ -30,7 +30,10 @@ from tutela.arbiter.messages import AcquireRequest, Message, Release, parse_mess
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
 
-FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend")
+FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend", "lease-change")
+LEASES = (1.0, 1.61, 2.62)
+"""Family lease-change: the leases nodes run with, in seconds (the lab's fractional
+watchdogs, a whole-second one by lease_duration auto, one set by hand)."""
 ANY_PATH = -1
 """The path of a message to the node's own voter, or of an adversary's forced message."""
 LOCAL_DELAY = 0.001
@@ -45,12 +48,17 @@ class Variant:
     """What the simulation runs: the real cores, or a deliberately broken one (mutants.py)."""
 
     name: str = "correct"
-    make_voter: Callable[[str, LeaseTiming, float], Voter] = Voter
+    make_voter: Callable[..., Voter] = Voter
+    """Called as Voter is: (voter_id, timing, started_at, longest_before=...)."""
     make_holder: Callable[..., LeaseHolder] = LeaseHolder
     timing: LeaseTiming = field(default_factory=LeaseTiming)
     every_path: bool = True
     """The messenger's rule for lease messages (lcm/messenger.py, `every_path`): a copy on
     every path its failure detector calls ALIVE; False: only on the best-ranked one."""
+    keeps_longest_lease: bool = True
+    """The lease a start keeps on disk for the next start's quiet period: the longest its
+    voter may still have grants of (its own, and until its quiet period is over the one
+    kept before); False: its own only, as Lcd.swap_lease_duration keeps it today."""
 
 
 CORRECT = Variant()
@@ -126,8 +134,14 @@ class Clock:
 class Site:
     """A cluster node (voter + holder in one process) or the witness (voter only)."""
 
-    def __init__(self, name: str, is_node: bool, clock: Clock, wall: Clock) -> None:
+    def __init__(self, name: str, is_node: bool, clock: Clock, wall: Clock,
+                 timing: LeaseTiming) -> None:
         self.name, self.is_node, self.clock = name, is_node, clock
+        self.timing = timing
+        """The lease this site runs with (family lease-change: its own, taken at start)."""
+        self.lease_before = timing.duration
+        """The lease kept on disk for its next start's quiet period (Variant
+        .keeps_longest_lease says which)."""
         self.wall = wall
         """Its wall clock (CLOCK_REALTIME), unrelated to `clock`: offsets, steps."""
         self.ran: dict[str, float] = {}
@@ -172,7 +186,8 @@ class Simulation:
             ("acquired", "handovers", "lost", "must_release", "refused", "releases",
              "pauses", "holder_pauses", "crashes", "backlog", "messages", "dropped",
              "snipes", "amnesia_snipes", "flap_snipes", "stale_replies", "suspends",
-             "unreachable", "wall_steps", "wall_misled", "path_faults"), 0)
+             "unreachable", "wall_steps", "wall_misled", "path_faults", "lease_restarts",
+             "lease_targets", "change_snipes", "longer_refused", "quiet_restarts"), 0)
         self.last_owner: dict[str, str] = {}
         self._draw_scenario()
         self._build_sites()
@@ -181,7 +196,7 @@ class Simulation:
             "resume": self._on_resume, "restart": self._on_restart,
             "removed": self._on_removed, "heal": self._on_heal, "aim": self._on_aim,
             "grab": self._on_grab, "mute": self._on_mute, "own": self._on_own,
-            "path_fault": self._on_path_fault}
+            "path_fault": self._on_path_fault, "crash_again": self._on_crash_again}
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -225,6 +240,10 @@ class Simulation:
         self.delta = self.fast_delay
         if self.family == "paths":
             self._draw_paths_scenario()
+        if self.family == "lease-change":
+            self.end_time = rng.uniform(8.0, 16.0) * L  # longer leases change hands slower
+            self.target_lease = rng.choice(LEASES)
+            """The lease the configuration asks for now: every site restarts into it."""
 
     def _draw_paths_scenario(self) -> None:
         """A healthy network of two or three paths between nodes; one owner; later the
@@ -239,12 +258,17 @@ class Simulation:
     def _build_sites(self) -> None:
         names = [f"n{i}" for i in range(1, self.n_nodes + 1)] + (["w"] if self.witness else [])
         self.voters = tuple(names)
-        self.sites = {n: Site(n, n != "w", self._new_clock(), self._new_wall_clock())
-                      for n in names}
+        self.sites = {n: Site(n, n != "w", self._new_clock(), self._new_wall_clock(),
+                              self.timing) for n in names}
         self.nodes = [s for s in self.sites.values() if s.is_node]
+        if self.family == "lease-change":  # a rolling restart after a change under way
+            for site in self.sites.values():
+                site.timing = self._lease_timing(self.rng.choice(LEASES))
+                site.lease_before = site.timing.duration
         # Mostly a cluster that has run a while; sometimes a cold start (every voter quiet).
         cold = self.rng.random() < 0.2 and self.family != "paths"
-        running_since = 0.0 if cold else 2 * self.timing.quiet_period
+        running_since = 0.0 if cold else 2 * max(s.timing.quiet_period
+                                                 for s in self.sites.values())
         for site in self.sites.values():
             self._start(site, running_since)
         if self.family == "paths":
@@ -259,6 +283,13 @@ class Simulation:
                   f"fast={self.fast_delay:.3f} long={self.long_delay:.1f} "
                   f"chaos_gap={self.chaos_gap:.2f} paths={self.node_paths} "
                   f"detect={self.detect:.2f} timing={self.timing}")
+        if self.family == "lease-change":
+            self._log(f"leases: {[(s.name, s.timing.duration) for s in self.sites.values()]} "
+                      f"target {self.target_lease}")
+
+    def _lease_timing(self, duration: float) -> LeaseTiming:
+        """A site's timing for lease `duration`, as tutelad builds it (lcd/lease.py)."""
+        return type(self.timing).for_duration(duration, self.timing.drift)
 
     def _new_clock(self) -> Clock:
         return Clock(self.now, self.rng.uniform(0, 100), self._rate())
@@ -276,11 +307,18 @@ class Simulation:
         return self.rng.uniform(1 - rho, 1 + rho)
 
     def _start(self, site: Site, running_since: float = 0.0) -> None:
+        """Start the site's tutelad (or witness): as Leases does, with the previous run's
+        lease from disk for the voter's quiet period, and this run's written back."""
         local = site.clock.local(self.now)
-        site.voter = self.variant.make_voter(site.name, self.timing, local - running_since)
+        site.voter = self.variant.make_voter(site.name, site.timing, local - running_since,
+                                             longest_before=site.lease_before)
+        if not self.variant.keeps_longest_lease:
+            site.lease_before = site.timing.duration
+        else:  # a run that fails while quiet has granted nothing, its predecessors may have
+            site.lease_before = max(site.timing.duration, site.lease_before)
         if site.is_node:
             site.incarnation += 1
-            site.holder = self.variant.make_holder(site.name, self.voters, self.timing,
+            site.holder = self.variant.make_holder(site.name, self.voters, site.timing,
                                                    incarnation=site.incarnation)
 
     # -- the loop ---------------------------------------------------------------------
@@ -299,7 +337,7 @@ class Simulation:
         return Outcome(self.seed, self.family, self.variant.name, self.failure, self.events,
                        self.now, self.stats, self.trace, self.bound)
 
-    _no_site = Site("-", False, Clock(0.0, 0.0, 1.0), Clock(0.0, 0.0, 1.0))
+    _no_site = Site("-", False, Clock(0.0, 0.0, 1.0), Clock(0.0, 0.0, 1.0), LeaseTiming())
 
     def _push(self, when: float, kind: str, site: str, data: Any) -> None:
         self.seq += 1
@@ -430,6 +468,7 @@ class Simulation:
             self._log(f"{src}->{site.name} {_short(message)}")
         if isinstance(message, AcquireRequest):
             assert site.voter is not None
+            self.stats["longer_refused"] += site.voter.longer_than_mine(message)
             self._send(site, message.candidate, site.voter.on_acquire(message, local))
         elif isinstance(message, Release):
             assert site.voter is not None
@@ -482,7 +521,7 @@ class Simulation:
         if self.now > max(settled, self.deadline):
             self._candidate_let_go(site, name, "was told to release")
         if not self.healed and self.rng.random() < 0.7:  # else: a stubborn engine
-            remove = self.rng.uniform(0, self.timing.max_remove_time)
+            remove = self.rng.uniform(0, site.timing.max_remove_time)
             self._push(self.now + remove, "removed", site.name, (site.life, name))
 
     def _candidate_let_go(self, site: Site, name: str, what: str) -> None:
@@ -508,7 +547,7 @@ class Simulation:
 
     def _acquire(self, site: Site, names: list[str]) -> None:
         assert site.holder is not None
-        remove = self.rng.choice((0.0, self.rng.uniform(0, self.timing.max_remove_time)))
+        remove = self.rng.choice((0.0, self.rng.uniform(0, site.timing.max_remove_time)))
         self._log(f"{site.name} acquires {names} (remove time {remove:.3f})")
         self._apply(site, site.holder.acquire(names, site.clock.local(self.now), remove))
 
@@ -548,7 +587,9 @@ class Simulation:
             (1.5 if self.family in ("clock-stop", "suspend") else 0, self._chaos_suspend),
             (0.5, self._chaos_wall_step),
             (3, self._chaos_snipe), (0.7, self._chaos_amnesia_snipe),
-            (0.7, self._chaos_flap_snipe), (0.7, self._chaos_stale_replies)]
+            (0.7, self._chaos_flap_snipe), (0.7, self._chaos_stale_replies),
+            *([(2, self._chaos_lease_change), (3, self._chaos_change_snipe)]
+              if self.family == "lease-change" else [])]
         action = self.rng.choices([a for _, a in actions], [w for w, _ in actions])[0]
         action()
         self._push(self.now + self.rng.expovariate(1 / self.chaos_gap), "chaos", "", None)
@@ -585,8 +626,10 @@ class Simulation:
         elif kind == "random":
             self._set_cuts({p for p in pairs if rng.random() < 0.3})
         else:  # single paths fail, in one direction or both
-            cut = {(a, b, p) for a, b in pairs for p in range(self._paths(a, b))
-                   if a < b and rng.random() < 0.4}
+            # A list, not a set: drawing while iterating a set of strings would follow
+            # the process's hash seed, and a seed would not replay in another process.
+            cut = [(a, b, p) for a, b in pairs for p in range(self._paths(a, b))
+                   if a < b and rng.random() < 0.4]
             self._set_cuts(self.cuts, {(b, a, p) for a, b, p in cut if rng.random() < 0.7}
                            | {k for k in cut if rng.random() < 0.7})
         self._log(f"partition {kind}: cut {sorted(self.cuts)} paths "
@@ -663,6 +706,10 @@ class Simulation:
             self._crash(site, self.rng.uniform(0, 3.0) * self.L)
 
     def _crash(self, site: Site, down_for: float) -> None:
+        if site.voter is not None and not site.voter.quiet(site.clock.local(self.now)):
+            site.lease_before = site.timing.duration  # kept when its quiet period ended
+        elif site.lease_before > site.timing.duration:  # quiet for a longer earlier lease
+            self.stats["quiet_restarts"] += 1
         site.alive, site.paused, site.voter, site.holder = False, False, None, None
         site.lease_ends = {}
         site.backlog, site.wake_at, site.life = [], None, site.life + 1
@@ -680,6 +727,11 @@ class Simulation:
         site.wall.start(self.now)
         if self.rng.random() < 0.5:  # a reboot: the monotonic clock starts anew
             site.clock = self._new_clock()
+        if self.family == "lease-change":  # tutelad takes the configuration's lease
+            self.stats["lease_restarts"] += site.timing.duration != self.target_lease
+            self._log(f"{site.name} runs with lease {self.target_lease} "
+                      f"(before: {site.timing.duration})")
+            site.timing = self._lease_timing(self.target_lease)
         self._start(site)
         self._log(f"{site.name} restarts (incarnation {site.incarnation}, "
                   f"local {site.clock.local(self.now):.4f})")
@@ -699,7 +751,8 @@ class Simulation:
             self._isolate(owner)
         else:
             owner.paused, owner.pauses = True, owner.pauses + 1
-            self._push(self.now + 2 * self.L, "resume", owner.name, owner.pauses)
+            self._push(self.now + 2 * owner.timing.duration, "resume", owner.name,
+                       owner.pauses)
         if self.rng.random() < 0.7:
             rho = self.timing.drift
             for site in self.sites.values():
@@ -707,7 +760,7 @@ class Simulation:
                 self._schedule_wake(site)
         self.loss, self.slow, self.fast_delay = 0.0, 0.0, 0.001 * self.L  # a quick rival
         self._log(f"snipe: {rival.name} will go for {name} of {owner.name}")
-        self.calm_until = self.now + 1.2 * self.L
+        self.calm_until = self.now + 1.2 * owner.timing.duration
         # Aim once the holder's last requests have landed (those not delayed long).
         self._push(self.now + 2 * self.fast_delay, "aim", rival.name,
                    (rival.life, name, owner.name))
@@ -741,7 +794,8 @@ class Simulation:
                 continue
             until = self.now if grant is None else self.now + grant[1] / site.clock.rate
             if site.name in arrivals:
-                until = max(until, arrivals[site.name] + self.L / site.clock.rate)
+                until = max(until, arrivals[site.name]
+                            + site.voter.timing.duration / site.clock.rate)
             free.append(until)
         needed = len(self.voters) // 2 + 1
         return sorted(free)[needed - 1] if len(free) >= needed else None
@@ -802,7 +856,7 @@ class Simulation:
         if len(nodes) < 1 or len(self.nodes) < 2:
             return
         site = self.rng.choice(nodes)
-        lag = self.rng.uniform(1.1, 1.6) * self.L
+        lag = self.rng.uniform(1.1, 1.6) * site.timing.duration
         self.slow_inbound[site.name] = (self.now + 0.1 * self.L, lag)
         self.max_delay = max(self.max_delay, 1.5 * lag)
         self._push(self.now + 0.1 * self.L, "mute", site.name, None)
@@ -813,8 +867,8 @@ class Simulation:
         self.stats["stale_replies"] += 1
         self._log(f"stale replies: answers to {site.name} take {lag:.3f}; "
                   f"{rival.name} asks for {name} later")
-        self._push(self.now + self.L * (1.1 + 3 * self.timing.drift), "grab", rival.name,
-                   name)
+        self._push(self.now + site.timing.duration * (1.1 + 3 * self.timing.drift), "grab",
+                   rival.name, name)
         self.calm_until = self.now + 1.5 * lag
 
     def _on_mute(self, site: Site, _: Any) -> None:
@@ -861,6 +915,67 @@ class Simulation:
         self.slow = self.rng.choice((0.0, 0.05, 0.2))
         self.max_delay = max(self.max_delay, self.long_delay if self.slow else 0.0)
         self._log(f"network loss={self.loss} dup={self.dup} slow={self.slow}")
+
+    # -- the lease-change family ------------------------------------------------------
+
+    def _chaos_lease_change(self) -> None:
+        """Now and then the configuration's lease changes (lease_duration set by hand, or
+        'auto' after a node's watchdog changed); the sites restart into it one at a time,
+        as a rolling restart (or, for the witness, an enrolment again) does. A fifth of
+        them fail and restart once more before their quiet period is over (a tutelad that
+        systemd restarts after a failure)."""
+        if self.rng.random() < 0.4:
+            self.target_lease = self.rng.choice([d for d in LEASES if d != self.target_lease])
+            self.stats["lease_targets"] += 1
+            self._log(f"the configuration's lease is now {self.target_lease}")
+        behind = [s for s in self.sites.values()
+                  if s.alive and s.timing.duration != self.target_lease]
+        if behind:
+            site, down = self.rng.choice(behind), self.rng.uniform(0, 0.1) * self.L
+            self._crash(site, down)
+            if self.rng.random() < 0.2:
+                self._crash_again(site, down + self.rng.uniform(0.05, 1.0) * self.target_lease)
+
+    def _crash_again(self, site: Site, after: float) -> None:
+        """Crash the run that `site`'s pending restart starts, `after` from now."""
+        self._push(self.now + after, "crash_again", site.name, site.life + 1)
+
+    def _on_crash_again(self, site: Site, life: int) -> None:
+        if site.life == life and site.alive:
+            self._crash(site, self.rng.uniform(0, 0.01) * self.L)
+
+    def _chaos_change_snipe(self) -> None:
+        """The lease gets shorter than a holder's: every other site restarts into it at
+        once (half of the time twice, the second time before the first quiet period is
+        over), and a rival asks at once and again when their quiet period for the new
+        lease ends. Only a quiet period as long as the longest lease they may have granted
+        keeps the grants they forgot from going to the rival while the holder counts on
+        them."""
+        owners = [(s, n) for s in self._running_nodes() if s.holder
+                  for n in s.holder.held(s.clock.local(self.now))
+                  if s.timing.duration > min(LEASES)]
+        if not owners or len(self.nodes) < 2:
+            return
+        owner, name = self.rng.choice(owners)
+        self.target_lease = self.rng.choice([d for d in LEASES if d < owner.timing.duration])
+        if self.rng.random() < 0.5:
+            self._isolate(owner)
+        again = self.rng.choice((0.0, self.rng.uniform(0.05, 0.9) * self.target_lease))
+        for site in self.sites.values():
+            if site is not owner and site.alive:
+                self._crash(site, self.rng.uniform(0, 0.01) * self.L)
+                if again:
+                    self._crash_again(site, again)
+        rival = self.rng.choice([s for s in self.nodes if s is not owner])
+        rho = self.timing.drift
+        quiet_ends = again + self.target_lease * (1 + rho) / (1 - rho)  # at the latest
+        self.stats["change_snipes"] += 1
+        self._log(f"change snipe: all but {owner.name} (lease {owner.timing.duration}) "
+                  f"restart with lease {self.target_lease}"
+                  f"{f' and again in {again:.3f}' if again else ''}; {rival.name} wants {name}")
+        self._push(self.now + 0.02 * self.L, "grab", rival.name, name)
+        self._push(self.now + quiet_ends + 0.02 * self.L, "grab", rival.name, name)
+        self.calm_until = self.now + 1.2 * owner.timing.duration
 
     # -- the paths family -------------------------------------------------------------
 

@@ -22,7 +22,7 @@ def test_the_simulation_catches_a_broken_core(name: str) -> None:
         outcome = simulate(seed, family, MUTANTS[name])
         if not outcome.ok:
             assert outcome.failure is not None
-            assert ("SAFETY" if family == "chaos" else "liveness") in outcome.failure
+            assert ("liveness" if family == "paths" else "SAFETY") in outcome.failure
             assert f"--variant {name}" in outcome.replay_command()
             return
     pytest.fail(f"mutant {name} survived {SEED_LIMIT} seeds of family {family}")
