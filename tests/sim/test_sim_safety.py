@@ -130,11 +130,11 @@ def test_nodes_with_different_leases_never_two_holders() -> None:
     before a restart, are caught: test_sim_mutants.)"""
     failures, totals, seeds = _run("TUTELA_SIM_LEASE_CHANGE_SEEDS", "lease-change")
     assert not failures, _explain(failures)
-    # Not vacuous (per seed, when written: 4.6 restarts into another lease, 18.8 requests
-    # refused as longer than the voter's lease, 0.18 change snipes, 0.6 restarts within a
-    # quiet period kept for a longer earlier lease, 0.54 handovers).
+    # Not vacuous (per seed over 2,000 when written: 4.5 restarts into another lease, 18.4
+    # requests refused as longer than the voter's lease, 0.16 change snipes, 1.26 restarts
+    # within a quiet period kept for a longer earlier lease, 0.51 handovers).
     expected = {"lease_restarts": 2.0, "longer_refused": 8.0, "change_snipes": 0.08,
-                "quiet_restarts": 0.2, "handovers": 0.25}
+                "quiet_restarts": 0.6, "handovers": 0.25}
     if seeds >= LEASE_CHANGE_NOT_VACUOUS_FROM or PLAN.ci:
         for key, per_seed in expected.items():
             assert totals[key] >= per_seed * seeds, (key, totals)
