@@ -307,8 +307,8 @@ class Simulation:
         return self.rng.uniform(1 - rho, 1 + rho)
 
     def _start(self, site: Site, running_since: float = 0.0) -> None:
-        """Start the site's tutelad (or witness): as Leases does, with the previous run's
-        lease from disk for the voter's quiet period, and this run's written back."""
+        """Start the site's tutelad (or witness): as Leases does, the voter quiet for the
+        lease kept on disk too, and what the next start must cover written back."""
         local = site.clock.local(self.now)
         site.voter = self.variant.make_voter(site.name, site.timing, local - running_since,
                                              longest_before=site.lease_before)
