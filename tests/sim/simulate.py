@@ -922,8 +922,8 @@ class Simulation:
         """Now and then the configuration's lease changes (lease_duration set by hand, or
         'auto' after a node's watchdog changed); the sites restart into it one at a time,
         as a rolling restart (or, for the witness, an enrolment again) does. A fifth of
-        them fail and restart once more before their quiet period is over (a tutelad that
-        systemd restarts after a failure)."""
+        them fail and restart once more before their quiet period is over (restarted by
+        hand again; systemd waits 5 s, longer than these quiet periods)."""
         if self.rng.random() < 0.4:
             self.target_lease = self.rng.choice([d for d in LEASES if d != self.target_lease])
             self.stats["lease_targets"] += 1
