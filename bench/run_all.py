@@ -83,6 +83,8 @@ class Run:
     work: Path
     quick: bool
     timeout: float
+    load: str = ""
+    """The load average when the run started (the page is written at its end)."""
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -167,7 +169,11 @@ def interrupt(process: subprocess.Popen[str]) -> str:
 
 # --- the page -------------------------------------------------------------------------------
 
-def machine_facts() -> list[str]:
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine_facts(run: Run) -> list[str]:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
     cores = len(re.findall(r"^processor\s*:", cpuinfo, re.M))
@@ -178,12 +184,12 @@ def machine_facts() -> list[str]:
                    os_release.read_text().splitlines() if line.startswith("PRETTY_NAME=")),
                   "unknown") if os_release.exists() else "unknown"
     uname = platform.uname()
-    load = Path("/proc/loadavg").read_text().split()[:3]
     return [f"- CPU: {cores} x {models[0] if models else uname.machine}",
             f"- memory: {mem_kib / 2**20:.1f} GiB",
             f"- system: {distro}, {uname.system} {uname.release} {uname.machine}",
             f"- Python {platform.python_version()}",
-            f"- load average when the run started: {' '.join(load)}"]
+            f"- load average when the run started: {run.load}; when it ended: "
+            f"{load_average()}"]
 
 
 def git_commit() -> str:
@@ -208,7 +214,7 @@ def header(run: Run, started: datetime.datetime, partial: bool) -> str:
         "assertions in tests.", "",
         f"Generated {started.strftime('%Y-%m-%d %H:%M UTC')} from commit {git_commit()} by "
         f"`{' '.join(['python', *[str(a) for a in sys.argv]])}`, on:", "",
-        *machine_facts(),
+        *machine_facts(run),
         "", "In the commands, `$WORK` is the run's work directory (each script's log and raw "
         "samples, `--samples`).",
     ]
@@ -370,7 +376,7 @@ def main() -> None:
         prefix=f"tutela-bench-{started.strftime('%Y%m%d-%H%M%S')}-"))
     work.mkdir(parents=True, exist_ok=True)
     timeout = args.timeout or (1800.0 if args.quick else 4 * 3600.0)
-    run = Run(args.output.resolve(), work.resolve(), args.quick, timeout)
+    run = Run(args.output.resolve(), work.resolve(), args.quick, timeout, load_average())
     selected = args.only or NAMES
     print(f"run_all: logs and samples in {run.work}", file=sys.stderr, flush=True)
     try:
