@@ -189,3 +189,17 @@ def test_only_configuration_commits_wait_for_the_disk(lcd: Lcd) -> None:
     statements.clear()
     lcd.raise_promise(7)  # the configuration lease's promise must survive a power loss
     assert not any("synchronous" in s for s in statements)
+
+
+def test_the_longest_lease_of_earlier_runs_survives_a_run_ended_while_quiet(
+        tmp_path: Path) -> None:
+    """Simulation seed 37 (family lease-change, variant previous-run-only): a run with a
+    2.62 s lease, one with 1 s that ends within its quiet period, one with 1.61 s: the
+    third must still be quiet for 2.62 s."""
+    lcd = Lcd.create(tmp_path, "c", "n1")
+    assert lcd.start_lease_duration(2.62) == 0.0  # never ran before
+    assert lcd.start_lease_duration(1.0) == 2.62
+    assert lcd.start_lease_duration(1.61) == 2.62  # the 1 s run granted nothing
+    lcd.settle_lease_duration(1.61)  # quiet period over: only 1.61 s grants remain
+    assert lcd.start_lease_duration(1.0) == 1.61
+    lcd.close()

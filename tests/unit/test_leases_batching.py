@@ -16,7 +16,7 @@ def test_acquires_of_one_loop_turn_share_a_round() -> None:
         messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, dict,
                               lambda _event: None)
         leases = Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None,
-                        lambda _duration: 0.0)
+                        NoMemory())
         holder = leases.holder
         with mock.patch.object(holder, "acquire_each", wraps=holder.acquire_each) as asked:
             leases.start()
@@ -33,3 +33,14 @@ def test_acquires_of_one_loop_turn_share_a_round() -> None:
                 await leases.stop()
 
     asyncio.run(main())
+
+
+class NoMemory:
+    """A node that never ran before (an Lcd keeps this on disk)."""
+
+    def start_lease_duration(self, duration: float) -> float:
+        del duration
+        return 0.0
+
+    def settle_lease_duration(self, duration: float) -> None:
+        del duration

@@ -96,3 +96,20 @@ def test_nothing_listening_is_a_clear_failure() -> None:
 def test_short_key_is_refused_before_sending() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         enroll(HOST, 1, "token", "prod", bytes(8), "n1")
+
+
+def test_enrolled_again_with_a_shorter_lease_the_voter_stays_quiet_for_the_longer(
+        witness: WitnessProcess) -> None:
+    """Simulation seed 316 (family lease-change, variant witness-without-memory): grants
+    made under the old, longer lease must expire before the new voter grants anything."""
+    old = enrolled(witness, "shrink", duration=2.62)
+    node = Node(witness.port, old, "n1")
+    node.granted("web")  # a grant for 2.62 s
+    shorter = Cluster("shrink", voter=old.voter)  # lease 1 s
+    enroll(HOST, witness.port, witness.token(cluster="shrink"), "shrink", shorter.key, "n1",
+           timing=shorter.timing)
+    quiet = witness.status()["clusters"]["shrink"]["quiet"]
+    assert quiet > shorter.timing.quiet_period, quiet  # 2.62 x 1.01 s from the enrolment
+    state = json.loads((witness.state / "witness.json").read_text())
+    assert state["clusters"]["shrink"]["longest_lease_before"] == 2.62
+    node.close()

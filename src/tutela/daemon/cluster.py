@@ -76,7 +76,7 @@ class Cluster:
                                    port=settings.port)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
-                             self._vote_extra, self._note_vote, lcd.swap_lease_duration)
+                             self._vote_extra, self._note_vote, lcd)
         self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger,
                                    self._config_behind)
         self._votes: dict[str, dict[str, Any]] = {}

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from tutela import clock
 from tutela.arbiter.holder import (
@@ -36,6 +36,14 @@ Extra = Callable[[AcquireRequest], dict[str, Any]]
 ReplyHook = Callable[[str, dict[str, Any]], None]
 
 
+class LeaseMemory(Protocol):
+    """Where a node keeps the longest lease its voter may still have grants of."""
+
+    def start_lease_duration(self, duration: float) -> float: ...
+
+    def settle_lease_duration(self, duration: float) -> None: ...
+
+
 class LeaseUnavailable(Exception):
     """No majority granted the lease in time; the message says who holds it or who is away."""
 
@@ -43,15 +51,16 @@ class LeaseUnavailable(Exception):
 class Leases:
     def __init__(self, node: str, config: ClusterConfig, messenger: Messenger,
                  incarnation: int, extra: Extra, on_reply: ReplyHook,
-                 swap_duration: Callable[[float], float]) -> None:
-        """`swap_duration` records this run's lease and returns the previous run's, which
-        the voter's quiet period must cover too (Lcd.swap_lease_duration)."""
+                 memory: LeaseMemory) -> None:
+        """`memory` keeps, across runs, the longest lease this node's voter may still have
+        grants of, which its quiet period must cover too (the Lcd)."""
         self.node = node
         self.lease = effective_lease(config)
         self.timing = self.lease.timing
         """Taken at start: a changed lease takes effect when tutelad restarts."""
+        self._memory = memory
         self.voter = Voter(node, self.timing, started_at=clock.now(),
-                           longest_before=swap_duration(self.timing.duration))
+                           longest_before=memory.start_lease_duration(self.timing.duration))
         self.mismatches: dict[str, float] = {}
         """Candidate -> the longer lease it asked for, refused here (for `tutela status`)."""
         self._messenger = messenger
@@ -78,6 +87,13 @@ class Leases:
 
     def start(self) -> None:
         self._task = spawn(self._tick_loop(), name="leases")
+        spawn(self._settle_after_quiet(), name="lease-memory")
+
+    async def _settle_after_quiet(self) -> None:
+        """Once the voter's quiet period is over, its longest possible grant is its own L.
+        (Late, never early: the event loop's clock does not count a suspend.)"""
+        await asyncio.sleep(max(0.0, self.voter.quiet_until - clock.now()))
+        self._memory.settle_lease_duration(self.timing.duration)
 
     async def stop(self) -> None:
         if self._task is not None:

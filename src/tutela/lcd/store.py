@@ -157,14 +157,24 @@ class Lcd:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'incarnation'", (str(value),))
         return value
 
-    def swap_lease_duration(self, duration: float) -> float:
-        """Record the lease this run of tutelad uses; return the previous run's (0 if none):
-        its voter may have granted that long before the restart."""
+    def start_lease_duration(self, duration: float) -> float:
+        """At tutelad's start: the longest lease this node's voter may still have grants of
+        from earlier runs (0 if none); recorded as at least `duration` until
+        `settle_lease_duration`, so that a run that ends within its quiet period passes the
+        longer lease on to the next (docs/leases.md, "Leases of different lengths")."""
         with self._transaction() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'lease_duration'").fetchone()
+            before = float(row[0]) if row else 0.0
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lease_duration', ?)",
+                         (repr(max(before, duration)),))
+        return before
+
+    def settle_lease_duration(self, duration: float) -> None:
+        """The voter's quiet period is over: every grant of an earlier run has expired, and
+        the longest it may have is its own `duration`."""
+        with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('lease_duration', ?)",
                          (repr(duration),))
-        return float(row[0]) if row else 0.0
 
     def _meta(self, key: str) -> str:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -39,6 +39,10 @@ class ClusterRecord:
     """During a key rotation (`tutela cluster rotate-key`): the other key accepted; `key`
     is the one the witness sends with (lcm/keyring.py)."""
     rotation: Rotation = ""
+    longest_lease_before: float = 0.0
+    """The longest lease the witness may still have grants of for this cluster from before
+    its last enrolment (a cluster enrolled again after its lease changed): the voter stays
+    quiet that long too (docs/leases.md, "Leases of different lengths")."""
 
     @property
     def ring(self) -> KeyRing:
@@ -49,10 +53,13 @@ class ClusterRecord:
                                    rotation=ring.rotation)
 
     def to_json(self) -> dict[str, Any]:
-        data = {"key": self.key.hex(), "voter": self.voter, "lease": timing_json(self.timing),
-                "enrolled_by": self.enrolled_by, "enrolled_at": self.enrolled_at}
+        data: dict[str, Any] = {
+            "key": self.key.hex(), "voter": self.voter, "lease": timing_json(self.timing),
+            "enrolled_by": self.enrolled_by, "enrolled_at": self.enrolled_at}
         if self.other_key is not None:  # only during a rotation: older files stay readable
             data.update(other_key=self.other_key.hex(), rotation=self.rotation)
+        if self.longest_lease_before:
+            data["longest_lease_before"] = self.longest_lease_before
         return data
 
     @classmethod
@@ -67,7 +74,8 @@ class ClusterRecord:
                                         float(lease["margin"])),
                      enrolled_by=str(data["enrolled_by"]), enrolled_at=str(data["enrolled_at"]),
                      other_key=None if other is None else bytes.fromhex(other),
-                     rotation=rotation)
+                     rotation=rotation,
+                     longest_lease_before=float(data.get("longest_lease_before", 0.0)))
         record.ring  # noqa: B018 - a ring that cannot be is refused here, at load
         return record
 

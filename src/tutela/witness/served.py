@@ -29,7 +29,8 @@ class Served:
     def __init__(self, record: ClusterRecord, incarnation: int, started_at: float,
                  seq: int = 0) -> None:
         self.record = record
-        self.voter = Voter(record.voter, record.timing, started_at)
+        self.voter = Voter(record.voter, record.timing, started_at,
+                           longest_before=record.longest_lease_before)
         self.guard = ReplayGuard()
         self.counters = counters("wrong-sender", "unknown-kind")
         self.incarnation = incarnation
@@ -41,6 +42,12 @@ class Served:
     @property
     def name(self) -> str:
         return self.record.name
+
+    def longest_grant(self, now: float) -> float:
+        """The longest lease this voter may still have grants of: its own once its quiet
+        period is over, else also what it was quiet for."""
+        own = self.record.timing.duration
+        return own if not self.voter.quiet(now) else max(own, self.record.longest_lease_before)
 
     def rekeyed(self, record: ClusterRecord) -> None:
         """Take the record's new key ring (a key rotation step): seal under its sending key

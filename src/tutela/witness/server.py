@@ -195,6 +195,9 @@ class Witness:
         self._lock = asyncio.Lock()  # one state-file change at a time
         self._names_served = set(self.served)
         self._seqs: dict[str, int] = {}
+        self._retired_grants: dict[str, float] = {}
+        """Removed or replaced clusters -> the longest lease their voter may still have
+        granted when it went (`_longest_grant`)."""
         self._warned: dict[tuple[str, str], float] = {}
         self._servers: list[asyncio.Server] = []
         self._housekeeper: asyncio.Task[None] | None = None
@@ -412,7 +415,8 @@ class Witness:
                              f"'tutela-witness token --cluster {request.cluster}'")
                 return
             record = ClusterRecord(request.cluster, request.key, request.voter,
-                                   request.timing, request.node, _utc_now())
+                                   request.timing, request.node, _utc_now(),
+                                   longest_lease_before=self._longest_grant(request.cluster))
             try:
                 await self._store({**self.registry.clusters, request.cluster: record})
             except RegistryError as error:
@@ -441,7 +445,18 @@ class Witness:
         self.served[record.name] = Served(record, self.incarnation, started,
                                           self._seqs.get(record.name, 0))
 
+    def _longest_grant(self, name: str) -> float:
+        """The longest lease the witness may still have granted `name` under an earlier
+        enrolment (this run's, a removed one's, or the previous run's as recorded): its
+        next voter must stay quiet that long, whatever lease it is enrolled with now."""
+        served = self.served.get(name)
+        now = time.monotonic()
+        if served is not None:
+            return served.longest_grant(now)
+        return self._retired_grants.get(name, 0.0)
+
     def _retire(self, served: Served) -> None:
+        self._retired_grants[served.name] = served.longest_grant(time.monotonic())
         self._seqs[served.name] = served.sealer.seq  # its nodes' replay windows remember them
         for conn in [c for c in self.connections if c.served is served]:
             conn.close(f"cluster {served.name} was re-enrolled or removed")
