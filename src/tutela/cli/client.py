@@ -28,6 +28,7 @@ TIMEOUTS = {op: ACTION_TIMEOUT for op in (
     "witness.add")}
 CHANGES = frozenset({
     "resource.create", "resource.delete", "dependency.add", "dependency.remove", "apply",
+    "config.set",
     "node.remove", "node.failover", "path.add", "path.remove", "hierarchy.extend",
     "hierarchy.unextend", "witness.add", "witness.remove"})
 """Operations that commit a configuration generation."""

@@ -75,7 +75,8 @@ class _Commands(_NodeGroup):
     would slow every `tutela status` down."""
 
     group_class = _NodeGroup
-    LAZY: dict[str, tuple[str, str]] = {"doctor": ("tutela.cli.doctor", "doctor"),
+    LAZY: dict[str, tuple[str, str]] = {"config": ("tutela.cli.config", "config_group"),
+                                        "doctor": ("tutela.cli.doctor", "doctor"),
                                         "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group")}
 

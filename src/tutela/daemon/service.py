@@ -23,6 +23,7 @@ from tutela.daemon.watchdog import node_watchdog
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
+from tutela.lcd.keypath import set_value
 from tutela.lcd.lease import fencing_problem
 from tutela.lcd.store import Lcd
 from tutela.lcm.frame import Envelope
@@ -81,6 +82,7 @@ class Service:
             "remove": self.remove,
             "export": self.export,
             "apply": self.apply,
+            "config.set": self.config_set,
             "stop": self.stop,
             "node.token": self.node_token,
             "node.remove": self.node_remove,
@@ -573,20 +575,42 @@ class Service:
         # must keep the heartbeats and lease renewals on time.
         new = await asyncio.to_thread(from_yaml, str(request["yaml"]),
                                       str(request.get("source", "<input>")))
-        new = _keep_recorded(self.engine.config, new)
-        if request.get("dry_run"):
+        return await self._replace(lambda _: new, bool(request.get("dry_run")),
+                                   f"applied {request.get('source', 'a document')}")
+
+    async def config_set(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`tutela config set`: the document in force with one value changed, applied."""
+        key = str(request["key"])
+
+        def changed(current: ClusterConfig) -> ClusterConfig:
+            return parse_config(set_value(current.model_dump(mode="json"), key,
+                                          request.get("value")))
+
+        return await self._replace(changed, bool(request.get("dry_run")), f"config set {key}")
+
+    async def _replace(self, new_config: Callable[[ClusterConfig], ClusterConfig],
+                       dry_run: bool, summary: str) -> dict[str, Any]:
+        """Make the configuration new_config(the one in force), nodes' own records kept, in
+        one change; or, dry run, check it as that change would and say what would change."""
+        if dry_run:
+            new = await self._proposed(new_config)
             self.lcd.check(new)
             self._check_runtime(new)
             warnings = await asyncio.to_thread(_problems_here, self._changed(new))
             return {"dry_run": True, "changes": diff(self.engine.config, new),
                     "generation": self.lcd.generation(), "warnings": [str(p) for p in warnings]}
         async with self._config_lock, self.cluster.config_lease() as epoch:
+            new = await self._proposed(new_config)
             changes = diff(self.engine.config, new)
             if not changes:
                 return {"changes": [], "generation": self.lcd.generation()}
-            generation = await self._commit(
-                new, f"applied {request.get('source', 'a document')}", epoch)
+            generation = await self._commit(new, summary, epoch)
             return {"changes": changes, "generation": generation}
+
+    async def _proposed(self, new_config: Callable[[ClusterConfig], ClusterConfig]
+                        ) -> ClusterConfig:
+        current = self.engine.config  # off the event loop: see apply
+        return _keep_recorded(current, await asyncio.to_thread(new_config, current))
 
     async def stop(self, request: dict[str, Any]) -> dict[str, Any]:
         """Stop tutelad; with `leave_resources` a maintenance stop: what is in service here
