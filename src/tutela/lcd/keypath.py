@@ -162,7 +162,7 @@ def _child(document: dict[str, Any], value: Any, shape: Any, part: str, done: st
     it is set whole, so that a misspelt node is not made a new node)."""
     model = _model(shape)
     if model is not None:
-        return _field(value, model, part, done)
+        return _field(value, model, part, done, writing=creating)
     item = _item_shape(shape)
     if item is not None or isinstance(value, list):
         return _entry(document, value or [], item, part, done, creating and whole)
@@ -178,13 +178,14 @@ def _child(document: dict[str, Any], value: Any, shape: Any, part: str, done: st
                                f"set {done} itself, e.g. tutela config set {done} VALUE")])
 
 
-def _field(value: Any, model: type[BaseModel], part: str, done: str) -> tuple[Any, Any, str]:
+def _field(value: Any, model: type[BaseModel], part: str, done: str, writing: bool
+           ) -> tuple[Any, Any, str]:
     here = _joined(done, part)
     if part not in model.model_fields:
         where = done or "the document"
         raise ConfigError([Problem(here, f"{where} has no key {part!r}",
                                    f"use one of: {_listed(model.model_fields)}")])
-    if model is Node and part in WRITTEN_BY_NODES:
+    if writing and model is Node and part in WRITTEN_BY_NODES:
         node = done.rpartition("[")[2].rstrip("]")
         raise ConfigError([Problem(here, "only the node itself writes this field; "
                                    "'tutela config set' and 'tutela apply' keep it",
