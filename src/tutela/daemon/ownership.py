@@ -612,6 +612,16 @@ class Ownership:
         return any(states[t].state.in_service or states[t].state == ResourceState.OSF
                    for h in self._clustered() for t in h.members if t in states)
 
+    def owner(self, root: str) -> str | None:
+        """The node a switchover asks to give `root` up: this one or an alive peer that holds
+        its lease or has it in service. A node that won the lease and is still restoring
+        (a failover or switchback under way) is the owner too: not asked, it would go on
+        renewing the lease that the switchover's target waits for in vain."""
+        if self.leases.holds(root) or self.engine.states[root].state.in_service:
+            return self.node
+        settings = self.engine.config.hierarchy_settings(root)
+        return self._owner(root, settings, self._snapshot(self._clustered()))
+
     def _owner(self, root: str, settings: HierarchySettings, seen: Snapshot) -> str | None:
         """An alive peer that holds `root`'s lease or runs it."""
         return next((p for p in sorted(self._peers(settings)) if p in seen.alive

@@ -258,7 +258,7 @@ class Service:
         if self.engine.config.hierarchy_settings(root).priority_of(target) is None:
             raise ConfigError([Problem("--to", f"{target} is not in {root}'s equivalencies",
                                        f"tutela hierarchy extend {root} --to {target}")])
-        owner = self.cluster.runs(root)
+        owner = self.cluster.ownership.owner(root)
         if owner == target:
             return {"node": target, "switched": [], "note": "already there"}
         deadline = _deadline(request)
