@@ -184,11 +184,16 @@ def test_parse_value(text: str, value: Any) -> None:
     assert parse_value(text) == value
 
 
-def test_a_bad_value_names_value_and_fix() -> None:
+@pytest.mark.parametrize(("text", "message"), [
+    ("[a", "not valid YAML"),
+    ("!!binary aGk=", "not a value the document holds (a bytes)"),
+    ("!!set {a: null}", "not a value the document holds (a set)"),
+])
+def test_a_bad_value_names_value_and_fix(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
-        parse_value("[a")
+        parse_value(text)
     [problem] = refused.value.problems
-    assert problem.field == "VALUE" and "not valid YAML" in problem.message and problem.fix
+    assert problem.field == "VALUE" and message in problem.message and problem.fix
 
 
 def test_the_refused_node_fields_are_those_the_daemon_keeps() -> None:

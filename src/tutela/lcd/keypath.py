@@ -15,6 +15,7 @@ which a name containing a dot needs (`nodes[db1.example.com].failover`).
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
@@ -83,12 +84,19 @@ def parse_value(text: str) -> Any:
     """VALUE as YAML: a scalar (`auto`, `1.61`, `true`, `null`) or flow (`[a, b]`,
     `{hold: 0}`). Dates stay strings: the document has none, and JSON carries none."""
     try:
-        return yaml.load(text, Loader=_NoDatesLoader)  # a safe loader
+        value = yaml.load(text, Loader=_NoDatesLoader)  # a safe loader
     except yaml.YAMLError as error:
         raise ConfigError([Problem("VALUE", f"{text!r} is not valid YAML: "
                                    f"{getattr(error, 'problem', error)}",
                                    "quote it for the shell and for YAML, e.g. "
                                    "'\"a: b\"' for the string a: b")]) from None
+    try:
+        json.dumps(value)  # what the control socket carries
+    except (TypeError, ValueError):
+        raise ConfigError([Problem("VALUE", f"{text!r} is not a value the document holds "
+                                   f"(a {type(value).__name__})", "give a string, number, "
+                                   "true/false, null, list or mapping")]) from None
+    return value
 
 
 class _NoDatesLoader(yaml.SafeLoader):
