@@ -10,6 +10,7 @@ from typing import Any
 
 from simulate import Variant
 
+from tutela.arbiter.disk_voter import DiskEffect, DiskVoter, SlotRecord, _Io
 from tutela.arbiter.holder import Effect, LeaseHolder
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming, min_margin
@@ -107,6 +108,38 @@ class KeepsLeaseOnReleaseHolder(LeaseHolder):
         return effects
 
 
+class UnwatchfulDiskVoter(DiskVoter):
+    """Ignores another node's claim once two reads saw it unchanged, however close together:
+    no observation period."""
+
+    def window(self, record: SlotRecord | None) -> float:
+        return 0.0
+
+
+class StaleReadDiskVoter(DiskVoter):
+    """Decides on the read before its claim was written, not on one issued after it."""
+
+    def on_written(self, ok: bool, now: float) -> list[DiskEffect]:
+        io = self._io
+        if io is None or not ok or not io.batch or self.state.last_written is None:
+            return super().on_written(ok, now)
+        self._io = None
+        self.state.written_claims = io.claimed
+        return [*self._decide(_Io("read", io.submitted_at, io.batch, io.claimed)),
+                *self._next_io(now)]
+
+
+class WithdrawsGrantedClaimDiskVoter(DiskVoter):
+    """Takes a claim off the disk as soon as it answered, though a lease relies on it."""
+
+    def _decide(self, io: _Io) -> list[DiskEffect]:
+        answers = super()._decide(io)
+        for req in io.batch:
+            for name in req.names:
+                self.state.claims.pop(name, None)
+        return answers
+
+
 def _witness_without_memory(voter_id: str, timing: LeaseTiming, started_at: float,
                             longest_before: float = 0.0) -> Voter:
     """The witness as it serves a cluster today (witness/served.py): enrolled again with a
@@ -139,10 +172,15 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     # (docs/leases.md, "Families"): a restart soon after another breaks the lease.
     Variant("previous-run-only", keeps_longest_lease=False),
     Variant("witness-without-memory", make_voter=_witness_without_memory),
+    Variant("disk-no-observation", make_disk_voter=UnwatchfulDiskVoter),
+    Variant("disk-stale-read", make_disk_voter=StaleReadDiskVoter),
+    Variant("disk-withdraws-granted-claim", make_disk_voter=WithdrawsGrantedClaimDiskVoter),
 )}
 
 CAUGHT_IN = {"best-path": "paths", **dict.fromkeys(
     ("ignores-duration", "forgets-previous-lease", "previous-run-only",
-     "witness-without-memory"), "lease-change")}
+     "witness-without-memory"), "lease-change"),
+    **dict.fromkeys(("disk-no-observation", "disk-stale-read",
+                     "disk-withdraws-granted-claim"), "disk")}
 """The family that catches a mutant (chaos, as a safety violation, unless named here: a
 mutant that breaks liveness only is caught as a liveness failure)."""

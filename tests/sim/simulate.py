@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from disk import SimDisk, Submitted
+
+from tutela.arbiter.disk_voter import Answer, DiskArea, DiskEffect, DiskVoter, ReadArea
 from tutela.arbiter.holder import (
     Acquired,
     Effect,
@@ -30,7 +33,9 @@ from tutela.arbiter.messages import AcquireRequest, Message, Release, parse_mess
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
 
-FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend", "lease-change")
+FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend", "lease-change", "disk")
+DISK = "disk"
+"""Family disk: the voter id of the shared-disk voter, the third vote of two nodes."""
 LEASES = (1.0, 1.61, 2.62)
 """Family lease-change: the leases nodes run with, in seconds (the lab's fractional
 watchdogs, a whole-second one by lease_duration auto, one set by hand)."""
@@ -51,6 +56,8 @@ class Variant:
     make_voter: Callable[..., Voter] = Voter
     """Called as Voter is: (voter_id, timing, started_at, longest_before=...)."""
     make_holder: Callable[..., LeaseHolder] = LeaseHolder
+    make_disk_voter: Callable[..., DiskVoter] = DiskVoter
+    """Family disk: called as DiskVoter is."""
     timing: LeaseTiming = field(default_factory=LeaseTiming)
     every_path: bool = True
     """The messenger's rule for lease messages (lcm/messenger.py, `every_path`): a copy on
@@ -149,6 +156,8 @@ class Site:
         `last_in_service`): what the cold-start 'last' policy compares across nodes."""
         self.voter: Voter | None = None
         self.holder: LeaseHolder | None = None
+        self.disk_voter: DiskVoter | None = None
+        """Family disk: the node's share of the shared-disk voter (none at the disk)."""
         self.lease_ends: dict[str, float] = {}
         """The holder's lease ends (own clock) as of its latest call: only calls change
         them, and each call's effects go through Simulation._apply, which copies them."""
@@ -187,7 +196,9 @@ class Simulation:
              "pauses", "holder_pauses", "crashes", "backlog", "messages", "dropped",
              "snipes", "amnesia_snipes", "flap_snipes", "stale_replies", "suspends",
              "unreachable", "wall_steps", "wall_misled", "path_faults", "lease_restarts",
-             "lease_targets", "change_snipes", "longer_refused", "quiet_restarts"), 0)
+             "lease_targets", "change_snipes", "longer_refused", "quiet_restarts",
+             "disk_grants", "disk_refusals", "disk_faults", "disk_io_failed",
+             "disk_takeovers"), 0)
         self.last_owner: dict[str, str] = {}
         self._draw_scenario()
         self._build_sites()
@@ -196,7 +207,9 @@ class Simulation:
             "resume": self._on_resume, "restart": self._on_restart,
             "removed": self._on_removed, "heal": self._on_heal, "aim": self._on_aim,
             "grab": self._on_grab, "mute": self._on_mute, "own": self._on_own,
-            "path_fault": self._on_path_fault, "crash_again": self._on_crash_again}
+            "path_fault": self._on_path_fault, "crash_again": self._on_crash_again,
+            "disk_msg": self._on_disk_msg, "disk_land": self._on_disk_land,
+            "disk_done": self._on_disk_done}
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -240,6 +253,8 @@ class Simulation:
         self.delta = self.fast_delay
         if self.family == "paths":
             self._draw_paths_scenario()
+        if self.family == "disk":  # two nodes, the disk their third vote, no witness
+            self.n_nodes, self.witness = 2, False
         if self.family == "lease-change":
             self.end_time = rng.uniform(8.0, 16.0) * L  # longer leases change hands slower
             self.target_lease = rng.choice(LEASES)
@@ -257,7 +272,9 @@ class Simulation:
 
     def _build_sites(self) -> None:
         names = [f"n{i}" for i in range(1, self.n_nodes + 1)] + (["w"] if self.witness else [])
-        self.voters = tuple(names)
+        self.voters = (*names, DISK) if self.family == "disk" else tuple(names)
+        cluster_id = self.rng.randbytes(16) if self.family == "disk" else bytes(16)
+        self.disk = SimDisk(self.rng, DiskArea(cluster_id, tuple(names)), self.L)
         self.sites = {n: Site(n, n != "w", self._new_clock(), self._new_wall_clock(),
                               self.timing) for n in names}
         self.nodes = [s for s in self.sites.values() if s.is_node]
@@ -320,6 +337,10 @@ class Simulation:
             site.incarnation += 1
             site.holder = self.variant.make_holder(site.name, self.voters, site.timing,
                                                    incarnation=site.incarnation)
+            if self.family == "disk":
+                site.disk_voter = self.variant.make_disk_voter(
+                    DISK, self.disk.area, site.name, site.timing, incarnation=site.incarnation,
+                    started_at=local, io_limit=self.disk.io_limit)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -372,6 +393,10 @@ class Simulation:
     def _send(self, src: Site, dst: str, message: Message) -> None:
         text = json.dumps(message.to_payload())  # only what survives JSON may travel
         self.stats["messages"] += 1
+        if dst == DISK:  # the node's own share of the disk voter, in its own process
+            self._push(self.now + self.rng.uniform(0, LOCAL_DELAY * self.L), "disk_msg",
+                       src.name, (src.life, text))
+            return
         if dst == src.name:
             self._push(self.now + self.rng.uniform(0, LOCAL_DELAY * self.L), "msg", dst,
                        (src.name, text, ANY_PATH))
@@ -507,6 +532,8 @@ class Simulation:
         site.ran[name] = site.wall.local(self.now)  # it goes into service here
         if self.last_owner.get(name, site.name) != site.name:
             self.stats["handovers"] += 1
+            self.stats["disk_takeovers"] += self._peer_out_of_reach(
+                site, self.sites[self.last_owner[name]])
         self.last_owner[name] = site.name
         if self.healed and self.candidates.get(name) == site.name:
             self.since.setdefault(name, self.now)
@@ -556,7 +583,10 @@ class Simulation:
     def _schedule_wake(self, site: Site) -> None:
         if site.holder is None or not site.alive:
             return
-        deadline = site.holder.next_deadline(site.clock.local(self.now))
+        deadlines = [d for d in (site.holder.next_deadline(site.clock.local(self.now)),
+                                 site.disk_voter and site.disk_voter.next_deadline())
+                     if d is not None]
+        deadline = min(deadlines, default=None)
         if deadline is None:
             site.wake_at = None
             return
@@ -570,6 +600,8 @@ class Simulation:
         if token != site.wake_token or not site.alive or site.paused or site.holder is None:
             return
         site.wake_at = None
+        if site.disk_voter is not None:
+            self._disk_effects(site, site.disk_voter.tick(site.clock.local(self.now)))
         self._apply(site, site.holder.tick(site.clock.local(self.now)))
 
     # -- faults -----------------------------------------------------------------------
@@ -586,6 +618,7 @@ class Simulation:
             (1.5, self._chaos_pause), (0.7, self._chaos_crash), (0.7, self._chaos_amnesia),
             (1.5 if self.family in ("clock-stop", "suspend") else 0, self._chaos_suspend),
             (0.5, self._chaos_wall_step),
+            (2 if self.family == "disk" else 0, self._chaos_disk),
             (3, self._chaos_snipe), (0.7, self._chaos_amnesia_snipe),
             (0.7, self._chaos_flap_snipe), (0.7, self._chaos_stale_replies),
             *([(2, self._chaos_lease_change), (3, self._chaos_change_snipe)]
@@ -694,6 +727,8 @@ class Simulation:
         for kind, data in backlog:
             if kind == "msg":
                 self._handle_msg(site, data)
+            elif kind in ("disk_msg", "disk_done"):
+                self.handlers[kind](site, data)
             else:
                 self._on_removed(site, data)
             self._check_safety()
@@ -711,6 +746,7 @@ class Simulation:
         elif site.lease_before > site.timing.duration:  # quiet for a longer earlier lease
             self.stats["quiet_restarts"] += 1
         site.alive, site.paused, site.voter, site.holder = False, False, None, None
+        site.disk_voter = None  # its I/O in flight may still land (within io_limit)
         site.lease_ends = {}
         site.backlog, site.wake_at, site.life = [], None, site.life + 1
         self.stats["crashes"] += 1
@@ -976,6 +1012,71 @@ class Simulation:
         self._push(self.now + 0.02 * self.L, "grab", rival.name, name)
         self._push(self.now + quiet_ends + 0.02 * self.L, "grab", rival.name, name)
         self.calm_until = self.now + 1.2 * owner.timing.duration
+
+    # -- the disk family --------------------------------------------------------------
+
+    def _on_disk_msg(self, site: Site, data: tuple[int, str]) -> None:
+        """A holder's request or release reaches its own disk voter (same process)."""
+        life, text = data
+        if site.life != life or not site.alive:
+            return
+        if site.paused:
+            site.backlog.append(("disk_msg", data))
+            return
+        assert site.disk_voter is not None
+        message = parse_message(json.loads(text))
+        local = site.clock.local(self.now)
+        if isinstance(message, AcquireRequest):
+            self._disk_effects(site, site.disk_voter.on_acquire(message, local))
+        elif isinstance(message, Release):
+            self._disk_effects(site, site.disk_voter.on_release(message, local))
+
+    def _disk_effects(self, site: Site, effects: list[DiskEffect]) -> None:
+        """Answers go to the holder as a voter's reply; I/O goes to the shared disk."""
+        for effect in effects:
+            if isinstance(effect, Answer):
+                reply = effect.reply
+                self.stats["disk_grants"] += len(reply.granted)
+                self.stats["disk_refusals"] += len(reply.refused)
+                if self.tracing:
+                    self._log(f"{site.name} disk voter: {_short(reply)}")
+                self._push(self.now + self.rng.uniform(0, LOCAL_DELAY * self.L), "msg",
+                           site.name, (DISK, json.dumps(reply.to_payload()), ANY_PATH))
+                continue
+            io = self.disk.submit(self.now, site.name, effect)
+            if io.apply_at is not None:
+                self._push(io.apply_at, "disk_land", site.name, io)
+            self._push(io.done_at, "disk_done", site.name, (site.life, io))
+        self._schedule_wake(site)
+
+    def _on_disk_land(self, _: Site, io: Submitted) -> None:
+        """A write lands, whatever became of the node that issued it."""
+        self.disk.land(io, self.now)
+
+    def _on_disk_done(self, site: Site, data: tuple[int, Submitted]) -> None:
+        life, io = data
+        if site.life != life or not site.alive:
+            return
+        if site.paused:
+            site.backlog.append(("disk_done", data))
+            return
+        assert site.disk_voter is not None
+        self.stats["disk_io_failed"] += not io.ok
+        local = site.clock.local(self.now)
+        if isinstance(io.op, ReadArea):
+            self._disk_effects(site, site.disk_voter.on_read(self.disk.read(io), local))
+        else:
+            self._disk_effects(site, site.disk_voter.on_written(io.ok, local))
+
+    def _peer_out_of_reach(self, site: Site, peer: Site) -> bool:
+        """Family disk: the previous owner is down, frozen or cut off from `site`, so with
+        two nodes only the disk's vote can have made the majority."""
+        return self.family == "disk" and (not peer.alive or peer.paused or bool(
+            {(site.name, peer.name), (peer.name, site.name)} & self.cuts))
+
+    def _chaos_disk(self) -> None:
+        self.stats["disk_faults"] += 1
+        self._log(self.disk.chaos())
 
     # -- the paths family -------------------------------------------------------------
 
