@@ -135,7 +135,6 @@ def _replaced(document: dict[str, Any], value: Any, shape: Any, parts: list[str]
     child, child_shape, here = _child(document, value, shape, part, done, creating=True,
                                       whole=not rest)
     if not rest:
-        child_shape = None  # the entry is replaced whole: nothing below to check
         new = _whole_entry(value, shape, part, here, new)
     replaced = _replaced(document, child, child_shape, rest, here, new)
     if isinstance(value, list):
