@@ -19,6 +19,9 @@ SEED_LIMIT = 500
 13 to 22 of 2,000; docs/cluster.md has the rates)."""
 GENERATION_FIRST_SEED = 371
 """The first seed of family config in which the lease-checked variant loses a commit."""
+SPLIT_VERSION_SEED = 115
+"""The seed of family config in which two nodes end on one version with two
+configurations (today's rules)."""
 CALM_SEEDS = 1500
 """Fixed seeds of config-calm with the lease-checked variant (TUTELA_SIM_CONFIG_SEEDS;
 under CI not fewer), plus a fresh range a third as long from this run's fresh seed."""
@@ -69,6 +72,14 @@ def test_generation_first_order_loses_a_commit_even_when_the_holder_checks_its_l
     version wherever catch-up carries it, and the next change builds on it."""
     outcome = simulate_config(GENERATION_FIRST_SEED, "config", LEASE_CHECKED)
     assert outcome.failure is not None and "was committed and is lost" in outcome.failure
+
+
+def test_two_holders_with_one_epoch_split_the_cluster_for_good() -> None:
+    """Finding 3, kept as a test: a promise is given for an epoch equal to the one
+    promised, so two holders whose changes overlap can both pick it; their two
+    configurations then share one version and catch-up never reconciles them."""
+    outcome = simulate_config(SPLIT_VERSION_SEED, "config", CORRECT)
+    assert outcome.failure is not None and "end on different configurations" in outcome.failure
 
 
 def test_the_checker_catches_an_acceptor_that_forgets_its_promise() -> None:
