@@ -92,7 +92,8 @@ def test_the_whole_area_decodes_slot_by_slot() -> None:
 
 
 class Node:
-    """One node's disk voter with a driver that does each I/O at once on `disk`."""
+    """One node's disk voter with a driver that does each I/O at once on `disk`; started
+    with a first request that reads the area (before it, the voter claims nothing)."""
 
     def __init__(self, disk: bytearray, name: str, incarnation: int = 1,
                  started_at: float = 0.0) -> None:
@@ -101,6 +102,7 @@ class Node:
                                started_at=started_at, io_limit=0.0)
         self.round = 0
         self.replies: list[AcquireReply] = []
+        self.ask((), started_at)
 
     def ask(self, names: tuple[str, ...], now: float) -> AcquireReply:
         self.round += 1
@@ -133,6 +135,19 @@ class Node:
 @pytest.fixture
 def disk() -> bytearray:
     return bytearray(AREA.length)
+
+
+def test_before_its_first_read_a_process_claims_nothing(disk: bytearray) -> None:
+    """It cannot tell a live claim from a stale one yet: its claim could only disturb a
+    holder (whose reads would see a contested name)."""
+    voter = DiskVoter("disk", AREA, "n1", TIMING, incarnation=1, started_at=0.0, io_limit=0.0)
+    (write,) = voter.on_acquire(AcquireRequest(1, 1, ("config",), "n1", "disk", 1.0), 0.0)
+    assert isinstance(write, WriteSlot)
+    assert decode_slot(AREA, write.data, 0) == SlotRecord(0, 1, 1, 1.0, ())
+    (read,) = voter.on_written(True, 0.01)
+    assert isinstance(read, ReadArea)
+    (answer,) = voter.on_read(write.data + bytes(512), 0.02)
+    assert isinstance(answer, Answer) and answer.reply.granted == ()
 
 
 def test_an_uncontested_name_is_granted_at_once_and_stays_claimed(disk: bytearray) -> None:

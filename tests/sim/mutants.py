@@ -10,7 +10,7 @@ from typing import Any
 
 from simulate import Variant
 
-from tutela.arbiter.disk_voter import DiskEffect, DiskVoter, SlotRecord, _Io
+from tutela.arbiter.disk_voter import DiskEffect, DiskVoter, ReadArea, SlotRecord, _Io
 from tutela.arbiter.holder import Effect, LeaseHolder
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming, min_margin
@@ -116,17 +116,26 @@ class UnwatchfulDiskVoter(DiskVoter):
         return 0.0
 
 
+class ContestingDiskVoter(DiskVoter):
+    """Claims every name it is asked for, a live claim of its peer or not (no pre-check)."""
+
+    def _may_claim(self, name: str, req: AcquireRequest, now: float) -> bool:
+        return True
+
+
 class StaleReadDiskVoter(DiskVoter):
-    """Decides on the read before its claim was written, not on one issued after it."""
+    """Decides on what it read before its claim was written (the read after the write only
+    updates what it has seen, for the next batch)."""
 
     def on_written(self, ok: bool, now: float) -> list[DiskEffect]:
         io = self._io
-        if io is None or not ok or not io.batch or self.state.last_written is None:
+        if io is None or not ok or not io.batch or not self.state.has_read:
             return super().on_written(ok, now)
         self._io = None
         self.state.written_claims = io.claimed
-        return [*self._decide(_Io("read", io.submitted_at, io.batch, io.claimed)),
-                *self._next_io(now)]
+        answers = self._decide(_Io("read", io.submitted_at, io.batch, io.claimed))
+        self._io = _Io("read", now, [], io.claimed)
+        return [*answers, ReadArea(0, self.area.length)]
 
 
 class WithdrawsGrantedClaimDiskVoter(DiskVoter):
@@ -175,12 +184,14 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("disk-no-observation", make_disk_voter=UnwatchfulDiskVoter),
     Variant("disk-stale-read", make_disk_voter=StaleReadDiskVoter),
     Variant("disk-withdraws-granted-claim", make_disk_voter=WithdrawsGrantedClaimDiskVoter),
+    Variant("disk-contests-live-claim", make_disk_voter=ContestingDiskVoter),
 )}
 
 CAUGHT_IN = {"best-path": "paths", **dict.fromkeys(
     ("ignores-duration", "forgets-previous-lease", "previous-run-only",
      "witness-without-memory"), "lease-change"),
     **dict.fromkeys(("disk-no-observation", "disk-stale-read",
-                     "disk-withdraws-granted-claim"), "disk")}
+                     "disk-withdraws-granted-claim"), "disk"),
+    "disk-contests-live-claim": "disk-fault"}
 """The family that catches a mutant (chaos, as a safety violation, unless named here: a
 mutant that breaks liveness only is caught as a liveness failure)."""

@@ -21,6 +21,7 @@ from disk import SimDisk, Submitted
 
 from tutela.arbiter.disk_voter import Answer, DiskArea, DiskEffect, DiskVoter, ReadArea
 from tutela.arbiter.holder import (
+    RETRY_SLACK,
     Acquired,
     Effect,
     LeaseHolder,
@@ -33,9 +34,12 @@ from tutela.arbiter.messages import AcquireRequest, Message, Release, parse_mess
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
 
-FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend", "lease-change", "disk")
+FAMILIES = ("chaos", "liveness", "paths", "clock-stop", "suspend", "lease-change", "disk",
+            "disk-fault")
+DISK_FAMILIES = ("disk", "disk-fault")
 DISK = "disk"
-"""Family disk: the voter id of the shared-disk voter, the third vote of two nodes."""
+"""Families disk and disk-fault: the voter id of the shared-disk voter, the third vote of
+two nodes."""
 LEASES = (1.0, 1.61, 2.62)
 """Family lease-change: the leases nodes run with, in seconds (the lab's fractional
 watchdogs, a whole-second one by lease_duration auto, one set by hand)."""
@@ -198,7 +202,7 @@ class Simulation:
              "unreachable", "wall_steps", "wall_misled", "path_faults", "lease_restarts",
              "lease_targets", "change_snipes", "longer_refused", "quiet_restarts",
              "disk_grants", "disk_refusals", "disk_faults", "disk_io_failed",
-             "disk_takeovers"), 0)
+             "disk_takeovers", "disk_owner_faults"), 0)
         self.last_owner: dict[str, str] = {}
         self._draw_scenario()
         self._build_sites()
@@ -209,7 +213,7 @@ class Simulation:
             "grab": self._on_grab, "mute": self._on_mute, "own": self._on_own,
             "path_fault": self._on_path_fault, "crash_again": self._on_crash_again,
             "disk_msg": self._on_disk_msg, "disk_land": self._on_disk_land,
-            "disk_done": self._on_disk_done}
+            "disk_done": self._on_disk_done, "disk_fault": self._on_disk_fault}
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -253,8 +257,10 @@ class Simulation:
         self.delta = self.fast_delay
         if self.family == "paths":
             self._draw_paths_scenario()
-        if self.family == "disk":  # two nodes, the disk their third vote, no witness
+        if self.family in DISK_FAMILIES:  # two nodes, the disk their third vote, no witness
             self.n_nodes, self.witness = 2, False
+        if self.family == "disk-fault":
+            self._draw_disk_fault_scenario()
         if self.family == "lease-change":
             self.end_time = rng.uniform(8.0, 16.0) * L  # longer leases change hands slower
             self.target_lease = rng.choice(LEASES)
@@ -270,10 +276,21 @@ class Simulation:
         self.fault_at = rng.uniform(1.0, 2.5) * L
         self.end_time = self.fault_at + self.detect + 2.5 * L
 
+    def _draw_disk_fault_scenario(self) -> None:
+        """A healthy network and disk; one owner; later the owner is cut off from its peer
+        (not from the disk), or crashes, or freezes, and the peer wants every name."""
+        rng, L = self.rng, self.L
+        self.loss, self.slow, self.dup = 0.0, 0.0, 0.0
+        self.fast_delay = self.delta = self.max_delay = rng.choice((0.001, 0.01)) * L
+        self.fault_at = rng.uniform(1.0, 2.5) * L
+        self.fault = rng.choice(("cut", "crash", "freeze"))
+        self.end_time = self.fault_at + 4 * L
+
     def _build_sites(self) -> None:
         names = [f"n{i}" for i in range(1, self.n_nodes + 1)] + (["w"] if self.witness else [])
-        self.voters = (*names, DISK) if self.family == "disk" else tuple(names)
-        cluster_id = self.rng.randbytes(16) if self.family == "disk" else bytes(16)
+        disk = self.family in DISK_FAMILIES
+        self.voters = (*names, DISK) if disk else tuple(names)
+        cluster_id = self.rng.randbytes(16) if disk else bytes(16)
         self.disk = SimDisk(self.rng, DiskArea(cluster_id, tuple(names)), self.L)
         self.sites = {n: Site(n, n != "w", self._new_clock(), self._new_wall_clock(),
                               self.timing) for n in names}
@@ -283,14 +300,15 @@ class Simulation:
                 site.timing = self._lease_timing(self.rng.choice(LEASES))
                 site.lease_before = site.timing.duration
         # Mostly a cluster that has run a while; sometimes a cold start (every voter quiet).
-        cold = self.rng.random() < 0.2 and self.family != "paths"
+        cold = self.rng.random() < 0.2 and self.family not in ("paths", "disk-fault")
         running_since = 0.0 if cold else 2 * max(s.timing.quiet_period
                                                  for s in self.sites.values())
         for site in self.sites.values():
             self._start(site, running_since)
-        if self.family == "paths":
+        if self.family in ("paths", "disk-fault"):
             self._push(0.0, "own", "", None)
-            self._push(self.fault_at, "path_fault", "", None)
+            self._push(self.fault_at, "path_fault" if self.family == "paths" else "disk_fault",
+                       "", None)
         else:
             self._push(self.rng.uniform(0, self.chaos_gap), "chaos", "", None)
         if self.heal_at is not None:
@@ -337,10 +355,10 @@ class Simulation:
             site.incarnation += 1
             site.holder = self.variant.make_holder(site.name, self.voters, site.timing,
                                                    incarnation=site.incarnation)
-            if self.family == "disk":
+            if self.family in DISK_FAMILIES:
                 site.disk_voter = self.variant.make_disk_voter(
                     DISK, self.disk.area, site.name, site.timing, incarnation=site.incarnation,
-                    started_at=local, io_limit=self.disk.io_limit)
+                    started_at=local - running_since, io_limit=self.disk.io_limit)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -353,7 +371,7 @@ class Simulation:
             self.handlers[kind](self.sites.get(name) or self._no_site, data)
             self.events += 1
             self._check_safety()
-        if self.failure is None and self.family == "liveness":
+        if self.failure is None and self.family in ("liveness", "disk-fault"):
             self._check_liveness_at_end()
         return Outcome(self.seed, self.family, self.variant.name, self.failure, self.events,
                        self.now, self.stats, self.trace, self.bound)
@@ -1071,8 +1089,30 @@ class Simulation:
     def _peer_out_of_reach(self, site: Site, peer: Site) -> bool:
         """Family disk: the previous owner is down, frozen or cut off from `site`, so with
         two nodes only the disk's vote can have made the majority."""
-        return self.family == "disk" and (not peer.alive or peer.paused or bool(
+        return self.family in DISK_FAMILIES and (not peer.alive or peer.paused or bool(
             {(site.name, peer.name), (peer.name, site.name)} & self.cuts))
+
+    def _on_disk_fault(self, _: Site, __: Any) -> None:
+        """Cut: the owner must keep every name (its peer keeps asking, the disk's vote stays
+        the owner's). Crash or freeze: the peer must hold every name within the bound."""
+        owner = self.sites[self.candidates[self.names[0]]]
+        peer = next(s for s in self.nodes if s is not owner)
+        self.stats["disk_owner_faults"] += 1
+        self._log(f"disk fault: {owner.name} {self.fault}; {peer.name} wants {self.names}")
+        if self.fault == "cut":
+            self._isolate(owner)
+        else:
+            if self.fault == "crash":
+                self._crash(owner, 100 * self.L)
+            else:
+                owner.paused, owner.pauses = True, owner.pauses + 1
+            t = self.timing
+            self.candidates = dict.fromkeys(self.names, peer.name)
+            self.since = {}
+            self.bound = ((t.quiet_period + RETRY_SLACK + t.renew_every) / (1 - t.drift)
+                          + 0.05 * self.L)
+            self.deadline = self.now + self.bound
+        self._acquire(peer, list(self.names))
 
     def _chaos_disk(self) -> None:
         self.stats["disk_faults"] += 1
@@ -1141,7 +1181,8 @@ class Simulation:
         for name, owners in holding.items():
             if len(owners) > 1:
                 self._fail(f"SAFETY: {name} held by {owners} at once")
-            elif self.healed and self.candidates.get(name) not in (None, owners[0]):
+            elif (self.healed and self.candidates.get(name) not in (None, owners[0])
+                  and not self.sites[owners[0]].paused):  # a frozen owner's lease runs out
                 self._fail(f"liveness: {name} held by {owners[0]}, not the only candidate")
         if self.healed:
             for name, candidate in self.candidates.items():

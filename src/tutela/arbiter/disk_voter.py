@@ -192,6 +192,9 @@ class DiskVoterState:
     last_written: bytes | None = None
     written_claims: frozenset[str] | None = None
     """What the slot claims as far as this process knows; None: unknown (a write failed)."""
+    has_read: bool = False
+    """A read succeeded in this process: until then it claims nothing (it cannot tell a
+    live claim from a stale one)."""
 
 
 class DiskVoter:
@@ -277,6 +280,7 @@ class DiskVoter:
             # Someone else writes this node's slot (two nodes configured with one slot).
             return self._failed(io, now)
         self._observe(data, records, now)
+        self.state.has_read = True
         return [*self._decide(io), *self._next_io(now)]
 
     # -- the rules --------------------------------------------------------------------
@@ -372,10 +376,13 @@ class DiskVoter:
 
     def _may_claim(self, name: str, req: AcquireRequest, now: float) -> bool:
         """Claim only what may be won: a live claim of another node (as last read) is left
-        alone, so a candidate does not make the holder's reads see a contested name."""
+        alone, so a candidate does not make the holder's reads see a contested name; before
+        its first read a process claims nothing."""
         if req.duration > self.timing.duration + 1e-9:
             return False  # it counts on a longer lease than the window here covers
-        return name in self.state.claims or self.blocker(name, now) is None
+        if name in self.state.claims:
+            return True
+        return self.state.has_read and self.blocker(name, now) is None
 
     def _dirty(self) -> bool:
         return bool(self._pending) or self.state.written_claims != frozenset(self.state.claims)
