@@ -283,3 +283,33 @@ def test_a_longer_lease_than_the_voters_own_is_refused(disk: bytearray) -> None:
     req = AcquireRequest(1, 1, ("config",), "n1", "disk", 2.62)
     n1.run(n1.voter.on_acquire(req, 0.0), 0.0)
     assert n1.replies[-1].granted == () and n1.claims() == ()
+
+
+# The vote as data: what the other slot holds, how long (own clock) this node has seen those
+# bytes when its deciding read is submitted, and the vote on "config".
+L_LONG = 2.62
+VOTES = [
+    ("the other slot was never written", None, 0.0, True),
+    ("the other node claims another name", SlotRecord(1, 1, 1, 1.0, ("db",)), 0.0, True),
+    ("the other node claims it, just seen", SlotRecord(1, 1, 1, 1.0, ("config",)), 0.0, False),
+    ("seen unchanged a hair short of W", SlotRecord(1, 1, 1, 1.0, ("config",)),
+     WINDOW - 1e-6, False),
+    ("seen unchanged for W", SlotRecord(1, 1, 1, 1.0, ("config",)), WINDOW, True),
+    ("its longer lease, seen for W", SlotRecord(1, 1, 1, L_LONG, ("config",)), WINDOW, False),
+    ("its longer lease, seen for its window", SlotRecord(1, 1, 1, L_LONG, ("config",)),
+     L_LONG * (1 + TIMING.drift), True),
+]
+
+
+@pytest.mark.parametrize(("case", "other", "seen_for", "granted"), VOTES,
+                         ids=[case for case, *_ in VOTES])
+def test_the_vote(disk: bytearray, case: str, other: SlotRecord | None, seen_for: float,
+                  granted: bool) -> None:
+    if other is not None:
+        disk[512:1024] = encode_slot(AREA, other)
+    n1 = Node(disk, "n1", started_at=0.0)  # its first read sees the other slot at 0
+    if seen_for:
+        n1.ask(("config",), seen_for / 2)  # a read in between sees the same bytes
+    reply = n1.ask(("config",), seen_for)
+    assert (reply.granted == ("config",)) is granted, case
+    assert (n1.claims() == ("config",)) is granted, "a refused claim is taken off again"
