@@ -27,8 +27,9 @@ import random
 import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from simulate import _python
 
 from tutela.lcd.replication import (
     Acceptor,
@@ -604,11 +605,6 @@ def _short(value: Any) -> str:
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple):
         return f"{value[0]} [...{value[1][-1:]}]"
     return str(value)
-
-
-def _python() -> str:
-    venv = Path(__file__).resolve().parents[2] / ".venv"
-    return ".venv/bin/python" if Path(sys.executable).is_relative_to(venv) else "python"
 
 
 def simulate_config(seed: int, family: str = FAMILIES[0], variant: ConfigVariant = CORRECT,

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-Version = tuple[int, int]
-"""(generation, epoch): versions order by this pair (the same as tutela.lcd.transfer's)."""
+from tutela.lcd.transfer import Version
+
+__all__ = ["Acceptor", "AskPromise", "Fetch", "PromiseDecision", "Proposer", "PushDecision",
+           "ReplicationFailed", "Stored", "Version"]
 
 
 @dataclass(frozen=True)
