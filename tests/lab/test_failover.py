@@ -21,6 +21,8 @@ from tutela.lab.driver import all_alive, form_cluster, status, stop_daemons, tut
 
 pytestmark = pytest.mark.lab
 ROUNDS = 15
+LEASE_DRIFT = 0.01
+"""The clock-drift bound of the lease timing (docs/leases.md, rho)."""
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +93,24 @@ def test_returning_node_does_not_take_it_back(lab: Lab, service: WebService) -> 
     assert _holder_seen_by(lab, "node1", "app") == "node3"
 
 
+def _votes_again(lab: Lab, node: str) -> bool:
+    """Whether `node`'s tutelad has run longer than a restarted voter's quiet period, the
+    lease (as status says, 1.61 s with whole-second watchdogs) plus its drift bound
+    (docs/leases.md, Q): until then it refuses every grant, and so does not yet count
+    toward anybody's majority."""
+    view = status(lab, node)
+    quiet = view["lease"]["duration"] * (1 + LEASE_DRIFT)
+    ran = lab.exec(node, ["ps", "-o", "etimes=", "-p", str(view["daemon_pid"])]).stdout
+    return int(ran) > quiet  # whole seconds, rounded down
+
+
 def test_cut_between_two_nodes_that_reach_the_third_moves_nothing(
         lab: Lab, service: WebService) -> None:
     """node3 runs it; cut node3 <-> node2 only: node3 still has a majority with node1."""
+    # node1 has just restarted (the test before), and a restarted voter grants nothing at
+    # first: without its vote node3 would rightly fence itself.
+    wait_until(lambda: _votes_again(lab, "node1"), timeout=10,
+               what="node1's voter past its quiet period")
     lab.cut("node3", peer="node2")
     try:
         wait_until(lambda: _path_dead(lab, "node2", "node3"), timeout=10,
@@ -163,15 +180,46 @@ def test_unrecoverable_failure_fails_over(lab: Lab, service: WebService) -> None
 def test_automatic_switchback_returns_it_to_the_first_node(
         lab: Lab, service: WebService) -> None:
     tutela(lab, "node2", "restore", "app")  # clears the failure marks of earlier tests
+    _set_switchback(lab, "automatic")
+    try:
+        wait_until(lambda: runs_on(lab, service) == ["node1"], timeout=30,
+                   what="the hierarchy back on node1, the highest priority")
+        wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
+                   what="the client to reach it on node1")
+    finally:
+        # Back to the default: automatic switchback would hand every later switchover to a
+        # lower-priority node straight back to node1, and race it for the lease.
+        _set_switchback(lab, "intelligent")
+
+
+def _set_switchback(lab: Lab, policy: str) -> None:
     data = yaml.safe_load(tutela(lab, "node2", "export").stdout)
     for hierarchy in data["hierarchies"]:
         if hierarchy["root"] == "app":
-            hierarchy["switchback"] = "automatic"
+            hierarchy["switchback"] = policy
     lab.exec("node2", ["tutela", "apply", "-f", "-"], input=yaml.safe_dump(data))
-    wait_until(lambda: runs_on(lab, service) == ["node1"], timeout=30,
-               what="the hierarchy back on node1, the highest priority")
+
+
+def test_switchover_while_a_failover_restores_it(lab: Lab, service: WebService) -> None:
+    """The owner dies; the next node wins the lease and restores the hierarchy; a switchover
+    that comes meanwhile asks that node to give it up (after its restore), so the target
+    gets the lease at once instead of waiting for it in vain while the restoring node
+    renews it (exit 4: "no majority ... granted 'app'; it is held by node2")."""
+    [owner] = runs_on(lab, service)
+    taker, target = [n for n in lab.nodes if n != owner]
+    log = lab.state_dir(taker) / "tutelad.log"
+    seen = log.stat().st_size
+    lab.power_off(owner)
+    wait_until(lambda: "restore app: " in log.read_text()[seen:], timeout=30, interval=0.01,
+               what=f"{taker} to win the lease and start restoring")
+    # Asked on the taker: a peer learns that it holds the lease with its next heartbeat.
+    done = tutela(lab, taker, "switchover", "app", "--to", target)
+    assert f"now runs on {target}" in done.stdout
+    assert runs_on(lab, service) == [target]
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=10,
-               what="the client to reach it on node1")
+               what=f"the client to reach it on {target}")
+    lab.power_on(owner)
+    wait_until(lambda: all_alive(lab), timeout=20, what=f"{owner} back")
 
 
 def test_blocked_failover_waits_for_the_administrator(lab: Lab, service: WebService) -> None:
