@@ -168,12 +168,14 @@ def test_rotate_key_without_downtime(lab: Lab, service: WebService) -> None:
 LCD_FILES = ("lcd.sqlite", "lcd.sqlite-wal", "lcd.sqlite-shm")
 
 
-def _with_node2_stopped(lab: Lab, change: Callable[[Path], None]) -> None:
+def _with_node2_stopped(lab: Lab, change: Callable[[Path], None], heard: bool = True
+                        ) -> None:
     """Stop node2's daemon (a standby: nothing fails over), `change` its state directory,
-    start it again and wait for the whole cluster."""
+    start it again; `tutela start` waits until node2 and its peers hear each other, unless
+    they cannot (`heard` False: it returns once tutelad serves)."""
     tutela(lab, "node2", "stop")
     change(lab.state_dir("node2"))
-    tutela(lab, "node2", "start")
+    tutela(lab, "node2", "start", *(() if heard else ("--no-wait",)))
 
 
 def _copy_lcd(source: Path, target: Path) -> None:
@@ -242,7 +244,8 @@ def test_a_node_left_on_the_old_key_says_to_rejoin_it(lab: Lab, service: WebServ
     wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30, what="node2 back")
     tutela(lab, "node1", "cluster", "rotate-key")
     _with_node2_stopped(lab, lambda state: (_copy_lcd(state, tmp_path / "after"),
-                                            _copy_lcd(tmp_path / "before", state)))
+                                            _copy_lcd(tmp_path / "before", state)),
+                        heard=False)
     phrase = "was the cluster key rotated while this node was away? re-join it"
     try:
         wait_until(lambda: any(phrase in w for w in status(lab, "node2")["warnings"]),
