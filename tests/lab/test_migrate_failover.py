@@ -216,6 +216,9 @@ def test_the_document_fits_the_formed_cluster(lab: Lab, migrated: Migrated,
     touched = {line[2:].split(".", 1)[0].split("[", 1)[0].split(":", 1)[0] for line in cluster}
     assert touched == {"settings", "resources", "hierarchies"}, cluster
     exported = yaml.safe_load(tutela(lab, "node2", "export").stdout)
+    # Each node records its own watchdog in its entry (init, join, tutelad's start): the
+    # cluster's fact, not the migrated document's.
+    assert all(node.pop("watchdog")["present"] for node in exported["nodes"]), exported
     for section in ("name", "nodes", "comm_paths", "witnesses", "resources", "hierarchies"):
         assert exported[section] == migrated.config[section], section
     assert exported["settings"]["heartbeat_misses"] == 70
