@@ -123,6 +123,13 @@ class ContestingDiskVoter(DiskVoter):
         return True
 
 
+class OwnLeaseDiskVoter(DiskVoter):
+    """Watches another claim for its own lease only, not for the longer one its slot states."""
+
+    def window(self, record: SlotRecord | None) -> float:
+        return self.timing.duration * (1 + self.timing.drift)
+
+
 class StaleReadDiskVoter(DiskVoter):
     """Decides on what it read before its claim was written (the read after the write only
     updates what it has seen, for the next batch)."""
@@ -185,13 +192,14 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("disk-stale-read", make_disk_voter=StaleReadDiskVoter),
     Variant("disk-withdraws-granted-claim", make_disk_voter=WithdrawsGrantedClaimDiskVoter),
     Variant("disk-contests-live-claim", make_disk_voter=ContestingDiskVoter),
+    Variant("disk-own-lease-window", make_disk_voter=OwnLeaseDiskVoter),
 )}
 
 CAUGHT_IN = {"best-path": "paths", **dict.fromkeys(
     ("ignores-duration", "forgets-previous-lease", "previous-run-only",
      "witness-without-memory"), "lease-change"),
     **dict.fromkeys(("disk-no-observation", "disk-stale-read",
-                     "disk-withdraws-granted-claim"), "disk"),
+                     "disk-withdraws-granted-claim", "disk-own-lease-window"), "disk"),
     "disk-contests-live-claim": "disk-fault"}
 """The family that catches a mutant (chaos, as a safety violation, unless named here: a
 mutant that breaks liveness only is caught as a liveness failure)."""

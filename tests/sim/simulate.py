@@ -295,7 +295,8 @@ class Simulation:
         self.sites = {n: Site(n, n != "w", self._new_clock(), self._new_wall_clock(),
                               self.timing) for n in names}
         self.nodes = [s for s in self.sites.values() if s.is_node]
-        if self.family == "lease-change":  # a rolling restart after a change under way
+        mixed = self.family == "disk" and self.rng.random() < 0.5  # slots state leases
+        if self.family == "lease-change" or mixed:  # a rolling restart after a change
             for site in self.sites.values():
                 site.timing = self._lease_timing(self.rng.choice(LEASES))
                 site.lease_before = site.timing.duration

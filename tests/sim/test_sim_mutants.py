@@ -13,8 +13,8 @@ SEED_LIMIT = 500
 """Each mutant is caught within this many seeds: when written, the first catches were at
 seeds 0 to 70, and 2.2 % (no-incarnation) to 89 % (best-path) of the first 2,000 seeds
 caught each; the lease-change family's at seeds 5 to 316, 0.45 % (witness-without-memory)
-to 5.2 % (forgets-previous-lease) of 2,000; the disk families' at seeds 1 to 92, 1.65 %
-(disk-contests-live-claim) to 31 % (docs/leases.md)."""
+to 5.2 % (forgets-previous-lease) of 2,000; the disk families' at seeds 0 to 92, 1.05 %
+(disk-own-lease-window) to 28 % (docs/leases.md)."""
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
