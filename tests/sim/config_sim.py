@@ -4,8 +4,9 @@ changes, frozen lease holders, late messages and concurrent proposers.
 
 The configuration lease is modelled by what its proof gives (docs/leases.md): at most one
 holder at any true instant, granted by a majority it can reach, renewed while the holder
-runs and reaches a majority, lapsing L after its last renewal. A holder that freezes goes
-on with its change when it resumes, as tutelad does (it does not ask the lease again).
+runs and reaches a majority, lapsing L after its last renewal. A holder that freezes
+resumes its change where it was; the proposer gives the change up when it no longer holds
+the lease before it commits and before it reports.
 
 The checker (docs/cluster.md, "Replication as a pure core"):
 - one history: no two configurations are reported committed with the same generation,
@@ -16,6 +17,7 @@ The checker (docs/cluster.md, "Replication as a pure core"):
   nodes stored exactly its version and configuration.
 
 Replay a seed: python tests/sim/config_sim.py --seed N [--variant V] [--verbose]
+(variant `before-fix`: the rules before the fix, for the findings kept as tests)
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ from tutela.lcd.replication import (
 FAMILIES = ("config", "config-calm")
 """config: every fault above. config-calm: the same partitions, crashes, restarts and
 concurrent proposers, but every message lands well within a lease and no process freezes,
-so a holder never goes on with its change after its lease lapsed: what today's rules need
-(docs/cluster.md, "Replication as a pure core")."""
+so a holder's messages land within its lease (docs/cluster.md, "Replication as a pure
+core")."""
 L = 1.0
 """The configuration lease, seconds of true time (the simulation's unit)."""
 REQUEST_WAIT = 5.0
@@ -63,22 +65,19 @@ Content = tuple[str, ...]
 
 @dataclass(frozen=True)
 class ConfigVariant:
-    """The real core, or a deliberately broken acceptor (config_mutants.py)."""
+    """The real core, or a deliberately broken part of it (config_mutants.py)."""
 
     name: str = "correct"
     make_acceptor: Callable[[Stored], Acceptor] = Acceptor
+    make_proposer: Callable[[int, int], Proposer] = Proposer
     keeps_promise: bool = True
     """False: a restarted node forgets the epoch it promised (not kept on disk)."""
-    stops_without_lease: bool = False
-    """True: the proposer gives its change up when it no longer holds the lease, before it
-    commits and before it reports (not today's rule: an experiment on the finding)."""
+    checks_lease: bool = True
+    """False: the proposer is told it holds the lease whatever the lease is."""
 
 
 CORRECT = ConfigVariant()
-"""Today's rules: the core as tutelad runs it."""
-LEASE_CHECKED = ConfigVariant("lease-checked", stops_without_lease=True)
-"""Today's acceptor with a proposer that gives up once its lease lapsed: no failure in
-the seeds run so far (docs/cluster.md); the base the mutants break."""
+"""The core's rules (tutela.lcd.replication): the base the mutants break."""
 
 
 @dataclass
@@ -275,9 +274,11 @@ class ConfigSimulation:
     def acceptor(self, name: str) -> Acceptor:
         return self.variant.make_acceptor(self.nodes[name].stored())
 
-    def _take(self, name: str, version: Version, content: Content) -> None:
+    def _take(self, name: str, version: Version, content: Content, pushed: bool) -> None:
         """A pushed or fetched version, as the acceptor decides."""
-        if self.acceptor(name).on_push(version).adopt:
+        acceptor = self.acceptor(name)
+        decision = acceptor.on_push(version) if pushed else acceptor.on_fetched(version)
+        if decision.adopt:
             self._store(name, version, content)
 
     def _answer(self, name: str, kind: str, payload: Any) -> Any:
@@ -288,7 +289,7 @@ class ConfigSimulation:
                 node.promise = decision.store
             return decision.promised
         if kind == "push":
-            self._take(name, *payload)
+            self._take(name, *payload, pushed=True)
             return node.version
         return node.version, node.content  # get
 
@@ -356,12 +357,12 @@ class ConfigSimulation:
         grant = yield LeaseAsk()
         if grant is None:
             raise ReplicationFailed("no quorum for the configuration lease")
-        proposer = Proposer(len(self.nodes), self.majority)
+        proposer = self.variant.make_proposer(len(self.nodes), self.majority)
         step = proposer.granted(node.stored(), grant.votes)
         if isinstance(step, Fetch):
             answers = yield Ask((step.peer,), "get", None)
             if step.peer in answers:
-                self._take(name, *answers[step.peer])
+                self._take(name, *answers[step.peer], pushed=False)
             step = proposer.fetched(node.stored(), step.version)
         yield from self._commit_and_push(name, change, proposer, step)
 
@@ -372,21 +373,18 @@ class ConfigSimulation:
         if decision.store is not None:
             node.promise = decision.store
         answers = yield Ask(self._peers_asked(name), "promise", step.epoch)
-        epoch = proposer.promised(answers)
-        self._still_holds(name)
+        epoch = proposer.promised(answers, self._holds_lease(name))
         version, content = proposer.next_version(node.stored(), epoch), (*node.content, change)
         self._store(name, version, content)
         self._maybe_freeze(name)
         answers = yield Ask(self._peers_asked(name), "push", (version, content))
-        proposer.confirmed(version, answers, self.majority)
-        self._still_holds(name)
+        proposer.confirmed(version, answers, self.majority, self._holds_lease(name))
         self._report(name, version, content)
 
-    def _still_holds(self, name: str) -> None:
+    def _holds_lease(self, name: str) -> bool:
         lease, life = self.lease, self.nodes[name].life
-        if self.variant.stops_without_lease and (
-                lease is None or lease[:2] != (name, life) or lease[2] <= self.now):
-            raise ReplicationFailed("the configuration lease lapsed during the change")
+        holds = lease is not None and lease[:2] == (name, life) and lease[2] > self.now
+        return holds or not self.variant.checks_lease
 
     def _report(self, name: str, version: Version, content: Content) -> None:
         self.stats["committed"] += 1
@@ -404,7 +402,7 @@ class ConfigSimulation:
         node.fetching = True
         answers = yield Ask((peer,), "get", None)
         if peer in answers:
-            self._take(name, *answers[peer])
+            self._take(name, *answers[peer], pushed=False)
         node.fetching = False
 
     def _heartbeat(self, name: str) -> None:
@@ -613,10 +611,10 @@ def simulate_config(seed: int, family: str = FAMILIES[0], variant: ConfigVariant
 
 
 def config_variant(name: str) -> ConfigVariant:
-    """Today's rules (correct), lease-checked, or a broken acceptor by name."""
-    if name in (CORRECT.name, LEASE_CHECKED.name):
-        return CORRECT if name == CORRECT.name else LEASE_CHECKED
-    from config_mutants import CONFIG_MUTANTS  # the broken acceptors live with the tests
+    """The core's rules (correct), or a broken part of them by name."""
+    if name == CORRECT.name:
+        return CORRECT
+    from config_mutants import CONFIG_MUTANTS  # the broken parts live with the tests
     return CONFIG_MUTANTS[name]
 
 
@@ -640,8 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="run this many seeds from --seed")
     parser.add_argument("--family", choices=FAMILIES, default=FAMILIES[0])
     parser.add_argument("--variant", "--mutant", default=CORRECT.name,
-                        help="correct (today's rules, the default), lease-checked, or a "
-                             "broken acceptor from tests/sim/config_mutants.py")
+                        help="correct (the core's rules, the default), before-fix, or a "
+                             "broken part from tests/sim/config_mutants.py")
     parser.add_argument("--verbose", action="store_true", help="print every event")
     args = parser.parse_args(argv)
     variant = config_variant(args.variant)

@@ -1,6 +1,6 @@
-"""The configuration replication core (tutela.lcd.replication) decides as the LCD and the
-daemon do today, on the same inputs: a table of cases each for the acceptor (against a
-real Lcd) and for the proposer (against the formulas of tutela.daemon.cluster)."""
+"""The configuration replication core (tutela.lcd.replication), its rules case by case: a
+table each for the acceptor and for the proposer (docs/cluster.md, "Replication as a pure
+core")."""
 
 from __future__ import annotations
 
@@ -32,38 +32,38 @@ def _lcd(tmp_path: Path, version: Version, promise: int) -> Lcd:
     return lcd
 
 
-PROMISES = [  # (promised before, epoch asked)
-    (0, 0), (0, 1), (3, 2), (3, 3), (3, 4), (7, 100)]
+PROMISES = [  # (promised before, epoch asked, promised)
+    (0, 0, False),     # an epoch equal to the promise: two holders would share it
+    (0, 1, True), (3, 2, False), (3, 3, False), (3, 4, True), (7, 100, True)]
 
 
-@pytest.mark.parametrize(("before", "epoch"), PROMISES)
-def test_the_acceptor_promises_as_the_store_does(tmp_path: Path, before: int,
-                                                 epoch: int) -> None:
-    lcd = _lcd(tmp_path, (2, 1), before)
-    decision = Acceptor(Stored(lcd.version(), lcd.promise)).on_promise(epoch)
-    assert decision.promised == lcd.raise_promise(epoch)
-    assert (decision.store if decision.store is not None else before) == lcd.promise
+@pytest.mark.parametrize(("before", "epoch", "promised"), PROMISES)
+def test_the_acceptor_promises_only_a_higher_epoch(before: int, epoch: int,
+                                                   promised: bool) -> None:
+    decision = Acceptor(Stored((2, 1), before)).on_promise(epoch)
+    assert decision.promised == promised
+    assert decision.store == (epoch if promised else None)
 
 
-PUSHES = [  # (stored version, promise, pushed version)
-    ((2, 1), 1, (2, 1)),    # the same version: kept as it is
-    ((2, 1), 1, (2, 2)),    # the same generation, a later holder's epoch: replaces ours
-    ((2, 2), 2, (2, 1)),    # an earlier holder's write of our generation: refused
-    ((2, 1), 1, (3, 1)),    # the next generation
-    ((2, 1), 9, (3, 1)),    # taken although this node promised a higher epoch
-    ((2, 5), 5, (3, 1)),    # a higher generation of a lower epoch wins (docs/cluster.md)
-    ((3, 1), 5, (2, 5)),    # a lower generation never does, whatever its epoch
-    ((2, 1), 1, (1, 9)),
+PUSHES = [  # (stored version, promise, version, taken as a push, taken as fetched)
+    ((2, 1), 1, (2, 1), False, False),  # the same version: kept as it is
+    ((2, 1), 1, (2, 2), True, True),    # the same generation, a later holder's epoch
+    ((2, 2), 2, (2, 1), False, False),  # an earlier holder's write of our generation
+    ((2, 1), 1, (3, 1), True, True),    # the next generation
+    ((2, 1), 9, (3, 1), False, True),   # a push below the promise: its holder's lease lapsed
+    ((2, 1), 9, (3, 9), True, True),    # a push of the epoch promised
+    ((2, 5), 5, (3, 1), False, True),   # fetched, a higher generation of a lower epoch wins
+    ((3, 1), 5, (2, 5), False, False),  # a lower generation never does, whatever its epoch
+    ((2, 1), 1, (1, 9), False, False),
 ]
 
 
-@pytest.mark.parametrize(("stored", "promise", "pushed"), PUSHES)
-def test_the_acceptor_adopts_as_the_store_does(tmp_path: Path, stored: Version,
-                                               promise: int, pushed: Version) -> None:
-    lcd = _lcd(tmp_path, stored, promise)
-    decision = Acceptor(Stored(lcd.version(), lcd.promise)).on_push(pushed)
-    assert decision.adopt == lcd.adopt(CONFIG, *pushed, origin="node2")
-    assert lcd.version() == (pushed if decision.adopt else stored)
+@pytest.mark.parametrize(("stored", "promise", "version", "pushed", "fetched"), PUSHES)
+def test_the_acceptor_takes_a_newer_version_and_no_push_below_its_promise(
+        stored: Version, promise: int, version: Version, pushed: bool, fetched: bool) -> None:
+    acceptor = Acceptor(Stored(stored, promise))
+    assert acceptor.on_push(version).adopt == pushed
+    assert acceptor.on_fetched(version).adopt == fetched
 
 
 def test_a_vote_carries_what_the_store_has(tmp_path: Path) -> None:
@@ -107,32 +107,43 @@ PROMISED = [  # (nodes, majority, peers' answers, epoch or the error)
 
 
 @pytest.mark.parametrize(("nodes", "majority", "answers", "expected"), PROMISED)
-def test_the_proposer_counts_promises_as_the_daemon_does(
+def test_the_proposer_counts_promises(
         nodes: int, majority: int, answers: dict[str, bool], expected: int | str) -> None:
     proposer = Proposer(nodes, majority)
     proposer.granted(Stored((2, 1), 3), {})
     if isinstance(expected, str):
         with pytest.raises(ReplicationFailed, match=expected):
-            proposer.promised(answers)
+            proposer.promised(answers, holds_lease=True)
     else:
-        assert proposer.promised(answers) == expected
+        assert proposer.promised(answers, holds_lease=True) == expected
         assert Proposer.next_version(Stored((2, 1), 4), expected) == (3, 4)
 
 
 CONFIRMED = [  # (peers' versions after the push of (3, 4) to 2 peers of 3, taken or error)
     ({"n2": (3, 4), "n3": (2, 1)}, 2),
     ({"n2": (2, 1), "n3": (2, 1)}, "generation 3 is written on 1 of 3 nodes"),
-    ({"n2": (3, 5)}, 2),  # a newer version counts as ours (docs/cluster.md, finding 1)
-    ({"n2": (4, 1)}, 2),
+    ({"n2": (3, 5)}, "written on 1 of 3"),  # a newer version is a rival's, not ours
+    ({"n2": (4, 1)}, "written on 1 of 3"),
     ({}, "generation 3 is written on 1 of 3 nodes, not a majority"),
 ]
 
 
 @pytest.mark.parametrize(("answers", "expected"), CONFIRMED)
-def test_the_proposer_counts_confirmations_as_the_daemon_does(
+def test_the_proposer_counts_only_peers_with_exactly_its_version(
         answers: dict[str, Version], expected: int | str) -> None:
     if isinstance(expected, str):
         with pytest.raises(ReplicationFailed, match=expected):
-            Proposer(3, 2).confirmed((3, 4), answers, 2)
+            Proposer(3, 2).confirmed((3, 4), answers, 2, holds_lease=True)
     else:
-        assert Proposer(3, 2).confirmed((3, 4), answers, 2) == expected
+        assert Proposer(3, 2).confirmed((3, 4), answers, 2, holds_lease=True) == expected
+
+
+def test_a_proposer_without_the_lease_neither_commits_nor_reports() -> None:
+    """Its lease lapsed while it waited for answers: a rival may be changing the
+    configuration (docs/cluster.md, finding 1)."""
+    proposer = Proposer(3, 2)
+    proposer.granted(Stored((2, 1), 3), {})
+    with pytest.raises(ReplicationFailed, match="lease lapsed before it committed"):
+        proposer.promised({"n2": True, "n3": True}, holds_lease=False)
+    with pytest.raises(ReplicationFailed, match="lease lapsed before it was confirmed"):
+        proposer.confirmed((3, 4), {"n2": (3, 4), "n3": (3, 4)}, 2, holds_lease=False)

@@ -7,8 +7,10 @@ the answers a change gets and decides its next step. The daemon (tutela.daemon.c
 tutela.daemon.service) carries the steps out and the LCD (tutela.lcd.store) stores what
 the acceptor decides. docs/cluster.md, "One configuration on every node", is the protocol.
 
-The rules are today's, unchanged: the simulation family `config` (tests/sim/config_sim.py)
-checks them, and tests/unit/test_replication.py shows that the store decides the same.
+The simulation family `config` (tests/sim/config_sim.py) checks these rules, and
+tests/unit/test_replication.py states them case by case. Versions still order by
+(generation, epoch), which the simulation shows can lose a commit (docs/cluster.md,
+"Replication as a pure core", finding 2).
 """
 
 from __future__ import annotations
@@ -47,20 +49,30 @@ class PushDecision:
 
 class Acceptor:
     """What a node does with a configuration lease holder's requests (`Lcd.raise_promise`,
-    `Lcd.adopt`): it promises an epoch unless it promised a higher one, and it keeps a
-    version that is newer than its own, whatever it promised."""
+    `Lcd.adopt`): it promises only an epoch above the one it promised (two holders never
+    share an epoch), refuses a push of an epoch below its promise (a holder it promised
+    a later epoch to may be writing), and keeps a version newer than its own."""
 
     def __init__(self, stored: Stored) -> None:
         self.stored = stored
 
     def on_promise(self, epoch: int) -> PromiseDecision:
-        if epoch < self.stored.promise:
+        if epoch <= self.stored.promise:
             return PromiseDecision(False, None)
         return PromiseDecision(True, epoch)
 
     def on_push(self, version: Version) -> PushDecision:
-        """A version written elsewhere: the same generation with a higher epoch replaces
-        ours (ours came from a holder that did not reach a majority)."""
+        """`config.push` from a holder: refused when its epoch is below our promise (a
+        holder whose lease lapsed), else taken as a fetched version is."""
+        if version[1] < self.stored.promise:
+            return PushDecision(False)
+        return self.on_fetched(version)
+
+    def on_fetched(self, version: Version) -> PushDecision:
+        """A version fetched from a peer (catch-up, `config.get`): taken when newer. The
+        same generation with a higher epoch replaces ours (ours came from a holder that
+        did not reach a majority). The promise is not consulted: a committed version may
+        carry an epoch below a promise given to a holder that then failed."""
         return PushDecision(version > self.stored.version)
 
     def vote(self) -> Stored:
@@ -116,9 +128,10 @@ class Proposer:
         self.epoch = max([own.promise, *(v.promise for v in self.votes.values())]) + 1
         return AskPromise(self.epoch)
 
-    def promised(self, answers: Mapping[str, bool]) -> int:
+    def promised(self, answers: Mapping[str, bool], holds_lease: bool) -> int:
         """The peers' answers to the epoch (this node counts itself); the epoch to commit
-        the change under."""
+        the change under, if this node still holds the lease."""
+        _check_lease(holds_lease, "before it committed")
         promised = 1 + sum(answers.values())
         if promised < self.majority:
             raise ReplicationFailed(
@@ -132,12 +145,22 @@ class Proposer:
         return own.version[0] + 1, epoch
 
     def confirmed(self, version: Version, answers: Mapping[str, Version],
-                  needed: int) -> int:
-        """The peers' versions after the push (this node counts itself): how many have it;
-        `needed` is a majority of the nodes before the change."""
-        taken = 1 + sum(answer >= version for answer in answers.values())
+                  needed: int, holds_lease: bool) -> int:
+        """The peers' versions after the push (this node counts itself): how many have
+        exactly this one (a newer version is a rival's, not ours); `needed` is a majority
+        of the nodes before the change. Reported only while this node holds the lease."""
+        _check_lease(holds_lease, "before it was confirmed")
+        taken = 1 + sum(answer == version for answer in answers.values())
         if taken < needed:
             raise ReplicationFailed(
                 f"generation {version[0]} is written on {taken} of {self.nodes} nodes, not "
                 "a majority: it may or may not stay; check 'tutela status' on the nodes")
         return taken
+
+
+def _check_lease(holds_lease: bool, when: str) -> None:
+    """A holder whose lease lapsed may overlap a rival: it gives its change up."""
+    if not holds_lease:
+        raise ReplicationFailed(
+            f"the configuration lease lapsed {when} (this node lost its majority "
+            "meanwhile); check 'tutela status' and try again")
