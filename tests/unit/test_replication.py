@@ -1,6 +1,6 @@
 """The configuration replication core (tutela.lcd.replication), its rules case by case: a
-table each for the acceptor and for the proposer (docs/cluster.md, "Replication as a pure
-core")."""
+table each for the acceptor (and a real Lcd, which decides through it) and for the
+proposer (docs/cluster.md, "Replication as a pure core")."""
 
 from __future__ import annotations
 
@@ -38,11 +38,14 @@ PROMISES = [  # (promised before, epoch asked, promised)
 
 
 @pytest.mark.parametrize(("before", "epoch", "promised"), PROMISES)
-def test_the_acceptor_promises_only_a_higher_epoch(before: int, epoch: int,
+def test_the_acceptor_promises_only_a_higher_epoch(tmp_path: Path, before: int, epoch: int,
                                                    promised: bool) -> None:
     decision = Acceptor(Stored((2, 1), before)).on_promise(epoch)
     assert decision.promised == promised
     assert decision.store == (epoch if promised else None)
+    lcd = _lcd(tmp_path, (2, 1), before)
+    assert lcd.raise_promise(epoch) == promised
+    assert lcd.promise == (epoch if promised else before)
 
 
 PUSHES = [  # (stored version, promise, version, taken as a push, taken as fetched)
@@ -60,10 +63,15 @@ PUSHES = [  # (stored version, promise, version, taken as a push, taken as fetch
 
 @pytest.mark.parametrize(("stored", "promise", "version", "pushed", "fetched"), PUSHES)
 def test_the_acceptor_takes_a_newer_version_and_no_push_below_its_promise(
-        stored: Version, promise: int, version: Version, pushed: bool, fetched: bool) -> None:
+        tmp_path: Path, stored: Version, promise: int, version: Version, pushed: bool,
+        fetched: bool) -> None:
     acceptor = Acceptor(Stored(stored, promise))
     assert acceptor.on_push(version).adopt == pushed
     assert acceptor.on_fetched(version).adopt == fetched
+    for as_push, taken in ((True, pushed), (False, fetched)):
+        lcd = _lcd(tmp_path / str(as_push), stored, promise)
+        assert lcd.adopt(CONFIG, *version, origin="node2", pushed=as_push) == taken
+        assert lcd.version() == (version if taken else stored)
 
 
 def test_a_vote_carries_what_the_store_has(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.ownership import Ownership
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
+from tutela.lcd.replication import Proposer, ReplicationFailed, require_lease
 from tutela.lcd.store import Lcd
 from tutela.lcd.transfer import (
     PIECE_TRIES,
@@ -242,13 +243,27 @@ class Cluster:
         # A peer that gets an offer fetches the pieces before it answers.
         wait = REQUEST_WAIT * (1 + PIECE_TRIES * outgoing.offer.pieces)
         answers = await self.ask_peers("config.push", outgoing.header(), timeout=wait)
-        taken = 1 + sum(tuple(a.get("version", ())) >= (generation, epoch)
-                        for a in answers.values())
-        if force or config.settings.quorum == "none" or taken >= needed:
+        if force or config.settings.quorum == "none":
             return
-        raise OperationError(
-            f"generation {generation} is written on {taken} of {len(config.nodes)} nodes, "
-            "not a majority: it may or may not stay; check 'tutela status' on the nodes")
+        versions = {peer: _version(a.get("version")) for peer, a in answers.items()}
+        try:  # only peers with exactly this version count, and only while the lease holds
+            Proposer(len(config.nodes), needed).confirmed(
+                (generation, epoch), versions, needed, self._may_go_on())
+        except ReplicationFailed as error:
+            raise OperationError(str(error)) from None
+
+    def require_config_lease(self) -> None:
+        """Before a commit: a holder whose lease lapsed may overlap a rival, so it gives its
+        change up."""
+        try:
+            require_lease(self._may_go_on(), "before it committed")
+        except ReplicationFailed as error:
+            raise OperationError(str(error)) from None
+
+    def _may_go_on(self) -> bool:
+        """This change holds the configuration lease, or never asked for it (forced, or
+        made under quorum none: config_lease does not acquire it then)."""
+        return self.leases.holds(CONFIG_LEASE) or not self.leases.holds_wanted(CONFIG_LEASE)
 
     async def ask_peers(self, kind: str, payload: dict[str, Any],
                         timeout: float = REQUEST_WAIT) -> dict[str, dict[str, Any]]:
@@ -335,7 +350,7 @@ class Cluster:
         header = await self.messenger.request(peer, "config.get", {})
         await self._receive(peer, header)
 
-    async def _receive(self, peer: str, header: dict[str, Any]) -> None:
+    async def _receive(self, peer: str, header: dict[str, Any], pushed: bool = False) -> None:
         """Keep the version a header from `peer` names if it is newer than ours, with its
         pieces fetched first if it was offered in pieces (a lost piece is asked for again;
         nothing half is kept)."""
@@ -344,7 +359,7 @@ class Cluster:
             return
         if isinstance(content, Offer):
             content = decode(await self._fetch_pieces(peer, content))
-        await self.store(content, *version, origin=peer)
+        await self.store(content, *version, origin=peer, pushed=pushed)
 
     async def _fetch_pieces(self, peer: str, offer: Offer) -> bytes:
         assembly = Reassembly(offer)
@@ -358,9 +373,10 @@ class Cluster:
         return assembly.result()
 
     async def store(self, config: ClusterConfig, generation: int, epoch: int,
-                    origin: str) -> bool:
-        """Keep a version written elsewhere if it is newer, and act on it."""
-        if not self.lcd.adopt(config, generation, epoch, origin=origin):
+                    origin: str, pushed: bool = False) -> bool:
+        """Keep a version written elsewhere if it is newer (a push: and not below our
+        promise), and act on it."""
+        if not self.lcd.adopt(config, generation, epoch, origin=origin, pushed=pushed):
             return False
         self.engine.update_config(config)
         await self.config_changed(config)
@@ -384,7 +400,7 @@ class Cluster:
 
     async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
         """A peer holding the configuration lease wrote a version: keep it if newer."""
-        await self._receive(envelope.sender, envelope.payload)
+        await self._receive(envelope.sender, envelope.payload, pushed=True)
         return {"version": list(self.lcd.version())}
 
     # --- the cluster view ------------------------------------------------------------------

@@ -747,6 +747,7 @@ class Service:
         self._check_runtime(new)
         await self._check_here(new)
         needed = self.cluster.majority()  # of the nodes that granted this change's lease
+        self.cluster.require_config_lease()
         generation = self.lcd.commit(new, summary, epoch=epoch)
         self.engine.update_config(new)
         await self.cluster.config_changed(new)

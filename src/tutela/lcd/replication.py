@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tutela.lcd.transfer import Version
 
 __all__ = ["Acceptor", "AskPromise", "Fetch", "PromiseDecision", "Proposer", "PushDecision",
-           "ReplicationFailed", "Stored", "Version"]
+           "ReplicationFailed", "Stored", "Version", "require_lease"]
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Proposer:
     def promised(self, answers: Mapping[str, bool], holds_lease: bool) -> int:
         """The peers' answers to the epoch (this node counts itself); the epoch to commit
         the change under, if this node still holds the lease."""
-        _check_lease(holds_lease, "before it committed")
+        require_lease(holds_lease, "before it committed")
         promised = 1 + sum(answers.values())
         if promised < self.majority:
             raise ReplicationFailed(
@@ -149,7 +149,7 @@ class Proposer:
         """The peers' versions after the push (this node counts itself): how many have
         exactly this one (a newer version is a rival's, not ours); `needed` is a majority
         of the nodes before the change. Reported only while this node holds the lease."""
-        _check_lease(holds_lease, "before it was confirmed")
+        require_lease(holds_lease, "before it was confirmed")
         taken = 1 + sum(answer == version for answer in answers.values())
         if taken < needed:
             raise ReplicationFailed(
@@ -158,7 +158,7 @@ class Proposer:
         return taken
 
 
-def _check_lease(holds_lease: bool, when: str) -> None:
+def require_lease(holds_lease: bool, when: str) -> None:
     """A holder whose lease lapsed may overlap a rival: it gives its change up."""
     if not holds_lease:
         raise ReplicationFailed(

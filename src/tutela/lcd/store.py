@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tutela.lcd.replication import Acceptor, Stored
 from tutela.lcd.schema import migrate
 from tutela.lcd.size import size_problem
 from tutela.lcd.validate import validate_config
@@ -222,8 +223,11 @@ class Lcd:
             self._version = int(row[0]), int(row[1])
         return self._version
 
-    def adopt(self, config: ClusterConfig, generation: int, epoch: int, origin: str) -> bool:
-        """Store a version written elsewhere in the cluster; False unless it is newer.
+    def adopt(self, config: ClusterConfig, generation: int, epoch: int, origin: str,
+              pushed: bool = False) -> bool:
+        """Store a version written elsewhere in the cluster, as the replication core's
+        acceptor decides (tutela.lcd.replication): only when it is newer, and when
+        `pushed` by a holder only when its epoch is not below our promise.
 
         The same generation with a higher epoch replaces ours: ours was written by an
         earlier configuration lease holder that did not reach a majority.
@@ -232,7 +236,11 @@ class Lcd:
         with self._transaction() as conn:
             row = conn.execute("SELECT generation, epoch FROM generations "
                                "ORDER BY generation DESC LIMIT 1").fetchone()
-            if (generation, epoch) <= (int(row[0]), int(row[1])):
+            acceptor = Acceptor(Stored((int(row[0]), int(row[1])),
+                                       int(self._meta("config_promise"))))
+            version = generation, epoch
+            taken = acceptor.on_push(version) if pushed else acceptor.on_fetched(version)
+            if not taken.adopt:
                 return False
             conn.execute("DELETE FROM generations WHERE generation >= ?", (generation,))
             self._insert_generation(conn, generation, config, origin,
@@ -245,11 +253,15 @@ class Lcd:
         return int(self._meta("config_promise"))
 
     def raise_promise(self, epoch: int) -> bool:
-        """Promise `epoch` unless a higher one was promised; True when it stands."""
+        """Promise `epoch` if it is above the promise (tutela.lcd.replication's acceptor);
+        True when it was promised."""
         with self._transaction() as conn:
-            if epoch < int(self._meta("config_promise")):
+            decision = Acceptor(Stored(self.version(), int(self._meta("config_promise")))
+                                ).on_promise(epoch)
+            if decision.store is None:
                 return False
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'config_promise'", (str(epoch),))
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'config_promise'",
+                         (str(decision.store),))
         return True
 
     def check(self, config: ClusterConfig) -> None:
