@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -93,7 +94,12 @@ class Leases:
         """Once the voter's quiet period is over, its longest possible grant is its own L.
         (Late, never early: the event loop's clock does not count a suspend.)"""
         await asyncio.sleep(max(0.0, self.voter.quiet_until - clock.now()))
-        self._memory.settle_lease_duration(self.timing.duration)
+        try:
+            self._memory.settle_lease_duration(self.timing.duration)
+        except (sqlite3.Error, OSError) as error:  # a full disk, say: safe to leave
+            log.warning("could not record that the voter's quiet period is over (%s); the "
+                        "next start stays quiet for the longer lease kept, which is safe",
+                        error)
 
     async def stop(self) -> None:
         if self._task is not None:
