@@ -206,12 +206,18 @@ def test_switchover_while_a_failover_restores_it(lab: Lab, service: WebService) 
     gets the lease at once instead of waiting for it in vain while the restoring node
     renews it (exit 4: "no majority ... granted 'app'; it is held by node2")."""
     [owner] = runs_on(lab, service)
-    taker, target = [n for n in lab.nodes if n != owner]
-    log = lab.state_dir(taker) / "tutelad.log"
-    seen = log.stat().st_size
+    logs = {n: lab.state_dir(n) / "tutelad.log" for n in lab.nodes if n != owner}
+    seen = {n: log.stat().st_size for n, log in logs.items()}
     lab.power_off(owner)
-    wait_until(lambda: "restore app: " in log.read_text()[seen:], timeout=30, interval=0.01,
-               what=f"{taker} to win the lease and start restoring")
+
+    def restoring() -> str | None:
+        return next((n for n, log in logs.items() if "restore app: " in log.read_text()[seen[n]:]),
+                    None)
+
+    # Either may take it over: a node that has just handed it on leaves it alone a while.
+    taker = wait_until(restoring, timeout=30, interval=0.01,
+                       what="a node to win the lease and start restoring")
+    [target] = [n for n in logs if n != taker]
     # Asked on the taker: a peer learns that it holds the lease with its next heartbeat.
     done = tutela(lab, taker, "switchover", "app", "--to", target)
     assert f"now runs on {target}" in done.stdout
