@@ -218,9 +218,11 @@ def test_a_clock_that_is_off(lab: Lab) -> None:
     finally:
         tutela(lab, "node2", "stop", check=False)
         tutela(lab, "node2", "start")
-    assert code == 1
+    assert code in (1, 3), report  # warnings; a loaded machine may add a slow answer
     clock = found(report, "warning", "node2", "clock", "chrony")
-    assert clock["found"].startswith("its clock is +30.0"), clock
+    # About +30 s: libfaketime shifts node2's wall clock, the round trip blurs the reading.
+    offset = float(clock["found"].removeprefix("its clock is ").split("s ")[0])
+    assert 29.0 < offset < 31.0, clock
 
 
 def test_fencing_none_and_a_fence_command_that_is_missing(lab: Lab) -> None:
