@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 # libfuse2: the lab's kernel-mode watchdogs (fusepy loads it). faketime: a lab node whose
-# clock is off (tests/lab/test_doctor.py).
+# clock is off (tests/lab/test_doctor_lab.py).
 APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping \
 	iputils-arping psmisc procps nftables curl libfuse2 faketime
 BENCH_APT_PACKAGES := keepalived stress-ng
