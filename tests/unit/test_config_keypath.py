@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from tutela.daemon.service import RECORDED_BY_NODES
 from tutela.lcd.document import diff, parse_config
-from tutela.lcd.keypath import WRITTEN_BY_NODES, get_value, parse_value, set_value, split_key
+from tutela.lcd.keypath import get_value, parse_value, set_value, split_key
 from tutela.model.errors import ConfigError
 
 DOCUMENT = parse_config({
@@ -194,8 +193,3 @@ def test_a_bad_value_names_value_and_fix(text: str, message: str) -> None:
         parse_value(text)
     [problem] = refused.value.problems
     assert problem.field == "VALUE" and message in problem.message and problem.fix
-
-
-def test_the_refused_node_fields_are_those_the_daemon_keeps() -> None:
-    """config set refuses what apply keeps (tutela.daemon.service._keep_recorded)."""
-    assert set(WRITTEN_BY_NODES) == set(RECORDED_BY_NODES)

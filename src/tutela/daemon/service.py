@@ -23,7 +23,7 @@ from tutela.daemon.watchdog import node_watchdog
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
-from tutela.lcd.keypath import set_value
+from tutela.lcd.keypath import WRITTEN_BY_NODES, set_value
 from tutela.lcd.lease import fencing_problem
 from tutela.lcd.store import Lcd
 from tutela.lcm.frame import Envelope
@@ -804,13 +804,6 @@ def _maintenance_of(config: ClusterConfig, name: str) -> Maintenance | None:
     return next((n.maintenance for n in config.nodes if n.name == name), None)
 
 
-RECORDED_BY_NODES = ("maintenance", "watchdog")
-"""Fields of a node's entry that only the node itself writes (its stop and start, `init`,
-`join`; a confirming switchover for maintenance), never a document applied: an applied
-maintenance record could let the others take over what a node in maintenance still runs,
-an applied watchdog would change the lease (docs/failover.md, "Lease and watchdog")."""
-
-
 def _own_entry_summary(node: str, updates: dict[str, Any]) -> str:
     parts = []
     if "watchdog" in updates:
@@ -821,14 +814,18 @@ def _own_entry_summary(node: str, updates: dict[str, Any]) -> str:
 
 
 def _keep_recorded(current: ClusterConfig, new: ClusterConfig) -> ClusterConfig:
-    """`new` with each existing node's RECORDED_BY_NODES fields as in force."""
+    """`new` with each existing node's WRITTEN_BY_NODES fields as in force: only the node
+    itself writes them (its stop and start, `init`, `join`; a confirming switchover for
+    maintenance), never a document applied. An applied maintenance record could let the
+    others take over what a node in maintenance still runs; an applied watchdog would
+    change the lease (docs/failover.md, "Lease and watchdog")."""
     before = {n.name: n for n in current.nodes}
 
     def recorded(node: Node) -> Node:
         old = before.get(node.name)
         if old is None:
             return node
-        return node.model_copy(update={f: getattr(old, f) for f in RECORDED_BY_NODES})
+        return node.model_copy(update={f: getattr(old, f) for f in WRITTEN_BY_NODES})
 
     nodes = tuple(recorded(n) for n in new.nodes)
     return new if nodes == new.nodes else new.model_copy(update={"nodes": nodes})

@@ -40,8 +40,8 @@ WRITTEN_BY_NODES = {
     "maintenance": "it is set and cleared by {node} itself: 'tutela start' on {node} ends "
                    "it, 'tutela switchover ROOT --to NODE' confirms a takeover from it",
 }
-"""Fields of a node's entry that only the node writes (tutela.daemon.service's
-RECORDED_BY_NODES), with the way to change each."""
+"""Fields of a node's entry that only the node writes, with the way to change each: `config
+set` refuses them and `apply` keeps them (tutela.daemon.service._keep_recorded)."""
 _PLAIN = re.compile(r"[^.\[\]]+")
 
 
