@@ -42,8 +42,10 @@ DOCUMENT = parse_config({
     ("hierarchies.web.equivalencies[db1.example.com].priority", 3,
      ["~ hierarchies[web].equivalencies[db1.example.com].priority: 2 -> 3"]),
     ("hierarchies.batch.failover", False,  # a root without an entry: made with defaults
-     ["+ hierarchies[batch].equivalencies: []",
-      "+ hierarchies[batch].failover: False", "+ hierarchies[batch].root: 'batch'",
+     ["+ hierarchies[batch].dependencies: []", "+ hierarchies[batch].equivalencies: []",
+      "+ hierarchies[batch].failover: False", "+ hierarchies[batch].max_instances: None",
+      "+ hierarchies[batch].min_instances: None", "+ hierarchies[batch].multi_node: False",
+      "+ hierarchies[batch].root: 'batch'",
       "+ hierarchies[batch].start_policy: 'last'",
       "+ hierarchies[batch].switchback: 'intelligent'",
       "+ hierarchies[batch].target: 'out_of_service'"]),

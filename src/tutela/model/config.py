@@ -144,9 +144,31 @@ class Equivalency(Frozen):
     """1 is the highest priority."""
 
 
+class HierarchyDependency(Frozen):
+    """This hierarchy needs another one up (Serviceguard's dependency_name /
+    dependency_condition up / dependency_location): restored only where (or when) it is
+    up, taken out of service when it goes down (docs/failover.md, "Dependencies")."""
+
+    hierarchy: Name
+    """The root tag of the hierarchy needed."""
+    location: Literal["same_node", "any_node", "different_node"] = "same_node"
+    """same_node: up on the node that runs this one; any_node: up somewhere; different_node:
+    up on a node other than the one that runs this one."""
+
+
 class HierarchySettings(Frozen):
     root: Name
     equivalencies: tuple[Equivalency, ...] = ()
+    multi_node: bool = False
+    """Runs on every node of its equivalencies at once (Serviceguard's multi_node package,
+    Pacemaker's clone), each instance recovered locally, no ownership lease."""
+    min_instances: int | None = Field(default=None, ge=1)
+    """multi_node: fewer instances in service than this counts as down for the hierarchies
+    that depend on it (Pacemaker's clone-min); unset: one."""
+    max_instances: int | None = Field(default=None, ge=1)
+    """multi_node: at most this many instances, on the alive nodes of highest priority
+    (Pacemaker's clone-max); unset: every node of its equivalencies."""
+    dependencies: tuple[HierarchyDependency, ...] = ()
     switchback: Literal["intelligent", "automatic"] = "intelligent"
     failover: bool = True
     """False blocks automatic failover of this hierarchy (Serviceguard's global switching)."""
@@ -157,8 +179,30 @@ class HierarchySettings(Frozen):
 
     @property
     def clustered(self) -> bool:
-        """Runs under an ownership lease on one of several nodes (it has equivalencies)."""
-        return bool(self.equivalencies)
+        """Runs under an ownership lease on one of several nodes (it has equivalencies and
+        is not multi_node)."""
+        return bool(self.equivalencies) and not self.multi_node
+
+    @model_validator(mode="after")
+    def _instances_fit(self) -> HierarchySettings:
+        counts = {"min_instances": self.min_instances, "max_instances": self.max_instances}
+        for field, count in counts.items():
+            if count is not None and not self.multi_node:
+                raise ValueError(f"{field} needs multi_node: true (remove {field}, or set "
+                                 "multi_node: true)")
+        if self.min_instances and self.max_instances and self.min_instances > self.max_instances:
+            raise ValueError(f"min_instances ({self.min_instances}) is above max_instances "
+                             f"({self.max_instances}); lower min_instances")
+        return self
+
+    @field_validator("dependencies")
+    @classmethod
+    def _one_dependency_each(cls, value: tuple[HierarchyDependency, ...]
+                             ) -> tuple[HierarchyDependency, ...]:
+        needed = [d.hierarchy for d in value]
+        if len(set(needed)) != len(needed):
+            raise ValueError("a hierarchy is listed twice; keep one entry per hierarchy")
+        return value
 
     def priority_of(self, node: str) -> int | None:
         return next((e.priority for e in self.equivalencies if e.node == node), None)
@@ -293,6 +337,7 @@ COLLECTION_EXAMPLES: dict[str, str] = {
     "hierarchies": "hierarchies: [{root: web, equivalencies: [{node: node1, priority: 1}]}]",
     "hierarchies.equivalencies": "equivalencies: [{node: node1, priority: 1}, "
                                  "{node: node2, priority: 2}]",
+    "hierarchies.dependencies": "dependencies: [{hierarchy: db, location: same_node}]",
     "users": "users: [{name: alice, role: admin}]",
 }
 """Error texts: an example of each list or mapping field, by its path without list indices,
