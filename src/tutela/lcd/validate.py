@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 from tutela.kits.registry import get_kit
 from tutela.lcd.lease import lease_problems
-from tutela.model.config import ClusterConfig
+from tutela.model.config import ClusterConfig, HierarchyDependency, HierarchySettings
 from tutela.model.errors import ConfigError, Problem
-from tutela.model.hierarchy import Hierarchy, build_hierarchies
+from tutela.model.hierarchy import Hierarchy, build_hierarchies, find_cycle
 
 
 def validate_config(config: ClusterConfig) -> list[Hierarchy]:
@@ -34,8 +34,9 @@ def validate_config(config: ClusterConfig) -> list[Hierarchy]:
                 f"use one of: {', '.join(sorted(roots)) or '(no resources yet)'}")
         for h in config.hierarchies if h.root not in roots
     ]
-    if misplaced:
-        raise ConfigError(misplaced)
+    problems = [*misplaced, *_dependency_problems(config, roots)]
+    if problems:
+        raise ConfigError(problems)
     return hierarchies
 
 
@@ -68,3 +69,72 @@ def _node_references(config: ClusterConfig) -> list[Problem]:
         for p in config.comm_paths for node in p.nodes if node not in known
     ]
     return problems
+
+
+def _dependency_problems(config: ClusterConfig, roots: set[str]) -> list[Problem]:
+    """Dependencies between hierarchies that could never be met (docs/configuration.md,
+    "Dependencies between hierarchies")."""
+    problems: list[Problem] = []
+    for settings in config.hierarchies:
+        for index, dependency in enumerate(settings.dependencies):
+            field = f"hierarchies[{settings.root}].dependencies[{index}].hierarchy"
+            if dependency.hierarchy == settings.root:
+                problems.append(Problem(field, f"{settings.root} depends on itself",
+                                        "remove this dependency"))
+            elif dependency.hierarchy not in roots:
+                problems.append(Problem(
+                    field, f"{dependency.hierarchy!r} is not the root of a hierarchy",
+                    f"use one of: {', '.join(sorted(roots - {settings.root})) or '(none)'}"))
+            else:
+                needed = config.hierarchy_settings(dependency.hierarchy)
+                problems += _placement_problems(field, settings, dependency, needed)
+    return problems + _dependency_cycle(config, roots)
+
+
+def _placement_problems(field: str, settings: HierarchySettings,
+                        dependency: HierarchyDependency,
+                        needed: HierarchySettings) -> list[Problem]:
+    """A dependency that rules out every node the hierarchy may run on."""
+    mine = {e.node for e in settings.equivalencies}
+    theirs = {e.node for e in needed.equivalencies}
+    name, other = settings.root, needed.root
+    if mine and not theirs:
+        return [Problem(field, f"{other} has no equivalencies: it runs only on the node "
+                               f"where it was restored by hand, which the cluster does not "
+                               f"place, so {name} (which runs on {_nodes(mine)}) cannot "
+                               "follow it",
+                        f"give {other} equivalencies (tutela hierarchy extend {other} --to "
+                        "NODE --priority N), or remove this dependency")]
+    if not mine or not theirs:
+        return []
+    if dependency.location == "same_node" and not mine & theirs:
+        return [Problem(field, f"same_node: {name} runs on {_nodes(mine)} and {other} on "
+                               f"{_nodes(theirs)}, never on the same node, so {name} could "
+                               "never run",
+                        f"give {name} and {other} a node in common in their equivalencies, "
+                        "or use location any_node")]
+    if dependency.location == "different_node" and len(mine | theirs) == 1:
+        return [Problem(field, f"different_node: {name} and {other} can both run only on "
+                               f"{_nodes(mine)}, so {name} could never run",
+                        f"add another node to the equivalencies of {name} or {other}, or "
+                        "use location same_node or any_node")]
+    return []
+
+
+def _dependency_cycle(config: ClusterConfig, roots: set[str]) -> list[Problem]:
+    """One cycle of dependencies between hierarchies (none of them could ever start)."""
+    needs = {h.root: [d.hierarchy for d in h.dependencies
+                      if d.hierarchy in roots and d.hierarchy != h.root]
+             for h in config.hierarchies}
+    cycle = find_cycle(needs)
+    if cycle is None:
+        return []
+    first = config.hierarchy_settings(cycle[0])
+    index = next(i for i, d in enumerate(first.dependencies) if d.hierarchy == cycle[1])
+    return [Problem(f"hierarchies[{cycle[0]}].dependencies[{index}].hierarchy",
+                    "a cycle of dependencies: " + " -> ".join(cycle) + "; none of them "
+                    "could ever start", "remove one of these dependencies")]
+
+
+def _nodes(names: set[str]) -> str:
+    return ", ".join(sorted(names))
