@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tutela.engine.peer_report import PeerReport, parse
 from tutela.lcm import messenger as messenger_module
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope, FrameRejected, Sealer
@@ -37,13 +38,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pair(key_b: bytes = b"k" * 32) -> tuple[Messenger, Messenger, list[Event]]:
+def pair(key_b: bytes = b"k" * 32) -> tuple[Messenger[PeerReport], Messenger[PeerReport],
+                                            list[Event]]:
     port = free_port()
     events: list[Event] = []
 
-    def make(node: str, key: bytes) -> Messenger:
+    def make(node: str, key: bytes) -> Messenger[PeerReport]:
         return Messenger(Identity("c", node, key, 1), 0.05, 5,
-                         lambda: {"generation": 1}, events.append, port=port)
+                         lambda: {"generation": 1}, events.append, read_report=parse,
+                         port=port)
 
     return make("a", b"k" * 32), make("b", key_b), events
 
@@ -78,7 +81,7 @@ def test_heartbeats_make_both_ends_alive_and_carry_payload() -> None:
         await until(lambda: a.detector.node_state("b") == "ALIVE"
                     and b.detector.node_state("a") == "ALIVE")
         await until(lambda: "a" in b.heartbeats)
-        assert b.heartbeats["a"][1] == {"generation": 1}
+        assert b.heartbeats["a"][1].generation == 1
         assert {e.kind for e in events} >= {"path-up", "node-up"}
 
     run(body)
@@ -125,15 +128,16 @@ def test_peer_with_another_key_is_dropped_and_explained(caplog: pytest.LogCaptur
         run(body, key_b=b"x" * 32)
 
 
-def test_a_heartbeat_that_leaves_a_key_out_keeps_its_last_value() -> None:
-    async def body(a: Messenger, b: Messenger, _: list[Event]) -> None:
+def test_a_heartbeat_that_leaves_the_bulky_part_out_keeps_its_last_value() -> None:
+    async def body(a: Messenger[PeerReport], b: Messenger[PeerReport], _: list[Event]
+                   ) -> None:
         beat: dict[str, object] = {"generation": 1, "states": {"app": "ISP"}}
         a._heartbeat = lambda: dict(beat)
-        await until(lambda: "states" in b.heartbeats.get("a", (0, {}))[1])
+        await until(lambda: "a" in b.heartbeats and bool(b.heartbeats["a"][1].states))
         beat.update(generation=2)
         del beat["states"]
-        await until(lambda: b.heartbeats["a"][1].get("generation") == 2)
-        assert b.heartbeats["a"][1] == {"generation": 2, "states": {"app": "ISP"}}
+        await until(lambda: b.heartbeats["a"][1].generation == 2)
+        assert b.heartbeats["a"][1].states == {"app": "ISP"}
 
     run(body)
 

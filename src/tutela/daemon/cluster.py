@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime
 import ipaddress
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from tutela.arbiter.messages import CONFIG_LEASE, AcquireRequest
 from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.ownership import Ownership
+from tutela.engine import peer_report
+from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
+from tutela.engine.peer_report import PeerReport
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
 from tutela.lcd.replication import Proposer, ReplicationFailed, require_lease
 from tutela.lcd.store import Lcd
@@ -72,9 +76,9 @@ class Cluster:
         settings = engine.config.settings
         identity = Identity(engine.config.name, lcd.node, lcd.cluster_key,
                             lcd.next_incarnation())
-        self.messenger = Messenger(identity, settings.heartbeat_interval,
-                                   settings.heartbeat_misses, self._heartbeat, self._on_event,
-                                   port=settings.port)
+        self.messenger: Messenger[PeerReport] = Messenger(
+            identity, settings.heartbeat_interval, settings.heartbeat_misses, self._heartbeat,
+            self._on_event, read_report=peer_report.parse, port=settings.port)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
                              self._vote_extra, self._note_vote, lcd)
@@ -83,7 +87,7 @@ class Cluster:
         self._votes: dict[str, dict[str, Any]] = {}
         self.catch_up = CatchUp()
         self._outgoing: Outgoing | None = None
-        self._bulky_sent: dict[str, Any] = {}
+        self._bulky_sent: tuple[Mapping[str, str], Mapping[str, str]] | None = None
         self._bulky_changed_at = 0.0
         self._bulky_due = 0.0
         self.messenger.handle("config.promise", self._config_promise, every_path=True)
@@ -207,13 +211,12 @@ class Cluster:
 
     def runs(self, root: str) -> str | None:
         """The node that has `root` in service, as far as this node can see."""
-        if self.engine.states[root].state.in_service:
-            return self.lcd.node
-        for peer, (_, payload) in sorted(self.messenger.heartbeats.items()):
-            state = payload.get("states", {}).get(root)
-            if self.messenger.detector.node_state(peer) == "ALIVE" and state in ("ISP", "ISU"):
-                return peer
-        return None
+        return self.snapshot().runs(root)
+
+    def snapshot(self) -> Snapshot:
+        """The cluster as this node sees it now: alive peers' reports, its own states."""
+        return Snapshot.of(self.lcd.node, self.messenger.alive_reports(), {}, frozenset(),
+                           self.engine.states)
 
     def reachable_nodes(self) -> int:
         """The nodes this node can reach now, itself included."""
@@ -223,8 +226,8 @@ class Cluster:
     def _config_behind(self) -> bool:
         """Whether an alive peer announces a newer configuration than this node has."""
         mine, detector = self.lcd.version(), self.messenger.detector
-        return any(_version(payload.get("version")) > mine
-                   for peer, (_, payload) in self.messenger.heartbeats.items()
+        return any(report.version > mine
+                   for peer, (_, report) in self.messenger.heartbeats.items()
                    if detector.node_state(peer) == "ALIVE")
 
     def majority(self) -> int:
@@ -287,18 +290,18 @@ class Cluster:
         """The heartbeat's payload. The bulky part (every resource's state, when each root
         last ran here) goes out only for a while after it changed and every few seconds
         otherwise; receivers keep the last they had (Messenger)."""
-        generation, epoch = self.lcd.version()
-        beat = {"generation": generation, "version": [generation, epoch],
-                "hears": self._peers_alive(), **self.ownership.heartbeat()}
-        bulky = {"states": {tag: s.state.value for tag, s in self.engine.states.items()},
-                 "ran": beat.pop("ran")}
+        version = self.lcd.version()
+        report = dataclasses.replace(
+            self.ownership.heartbeat(), generation=version[0], version=version,
+            hears=frozenset(self._peers_alive()),
+            states={tag: s.state.value for tag, s in self.engine.states.items()})
         now = time.monotonic()
-        if bulky != self._bulky_sent:
-            self._bulky_sent, self._bulky_changed_at = bulky, now
-        if now - self._bulky_changed_at < BULKY_FRESH or now >= self._bulky_due:
+        if report.bulky_part() != self._bulky_sent:
+            self._bulky_sent, self._bulky_changed_at = report.bulky_part(), now
+        bulky = now - self._bulky_changed_at < BULKY_FRESH or now >= self._bulky_due
+        if bulky:
             self._bulky_due = now + BULKY_REFRESH
-            beat.update(bulky)
-        return beat
+        return report.to_wire(bulky)
 
     def _peers_alive(self) -> list[str]:
         """The nodes this node hears: a peer's `tutela start` waits until it is among them."""
@@ -323,8 +326,8 @@ class Cluster:
     def _maybe_catch_up(self) -> None:
         """A node that was away pulls the newest configuration from a peer that has it;
         after a failure it waits longer each time, and says why in `tutela status`."""
-        announced = {peer: _version(payload.get("version"))
-                     for peer, (_, payload) in self.messenger.heartbeats.items()}
+        announced = {peer: report.version
+                     for peer, (_, report) in self.messenger.heartbeats.items()}
         due = self.catch_up.next_fetch(self.lcd.version(), announced, time.monotonic())
         if due is not None:
             spawn(self._catch_up_task(*due))
@@ -464,10 +467,11 @@ class Cluster:
             heard = self.messenger.heartbeats.get(peer)
             nodes.append({
                 "name": peer, "state": detector.node_state(peer), "local": False,
-                "generation": heard[1].get("generation") if heard else None,
+                "generation": heard[1].generation if heard else None,
                 "heartbeat_age": round(now - heard[0], 3) if heard else None,
                 # None: not heard, or a tutela that does not say whom it hears.
-                "hears_us": me in heard[1]["hears"] if heard and "hears" in heard[1] else None,
+                "hears_us": me in heard[1].hears if heard and heard[1].hears is not None
+                else None,
                 "paths": self._paths_view(peer, paths.get(peer, []), now),
             })
         in_maintenance = {n.name: n.maintenance for n in self.engine.config.nodes}

@@ -50,7 +50,7 @@ class LeaseUnavailable(Exception):
 
 
 class Leases:
-    def __init__(self, node: str, config: ClusterConfig, messenger: Messenger,
+    def __init__(self, node: str, config: ClusterConfig, messenger: Messenger[Any],
                  incarnation: int, extra: Extra, on_reply: ReplyHook,
                  memory: LeaseMemory) -> None:
         """`memory` keeps, across runs, the longest lease this node's voter may still have

@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tutela import clock
@@ -23,14 +22,15 @@ from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
 from tutela.engine import damping, stuck
+from tutela.engine.cluster_view import Snapshot, runs_there
 from tutela.engine.node import (
     LeaseGone,
     NodeEngine,
     OperationError,
     RestoreRefused,
-    RuntimeState,
 )
 from tutela.engine.ownership import View, decide, rank_step
+from tutela.engine.peer_report import PeerReport
 from tutela.engine.stuck import Blocked, Stuck
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
@@ -49,8 +49,6 @@ HANDOVER_GRACE = 10.0
 REBOOT_ENV = "TUTELA_REBOOT_COMMAND"
 """The quorum-loss action 'fastboot' runs this shell command if set (the lab power-cycles
 the node); otherwise it reboots the machine at once through /proc/sysrq-trigger."""
-IN_SERVICE = frozenset({ResourceState.ISP.value, ResourceState.ISU.value})
-"""A resource's states, as heartbeats carry them, in which it is in service."""
 T = TypeVar("T")
 
 
@@ -58,48 +56,9 @@ class PeerDied(OperationError):
     """The peer asked to do something was declared DEAD before it answered."""
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """This node's view of its peers at one decision tick, indexed once for every
-    hierarchy's decision (sets instead of the heartbeats' lists)."""
-
-    alive: frozenset[str]
-    """Peers ALIVE now."""
-    holds: dict[str, frozenset[str]]
-    """Alive peer -> the roots whose leases it holds."""
-    failed: dict[str, frozenset[str]]
-    """Alive peer -> the roots that failed there."""
-    states: dict[str, dict[str, str]]
-    """Alive peer -> resource tag -> its state there."""
-    ran: dict[str, dict[str, str]]
-    """This node and every alive peer -> root -> when it last went into service there."""
-    blocking: frozenset[str]
-    """Nodes that hierarchies may not fail over away from (nodes[].failover: false)."""
-    in_service_here: frozenset[str]
-    """Resource tags in service on this node."""
-    failed_here: frozenset[str]
-    """Resource tags failed (OSF) on this node."""
-    failovers: dict[str, dict[str, damping.History]]
-    """Alive peer -> root it holds -> its recent failovers (failover damping)."""
-
-    @classmethod
-    def of(cls, me: str, reports: dict[str, dict[str, Any]], my_ran: dict[str, str],
-           blocking: frozenset[str], my_states: Mapping[str, RuntimeState]) -> Snapshot:
-        """From the alive peers' last heartbeats and this node's resource states."""
-        return cls(frozenset(reports),
-                   {p: frozenset(r.get("holds", ())) for p, r in reports.items()},
-                   {p: frozenset(r.get("failed", ())) for p, r in reports.items()},
-                   {p: r.get("states", {}) for p, r in reports.items()},
-                   {me: my_ran} | {p: r.get("ran", {}) for p, r in reports.items()},
-                   blocking,
-                   frozenset(t for t, s in my_states.items() if s.state.in_service),
-                   frozenset(t for t, s in my_states.items() if s.state == ResourceState.OSF),
-                   {p: _histories(r.get("failovers")) for p, r in reports.items()})
-
-
 class Ownership:
     def __init__(self, node: str, engine: NodeEngine, leases: Leases,
-                 messenger: Messenger, config_behind: Callable[[], bool] = lambda: False
+                 messenger: Messenger[PeerReport], config_behind: Callable[[], bool] = lambda: False
                  ) -> None:
         self.node = node
         self._config_behind = config_behind
@@ -161,15 +120,17 @@ class Ownership:
                 await self._task
         await self.watchdog.stop()
 
-    def heartbeat(self) -> dict[str, Any]:
+    def heartbeat(self) -> PeerReport:
         """What peers need to know: the hierarchies held here, those that failed here, and
         when each last went into service here (for the cold-start 'last' policy); why this
         node sees hierarchies stuck, and the recent failovers of those it holds."""
         clustered = self._clustered()
         holds = [h.root for h in clustered if self.leases.holds(h.root)]
-        return {"holds": holds, "failed": sorted(self.failed),
-                "ran": self._last_ran(clustered), "stuck": stuck.to_payload(self.stuck),
-                "failovers": self._failovers.report(holds)}
+        return PeerReport(
+            holds=frozenset(holds), failed=frozenset(self.failed),
+            ran=self._last_ran(clustered), stuck=dict(self.stuck),
+            failovers={root: tuple(times)
+                       for root, times in self._failovers.report(holds).items()})
 
     def _last_ran(self, hierarchies: list[Hierarchy]) -> dict[str, str]:
         """Root -> when it last went into service here; not for roots this node is handing
@@ -517,8 +478,7 @@ class Ownership:
         fenced = self._fenced.get(root, set())
         detector = self.messenger.detector
         found = {peer for peer, (_, report) in self.messenger.heartbeats.items()
-                 if root in report.get("holds", ())
-                 or report.get("states", {}).get(root) in IN_SERVICE}
+                 if runs_there(report, root)}
         away = self.maintained().get(root)  # confirmed by switchover: it may run it still
         if away is not None and away != self.node:
             found.add(away)
@@ -624,9 +584,7 @@ class Ownership:
 
     def _owner(self, root: str, settings: HierarchySettings, seen: Snapshot) -> str | None:
         """An alive peer that holds `root`'s lease or runs it."""
-        return next((p for p in sorted(self._peers(settings)) if p in seen.alive
-                     and (root in seen.holds[p] or seen.states[p].get(root) in IN_SERVICE)),
-                    None)
+        return seen.owner(root, self._peers(settings))
 
     def _view(self, hierarchy: Hierarchy, seen: Snapshot) -> View:
         root = hierarchy.root
@@ -698,8 +656,7 @@ class Ownership:
         now, fencing, window = time.time(), settings.fencing, settings.failover_damping.window
         heartbeats, detector = self.messenger.heartbeats, self.messenger.detector
         by_node = {self.node: self.stuck} | {
-            peer: stuck.from_payload(report.get("stuck"))
-            for peer, (_, report) in sorted(heartbeats.items())
+            peer: report.stuck for peer, (_, report) in sorted(heartbeats.items())
             if detector.node_state(peer) == "ALIVE"}
         found: dict[str, dict[str, Any]] = {}
         for hierarchy in self._clustered():
@@ -739,16 +696,6 @@ def _refusal(error: RestoreRefused) -> str:
     return text.partition("refused before any change: ")[2] or text
 
 
-def _histories(payload: Any) -> dict[str, damping.History]:
-    """A peer heartbeat's failover histories; what does not parse is left out."""
-    if not isinstance(payload, dict):
-        return {}
-    try:
-        return {str(root): tuple(sorted(map(float, times))) for root, times in payload.items()}
-    except (TypeError, ValueError):
-        return {}
-
-
 def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="seconds")
 
@@ -763,7 +710,7 @@ def _stuck_status(node: str, record: Stuck, root: str, fencing: str, now: float
             "message": stuck.explain(record, root, fencing, now)}
 
 
-def _last_owner(root: str, ran: dict[str, dict[str, str]]) -> str | None:
+def _last_owner(root: str, ran: Mapping[str, Mapping[str, str]]) -> str | None:
     """The node that most recently put `root` into service (ISO UTC times compare as
     strings; nodes' clocks are assumed NTP-synchronised to well under a failover)."""
     times = {node: when[root] for node, when in ran.items() if root in when}

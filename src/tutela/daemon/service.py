@@ -12,7 +12,7 @@ import functools
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tutela.daemon import doctor
@@ -113,7 +113,7 @@ class Service:
         config, states = self.engine.config, self.engine.states
         view = self.cluster.view()
         heartbeats = self.cluster.messenger.heartbeats
-        elsewhere = [(n, heartbeats.get(n["name"], (0.0, {}))[1].get("states", {}))
+        elsewhere = [(n, heartbeats[n["name"]][1].states if n["name"] in heartbeats else {})
                      for n in view["nodes"] if not n["local"]]  # no witnesses
         ownership = self.cluster.ownership.report()  # failover holds, why stuck
         hierarchies = []
@@ -780,7 +780,7 @@ def _deadline(request: dict[str, Any]) -> float:
     return asyncio.get_running_loop().time() + max(timeout - ANSWER_MARGIN, timeout / 2)
 
 
-def _elsewhere(tag: str, peers: list[tuple[dict[str, Any], dict[str, str]]],
+def _elsewhere(tag: str, peers: list[tuple[dict[str, Any], Mapping[str, str]]],
                candidates: set[str]) -> dict[str, dict[str, Any]]:
     """The resource's state on the other nodes that matter: those its hierarchy may run on
     (equivalencies), and any other where it is not out of service. In a large cluster the

@@ -12,9 +12,9 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tutela.lcm.detector import Event, FailureDetector
 from tutela.lcm.frame import (
@@ -49,6 +49,10 @@ HEARTBEAT = "hb"
 REPLY = "reply"
 Handler = Callable[[Envelope], Awaitable[dict[str, Any]]]
 HeartbeatSource = Callable[[], dict[str, Any]]
+R = TypeVar("R")
+ReportReader = Callable[[Mapping[str, Any], R | None], R]
+"""Reads a peer's heartbeat payload into its report, given the report it replaces (a
+heartbeat may leave out what did not change since the last that had it)."""
 EventSink = Callable[[Event], None]
 JoinHandler = Callable[[bytes, asyncio.Transport], None]
 """Handles a join request (a sealed frame of no cluster) on a new connection; it answers and
@@ -120,10 +124,10 @@ class _Calls:
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
 
 
-class Messenger:
+class Messenger(Generic[R]):
     def __init__(self, identity: Identity, interval: float, misses: int,
-                 heartbeat: HeartbeatSource, on_event: EventSink, port: int = DEFAULT_PORT
-                 ) -> None:
+                 heartbeat: HeartbeatSource, on_event: EventSink, *,
+                 read_report: ReportReader[R], port: int = DEFAULT_PORT) -> None:
         self.identity = identity
         self.interval = interval
         self.dead_after = interval * misses
@@ -136,11 +140,12 @@ class Messenger:
         self.next_round = 0.0
         """Loop time of the next heartbeat round; periodic work of the same period waits
         for it too, so both share one wake-up."""
-        self.heartbeats: dict[str, tuple[float, dict[str, Any]]] = {}
-        """Peer -> (monotonic time received, payload) of its latest heartbeat."""
+        self.heartbeats: dict[str, tuple[float, R]] = {}
+        """Peer -> (monotonic time received, report) of its latest heartbeat."""
         self.on_join: JoinHandler | None = None
-        self.on_heartbeat: Callable[[str, dict[str, Any]], None] | None = None
+        self.on_heartbeat: Callable[[str, R], None] | None = None
         self._heartbeat = heartbeat
+        self._read_report = read_report
         self._on_event = on_event
         self.ring = KeyRing(identity.key)
         """The cluster keys: frames are sealed under `ring.send`, accepted under any of
@@ -211,6 +216,11 @@ class Messenger:
         self._handlers[kind] = handler
         if every_path:
             self._every_path.add(kind)
+
+    def alive_reports(self) -> dict[str, R]:
+        """The peers ALIVE now -> the report of their last heartbeat."""
+        return {peer: report for peer, (_, report) in self.heartbeats.items()
+                if self.detector.node_state(peer) == "ALIVE"}
 
     # --- sending -----------------------------------------------------------------------
 
@@ -336,12 +346,11 @@ class Messenger:
 
     def _dispatch(self, envelope: Envelope) -> None:
         if envelope.kind == HEARTBEAT:
-            # A heartbeat may leave out what did not change since the last that had it.
-            previous = self.heartbeats.get(envelope.sender, (0.0, {}))[1]
-            payload = {**previous, **envelope.payload}
-            self.heartbeats[envelope.sender] = (time.monotonic(), payload)
+            last = self.heartbeats.get(envelope.sender)
+            report = self._read_report(envelope.payload, None if last is None else last[1])
+            self.heartbeats[envelope.sender] = (time.monotonic(), report)
             if self.on_heartbeat is not None:
-                self.on_heartbeat(envelope.sender, payload)
+                self.on_heartbeat(envelope.sender, report)
         elif envelope.kind == REPLY:
             future = self._calls.pending.get(int(envelope.payload.get("call", 0)))
             if future is not None and not future.done():
@@ -566,7 +575,7 @@ class _Accepted(asyncio.Protocol):
     it may hold at most PRE_AUTH_BUFFER bytes, and it has HANDSHAKE_TIMEOUT to finish. Only
     then does it become the path's link, replacing the path's previous connection."""
 
-    def __init__(self, messenger: Messenger) -> None:
+    def __init__(self, messenger: Messenger[Any]) -> None:
         self._messenger = messenger
         self._link: StreamLink | None = None
         self._transport: asyncio.Transport | None = None

@@ -1,0 +1,137 @@
+"""What a node tells its peers with every heartbeat, typed: one parse from the wire and one
+serialisation to it. Pure.
+
+The wire format is a JSON object whose keys are the field names below (`version` a list
+of two numbers, sets as lists, `stuck` grouped as `engine.stuck.to_payload` writes it).
+A peer of another tutela version may leave a field out or send it in a shape this one does
+not read: the field gets its default and a debug line says so; parsing never raises, so a
+heartbeat from a newer or older peer cannot break the heartbeat path (a rolling upgrade).
+The bulky fields (`states`, `ran`) go out only now and then (daemon/cluster.py); a
+heartbeat without them keeps the ones the peer sent last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tutela.engine import stuck
+from tutela.engine.damping import History
+from tutela.engine.stuck import Stuck
+
+log = logging.getLogger("tutela.peer_report")
+Version = tuple[int, int]
+"""A configuration version: (generation, epoch)."""
+BULKY = ("states", "ran")
+"""Fields sent only now and then; a heartbeat without them keeps the last ones."""
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PeerReport:
+    """One node's last word to its peers."""
+
+    generation: int | None = None
+    """Its configuration generation (None: not said)."""
+    version: Version = (0, 0)
+    """Its configuration version; (0, 0) when it has none."""
+    hears: frozenset[str] | None = None
+    """The nodes it hears (None: a tutela that does not say)."""
+    holds: frozenset[str] = frozenset()
+    """The roots whose leases it holds."""
+    failed: frozenset[str] = frozenset()
+    """The roots that failed there: it is no candidate for them."""
+    stuck: Mapping[str, Stuck] = field(default_factory=dict)
+    """Root -> why it sees that hierarchy running nowhere."""
+    failovers: Mapping[str, History] = field(default_factory=dict)
+    """Root it holds -> its recent failovers (failover damping)."""
+    states: Mapping[str, str] = field(default_factory=dict)
+    """Resource tag -> its state there (bulky)."""
+    ran: Mapping[str, str] = field(default_factory=dict)
+    """Root -> when it last went into service there, ISO UTC (bulky)."""
+
+    def to_wire(self, bulky: bool = True) -> dict[str, Any]:
+        """The heartbeat payload; without the bulky fields unless `bulky`."""
+        wire: dict[str, Any] = {
+            "generation": self.generation, "version": list(self.version),
+            "holds": sorted(self.holds), "failed": sorted(self.failed),
+            "stuck": stuck.to_payload(dict(self.stuck)),
+            "failovers": {root: list(times) for root, times in self.failovers.items()}}
+        if self.hears is not None:
+            wire["hears"] = sorted(self.hears)
+        if bulky:
+            wire |= {"states": dict(self.states), "ran": dict(self.ran)}
+        return wire
+
+    def bulky_part(self) -> tuple[Mapping[str, str], Mapping[str, str]]:
+        """What goes out only now and then: compared with the last sent to see a change."""
+        return self.states, self.ran
+
+
+FIELDS = tuple(PeerReport.__dataclass_fields__)
+
+
+def parse(payload: Mapping[str, Any], previous: PeerReport | None = None) -> PeerReport:
+    """A peer's report from its heartbeat's payload, keeping `previous`'s bulky fields when
+    this heartbeat has none. Never raises: what is missing or malformed gets its default."""
+    kept = previous or PeerReport()
+    missing = [key for key in FIELDS if key not in payload and key not in BULKY]
+    if missing:
+        log.debug("heartbeat without %s (a witness, or a peer of another tutela version)",
+                  ", ".join(missing))
+    return PeerReport(
+        generation=_field(payload, "generation", None, _optional_int),
+        version=_field(payload, "version", (0, 0), _version),
+        hears=_field(payload, "hears", None, _names),
+        holds=_field(payload, "holds", frozenset(), _names),
+        failed=_field(payload, "failed", frozenset(), _names),
+        stuck=_field(payload, "stuck", {}, _stuck),
+        failovers=_field(payload, "failovers", {}, _histories),
+        states=_field(payload, "states", kept.states, _strings),
+        ran=_field(payload, "ran", kept.ran, _strings))
+
+
+def _field(payload: Mapping[str, Any], key: str, default: T, read: Callable[[Any], T]) -> T:
+    if key not in payload:
+        return default
+    try:
+        return read(payload[key])
+    except (TypeError, ValueError, AttributeError) as error:
+        log.debug("heartbeat field %r unreadable (%s): %r", key, error, payload[key])
+        return default
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _version(value: Any) -> Version:
+    generation, epoch = value
+    return int(generation), int(epoch)
+
+
+def _names(value: Any) -> frozenset[str]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"a list expected, not {type(value).__name__}")
+    return frozenset(map(str, value))
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(key): str(item) for key, item in _mapping(value).items()}
+
+
+def _histories(value: Any) -> dict[str, History]:
+    return {str(root): tuple(sorted(map(float, times)))
+            for root, times in _mapping(value).items()}
+
+
+def _stuck(value: Any) -> dict[str, Stuck]:
+    return stuck.from_payload(value)
+
+
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"an object expected, not {type(value).__name__}")
+    return value

@@ -1,0 +1,69 @@
+"""The typed heartbeat report: one parse from the wire, one serialisation, tolerant of
+peers of other tutela versions (a rolling upgrade)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tutela.engine.peer_report import PeerReport, parse
+from tutela.engine.stuck import Stuck
+
+NEW = PeerReport(
+    generation=7, version=(7, 3), hears=frozenset({"b", "c"}), holds=frozenset({"app"}),
+    failed=frozenset({"db"}),
+    stuck={"web": Stuck("no_quorum", "b", "2 of 3", 1000.0, 1010.0)},
+    failovers={"app": (5.0, 9.0)}, states={"app": "ISP", "ip": "ISP"},
+    ran={"app": "2026-12-07T06:00:00+00:00"})
+
+
+def test_a_report_survives_the_wire() -> None:
+    assert parse(NEW.to_wire()) == NEW
+
+
+def test_a_heartbeat_without_the_bulky_part_keeps_the_last_one() -> None:
+    light = NEW.to_wire(bulky=False)
+    assert "states" not in light and "ran" not in light
+    later = parse({**light, "holds": []}, previous=NEW)
+    assert later.states == NEW.states and later.ran == NEW.ran
+    assert later.holds == frozenset()  # the rest is what this heartbeat says
+
+
+def test_an_old_format_payload_parses() -> None:
+    """What a tutela of before `version`, `hears`, `stuck` and `failovers` sent."""
+    old = {"generation": 4, "holds": ["app"], "failed": [], "states": {"app": "ISP"},
+           "ran": {"app": "2026-12-01T00:00:00+00:00"}}
+    report = parse(old)
+    assert report == PeerReport(generation=4, holds=frozenset({"app"}),
+                                states={"app": "ISP"},
+                                ran={"app": "2026-12-01T00:00:00+00:00"})
+    assert report.version == (0, 0) and report.hears is None
+
+
+def test_the_wire_keys_are_those_older_peers_read() -> None:
+    assert set(NEW.to_wire()) == {"generation", "version", "hears", "holds", "failed",
+                                  "stuck", "failovers", "states", "ran"}
+    assert NEW.to_wire()["version"] == [7, 3]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("generation", "seven"), ("version", 7), ("version", ["a", 1]), ("hears", "b"),
+    ("holds", {"app": 1}), ("failed", 3), ("stuck", "x"), ("stuck", [[1, 2]]),
+    ("failovers", {"app": ["soon"]}), ("failovers", []), ("states", ["ISP"]), ("ran", 1)])
+def test_a_malformed_field_gets_its_default_and_a_debug_line(
+        key: str, value: object, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="tutela.peer_report"):
+        report = parse({**NEW.to_wire(), key: value})
+    default = getattr(PeerReport(), key)
+    assert getattr(report, key) == default
+    assert all(getattr(report, other) == getattr(NEW, other)
+               for other in PeerReport.__dataclass_fields__ if other != key)
+    if key != "stuck":  # stuck.from_payload leaves out what it cannot read, silently
+        assert key in caplog.text
+
+
+def test_a_witness_heartbeat_is_an_empty_report(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="tutela.peer_report"):
+        assert parse({"interval": 0.2}) == PeerReport()
+    assert len(caplog.records) == 1  # one line for everything missing
