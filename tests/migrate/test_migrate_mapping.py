@@ -152,12 +152,20 @@ external_pre_script /opt/app/pre.sh
     assert config.hierarchies[0].root == "app-svc-s1"
 
 
-def test_multi_node_packages_are_reported_whole(tmp_path: Path) -> None:
-    migration = migrate(tmp_path, {"c.ascii": CLUSTER, "m.conf":
-                                   "package_name m\npackage_type multi_node\nnode_name *\n"})
-    assert migration.config.resources == ()
-    notes = [n for s, n in migration.ledger.entries if s == "Package `m`"]
-    assert [(str(n.loc), n.outcome) for n in notes] == [("m.conf:1-3", Outcome.MANUAL)]
+@pytest.mark.parametrize("kind", ["multi_node", "system_multi_node"])
+def test_multi_node_packages_become_multi_node_hierarchies(tmp_path: Path, kind: str) -> None:
+    """Without the filesystem and the address: a multi_node hierarchy may not have them."""
+    package = (f"package_name m\npackage_type {kind}\nnode_name *\nip_address 198.51.100.9\n"
+               "fs_name /dev/vg/lv\nfs_directory /m\nservice_name agent\nservice_cmd agent\n")
+    migration = migrate(tmp_path, {"c.ascii": CLUSTER, "m.conf": package})
+    [hierarchy] = migration.config.hierarchies
+    assert hierarchy.multi_node and not hierarchy.clustered
+    assert [e.node for e in hierarchy.equivalencies] == ["n1", "n2", "n3"]
+    assert [r.kit for r in migration.config.resources] == ["process"]
+    notes = {str(n.loc): n.outcome for s, n in migration.ledger.entries if s == "Package `m`"}
+    assert sorted(line for line, outcome in notes.items() if outcome is Outcome.MANUAL) == [
+        "m.conf:4", "m.conf:5", "m.conf:6"]  # the address, the filesystem's two lines
+    assert notes["m.conf:2"] is Outcome.MAPPED
 
 
 def test_external_script_wrappers_call_the_original(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def validate_config(config: ClusterConfig) -> list[Hierarchy]:
                 f"use one of: {', '.join(sorted(roots)) or '(no resources yet)'}")
         for h in config.hierarchies if h.root not in roots
     ]
-    problems = [*misplaced, *_dependency_problems(config, roots)]
+    problems = [*misplaced, *dependency_problems(config, roots)]
     if problems:
         raise ConfigError(problems)
     return hierarchies
@@ -71,7 +71,7 @@ def _node_references(config: ClusterConfig) -> list[Problem]:
     return problems
 
 
-def _dependency_problems(config: ClusterConfig, roots: set[str]) -> list[Problem]:
+def dependency_problems(config: ClusterConfig, roots: set[str]) -> list[Problem]:
     """Dependencies between hierarchies that could never be met (docs/configuration.md,
     "Dependencies between hierarchies")."""
     problems: list[Problem] = []

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from tutela.migrate.context import Context, safe_name
+from tutela.migrate.dependency_map import record_dependencies
 from tutela.migrate.lexer import Value, is_number
 from tutela.migrate.networks import Networks, parse_address, subnet_network
-from tutela.migrate.package_map import PackageMapper, PackageResult
+from tutela.migrate.package_map import PackageMapper
 from tutela.migrate.report import Ledger
 from tutela.migrate.scripts import GeneratedScript
 from tutela.migrate.sgmodel import Group, Outcome, SgCluster, SgNode, SgPackage
@@ -40,7 +41,6 @@ Role = Literal["admin", "operator", "guest"]
 ROLES: dict[str, Role] = {"full_admin": "admin", "package_admin": "operator", "monitor": "guest"}
 ANY_HOST = ("any_serviceguard_node", "cluster_member_node")
 _SERIAL_LINUX = re.compile(r"^/dev/tty(S|USB|ACM|AMA)\d+$")
-_CONDITION = re.compile(r"\s*([^\s=!]+)\s*(!?=)\s*(\S+)")
 
 
 @dataclass
@@ -354,38 +354,6 @@ class ClusterMapper:
                         f"{user_host}" + (" (tutela checks the client's host; '*' is any)"
                                           if value.key == "user_host" else ""))
         return User(name=user_name, role=role, host=user_host)
-
-
-def record_dependencies(results: list[PackageResult], ctx: Context) -> None:
-    roots = {r.name: r.root for r in results}
-    for result in results:
-        for group in result.dependencies:
-            detail, step = _dependency(result, group, roots)
-            values = sorted(group.values.values(), key=lambda v: v.loc.line)
-            for i, value in enumerate(values):
-                ctx.ledger.record(f"Package `{result.name}`", value, Outcome.MANUAL, detail,
-                                  step if i == 0 else "")
-
-
-def _dependency(result: PackageResult, group: Group,
-                roots: dict[str, str | None]) -> tuple[str, str]:
-    condition = group.text("dependency_condition")
-    location = group.text("dependency_location", "same_node").strip().lower() or "same_node"
-    match = _CONDITION.match(condition)
-    other = match.group(1) if match else "?"
-    detail = (f"package dependency ({condition or 'no condition'}, {location}): tutela "
-              "hierarchies do not depend on each other")
-    mine, theirs = result.root, roots.get(other)
-    up = match is not None and match.group(2) == "=" and match.group(3).lower() == "up"
-    if up and location == "same_node" and mine and theirs:
-        step = (f"to keep {result.name} with {other} on one node, make one hierarchy of "
-                f"them: tutela dependency add {mine} {theirs} (then {result.name}'s "
-                "equivalencies and switchback apply to both)")
-    elif up:
-        step = f"start {other} before {result.name} (tutela restore order or a script)"
-    else:
-        step = f"keep {result.name} and {other} apart with different first-priority nodes"
-    return detail, step
 
 
 def _seconds(text: str) -> float | None:

@@ -19,6 +19,14 @@ from tutela.migrate.storage_map import StorageMapper
 from tutela.model.config import Equivalency, HierarchySettings, Resource
 
 MULTI_NODE = ("multi_node", "system_multi_node")
+ONE_NODE_STEPS = {
+    "address": "put the address in a failover package's hierarchy of its own (with a "
+               "same_node dependency on this one if it must be where an instance runs)",
+    "filesystem": "if it is a cluster or network filesystem that several nodes may mount at "
+                  "once, mount it from a generic resource (mount / umount) of the multi_node "
+                  "hierarchy; otherwise put it in a failover package's hierarchy of its own",
+}
+"""What to do with a resource a multi_node hierarchy may not have (lcd/validate.py)."""
 Switchback = Literal["intelligent", "automatic"]
 
 
@@ -53,10 +61,6 @@ class PackageMapper:
         if self.p.name is None:
             self.not_converted("no package_name: the package is not converted",
                                "add package_name and run the import again")
-        elif kind in MULTI_NODE:
-            self.not_converted(f"package_type {kind}: tutela has no multi-node hierarchies yet",
-                               "keep running it on every node outside tutela (e.g. a systemd "
-                               "unit) until multi-node hierarchies land")
         else:
             for entry in self.p.notes:
                 scope.note(entry)
@@ -74,7 +78,7 @@ class PackageMapper:
     def convert(self, kind: str) -> None:
         """The chain, in Serviceguard's start order: each resource depends on the one before."""
         chain = [*self.generic.externals("external_pre_script", "pre"),
-                 *self.storage.filesystems(), *self.addresses.addresses(),
+                 *self.one_node_resources(kind),
                  *self.generic.externals("external_script", "ext"),
                  *self.generic.customer_commands(), *ServiceMapper(self.scope).services()]
         resources = [r.model_copy(update={"depends_on": (chain[i - 1].tag,)}) if i else r
@@ -83,8 +87,23 @@ class PackageMapper:
         self.result.scripts = self.generic.scripts
         self.record_package_type(kind)
         self.record_rest(resources)
-        settings = self.hierarchy(resources[-1].tag if resources else "")
+        settings = self.hierarchy(resources[-1].tag if resources else "", kind in MULTI_NODE)
         self.record_hierarchy(resources, settings)
+
+    def one_node_resources(self, kind: str) -> list[Resource]:
+        """Filesystems and addresses, which a multi_node hierarchy may not have: a shared
+        disk's filesystem or an address in service on two nodes at once is a split brain."""
+        if kind not in MULTI_NODE:
+            return [*self.storage.filesystems(), *self.addresses.addresses()]
+        why = (f"in a {kind} package: its hierarchy runs on several nodes at once, and "
+               "tutela keeps {what} on one node at a time: not carried over")
+        for group in self.p.filesystems:
+            if not self.scope.empty_group(group):
+                self.scope.skip_group(group, why.format(what="a filesystem"),
+                                      ONE_NODE_STEPS["filesystem"])
+        for group in self.p.ips:
+            self.addresses.skip(group, why.format(what="an address"), ONE_NODE_STEPS["address"])
+        return []
 
     def record_rest(self, resources: list[Resource]) -> None:
         """The lines that shape no resource of their own, once the resources exist."""
@@ -100,11 +119,21 @@ class PackageMapper:
 
     def record_package_type(self, kind: str) -> None:
         value = self.p.settings.get("package_type")
-        if value is not None and kind != "failover":
+        if value is None:
+            return
+        if kind == "multi_node":
+            self.scope.record(value, Outcome.MAPPED, "a multi_node hierarchy: an instance on "
+                              "every node of its equivalencies at once, each recovered locally")
+        elif kind == "system_multi_node":
+            self.scope.record(value, Outcome.MAPPED, "a multi_node hierarchy, as for "
+                              "multi_node: an instance on every node of its equivalencies "
+                              "(node_name) at once; Serviceguard ran it on every node of the "
+                              "cluster")
+        elif kind != "failover":
             self.scope.record(value, Outcome.ERROR, f"unknown package_type {kind!r}; converted "
                               "as a failover package", "use failover, multi_node or "
                               "system_multi_node")
-        elif value is not None:
+        else:
             self.scope.record(value, Outcome.MAPPED, "a hierarchy")
 
     def record_hierarchy(self, resources: list[Resource],
@@ -116,22 +145,28 @@ class PackageMapper:
                               "create its resources by hand if it needs any")
             return
         self.result.hierarchy = settings
-        self.scope.record(self.p.name, Outcome.MAPPED, f"hierarchy with root {settings.root}")
+        multi = "multi_node " if settings.multi_node else ""
+        self.scope.record(self.p.name, Outcome.MAPPED, f"{multi}hierarchy with root "
+                          f"{settings.root}")
         chain = " → ".join(f"`{r.tag}`" for r in resources)
+        where = (" An instance runs on every node of its equivalencies at once "
+                 "(`multi_node: true`)." if settings.multi_node else "")
         self.scope.ctx.ledger.section(self.scope.section, f"Hierarchy root `{settings.root}`; "
-                                      f"restored in this order: {chain}.")
+                                      f"restored in this order: {chain}.{where}")
 
     # --- hierarchy settings ---------------------------------------------------------------
 
-    def hierarchy(self, root: str) -> HierarchySettings | None:
-        """The hierarchy's settings (None without a root); records every line they use."""
+    def hierarchy(self, root: str, multi_node: bool) -> HierarchySettings | None:
+        """The hierarchy's settings (None without a root); records every line they use.
+        Its dependencies follow once every package is mapped (dependency_map)."""
         equivalencies = self.equivalencies()
         switchback, failover = self.switchback(), self.failover()
         self.failover_policy()
         if not root:
             return None
         return HierarchySettings(root=root, equivalencies=equivalencies, start_policy="priority",
-                                 switchback=switchback, failover=failover)
+                                 switchback=switchback, failover=failover,
+                                 multi_node=multi_node)
 
     def equivalencies(self) -> tuple[Equivalency, ...]:
         """node_name order is the priority order; '*' adds the remaining cluster nodes."""
