@@ -169,3 +169,27 @@ def test_nothing_is_blocked_while_it_runs_or_another_candidate_may_take_it() -> 
     out = view("node2", settings={"target": "out_of_service"}, alive=frozenset({"node2"}),
                failed_on=frozenset({"node2"}))
     assert decide(out, STEP).blocked is None
+
+
+def test_candidates_are_narrowed_to_where_the_dependencies_are_met() -> None:
+    v = view("node2", allowed=frozenset({"node2", "node3"}),
+             unmet=("needs db up on the same node",))
+    assert candidates_in_order(v) == ["node2", "node3"]
+    assert decide(v, STEP).decision == "acquire"
+
+
+def test_nobody_allowed_says_which_dependency() -> None:
+    v = view("node2", allowed=frozenset(), unmet=("needs db up on some node",),
+             previous_owner="node1")
+    assert decide(v, STEP) == Verdict("none", Blocked("dependency", "node1",
+                                                      "needs db up on some node"))
+
+
+def test_an_owner_whose_dependency_went_down_gives_it_up_and_says_which() -> None:
+    owner = {"i_hold": True, "in_service_here": True, "vacant_for": None}
+    v = view("node2", allowed=frozenset({"node1"}), unmet=("needs db up on the same node",),
+             previous_owner="node2", **owner)
+    assert decide(v, STEP) == Verdict("give_up", Blocked("dependency", "node2",
+                                                         "needs db up on the same node"))
+    failed = replace(v, failed_here=True)
+    assert decide(failed, STEP) == Verdict("give_up")  # failed here says more

@@ -1,8 +1,9 @@
 """Who runs a clustered hierarchy: the pure decision one node takes for one hierarchy.
 
-Fed what this node sees (leases, alive nodes, what peers report); says acquire, restore,
-give up, or wait, and when nobody may take a vacant hierarchy over, why (`Blocked`). Votes,
-not this timing, decide who wins (DESIGN.md section 4).
+Fed what this node sees (leases, alive nodes, what peers report, where the hierarchies it
+depends on are up); says acquire, restore, give up, or wait, and when nobody may take a
+vacant hierarchy over, why (`Blocked`). Votes, not this timing, decide who wins (DESIGN.md
+section 4). The timers behind `vacant_for` and the rest live in `engine.ownership_core`.
 """
 
 from __future__ import annotations
@@ -63,18 +64,27 @@ class View:
     """The node last seen running it, if any (this node included)."""
     hold: Blocked | None = None
     """Failover damping holds it (reason 'damped'): no automatic failover until it ends."""
+    allowed: frozenset[str] | None = None
+    """The nodes where its dependencies are met (`engine.dependencies.placement`); None:
+    it has no dependencies."""
+    unmet: tuple[str, ...] = ()
+    """Each dependency that rules nodes out, in plain words (for the log and `status`)."""
 
 
 @dataclass(frozen=True)
 class Verdict:
     decision: Decision
     blocked: Blocked | None = None
-    """Why nobody takes the vacant hierarchy over, as far as this node can tell."""
+    """Why nobody takes the vacant hierarchy over, as far as this node can tell; with
+    give_up, reason 'dependency': the owner lets it go because a dependency is not met."""
 
 
 def decide(view: View, step: float) -> Verdict:
     if view.i_hold:
-        return Verdict(_as_owner(view))
+        decision = _as_owner(view)
+        if decision != "give_up" and _dependency_unmet_here(view):
+            return Verdict("give_up", _dependency_blocked(view))  # removal: it went down
+        return Verdict(decision)
     if view.parts_in_service_here and view.owner_elsewhere is not None:
         # in service without the lease while another node runs it: get out
         return Verdict("give_up")
@@ -96,10 +106,20 @@ def decide(view: View, step: float) -> Verdict:
     return Verdict("acquire" if view.vacant_for >= wait else "wait")
 
 
+def _dependency_unmet_here(view: View) -> bool:
+    return view.allowed is not None and view.me not in view.allowed
+
+
+def _dependency_blocked(view: View) -> Blocked:
+    return Blocked("dependency", view.previous_owner, "; ".join(view.unmet))
+
+
 def _nobody_may(view: View) -> Blocked | None:
     """Why no alive node is a candidate for a hierarchy that should be in service."""
     if view.vacant_for is None:
         return None
+    if view.allowed is not None and candidates_in_order(view, placed=False):
+        return _dependency_blocked(view)  # there are candidates, none where it may run
     settings = view.settings
     if not settings.failover:
         by_priority = sorted(settings.equivalencies, key=lambda e: e.priority)
@@ -124,13 +144,15 @@ def _as_owner(view: View) -> Decision:
     return "none" if view.in_service_here else "restore"
 
 
-def candidates_in_order(view: View, cold: bool = True) -> list[str]:
-    """Alive, eligible, not failed nodes by priority; at a cold start with the 'last'
-    policy the node that ran it last goes first. With failover blocked only that node
-    (or, if none is known, the highest-priority node) may start it."""
+def candidates_in_order(view: View, cold: bool = True, placed: bool = True) -> list[str]:
+    """Alive, eligible, not failed nodes where its dependencies are met (`placed`), by
+    priority; at a cold start with the 'last' policy the node that ran it last goes first.
+    With failover blocked only that node (or, if none is known, the highest-priority node)
+    may start it."""
     settings = view.settings
     by_priority = [e.node for e in sorted(settings.equivalencies, key=lambda e: e.priority)]
-    eligible = [n for n in by_priority if n in view.alive and n not in view.failed_on]
+    eligible = [n for n in by_priority if n in view.alive and n not in view.failed_on
+                and (not placed or view.allowed is None or n in view.allowed)]
     first = view.last_owner if cold and settings.start_policy == "last" else None
     if first in eligible:
         eligible.remove(first)

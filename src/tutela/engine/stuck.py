@@ -22,10 +22,12 @@ Reason = Literal[
     "no_eligible_node",      # every candidate failed it or is gone
     "damped",                # held after repeated failovers (failover_damping)
     "maintenance",           # HOLDER was stopped with --leave-resources and may run it
+    "dependency",            # a hierarchy it depends on is not up where it may run
 ]
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 DECIDED: frozenset[Reason] = frozenset(
-    {"failover_blocked", "failover_off", "no_eligible_node", "damped", "maintenance"})
+    {"failover_blocked", "failover_off", "no_eligible_node", "damped", "maintenance",
+     "dependency"})
 """Reasons `decide` finds from what this node sees (the others come from an attempt)."""
 
 RETRY_FIRST = 1.0
@@ -114,6 +116,9 @@ def explain(stuck: Stuck, root: str, fencing: str, now: float) -> str:
                 f"may still run it, unprotected: no node takes it over. If {holder} is down "
                 f"for good, make sure it is off (power it off or fence it), then confirm "
                 f"the takeover with 'tutela switchover {root} --to {detail}'")
+    if stuck.reason == "dependency":  # detail: each dependency not met, in plain words
+        return (f"waiting for its dependencies: it {detail}; it starts by itself once they "
+                f"are up ('tutela status' shows where they run)")
     if stuck.reason == "no_eligible_node":
         return f"no eligible node: {detail}; 'tutela restore {root}' clears the failures"
     return (f"failover held after {detail}: {left} left; 'tutela restore {root}' "

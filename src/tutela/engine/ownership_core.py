@@ -1,0 +1,617 @@
+"""Ownership as a pure core: who acquires, restores, gives up, fences, with every timer it
+needs, handed `now` and what this node sees, returning effects for the daemon to carry out.
+
+`daemon/ownership.py` drives it as `daemon/leases.py` drives `arbiter/holder.py`: it calls
+`tick` once per decision period with a `Situation` (the cluster view, the leases held
+here, the configuration), carries out the effects (lease rounds, kit actions, fencing) and
+tells the core how each ended (`lease_won`, `restored`, `refused`, `done`...), which may
+return more effects. The simulation (tests/sim/ownership_sim.py) drives the same core on a
+virtual clock. No clock, no I/O, no asyncio here.
+
+Every rule below was found in the lab (docs/failover.md, "Ownership rules"): the rank wait
+and the last-owner grace, the release grace after a live owner lets go, the hand-over grace
+of the old owner, refusal back-off, failover damping, no takeover before the start has
+settled, re-adoption after a maintenance stop, fencing before restoring, self-fencing on
+MustRelease and LeaseLost, and dependencies between hierarchies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tutela.engine import damping, stuck
+from tutela.engine.cluster_view import Snapshot, runs_there
+from tutela.engine.dependencies import placement, up_on
+from tutela.engine.ownership import View, decide, rank_step
+from tutela.engine.peer_report import PeerReport
+from tutela.engine.stuck import Blocked, Retries, Stuck
+from tutela.model.config import ClusterConfig
+from tutela.model.hierarchy import Hierarchy
+
+RELEASE_GRACE = 1.0
+"""Seconds the other candidates leave a hierarchy whose live owner released it (a
+switchover or switchback hands it to a chosen node) before they follow their rank order."""
+HANDOVER_GRACE = 10.0
+"""Seconds the old owner leaves a switched-over hierarchy to its new owner."""
+
+
+# --- effects: what the daemon carries out ------------------------------------------------
+
+@dataclass(frozen=True)
+class Acquire:
+    """Ask the voters for `root`'s lease; then call `lease_won` (or `refused`)."""
+
+    root: str
+    automatic: bool
+    """This node's own decision (failover damping may hold it), not a switchover."""
+    readopt: bool = False
+    """It is in service here without its lease (extended, or left by a maintenance stop)."""
+    first: bool = True
+    """No attempt was refused since the cause changed: log it (later ones at debug)."""
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Restore `root` here while its lease is held; then `restored` or `restore_failed`."""
+
+    root: str
+    automatic: bool = False
+    """After an automatic takeover: `restored` counts it for failover damping."""
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Take `root` out of service here, then release its lease; then `done`."""
+
+    root: str
+    why: str
+    failed_here: bool = False
+    """It failed here: this node is no candidate until an administrator restores it."""
+    dependency: bool = False
+    """A dependency is not met here: back as soon as it is (no hand-over grace)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """Release `root`'s lease now."""
+
+    root: str
+
+
+@dataclass(frozen=True)
+class FencePeer:
+    """Fencing 'agent': power `peer` off with the fence command before restoring here;
+    then `fenced` (or `refused` with reason fence_failed)."""
+
+    root: str
+    peer: str
+    command: str
+
+
+@dataclass(frozen=True)
+class ArmWatchdog:
+    """Fencing 'watchdog': arm it before restoring (`refused` with watchdog_unavailable if
+    it cannot be); with `root` None, only re-check whether it must stay armed."""
+
+    root: str | None
+
+
+@dataclass(frozen=True)
+class FenceSelf:
+    """The lease could not be renewed: out of service here within `within` seconds (None:
+    no limit), or not even tried (`remove` False: the lease has ended); then
+    `self_fence_ended`."""
+
+    root: str
+    within: float | None
+    remove: bool = True
+
+
+@dataclass(frozen=True)
+class QuorumLossAction:
+    """Self-fencing did not finish in time (or the lease ended): `action` now."""
+
+    root: str
+    action: str
+
+
+@dataclass(frozen=True)
+class NoteStuck:
+    """This node sees `root` running nowhere for a new cause, `record`'s reason; `message`:
+    what a refused attempt said (None: a decided reason, explained by `stuck.explain`)."""
+
+    root: str
+    record: Stuck
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ClearStuck:
+    root: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A takeover started failover damping's hold (log it)."""
+
+    root: str
+    hold: damping.Hold
+
+
+Effect = (Acquire | Restore | GiveUp | Release | FencePeer | ArmWatchdog | FenceSelf
+          | QuorumLossAction | NoteStuck | ClearStuck | Held)
+
+
+# --- what the core is handed ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Situation:
+    """What this node knows at one moment."""
+
+    now: float
+    """This node's monotonic clock (timers)."""
+    wall: float
+    """Wall clock (stuck records and failover histories travel between nodes)."""
+    config: ClusterConfig
+    hierarchies: Sequence[Hierarchy]
+    """Every hierarchy (the clustered ones are decided; others count for dependencies)."""
+    seen: Snapshot
+    """The cluster view: alive peers, what they report, this node's resource states."""
+    last_words: Mapping[str, PeerReport]
+    """Every peer heard since the start, alive or not: its last report (vanished owners)."""
+    holds: frozenset[str]
+    """The roots whose leases this node holds now."""
+    behind: bool = False
+    """An alive peer has a newer configuration: no takeover until it is fetched."""
+
+
+def maintenance_by_root(config: ClusterConfig) -> dict[str, str]:
+    """Root -> the node whose maintenance stop left it in service."""
+    return {root: node.name for node in config.nodes if node.maintenance is not None
+            for root in node.maintenance.hierarchies}
+
+
+def clustered(config: ClusterConfig, hierarchies: Sequence[Hierarchy]) -> list[Hierarchy]:
+    return [h for h in hierarchies if config.hierarchy_settings(h.root).clustered]
+
+
+@dataclass
+class OwnershipCore:
+    """One node's ownership decisions and the timers behind them."""
+
+    me: str
+    lease_duration: float
+    """L of the lease in force (the quiet after a self-fence, the lease wait)."""
+    failed: set[str] = field(default_factory=set)
+    """Roots that failed here beyond local recovery: this node is no candidate for them
+    until an administrator restores them again."""
+    stuck: dict[str, Stuck] = field(default_factory=dict)
+    """Roots this node sees running nowhere although they should run -> why."""
+    busy: set[str] = field(default_factory=set)
+    """Roots with an action under way here (decisions skip them)."""
+    settled_at: float = 0.0
+    """No decision before: peers already up are heard within one detection window."""
+    _vacant_since: dict[str, float] = field(default_factory=dict)
+    _yielding: dict[str, float] = field(default_factory=dict)
+    """Roots handed on (switchover, switchback, self-fence) -> until when this node leaves
+    them to others."""
+    _fenced: dict[str, set[str]] = field(default_factory=dict)
+    """Root -> peers fenced for it, so their stale last heartbeats are not fenced again;
+    forgotten when a live owner is seen."""
+    _last_owner_seen: dict[str, str | None] = field(default_factory=dict)
+    """Root -> the node seen owning it at the last decision tick."""
+    _last_known_owner: dict[str, str] = field(default_factory=dict)
+    """Root -> the last node seen owning it (this one included), kept while vacant."""
+    _retries: Retries = field(default_factory=Retries)
+    """Refused takeover attempts, and when to try again (monotonic)."""
+    _failovers: damping.Failovers = field(default_factory=damping.Failovers)
+    """Recent failovers of each hierarchy, for failover damping (wall clock)."""
+    _alive_before: frozenset[str] = frozenset()
+    _clustered: frozenset[str] = frozenset()
+    """The clustered roots at the last tick (lease effects of other names are ignored)."""
+
+    # --- the start and the decision tick ---------------------------------------------------
+
+    def start(self, now: float, config: ClusterConfig) -> None:
+        settings = config.settings
+        # Peers already up are heard within one detection window; acquiring earlier could
+        # start a hierarchy here that the cold-start order gives to a peer not yet heard.
+        self.settled_at = now + settings.heartbeat_interval * (settings.heartbeat_misses + 1)
+
+    def tick(self, at: Situation) -> list[Effect]:
+        """One decision round over every clustered hierarchy."""
+        managed = clustered(at.config, at.hierarchies)
+        self._clustered = frozenset(h.root for h in managed)
+        if at.now < self.settled_at:
+            return []
+        self._follow(at)
+        up = self._up(at)
+        effects: list[Effect] = []
+        leaving: dict[str, GiveUp] = {}
+        for hierarchy in _dependencies_first(managed, at.config):
+            root = hierarchy.root
+            if root in self.busy:
+                continue
+            if at.now < self._yielding.get(root, 0.0) or self._retries.waiting(root, at.now):
+                effects += self._settle_if_owned(root, at)
+                continue
+            done = self._maintenance_step(hierarchy, at)
+            found = done if done is not None else self._step(hierarchy, at, up)
+            for effect in found:
+                if isinstance(effect, GiveUp):
+                    leaving[root] = effect
+                    up[root] = up.get(root, frozenset()) - {self.me}  # its dependents follow
+                else:
+                    effects.append(effect)
+        return effects + self._leave(leaving, at)
+
+    def _leave(self, leaving: dict[str, GiveUp], at: Situation) -> list[Effect]:
+        """Give up what this tick let go; a hierarchy only once the hierarchies here that
+        need it and go with it (this tick, or still busy) are out of service: dependents
+        first (the up map the dependents were decided on has it gone from here already)."""
+        effects: list[Effect] = []
+        for root, give_up in leaving.items():
+            if any(d in leaving or d in self.busy for d in self._dependents_here(root, at)):
+                continue  # next tick, once they are out
+            effects.append(self._give_up(give_up, at.now))
+        return effects
+
+    def _dependents_here(self, root: str, at: Situation) -> list[str]:
+        """Clustered hierarchies that depend on `root` and are in service (or busy) here."""
+        return [h.root for h in at.hierarchies if h.root in self._clustered
+                and any(d.hierarchy == root for d in
+                        at.config.hierarchy_settings(h.root).dependencies)
+                and (h.root in self.busy or not h.members.isdisjoint(at.seen.in_service_here))]
+
+    def _up(self, at: Situation) -> dict[str, frozenset[str]]:
+        """Root -> the alive nodes (this one included) where it counts as up for the
+        hierarchies that depend on it; multi_node hierarchies count too."""
+        needed = {d.hierarchy for h in at.hierarchies
+                  for d in at.config.hierarchy_settings(h.root).dependencies}
+        return {root: up_on(at.config.hierarchy_settings(root), at.seen.up_on(root))
+                for root in needed}
+
+    def _follow(self, at: Situation) -> None:
+        """Before the decisions (also of busy hierarchies): who holds what and the failover
+        histories the owners report, and a retry at once for every refused takeover when
+        a node came or went (the owner that held on may be back, or gone for good)."""
+        seen = at.seen
+        for peer, histories in seen.failovers.items():
+            for root in seen.holds[peer]:
+                self._last_known_owner[root] = peer
+                self._failovers.adopt(root, histories.get(root, ()))
+        if seen.alive != self._alive_before:
+            self._alive_before = seen.alive
+            self._retries.reset()
+
+    def _settle_if_owned(self, root: str, at: Situation) -> list[Effect]:
+        """While this node leaves a hierarchy alone: if a node runs it, it is not stuck."""
+        if root in at.holds or self._owner(root, at) is not None:
+            return self._running(root)
+        return []
+
+    def _running(self, root: str) -> list[Effect]:
+        """A node runs it (or it should not run): nothing to report, nothing to retry."""
+        self._failovers.running(root)
+        self._retries.reset(root)
+        if self.stuck.pop(root, None) is not None:
+            return [ClearStuck(root)]
+        return []
+
+    def _step(self, hierarchy: Hierarchy, at: Situation,
+              up: Mapping[str, frozenset[str]]) -> list[Effect]:
+        root = hierarchy.root
+        view = self.view(hierarchy, at, up)
+        verdict = decide(view, self._rank_step(at.config))
+        if verdict.decision == "acquire" and at.behind:
+            return []  # decide again once this node has the configuration its peers have
+        effects: list[Effect] = []
+        if view.i_hold or view.owner_elsewhere or view.settings.target != "in_service":
+            effects += self._running(root)
+        elif verdict.blocked is not None:
+            effects += self._note(root, verdict.blocked, at.wall)
+        elif root in self.stuck and (verdict.decision == "none"
+                                     or self.stuck[root].reason in stuck.DECIDED):
+            del self.stuck[root]  # what held it is gone, or it is another node's turn
+            effects.append(ClearStuck(root))
+        if verdict.decision == "acquire":
+            effects += self._acquire(root, at, automatic=True,
+                                     readopt=view.parts_in_service_here)
+        elif verdict.decision == "restore":
+            self.busy.add(root)
+            effects.append(Restore(root))
+        elif verdict.decision == "give_up":
+            effects.append(_giving_up(root, view, verdict.blocked))
+        return effects
+
+    def _give_up(self, give_up: GiveUp, now: float) -> GiveUp:
+        """The timers it leaves as it goes."""
+        self.busy.add(give_up.root)
+        if give_up.failed_here:
+            self.failed.add(give_up.root)
+        elif not give_up.dependency:
+            # it ran here last, so the cold-start order would put this node first again
+            self._yielding[give_up.root] = now + HANDOVER_GRACE
+        return give_up
+
+    def _acquire(self, root: str, at: Situation, automatic: bool,
+                 readopt: bool = False) -> list[Effect]:
+        self.busy.add(root)
+        effects: list[Effect] = []
+        holder = self.holder(root)
+        if automatic and holder is not None and root not in self.stuck:
+            effects += self._note(root, Blocked("lease_wait", holder,
+                                                left=self.lease_duration), at.wall)
+        return [*effects, Acquire(root, automatic, readopt, self._retries.first(root))]
+
+    def _rank_step(self, config: ClusterConfig) -> float:
+        settings = config.settings
+        detection = settings.heartbeat_interval * settings.heartbeat_misses
+        return rank_step(settings.heartbeat_interval, self.lease_duration - detection)
+
+    def _maintenance_step(self, hierarchy: Hierarchy, at: Situation) -> list[Effect] | None:
+        """A hierarchy left in service by a maintenance stop: another node's is left alone
+        (no decision at all: its owner's silence is expected); this node's own, re-adopted
+        at its start, goes under its lease at once, without the rank wait. None: neither
+        (the usual decision)."""
+        root = hierarchy.root
+        away = maintenance_by_root(at.config).get(root)
+        if away is None or root in at.holds:
+            return None
+        settings = at.config.hierarchy_settings(root)
+        owner = self._owner(root, at)
+        if away != self.me:
+            if owner is not None or settings.target != "in_service":
+                return self._running(root)  # back (or confirmed elsewhere): it says so
+            return self._note(root, Blocked("maintenance", away, self.me), at.wall)
+        if owner is not None or hierarchy.members.isdisjoint(at.seen.in_service_here):
+            return None  # taken over by confirmation, or gone here: the usual decision
+        return self._acquire(root, at, automatic=True, readopt=True)
+
+    # --- the view of one hierarchy --------------------------------------------------------
+
+    def _owner(self, root: str, at: Situation) -> str | None:
+        """An alive peer that holds `root`'s lease or runs it."""
+        settings = at.config.hierarchy_settings(root)
+        return at.seen.owner(root, (e.node for e in settings.equivalencies
+                                    if e.node != self.me))
+
+    def view(self, hierarchy: Hierarchy, at: Situation,
+             up: Mapping[str, frozenset[str]] | None = None) -> View:
+        """What `decide` is handed for `hierarchy`; keeps the timers it reads."""
+        root, seen, now = hierarchy.root, at.seen, at.now
+        settings = at.config.hierarchy_settings(root)
+        peers = sorted(e.node for e in settings.equivalencies
+                       if e.node != self.me and e.node in seen.alive)
+        alive = frozenset([self.me, *peers])
+        owner = self._owner(root, at)
+        if owner is not None:
+            self._fenced.pop(root, None)
+        i_hold = root in at.holds
+        if owner is not None or i_hold:
+            self._last_known_owner[root] = owner or self.me
+        # Vacant only counts while it should be in service: otherwise the rank wait would
+        # already have passed when `tutela restore` sets the target, and all race.
+        vacant = not i_hold and owner is None and settings.target == "in_service"
+        previous = self._last_owner_seen.get(root)
+        parts_here = not hierarchy.members.isdisjoint(seen.in_service_here)
+        if vacant and root not in self._vacant_since and not parts_here and (
+                previous is None or previous in alive - {self.me}):
+            # Its owner let it go alive and well (or this node has just started and does
+            # not know who had it): a switchover's target, or the next node for a
+            # switchback, may be taking it right now; do not race it for the lease.
+            # Not when it runs here (just extended, or re-adopted after a restart): it
+            # must be under a lease at once, or a partition could start it elsewhere too.
+            self._vacant_since[root] = now + RELEASE_GRACE
+        since = self._vacant_since.setdefault(root, now) if vacant else None
+        if not vacant:
+            self._vacant_since.pop(root, None)
+        self._last_owner_seen[root] = owner if owner is not None else (
+            self.me if i_hold else None)
+        where = None if not settings.dependencies else placement(
+            settings, alive, up if up is not None else self._up(at))
+        return View(
+            me=self.me, settings=settings, alive=alive, i_hold=i_hold,
+            in_service_here=root in seen.in_service_here,
+            parts_in_service_here=parts_here,
+            failed_here=root in self.failed
+            or not hierarchy.members.isdisjoint(seen.failed_here),
+            owner_elsewhere=owner,
+            failed_on=frozenset(p for p in peers if root in seen.failed[p])
+            | ({self.me} if root in self.failed else set()),
+            last_owner=_last_owner(root, {n: seen.ran.get(n, {}) for n in alive}),
+            vacant_for=None if since is None else now - since,
+            failover_blocked_by=self._failover_blocked_by(root, at),
+            previous_owner=self._last_known_owner.get(root),
+            hold=self._hold(root, at.config, at.wall),
+            allowed=None if where is None else where.allowed,
+            unmet=() if where is None else where.unmet)
+
+    def vanished_owners(self, root: str, at: Situation) -> list[str]:
+        """Peers that are not alive and whose last report said they ran `root` (or whose
+        maintenance stop left it in service), less those this node fenced since."""
+        fenced = self._fenced.get(root, set())
+        found = {peer for peer, report in at.last_words.items() if runs_there(report, root)}
+        away = maintenance_by_root(at.config).get(root)  # confirmed by switchover: it may
+        if away is not None and away != self.me:          # run it still
+            found.add(away)
+        return sorted(p for p in found if p not in at.seen.alive and p not in fenced)
+
+    def _failover_blocked_by(self, root: str, at: Situation) -> str | None:
+        blocking = at.seen.blocking
+        if not blocking:
+            return None
+        return next((n for n in self.vanished_owners(root, at) if n in blocking), None)
+
+    def damping_hold(self, root: str, config: ClusterConfig, wall: float) -> damping.Hold | None:
+        return self._failovers.hold(root, wall, config.settings.failover_damping)
+
+    def _hold(self, root: str, config: ClusterConfig, wall: float) -> Blocked | None:
+        """The failover damping's hold on `root` now, if any, as the reason it gives."""
+        held = self.damping_hold(root, config, wall)
+        if held is None:
+            return None
+        window = config.settings.failover_damping.window
+        return Blocked("damped", self.holder(root),
+                       f"{held.failovers} failovers in {window:g}s", held.until - wall)
+
+    def holder(self, root: str) -> str | None:
+        """The node that ran `root` last, as far as this node saw, if not this one."""
+        holder = self._last_known_owner.get(root)
+        return None if holder == self.me else holder
+
+    def _note(self, root: str, blocked: Blocked, wall: float,
+              message: str | None = None) -> list[Effect]:
+        """Keep why `root` is stuck; say it when the cause is new (`message`, or the
+        explanation of a decided reason)."""
+        previous = self.stuck.get(root)
+        record = self.stuck[root] = stuck.note(previous, blocked, wall)
+        if previous is not None and previous.same_cause(blocked):
+            return []
+        return [NoteStuck(root, record, message)]
+
+    # --- how the daemon's actions ended -----------------------------------------------------
+
+    def lease_won(self, root: str, at: Situation, automatic: bool) -> list[Effect]:
+        """The lease is held: what must come before restoring here (damping's last word,
+        the watchdog, fencing the vanished owners), then the restore."""
+        held = self._hold(root, at.config, at.wall) if automatic else None
+        if held is not None and self.holder(root) is not None and (
+                root not in self._failovers.ordered):
+            # it failed over while this node waited for votes
+            return self.refused(root, held, "failover held (failover_damping)", at.now, at.wall)
+        settings = at.config.settings
+        effects: list[Effect] = []
+        if settings.fencing == "watchdog":
+            effects.append(ArmWatchdog(root))
+        if settings.fencing == "agent":
+            assert settings.fence_command is not None
+            effects += [FencePeer(root, peer, settings.fence_command.replace("{node}", peer))
+                        for peer in self.vanished_owners(root, at)]
+        return [*effects, Restore(root, automatic)]
+
+    def fenced(self, root: str, peer: str) -> None:
+        self._fenced.setdefault(root, set()).add(peer)
+
+    def refused(self, root: str, blocked: Blocked, message: str, now: float, wall: float,
+                release: bool = True) -> list[Effect]:
+        """A takeover attempt that waits on something else: keep why, let the lease go
+        (`release`), try again later, each time later (up to stuck.RETRY_MAX)."""
+        delay = self._retries.refused(root, now)
+        text = f"{message}; trying again in {delay:g}s, then less often while nothing changes"
+        return [*([Release(root)] if release else []), *self._note(root, blocked, wall, text)]
+
+    def restored(self, root: str, automatic: bool, wall: float,
+                 config: ClusterConfig) -> list[Effect]:
+        """In service here under its lease; after an automatic takeover from another node,
+        that counts as a failover for the damping, unless an administrator ordered it."""
+        if not automatic:
+            return []
+        previous = self.holder(root)  # now: an acquire may have waited while it moved
+        self._last_known_owner[root] = self.me
+        rule = config.settings.failover_damping
+        held = self._failovers.taken_over(root, previous, wall, rule)
+        effects = self._running(root)
+        return [*effects, Held(root, held)] if held is not None else effects
+
+    def restore_failed(self, root: str) -> None:
+        """It failed here beyond local recovery: let the next node try."""
+        self.failed.add(root)
+
+    def done(self, root: str, gave_up: bool = False) -> None:
+        """The action on `root` ended (however)."""
+        self.busy.discard(root)
+        if gave_up:
+            self._vacant_since.pop(root, None)
+
+    # --- switchover, administrator, leases ------------------------------------------------
+
+    def give(self, root: str, now: float) -> None:
+        """Switchover, the old owner's half: it goes out of service here; leave it to the
+        target for a while. The caller removes, releases, then calls `done`."""
+        self.busy.add(root)
+        self._yielding[root] = now + HANDOVER_GRACE
+
+    def take(self, root: str) -> Acquire:
+        """Switchover, the new owner's half: acquire now (no rank wait), then restore."""
+        self.busy.add(root)
+        self.failed.discard(root)
+        return Acquire(root, automatic=False)
+
+    def end_handover(self, root: str) -> bool:
+        """The switchover's target died before it took `root`: stop leaving it to the
+        target. Whether it was left to one (then decide at once)."""
+        return self._yielding.pop(root, None) is not None
+
+    def forget_failure(self, root: str, wall: float) -> None:
+        """An administrator restored it: a candidate again here, its failover hold ended,
+        a refused takeover retried at once."""
+        self.failed.discard(root)
+        self._failovers.clear(root, wall)
+        self._retries.reset(root)
+
+    def lease_ending(self, root: str, remaining: float | None, action: str) -> list[Effect]:
+        """The holder said MustRelease (`remaining` seconds of the lease left) or LeaseLost
+        (None): self-fencing, out of service before another node may take over; if that
+        cannot finish within the lease, the quorum-loss action."""
+        if root not in self._clustered:
+            return []  # the configuration lease: its holder gives up by itself
+        self.busy.add(root)
+        if (remaining is not None and remaining > 0) or action == "osu":
+            return [FenceSelf(root, remaining if remaining else None)]
+        return [FenceSelf(root, None, remove=False)]
+
+    def self_fence_ended(self, root: str, out: bool, action: str, now: float) -> list[Effect]:
+        """Self-fencing of `root` ended, out of service (`out`) or not: the quorum-loss
+        action if not; then the lease goes, the watchdog is re-checked, and this node does
+        not ask for it again for a lease (without a majority it cannot win it back)."""
+        self.busy.discard(root)
+        self._yielding[root] = now + self.lease_duration
+        return [*([] if out else [QuorumLossAction(root, action)]), Release(root),
+                ArmWatchdog(None)]
+
+    # --- what this node tells its peers -------------------------------------------------------
+
+    def ran_to_report(self, last_in_service: Mapping[str, str], now: float) -> dict[str, str]:
+        """Root -> when it last went into service here; not for roots this node is handing
+        on (switchback, switchover), which must not come back here as to their last node."""
+        return {root: ran for root, ran in last_in_service.items()
+                if ran and self._yielding.get(root, 0.0) <= now}
+
+    def failovers_report(self, holds: list[str]) -> dict[str, list[float]]:
+        return self._failovers.report(holds)
+
+
+def _dependencies_first(hierarchies: list[Hierarchy], config: ClusterConfig
+                        ) -> list[Hierarchy]:
+    """Hierarchies ordered so that each comes after those it depends on (the validation
+    refuses cycles; one left anyway keeps the rest of the order)."""
+    by_root = {h.root: h for h in hierarchies}
+    ordered: dict[str, Hierarchy] = {}
+
+    def visit(root: str, path: frozenset[str]) -> None:
+        if root in ordered or root in path or root not in by_root:
+            return
+        for dependency in config.hierarchy_settings(root).dependencies:
+            visit(dependency.hierarchy, path | {root})
+        ordered[root] = by_root[root]
+
+    for hierarchy in hierarchies:
+        visit(hierarchy.root, frozenset())
+    return list(ordered.values())
+
+
+def _last_owner(root: str, ran: Mapping[str, Mapping[str, str]]) -> str | None:
+    """The node that most recently put `root` into service (ISO UTC times compare as
+    strings; nodes' clocks are assumed NTP-synchronised to well under a failover)."""
+    times = {node: when[root] for node, when in ran.items() if root in when}
+    return max(times, key=lambda node: times[node]) if times else None
+
+
+def _giving_up(root: str, view: View, blocked: Blocked | None) -> GiveUp:
+    if view.failed_here:
+        return GiveUp(root, "it failed here", failed_here=True)
+    if blocked is not None:  # a dependency went down: removal
+        return GiveUp(root, f"it {blocked.detail}", dependency=True)
+    return GiveUp(root, "switchback, or taken out of service")
