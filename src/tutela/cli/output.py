@@ -68,6 +68,7 @@ def print_status(status: dict[str, Any]) -> None:
         resources = {r["tag"]: r for r in hierarchy["resources"]}
         lines += _label(resources[hierarchy["root"]])
         _add_children(lines, resources, hierarchy["root"], "")
+        lines += _dependency_lines(hierarchy.get("dependencies", []))
         lines += _ownership_lines(hierarchy["root"], hierarchy.get("ownership"))
     if lines:
         click.echo("\n".join(lines))
@@ -163,6 +164,18 @@ def _label(resource: dict[str, Any]) -> list[str]:
     if resource["state"] in ("ISP", "OSU"):
         return [text]
     return [text, click.style(resource["reason"], **colour)]
+
+
+def _dependency_lines(dependencies: list[dict[str, Any]]) -> list[str]:
+    """Below a hierarchy's tree: each hierarchy it needs, where that is up, and whether
+    the dependency is met (in red when not)."""
+    lines = []
+    for entry in dependencies:
+        up = f"up on {', '.join(entry['up_on'])}" if entry["up_on"] else "up nowhere"
+        line = (f"  {entry['text']}: {'met' if entry['met'] else 'not met'} "
+                f"({entry['hierarchy']} {up})")
+        lines.append(line if entry["met"] else click.style(line, fg="red"))
+    return lines
 
 
 def _ownership_lines(root: str, ownership: dict[str, Any] | None) -> list[str]:

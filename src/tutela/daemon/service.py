@@ -20,6 +20,7 @@ from tutela.daemon.cluster import Cluster
 from tutela.daemon.join import JoinService, Tokens
 from tutela.daemon.ownership import PeerDied
 from tutela.daemon.watchdog import node_watchdog
+from tutela.engine.dependency_status import dependency_status
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
@@ -116,6 +117,7 @@ class Service:
         elsewhere = [(n, heartbeats[n["name"]][1].states if n["name"] in heartbeats else {})
                      for n in view["nodes"] if not n["local"]]  # no witnesses
         ownership = self.cluster.ownership.report()  # failover holds, why stuck
+        snapshot = self.cluster.snapshot()  # where the hierarchies depended on are up
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
@@ -134,6 +136,8 @@ class Service:
             hierarchies.append({"root": hierarchy.root,
                                 "state": states[hierarchy.root].state.value,
                                 "resources": resources,
+                                "dependencies": dependency_status(config, hierarchy.root,
+                                                                  snapshot),
                                 "ownership": ownership.get(hierarchy.root)})
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
