@@ -31,6 +31,7 @@ from tutela.cli.client import (
     is_running,
     maintenance_note,
 )
+from tutela.cli.kit_help import KitHelp
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lcd.paths import DEFAULT_STATE_DIR, state_dir_from_env
 from tutela.model.errors import ConfigError, Problem
@@ -76,7 +77,9 @@ class _Commands(_NodeGroup):
 
     group_class = _NodeGroup
     LAZY: dict[str, tuple[str, str]] = {"config": ("tutela.cli.config", "config_group"),
+                                        "disk": ("tutela.cli.disk", "disk_group"),
                                         "doctor": ("tutela.cli.doctor", "doctor"),
+                                        "kit": ("tutela.cli.kit", "kit_group"),
                                         "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group")}
 
@@ -592,7 +595,7 @@ def resource() -> None:
     """Create and delete resources (see 'tutela kit list' for the kinds)."""
 
 
-@resource.command("create")
+@resource.command("create", cls=type("_ResourceCreate", (KitHelp, _NodeCommand), {}))
 @click.argument("kit")
 @click.argument("tag")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
@@ -794,43 +797,6 @@ def apply(path: Any, dry_run: bool, timeout: float, as_json: bool) -> None:
     else:
         click.echo(f"applied {len(result['changes'])} change(s): "
                    f"generation {result['generation']}")
-
-
-# --- kits ------------------------------------------------------------------------------
-
-@cli.group()
-def kit() -> None:
-    """The recovery kits and their parameters."""
-
-
-@kit.command("list")
-@json_option
-def kit_list(as_json: bool) -> None:
-    """List the kits this tutela has."""
-    from tutela.kits.registry import KITS
-
-    if as_json:
-        output.print_json({name: k.description for name, k in sorted(KITS.items())})
-    else:
-        output.print_kits(KITS)
-
-
-@kit.command("show")
-@click.argument("name")
-@json_option
-@reports_errors
-def kit_show(name: str, as_json: bool) -> None:
-    """Show the parameters of kit NAME."""
-    from tutela.kits.registry import get_kit
-
-    found = get_kit(name)
-    if as_json:
-        output.print_json({"kit": name, "description": found.description,
-                           "params": output.kit_schema(found)})
-    else:
-        output.print_kit(found)
-
-
 
 
 def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:

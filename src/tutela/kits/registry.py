@@ -1,6 +1,7 @@
 """Finds a kit by name; the single list of kits tutela ships.
 
-Unknown names raise a ConfigError that lists the kits there are.
+Unknown names raise a ConfigError that lists the kits there are. `ocf:PROVIDER:AGENT`
+names an OCF resource agent installed on this node (kits.ocf).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from tutela.kits.base import Kit
 from tutela.kits.filesystem import FilesystemKit
 from tutela.kits.generic import GenericKit
 from tutela.kits.ip import IpKit
+from tutela.kits.ocf import kit_for
+from tutela.kits.ocf_agents import PREFIX as OCF_PREFIX
+from tutela.kits.ocf_agents import AgentError
 from tutela.kits.process import ProcessKit
 from tutela.model.errors import ConfigError, Problem
 
@@ -20,9 +24,17 @@ KITS: dict[str, Kit[Any]] = {
 
 
 def get_kit(name: str, field: str = "kit") -> Kit[Any]:
+    """The kit `name`: a built-in one, or an OCF agent's (`ocf:PROVIDER:AGENT`)."""
+    if name.startswith(f"{OCF_PREFIX}:"):
+        try:
+            return kit_for(name)
+        except AgentError as exc:
+            raise ConfigError([Problem(field, str(exc), "see: tutela kit list")]) from None
     try:
         return KITS[name]
     except KeyError:
         raise ConfigError([Problem(
-            field, f"unknown kit {name!r}", f"use one of: {', '.join(sorted(KITS))}",
+            field, f"unknown kit {name!r}",
+            f"use one of: {', '.join(sorted(KITS))}, or an OCF agent as ocf:PROVIDER:AGENT "
+            "(tutela kit list shows them)",
         )]) from None
