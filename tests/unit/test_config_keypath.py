@@ -82,8 +82,8 @@ def test_set_changes_the_document(key: str, value: Any, changes: list[str]) -> N
      "use one of: port, heartbeat_interval, heartbeat_misses, lease_duration, quorum, "
      "quorum_loss_action, fencing, fence_command, failover_damping"),
     ("colour", "red", "colour", "the document has no key 'colour'",
-     "use one of: format, name, settings, nodes, comm_paths, witnesses, resources, "
-     "hierarchies, users"),
+     "use one of: format, name, settings, nodes, comm_paths, witnesses, disk_voter, "
+     "resources, hierarchies, users"),
     ("settings.failover_damping.holdd", 0, "settings.failover_damping.holdd",
      "settings.failover_damping has no key 'holdd'", "use one of: failovers, window, hold"),
     ("resources.web.colour", "red", "resources[web].colour",

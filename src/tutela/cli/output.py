@@ -59,7 +59,7 @@ def print_status(status: dict[str, Any]) -> None:
         console().print(_nodes_table(status["nodes"] + witnesses))
     for line in _maintenance_lines(status["nodes"]):
         click.echo(click.style(line, fg="yellow"))
-    for line in _lease_lines(status):
+    for line in [*_lease_lines(status), *_disk_voter_lines(status.get("disk_voter"))]:
         click.echo(line)
     if not status["hierarchies"]:
         click.echo("no resources yet: see 'tutela resource create --help'")
@@ -89,6 +89,26 @@ def _nodes_table(nodes: list[dict[str, Any]]) -> Table:
                       f"[{style}]{node['state']}[/]", str(node.get("generation") or "-"),
                       paths or "-")
     return table
+
+
+def _disk_voter_lines(disk: dict[str, Any] | None) -> list[str]:
+    """The disk voter as this node casts it: its state, its claims, the other slots."""
+    if not disk:
+        return []
+    state = {"ok": click.style("ok", fg="green"), "failing": click.style("FAILING", fg="red",
+                                                                         bold=True)}
+    words = state.get(disk["state"], disk["state"])
+    if disk["state"] == "starting":
+        words += f" (first write in {disk['ready_in']:g}s)"
+    elif disk["error"]:
+        words += f": {disk['error']}"
+    claims = ", ".join(disk["claims"]) or "nothing"
+    lines = [f"disk voter {disk['voter']} on {disk['device']} slot {disk['slot']}: {words}; "
+             f"this node claims {claims}"]
+    for node, seen in disk["others"].items():
+        lines.append(f"  slot of {node}: claims {', '.join(seen['claims']) or 'nothing'}, "
+                     f"unchanged for {seen['unchanged_for']:.1f}s")
+    return lines
 
 
 def _lease_lines(status: dict[str, Any]) -> list[str]:

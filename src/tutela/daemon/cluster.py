@@ -490,7 +490,8 @@ class Cluster:
                                 if entry and entry.watchdog else None)
             node["fencing_problem"] = None if problem is None else {
                 "message": problem.message, "fix": problem.fix}
-        return {"nodes": nodes, "witnesses": witnesses, "warnings": self.warnings(),
+        return {"nodes": nodes, "witnesses": witnesses, "disk_voter": self.leases.disk_status(),
+                "warnings": self.warnings(),
                 "lease": lease_view(config, self.leases.timing),
                 "fencing": {"mode": self.engine.config.settings.fencing,
                             "watchdog": self.ownership.watchdog.status()},

@@ -25,11 +25,12 @@ from tutela.arbiter.holder import (
 )
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse_message
 from tutela.arbiter.voter import Voter
+from tutela.daemon.disk_voter import DiskVoterDriver
 from tutela.lcd.lease import effective_lease
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, PeerUnreachable, spawn
 from tutela.lcm.paths import voters_of
-from tutela.model.config import ClusterConfig
+from tutela.model.config import DISK_VOTER_PREFIX, ClusterConfig
 
 log = logging.getLogger("tutela.leases")
 Extra = Callable[[AcquireRequest], dict[str, Any]]
@@ -77,6 +78,8 @@ class Leases:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.holder = self._new_holder(config)
+        self.disk = self._new_disk(config)
+        """This node's side of the disk voter, when the cluster has one and this node a slot."""
         # Lease rounds go out on every live path: one path dying costs no lease (docs/leases.md)
         messenger.handle("lease.acquire", self._serve_acquire, every_path=True)
         messenger.handle("lease.release", self._serve_release, every_path=True)
@@ -86,8 +89,26 @@ class Leases:
         return LeaseHolder(self.node, voters, self.timing, incarnation=self._incarnation,
                            quorum=config.settings.quorum)
 
+    def _new_disk(self, config: ClusterConfig) -> DiskVoterDriver | None:
+        settings = config.disk_voter
+        if settings is None:
+            return None
+        if self.node not in settings.slots:
+            log.warning("%s has no slot on the disk voter %s, so the disk never votes for it; "
+                        "add it at the end of disk_voter.slots (tutela config set "
+                        "disk_voter.slots ...)", self.node, settings.voter_id)
+            return None
+        return DiskVoterDriver(settings, self.node, self.timing, self._disk_answer)
+
+    def _disk_answer(self, reply: AcquireReply) -> None:
+        self._run(self.holder.on_reply(reply, clock.now()))
+
     def start(self) -> None:
         self._task = spawn(self._tick_loop(), name="leases")
+        if self.disk is not None:
+            self.disk.start()
+        spawn(self._settle_after_quiet(), name="lease-memory")
+
         spawn(self._settle_after_quiet(), name="lease-memory")
 
     async def _settle_after_quiet(self) -> None:
@@ -106,15 +127,32 @@ class Leases:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.disk is not None:
+            await self.disk.stop()
 
     def config_changed(self, config: ClusterConfig) -> None:
         """A new voter set counts from now on, also for the leases held (renewed under it
         at once). Nodes learn the new set a few milliseconds apart; leases are safe across
         the change only while no fault strikes in that window (docs/failover.md)."""
+        self._disk_changed(config)
         voters = voters_of(config)
         if voters != self.holder.voters:
             log.info("lease voters are now %s", ", ".join(voters))
             self._run(self.holder.set_voters(voters, clock.now()))
+
+    def _disk_changed(self, config: ClusterConfig) -> None:
+        """A disk voter added, removed or changed takes effect at once: a changed one starts
+        afresh (a new incarnation, waiting io_limit before its first write)."""
+        old = self.disk.settings if self.disk is not None else None
+        if old == config.disk_voter:
+            return
+        if self.disk is not None:
+            spawn(self.disk.stop(), name="disk-voter-stop")
+        self.disk = self._new_disk(config)
+        if self.disk is not None:
+            log.info("disk voter %s on %s", self.disk.voter_id, self.disk.device.path)
+            self.disk.start()
+
 
     # --- the daemon's calls --------------------------------------------------------------
 
@@ -151,6 +189,10 @@ class Leases:
         unsent, self._unsent = self._unsent, {}
         if unsent:
             self._run(self.holder.acquire_each(unsent, clock.now()))
+
+    def disk_status(self) -> dict[str, Any] | None:
+        """The disk voter as this node casts it (for `tutela status`); None without one."""
+        return None if self.disk is None else self.disk.status()
 
     def holds(self, name: str) -> bool:
         return self.holder.holds(name, clock.now())
@@ -189,6 +231,11 @@ class Leases:
 
     async def _send(self, send: Send) -> None:
         message = send.message
+        if self.disk is not None and send.voter == self.disk.voter_id:
+            self.disk.deliver(message)  # its vote comes back through _disk_answer
+            return
+        if send.voter.startswith(DISK_VOTER_PREFIX):
+            return  # the disk voter of a node without a slot: no vote
         if send.voter == self.node:
             result = self._vote(message)
         else:

@@ -85,9 +85,10 @@ def witness_paths(config: ClusterConfig) -> list[PathSpec]:
 
 
 def voters_of(config: ClusterConfig) -> tuple[str, ...]:
-    """Every vote of the cluster: each node and each witness."""
+    """Every vote of the cluster: each node, each witness and the disk voter."""
     witnesses = [p.peer for p in witness_paths(config)]
-    return tuple(sorted(n.name for n in config.nodes)) + tuple(sorted(witnesses))
+    disk = (config.disk_voter.voter_id,) if config.disk_voter else ()
+    return tuple(sorted(n.name for n in config.nodes)) + tuple(sorted(witnesses)) + disk
 
 
 def peers_of(config: ClusterConfig, me: str) -> list[str]:

@@ -100,6 +100,66 @@ class Witness(Frozen):
     """HOST:PORT of a tutela-witness."""
 
 
+DISK_VOTER_PREFIX = "disk@"
+DISK_VOTER_IO_LIMIT = 5.0
+"""Seconds: the default bound on an I/O to the disk voter's device (docs/witness.md)."""
+DISK_VOTER_OFFSET_ALIGN = 4096
+"""The area starts on a 4 KiB boundary: O_DIRECT works there on 512 and 4096-byte disks."""
+
+
+class DiskVoter(Frozen):
+    """The third vote from a small area on a shared disk (Serviceguard's cluster lock LUN,
+    Pacemaker's SBD): one sector per node, written and read with direct I/O (docs/witness.md,
+    "A shared-disk voter"; docs/leases.md has the rules and the proof). Written by
+    `tutela disk init`, which formats the area first."""
+
+    device: str | None = None
+    """The block device every node opens, unless `devices` names its own: a stable path
+    (/dev/disk/by-id/...), never /dev/sdX, whose order may change at a reboot."""
+    devices: dict[Name, str] = Field(default_factory=dict)
+    """node -> its path to the same LUN, where it differs from `device` (Serviceguard's
+    CLUSTER_LOCK_LUN is set per node)."""
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    """The area's cluster id (16 bytes, hex): a sector with another id is foreign."""
+    slots: tuple[Name, ...] = Field(min_length=1)
+    """Slot i (the sector at offset + i x sector_size) belongs to slots[i]: a node writes
+    only its own; a node without a slot gets no vote from the disk. New nodes go at the end."""
+    offset: int = Field(default=0, ge=0)
+    """Where the area starts on the device, in bytes (a multiple of 4096)."""
+    sector_size: Literal[512, 4096] = 512
+    """Bytes per slot: the device's logical sector size or a multiple (4096 for 4Kn disks)."""
+    io_limit: float = Field(default=DISK_VOTER_IO_LIMIT, gt=0, le=300)
+    """Seconds no I/O to the device stays in flight beyond (its command timeout, with
+    retries): a restarted tutelad waits this long before it writes its slot."""
+
+    @property
+    def voter_id(self) -> str:
+        """Its id among the voters: 'disk@' and the area id's first 8 hex digits; node names
+        cannot contain '@', so it never clashes with a node."""
+        return f"{DISK_VOTER_PREFIX}{self.id[:8]}"
+
+    def device_of(self, node: str) -> str | None:
+        return self.devices.get(node, self.device)
+
+    @model_validator(mode="after")
+    def _placed(self) -> DiskVoter:
+        if len(set(self.slots)) != len(self.slots):
+            raise ValueError("a node has two slots in 'slots'; list each node once")
+        if self.offset % DISK_VOTER_OFFSET_ALIGN:
+            raise ValueError(f"offset {self.offset} is not a multiple of "
+                             f"{DISK_VOTER_OFFSET_ALIGN}; round it down to "
+                             f"{self.offset - self.offset % DISK_VOTER_OFFSET_ALIGN}")
+        stray = sorted(set(self.devices) - set(self.slots))
+        if stray:
+            raise ValueError(f"devices names {', '.join(stray)}, which has no slot; add it "
+                             "to 'slots' or remove it from 'devices'")
+        pathless = [n for n in self.slots if not self.device_of(n)]
+        if pathless:
+            raise ValueError(f"no device for {', '.join(pathless)}: set 'device' (the path "
+                             "on every node) or give each node its path under 'devices'")
+        return self
+
+
 class RecoveryPolicy(Frozen):
     attempts: int = Field(default=3, ge=0)
     """Local recoveries allowed within `window` before the resource is declared failed."""
@@ -285,6 +345,7 @@ class ClusterConfig(Frozen):
     nodes: tuple[Node, ...] = ()
     comm_paths: tuple[CommPath, ...] = ()
     witnesses: tuple[Witness, ...] = ()
+    disk_voter: DiskVoter | None = None
     resources: tuple[Resource, ...] = ()
     hierarchies: tuple[HierarchySettings, ...] = ()
     users: tuple[User, ...] = ()
@@ -329,6 +390,10 @@ COLLECTION_EXAMPLES: dict[str, str] = {
     "comm_paths.addresses": "addresses: [198.51.100.11, 198.51.100.12] (in the order of nodes)",
     "comm_paths.devices": "devices: [/dev/ttyS0, /dev/ttyS0] (in the order of nodes)",
     "witnesses": "witnesses: [{address: '198.51.100.250:7366'}]",
+    "disk_voter": "disk_voter: {device: /dev/disk/by-id/wwn-0x5000c500a1b2c3d4, id: "
+                  "9f2c..., slots: [node1, node2]} (written by 'tutela disk init')",
+    "disk_voter.devices": "devices: {node2: /dev/disk/by-id/scsi-36001405...}",
+    "disk_voter.slots": "slots: [node1, node2]",
     "resources": "resources: [{tag: vip, kit: ip, params: {address: 198.51.100.100/24}}]",
     "resources.params": "params: {address: 198.51.100.100/24}",
     "resources.depends_on": "depends_on: [vip, data]",
