@@ -70,6 +70,7 @@ def print_status(status: dict[str, Any]) -> None:
         _add_children(lines, resources, hierarchy["root"], "")
         lines += _dependency_lines(hierarchy.get("dependencies", []))
         lines += _ownership_lines(hierarchy["root"], hierarchy.get("ownership"))
+        lines += _instances_lines(hierarchy.get("instances"))
     if lines:
         click.echo("\n".join(lines))
 
@@ -217,6 +218,26 @@ def _ownership_lines(root: str, ownership: dict[str, Any] | None) -> list[str]:
             f"{entry['message']} (since {entry['since']})",
             fg="yellow" if maintenance else "red"))
     return lines
+
+
+def _instances_lines(instances: dict[str, Any] | None) -> list[str]:
+    """Below a multi-node hierarchy's tree: how many instances are in service against its
+    min and max, and its state on every node of its equivalencies."""
+    if not instances:
+        return []
+    limit = instances["max_instances"]
+    counts = (f"  instances: {instances['in_service']} in service (min "
+              f"{instances['min_instances']}, max {limit if limit is not None else 'all'})")
+    words = []
+    for node, there in instances["nodes"].items():
+        note = " failed, down until 'tutela restore'" if there["failed"] else (
+            " (spare)" if there["alive"] and not there["wanted"]
+            and instances["target"] == "in_service" else "")
+        words.append(f"{node} {there['state']}{note}")
+    line = f"{counts}: {', '.join(words)}"
+    if instances["below_min"]:
+        return [click.style(line + "; below min_instances", fg="red", bold=True)]
+    return [line]
 
 
 def _shorten(text: str, limit: int = 40) -> str:

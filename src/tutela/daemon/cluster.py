@@ -21,6 +21,7 @@ from typing import Any
 from tutela.arbiter.messages import CONFIG_LEASE, AcquireRequest
 from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases, LeaseUnavailable
+from tutela.daemon.multinode import MultiNode
 from tutela.daemon.ownership import Ownership
 from tutela.engine import peer_report
 from tutela.engine.cluster_view import Snapshot
@@ -82,6 +83,7 @@ class Cluster:
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
                              self._vote_extra, self._note_vote, lcd)
+        self.multinode = MultiNode(lcd.node, engine, self.messenger)
         self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger,
                                    self._config_behind)
         self._votes: dict[str, dict[str, Any]] = {}
@@ -103,6 +105,7 @@ class Cluster:
             log.warning("%s", warning)
         self.leases.start()
         self.ownership.start()
+        self.multinode.start()
 
     async def one_more_round(self) -> None:
         """Return once the next heartbeat round has gone out (within two intervals): what
@@ -114,6 +117,7 @@ class Cluster:
             await asyncio.sleep(max(ROUND_POLL, due - loop.time()))
 
     async def stop(self) -> None:
+        await self.multinode.stop()
         await self.ownership.stop()
         await self.leases.stop()
         await self.messenger.stop()
@@ -291,8 +295,9 @@ class Cluster:
         last ran here) goes out only for a while after it changed and every few seconds
         otherwise; receivers keep the last they had (Messenger)."""
         version = self.lcd.version()
+        own = self.ownership.heartbeat()
         report = dataclasses.replace(
-            self.ownership.heartbeat(), generation=version[0], version=version,
+            own, generation=version[0], version=version, failed=own.failed | self.multinode.failed,
             hears=frozenset(self._peers_alive()),
             states={tag: s.state.value for tag, s in self.engine.states.items()})
         now = time.monotonic()

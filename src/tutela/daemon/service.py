@@ -118,6 +118,7 @@ class Service:
                      for n in view["nodes"] if not n["local"]]  # no witnesses
         ownership = self.cluster.ownership.report()  # failover holds, why stuck
         snapshot = self.cluster.snapshot()  # where the hierarchies depended on are up
+        instances = self.cluster.multinode.report()  # multi-node hierarchies
         hierarchies = []
         for hierarchy in self.engine.hierarchies:
             resources = []
@@ -138,7 +139,8 @@ class Service:
                                 "resources": resources,
                                 "dependencies": dependency_status(config, hierarchy.root,
                                                                   snapshot),
-                                "ownership": ownership.get(hierarchy.root)})
+                                "ownership": ownership.get(hierarchy.root),
+                                "instances": instances.get(hierarchy.root)})
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
                 "quorum": config.settings.quorum, **view,
@@ -208,7 +210,7 @@ class Service:
         return await self._change(f"{parent} no longer depends on {child}", remove)
 
     async def restore(self, request: dict[str, Any]) -> dict[str, Any]:
-        root = self._clustered_root(str(request["tag"]))
+        root = self._clustered_root(str(request["tag"]), multi_node=True)
         if root is not None:
             return await self._set_target(root, "in_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
@@ -217,7 +219,7 @@ class Service:
         return {"node": self.lcd.node, "restored": list(plan.tags)}
 
     async def remove(self, request: dict[str, Any]) -> dict[str, Any]:
-        root = self._clustered_root(str(request["tag"]))
+        root = self._clustered_root(str(request["tag"]), multi_node=True)
         if root is not None:
             return await self._set_target(root, "out_of_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
@@ -225,36 +227,57 @@ class Service:
         plan = await self.engine.remove(str(request["tag"]))
         return {"node": self.lcd.node, "removed": list(plan.tags)}
 
-    def _clustered_root(self, tag: str) -> str | None:
-        """The root of TAG's hierarchy if that hierarchy runs under a lease, else None."""
+    def _clustered_root(self, tag: str, multi_node: bool = False) -> str | None:
+        """The root of TAG's hierarchy if that hierarchy runs under a lease (or, with
+        `multi_node`, is a multi-node hierarchy with equivalencies), else None."""
         hierarchy = hierarchy_of(self.engine.hierarchies, tag)
         if hierarchy is None:
             return None
         settings = self.engine.config.hierarchy_settings(hierarchy.root)
-        return hierarchy.root if settings.clustered else None
+        managed = settings.clustered or (
+            multi_node and settings.multi_node and bool(settings.equivalencies))
+        return hierarchy.root if managed else None
 
     async def _set_target(self, root: str, target: str, deadline: float) -> dict[str, Any]:
-        """A clustered hierarchy: say where the cluster should keep it, and wait for it.
+        """A clustered or multi-node hierarchy: say where the cluster should keep it, and
+        wait for it.
 
-        An administrator's restore also clears every node's failure mark for it, so that
-        each node is a candidate again.
+        An administrator's restore (or remove) also clears every node's failure mark for
+        it, so that each node is a candidate again.
         """
-        self.cluster.ownership.forget_failure(root)
-        await self.cluster.ask_peers("ownership.forget", {"root": root})
+        multi_node = self.engine.config.hierarchy_settings(root).multi_node
+        driver = self.cluster.multinode if multi_node else self.cluster.ownership
+        driver.forget_failure(root)
+        await self.cluster.ask_peers("multinode.forget" if multi_node else "ownership.forget",
+                                     {"root": root})
         if self.engine.config.hierarchy_settings(root).target != target:
             await self._change(f"{root} {target.replace('_', ' ')}",
                                lambda data: _settings(data, root).update(target=target))
         wanted = target == "in_service"
-        while (owner := self.cluster.runs(root)) is None if wanted else owner is not None:
+        where = self._instances_where if multi_node else self.cluster.runs
+        while ((owner := where(root)) is None) == wanted:  # wanted: until it runs somewhere
             if asyncio.get_running_loop().time() > deadline:
                 raise OperationError(f"{root} did not reach {target} in time; see tutela log")
             await asyncio.sleep(0.1)  # polling the cluster view until it shows the change
         key = "restored" if wanted else "removed"
         return {"node": owner or "-", key: [root]}
 
+    def _instances_where(self, root: str) -> str | None:
+        """A multi-node hierarchy: the nodes with an instance in service ("node1, node2")
+        once every node that should run one does; None while none runs, or while a node
+        that should run one does not yet."""
+        instances = self.cluster.multinode.report().get(root)
+        if instances is None:
+            return None
+        nodes = instances["nodes"]
+        running = [n for n, there in nodes.items() if there["state"] in ("ISP", "ISU")]
+        settled = all(n in running for n, there in nodes.items() if there["wanted"])
+        return ", ".join(running) if running and settled else None
+
     async def switchover(self, request: dict[str, Any]) -> dict[str, Any]:
         root = self._clustered_root(str(request["tag"]))
         target = str(request["to"])
+        self._refuse_multi_node_switchover(str(request["tag"]))
         if root is None:
             raise ConfigError([Problem("tag", f"{request['tag']!r} is not in a hierarchy "
                                        "with equivalencies", "extend it first: tutela "
@@ -281,6 +304,19 @@ class Service:
         if away is not None and away != target:
             await self._confirmed_takeover(root, away, target)
         return {"node": target, "switched": [root]}
+
+    def _refuse_multi_node_switchover(self, tag: str) -> None:
+        hierarchy = hierarchy_of(self.engine.hierarchies, tag)
+        if hierarchy is None or not self.engine.config.hierarchy_settings(
+                hierarchy.root).multi_node:
+            return
+        root = hierarchy.root
+        raise ConfigError([Problem(
+            "tag", f"{root} is a multi-node hierarchy: it runs on every node of its "
+            "equivalencies at once (or on max_instances of them), so there is nothing to "
+            "switch over", f"to stop its instance on one node: tutela hierarchy unextend "
+            f"{root} NODE; to change where they run: hierarchies.{root}.max_instances or "
+            "the equivalencies' priorities (tutela config set)")])
 
     async def _confirmed_takeover(self, root: str, away: str, target: str) -> None:
         """A switchover of a hierarchy that `away`'s maintenance stop left in service is the
@@ -435,6 +471,8 @@ class Service:
         """A node that cannot be fenced must not join an equivalency: as owner it would run
         the hierarchy with no backstop, and nobody could take over from it safely."""
         config = self.engine.config
+        if config.hierarchy_settings(root).multi_node:
+            return  # no takeover: each node runs its own instance, and nobody else's
         joining = {node} | ({self.lcd.node}
                             if not config.hierarchy_settings(root).equivalencies else set())
         problems = [problem for name in sorted(joining)
@@ -446,7 +484,8 @@ class Service:
     async def hierarchy_unextend(self, request: dict[str, Any]) -> dict[str, Any]:
         root = self._hierarchy(str(request["tag"])).root
         node = str(request["node"])
-        if self.cluster.runs(root) == node:
+        multi_node = self.engine.config.hierarchy_settings(root).multi_node
+        if not multi_node and self.cluster.runs(root) == node:  # an instance just stops
             raise ConfigError([Problem("node", f"{root} runs on {node} now",
                                        f"switch it over first: tutela switchover {root} "
                                        "--to ANOTHER-NODE")])

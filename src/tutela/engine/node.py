@@ -401,9 +401,12 @@ class NodeEngine:
         return current is not None and current.state.in_service
 
     def _clustered(self, tag: str) -> bool:
-        """Whether TAG's hierarchy runs under an ownership lease (it has equivalencies)."""
+        """Whether the cluster decides where TAG's hierarchy runs (it has equivalencies):
+        under an ownership lease, or as multi-node instances (a lost one may no longer be
+        wanted here: max_instances may have given its place to another node)."""
         hierarchy = hierarchy_of(self.hierarchies, tag)
-        return hierarchy is not None and self.config.hierarchy_settings(hierarchy.root).clustered
+        return hierarchy is not None and bool(
+            self.config.hierarchy_settings(hierarchy.root).equivalencies)
 
     def _resource(self, tag: str) -> Resource:
         resource = self.config.resource(tag)

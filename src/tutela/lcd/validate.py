@@ -34,10 +34,38 @@ def validate_config(config: ClusterConfig) -> list[Hierarchy]:
                 f"use one of: {', '.join(sorted(roots)) or '(no resources yet)'}")
         for h in config.hierarchies if h.root not in roots
     ]
-    problems = [*misplaced, *dependency_problems(config, roots)]
+    problems = [*misplaced, *dependency_problems(config, roots),
+                *_multi_node_problems(config, hierarchies)]
     if problems:
         raise ConfigError(problems)
     return hierarchies
+
+
+ONE_NODE_KITS = {
+    "ip": "a virtual address must answer from one node only (two would split its clients)",
+    "filesystem": "a shared disk's filesystem mounted on two nodes at once is corrupted",
+}
+"""Kits whose resource may be in service on one node at a time, and why: a multi-node
+hierarchy, which runs on several nodes at once, may not have them."""
+
+
+def _multi_node_problems(config: ClusterConfig, hierarchies: list[Hierarchy]
+                         ) -> list[Problem]:
+    """A multi-node hierarchy with a resource that must not run on two nodes at once."""
+    problems = []
+    for hierarchy in hierarchies:
+        if not config.hierarchy_settings(hierarchy.root).multi_node:
+            continue
+        for tag in sorted(hierarchy.members):
+            resource = config.resource(tag)
+            if resource is not None and resource.kit in ONE_NODE_KITS:
+                problems.append(Problem(
+                    f"hierarchies[{hierarchy.root}].multi_node",
+                    f"{hierarchy.root} runs on several nodes at once, but its resource "
+                    f"{tag} ({resource.kit}) may not: {ONE_NODE_KITS[resource.kit]}",
+                    f"take {tag} out of {hierarchy.root}'s hierarchy (a hierarchy of its "
+                    f"own, without multi_node), or set multi_node: false"))
+    return problems
 
 
 def _duplicates(section: str, names: Iterable[str]) -> list[Problem]:
