@@ -1,5 +1,7 @@
 """Watches physical truth on every lab node while a test runs: an address or a mount held
-by two nodes at the same instant is a split brain, and the checker records it.
+by two nodes at the same instant is a split brain, and the checker records it. The
+instances of a multi-node hierarchy, on several nodes by design, are never counted: they
+hold no address and no mount (lcd.validate refuses an ip or filesystem resource in them).
 
 It reads the kernel's state (addresses per network namespace, mounts per mount namespace),
 and it refuses to vouch for a window it did not see: a node that is not powered off but
