@@ -151,3 +151,22 @@ def test_device_checks_name_the_problem(tmp_path: Path, views: list[str]) -> Non
         assert read_at(fd, 0, 1024) == bytes(1024)
     finally:
         os.close(fd)
+
+
+def test_an_idle_driver_reads_the_disk_for_its_status(views: list[str]) -> None:
+    """No lease asked for: the driver still reads the area now and then, so that status
+    shows a disk this node has lost before a failover needs it."""
+    async def scenario() -> None:
+        node = Node(settings(views), "node1")
+        node.driver.start()
+        try:
+            await until(lambda: node.driver.status()["state"] == "ok", what="a first read")
+            cut(views[0])
+            await until(lambda: node.driver.status()["state"] == "failing", what="the cut")
+            assert "short read" in str(node.driver.status()["error"])
+            mend(views[0])
+            await until(lambda: node.driver.status()["state"] == "ok", what="the mend")
+        finally:
+            await node.driver.stop()
+
+    asyncio.run(scenario())

@@ -25,6 +25,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from tutela import clock
 from tutela.arbiter.disk_voter import (
@@ -47,6 +48,9 @@ BLKSSZGET = 0x1268
 """ioctl: the device's logical sector size (int)."""
 BLKGETSIZE64 = 0x80081272
 """ioctl: the device's size in bytes (u64)."""
+PROBE_EVERY = 2.0
+"""Seconds without I/O after which the driver reads the area on its own, so that `tutela
+status` tells a failing disk before a failover needs it."""
 MAX_SLOTS = 64
 """`tutela disk init` clears this many slots, so that nodes added later find theirs empty."""
 
@@ -218,8 +222,13 @@ class DiskVoterDriver:
         self._on_answer = on_answer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk-voter")
         self._busy = False
+        """An I/O is in the worker thread (the core's, or a probe)."""
+        self._probing = False
+        self._queued: WriteSlot | ReadArea | None = None
+        """The core's I/O that came during a probe: it starts when the probe returns."""
+        self._last_io = clock.now()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._warn_timeout(path)
 
     def _warn_timeout(self, path: str) -> None:
@@ -232,13 +241,14 @@ class DiskVoterDriver:
                         int(self.settings.io_limit))
 
     def start(self) -> None:
-        self._task = spawn(self._tick_loop(), name="disk-voter")
+        self._tasks = [spawn(self._tick_loop(), name="disk-voter"),
+                       spawn(self._probe_loop(), name="disk-voter-probe")]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         # A stuck I/O keeps its thread; nothing waits for it.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -281,10 +291,13 @@ class DiskVoterDriver:
 
     def _submit(self, effect: WriteSlot | ReadArea) -> None:
         loop = asyncio.get_running_loop()
+        if self._busy and self._probing and self._queued is None:
+            self._queued = effect
+            return
         if self._busy:  # the last I/O is stuck in the device: never two at once
             loop.call_soon(self._done, effect, None, "the previous I/O has not returned")
             return
-        self._busy = True
+        self._busy, self._last_io = True, clock.now()
         job: Callable[[], bytes | None] = (
             functools.partial(self.device.write, effect.offset, effect.data)
             if isinstance(effect, WriteSlot)
@@ -294,7 +307,41 @@ class DiskVoterDriver:
         spawn(self._await(effect, asyncio.wrap_future(future)), name="disk-io")
 
     def _idle(self) -> None:
-        self._busy = False
+        self._busy = self._probing = False
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self._submit(queued)
+
+    async def _probe_loop(self) -> None:
+        """Read the area when nothing else did for PROBE_EVERY, for status only: the core
+        decides nothing on it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PROBE_EVERY / 4)
+            now = clock.now()
+            if self._busy or now < self.core.ready_at or now - self._last_io < PROBE_EVERY:
+                continue
+            self._busy, self._probing, self._last_io = True, True, now
+            future = self._executor.submit(self.device.read, 0, self.device.length)
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._idle))
+            waited = asyncio.wrap_future(future)
+            try:
+                async with asyncio.timeout(self.core.io_timeout):
+                    data = await asyncio.shield(waited)
+            except TimeoutError:
+                waited.add_done_callback(_ignore_result)
+                self._probe_stuck(f"no answer within {self.core.io_timeout:g}s")
+            except (OSError, DeviceProblem) as error:
+                self._note_failure(str(error))
+            else:
+                self._note_read(data, clock.now())
+
+    def _probe_stuck(self, error: str) -> None:
+        """The probe hangs in the device: fail the core's I/O waiting behind it at once."""
+        self._note_failure(error)
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self._done(queued, None, "the previous I/O has not returned")
 
     async def _await(self, effect: WriteSlot | ReadArea,
                      future: asyncio.Future[bytes | None]) -> None:
@@ -349,7 +396,7 @@ class DiskVoterDriver:
             self._run(self.core.tick(clock.now()))
 
 
-def _ignore_result(future: asyncio.Future[bytes | None]) -> None:
+def _ignore_result(future: asyncio.Future[Any]) -> None:
     """A late I/O's outcome was reported as a failure already; fetch it so that asyncio
     does not log an exception nobody retrieved."""
     if not future.cancelled():
