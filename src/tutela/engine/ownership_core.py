@@ -481,6 +481,10 @@ class OwnershipCore:
                 root not in self._failovers.ordered):
             # it failed over while this node waited for votes
             return self.refused(root, held, "failover held (failover_damping)", at.now, at.wall)
+        unmet = self._unmet_here(root, at)
+        if unmet:  # a dependency went down here while this node waited for votes
+            return [Release(root), *self._note(root, Blocked("dependency", self.holder(root),
+                                                             "; ".join(unmet)), at.wall)]
         settings = at.config.settings
         effects: list[Effect] = []
         if settings.fencing == "watchdog":
@@ -490,6 +494,13 @@ class OwnershipCore:
             effects += [FencePeer(root, peer, settings.fence_command.replace("{node}", peer))
                         for peer in self.vanished_owners(root, at)]
         return [*effects, Restore(root, automatic)]
+
+    def _unmet_here(self, root: str, at: Situation) -> tuple[str, ...]:
+        """The dependencies of `root` that rule this node out now."""
+        settings = at.config.hierarchy_settings(root)
+        if not settings.dependencies:
+            return ()
+        return placement(settings, [self.me], self._up(at)).unmet
 
     def fenced(self, root: str, peer: str) -> None:
         self._fenced.setdefault(root, set()).add(peer)
