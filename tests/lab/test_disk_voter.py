@@ -52,6 +52,9 @@ def views(lab: Lab) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def service(lab: Lab, views: dict[str, str]) -> Iterator[WebService]:
     form_cluster(lab, "dv")
+    _refused(lab, ["disk", "init", "/dev/tutela-no-such-lun", "--yes"],
+             "disk_voter.device: /dev/tutela-no-such-lun: no such device on this node")
+    _refused(lab, ["disk", "init", views["node1"]], "confirm with --yes")
     result = tutela(lab, "node1", "disk", "init", views["node1"],
                     "--node-device", f"node2={views['node2']}", "--yes", "--json")
     assert json.loads(result.stdout)["slots"] == ["node1", "node2"], result.stdout
@@ -62,6 +65,13 @@ def service(lab: Lab, views: dict[str, str]) -> Iterator[WebService]:
     with SplitBrainChecker(lab, web.vip, str(web.mountpoint)) as checker:
         yield web
     assert checker.violations == [], checker.violations
+
+
+def _refused(lab: Lab, args: list[str], message: str) -> None:
+    """`tutela disk init` refuses (exit 2) with `message`, and the cluster has no disk voter."""
+    result = tutela(lab, "node1", *args, check=False)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert status(lab, "node1")["disk_voter"] is None
 
 
 def _disk(lab: Lab, node: str) -> dict[str, Any]:

@@ -75,6 +75,11 @@ class SlotRecord:
     claims: tuple[str, ...] = ()
 
 
+def slot_bytes(names: list[str] | tuple[str, ...]) -> int:
+    """The bytes a slot claiming every one of `names` takes (it must fit one sector)."""
+    return _HEADER.size + sum(1 + len(name.encode()) for name in names) + _CRC.size
+
+
 def encode_slot(area: DiskArea, record: SlotRecord) -> bytes:
     """The sector for `record`: header, claimed names, zeros, CRC-32 of all before it."""
     body = bytearray(_HEADER.pack(MAGIC, VERSION, area.cluster_id, record.slot,

@@ -218,6 +218,9 @@ class DiskVoterDriver:
         self.core = DiskVoter(self.voter_id, area, node, timing, incarnation=secrets.randbits(63),
                               started_at=clock.now(), io_limit=settings.io_limit)
         self.device = Device(path, settings.offset, area.length, settings.sector_size)
+        self._field = (f"disk_voter.devices.{node}" if node in settings.devices
+                       else "disk_voter.device")
+        """Where the path comes from, named in a problem with the device."""
         self.stats = DiskStats()
         self._on_answer = on_answer
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk-voter")
@@ -331,7 +334,9 @@ class DiskVoterDriver:
             except TimeoutError:
                 waited.add_done_callback(_ignore_result)
                 self._probe_stuck(f"no answer within {self.core.io_timeout:g}s")
-            except (OSError, DeviceProblem) as error:
+            except DeviceProblem as error:
+                self._note_failure(f"{self._field}: {error}")
+            except OSError as error:
                 self._note_failure(str(error))
             else:
                 self._note_read(data, clock.now())
@@ -351,7 +356,9 @@ class DiskVoterDriver:
         except TimeoutError:
             future.add_done_callback(_ignore_result)
             self._done(effect, None, f"no answer within {self.core.io_timeout:g}s")
-        except (OSError, DeviceProblem) as error:
+        except DeviceProblem as error:
+            self._done(effect, None, f"{self._field}: {error}")
+        except OSError as error:
             self._done(effect, None, str(error))
         else:
             self._done(effect, data if isinstance(effect, ReadArea) else b"", "")

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from tutela.kits.registry import get_kit
+from tutela.lcd.disk_voter import disk_voter_problems
 from tutela.lcd.lease import lease_problems
 from tutela.model.config import ClusterConfig, HierarchyDependency, HierarchySettings
 from tutela.model.errors import ConfigError, Problem
@@ -24,6 +25,7 @@ def validate_config(config: ClusterConfig) -> list[Hierarchy]:
         *_kit_problems(config),
         *_node_references(config),
         *lease_problems(config),
+        *disk_voter_problems(config),
     ]
     if problems:
         raise ConfigError(problems)
