@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tutela.engine.peer_report import PeerReport, parse
+from tutela.lcm import kinds
 from tutela.lcm import messenger as messenger_module
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope, FrameRejected, Sealer
@@ -44,9 +45,11 @@ def pair(key_b: bytes = b"k" * 32) -> tuple[Messenger[PeerReport], Messenger[Pee
     events: list[Event] = []
 
     def make(node: str, key: bytes) -> Messenger[PeerReport]:
-        return Messenger(Identity("c", node, key, 1), 0.05, 5,
-                         lambda: {"generation": 1}, events.append, read_report=parse,
-                         port=port)
+        messenger = Messenger(Identity("c", node, key, 1), 0.05, 5, read_report=parse,
+                              port=port)
+        messenger.heartbeat_payload = lambda: {"generation": 1}
+        messenger.on_event = events.append
+        return messenger
 
     return make("a", b"k" * 32), make("b", key_b), events
 
@@ -94,13 +97,14 @@ def test_request_reaches_the_handler_and_errors_come_back() -> None:
                 raise RuntimeError("refused on purpose")
             return {"echo": envelope.payload["text"], "from": envelope.sender}
 
-        b.handle("echo", echo)
+        b.handle(kinds.DOCTOR_FACTS, echo)  # any kind of the table
         await until(lambda: a.detector.node_state("b") == "ALIVE")
-        assert await a.request("b", "echo", {"text": "hi"}) == {"echo": "hi", "from": "a"}
+        assert await a.request("b", kinds.DOCTOR_FACTS, {"text": "hi"}) == {"echo": "hi",
+                                                                          "from": "a"}
         with pytest.raises(PeerUnreachable, match="refused on purpose"):
-            await a.request("b", "echo", {"fail": True})
+            await a.request("b", kinds.DOCTOR_FACTS, {"fail": True})
         with pytest.raises(PeerUnreachable, match="no live comm path"):
-            await a.request("nobody", "echo", {})
+            await a.request("nobody", kinds.DOCTOR_FACTS, {})
 
     run(body)
 
@@ -132,7 +136,7 @@ def test_a_heartbeat_that_leaves_the_bulky_part_out_keeps_its_last_value() -> No
     async def body(a: Messenger[PeerReport], b: Messenger[PeerReport], _: list[Event]
                    ) -> None:
         beat: dict[str, object] = {"generation": 1, "states": {"app": "ISP"}}
-        a._heartbeat = lambda: dict(beat)
+        a.heartbeat_payload = lambda: dict(beat)
         await until(lambda: "a" in b.heartbeats and bool(b.heartbeats["a"][1].states))
         beat.update(generation=2)
         del beat["states"]

@@ -14,8 +14,7 @@ from tutela.model.config import ClusterConfig, Node
 def test_acquires_of_one_loop_turn_share_a_round() -> None:
     async def main() -> None:
         config = ClusterConfig(name="c", nodes=(Node(name="a", addresses=("198.51.100.1/24",)),))
-        messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, dict,
-                              lambda _event: None, read_report=parse)
+        messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, read_report=parse)
         leases = Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None,
                         NoMemory())
         holder = leases.holder

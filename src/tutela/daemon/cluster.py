@@ -23,7 +23,6 @@ from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases, LeaseUnavailable
 from tutela.daemon.multinode import MultiNode
 from tutela.daemon.ownership import Ownership
-from tutela.engine import peer_report
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.peer_report import PeerReport
@@ -41,11 +40,11 @@ from tutela.lcd.transfer import (
     decode,
     read_header,
 )
+from tutela.lcm import kinds
 from tutela.lcm.detector import Event
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import (
     UNKNOWN_KEY,
-    Identity,
     Messenger,
     PeerUnreachable,
     spawn,
@@ -71,32 +70,35 @@ ROUND_POLL = 0.01
 
 
 class Cluster:
-    def __init__(self, lcd: Lcd, engine: NodeEngine) -> None:
+    """Built by `daemon.wiring`, which also gives it the parts below."""
+
+    leases: Leases
+    """This node's voter and lease holder (the configuration lease and the hierarchies')."""
+    ownership: Ownership
+    """Runs the clustered hierarchies where their leases say."""
+    multinode: MultiNode
+    """Runs this node's instance of each multi-node hierarchy."""
+    keys: Keys
+    """Cluster key rotation."""
+
+    def __init__(self, lcd: Lcd, engine: NodeEngine, messenger: Messenger[PeerReport]
+                 ) -> None:
         self.lcd = lcd
         self.engine = engine
-        settings = engine.config.settings
-        identity = Identity(engine.config.name, lcd.node, lcd.cluster_key,
-                            lcd.next_incarnation())
-        self.messenger: Messenger[PeerReport] = Messenger(
-            identity, settings.heartbeat_interval, settings.heartbeat_misses, self._heartbeat,
-            self._on_event, read_report=peer_report.parse, port=settings.port)
+        self.messenger = messenger
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
-        self.leases = Leases(lcd.node, engine.config, self.messenger, identity.incarnation,
-                             self._vote_extra, self._note_vote, lcd)
-        self.multinode = MultiNode(lcd.node, engine, self.messenger)
-        self.ownership = Ownership(lcd.node, engine, self.leases, self.messenger,
-                                   self._config_behind)
         self._votes: dict[str, dict[str, Any]] = {}
         self.catch_up = CatchUp()
         self._outgoing: Outgoing | None = None
         self._bulky_sent: tuple[Mapping[str, str], Mapping[str, str]] | None = None
         self._bulky_changed_at = 0.0
         self._bulky_due = 0.0
-        self.messenger.handle("config.promise", self._config_promise, every_path=True)
-        self.messenger.on_heartbeat = lambda _peer, _payload: self._maybe_catch_up()
-        self.messenger.handle("config.get", self._config_get)
-        self.messenger.handle("config.push", self._config_push)
-        self.keys = Keys(lcd, self)
+        messenger.heartbeat_payload = self._heartbeat
+        messenger.on_event = self._on_event
+        messenger.on_heartbeat = lambda _peer, _report: self._maybe_catch_up()
+        messenger.handle(kinds.CONFIG_PROMISE, self._config_promise)
+        messenger.handle(kinds.CONFIG_GET, self._config_get)
+        messenger.handle(kinds.CONFIG_PUSH, self._config_push)
 
     async def start(self) -> None:
         config = self.engine.config
@@ -179,12 +181,12 @@ class Cluster:
         finally:
             self.leases.release(CONFIG_LEASE)
 
-    def _vote_extra(self, request: AcquireRequest) -> dict[str, Any]:
+    def vote_extra(self, request: AcquireRequest) -> dict[str, Any]:
         if CONFIG_LEASE not in request.names:
             return {}
         return {"version": list(self.lcd.version()), "promise": self.lcd.promise}
 
-    def _note_vote(self, voter: str, result: dict[str, Any]) -> None:
+    def note_vote(self, voter: str, result: dict[str, Any]) -> None:
         if "version" in result:
             self._votes[voter] = {"version": tuple(result["version"]),
                                   "promise": int(result["promise"])}
@@ -227,7 +229,7 @@ class Cluster:
         return 1 + sum(self.messenger.detector.node_state(p) == "ALIVE"
                        for p in peers_of(self.engine.config, self.lcd.node))
 
-    def _config_behind(self) -> bool:
+    def config_behind(self) -> bool:
         """Whether an alive peer announces a newer configuration than this node has."""
         mine, detector = self.lcd.version(), self.messenger.detector
         return any(report.version > mine

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tutela.doctor.facts import ClockSample, NodeFacts, Situation, clock_sample
 from tutela.doctor.probes import DaemonView, gather
+from tutela.lcm import kinds
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import PeerUnreachable
 from tutela.lcm.paths import paths_for, peers_of
@@ -20,7 +21,7 @@ from tutela.lcm.paths import paths_for, peers_of
 if TYPE_CHECKING:
     from tutela.daemon.service import Service
 
-FACTS = "doctor.facts"
+FACTS = kinds.DOCTOR_FACTS
 FACTS_WAIT = 20.0
 """Seconds a peer has to gather its facts: its probes are bounded (connections 2 s, name
 lookups 5 s, blkid and dumpe2fs 10 s per disk) and mostly run at once."""

@@ -27,6 +27,7 @@ from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse
 from tutela.arbiter.voter import Voter
 from tutela.daemon.disk_voter import DiskVoterDriver
 from tutela.lcd.lease import effective_lease
+from tutela.lcm import kinds
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, PeerUnreachable, spawn
 from tutela.lcm.paths import voters_of
@@ -81,8 +82,8 @@ class Leases:
         self.disk = self._new_disk(config)
         """This node's side of the disk voter, when the cluster has one and this node a slot."""
         # Lease rounds go out on every live path: one path dying costs no lease (docs/leases.md)
-        messenger.handle("lease.acquire", self._serve_acquire, every_path=True)
-        messenger.handle("lease.release", self._serve_release, every_path=True)
+        messenger.handle(kinds.LEASE_ACQUIRE, self._serve_acquire)
+        messenger.handle(kinds.LEASE_RELEASE, self._serve_release)
 
     def _new_holder(self, config: ClusterConfig) -> LeaseHolder:
         voters = voters_of(config)

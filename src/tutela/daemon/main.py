@@ -14,12 +14,11 @@ from pathlib import Path
 
 from tutela import logsetup
 from tutela.control import AlreadyRunning, claim_socket
-from tutela.daemon.cluster import Cluster
 from tutela.daemon.protocol import LOG_NAME, socket_path
 from tutela.daemon.realtime import PRIORITY, make_realtime
 from tutela.daemon.server import serve
 from tutela.daemon.service import Service
-from tutela.engine.node import NodeEngine, RuntimeState
+from tutela.daemon.wiring import build
 from tutela.engine.workers import started_pool
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
@@ -99,13 +98,8 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
     lcd = Lcd.open(state_dir)
     path = socket_path(state_dir)
     claim_socket(path, "tutelad")
-    stored = lcd.load_states()
-    engine = NodeEngine(
-        lcd.load(), lcd, state_dir,
-        {tag: RuntimeState(s.state, s.reason, s.changed_at, s.last_in_service)
-         for tag, s in stored.items()})
-    cluster = Cluster(lcd, engine)
-    service = Service(lcd, engine, cluster)
+    daemon = build(lcd, state_dir)
+    engine, cluster, service = daemon.engine, daemon.cluster, daemon.service
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.stopping.set)

@@ -27,6 +27,7 @@ from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
 from tutela.lcd.keypath import WRITTEN_BY_NODES, set_value
 from tutela.lcd.lease import fencing_problem
 from tutela.lcd.store import Lcd
+from tutela.lcm import kinds
 from tutela.lcm.frame import Envelope
 from tutela.lcm.join import Grant
 from tutela.lcm.messenger import PeerUnreachable
@@ -97,9 +98,9 @@ class Service:
             "witness.remove": self.witness_remove,
             "cluster.rotate_key": self.rotate_key,
         }
-        cluster.messenger.handle("op.restore", self._remote_restore)
-        cluster.messenger.handle("op.remove", self._remote_remove)
-        cluster.messenger.handle("hierarchy.check", self._hierarchy_check)
+        cluster.messenger.handle(kinds.OP_RESTORE, self._remote_restore)
+        cluster.messenger.handle(kinds.OP_REMOVE, self._remote_remove)
+        cluster.messenger.handle(kinds.HIERARCHY_CHECK, self._hierarchy_check)
         doctor.register(self)  # `tutela doctor` and the peers' doctor.facts
         cluster.messenger.on_join = JoinService(
             self.tokens, self._admit, lambda: cluster.messenger.counters.count("bad-mac")

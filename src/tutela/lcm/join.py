@@ -18,10 +18,11 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tutela.lcm import kinds
 from tutela.lcm.frame import Envelope, FrameRejected, Sealer, derive_key, open_frame
 from tutela.lcm.stream import FrameSplitter
 
-JOIN, GRANT, REFUSAL = "join", "join-grant", "join-refused"
+JOIN, GRANT, REFUSAL = kinds.JOIN.name, kinds.JOIN_GRANT.name, kinds.JOIN_REFUSED.name
 NO_CLUSTER = ""
 """The cluster name in join frames: the joining node does not know it yet."""
 REFUSAL_KEY = derive_key(b"tutela", "join refusal")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from tutela.lcm import kinds
 from tutela.lcm.frame import MIN_KEY_SIZE, derive_key
 
 Rotation = Literal["", "staged", "switched"]
@@ -24,7 +25,7 @@ PHASES: Final = ("stage", "switch", "renew", "drop")
 before 'drop' refuses the old one, so no path loses its link when the old key goes."""
 
 
-REKEY: Final = "keys.rekey"
+REKEY: Final = kinds.KEYS_REKEY.name
 """The message kind of a rotation step, to a node or a witness: {"phase": "state" | "stage" |
 "switch" | "renew" | "drop", "id": the new key's id, "key": the new key (hex; stage only)}."""
 

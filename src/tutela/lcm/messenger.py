@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from tutela.lcm import kinds
 from tutela.lcm.detector import Event, FailureDetector
 from tutela.lcm.frame import (
     SEALED,
@@ -45,8 +46,8 @@ from tutela.lcm.ticks import next_tick
 from tutela.lcm.transport import Link, SerialLink, StreamLink
 
 log = logging.getLogger("tutela.lcm")
-HEARTBEAT = "hb"
-REPLY = "reply"
+HEARTBEAT = kinds.HEARTBEAT.name
+REPLY = kinds.REPLY.name
 Handler = Callable[[Envelope], Awaitable[dict[str, Any]]]
 HeartbeatSource = Callable[[], dict[str, Any]]
 R = TypeVar("R")
@@ -125,8 +126,7 @@ class _Calls:
 
 
 class Messenger(Generic[R]):
-    def __init__(self, identity: Identity, interval: float, misses: int,
-                 heartbeat: HeartbeatSource, on_event: EventSink, *,
+    def __init__(self, identity: Identity, interval: float, misses: int, *,
                  read_report: ReportReader[R], port: int = DEFAULT_PORT) -> None:
         self.identity = identity
         self.interval = interval
@@ -144,9 +144,11 @@ class Messenger(Generic[R]):
         """Peer -> (monotonic time received, report) of its latest heartbeat."""
         self.on_join: JoinHandler | None = None
         self.on_heartbeat: Callable[[str, R], None] | None = None
-        self._heartbeat = heartbeat
+        self.heartbeat_payload: HeartbeatSource = dict
+        """What this node's heartbeats carry (the cluster side sets it)."""
+        self.on_event: EventSink = lambda _event: None
+        """Told of every path and node going up or down."""
         self._read_report = read_report
-        self._on_event = on_event
         self.ring = KeyRing(identity.key)
         """The cluster keys: frames are sealed under `ring.send`, accepted under any of
         `ring.accepted`; see set_ring."""
@@ -158,8 +160,6 @@ class Messenger(Generic[R]):
         """Accepted connections still in their handshake (or a join), per remote address."""
         self._guard = ReplayGuard()
         self._handlers: dict[str, Handler] = {}
-        self._every_path: set[str] = set()
-        """Kinds sent, and answered, on every live path at once (see `handle`)."""
         self._specs: dict[tuple[str, str], PathSpec] = {}
         self._specs_by_peer: dict[str, list[PathSpec]] | None = None
         """_specs indexed by peer (every send looks its peer's paths up); None: rebuild."""
@@ -207,15 +207,18 @@ class Messenger(Generic[R]):
         await self._listen(listen | {p.local for p in paths if p.kind == "tcp" and p.local})
         self._wake.set()
 
-    def handle(self, kind: str, handler: Handler, *, every_path: bool = False) -> None:
-        """Serve requests of `kind`. With `every_path`, requests of that kind and their
-        replies go out on every live path at once, not only the best one: a path that has
-        just died is still ALIVE for up to the detection timeout, and a lease round that
-        went only over it would be lost while another path works (the receiver's replay
-        guard keeps one copy)."""
-        self._handlers[kind] = handler
-        if every_path:
-            self._every_path.add(kind)
+    def handle(self, kind: kinds.Kind | str, handler: Handler) -> None:
+        """Serve requests of `kind`, one that the table (`lcm/kinds.py`) says tutelad serves;
+        a kind of the table's `every_path` goes out, with its replies, on every live path."""
+        entry = kinds.of(kind)
+        if not entry.served_on_node:
+            raise ValueError(f"{entry.name!r} is not served by a handler on the messenger "
+                             "(tutela.lcm.kinds: served_on_node)")
+        self._handlers[entry.name] = handler
+
+    def handled(self) -> frozenset[str]:
+        """The kinds this node serves."""
+        return frozenset(self._handlers)
 
     def alive_reports(self) -> dict[str, R]:
         """The peers ALIVE now -> the report of their last heartbeat."""
@@ -240,15 +243,17 @@ class Messenger(Generic[R]):
                 break
         return sent
 
-    async def request(self, peer: str, kind: str, payload: dict[str, Any],
+    async def request(self, peer: str, kind: kinds.Kind | str, payload: dict[str, Any],
                       timeout: float = 5.0) -> dict[str, Any]:
-        """Call a handler on `peer` and return its result; PeerUnreachable on failure."""
+        """Call a handler on `peer` and return its result; PeerUnreachable on failure (a
+        kind not in the table: ValueError, before anything is sent)."""
+        kind = kinds.of(kind).name
         call_id = next(self._calls.ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._calls.pending[call_id] = future
         try:
             if not self.send(peer, kind, {**payload, "call": call_id},
-                             every_path=kind in self._every_path):
+                             every_path=kind in kinds.EVERY_PATH):
                 raise PeerUnreachable(f"no live comm path to {peer}")
             async with asyncio.timeout(timeout):
                 reply = await future
@@ -306,7 +311,7 @@ class Messenger(Generic[R]):
         """Whether the frame is of a kind sent on every live path (or the reply to one)."""
         if envelope.kind == REPLY:
             return envelope.payload.get("every_path") is True
-        return envelope.kind in self._every_path
+        return envelope.kind in kinds.EVERY_PATH
 
     def reject(self, spec: PathSpec, reason: str) -> None:
         self.counters.count(reason)
@@ -368,7 +373,7 @@ class Messenger(Generic[R]):
             log.warning("%s from %s failed: %s", envelope.kind, envelope.sender, error)
             reply = {"ok": False, "error": str(error)}
         if call is not None:
-            every_path = envelope.kind in self._every_path
+            every_path = envelope.kind in kinds.EVERY_PATH
             self.send(envelope.sender, REPLY,
                       {**reply, "call": call, **({"every_path": True} if every_path else {})},
                       every_path=every_path)
@@ -536,7 +541,7 @@ class Messenger(Generic[R]):
             if late > self.interval / 2:
                 log.warning("heartbeat round %.0f ms late: the event loop was held up "
                             "(CPU starvation, a blocking call?)", late * 1000)
-            payload = encode_payload(self._heartbeat())
+            payload = encode_payload(self.heartbeat_payload())
             for (peer, _), link in list(self._links.items()):
                 self._send_on(link, self._sealer.seal_encoded(peer, HEARTBEAT, payload))
             self.next_round = next_tick(self.interval)
@@ -557,7 +562,7 @@ class Messenger(Generic[R]):
                 self._reset_stream((event.node, event.path))
                 self.stats[event.path].last_heartbeat = None  # an outage is not a gap
             self._wake.set()
-            self._on_event(event)
+            self.on_event(event)
 
     def _reset_stream(self, key: tuple[str, str]) -> None:
         """Close a dead path's TCP connection: a fresh one after the heal carries no backlog

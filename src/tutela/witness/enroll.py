@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tutela.arbiter.timing import LeaseTiming, timing_problems
+from tutela.lcm import kinds
 from tutela.lcm.frame import (
     BROADCAST,
     MIN_KEY_SIZE,
@@ -33,7 +34,8 @@ from tutela.lcm.stream import FrameSplitter
 from tutela.model.config import NAME_PATTERN
 from tutela.witness.registry import timing_json
 
-ENROL, ENROLLED, REFUSED = "witness.enrol", "witness.enrolled", "witness.refused"
+ENROL, ENROLLED, REFUSED = (kinds.WITNESS_ENROL.name, kinds.WITNESS_ENROLLED.name,
+                            kinds.WITNESS_REFUSED.name)
 WITNESS: Final = "witness@enrolment"
 """The sender of the witness's answers; no node can have this name (no '@' in node names)."""
 MAX_ENROL_FRAME: Final = 4096
