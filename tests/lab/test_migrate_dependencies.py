@@ -11,17 +11,13 @@ A checker samples every node's addresses and mounts throughout (never two at onc
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from helpers import unique_lab_name, wait_until
+from sg_lab import Migrated, cluster_ascii, migrate
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import fetch
@@ -46,39 +42,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             yield built
         finally:
             stop_daemons(built)
-
-
-@dataclass(frozen=True)
-class Migrated:
-    document: Path
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    mountpoint: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{VIP}:{PORT}/hello.txt"
-
-
-def cluster_ascii(lab: Lab) -> str:
-    """What `cmgetconf` prints for a three-node Linux cluster (a majority needs no lock)."""
-    nodes = "".join(f"""
-NODE_NAME               {node}
-  NETWORK_INTERFACE     {lab.interface(1)}
-    HEARTBEAT_IP        {lab.node_address(node, 1)}
-  NETWORK_INTERFACE     {lab.interface(2)}
-    HEARTBEAT_IP        {lab.node_address(node, 2)}
-""" for node in lab.nodes)
-    return f"""\
-CLUSTER_NAME            {CLUSTER}
-HOSTNAME_ADDRESS_FAMILY IPV4
-{nodes}
-MEMBER_TIMEOUT          14000000
-SUBNET 198.51.100.0
-  IP_MONITOR OFF
-SUBNET 203.0.113.0
-  IP_MONITOR OFF
-"""
 
 
 AGENT_CONF = """\
@@ -126,25 +89,12 @@ service_restart         none
 
 @pytest.fixture(scope="module")
 def migrated(lab: Lab) -> Migrated:
+    """Three nodes and no quorum server: a majority of three needs no tie-breaker."""
     mountpoint = lab.root / "srv" / "web"
-    data = lab.root / "disk-content"
-    data.mkdir()
-    (data / "hello.txt").write_text(CONTENT)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(data), lab.disks[0]], check=True,
-                   timeout=120)
-    sgconf = lab.root / "cmcluster"
-    sgconf.mkdir()
-    (sgconf / "cmclconfig.ascii").write_text(cluster_ascii(lab))
-    (sgconf / "agent.conf").write_text(AGENT_CONF)
-    (sgconf / "web.conf").write_text(web_conf(lab, mountpoint))
-    out = lab.root / "migrated"
-    out.mkdir()
-    result = lab.exec("node1", ["tutela", "migrate", "serviceguard", str(sgconf),
-                                "-o", str(out / "cluster.yaml"),
-                                "--report", str(out / "report.md"), "--json"], cwd=str(out))
-    document = out / "cluster.yaml"
-    return Migrated(document, yaml.safe_load(document.read_text()),
-                    json.loads(result.stdout), mountpoint)
+    files = {"cmclconfig.ascii": cluster_ascii(lab, CLUSTER), "agent.conf": AGENT_CONF,
+             "web.conf": web_conf(lab, mountpoint)}
+    return migrate(lab, files, mountpoint, {"hello.txt": CONTENT},
+                   f"http://{VIP}:{PORT}/hello.txt")
 
 
 def test_the_import_maps_the_multi_node_package_and_the_dependency(

@@ -12,16 +12,14 @@ checker samples every node's addresses and mounts throughout (never two at once)
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from helpers import unique_lab_name, wait_until
+from sg_lab import Migrated, cluster_ascii, migrate
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import fetch
@@ -42,7 +40,6 @@ PACKAGE = "web"
 VIP = "198.51.100.100"
 PORT = 8080
 CONTENT = "served from the package's shared filesystem\n"
-MEMBER_TIMEOUT_US = 14_000_000  # what cmquerycl writes: Serviceguard's default, 14 s
 ROOT = f"{PACKAGE}-svc-httpd"  # the hierarchy root: the package's last service
 
 
@@ -51,52 +48,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # the witness, on the client host, replaces the quorum server
     with witness_lab(unique_lab_name("sgmig"), tmp_path_factory.mktemp("sgmig")) as (built, _):
         yield built
-
-
-@dataclass(frozen=True)
-class Migrated:
-    document: Path
-    """The generated YAML, as `tutela migrate serviceguard -o` wrote it."""
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    """`--json`'s summary: counts, manual steps, every report entry."""
-    mountpoint: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{VIP}:{PORT}/hello.txt"
-
-
-def cluster_ascii(lab: Lab) -> str:
-    """What `cmgetconf` prints for a two-node Linux cluster with a quorum server."""
-    nodes = "".join(f"""
-NODE_NAME               {node}
-  NETWORK_INTERFACE     {lab.interface(1)}
-    HEARTBEAT_IP        {lab.node_address(node, 1)}
-  NETWORK_INTERFACE     {lab.interface(2)}
-    HEARTBEAT_IP        {lab.node_address(node, 2)}
-""" for node in lab.nodes)
-    return f"""\
-# Cluster configuration, as cmgetconf writes it (abridged).
-CLUSTER_NAME            {CLUSTER}
-HOSTNAME_ADDRESS_FAMILY IPV4
-
-# Quorum server.
-QS_HOST                 {lab.client_address(1)}
-QS_POLLING_INTERVAL     300000000
-{nodes}
-# Cluster timing parameters (microseconds).
-MEMBER_TIMEOUT          {MEMBER_TIMEOUT_US}
-AUTO_START_TIMEOUT      600000000
-NETWORK_POLLING_INTERVAL 2000000
-
-SUBNET 198.51.100.0
-  IP_MONITOR OFF
-SUBNET 203.0.113.0
-  IP_MONITOR OFF
-
-MAX_CONFIGURED_PACKAGES 300
-"""
 
 
 def package_conf(lab: Lab, mountpoint: Path) -> str:
@@ -140,26 +91,11 @@ service_halt_timeout    10
 def migrated(lab: Lab) -> Migrated:
     """The Serviceguard files, the package's data on the shared disk, and the import."""
     mountpoint = lab.root / "srv" / PACKAGE
-    # The package's data was on the shared disk under Serviceguard; make it so here
-    # (mkfs.ext4 -d fills the new filesystem from a directory without mounting it).
-    data = lab.root / "disk-content"
-    data.mkdir()
-    (data / "hello.txt").write_text(CONTENT)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(data), lab.disks[0]], check=True,
-                   timeout=120)
-    sgconf = lab.root / "cmcluster"
-    (sgconf / PACKAGE).mkdir(parents=True)
-    (sgconf / "cmclconfig.ascii").write_text(cluster_ascii(lab))
-    (sgconf / PACKAGE / f"{PACKAGE}.conf").write_text(package_conf(lab, mountpoint))
-    out = lab.root / "migrated"
-    out.mkdir()
-    # On a node, as the administrator runs it after copying $SGCONF over.
-    result = lab.exec("node1", ["tutela", "migrate", "serviceguard", str(sgconf),
-                                "-o", str(out / "cluster.yaml"),
-                                "--report", str(out / "report.md"), "--json"], cwd=str(out))
-    document = out / "cluster.yaml"
-    return Migrated(document, yaml.safe_load(document.read_text()),
-                    json.loads(result.stdout), mountpoint)
+    # the witness, on the client host, replaces the quorum server
+    files = {"cmclconfig.ascii": cluster_ascii(lab, CLUSTER, lab.client_address(1)),
+             f"{PACKAGE}/{PACKAGE}.conf": package_conf(lab, mountpoint)}
+    return migrate(lab, files, mountpoint, {"hello.txt": CONTENT},
+                   f"http://{VIP}:{PORT}/hello.txt")
 
 
 def test_the_import_maps_the_cluster_and_the_package(lab: Lab, migrated: Migrated) -> None:
