@@ -244,15 +244,6 @@ def _shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def print_kits(kits: dict[str, Kit[Any]]) -> None:
-    from rich.table import Table
-
-    table = Table("kit", "description")
-    for name in sorted(kits):
-        table.add_row(name, kits[name].description)
-    console().print(table)
-
-
 def kit_schema(kit: Kit[Any]) -> list[dict[str, Any]]:
     rows = []
     for name, field in kit.Params.model_fields.items():
