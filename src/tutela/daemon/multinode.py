@@ -101,7 +101,11 @@ class MultiNode:
         """Decide for every multi-node hierarchy not being acted on, and act."""
         reports = self.messenger.alive_reports()
         up = self._up(reports)
-        for hierarchy in self.managed():
+        managed = self.managed()
+        # A root no longer multi-node (or gone) is no failed instance: its mark would tell
+        # the ownership loop, which reads the same heartbeat field, that it failed here.
+        self.failed &= {h.root for h in managed}
+        for hierarchy in managed:
             root = hierarchy.root
             if root in self._busy:
                 continue
