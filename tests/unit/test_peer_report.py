@@ -41,6 +41,19 @@ def test_an_old_format_payload_parses() -> None:
     assert report.version == (0, 0) and report.hears is None
 
 
+def test_the_last_untyped_format_parses() -> None:
+    """What Cluster._heartbeat sent before PeerReport (holds in hierarchy order)."""
+    untyped = {"generation": 3, "version": [3, 2], "hears": ["c", "b"], "holds": ["web", "app"],
+               "failed": [], "ran": {"app": "2026-12-07T06:00:00+00:00"},
+               "stuck": [["no_quorum", "b", "2 of 3", 1000, None, ["db"]]],
+               "failovers": {"app": [9.0, 5.0]}, "states": {"app": "ISP"}}
+    assert parse(untyped) == PeerReport(
+        generation=3, version=(3, 2), hears=frozenset({"b", "c"}),
+        holds=frozenset({"app", "web"}), stuck={"db": Stuck("no_quorum", "b", "2 of 3", 1000.0)},
+        failovers={"app": (5.0, 9.0)}, states={"app": "ISP"},
+        ran={"app": "2026-12-07T06:00:00+00:00"})
+
+
 def test_the_wire_keys_are_those_older_peers_read() -> None:
     assert set(NEW.to_wire()) == {"generation", "version", "hears", "holds", "failed",
                                   "stuck", "failovers", "states", "ran"}
