@@ -155,6 +155,8 @@ def _keyed(section: str) -> Callable[[_State, Value], None]:
 
 def _lock(state: _State, value: Value) -> None:
     state.cluster.locks.append(value)
+    if state.node is not None and value.key != "first_cluster_lock_vg":
+        state.node.locks.setdefault(value.key, value)
 
 
 def _subnet(state: _State, value: Value) -> None:

@@ -34,6 +34,11 @@ DEFAULT_NAME = "sgcluster"
 TWO_NODE_STEP = ("run tutela-witness on a third machine and list it under witnesses: without it "
                  "a two-node cluster cannot fail over when a node dies (majority quorum), and "
                  "settings.quorum: none risks split brain")
+LOCK_LUN_CHECKS = ("check on every node that the path names the same LUN (the same "
+                   "WWN: ls -l /dev/disk/by-id/ or lsblk -o NAME,WWN), that Serviceguard is "
+                   "halted (cmhaltcl: nothing else may write the lock area), and that the "
+                   "device's command timeout (/sys/block/DEV/device/timeout) is at most "
+                   "disk_voter.io_limit (5 s)")
 WITNESS_PORT = 7366  # tutela-witness's default port (comm paths use 7365)
 """Port assumed for a tutela-witness that replaces a Serviceguard quorum server (hacl-qs)."""
 HEARTBEAT = ClusterSettings().heartbeat_interval
@@ -277,21 +282,36 @@ class ClusterMapper:
         return [Witness(address=address)]
 
     def locks(self, has_witness: bool) -> None:
+        """A lock LUN becomes the disk voter (by `tutela disk init`, which formats its area);
+        a lock disk inside an LVM volume group needs a LUN of its own first."""
         assert self.cluster is not None
         count = len(self.cluster.nodes)
-        detail = "cluster lock (a disk tie-breaker): tutela breaks ties with a witness, not a disk"
         if has_witness or count % 2:
-            outcome, step = Outcome.NOTHING, ""
-            detail += ("; the witness is configured" if has_witness else
-                       f"; with {count} nodes a majority needs no tie-breaker")
-        elif count == 2:
-            outcome, step = Outcome.MANUAL, TWO_NODE_STEP
-        else:
-            outcome, step = Outcome.MANUAL, (
-                f"add a witness (tutela-witness): with {count} nodes a split into halves "
-                "leaves neither half with a majority")
+            reason = ("the witness is configured" if has_witness
+                      else f"with {count} nodes a majority needs no tie-breaker")
+            for value in self.cluster.locks:
+                self.record(value, Outcome.NOTHING, f"cluster lock (a disk tie-breaker): "
+                            f"tutela needs no disk voter here: {reason}")
+            return
+        luns = {self.ctx.add_node(node.name.text): node.locks["cluster_lock_lun"]
+                for node in self.cluster.nodes if "cluster_lock_lun" in node.locks}
         for value in self.cluster.locks:
-            self.record(value, outcome, detail, step)
+            if value.key.startswith("second_"):
+                self.record(value, Outcome.MANUAL, "a second cluster lock: tutela has one disk "
+                            "voter", "for a cluster across two sites, run tutela-witness at "
+                            "a third site instead")
+            elif value.key == "cluster_lock_lun":
+                self.record(value, Outcome.MANUAL, "cluster lock LUN: becomes the disk voter, "
+                            "the third vote (docs/witness.md); the document does not carry it, "
+                            "as its area must be formatted first",
+                            _disk_init_step(luns or {"": value}))
+            else:
+                self.record(value, Outcome.MANUAL, "cluster lock disk in an LVM volume group: "
+                            "tutela's disk voter may not write there (LVM's data)",
+                            "give the disk voter a small LUN (or partition) of its own that "
+                            "every node sees, then: tutela disk init /dev/disk/by-id/LUN "
+                            "(formats it after asking; docs/witness.md); or run tutela-witness "
+                            "on a third machine and list it under witnesses")
 
     def tie_breaker(self, has_witness: bool) -> None:
         """Two nodes with neither a lock nor a quorum server: say what that means here."""
@@ -359,3 +379,17 @@ class ClusterMapper:
 def _seconds(text: str) -> float | None:
     text = text.strip()
     return int(text) / 1_000_000 if is_number(text) and int(text) > 0 else None
+
+
+def _disk_init_step(luns: dict[str, Value]) -> str:
+    """The one command that makes the lock LUN the disk voter, each node's path in it."""
+    paths = sorted({value.text for value in luns.values()})
+    common = max(paths, key=lambda p: sum(v.text == p for v in luns.values()))
+    others = " ".join(f"--node-device {node}={value.text}"
+                      for node, value in sorted(luns.items()) if value.text != common)
+    command = f"tutela disk init {common}" + (f" {others}" if others else "")
+    unstable = [p for p in paths if not p.startswith("/dev/disk/by-")]
+    advice = (f"; name it by a stable path (/dev/disk/by-id/...), not {', '.join(unstable)}, "
+              "whose name may change at a reboot" if unstable else "")
+    return (f"{LOCK_LUN_CHECKS}{advice}; then, once the tutela cluster runs, on one node: "
+            f"{command} (it formats the area after asking)")

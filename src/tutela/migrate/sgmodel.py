@@ -83,6 +83,8 @@ class SgNode:
     name: Value
     interfaces: list[Interface] = field(default_factory=list)
     serial: Value | None = None
+    locks: dict[str, Value] = field(default_factory=dict)
+    """Its own lines of the cluster lock (CLUSTER_LOCK_LUN, FIRST_CLUSTER_LOCK_PV), by key."""
 
     def heartbeat_addresses(self) -> list[Value]:
         return [a for i in self.interfaces for a in i.addresses if a.key == "heartbeat_ip"]
