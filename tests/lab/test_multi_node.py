@@ -43,7 +43,8 @@ def cluster(lab: Lab) -> Iterator[SplitBrainChecker]:
     tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
     tutela(lab, "node1", "resource", "create", "process", "web",
            "-p", f"command=exec python3 -m http.server {PORT} --bind 0.0.0.0",
-           "-p", f"probe_tcp=127.0.0.1:{PORT}", "--check-interval", "0.5")
+           "-p", f"probe_tcp=127.0.0.1:{PORT}", "-p", "start_timeout=3",
+           "--check-interval", "0.5", "--recovery-attempts", "1")
     tutela(lab, "node1", "config", "set", "hierarchies.web.multi_node", "true")
     for root in ("vip", "web"):
         for number, node in ((2, "node2"), (3, "node3")):
@@ -97,6 +98,32 @@ def test_switchover_is_refused_naming_why(lab: Lab, cluster: SplitBrainChecker) 
     assert refused.returncode != 0
     assert "web is a multi-node hierarchy" in refused.stderr, refused.stderr
     assert serving(lab) == ["node1", "node2", "node3"]
+
+
+BLOCK = ("table inet blockweb {\n chain input {\n  type filter hook input priority 0;\n"
+         f"  tcp dport {PORT} drop\n }}\n}}\n")
+"""An nft table that makes node2's instance unreachable, its own probe included: local
+recovery (one restart) cannot fix that."""
+
+
+def test_an_instance_failed_beyond_recovery_stays_down_until_restored(
+        lab: Lab, cluster: SplitBrainChecker) -> None:
+    lab.exec("node2", ["nft", "-f", "-"], input=BLOCK)
+    try:
+        wait_until(lambda: instances(lab, "node1")["nodes"]["node2"]["failed"], timeout=WAIT,
+                   what="node2's instance to fail beyond local recovery")
+    finally:
+        lab.exec("node2", ["nft", "delete", "table", "inet", "blockweb"], check=False)
+    wait_until(lambda: instances(lab, "node2")["nodes"]["node2"]["state"] == "OSU",
+               timeout=WAIT, what="node2 to take what is left of it out of service")
+    seen = instances(lab, "node3")
+    assert seen["in_service"] == 2 and seen["nodes"]["node2"]["failed"], seen
+    assert serving(lab) == ["node1", "node3"]  # unblocked, it stays down all the same
+    assert "node2 OSU failed" in tutela(lab, "node1", "status").stdout
+    tutela(lab, "node3", "restore", "web")
+    wait_until(lambda: serving(lab) == ["node1", "node2", "node3"], timeout=WAIT,
+               what="node2's instance back after the administrator's restore")
+    assert not instances(lab, "node1")["nodes"]["node2"]["failed"]
 
 
 def test_a_node_powered_off_leaves_the_others_serving(
