@@ -274,7 +274,7 @@ class Cluster:
         made under quorum none: config_lease does not acquire it then)."""
         return self.leases.holds(CONFIG_LEASE) or not self.leases.holds_wanted(CONFIG_LEASE)
 
-    async def ask_peers(self, kind: str, payload: dict[str, Any],
+    async def ask_peers(self, kind: kinds.Kind | str, payload: dict[str, Any],
                         timeout: float = REQUEST_WAIT) -> dict[str, dict[str, Any]]:
         """Ask every reachable peer at once; the answers of those that answered."""
         peers = [p for p in peers_of(self.engine.config, self.lcd.node)
