@@ -83,6 +83,7 @@ class Fencing:
                 output, _ = await process.communicate()
         except TimeoutError:
             process.kill()
+            await process.wait()  # reaped, not left a zombie
             why = f"it did not finish in {FENCE_TIMEOUT:g}s"
             raise FenceFailed(Blocked("fence_failed", node, why),
                               f"fencing {node}: {why}; not taking over") from None

@@ -210,6 +210,10 @@ class OwnershipCore:
     _alive_before: frozenset[str] = frozenset()
     _clustered: frozenset[str] = frozenset()
     """The clustered roots at the last tick (lease effects of other names are ignored)."""
+    _order_of: tuple[object, object, list[Hierarchy]] = (None, None, [])
+    """(configuration, hierarchies) -> the clustered ones, dependencies first: computed once
+    per configuration (decisions come several times a second)."""
+    _maintained_of: tuple[object, dict[str, str]] = (None, {})
 
     # --- the start and the decision tick ---------------------------------------------------
 
@@ -221,7 +225,7 @@ class OwnershipCore:
 
     def tick(self, at: Situation) -> list[Effect]:
         """One decision round over every clustered hierarchy."""
-        managed = clustered(at.config, at.hierarchies)
+        managed = self._in_order(at)
         self._clustered = frozenset(h.root for h in managed)
         if at.now < self.settled_at:
             return []
@@ -229,11 +233,11 @@ class OwnershipCore:
         up = self._up(at)
         effects: list[Effect] = []
         leaving: dict[str, GiveUp] = {}
-        for hierarchy in _dependencies_first(managed, at.config):
+        for hierarchy in managed:
             root = hierarchy.root
             if root in self.busy:
                 continue
-            if at.now < self._yielding.get(root, 0.0) or self._retries.waiting(root, at.now):
+            if self.leaves_alone(root, at.now):
                 effects += self._settle_if_owned(root, at)
                 continue
             done = self._maintenance_step(hierarchy, at)
@@ -245,6 +249,19 @@ class OwnershipCore:
                 else:
                     effects.append(effect)
         return effects + self._leave(leaving, at)
+
+    def _in_order(self, at: Situation) -> list[Hierarchy]:
+        """The clustered hierarchies, each after those it depends on."""
+        config, hierarchies, found = self._order_of
+        if config is not at.config or hierarchies is not at.hierarchies:
+            found = _dependencies_first(clustered(at.config, at.hierarchies), at.config)
+            self._order_of = (at.config, at.hierarchies, found)
+        return found
+
+    def _maintained(self, config: ClusterConfig) -> dict[str, str]:
+        if self._maintained_of[0] is not config:
+            self._maintained_of = (config, maintenance_by_root(config))
+        return self._maintained_of[1]
 
     def _leave(self, leaving: dict[str, GiveUp], at: Situation) -> list[Effect]:
         """Give up what this tick let go; a hierarchy only once the hierarchies here that
@@ -356,7 +373,7 @@ class OwnershipCore:
         at its start, goes under its lease at once, without the rank wait. None: neither
         (the usual decision)."""
         root = hierarchy.root
-        away = maintenance_by_root(at.config).get(root)
+        away = self._maintained(at.config).get(root)
         if away is None or root in at.holds:
             return None
         settings = at.config.hierarchy_settings(root)
@@ -433,7 +450,7 @@ class OwnershipCore:
         maintenance stop left it in service), less those this node fenced since."""
         fenced = self._fenced.get(root, set())
         found = {peer for peer, report in at.last_words.items() if runs_there(report, root)}
-        away = maintenance_by_root(at.config).get(root)  # confirmed by switchover: it may
+        away = self._maintained(at.config).get(root)  # confirmed by switchover: it may
         if away is not None and away != self.me:          # run it still
             found.add(away)
         return sorted(p for p in found if p not in at.seen.alive and p not in fenced)
@@ -549,6 +566,11 @@ class OwnershipCore:
         self.busy.add(root)
         self.failed.discard(root)
         return Acquire(root, automatic=False)
+
+    def leaves_alone(self, root: str, now: float) -> bool:
+        """Whether this node leaves `root` to others for now: it handed it on (switchover,
+        switchback, self-fence) or waits to retry a refused takeover."""
+        return now < self._yielding.get(root, 0.0) or self._retries.waiting(root, now)
 
     def end_handover(self, root: str) -> bool:
         """The switchover's target died before it took `root`: stop leaving it to the
