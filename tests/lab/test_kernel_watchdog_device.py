@@ -6,7 +6,7 @@ softdog to test against (loading it would reset the host) and no CUSE.
 Covered: open arms, a second open is EBUSY, WDIOC_SETTIMEOUT in whole seconds (EINVAL below
 1) read back with WDIOC_GETTIMEOUT, WDIOC_KEEPALIVE, GETSUPPORT, GETSTATUS, the magic close
 stops it, a close without "V" leaves it running and it powers the node off; tutelad's client
-(tutela.daemon.watchdog_device) inside a node; `lab down` unmounts, also after hardwared was
+(tutela.watchdog_device) inside a node; `lab down` unmounts, also after hardwared was
 killed. That a stopped watchdog does not fire is proven with a marker (another node's
 watchdog, armed later with a longer timeout, powers its node off), not by waiting.
 """
@@ -25,7 +25,10 @@ import pytest
 from test_lab import assert_gone, lab_cli
 
 from helpers import unique_lab_name, wait_until
-from tutela.daemon.watchdog_device import (
+from tutela.lab import Lab, LabError
+from tutela.lab.kernel_watchdog import IDENTITY
+from tutela.lab.watchdog_fuse import FSNAME
+from tutela.watchdog_device import (
     INT,
     WATCHDOG_INFO,
     WDIOC_GETSTATUS,
@@ -39,14 +42,11 @@ from tutela.daemon.watchdog_device import (
     WDIOF_SETTIMEOUT,
     describe,
 )
-from tutela.lab import Lab, LabError
-from tutela.lab.kernel_watchdog import IDENTITY
-from tutela.lab.watchdog_fuse import FSNAME
 
 pytestmark = pytest.mark.lab
 
 NAME = unique_lab_name("kwd")
-CLIENT = ("import sys\nfrom tutela.daemon.watchdog_device import Watchdog\n"
+CLIENT = ("import sys\nfrom tutela.watchdog_device import Watchdog\n"
           "dog = Watchdog(sys.argv[1])\nprint(dog.arm(float(sys.argv[2])))\ndog.pet()\n"
           "dog.disarm() if sys.argv[3] == 'disarm' else dog.close()\n")
 

@@ -51,7 +51,7 @@ ARM = {  # "a Python that imports nothing": set the timeout (which arms), then e
 }
 ARMING = {EMULATED: ["timeout", "armed"],  # the first write, a T command, arms it
           KERNEL: ["armed", "timeout"]}  # open arms, then WDIOC_SETTIMEOUT
-PET = ("import sys, time\nfrom tutela.daemon.watchdog_device import Watchdog\n"
+PET = ("import sys, time\nfrom tutela.watchdog_device import Watchdog\n"
        "dog = Watchdog(sys.argv[1])\ndog.arm(float(sys.argv[2]))\nprint('armed', flush=True)\n"
        "while True:\n    dog.pet()\n    time.sleep(0.2)  # pacing, as a daemon's loop\n")
 

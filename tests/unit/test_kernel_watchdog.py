@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tutela.daemon.watchdog_device import (
+from tutela.lab.kernel_watchdog import IDENTITY, KernelWatchdog, WatchdogError
+from tutela.watchdog_device import (
     INT,
     WATCHDOG_INFO,
     WDIOC_GETBOOTSTATUS,
@@ -31,7 +32,6 @@ from tutela.daemon.watchdog_device import (
     WDIOS_DISABLECARD,
     WDIOS_ENABLECARD,
 )
-from tutela.lab.kernel_watchdog import IDENTITY, KernelWatchdog, WatchdogError
 
 ARMED_60 = [("armed", {"timeout": "60"})]
 Step = tuple[float, str, Any, Any, list[tuple[str, dict[str, str]]]]

@@ -17,13 +17,12 @@ from tutela import clock
 from tutela.arbiter.lease_fit import armed_timeout, shortest_fitting
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
-from tutela.daemon.watchdog_device import DEFAULT_DEVICE, Watchdog, describe
 from tutela.lcm.messenger import spawn
 from tutela.lcm.ticks import next_tick
 from tutela.model.config import NodeWatchdog
+from tutela.watchdog_device import DEFAULT_DEVICE, DEVICE_ENV, Watchdog, describe
 
 log = logging.getLogger("tutela.watchdog")
-DEVICE_ENV = "TUTELA_WATCHDOG_DEVICE"
 IDLE_CHECK = 1.0
 """Seconds between checks while the watchdog is disarmed."""
 

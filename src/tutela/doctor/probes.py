@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutela.daemon.watchdog import DEVICE_ENV
-from tutela.daemon.watchdog_device import DEFAULT_DEVICE, describe
 from tutela.doctor.checks import runnable, shared_disks
 from tutela.doctor.facts import (
     CONNECTED,
@@ -51,6 +49,7 @@ from tutela.lcm.addresses import global_ipv4_interfaces
 from tutela.lcm.paths import PathSpec, paths_for, split_host_port
 from tutela.model.config import ClusterConfig, ClusterSettings
 from tutela.model.errors import ConfigError
+from tutela.watchdog_device import DEFAULT_DEVICE, DEVICE_ENV, describe
 
 CONNECT_TIMEOUT = 2.0
 """Seconds a TCP connection to a peer's port may take before it counts as no answer."""

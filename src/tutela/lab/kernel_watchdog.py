@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from tutela.daemon.watchdog_device import (
+from tutela.lab.watchdog import Event
+from tutela.watchdog_device import (
     INT,
     WATCHDOG_INFO,
     WDIOC_GETBOOTSTATUS,
@@ -45,7 +46,6 @@ from tutela.daemon.watchdog_device import (
     WDIOS_DISABLECARD,
     WDIOS_ENABLECARD,
 )
-from tutela.lab.watchdog import Event
 
 IDENTITY = "tutela lab watchdog"
 OPTIONS = WDIOF_SETTIMEOUT | WDIOF_MAGICCLOSE | WDIOF_KEEPALIVEPING

@@ -42,6 +42,9 @@ WDIOF_KEEPALIVEPING = 0x8000
 WDIOS_DISABLECARD = 0x0001
 WDIOS_ENABLECARD = 0x0002
 DEFAULT_DEVICE = "/dev/watchdog"
+DEVICE_ENV = "TUTELA_WATCHDOG_DEVICE"
+"""Names the device instead of DEFAULT_DEVICE (the lab's nodes, tests).
+"""
 SYSFS_CLASS = Path("/sys/class/watchdog")
 WHOLE_SECOND_MIN = 1.0
 """The shortest timeout of a whole-second device whose driver does not tell (softdog's)."""
