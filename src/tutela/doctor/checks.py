@@ -440,11 +440,12 @@ def check_witness(situation: Situation) -> Iterator[Finding]:
         yield Finding("witness", WARNING, None, "quorum 'none': two partitions can both run a "
                       "hierarchy (split brain)", "add a witness (tutela witness add HOST:PORT "
                       "--token T) and set settings.quorum: majority")
-    elif len(config.nodes) == 2 and not config.witnesses:
+    elif len(config.nodes) == 2 and not config.witnesses and config.disk_voter is None:
         yield Finding("witness", PROBLEM, None, "two nodes and no witness: when one fails, the "
                       "other has 1 of 2 votes, no majority, and takes nothing over",
                       "run tutela-witness on a third host, then tutela witness add HOST:PORT "
-                      "--token T (docs/witness.md)")
+                      "--token T, or give the cluster a disk voter on a shared LUN: tutela "
+                      "disk init DEVICE (docs/witness.md)")
     for facts in situation.nodes.values():
         for witness in facts.witnesses:
             answer = witness.state or witness.connect
