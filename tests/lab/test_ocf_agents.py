@@ -156,6 +156,22 @@ def test_the_agents_bring_it_in_service_on_the_first_node(lab: Lab, web: Web) ->
     assert (web.private_run / "nginx.pid").exists() is False  # the host sees no node's tmpfs
 
 
+def test_the_daemon_refuses_bad_parameters_and_pacemaker_only_agents(lab: Lab,
+                                                                      web: Web) -> None:
+    bad = tutela(lab, "node1", "resource", "create", "ocf:heartbeat:IPaddr2", "vip2", "-p",
+                 "ip=198.51.100.121", "-p", "netmask=24", "-p", "arp_count=many", check=False)
+    assert bad.returncode == 2
+    assert "resources[vip2].params.netmask: ocf:heartbeat:IPaddr2 has no parameter " \
+           "'netmask'\n    fix: use one of: ip, nic, cidr_netmask" in bad.stderr
+    assert "resources[vip2].params.arp_count: must be an integer, e.g. 5" in bad.stderr
+    refused = tutela(lab, "node1", "resource", "create", "ocf:heartbeat:SysInfo", "info",
+                     check=False)
+    assert refused.returncode == 2
+    assert "resources[info].kit: not supported: ocf:heartbeat:SysInfo uses Pacemaker's " \
+           "attribute daemon (attrd_updater)" in refused.stderr
+    assert set(_states(lab, "node1")) == set(TAGS)  # nothing was created
+
+
 def test_power_off_of_the_owner_fails_it_over(lab: Lab, web: Web) -> None:
     lab.power_off("node1")
     wait_until(lambda: fetch(lab, web.url, timeout=1) == GREETING, timeout=120,
