@@ -14,10 +14,12 @@ import sys
 from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 
 from tutela.arbiter.disk_voter import SectorError, decode_slot
 from tutela.cli import output
 from tutela.cli.client import QUESTION_TIMEOUT, call
+from tutela.cli.config import _in_force
 from tutela.cli.main import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -27,10 +29,10 @@ from tutela.cli.main import (
     state_dir,
 )
 from tutela.daemon.disk_voter import (
-    BLKSSZGET,
     MAX_SLOTS,
     DeviceProblem,
     area_of,
+    logical_sector_size,
     open_device,
     read_at,
     signature,
@@ -147,15 +149,6 @@ def disk_remove(as_json: bool) -> None:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _in_force() -> dict[str, Any]:
-    from tutela.lcd.document import from_yaml
-
-    exported = call(state_dir(), "export")
-    document: dict[str, Any] = from_yaml(exported["yaml"], "tutela export").model_dump(
-        mode="json")
-    return document
-
-
 def _this_node() -> str:
     status = call(state_dir(), "status")
     return str(status["node"])
@@ -183,22 +176,19 @@ def _settings(config: dict[str, Any], device: str, node_devices: tuple[str, ...]
                          slots=tuple(nodes), offset=offset,
                          sector_size=int(sector_size or _logical_sector_size(device)),
                          io_limit=io_limit)
-    except ValueError as error:
-        _refuse(f"disk voter: {error}")
+    except ValidationError as error:
+        _refuse("; ".join(f"disk_voter{''.join(f'.{part}' for part in e['loc'])}: "
+                          f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors()))
 
 
 def _logical_sector_size(path: str) -> int:
     """512 or 4096: the device's logical sector size (512 when it cannot be read)."""
-    import fcntl
-    import struct
-
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            logical = struct.unpack("i", fcntl.ioctl(fd, BLKSSZGET, bytes(4)))[0]
+            return 4096 if logical_sector_size(fd) > 512 else 512
         finally:
             os.close(fd)
-        return 4096 if logical > 512 else 512
     return 512
 
 

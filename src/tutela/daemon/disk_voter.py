@@ -95,8 +95,12 @@ def open_device(path: str, offset: int, length: int, sector_size: int,
     return fd
 
 
+def logical_sector_size(fd: int) -> int:
+    return int(struct.unpack("i", fcntl.ioctl(fd, BLKSSZGET, bytes(4)))[0])
+
+
 def _check_geometry(fd: int, path: str, end: int, sector_size: int) -> None:
-    logical = struct.unpack("i", fcntl.ioctl(fd, BLKSSZGET, bytes(4)))[0]
+    logical = logical_sector_size(fd)
     size = struct.unpack("Q", fcntl.ioctl(fd, BLKGETSIZE64, bytes(8)))[0]
     if logical > sector_size:
         raise DeviceProblem(f"{path} has {logical}-byte sectors, larger than the slots' "
