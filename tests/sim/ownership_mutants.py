@@ -1,0 +1,66 @@
+"""Deliberately broken ownership cores: the ownership simulation must catch each one
+(test_sim_ownership.py). Each breaks one rule of engine/ownership_core.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from ownership_sim import Variant
+
+from tutela.engine.ownership import View
+from tutela.engine.ownership_core import Acquire, Effect, OwnershipCore, Restore, Situation
+from tutela.model.config import ClusterConfig
+from tutela.model.hierarchy import Hierarchy
+
+
+class RestoresWithoutLease(OwnershipCore):
+    """Restores when its turn comes, without asking the voters first."""
+
+    def _acquire(self, root: str, at: Situation, automatic: bool,
+                 readopt: bool = False) -> list[Effect]:
+        return [Restore(root, automatic) if automatic else Acquire(root, automatic)]
+
+
+class NoRankWait(OwnershipCore):
+    """Every candidate asks at once (no rank step, no last-owner grace)."""
+
+    def _rank_step(self, config: ClusterConfig) -> float:
+        return 0.0
+
+
+class IgnoresFailedOn(OwnershipCore):
+    """Counts nodes where the hierarchy failed as candidates (and itself, after a failure)."""
+
+    def view(self, hierarchy: Hierarchy, at: Situation,
+             up: Mapping[str, frozenset[str]] | None = None) -> View:
+        return replace(super().view(hierarchy, at, up), failed_on=frozenset(),
+                       failed_here=False)
+
+
+class NoSelfFence(OwnershipCore):
+    """Keeps running what it can no longer renew the lease of."""
+
+    def lease_ending(self, root: str, remaining: float | None, action: str) -> list[Effect]:
+        return []
+
+
+class IgnoresDependencies(OwnershipCore):
+    """Decides as if no hierarchy needed another."""
+
+    def view(self, hierarchy: Hierarchy, at: Situation,
+             up: Mapping[str, frozenset[str]] | None = None) -> View:
+        return replace(super().view(hierarchy, at, up), allowed=None, unmet=())
+
+    def _unmet_here(self, root: str, at: Situation) -> tuple[str, ...]:
+        return ()
+
+
+OWNERSHIP_MUTANTS = {
+    "restore-without-lease": Variant("restore-without-lease", RestoresWithoutLease,
+                                     checks_lease=False),
+    "no-rank-wait": Variant("no-rank-wait", NoRankWait),
+    "ignores-failed-on": Variant("ignores-failed-on", IgnoresFailedOn),
+    "no-self-fence": Variant("no-self-fence", NoSelfFence),
+    "ignores-dependencies": Variant("ignores-dependencies", IgnoresDependencies),
+}
