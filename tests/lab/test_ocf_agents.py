@@ -96,7 +96,7 @@ def _create(lab: Lab, served: Web) -> None:
     tutela(lab, "node1", "resource", "create", "ocf:heartbeat:nginx", "web",
            "-p", f"configfile={served.mountpoint / 'nginx.conf'}",
            "-p", f"status10url=http://{VIP}:{PORT}/nginx_status",
-           "-p", "OCF_CHECK_LEVEL=20", "-p", "test20url=/hello.txt",
+           "-p", "OCF_CHECK_LEVEL=20", "-p", f"test20url=http://127.0.0.1:{PORT}/hello.txt",
            "-p", "test20regex=hello from nginx", "--depends-on", "www",
            "--depends-on", "dummy", "--check-interval", "1")
     tutela(lab, "node1", "restore", "web")
@@ -114,6 +114,7 @@ http {{
     access_log {run}/nginx-access.log;
     server {{
         listen {VIP}:{PORT};
+        listen 127.0.0.1:{PORT};  # for the agent's monitor: its curl binds to lo
         root {served.mountpoint}/docs;
         location /nginx_status {{ stub_status; }}
     }}
@@ -153,6 +154,15 @@ def test_the_agents_bring_it_in_service_on_the_first_node(lab: Lab, web: Web) ->
     assert _holders(lab) == ["node1"]
     wait_until(lambda: fetch(lab, web.url, timeout=2) == GREETING, timeout=30,
                what="the client to get the page through the virtual IP")
+    # OCF_CHECK_LEVEL=20 reached the agent: its monitor fetches the page on node1's lo
+    wait_until(lambda: _monitor_fetches(lab, web, "node1"), timeout=30,
+               what="nginx's depth-20 monitor to fetch the page")
+
+
+def _monitor_fetches(lab: Lab, web: Web, node: str) -> bool:
+    log = lab.exec(node, ["cat", str(web.private_run / "nginx-access.log")]).stdout
+    return any(line.startswith("127.0.0.1 ") and "GET /hello.txt" in line
+               for line in log.splitlines())
     assert (web.private_run / "nginx.pid").exists() is False  # the host sees no node's tmpfs
 
 
@@ -177,6 +187,8 @@ def test_power_off_of_the_owner_fails_it_over(lab: Lab, web: Web) -> None:
     wait_until(lambda: fetch(lab, web.url, timeout=1) == GREETING, timeout=120,
                what="nginx back through the virtual IP")
     wait_until(lambda: _in_service_on(lab, "node2"), timeout=30, what="web ISP on node2")
+    wait_until(lambda: _monitor_fetches(lab, web, "node2"), timeout=30,
+               what="nginx's depth-20 monitor on node2")
     assert _holders(lab) == ["node2"]
     assert not _in_service_on(lab, "node3")
 
