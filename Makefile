@@ -18,6 +18,10 @@ PACKAGING_APT_PACKAGES := dpkg systemd man-db debootstrap
 DEB_DIR := build/deb
 PACKAGE_CACHE := .cache
 PYTEST_ARGS ?=
+# make test runs pytest twice: every test but the lab's (the simulation, unit, CLI and kit
+# tests) spread over TEST_WORKERS processes (pytest-xdist), then the lab tests (real
+# clusters, timing-sensitive) alone and serial (docs/lab.md, "Test suite time").
+TEST_WORKERS ?= 2
 
 # $(call apt_install,PACKAGES): install those of the Debian PACKAGES that are missing.
 apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -27,6 +31,13 @@ apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
+
+# $(call pytest_run,ARGS): pytest with ARGS and PYTEST_ARGS, naming its 20 slowest tests (where
+# CI's time goes); a failure sets the shell's `status` (the target's exit status, once both
+# runs ran). Status 5 (no test selected) is a failure, unless PYTEST_ARGS picked tests of
+# the other kind only.
+pytest_run = $(BIN)/pytest -q --durations=20 $(1) $(PYTEST_ARGS); code=$$?; \
+	$(if $(strip $(PYTEST_ARGS)),[ $$code != 5 ] || code=0;) [ $$code = 0 ] || status=$$code
 
 .PHONY: all deps test lint demo bench clean
 
@@ -45,7 +56,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 test: deps .deps-packaging-apt
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	status=0; $(call pytest_run,-n $(TEST_WORKERS) --dist worksteal -m "not lab"); \
+	$(call pytest_run,-m lab); exit $$status
 
 lint: deps
 	$(BIN)/ruff check src tests bench
