@@ -81,7 +81,9 @@ class _Commands(_NodeGroup):
                                         "doctor": ("tutela.cli.doctor", "doctor"),
                                         "kit": ("tutela.cli.kit", "kit_group"),
                                         "lab": ("tutela.cli.lab", "lab_group"),
-                                        "migrate": ("tutela.cli.migrate", "migrate_group")}
+                                        "migrate": ("tutela.cli.migrate", "migrate_group"),
+                                        "support-bundle": ("tutela.cli.support",
+                                                           "support_bundle_command")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -387,10 +389,21 @@ def stop(leave_resources: bool, force: bool, wait: float) -> None:
 
 
 @cli.command()
+@click.option("--watch", is_flag=True, help="Redraw it in place until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
+              metavar="S", help="Seconds between redraws with --watch.")
 @json_option
 @reports_errors
-def status(as_json: bool) -> None:
+def status(watch: bool, interval: float, as_json: bool) -> None:
     """Show every hierarchy as a tree with the state of each resource."""
+    if watch:
+        if as_json:
+            raise click.UsageError("--watch draws for a person; a script polls "
+                                   "'tutela status --json'")
+        from tutela.cli.watch import watch_status
+
+        watch_status(state_dir(), interval)
+        return
     try:
         result = call(state_dir(), "status")
     except NotRunning as error:

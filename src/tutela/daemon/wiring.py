@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tutela.daemon import support
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases
@@ -63,6 +64,7 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
     # The control socket's operations, what peers ask (op.*, hierarchy.check,
     # doctor.facts) and the join service.
     service = Service(lcd, engine, cluster)
+    support.register(service)  # `tutela support-bundle` and the peers' support.collect
     return Daemon(lcd, engine, cluster, service)
 
 

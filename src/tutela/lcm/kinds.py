@@ -106,6 +106,10 @@ DOCTOR_FACTS = Kind(
     "doctor.facts", "the node running `tutela doctor --cluster` to every peer", "{}",
     "the peer's facts (names, ports, watchdog, tools, disks, clock, free space) for the "
     "checks (docs/doctor.md)", "daemon/doctor.py")
+SUPPORT_COLLECT = Kind(
+    "support.collect", "the node running `tutela support-bundle` to every peer", "{}",
+    "the peer's part of the support bundle (its configuration, status, logs and system "
+    "facts, secrets redacted; compressed, docs/support.md)", "daemon/support.py")
 JOIN = Kind(
     "join", "a joining node to the cluster node it asked, sealed with the token's key",
     "the joining node's name, addresses and watchdog", "ask to join (docs/cluster.md)",
@@ -130,8 +134,8 @@ WITNESS_REFUSED = Kind(
 TABLE: tuple[Kind, ...] = (
     HEARTBEAT, REPLY, LEASE_ACQUIRE, LEASE_RELEASE, CONFIG_PROMISE, CONFIG_PUSH, CONFIG_GET,
     OP_RESTORE, OP_REMOVE, HIERARCHY_CHECK, OWNERSHIP_GIVE, OWNERSHIP_TAKE, OWNERSHIP_FORGET,
-    MULTINODE_FORGET, KEYS_REKEY, DOCTOR_FACTS, JOIN, JOIN_GRANT, JOIN_REFUSED, WITNESS_ENROL,
-    WITNESS_ENROLLED, WITNESS_REFUSED)
+    MULTINODE_FORGET, KEYS_REKEY, DOCTOR_FACTS, SUPPORT_COLLECT, JOIN, JOIN_GRANT,
+    JOIN_REFUSED, WITNESS_ENROL, WITNESS_ENROLLED, WITNESS_REFUSED)
 BY_NAME: Mapping[str, Kind] = {kind.name: kind for kind in TABLE}
 SERVED_ON_NODE: frozenset[str] = frozenset(k.name for k in TABLE if k.served_on_node)
 EVERY_PATH: frozenset[str] = frozenset(k.name for k in TABLE if k.every_path)
