@@ -274,8 +274,13 @@ class Ownership:
         timing = self.leases.timing
         await self.leases.acquire(root, timeout=timing.duration * 3,
                                   remove_time=self.fencing.remove_time)
-        for effect in self.core.lease_won(root, self._situation(), acquire.automatic):
+        effects = self.core.lease_won(root, self._situation(), acquire.automatic)
+        for effect in effects:
             await self._carry_out(effect)
+        if not acquire.automatic and not any(isinstance(e, Restore) for e in effects):
+            record = self.core.stuck.get(root)  # a switchover to where it may not run
+            why = f"it {record.detail}" if record is not None else "the lease was let go"
+            raise OperationError(f"{root}: not taking it over here: {why}")
 
     async def _carry_out(self, effect: Effect) -> None:
         """One step of a takeover or a self-fence (FenceFailed stops a takeover)."""
