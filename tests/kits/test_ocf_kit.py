@@ -297,3 +297,40 @@ def test_a_hard_monitor_failure_is_not_recovered_here(make: Make, tmp_path: Path
 def test_kits_are_made_once_per_agent_version() -> None:
     assert kit_for("ocf:heartbeat:Dummy") is kit_for("ocf:heartbeat:Dummy")
     assert kit_for("ocf:heartbeat:Dummy").name == "ocf:heartbeat:Dummy"
+
+
+def test_the_pacemaker_tool_rule_line_by_line(tmp_path: Path) -> None:
+    """The scanner's rule (docs/kits.md) on a script written for it: comments and
+    here-documents skipped; a guard on the line, the then-branch of `if ocf_is_ms`, or a
+    promote/notify function make a use optional; anything else is required."""
+    script = tmp_path / "agent"
+    script.write_text("""#!/bin/sh
+# crm_attribute in a comment
+meta_data() {
+cat <<END
+<longdesc>uses crm_attribute for scores</longdesc>
+END
+}
+start() {
+    have_binary crm_node && crm_node -n
+    crm_resource -Q -r x || ocf_log warn "no CIB"
+    if ocf_is_ms; then
+        crm_master -v 1
+    else
+        attrd_updater -n x -U 1
+    fi
+    ocf_local_nodename
+}
+agent_promote() {
+    ocf_promotion_score -v 10
+}
+monitor() {
+    ${HA_SBIN_DIR}/crm_attribute -n x -G  # read a node attribute
+}
+""")
+    uses = {(use.tool, use.line, use.function, use.optional)
+            for use in pacemaker_tool_uses(script)}
+    assert uses == {("crm_node", 9, "start", True), ("crm_resource", 10, "start", True),
+                    ("crm_master", 12, "start", True), ("attrd_updater", 14, "start", False),
+                    ("ocf_promotion_score", 19, "agent_promote", True),
+                    ("crm_attribute", 22, "monitor", False)}
