@@ -155,7 +155,7 @@ def test_values_reach_the_agent_as_strings_and_only_those_given() -> None:
     params = ocf("ocf:heartbeat:IPaddr2").parse_params(
         {"ip": "198.51.100.5", "cidr_netmask": 24, "lvs_support": True, "arp_count": " 3 "})
     assert params.values == {"ip": "198.51.100.5", "cidr_netmask": "24",
-                             "lvs_support": "true", "arp_count": " 3 "}
+                             "lvs_support": "true", "arp_count": "3"}
     assert params.check_level is None
 
 

@@ -116,9 +116,12 @@ def check_value(parameter: Parameter, value: Any) -> tuple[str | None, str | Non
         text = str(value)
     else:
         return None, f"must be a single {parameter.type} value, not a {type(value).__name__}"
-    if parameter.type == "integer" and not re.fullmatch(r"\s*[-+]?\d+\s*", text):
+    if parameter.type == "string":
+        return text, None
+    text = text.strip()  # the agents test numbers and booleans without blanks
+    if parameter.type == "integer" and not re.fullmatch(r"[-+]?\d+", text):
         return None, f"must be an integer, e.g. {parameter.default or '10'}"
-    if parameter.type == "boolean" and text.strip().lower() not in BOOLEAN_WORDS:
+    if parameter.type == "boolean" and text.lower() not in BOOLEAN_WORDS:
         return None, "must be a boolean: true or false (also yes/no, on/off, 1/0)"
     return text, None
 
