@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,13 @@ import pytest
 from disk_views import cut, mend, shared_disk
 from tutela.arbiter.messages import AcquireReply, AcquireRequest
 from tutela.arbiter.timing import LeaseTiming
-from tutela.daemon.disk_voter import DeviceProblem, DiskVoterDriver, open_device, read_at
+from tutela.daemon.disk_voter import (
+    DeviceProblem,
+    DiskVoterDriver,
+    open_device,
+    read_at,
+    signature,
+)
 from tutela.model.config import DiskVoter
 
 T = TypeVar("T")
@@ -151,6 +158,9 @@ def test_device_checks_name_the_problem(tmp_path: Path, views: list[str]) -> Non
         assert read_at(fd, 0, 1024) == bytes(1024)
     finally:
         os.close(fd)
+    assert signature(views[0]) is None
+    subprocess.run(["mkfs.ext4", "-q", "-F", views[0]], check=True, timeout=60)
+    assert signature(views[1]) == "data of type ext4"  # the other view: the same disk
 
 
 def test_an_idle_driver_reads_the_disk_for_its_status(views: list[str]) -> None:

@@ -97,6 +97,8 @@ def test_the_disk_is_a_voter_of_both_nodes(lab: Lab, service: WebService) -> Non
                what="node1's slot to claim app")
     shown = tutela(lab, "node2", "disk", "show").stdout
     assert "slot 0 node1: claims" in shown and "app" in shown, shown
+    again = tutela(lab, "node1", "disk", "init", lab.disks[0], "--yes", check=False)
+    assert again.returncode == 2 and "'tutela disk remove' first" in again.stderr
 
 
 def test_a_node_cut_from_its_peer_but_not_the_disk_keeps_what_it_holds(

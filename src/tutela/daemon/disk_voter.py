@@ -143,9 +143,9 @@ def signature(path: str) -> str | None:
                             text=True, check=False, timeout=30)
     fields = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
     if "TYPE" in fields:
-        return f"a {fields['TYPE']} signature"
+        return f"data of type {fields['TYPE']}"
     if "PTTYPE" in fields:
-        return f"a {fields['PTTYPE']} partition table"
+        return f"a partition table ({fields['PTTYPE']})"
     return None
 
 
