@@ -1,5 +1,5 @@
 """Serviceguard files for a lab cluster and their import, as the lab migration tests use them
-(tests/lab/test_migrate_failover.py, test_migrate_dependencies.py): the files name the
+(tests/lab/test_migrate_failover.py, test_migrate_dependencies_lab.py): the files name the
 lab's nodes, networks and disk, and are written at test time."""
 
 from __future__ import annotations
