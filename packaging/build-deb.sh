@@ -51,7 +51,10 @@ grep -rlI --null "$root" "$venv" | xargs -0 -r sed -i "s|$root||g"
 
 echo "commands, units, configuration, man pages, completion" >&2
 install -d "$root/usr/bin"
-for command in tutela tutelad tutela-witness; do
+# Every console script of the wheel ([project.scripts]): tutela, tutelad, tutela-witness and
+# the LifeKeeper and Serviceguard commands (docs/compat.md).
+for command in $("$venv/bin/python" -c 'import importlib.metadata as m; print(*sorted(
+        e.name for e in m.distribution("tutela").entry_points if e.group == "console_scripts"))'); do
     ln -s "$prefix/bin/$command" "$root/usr/bin/$command"
 done
 install -D -m 0644 -t "$root/lib/systemd/system" \
