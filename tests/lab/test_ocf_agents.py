@@ -193,6 +193,29 @@ def test_power_off_of_the_owner_fails_it_over(lab: Lab, web: Web) -> None:
     assert not _in_service_on(lab, "node3")
 
 
+def test_a_dead_nginx_is_restarted_in_place(lab: Lab, web: Web) -> None:
+    """nginx killed: its recurring monitor says OCF_NOT_RUNNING, which on a recurring
+    monitor is a (soft) failure, so tutela recovers it on the same node (stop, start)
+    instead of failing over."""
+    pid = _nginx_pid(lab, "node2")
+    # master and workers: workers outliving their master keep the port, as they would on
+    # a real machine, and the agent's start then fails (its stop knows only the master)
+    lab.exec("node2", ["sh", "-c", f"kill -KILL {pid} $(ps -o pid= --ppid {pid})"])
+    wait_until(lambda: _nginx_pid(lab, "node2") not in (None, pid) and
+               fetch(lab, web.url, timeout=1) == GREETING, timeout=60,
+               what="nginx restarted on node2")
+    assert _holders(lab) == ["node2"]
+    assert "monitor exited 7 (OCF_NOT_RUNNING, not running)" in \
+        (lab.state_dir("node2") / "tutelad.log").read_text()
+
+
+def _nginx_pid(lab: Lab, node: str) -> int | None:
+    """nginx's master PID on `node` (in the node's PID namespace) if that process runs."""
+    found = lab.exec(node, ["sh", "-c", f"kill -0 $(cat {lab.root}/noderun/nginx.pid) && "
+                            f"cat {lab.root}/noderun/nginx.pid"], check=False)
+    return int(found.stdout) if found.returncode == 0 else None
+
+
 def test_remove_takes_every_agent_out_of_service(lab: Lab, web: Web) -> None:
     tutela(lab, "node2", "remove", "vip")  # vip and all above it: www, web
     tutela(lab, "node2", "remove", "dummy")
