@@ -272,15 +272,19 @@ class Support:
             return str(error)
 
     async def part_for_peer(self, _: Envelope) -> dict[str, Any]:
-        """This node's part with its status, in one reply: the log tails are shortened
-        until it fits a frame."""
+        """This node's part with its status, in one reply; collected, scrubbed and
+        compressed in a thread, so heartbeats keep their period meanwhile."""
         status = await self.service.status({})
+        return await asyncio.to_thread(self._wire_part, status)
+
+    def _wire_part(self, status: dict[str, Any]) -> dict[str, Any]:
+        """The part as it goes on the wire; log tails shortened until it fits a frame."""
+        state_dir, node = self.service.lcd.state_dir, self.service.lcd.node
         log_tail = LOG_TAIL
         while True:
-            part = await asyncio.to_thread(collect_node, self.service.lcd.state_dir,
-                                           self.service.lcd.node, log_tail)
-            part.files["status.json"] = secrets_of(self.service.lcd.state_dir).file(
-                "status.json", as_json_text(status))
+            part = collect_node(state_dir, node, log_tail)
+            part.files["status.json"] = secrets_of(state_dir).file("status.json",
+                                                                   as_json_text(status))
             wire = part.to_wire()
             if len(wire["data"]) <= PEER_BUDGET or log_tail < SMALL_TAIL:
                 return wire
