@@ -177,7 +177,7 @@ def _write(path: Path, top: str, files: dict[str, str]) -> int:
 
 @click.command("support-bundle", cls=_NodeCommand,
                context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--output", "-o", "output_path", type=click.Path(path_type=Path),
+@click.option("--output", "-o", "output_path", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the bundle to FILE (default: ./tutela-support-NODE-TIME.tar.gz).")
 @json_option
 @reports_errors
