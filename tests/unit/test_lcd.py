@@ -11,7 +11,7 @@ import pytest
 
 from tutela.lcd.document import diff, from_yaml, to_yaml
 from tutela.lcd.schema import SCHEMA_VERSION, SchemaTooNew
-from tutela.lcd.store import LCD_FILE, AlreadyInitialised, Lcd, NotInitialised
+from tutela.lcd.store import LCD_FILE, AlreadyInitialised, Lcd, NotInitialised, StaleGeneration
 from tutela.model.config import ClusterConfig, Resource
 from tutela.model.errors import ConfigError
 from tutela.model.states import ResourceState
@@ -122,17 +122,28 @@ def test_diff_names_what_changes(lcd: Lcd) -> None:
     assert diff(old, old) == []
 
 
-def test_versions_order_by_generation_then_epoch(lcd: Lcd) -> None:
+def test_versions_order_by_epoch_then_generation(lcd: Lcd) -> None:
     config = with_resources(lcd, app())
     assert lcd.version() == (1, 0)
     assert lcd.commit(config, "mine", epoch=3) == 2
     assert lcd.version() == (2, 3)
     other = with_resources(lcd, app("db"))
     assert not lcd.adopt(other, 2, 2, origin="node2")  # an older holder's write loses
+    assert not lcd.adopt(other, 7, 2, origin="node2")  # whatever its generation
     assert lcd.adopt(other, 2, 5, origin="node2")  # a later holder's write wins
     assert lcd.version() == (2, 5)
     assert [r.tag for r in lcd.load().resources] == ["db"]
-    assert not lcd.adopt(config, 1, 9, origin="node3")  # an older generation never wins
+    assert lcd.adopt(config, 1, 9, origin="node3")  # also with a lower generation
+    assert lcd.version() == (1, 9)
+
+
+def test_a_commit_below_the_promise_is_refused(lcd: Lcd) -> None:
+    """A node that promised a later holder's epoch meanwhile does not write below it."""
+    assert lcd.raise_promise(6)
+    with pytest.raises(StaleGeneration, match="promised epoch 6 to another"):
+        lcd.commit(with_resources(lcd, app()), "late", epoch=5)
+    assert lcd.version() == (1, 0)
+    assert lcd.commit(with_resources(lcd, app()), "mine", epoch=6) == 2
 
 
 def test_promises_only_go_up(lcd: Lcd, tmp_path: Path) -> None:

@@ -27,7 +27,16 @@ from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.peer_report import PeerReport
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
-from tutela.lcd.replication import Proposer, ReplicationFailed, require_lease
+from tutela.lcd.replication import (
+    Fetch,
+    Promised,
+    Proposer,
+    ReplicationFailed,
+    Stored,
+    require_lease,
+    require_settled,
+    voter_change,
+)
 from tutela.lcd.store import Lcd
 from tutela.lcd.transfer import (
     PIECE_TRIES,
@@ -38,6 +47,7 @@ from tutela.lcd.transfer import (
     TransferError,
     Version,
     decode,
+    newer,
     read_header,
 )
 from tutela.lcm import kinds
@@ -49,7 +59,7 @@ from tutela.lcm.messenger import (
     PeerUnreachable,
     spawn,
 )
-from tutela.lcm.paths import PathSpec, paths_for, peers_of, witness_paths
+from tutela.lcm.paths import PathSpec, paths_for, peers_of, voters_of, witness_paths
 from tutela.model.config import ClusterConfig
 from tutela.model.errors import ConfigError
 
@@ -66,6 +76,9 @@ CONFIG_LEASE_WAIT = 5.0
 REQUEST_WAIT = 5.0
 """Seconds a peer has to answer one request (the messenger's default)."""
 ROUND_POLL = 0.01
+SETTLE_POLL = 0.05
+"""Seconds between looks at the peers' heartbeats while a change of the voters waits for
+the version it builds on to be on a majority (Cluster.settle_voters)."""
 """Seconds between looks at whether a heartbeat round has gone out (one_more_round)."""
 
 
@@ -87,7 +100,7 @@ class Cluster:
         self.engine = engine
         self.messenger = messenger
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
-        self._votes: dict[str, dict[str, Any]] = {}
+        self._votes: dict[str, Stored] = {}
         self.catch_up = CatchUp()
         self._outgoing: Outgoing | None = None
         self._bulky_sent: tuple[Mapping[str, str], Mapping[str, str]] | None = None
@@ -143,21 +156,23 @@ class Cluster:
     # --- configuration changes ---------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def config_lease(self, force: bool = False) -> AsyncIterator[int]:
-        """Hold the configuration lease: yields the epoch to write the change under.
+    async def config_lease(self, force: bool = False) -> AsyncIterator[ConfigChange]:
+        """Hold the configuration lease: yields the epoch to write the change under and
+        the version it is built on.
 
-        Inside, this node has the newest version any voter of its majority has, and a
-        majority promised the epoch, so a holder after us picks a higher one and a late
-        write of ours loses to its writes (docs/cluster.md has the argument).
+        Inside, this node has the newest version any node of a majority that promised
+        the epoch has, so every committed version is in it, a holder after us picks a
+        higher epoch and a late write of ours loses to its writes (docs/cluster.md has
+        the argument).
         """
         config = self.engine.config
         if config.settings.quorum == "none" or force:
             if force:
                 log.warning("configuration change WITHOUT the configuration lease, forced by "
                             "the administrator")
-            epoch = self.lcd.promise + 1
+            epoch = Proposer().ask(self._stored(), node_names(config)).epoch
             self.lcd.raise_promise(epoch)
-            yield epoch
+            yield ConfigChange(epoch, self.lcd.version(), {})
             return
         reachable = self.reachable_nodes()
         if reachable < self.majority():  # say so at once instead of waiting for the lease
@@ -174,12 +189,37 @@ class Cluster:
                                  "needs a majority of the nodes, so that two partitions can "
                                  "never both change the configuration") from None
         try:
-            await self._catch_up_to_votes()
-            epoch = max([self.lcd.promise, *(v["promise"] for v in self._votes.values())]) + 1
-            await self._promise(epoch)
-            yield epoch
+            try:
+                change = await self._prepare(Proposer())
+            except ReplicationFailed as error:
+                raise OperationError(str(error)) from None
+            yield change
         finally:
             self.leases.release(CONFIG_LEASE)
+
+    async def _prepare(self, proposer: Proposer) -> ConfigChange:
+        """The proposer's steps up to the commit (tutela.lcd.replication): the newest
+        version a voter has, the epoch promised by a majority of the nodes, the newest
+        version a promiser has."""
+        if (fetch := proposer.granted(self._stored(), self._votes)) is not None:
+            await self._fetch_newest(fetch)
+            proposer.fetched(self._stored(), fetch.version)
+        members = node_names(self.engine.config)
+        epoch = proposer.ask(self._stored(), members).epoch
+        self.lcd.raise_promise(epoch)
+        answers = await self.ask_peers("config.promise", {"epoch": epoch})
+        promised = {peer: Promised(bool(a.get("promised")), _version_or_none(a.get("version")))
+                    for peer, a in answers.items()}
+        fetch = proposer.promised(self._stored(), promised, self._may_go_on())
+        if fetch is not None:
+            await self._fetch_newest(fetch)
+        epoch = proposer.ready(self._stored(), None if fetch is None else fetch.version,
+                               node_names(self.engine.config), self._may_go_on())
+        holding = {peer: a.version for peer, a in promised.items() if a.version is not None}
+        return ConfigChange(epoch, self.lcd.version(), holding)
+
+    def _stored(self) -> Stored:
+        return Stored(self.lcd.version(), self.lcd.promise)
 
     def vote_extra(self, request: AcquireRequest) -> dict[str, Any]:
         if CONFIG_LEASE not in request.names:
@@ -187,33 +227,55 @@ class Cluster:
         return {"version": list(self.lcd.version()), "promise": self.lcd.promise}
 
     def note_vote(self, voter: str, result: dict[str, Any]) -> None:
-        if "version" in result:
-            self._votes[voter] = {"version": tuple(result["version"]),
-                                  "promise": int(result["promise"])}
+        version = _version_or_none(result.get("version"))
+        if version is not None:
+            self._votes[voter] = Stored(version, int(result["promise"]))
 
-    async def _catch_up_to_votes(self) -> None:
-        newest = max(self._votes.items(), key=lambda item: item[1]["version"], default=None)
-        if newest is not None and newest[1]["version"] > self.lcd.version():
-            peer = newest[0]
-            try:
-                await self._catch_up(peer)
-            except Exception as error:  # noqa: BLE001 - the administrator is told why
-                raise OperationError(f"could not fetch the newest configuration from {peer}: "
-                                     f"{error}; {fetch_fix(error, peer)}") from None
-            if self.lcd.version() < newest[1]["version"]:
-                raise OperationError(f"could not fetch the newest configuration from "
-                                     f"{peer}; try again")
-
-    async def _promise(self, epoch: int) -> None:
-        self.lcd.raise_promise(epoch)
-        answers = await self.ask_peers("config.promise", {"epoch": epoch})
-        promised = 1 + sum(bool(a.get("promised")) for a in answers.values())
-        if promised < self.majority():
-            raise OperationError(f"only {promised} of {len(self.engine.config.nodes)} nodes "
-                                 f"took the configuration epoch; a majority is needed")
+    async def _fetch_newest(self, fetch: Fetch) -> None:
+        """Fetch the newest version a voter or promiser has, before the change is made."""
+        try:
+            await self._catch_up(fetch.peer)
+        except Exception as error:  # noqa: BLE001 - the administrator is told why
+            raise OperationError(f"could not fetch the newest configuration from "
+                                 f"{fetch.peer}: {error}; {fetch_fix(error, fetch.peer)}"
+                                 ) from None
 
     async def _config_promise(self, envelope: Envelope) -> dict[str, Any]:
-        return {"promised": self.lcd.raise_promise(int(envelope.payload["epoch"]))}
+        """A holder's epoch: promised if it is above our promise; the answer carries the
+        version held here, so that the holder builds on the newest a majority has."""
+        promised = self.lcd.raise_promise(int(envelope.payload["epoch"]))
+        return {"promised": promised, "version": list(self.lcd.version())}
+
+    def voters_changed(self, new: ClusterConfig) -> str | None:
+        """What `new` does to the voters: None, or the one voter added or removed; more
+        than one at a time is refused (tutela.lcd.replication.voter_change)."""
+        try:
+            return voter_change(voters_of(self.engine.config), voters_of(new))
+        except ReplicationFailed as error:
+            raise OperationError(str(error)) from None
+
+    async def settle_voters(self, change: ConfigChange, new: ClusterConfig,
+                            force: bool = False) -> str | None:
+        """Before a commit: what the change does to the voters (one added or removed at
+        most), and for a change of the voters, wait (up to REQUEST_WAIT) until the version
+        it builds on is on a majority of the nodes: the voter change before it is then
+        committed (docs/leases.md, "Changing the voters")."""
+        old = self.engine.config
+        what = self.voters_changed(new)
+        if what is None or force or old.settings.quorum == "none":
+            return what
+        deadline = asyncio.get_running_loop().time() + REQUEST_WAIT
+        while True:
+            holding = {**change.holding, self.lcd.node: self.lcd.version(),
+                       **{peer: change.base for peer, (_, report)
+                          in self.messenger.heartbeats.items() if report.version == change.base}}
+            try:
+                require_settled(change.base, holding, node_names(old))
+                return what
+            except ReplicationFailed as error:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise OperationError(str(error)) from None
+            await asyncio.sleep(SETTLE_POLL)  # until the peers' heartbeats show the base
 
     def runs(self, root: str) -> str | None:
         """The node that has `root` in service, as far as this node can see."""
@@ -232,7 +294,7 @@ class Cluster:
     def config_behind(self) -> bool:
         """Whether an alive peer announces a newer configuration than this node has."""
         mine, detector = self.lcd.version(), self.messenger.detector
-        return any(report.version > mine
+        return any(newer(report.version, mine)
                    for peer, (_, report) in self.messenger.heartbeats.items()
                    if detector.node_state(peer) == "ALIVE")
 
@@ -240,24 +302,25 @@ class Cluster:
         """More than half of the nodes of the configuration in force."""
         return len(self.engine.config.nodes) // 2 + 1
 
-    async def replicate(self, config: ClusterConfig, generation: int, epoch: int,
-                        needed: int, force: bool = False) -> None:
-        """Write a committed version to every reachable node; `needed` must take it (a
-        majority of the nodes before the change: a joining node gets it with its grant)."""
+    async def replicate(self, config: ClusterConfig, version: Version,
+                        members: frozenset[str], force: bool = False) -> None:
+        """Write a committed version to every reachable node; a majority of `members`
+        must take it (the nodes of the configuration before the change: a joining node
+        gets it with its grant, a removed one is not asked)."""
         outgoing = self._current()
-        if outgoing.version != (generation, epoch):
+        if outgoing.version != version:
             raise OperationError(
-                f"generation {generation} was replaced by generation {outgoing.version[0]} "
+                f"generation {version[0]} was replaced by generation {outgoing.version[0]} "
                 "from another node while it was being written; check 'tutela status'")
         # A peer that gets an offer fetches the pieces before it answers.
         wait = REQUEST_WAIT * (1 + PIECE_TRIES * outgoing.offer.pieces)
         answers = await self.ask_peers("config.push", outgoing.header(), timeout=wait)
         if force or config.settings.quorum == "none":
             return
-        versions = {peer: _version(a.get("version")) for peer, a in answers.items()}
-        try:  # only peers with exactly this version count, and only while the lease holds
-            Proposer(len(config.nodes), needed).confirmed(
-                (generation, epoch), versions, needed, self._may_go_on())
+        taken = {peer: Stored(_version(a.get("version")), _promise_of(a))
+                 for peer, a in answers.items()}
+        try:  # only peers that took exactly this version count, and only while the lease holds
+            Proposer.confirmed(version, taken, members, self._may_go_on())
         except ReplicationFailed as error:
             raise OperationError(str(error)) from None
 
@@ -342,7 +405,7 @@ class Cluster:
     async def _catch_up_task(self, peer: str, wanted: Version) -> None:
         try:
             await self._catch_up(peer)
-            if self.lcd.version() < wanted:
+            if newer(wanted, self.lcd.version()):
                 raise TransferError(f"{peer} sent an older version than its heartbeat names")
         except Exception as error:  # noqa: BLE001 - any failure backs off and is shown
             fix = fetch_fix(error, peer)
@@ -365,7 +428,7 @@ class Cluster:
         pieces fetched first if it was offered in pieces (a lost piece is asked for again;
         nothing half is kept)."""
         version, content = read_header(header)
-        if version <= self.lcd.version():
+        if not newer(version, self.lcd.version()):
             return
         if isinstance(content, Offer):
             content = decode(await self._fetch_pieces(peer, content))
@@ -409,9 +472,11 @@ class Cluster:
         return self._current().header()
 
     async def _config_push(self, envelope: Envelope) -> dict[str, Any]:
-        """A peer holding the configuration lease wrote a version: keep it if newer."""
+        """A peer holding the configuration lease wrote a version: keep it if newer. The
+        answer says what is held now and the promise (the holder counts this node only
+        if it took the version without having promised a later holder)."""
         await self._receive(envelope.sender, envelope.payload, pushed=True)
-        return {"version": list(self.lcd.version())}
+        return {"version": list(self.lcd.version()), "promise": self.lcd.promise}
 
     # --- the cluster view ------------------------------------------------------------------
 
@@ -465,7 +530,8 @@ class Cluster:
         me = self.lcd.node
         detector = self.messenger.detector
         nodes = [{"name": me, "state": "ALIVE", "local": True,
-                  "generation": self.lcd.generation(), "paths": [],
+                  "generation": self.lcd.generation(), "version": list(self.lcd.version()),
+                  "paths": [],
                   "max_heartbeat_lateness": round(self.messenger.max_heartbeat_lateness, 4)}]
         paths: dict[str, list[PathSpec]] = {}
         for spec in paths_for(self.engine.config, me):
@@ -475,6 +541,8 @@ class Cluster:
             nodes.append({
                 "name": peer, "state": detector.node_state(peer), "local": False,
                 "generation": heard[1].generation if heard else None,
+                # (generation, epoch): which is newer goes by epoch first (docs/cluster.md)
+                "version": list(heard[1].version) if heard else None,
                 "heartbeat_age": round(now - heard[0], 3) if heard else None,
                 # None: not heard, or a tutela that does not say whom it hears.
                 "hears_us": me in heard[1].hears if heard and heard[1].hears is not None
@@ -541,9 +609,39 @@ def fetch_fix(error: Exception, peer: str) -> str:
 
 
 def _version(value: Any) -> Version:
-    """A version from a heartbeat: (generation, epoch), (0, 0) when it has none."""
+    """A version from a peer's answer: (generation, epoch), (0, 0) when it has none."""
+    version = _version_or_none(value)
+    return (0, 0) if version is None else version
+
+
+def _version_or_none(value: Any) -> Version | None:
+    """A version from a peer's answer; None from a tutela that does not send it."""
     try:
         generation, epoch = value
         return int(generation), int(epoch)
     except (TypeError, ValueError):
-        return 0, 0
+        return None
+
+
+def _promise_of(answer: dict[str, Any]) -> int:
+    """The promise in an answer to config.push; 0 from a tutela that does not send it
+    (it counts as before: docs/cluster.md, "Upgrading")."""
+    try:
+        return int(answer.get("promise", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def node_names(config: ClusterConfig) -> frozenset[str]:
+    """The nodes of a configuration: those that store it and whose majority decides."""
+    return frozenset(n.name for n in config.nodes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigChange:
+    """What `Cluster.config_lease` hands a change: the epoch to commit it under, the
+    version it is built on, and the version each promiser held."""
+
+    epoch: int
+    base: Version
+    holding: dict[str, Version]

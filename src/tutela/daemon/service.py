@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tutela.daemon import doctor
-from tutela.daemon.cluster import Cluster
+from tutela.daemon.cluster import Cluster, ConfigChange, node_names
 from tutela.daemon.join import JoinService, Tokens
 from tutela.daemon.ownership import PeerDied
 from tutela.daemon.watchdog import node_watchdog
@@ -639,16 +639,17 @@ class Service:
         if dry_run:
             new = await self._proposed(new_config)
             self.lcd.check(new)
+            self.cluster.voters_changed(new)
             self._check_runtime(new)
             warnings = await asyncio.to_thread(_problems_here, self._changed(new))
             return {"dry_run": True, "changes": diff(self.engine.config, new),
                     "generation": self.lcd.generation(), "warnings": [str(p) for p in warnings]}
-        async with self._config_lock, self.cluster.config_lease() as epoch:
+        async with self._config_lock, self.cluster.config_lease() as change:
             new = await self._proposed(new_config)
             changes = diff(self.engine.config, new)
             if not changes:
                 return {"changes": [], "generation": self.lcd.generation()}
-            generation = await self._commit(new, summary, epoch)
+            generation = await self._commit(new, summary, change)
             return {"changes": changes, "generation": generation}
 
     async def _proposed(self, new_config: Callable[[ClusterConfig], ClusterConfig]
@@ -780,23 +781,28 @@ class Service:
                       force: bool = False) -> dict[str, Any]:
         """Change the configuration: under the configuration lease, on top of the newest
         version, committed here and confirmed by a majority of the nodes."""
-        async with self._config_lock, self.cluster.config_lease(force) as epoch:
+        async with self._config_lock, self.cluster.config_lease(force) as change:
             data = self.engine.config.model_dump(mode="json")
             mutate(data)
-            generation = await self._commit(parse_config(data), summary, epoch, force)
+            generation = await self._commit(parse_config(data), summary, change, force)
             return {"generation": generation, "summary": summary}
 
-    async def _commit(self, new: ClusterConfig, summary: str, epoch: int,
+    async def _commit(self, new: ClusterConfig, summary: str, change: ConfigChange,
                       force: bool = False) -> int:
+        """Commit `new`, made on the version `change.base`, and replicate it. A change of
+        the voters waits until that version is on a majority (one voter at a time); the
+        commit is refused if a fetched version replaced it meanwhile."""
         self._check_runtime(new)
         await self._check_here(new)
-        needed = self.cluster.majority()  # of the nodes that granted this change's lease
+        members = node_names(self.engine.config)  # the nodes before the change confirm it
+        await self.cluster.settle_voters(change, new, force)
         self.cluster.require_config_lease()
-        generation = self.lcd.commit(new, summary, epoch=epoch)
+        generation = self.lcd.commit(new, summary, expected=change.base, epoch=change.epoch)
         self.engine.update_config(new)
         await self.cluster.config_changed(new)
-        log.info("configuration generation %d (epoch %d): %s", generation, epoch, summary)
-        await self.cluster.replicate(new, generation, epoch, needed, force)
+        log.info("configuration generation %d (epoch %d): %s", generation, change.epoch,
+                 summary)
+        await self.cluster.replicate(new, (generation, change.epoch), members, force)
         return generation
 
     async def _check_here(self, new: ClusterConfig) -> None:

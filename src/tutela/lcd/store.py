@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tutela.lcd.replication import Acceptor, Stored
+from tutela.lcd.replication import Acceptor, Proposer, ReplicationFailed, Stored, Version
 from tutela.lcd.schema import migrate
 from tutela.lcd.size import size_problem
 from tutela.lcd.validate import validate_config
@@ -67,7 +67,7 @@ class Lcd:
     def __init__(self, state_dir: Path, conn: sqlite3.Connection) -> None:
         self.state_dir = state_dir
         self._conn = conn
-        self._version: tuple[int, int] | None = None
+        self._version: Version | None = None
         """Cached (generation, epoch): every heartbeat carries it, so no query per beat."""
 
     @classmethod
@@ -196,47 +196,57 @@ class Lcd:
         return [GenerationInfo(int(g), str(t), str(o), str(s)) for g, t, o, s in rows]
 
     def commit(self, config: ClusterConfig, summary: str, origin: str = "local",
-               expected_generation: int | None = None, epoch: int = 0) -> int:
+               expected: Version | None = None, epoch: int = 0) -> int:
         """Validate and store `config` as the next generation; return that generation.
 
         Raises ConfigError (nothing written) when the configuration is invalid, and
-        StaleGeneration when `expected_generation` is not the current one.
+        StaleGeneration when `expected` is not the current version (the change was made on
+        a configuration that another node's version replaced meanwhile, a catch-up during
+        the change: committing it would drop what that version brought) or when this node
+        promised an epoch above `epoch` meanwhile (tutela.lcd.replication,
+        Proposer.commit_version).
         """
         self.check(config)
         with self._transaction() as conn:
-            current = int(conn.execute("SELECT MAX(generation) FROM generations").fetchone()[0])
-            if expected_generation is not None and expected_generation != current:
-                raise StaleGeneration(
-                    f"the configuration changed (generation {current}, expected "
-                    f"{expected_generation}); read it again and retry")
-            self._insert_generation(conn, current + 1, config, origin, summary, epoch)
+            current = self._read_version(conn)
+            promise = int(self._meta("config_promise"))
+            if (expected is not None and expected != current) or promise > epoch:
+                try:  # the same refusal as the replication core's, in this transaction
+                    Proposer.commit_version(Stored(current, promise), expected or current,
+                                            epoch)
+                except ReplicationFailed as error:
+                    raise StaleGeneration(f"{error}; nothing was changed") from None
+            self._insert_generation(conn, current[0] + 1, config, origin, summary, epoch)
             conn.execute("DELETE FROM generations WHERE generation <= ?",
-                         (current + 1 - HISTORY_KEPT,))
-            return current + 1
+                         (current[0] + 1 - HISTORY_KEPT,))
+            return current[0] + 1
 
-    def version(self) -> tuple[int, int]:
-        """(generation, epoch) of the current configuration: versions order by this pair."""
+    def version(self) -> Version:
+        """(generation, epoch) of the current configuration (versions order epoch first:
+        tutela.lcd.transfer.order)."""
         if self._version is None:
-            row = self._conn.execute(
-                "SELECT generation, epoch FROM generations ORDER BY generation DESC LIMIT 1"
-            ).fetchone()
-            self._version = int(row[0]), int(row[1])
+            self._version = self._read_version(self._conn)
         return self._version
+
+    @staticmethod
+    def _read_version(conn: sqlite3.Connection) -> Version:
+        row = conn.execute("SELECT generation, epoch FROM generations "
+                           "ORDER BY generation DESC LIMIT 1").fetchone()
+        return int(row[0]), int(row[1])
 
     def adopt(self, config: ClusterConfig, generation: int, epoch: int, origin: str,
               pushed: bool = False) -> bool:
         """Store a version written elsewhere in the cluster, as the replication core's
-        acceptor decides (tutela.lcd.replication): only when it is newer, and when
-        `pushed` by a holder only when its epoch is not below our promise.
+        acceptor decides (tutela.lcd.replication): only when it is newer, epoch first, and
+        when `pushed` by a holder only when its epoch is not below our promise.
 
-        The same generation with a higher epoch replaces ours: ours was written by an
-        earlier configuration lease holder that did not reach a majority.
+        A higher epoch replaces ours whatever the generations: ours was written by an
+        earlier configuration lease holder that did not reach a majority (the generations
+        from the adopted one on are replaced, so a generation may go down).
         """
         validate_config(config)
         with self._transaction() as conn:
-            row = conn.execute("SELECT generation, epoch FROM generations "
-                               "ORDER BY generation DESC LIMIT 1").fetchone()
-            acceptor = Acceptor(Stored((int(row[0]), int(row[1])),
+            acceptor = Acceptor(Stored(self._read_version(conn),
                                        int(self._meta("config_promise"))))
             version = generation, epoch
             taken = acceptor.on_push(version) if pushed else acceptor.on_fetched(version)

@@ -24,7 +24,18 @@ from tutela.lcm.frame import MAX_FRAME
 from tutela.model.config import ClusterConfig
 
 Version = tuple[int, int]
-"""(generation, epoch): versions order by this pair."""
+"""(generation, epoch), as the wire and the LCD carry it; versions order by `order`."""
+
+
+def order(version: Version) -> tuple[int, int]:
+    """Versions order by epoch first, then generation: a later configuration lease
+    holder's write is newer than an earlier holder's whatever their generations
+    (tutela.lcd.replication; docs/cluster.md, "Replication as a pure core", finding 2)."""
+    return version[1], version[0]
+
+
+def newer(version: Version, than: Version) -> bool:
+    return order(version) > order(than)
 
 PIECE_BYTES: Final = MAX_FRAME // 4
 """Configuration bytes per piece: base64 makes a third of a frame of it, leaving room for
@@ -213,8 +224,8 @@ class CatchUp:
                    now: float) -> tuple[str, Version] | None:
         """The peer to fetch from and the version to fetch now, or None. `announced`:
         each peer's version from its last heartbeat."""
-        newest = max(announced.values(), default=mine)
-        if newest <= mine:
+        newest = max(announced.values(), key=order, default=mine)
+        if not newer(newest, mine):
             self.failure = None  # up to date, however it got there
             return None
         if self.busy:
