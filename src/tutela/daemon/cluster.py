@@ -26,6 +26,7 @@ from tutela.daemon.ownership import Ownership
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.peer_report import PeerReport
+from tutela.kits.registry import read_agents
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
 from tutela.lcd.replication import (
     Fetch,
@@ -449,6 +450,8 @@ class Cluster:
                     origin: str, pushed: bool = False) -> bool:
         """Keep a version written elsewhere if it is newer (a push: and not below our
         promise), and act on it."""
+        # Validation reads OCF agents' meta-data: not in the event loop (registry.read_agents)
+        await asyncio.to_thread(read_agents, [resource.kit for resource in config.resources])
         if not self.lcd.adopt(config, generation, epoch, origin=origin, pushed=pushed):
             return False
         self.engine.update_config(config)

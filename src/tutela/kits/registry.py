@@ -6,6 +6,8 @@ names an OCF resource agent installed on this node (kits.ocf).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 from tutela.kits.base import Kit
@@ -38,3 +40,16 @@ def get_kit(name: str, field: str = "kit") -> Kit[Any]:
             f"use one of: {', '.join(sorted(KITS))}, or an OCF agent as ocf:PROVIDER:AGENT "
             "(tutela kit list shows them)",
         )]) from None
+
+
+def read_agents(kits: Iterable[str]) -> None:
+    """Run the meta-data of every OCF agent among `kits` that this process has not read
+    yet, so that `get_kit` answers from memory afterwards. tutelad calls it in a worker
+    thread before it takes in a configuration from a peer: in its event loop, an agent's
+    `meta-data` (a shell start-up, up to its timeout) would delay heartbeats and lease
+    renewals. A kit that cannot be read is left to the validation that follows, which
+    says why."""
+    for name in set(kits):
+        if name.startswith(f"{OCF_PREFIX}:"):
+            with contextlib.suppress(AgentError):
+                kit_for(name)
