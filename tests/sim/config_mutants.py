@@ -1,16 +1,25 @@
 """Deliberately broken parts of configuration replication: the `config` family must catch
 each of them. Each breaks one rule of the core (tutela.lcd.replication), on top of the
-rules that pass; `before-fix` breaks the four rules the simulation's findings led to at
-once: the rules before the fix (docs/cluster.md, "Replication as a pure core")."""
+rules that pass; `before-fix` breaks the rules the simulation's findings led to at once:
+the rules before the fix (docs/cluster.md, "Replication as a pure core")."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from config_sim import CORRECT, ConfigVariant
 
-from tutela.lcd.replication import Acceptor, PromiseDecision, Proposer, PushDecision, Version
+from tutela.lcd.replication import (
+    Acceptor,
+    Fetch,
+    PromiseDecision,
+    Proposer,
+    PushDecision,
+    Stored,
+    Version,
+    newer,
+)
 
 
 class PromisesOlderEpoch(Acceptor):
@@ -36,41 +45,93 @@ class TakesPushBelowPromise(Acceptor):
         return self.on_fetched(version)
 
 
-class TakesOlderEpoch(Acceptor):
-    """Takes a version of its own generation with a lower epoch: a late write of an
-    earlier holder replaces the later holder's."""
-
-    def on_fetched(self, version: Version) -> PushDecision:
-        generation, epoch = self.stored.version
-        return PushDecision(version[0] > generation
-                            or (version[0] == generation and version[1] != epoch))
-
-
-class TakesOlderGeneration(Acceptor):
-    """Takes any version other than its own, an older generation too."""
+class TakesAnyOtherVersion(Acceptor):
+    """Takes any version other than its own, an older one too."""
 
     def on_fetched(self, version: Version) -> PushDecision:
         return PushDecision(version != self.stored.version)
 
 
+def generation_first(version: Version, than: Version) -> bool:
+    return version > than
+
+
+class GenerationFirstAcceptor(Acceptor):
+    """Versions ordered by (generation, epoch), as before finding 2 was fixed."""
+
+    def on_fetched(self, version: Version) -> PushDecision:
+        return PushDecision(generation_first(version, self.stored.version))
+
+
+class GenerationFirstProposer(Proposer):
+    @staticmethod
+    def newest_beyond(own: Version, held: Mapping[str, Version]) -> Fetch | None:
+        newest = max(sorted(held.items()), key=lambda item: item[1], default=None)
+        if newest is None or not generation_first(newest[1], own):
+            return None
+        return Fetch(*newest)
+
+
 class CountsNewerVersions(Proposer):
     """Counts a peer that has a newer version (a rival's) as having this change."""
 
-    def confirmed(self, version: Version, answers: Mapping[str, Version],
-                  needed: int, holds_lease: bool) -> int:
-        newer = {peer: version if answer > version else answer
-                 for peer, answer in answers.items()}
-        return super().confirmed(version, newer, needed, holds_lease)
+    @staticmethod
+    def confirmed(version: Version, answers: Mapping[str, Stored], members: Collection[str],
+                  holds_lease: bool) -> int:
+        counted = {peer: Stored(version, 0) if newer(answer.version, version) else answer
+                   for peer, answer in answers.items()}
+        return Proposer.confirmed(version, counted, members, holds_lease)
 
 
-class BeforeFix(PromisesEqualEpoch, TakesPushBelowPromise):
-    """The acceptor before the fix: promises an equal epoch, takes any newer push."""
+class IgnoresChangedMembers(Proposer):
+    """Commits after a fetch that changed the nodes, on the old nodes' promises."""
+
+    def ready(self, own: Stored, fetched: Version | None, members: Collection[str],
+              holds_lease: bool) -> int:
+        return super().ready(own, fetched, self.members, holds_lease)
+
+
+class IgnoresBaseChange(Proposer):
+    """Commits on whatever the node holds by then, also a version a catch-up stored while
+    the change was being made (the race of the daemon's _commit before the fix)."""
+
+    @staticmethod
+    def commit_version(own: Stored, base: Version, epoch: int) -> Version:
+        return own.version[0] + 1, epoch
+
+
+class BeforeFix(PromisesEqualEpoch, TakesPushBelowPromise, GenerationFirstAcceptor):
+    """The acceptor before the fix: promises an equal epoch, takes any newer push, orders
+    versions generation first."""
+
+
+class BeforeFixProposer(GenerationFirstProposer):
+    """The proposer before the fix: generation first, every node that holds our version
+    or a newer one counted, whatever it promised."""
+
+    @staticmethod
+    def confirmed(version: Version, answers: Mapping[str, Stored], members: Collection[str],
+                  holds_lease: bool) -> int:
+        counted = {peer: Stored(version, 0) if answer.version >= version else answer
+                   for peer, answer in answers.items()}
+        return Proposer.confirmed(version, counted, members, holds_lease)
+
+
+def any_voters(before: Collection[str], after: Collection[str]) -> str | None:
+    """Lets any number of voters change at once."""
+    return None if set(before) == set(after) else "voters changed"
+
+
+def never_pending(base: Version, holding: Mapping[str, Version],
+                  members: Collection[str]) -> None:
+    """A change of the voters on any configuration, settled or not."""
 
 
 CONFIG_MUTANTS: dict[str, ConfigVariant] = {v.name: v for v in (
     dataclasses.replace(CORRECT, name="before-fix", make_acceptor=BeforeFix,
-                        make_proposer=CountsNewerVersions, checks_lease=False),
-    dataclasses.replace(CORRECT, name="ignores-lease", checks_lease=False),
+                        make_proposer=BeforeFixProposer, checks_lease=False,
+                        newer=generation_first, promise_carries_version=False,
+                        voter_change=any_voters, require_settled=never_pending),
     dataclasses.replace(CORRECT, name="counts-newer-versions",
                         make_proposer=CountsNewerVersions),
     dataclasses.replace(CORRECT, name="promises-equal-epoch", make_acceptor=PromisesEqualEpoch),
@@ -78,7 +139,20 @@ CONFIG_MUTANTS: dict[str, ConfigVariant] = {v.name: v for v in (
                         make_acceptor=TakesPushBelowPromise),
     dataclasses.replace(CORRECT, name="promises-older-epoch", make_acceptor=PromisesOlderEpoch),
     dataclasses.replace(CORRECT, name="forgets-promise", keeps_promise=False),
-    dataclasses.replace(CORRECT, name="takes-older-epoch", make_acceptor=TakesOlderEpoch),
-    dataclasses.replace(CORRECT, name="takes-older-generation",
-                        make_acceptor=TakesOlderGeneration),
+    dataclasses.replace(CORRECT, name="takes-any-other-version",
+                        make_acceptor=TakesAnyOtherVersion),
+    dataclasses.replace(CORRECT, name="generation-first", make_acceptor=GenerationFirstAcceptor,
+                        make_proposer=GenerationFirstProposer, newer=generation_first),
+    dataclasses.replace(CORRECT, name="promise-without-version", promise_carries_version=False),
+    dataclasses.replace(CORRECT, name="ignores-changed-nodes", make_proposer=IgnoresChangedMembers),
+    dataclasses.replace(CORRECT, name="voters-at-once", voter_change=any_voters),
+    dataclasses.replace(CORRECT, name="unsettled-voter-change", require_settled=never_pending),
+    dataclasses.replace(CORRECT, name="ignores-base-change", make_proposer=IgnoresBaseChange),
 )}
+
+SAFE_VARIANTS: dict[str, ConfigVariant] = {v.name: v for v in (
+    dataclasses.replace(CORRECT, name="ignores-lease", checks_lease=False),
+)}
+"""Guards the core keeps though safety does not rest on them: `ignores-lease` commits and
+reports after its configuration lease lapsed (the promises exclude an overlapping holder
+all the same; the lease check keeps the command's answer honest and the changes in order)."""

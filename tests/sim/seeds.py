@@ -24,14 +24,20 @@ DEFAULT_COUNTS = {
     "TUTELA_SIM_LEASE_CHANGE_SEEDS": 240,
     "TUTELA_SIM_DISK_SEEDS": 300,
     "TUTELA_SIM_DISK_FAULT_SEEDS": 150,
+    "TUTELA_SIM_CONFIG_SEEDS": 1500,
+    "TUTELA_SIM_CONFIG_CALM_SEEDS": 450,
+    "TUTELA_SIM_CONFIG_OVERLAP_SEEDS": 600,
     "TUTELA_SIM_OWNERSHIP_SEEDS": 1500,
 }
 """Fixed seeds per family (chaos, liveness, chaos at the tightest margin, paths, suspend,
-lease-change, disk, disk-fault; ownership in tests/sim/ownership_sim.py)."""
+lease-change, disk, disk-fault; configuration replication: config, config-calm,
+config-overlap in tests/sim/config_sim.py; ownership in tests/sim/ownership_sim.py)."""
 LABELS = {"TUTELA_SIM_SEEDS": "chaos", "TUTELA_SIM_LIVENESS_SEEDS": "liveness",
           "TUTELA_SIM_TIGHT_SEEDS": "chaos tightest-margin", "TUTELA_SIM_PATHS_SEEDS": "paths",
           "TUTELA_SIM_SUSPEND_SEEDS": "suspend", "TUTELA_SIM_LEASE_CHANGE_SEEDS": "lease-change",
           "TUTELA_SIM_DISK_SEEDS": "disk", "TUTELA_SIM_DISK_FAULT_SEEDS": "disk-fault",
+          "TUTELA_SIM_CONFIG_SEEDS": "config", "TUTELA_SIM_CONFIG_CALM_SEEDS": "config-calm",
+          "TUTELA_SIM_CONFIG_OVERLAP_SEEDS": "config-overlap",
           "TUTELA_SIM_OWNERSHIP_SEEDS": "ownership"}
 FRESH_SHARE = 3
 """Each family also runs a fresh range of a third of its fixed count (2,000 chaos seeds in
