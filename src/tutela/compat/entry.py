@@ -8,7 +8,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -31,7 +31,7 @@ def entry_point(command: click.Command, name: str) -> Callable[[], None]:
     return main
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Say what went wrong and how to go on, and exit 1."""
     output.print_error(message)
     sys.exit(EXIT_FAILED)

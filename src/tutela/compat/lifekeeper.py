@@ -101,7 +101,6 @@ def lksupport(ctx: click.Context, output: Path | None) -> None:
         fail("lksupport: not available yet: 'tutela support-bundle', which it runs, is not "
              "in this version of tutela; meanwhile gather 'tutela export', 'tutela status "
              "--json' and 'tutela log' of every node")
-    assert where is not None
     ctx.invoke(where, output_path=output)
 
 

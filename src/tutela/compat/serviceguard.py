@@ -45,7 +45,6 @@ def known_package(view: ClusterView, name: str) -> Package:
         known = ", ".join(p.name for p in view.packages) or "none"
         fail(f"Unable to find package {name} in cluster {view.name} (its packages: "
              f"{known}); a package is a hierarchy, named by its root's tag")
-    assert package is not None
     return package
 
 
@@ -268,9 +267,12 @@ def _refuse_other_node(command: str, node: str | None, tutela_command: str) -> N
 
 def _local_name() -> str:
     """This node's name, from its configuration database (tutelad may be stopped)."""
-    from tutela.lcd.store import Lcd
+    from tutela.lcd.store import Lcd, NotInitialised
 
-    lcd = Lcd.open(node_state())
+    try:
+        lcd = Lcd.open(node_state())
+    except NotInitialised as error:
+        fail(str(error))
     try:
         return lcd.node
     finally:
