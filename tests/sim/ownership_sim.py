@@ -4,7 +4,8 @@ real ownership core (tutela.engine.ownership_core) over the real lease holder an
 seeded network (delays, loss, partitions), node crashes and restarts, and kit actions that
 take time (a restore, a remove, a self-fence) and sometimes fail.
 
-Two hierarchies: `app`, and `web`, which needs `app` up on the same node (a dependency).
+Two hierarchies: `app`, and `web`, which needs `app` up (a dependency, on the same node,
+any node or a different node: drawn for each seed).
 In half of the seeds one node cannot run `app` (its restore fails there every time).
 
 The checker works on physical truth, not on what the nodes believe: a hierarchy is in
@@ -16,8 +17,8 @@ finishes there, the quorum-loss action takes effect, or the node powers off.
   node up for a while, no other fault for ORDER_WINDOW), the next lease of `app` goes to the
   first candidate by priority (not failed there, not handing it on): the rank wait;
 - liveness: once faults stop (partitions healed, crashed nodes restarted, no loss), within
-  SETTLE seconds `app` is in service on exactly one node that can run it and `web` on the
-  same node.
+  SETTLE seconds `app` is in service on exactly one node that can run it and `web` on one
+  node where its dependency is met.
 
 Replay a seed: python tests/sim/ownership_sim.py --seed N [--variant V] [--verbose]
 """
@@ -69,17 +70,24 @@ ACQUIRE_WAIT = 3 * TIMING.duration
 """How long an acquire waits for a majority (daemon/ownership.py: 3 L)."""
 LOCAL = 0.0005
 """Seconds for a node to reach its own voter."""
-CONFIG = ClusterConfig.model_validate({
-    "name": "sim", "nodes": [{"name": n} for n in NODES],
-    "settings": {"heartbeat_interval": HEARTBEAT, "heartbeat_misses": MISSES,
-                 "fencing": "none", "quorum_loss_action": "fastkill",
-                 "failover_damping": {"hold": 0}},
-    "hierarchies": [
-        {"root": "app", "target": "in_service",
-         "equivalencies": [{"node": n, "priority": i + 1} for i, n in enumerate(NODES)]},
-        {"root": "web", "target": "in_service",
-         "equivalencies": [{"node": n, "priority": i + 1} for i, n in enumerate(NODES)],
-         "dependencies": [{"hierarchy": "app", "location": "same_node"}]}]})
+LOCATIONS = ("same_node", "any_node", "different_node")
+"""Where web needs app, drawn for each seed."""
+
+
+def _config(location: str) -> ClusterConfig:
+    equivalencies = [{"node": n, "priority": i + 1} for i, n in enumerate(NODES)]
+    return ClusterConfig.model_validate({
+        "name": "sim", "nodes": [{"name": n} for n in NODES],
+        "settings": {"heartbeat_interval": HEARTBEAT, "heartbeat_misses": MISSES,
+                     "fencing": "none", "quorum_loss_action": "fastkill",
+                     "failover_damping": {"hold": 0}},
+        "hierarchies": [
+            {"root": "app", "target": "in_service", "equivalencies": equivalencies},
+            {"root": "web", "target": "in_service", "equivalencies": equivalencies,
+             "dependencies": [{"hierarchy": "app", "location": location}]}]})
+
+
+CONFIGS = {location: _config(location) for location in LOCATIONS}
 HIERARCHIES = [Hierarchy(root, {root: ()}) for root in ROOTS]
 
 
@@ -177,6 +185,8 @@ class Sim:
         """The node where app's restore always fails, if any."""
         self.serving: dict[str, set[str]] = {root: set() for root in ROOTS}
         """Physical truth: root -> nodes where it is in service now."""
+        self.location = self.rng.choice(LOCATIONS)
+        self.config = CONFIGS[self.location]
         self.nodes = {name: self._boot(name, 1) for name in NODES}
         self.tokens = 0
 
@@ -209,7 +219,7 @@ class Sim:
         offset = self.rng.uniform(0, 1000)
         now = self.now + offset
         ownership = self.variant.make_core(name, TIMING.duration)
-        ownership.start(now, CONFIG)
+        ownership.start(now, self.config)
         node = Node(name, offset, ownership, Voter(name, TIMING, started_at=now),
                     LeaseHolder(name, NODES, TIMING, incarnation=self.rng.getrandbits(63)),
                     life)
@@ -291,7 +301,7 @@ class Sim:
         seen = Snapshot.of(node.name, alive, node.core.ran_to_report(node.ran, now),
                            frozenset(), states)
         holds = frozenset(r for r in ROOTS if node.holder.holds(r, now))
-        return core.Situation(now, self.now, CONFIG, HIERARCHIES, seen, dict(node.reports),
+        return core.Situation(now, self.now, self.config, HIERARCHIES, seen, dict(node.reports),
                               holds)
 
     # --- carrying out the core's effects --------------------------------------------------------
@@ -381,7 +391,8 @@ class Sim:
         else:
             self._in(node, root)
             node.ran[root] = f"{self.now:015.6f}"
-            self._run(node, node.core.restored(root, restore.automatic, self.now, CONFIG))
+            self._run(node, node.core.restored(root, restore.automatic, self.now,
+                                                   self.config))
         node.core.done(root)
 
     def _given_up(self, node: Node, root: str, token: int) -> None:
@@ -492,8 +503,10 @@ class Sim:
         if len(app) != 1 or self.broken in app:
             return (f"liveness: {SETTLE:g}s after the faults stopped app is in service on "
                     f"{sorted(app) or 'no node'} (broken: {self.broken})")
-        if web != app:
-            return (f"liveness: web (needs app on the same node) is in service on "
+        where = {"same_node": web == app, "any_node": len(web) == 1,
+                 "different_node": len(web) == 1 and web != app}[self.location]
+        if not where:
+            return (f"liveness: web (needs app, {self.location}) is in service on "
                     f"{sorted(web) or 'no node'}, app on {sorted(app)}")
         return None
 
