@@ -80,3 +80,11 @@ def test_retries_wait_longer_each_time_and_start_over_after_a_reset() -> None:
     assert retries.waiting("db", 0.5)
     retries.reset()
     assert not retries.waiting("db", 0.5)
+
+
+def test_a_dependency_not_met_says_which_and_that_it_starts_by_itself() -> None:
+    record = note(None, Blocked("dependency", "node1", "needs db up on the same node"), 0.0)
+    assert explain(record, "web", "watchdog", now=1.0) == (
+        "waiting for its dependencies: it needs db up on the same node; it starts by itself "
+        "once they are up ('tutela status' shows where they run)")
+    assert from_payload(to_payload({"web": record}))["web"].reason == "dependency"
