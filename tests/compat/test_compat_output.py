@@ -123,3 +123,19 @@ def test_an_unknown_package_exits_1_naming_the_packages(
     assert exited.value.code == 1
     assert "Unable to find package db in cluster shop (its packages: app)" in (
         capsys.readouterr().err)
+
+
+def test_a_package_left_running_by_a_maintenance_stop_is_in_maintenance(
+        status: dict[str, Any], config: ClusterConfig) -> None:
+    """lkstop -f on node1: its heartbeats stop (stale), its record says app runs there."""
+    stopped = copy.deepcopy(status)
+    node1 = next(n for n in stopped["nodes"] if n["name"] == "node1")
+    node1["state"] = "DEAD"
+    node1["maintenance"] = {"since": "2026-12-07T07:00:00+00:00", "hierarchies": ["app"]}
+    for resource in stopped["hierarchies"][0]["resources"]:
+        resource["elsewhere"]["node1"]["stale"] = True
+    view = cluster_view(stopped, config)
+    table = cmviewcl_table(view, False, None, (), ())
+    assert ["node1", "down", "halted"] in [line.split() for line in table.splitlines()]
+    assert ["app", "up", "maintenance", "enabled", "node1"] in [
+        line.split() for line in table.splitlines()]

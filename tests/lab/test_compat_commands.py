@@ -155,3 +155,18 @@ def test_cmmodpkg_n_turns_node_switching_off_and_on(lab: Lab, service: WebServic
     view = run(lab, "node3", "cmviewcl", "-v", "-f", "line", "-p", "app").stdout
     assert "node:node2|switching=enabled\nnode:node2|order=2\n" in view
     assert runs_on(lab, service) == ["node1"]
+
+
+def test_lkstop_f_leaves_the_package_running_in_maintenance(lab: Lab,
+                                                           service: WebService) -> None:
+    assert run(lab, "node1", "lkstop", "-f").returncode == 0
+    wait_until(lambda: "state=maintenance\nautorun=enabled\nowner=node1\n" in line_view(
+        lab, "node2"), timeout=20, what="node2 to see app left running on node1")
+    table = run(lab, "node2", "cmviewcl").stdout.splitlines()
+    assert ["node1", "down", "halted"] in [line.split() for line in table]
+    assert runs_on(lab, service) == ["node1"]
+    assert fetch(lab, service.url) == GREETING
+    assert run(lab, "node1", "lkstart").returncode == 0
+    wait_until(lambda: "state=running\nautorun=enabled\nowner=node1\n" in line_view(
+        lab, "node2"), timeout=20, what="app protected on node1 again")
+    assert runs_on(lab, service) == ["node1"]

@@ -43,7 +43,8 @@ class Package:
     status: str
     """up (in service on a node) or down."""
     state: str
-    """running, failed (its root is OSF somewhere and it runs nowhere) or halted."""
+    """running; maintenance (left running, unprotected, by a node stopped for maintenance);
+    failed (its root is OSF somewhere and it runs nowhere); or halted."""
     autorun: str
     """enabled or disabled: the hierarchy's `failover` (Serviceguard's global switching)."""
     owner: str | None
@@ -98,14 +99,25 @@ def _package(hierarchy: dict[str, Any], status: dict[str, Any], config: ClusterC
     root = str(hierarchy["root"])
     settings = config.hierarchy_settings(root)
     owner = runs_on(status, root)
+    state = _package_state(hierarchy, owner)
+    if owner is None and (left := _left_in_maintenance(status, root)) is not None:
+        owner, state = left, "maintenance"
     equivalencies = sorted(settings.equivalencies, key=lambda e: e.priority)
     places = [(e.node, e.priority) for e in equivalencies] or [(str(status["node"]), 1)]
     nodes = tuple(PackageNode(n, p, "up" if n in alive else "down", n == owner)
                   for n, p in places)
-    return Package(root, "up" if owner else "down", _package_state(hierarchy, owner),
+    return Package(root, "up" if owner else "down", state,
                    "enabled" if settings.failover else "disabled", owner, nodes,
                    FAILOVER_POLICY[settings.start_policy],
                    FAILBACK_POLICY[settings.switchback])
+
+
+def _left_in_maintenance(status: dict[str, Any], root: str) -> str | None:
+    """The node stopped for maintenance (tutela stop --leave-resources, lkstop -f) that
+    left `root` running there, unprotected: Serviceguard's package maintenance, where a
+    package runs unmonitored."""
+    return next((str(n["name"]) for n in status["nodes"] if n.get("maintenance")
+                 and root in n["maintenance"]["hierarchies"]), None)
 
 
 def _package_state(hierarchy: dict[str, Any], owner: str | None) -> str:
