@@ -170,3 +170,22 @@ def test_lkstop_f_leaves_the_package_running_in_maintenance(lab: Lab,
     wait_until(lambda: "state=running\nautorun=enabled\nowner=node1\n" in line_view(
         lab, "node2"), timeout=20, what="app protected on node1 again")
     assert runs_on(lab, service) == ["node1"]
+
+
+def test_cmhaltcl_refuses_while_a_package_runs(lab: Lab, service: WebService) -> None:
+    refused = run(lab, "node3", "cmhaltcl")
+    assert refused.returncode == 1 and "running: app on node1" in refused.stderr
+    assert all_alive(lab)
+
+
+def test_cmhaltnode_f_and_cmrunnode_on_one_node(lab: Lab, service: WebService) -> None:
+    elsewhere = run(lab, "node3", "cmrunnode", "node1")
+    assert elsewhere.returncode == 1 and "run cmrunnode (or tutela start) on node1" in (
+        elsewhere.stderr)
+    assert run(lab, "node3", "cmhaltnode", "-f").returncode == 0
+    wait_until(lambda: "node:node3|status=down" in lab.exec(
+        "node1", ["cmviewcl", "-f", "line", "-l", "node"]).stdout, timeout=20,
+        what="node1 to see node3 down")
+    assert run(lab, "node3", "cmrunnode", "node3").returncode == 0
+    wait_until(lambda: all_alive(lab), timeout=30, what="node3 back")
+    assert runs_on(lab, service) == ["node1"]
