@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from click.testing import CliRunner
 
 from helpers import check_goldens
 from tutela.cli.migrate import migrate_group
+from tutela.lcd.store import KEY_BYTES, Lcd
+from tutela.model.config import ClusterConfig
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "args").is_file())
@@ -150,13 +153,20 @@ def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
 
 def daemon_for(daemons: dict[str, Path], document: dict[str, Any],
                factory: pytest.TempPathFactory) -> Path:
-    """The daemon of the document's cluster, initialised on its first node."""
+    """The daemon of the document's cluster on its first node, with the members the
+    document names (nodes, comm paths, witnesses) as forming the cluster first makes them
+    (init, join, witness add: docs/serviceguard.md): an apply changes the voters one at a
+    time, so a document is applied to a formed cluster, never to a node still alone."""
     name = document["name"]
     if name not in daemons:
         state = factory.mktemp(f"state-{name}")
-        tutela(state, "init", "--cluster", name, "--node", document["nodes"][0]["name"])
+        members = ClusterConfig.model_validate(
+            {key: document[key] for key in ("name", "nodes", "comm_paths", "witnesses")
+             if key in document})
+        Lcd.create_from(state, document["nodes"][0]["name"], secrets.token_bytes(KEY_BYTES),
+                        members, 1, f"formed cluster {name}").close()
         daemons[name] = state
-        tutela(state, "start")
+        tutela(state, "start", "--no-wait")  # its peers are only named, never started
     return daemons[name]
 
 
