@@ -110,8 +110,6 @@ class Leases:
             self.disk.start()
         spawn(self._settle_after_quiet(), name="lease-memory")
 
-        spawn(self._settle_after_quiet(), name="lease-memory")
-
     async def _settle_after_quiet(self) -> None:
         """Once the voter's quiet period is over, its longest possible grant is its own L.
         (Late, never early: the event loop's clock does not count a suspend.)"""
@@ -153,7 +151,6 @@ class Leases:
         if self.disk is not None:
             log.info("disk voter %s on %s", self.disk.voter_id, self.disk.device.path)
             self.disk.start()
-
 
     # --- the daemon's calls --------------------------------------------------------------
 
