@@ -41,7 +41,7 @@ from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulate import _python
+from simulate import Outcome
 
 from tutela.lcd.replication import (
     Acceptor,
@@ -109,36 +109,6 @@ class ConfigVariant:
 
 CORRECT = ConfigVariant()
 """The core's rules (tutela.lcd.replication): the base the mutants break."""
-
-
-@dataclass
-class ConfigOutcome:
-    seed: int
-    family: str
-    variant: str
-    failure: str | None
-    events: int
-    stats: dict[str, int]
-    trace: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-    @property
-    def check(self) -> str | None:
-        """The name of the check that failed (the text before the colon)."""
-        return None if self.failure is None else self.failure.split(":")[1].strip()
-
-    def replay_command(self) -> str:
-        variant = "" if self.variant == CORRECT.name else f" --variant {self.variant}"
-        return (f"{_python()} tests/sim/config_sim.py --seed {self.seed} --family "
-                f"{self.family}{variant} --verbose")
-
-    def report(self, tail: int = 80) -> str:
-        return "\n".join([f"seed {self.seed} ({self.family}, {self.variant}): {self.failure}",
-                          f"replay: {self.replay_command()}", "last events:",
-                          *self.trace[-tail:]])
 
 
 @dataclass
@@ -304,7 +274,7 @@ class ConfigSimulation:
                        f"{where}")
         node.promise = epoch
 
-    def run(self) -> ConfigOutcome:
+    def run(self) -> Outcome:
         for name in self.first_nodes:
             self._store(name, (1, 0), ())
             self.at(self.rng.uniform(0, HEARTBEAT), lambda n=name: self._heartbeat(n), name)
@@ -324,8 +294,8 @@ class ConfigSimulation:
         if self.failure is None:
             self._check_end()
         self.failure = self.failure or self.audited
-        return ConfigOutcome(self.seed, self.family, self.variant.name, self.failure, self.events,
-                             self.stats, self.trace)
+        return Outcome(self.seed, self.family, self.variant.name, self.failure, self.events,
+                       self.now, self.stats, self.trace, script="config_sim.py")
 
     def _quiet(self, when: float) -> bool:
         """No change is under way and none ended in the last SETTLE / 2 (a node that
@@ -863,7 +833,7 @@ def _short(value: Any) -> str:
 
 
 def simulate_config(seed: int, family: str = FAMILIES[0], variant: ConfigVariant = CORRECT,
-                    trace: bool = False) -> ConfigOutcome:
+                    trace: bool = False) -> Outcome:
     return ConfigSimulation(seed, family, variant, trace).run()
 
 
@@ -876,10 +846,10 @@ def config_variant(name: str) -> ConfigVariant:
 
 
 def run_config_seeds(seeds: range, family: str = FAMILIES[0], variant: str = CORRECT.name
-                     ) -> tuple[list[ConfigOutcome], dict[str, int]]:
+                     ) -> tuple[list[Outcome], dict[str, int]]:
     """Run `seeds`; failures come back re-run with their trace, plus summed stats."""
     chosen = config_variant(variant)
-    failures: list[ConfigOutcome] = []
+    failures: list[Outcome] = []
     totals: dict[str, int] = {}
     for seed in seeds:
         outcome = simulate_config(seed, family, chosen)

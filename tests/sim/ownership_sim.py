@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from simulate import _python
+from simulate import Outcome
 
 from tutela.arbiter.holder import Acquired, Effect, LeaseHolder, LeaseLost, MustRelease, Send
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
@@ -102,29 +102,6 @@ class Variant:
 
 
 CORRECT = Variant()
-
-
-@dataclass
-class Outcome:
-    seed: int
-    variant: str
-    failure: str | None
-    events: int
-    stats: dict[str, int]
-    trace: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-    def replay_command(self) -> str:
-        variant = "" if self.variant == CORRECT.name else f" --variant {self.variant}"
-        return (f"{_python()} tests/sim/ownership_sim.py --seed {self.seed}{variant} "
-                "--verbose")
-
-    def report(self, tail: int = 60) -> str:
-        return "\n".join([f"seed {self.seed} ({FAMILY}, {self.variant}): {self.failure}",
-                          f"replay: {self.replay_command()}", *self.trace[-tail:]])
 
 
 class Failure(Exception):
@@ -561,7 +538,8 @@ class Sim:
 def simulate_ownership(seed: int, variant: Variant = CORRECT, trace: bool = False) -> Outcome:
     sim = Sim(seed, variant, trace)
     failure = sim.run()
-    return Outcome(seed, variant.name, failure, sim.events, sim.stats, sim.trace)
+    return Outcome(seed, FAMILY, variant.name, failure, sim.events, sim.now, sim.stats,
+                   sim.trace, script="ownership_sim.py")
 
 
 def run_ownership_seeds(seeds: Iterable[int], variant: Variant = CORRECT
@@ -581,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--family", choices=[FAMILY], default=FAMILY, help="its only family")
     parser.add_argument("--variant", choices=sorted(OWNERSHIP_MUTANTS), default=None)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -77,6 +77,8 @@ CORRECT = Variant()
 
 @dataclass
 class Outcome:
+    """One seed's run, of any simulation of tests/sim (`script` replays it)."""
+
     seed: int
     family: str
     variant: str
@@ -86,15 +88,21 @@ class Outcome:
     stats: dict[str, int]
     trace: list[str]
     bound: float | None = None
+    script: str = "simulate.py"
 
     @property
     def ok(self) -> bool:
         return self.failure is None
 
+    @property
+    def check(self) -> str | None:
+        """The name of the check that failed (the text between the first two colons)."""
+        return None if self.failure is None else self.failure.split(":")[1].strip()
+
     def replay_command(self) -> str:
         variant = "" if self.variant == CORRECT.name else f" --variant {self.variant}"
-        return (f"{_python()} tests/sim/simulate.py --seed {self.seed} --family {self.family}"
-                f"{variant} --verbose")
+        return (f"{_python()} tests/sim/{self.script} --seed {self.seed} --family "
+                f"{self.family}{variant} --verbose")
 
     def report(self, tail: int = 80) -> str:
         lines = [f"seed {self.seed} ({self.family}, {self.variant}): {self.failure}",
