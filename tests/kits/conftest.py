@@ -128,3 +128,20 @@ def make_fsenv(tmp_path: Path) -> Iterator[Callable[[str], FsEnv]]:
             wait_until(lambda: own_mount_ns(holder.pid), timeout=5, what="mount namespace")
             return env
         yield build
+
+
+@pytest.fixture
+def own_dummy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the real ocf:heartbeat:Dummy as ocf:test:Dummy, under an OCF root of the
+    test's own (its lib/ is the real one), with a meta-data disk cache of the test's own:
+    for tests that change or break the agent."""
+    from tutela.kits import ocf_agents
+
+    root = tmp_path / "ocf"
+    (root / "resource.d" / "test").mkdir(parents=True)
+    (root / "lib").symlink_to(ocf_agents.OCF_ROOT / "lib")
+    agent = root / "resource.d" / "test" / "Dummy"
+    shutil.copy2(ocf_agents.OCF_ROOT / "resource.d" / "heartbeat" / "Dummy", agent)
+    monkeypatch.setattr(ocf_agents, "OCF_ROOT", root)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return agent

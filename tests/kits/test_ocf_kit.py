@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from helpers import wait_until
-from tutela.kits import ocf_agents
 from tutela.kits.base import ActionContext
 from tutela.kits.ocf import (
     CHECK_LEVEL,
@@ -94,17 +93,10 @@ def test_durations_as_agents_write_them() -> None:
         == [20.0, 20.0, 120.0, 0.5, 3600.0, None, None]
 
 
-def test_meta_data_is_read_again_when_the_agent_changes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A copy of the real Dummy under an OCF root of the test's own (its lib/ is the real
-    one): one run per path and modification time, in memory and on disk."""
-    root = tmp_path / "ocf"
-    (root / "resource.d" / "test").mkdir(parents=True)
-    (root / "lib").symlink_to(ocf_agents.OCF_ROOT / "lib")
-    agent = root / "resource.d" / "test" / "Dummy"
-    shutil.copy2(ocf_agents.OCF_ROOT / "resource.d" / "heartbeat" / "Dummy", agent)
-    monkeypatch.setattr(ocf_agents, "OCF_ROOT", root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_meta_data_is_read_again_when_the_agent_changes(tmp_path: Path, own_dummy: Path
+                                                         ) -> None:
+    """One run per path and modification time, in memory and on disk."""
+    agent = own_dummy
     name = AgentName("test", "Dummy")
     first = meta_data(name)
     assert meta_data(name) is first

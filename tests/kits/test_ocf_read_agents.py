@@ -7,25 +7,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
-from tutela.kits import ocf_agents
 from tutela.kits.registry import get_kit, read_agents
 
 
-def test_read_agents_leaves_the_meta_data_in_memory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A copy of the real Dummy under an OCF root of the test's own, read, then made
-    unrunnable (mode 0 keeps its modification time and size, the cache's key) with the disk
-    cache gone: get_kit answers from memory, where a run of the agent would fail."""
-    root = tmp_path / "ocf"
-    (root / "resource.d" / "test").mkdir(parents=True)
-    (root / "lib").symlink_to(ocf_agents.OCF_ROOT / "lib")
-    agent = root / "resource.d" / "test" / "Dummy"
-    shutil.copy2(ocf_agents.OCF_ROOT / "resource.d" / "heartbeat" / "Dummy", agent)
-    monkeypatch.setattr(ocf_agents, "OCF_ROOT", root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_read_agents_leaves_the_meta_data_in_memory(tmp_path: Path, own_dummy: Path) -> None:
+    """Dummy read, then made unrunnable (mode 0 keeps its modification time and size, the
+    cache's key) with the disk cache gone: get_kit answers from memory, where a run of the
+    agent would fail."""
     read_agents(["ocf:test:Dummy", "process", "ocf:test:Missing"])  # Missing: validation's
     shutil.rmtree(tmp_path / "cache")  # not from the disk cache either
-    agent.chmod(0)  # a run now fails (root may still read it: mode 0 stops execution only)
+    own_dummy.chmod(0)  # a run now fails (root may still read it: mode 0 stops execution only)
     assert get_kit("ocf:test:Dummy").name == "ocf:test:Dummy"
