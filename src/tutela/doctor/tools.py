@@ -22,6 +22,7 @@ KIT_TOOLS: dict[str, tuple[Tool, ...]] = {
                    Tool("e2fsck", "e2fsprogs", "the check before an ext4 mount"),
                    Tool("dumpe2fs", "e2fsprogs", "the multi-mount protection check of ext4")),
     "process": (Tool("sh", "dash", "command lines"),),
+    "device": (Tool("blockdev", "util-linux", "read_only_on_remove (--setro, --setrw, --getro)"),),
     "generic": (),  # the administrator's scripts: the resources check finds those
 }
 DOCTOR_TOOLS = (Tool("blkid", "util-linux", "reading the UUIDs of shared disks"),)

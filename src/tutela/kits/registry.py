@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tutela.kits.base import Kit
+from tutela.kits.device import DeviceKit
 from tutela.kits.filesystem import FilesystemKit
 from tutela.kits.generic import GenericKit
 from tutela.kits.ip import IpKit
@@ -21,7 +22,7 @@ from tutela.kits.process import ProcessKit
 from tutela.model.errors import ConfigError, Problem
 
 KITS: dict[str, Kit[Any]] = {
-    kit.name: kit for kit in (IpKit(), FilesystemKit(), GenericKit(), ProcessKit())
+    kit.name: kit for kit in (IpKit(), FilesystemKit(), GenericKit(), ProcessKit(), DeviceKit())
 }
 
 
