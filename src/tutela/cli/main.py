@@ -79,6 +79,7 @@ class _Commands(_NodeGroup):
     LAZY: dict[str, tuple[str, str]] = {"config": ("tutela.cli.config", "config_group"),
                                         "disk": ("tutela.cli.disk", "disk_group"),
                                         "doctor": ("tutela.cli.doctor", "doctor"),
+                                        "events": ("tutela.cli.events", "events_command"),
                                         "kit": ("tutela.cli.kit", "kit_group"),
                                         "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group"),

@@ -26,6 +26,7 @@ from tutela.daemon.ownership import Ownership
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.peer_report import PeerReport
+from tutela.journal.events import Emitter, correlation_id, no_events
 from tutela.kits.registry import read_agents
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
 from tutela.lcd.replication import (
@@ -100,6 +101,7 @@ class Cluster:
         self.lcd = lcd
         self.engine = engine
         self.messenger = messenger
+        self.journal: Emitter = no_events
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self._votes: dict[str, Stored] = {}
         self.catch_up = CatchUp()
@@ -139,6 +141,9 @@ class Cluster:
         await self.messenger.stop()
 
     async def config_changed(self, config: ClusterConfig) -> None:
+        generation = self.lcd.generation()
+        self.journal("config.applied", "cluster", f"configuration generation {generation} "
+                     "took effect here", details={"generation": generation})
         settings = config.settings
         if (settings.heartbeat_interval, settings.heartbeat_misses) != (
                 self.messenger.interval, self.messenger.detector.misses):
@@ -387,6 +392,9 @@ class Cluster:
         log.log(level, "%s is %s", what, state)
         self.events.append({"at": when, "kind": event.kind, "node": event.node,
                             "path": event.path})
+        self.journal(event.kind.replace("-", "."), event.path or event.node,
+                     f"{what} is {state}", correlation=correlation_id(event.node),
+                     details={"peer": event.node})
         if event.kind == "node-down":
             self.ownership.wake()
         if event.kind in ("node-up", "path-up"):

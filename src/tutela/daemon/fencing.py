@@ -18,6 +18,7 @@ from tutela.arbiter.timing import LeaseTiming
 from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.stuck import Blocked
+from tutela.journal.events import Emitter, no_events
 from tutela.lcm.messenger import spawn
 
 log = logging.getLogger("tutela.fencing")
@@ -45,6 +46,7 @@ class Fencing:
         whether a clustered hierarchy may still be in service here (the watchdog stays
         armed while either says so)."""
         self.engine = engine
+        self.journal: Emitter = no_events
         self.watchdog = WatchdogFence(
             timing, lambda: engine.config.settings.fencing == "watchdog", lease_ends,
             still_in_service)
@@ -92,10 +94,14 @@ class Fencing:
             raise FenceFailed(Blocked("fence_failed", node, why),
                               f"fencing {node} failed ({why}); not taking over")
         log.warning("%s: %s is fenced", root, node)
+        self.journal("fence.peer", node, f"fenced before taking {root} over: {command}",
+                     details={"hierarchy": root})
 
     async def fence_self(self, root: str, within: float | None) -> bool:
         """Self-fencing: `root` out of service here within `within` seconds (None: no
         limit). Whether it is."""
+        self.journal("fence.self", root, "the lease is ending: out of service here before "
+                     "another node may take it over", details={"within": within})
         try:
             async with asyncio.timeout(within):
                 await self.engine.fence(root)
@@ -110,6 +116,8 @@ class Fencing:
         """fastboot reboots this node; fastkill (and osu whose timed remove ran out)
         finishes taking `root` out of service, by force unless osu."""
         log.critical("%s: quorum-loss action %r", root, action)
+        self.journal("quorum.lost", root, f"no majority renewed the lease: quorum-loss "
+                     f"action {action}", details={"action": action})
         if action == "fastboot":
             _reboot()
         try:

@@ -26,6 +26,7 @@ from tutela.arbiter.holder import (
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse_message
 from tutela.arbiter.voter import Voter
 from tutela.daemon.disk_voter import DiskVoterDriver
+from tutela.journal.events import Emitter, no_events
 from tutela.lcd.lease import effective_lease
 from tutela.lcm import kinds
 from tutela.lcm.frame import Envelope
@@ -70,6 +71,7 @@ class Leases:
         self._incarnation = incarnation
         self._extra = extra
         self._on_reply = on_reply
+        self.journal: Emitter = no_events
         self.on_effect: Callable[[MustRelease | LeaseLost], None] | None = None
         """Told when a held lease must be given up now or has ended (self-fencing)."""
         self._waiters: dict[str, asyncio.Future[Acquired]] = {}
@@ -205,6 +207,8 @@ class Leases:
         return name in self.holder.wanted or name in self._unsent
 
     def release(self, name: str) -> None:
+        if self.holds(name):
+            self.journal("lease.released", name, "given back to the voters")
         self._unsent.pop(name, None)
         self._run(self.holder.release([name], clock.now()))
 
@@ -223,6 +227,8 @@ class Leases:
             elif isinstance(effect, MustRelease | LeaseLost):
                 if isinstance(effect, LeaseLost):
                     log.warning("lease %s lost: it ended without a renewal", effect.name)
+                    self.journal("lease.lost", effect.name, "it ended without a renewal by a "
+                                 "majority of the voters")
                 if self.on_effect is not None:
                     self.on_effect(effect)
         self._wake.set()

@@ -20,6 +20,7 @@ from tutela.daemon.server import serve
 from tutela.daemon.service import Service
 from tutela.daemon.wiring import build
 from tutela.engine.workers import started_pool
+from tutela.journal.events import Emitter
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
 from tutela.lcm.ticks import next_tick
@@ -107,7 +108,7 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
              lcd.node, engine.config.name, lcd.generation(), state_dir)
     notifier.status(f"{lcd.node}: re-adopting resources")
     await engine.adopt()
-    log_maintenance(lcd.node, engine.config)
+    log_maintenance(lcd.node, engine.config, daemon.journal.emit)
     await cluster.start()
     server = await serve(service, path)
     log.info("ready on %s", path)
@@ -132,13 +133,16 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
         server.close()
         path.unlink(missing_ok=True)
         lcd.close()
+        daemon.journal.stop()  # writes the records still queued
         log.info("stopped")
 
 
-def log_maintenance(node: str, config: ClusterConfig) -> None:
+def log_maintenance(node: str, config: ClusterConfig, journal: Emitter) -> None:
     """Say at start that this node comes back from a maintenance stop, and what follows."""
     record = next((n.maintenance for n in config.nodes if n.name == node), None)
     if record is not None:
+        journal("maintenance.start", node, f"back from the maintenance stop of "
+                f"{record.since}", details={"hierarchies": list(record.hierarchies)})
         log.info("back from the maintenance stop of %s: %s re-adopted as they run; "
                  "in maintenance until they are under their leases here again",
                  record.since, ", ".join(record.hierarchies))

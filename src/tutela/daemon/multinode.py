@@ -21,6 +21,7 @@ from tutela.engine.dependencies import placement, up_on
 from tutela.engine.multinode import InstanceVerdict, InstanceView, decide
 from tutela.engine.node import NodeEngine, OperationError, RestoreRefused
 from tutela.engine.peer_report import PeerReport
+from tutela.journal.events import Emitter, no_events, recorded
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.lcm.ticks import next_tick
@@ -42,6 +43,7 @@ class MultiNode:
         self.node = node
         self.engine = engine
         self.messenger = messenger
+        self.journal: Emitter = no_events
         self.failed: set[str] = set()
         """Roots whose instance failed here beyond local recovery: not restored here until
         an administrator restores them again."""
@@ -168,7 +170,9 @@ class MultiNode:
     async def _restore(self, root: str) -> None:
         log.info("%s: starting its instance here", root)
         try:
-            await self.engine.restore(root)
+            with recorded(self.journal, "restore", root, "a multi-node instance belongs "
+                          "in service here"):
+                await self.engine.restore(root)
         except RestoreRefused as error:
             log.warning("%s: %s; trying again", root, error)  # not this node's failure
         except OperationError as error:
@@ -179,7 +183,9 @@ class MultiNode:
     async def _remove(self, root: str) -> None:
         log.info("%s: taking its instance here out of service", root)
         try:
-            await self.engine.remove(root)
+            with recorded(self.journal, "remove", root, "a multi-node instance no longer "
+                          "belongs in service here"):
+                await self.engine.remove(root)
         except OperationError as error:
             log.error("%s: could not take the instance here out of service: %s; not tried "
                       "again until 'tutela restore %s' or 'tutela remove %s'", root, error,

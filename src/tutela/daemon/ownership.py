@@ -44,6 +44,7 @@ from tutela.engine.ownership_core import (
 )
 from tutela.engine.peer_report import PeerReport
 from tutela.engine.stuck import Blocked, Stuck
+from tutela.journal.events import Emitter, correlation_id, no_events, recorded
 from tutela.lcm.frame import Envelope
 from tutela.lcm.messenger import Messenger, spawn
 from tutela.lcm.ticks import next_tick
@@ -72,6 +73,9 @@ class Ownership:
         self.leases = leases
         self.messenger = messenger
         self.core = OwnershipCore(node, leases.timing.duration)
+        self.journal: Emitter = no_events
+        self._correlation: dict[str, str] = {}
+        """Root -> the id of its records since this node last won its lease."""
         self._wake = asyncio.Event()
         self._deaths = asyncio.Event()
         """Set when a node is declared DEAD (then replaced): wakes `while_alive`."""
@@ -137,7 +141,9 @@ class Ownership:
         """Switchover, the old owner's half: out of service here, lease released at once."""
         self.core.give(root, clock.now())
         try:
-            await self.engine.remove(root)
+            with recorded(self.journal, "remove", root, "switchover: another node takes it",
+                          self._correlation.get(root, "")):
+                await self.engine.remove(root)
         finally:
             self.leases.release(root)
             self.core.done(root)
@@ -274,6 +280,7 @@ class Ownership:
         timing = self.leases.timing
         await self.leases.acquire(root, timeout=timing.duration * 3,
                                   remove_time=self.fencing.remove_time)
+        self._lease_won(acquire)
         effects = self.core.lease_won(root, self._situation(), acquire.automatic)
         for effect in effects:
             await self._carry_out(effect)
@@ -281,6 +288,18 @@ class Ownership:
             record = self.core.stuck.get(root)  # a switchover to where it may not run
             why = f"it {record.detail}" if record is not None else "the lease was let go"
             raise OperationError(f"{root}: not taking it over here: {why}")
+
+    def _lease_won(self, acquire: Acquire) -> None:
+        """Record it, under a new correlation id that the takeover's records share."""
+        root, detector = acquire.root, self.messenger.detector
+        dead = sorted(p for p in self.messenger.heartbeats if detector.node_state(p) != "ALIVE")
+        why = ("no alive node runs it" if acquire.automatic
+               else "asked to take it (switchover or an administrator's restore)")
+        if dead and acquire.automatic:
+            why += f" ({', '.join(dead)} DEAD here)"
+        correlation = self._correlation[root] = correlation_id(root)
+        self.journal("lease.won", root, why, correlation=correlation,
+                     details={"dead": dead, "voters": list(self.leases.holder.voters)})
 
     async def _carry_out(self, effect: Effect) -> None:
         """One step of a takeover or a self-fence (FenceFailed stops a takeover)."""
@@ -306,7 +325,9 @@ class Ownership:
         if not self.leases.holds(root):
             return
         try:
-            await self.engine.restore(root, allowed=lambda: self.leases.holds(root))
+            with recorded(self.journal, "restore", root, "its lease is held here",
+                          self._correlation.get(root, "")):
+                await self.engine.restore(root, allowed=lambda: self.leases.holds(root))
         except (RestoreRefused, LeaseGone):
             raise  # not this node's failure: the caller lets go and waits
         except OperationError:
@@ -319,7 +340,9 @@ class Ownership:
     async def _give_up(self, give_up: GiveUp) -> None:
         log.info("%s: giving it up (%s)", give_up.root, give_up.why)
         try:
-            await self.engine.remove(give_up.root)
+            with recorded(self.journal, "remove", give_up.root, f"giving it up: {give_up.why}",
+                          self._correlation.get(give_up.root, "")):
+                await self.engine.remove(give_up.root)
         finally:
             self.leases.release(give_up.root)
 

@@ -22,6 +22,7 @@ from tutela.daemon.ownership import PeerDied
 from tutela.daemon.watchdog import node_watchdog
 from tutela.engine.dependency_status import dependency_status
 from tutela.engine.node import NodeEngine, OperationError
+from tutela.journal.events import Emitter, no_events
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
 from tutela.lcd.keypath import WRITTEN_BY_NODES, set_value
@@ -73,6 +74,7 @@ class Service:
         self.leave_resources = False
         self._entering_maintenance = False
         self._config_lock = asyncio.Lock()
+        self.journal: Emitter = no_events
         self.handlers: dict[str, Handler] = {
             "ping": self.ping,
             "status": self.status,
@@ -667,6 +669,9 @@ class Service:
         elif _maintenance_of(self.engine.config, self.lcd.node) is not None:
             await self._end_maintenance_for_stop()
         self.leave_resources = leave
+        if leave:
+            self.journal("maintenance.stop", self.lcd.node, "tutela stop --leave-resources: "
+                         "resources stay in service, unprotected", details=told)
         self.stopping.set()
         return {"stopping": True, "leave_resources": leave, "maintenance": [], "untold": [],
                 **told}

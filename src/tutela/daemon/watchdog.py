@@ -17,6 +17,7 @@ from tutela import clock
 from tutela.arbiter.lease_fit import armed_timeout, shortest_fitting
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
+from tutela.journal.events import Emitter, no_events
 from tutela.lcm.messenger import spawn
 from tutela.lcm.ticks import next_tick
 from tutela.model.config import NodeWatchdog
@@ -36,6 +37,7 @@ class WatchdogFence:
                  lease_ends: Callable[[], list[float]],
                  still_in_service: Callable[[], bool], path: str | None = None) -> None:
         self.path = path or os.environ.get(DEVICE_ENV, DEFAULT_DEVICE)
+        self.journal: Emitter = no_events
         self.timing = timing
         self.device = describe(self.path)
         self.timeout = armed_timeout(timing, self.device.min_timeout)
@@ -110,6 +112,8 @@ class WatchdogFence:
         self.problem = None
         self._armed_now.set()  # the loop may be in its long disarmed sleep: pet from now on
         log.info("watchdog %s armed (%gs)", self.path, accepted)
+        self.journal("watchdog.armed", self.path, f"a lease is held here; fires after "
+                     f"{accepted:g}s without a pet", details={"timeout": accepted})
 
     async def _loop(self) -> None:
         while True:
@@ -143,6 +147,8 @@ class WatchdogFence:
                 log.error("not petting the watchdog: a lease has less than %gs left or ended "
                           "with resources still in service; the node is reset unless they "
                           "are out of service first", self.timeout)
+                self.journal("watchdog.starved", self.path, "a lease has less than the "
+                             "watchdog's timeout left or ended with resources in service")
             self._starving = True
         else:
             self._pet()
@@ -164,6 +170,7 @@ class WatchdogFence:
         try:
             self._device.disarm()
             log.info("watchdog %s disarmed: %s", self.path, why)
+            self.journal("watchdog.disarmed", self.path, why)
         except OSError as error:
             log.error("watchdog %s could not be disarmed (%s): it may reset this node",
                       self.path, error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tutela.daemon import support
+from tutela.daemon import events, support
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases
@@ -20,6 +20,7 @@ from tutela.daemon.service import Service
 from tutela.engine import peer_report
 from tutela.engine.node import NodeEngine, RuntimeState
 from tutela.engine.peer_report import PeerReport
+from tutela.journal.file import Journal
 from tutela.lcd.store import Lcd
 from tutela.lcm.messenger import Identity, Messenger
 
@@ -30,6 +31,7 @@ class Daemon:
     engine: NodeEngine
     cluster: Cluster
     service: Service
+    journal: Journal
 
 
 def build(lcd: Lcd, state_dir: Path) -> Daemon:
@@ -65,7 +67,16 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
     # doctor.facts) and the join service.
     service = Service(lcd, engine, cluster)
     support.register(service)  # `tutela support-bundle` and the peers' support.collect
-    return Daemon(lcd, engine, cluster, service)
+    # The event journal (docs/events.md): every part records what changed through its one
+    # emitter; `tutela events` and the peers' events.read read it.
+    journal = Journal(state_dir, lcd.node)
+    for part in (engine, cluster, cluster.leases, cluster.ownership,
+                 cluster.ownership.fencing, cluster.ownership.watchdog, cluster.multinode,
+                 service):
+        part.journal = journal.emit
+    events.register(service)
+    journal.start()
+    return Daemon(lcd, engine, cluster, service, journal)
 
 
 def recorded_states(lcd: Lcd) -> dict[str, RuntimeState]:

@@ -19,6 +19,7 @@ from tutela.engine.executor import ActionFailed, Outcome, execute
 from tutela.engine.planner import Plan, Step, plan_remove, plan_restore
 from tutela.engine.recovery import RecoveryTracker
 from tutela.engine.workers import started_pool
+from tutela.journal.events import Emitter, no_events
 from tutela.kits.base import ActionContext, CheckResult, Kit, KitError
 from tutela.kits.registry import get_kit
 from tutela.lcm.ticks import grid_delay
@@ -65,6 +66,7 @@ class NodeEngine:
     def __init__(self, config: ClusterConfig, store: StateStore, state_dir: Path,
                  initial: Mapping[str, RuntimeState] | None = None) -> None:
         self._store = store
+        self.journal: Emitter = no_events
         self._resource_dirs = state_dir / "resources"
         self._pool = started_pool(KIT_WORKERS, "kit")
         self._locks: dict[str, asyncio.Lock] = {}
@@ -330,6 +332,8 @@ class NodeEngine:
             log.warning("%s: quick check failed (%s); local recovery attempt %d of %d",
                         tag, reason, attempt, resource.recovery.attempts)
             self._set(tag, ResourceState.UNKNOWN, f"recovering: {reason}")
+            self.journal("recovery.local", tag, f"quick check failed: {reason}", details={
+                "attempt": attempt, "attempts": resource.recovery.attempts})
             kit = get_kit(resource.kit)
             try:
                 await self._call(resource, "recover", kit.recover)
@@ -382,6 +386,8 @@ class NodeEngine:
         before = previous.state if previous else "-"
         level = logging.ERROR if state == ResourceState.OSF else logging.INFO
         log.log(level, "%s: %s -> %s (%s)", tag, before, state, reason)
+        if state == ResourceState.OSF:
+            self.journal("resource.osf", tag, reason)
 
     @staticmethod
     def _new_state(state: ResourceState, reason: str,

@@ -110,6 +110,10 @@ SUPPORT_COLLECT = Kind(
     "support.collect", "the node running `tutela support-bundle` to every peer", "{}",
     "the peer's part of the support bundle (its configuration, status, logs and system "
     "facts, secrets redacted; compressed, docs/support.md)", "daemon/support.py")
+EVENTS_READ = Kind(
+    "events.read", "the node running `tutela events` to every peer",
+    "{hierarchy, since, limit}",
+    "the peer's event journal records that match (docs/events.md)", "daemon/events.py")
 JOIN = Kind(
     "join", "a joining node to the cluster node it asked, sealed with the token's key",
     "the joining node's name, addresses and watchdog", "ask to join (docs/cluster.md)",
@@ -134,7 +138,7 @@ WITNESS_REFUSED = Kind(
 TABLE: tuple[Kind, ...] = (
     HEARTBEAT, REPLY, LEASE_ACQUIRE, LEASE_RELEASE, CONFIG_PROMISE, CONFIG_PUSH, CONFIG_GET,
     OP_RESTORE, OP_REMOVE, HIERARCHY_CHECK, OWNERSHIP_GIVE, OWNERSHIP_TAKE, OWNERSHIP_FORGET,
-    MULTINODE_FORGET, KEYS_REKEY, DOCTOR_FACTS, SUPPORT_COLLECT, JOIN, JOIN_GRANT,
+    MULTINODE_FORGET, KEYS_REKEY, DOCTOR_FACTS, SUPPORT_COLLECT, EVENTS_READ, JOIN, JOIN_GRANT,
     JOIN_REFUSED, WITNESS_ENROL, WITNESS_ENROLLED, WITNESS_REFUSED)
 BY_NAME: Mapping[str, Kind] = {kind.name: kind for kind in TABLE}
 SERVED_ON_NODE: frozenset[str] = frozenset(k.name for k in TABLE if k.served_on_node)
