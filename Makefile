@@ -11,6 +11,8 @@ APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping
 	iputils-arping psmisc procps nftables curl libfuse2 faketime
 # the ocf kit's agents (Filesystem needs modprobe from kmod) and nginx for its lab test
 APT_PACKAGES += resource-agents kmod nginx
+# promtool for the metrics lab test (its server is never started: docs/metrics.md)
+APT_PACKAGES += prometheus
 BENCH_APT_PACKAGES := keepalived stress-ng
 # make deb, make package-test (and the packaging checks in make test): systemd-analyze
 # verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.

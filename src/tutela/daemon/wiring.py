@@ -14,6 +14,7 @@ from tutela.daemon import events, support
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases
+from tutela.daemon.metrics import serve_metrics
 from tutela.daemon.multinode import MultiNode
 from tutela.daemon.ownership import Ownership
 from tutela.daemon.service import Service
@@ -67,6 +68,7 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
     # doctor.facts) and the join service.
     service = Service(lcd, engine, cluster)
     support.register(service)  # `tutela support-bundle` and the peers' support.collect
+    serve_metrics(cluster)  # Prometheus metrics on nodes[].metrics_address (docs/metrics.md)
     # The event journal (docs/events.md): every part records what changed through its one
     # emitter; `tutela events` and the peers' events.read read it.
     journal = Journal(state_dir, lcd.node)

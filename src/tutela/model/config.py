@@ -20,6 +20,9 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 ACTIONS = ("restore", "remove", "quick_check", "recover")
 FORMAT = "tutela/1"
+METRICS_PORT = 9665
+"""The metrics port when `nodes[].metrics_address` gives none: the one after
+ha_cluster_exporter's 9664, so both can run on one node (docs/metrics.md)."""
 
 
 class Frozen(BaseModel):
@@ -62,6 +65,16 @@ class Node(Frozen):
     """None: not reported yet (counted as a whole-second device for `lease_duration: auto`)."""
     maintenance: Maintenance | None = None
     """Set while the node is stopped for maintenance with hierarchies left in service."""
+    metrics_address: str | None = None
+    """HOST[:PORT] where this node's tutelad serves Prometheus metrics (docs/metrics.md):
+    an IPv4 address of the node, or 0.0.0.0; port 9665 when left out. None: no metrics."""
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            metrics_endpoint(value)
+        return value
 
     @field_validator("addresses")
     @classmethod
@@ -73,6 +86,20 @@ class Node(Frozen):
                 raise ValueError(f"{text!r} is not an IPv4 address with prefix, "
                                  "e.g. 198.51.100.11/24") from None
         return value
+
+
+def metrics_endpoint(text: str) -> tuple[str, int]:
+    """The (address, port) of a `metrics_address`; ValueError with an example if bad."""
+    host, colon, port = text.partition(":")
+    try:
+        address = str(ipaddress.IPv4Address(host))
+        number = int(port) if colon else METRICS_PORT
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise ValueError(f"{text!r} is not an IPv4 address with an optional port, e.g. "
+                         f"198.51.100.11:{METRICS_PORT} (0.0.0.0 for every address)")
+    return address, number
 
 
 class CommPath(Frozen):

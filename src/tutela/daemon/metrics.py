@@ -1,0 +1,222 @@
+"""Prometheus metrics of tutelad on `nodes[].metrics_address` (docs/metrics.md).
+
+prometheus_client's own HTTP server thread answers the scrapes; the event loop reads the
+daemon's state into a `Reading` (plain, frozen values) every `REFRESH` seconds and hands it
+over as one attribute assignment, which a scrape reads once. So a slow or stuck scraper
+never holds up the loop (heartbeats, leases), and the loop never waits for a scraper.
+Names follow ClusterLabs' ha_cluster_exporter where they overlap (`tutela_` for
+`ha_cluster_pacemaker_` and `ha_cluster_corosync_`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from tutela.engine.ownership_core import clustered
+from tutela.lcm.messenger import spawn
+from tutela.lcm.paths import paths_for, voters_of, witness_paths
+from tutela.model.config import metrics_endpoint
+
+if TYPE_CHECKING:
+    from tutela.daemon.cluster import Cluster
+
+log = logging.getLogger(__name__)
+REFRESH = 1.0
+"""Seconds between readings (and between checks of `metrics_address` for a change)."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one scrape shows: this node's view of the cluster at one moment."""
+
+    generation: int
+    nodes: tuple[tuple[str, str, bool], ...]
+    """(name, type 'member' or 'witness', alive) of every node and witness."""
+    paths: tuple[tuple[str, str, str, bool], ...]
+    """(peer, path name, kind, alive) of each comm path of this node."""
+    resources: tuple[tuple[str, str, str, str], ...]
+    """(resource, node, kit, state) on this node and every alive peer."""
+    resources_total: int
+    lease_holders: tuple[tuple[str, str], ...]
+    """(hierarchy, node) of each clustered hierarchy whose lease holder is known."""
+    failovers: Mapping[str, int]
+    """Hierarchy -> automatic failovers seen since this daemon started."""
+    votes: tuple[int, int, int]
+    """(expected: every voter, total: those reachable, quorum: those needed)."""
+    watchdog_armed: bool
+    heartbeat_lateness_max: float
+
+
+def families(reading: Reading) -> Iterator[Metric]:
+    """The metric families of one reading."""
+    yield _gauge("tutela_config_generation", "Configuration generation this node runs.",
+                 [], [((), reading.generation)])
+    yield _gauge("tutela_nodes", "Nodes and witnesses: 1 per name, with its status.",
+                 ["name", "type", "status"],
+                 [((name, kind, "alive" if alive else "dead"), 1)
+                  for name, kind, alive in reading.nodes])
+    yield _gauge("tutela_nodes_configured", "Configured nodes (witnesses not counted).", [],
+                 [((), sum(kind == "member" for _, kind, _ in reading.nodes))])
+    yield _gauge("tutela_comm_path_up", "1 if the comm path to the peer is alive, else 0.",
+                 ["peer", "path", "kind"],
+                 [((peer, path, kind), int(alive)) for peer, path, kind, alive in reading.paths])
+    yield _gauge("tutela_resources", "Resources: 1 per resource and node, with its state.",
+                 ["id", "node", "kit", "status"], [(row, 1) for row in reading.resources])
+    yield _gauge("tutela_resources_configured", "Configured resources.", [],
+                 [((), reading.resources_total)])
+    yield _gauge("tutela_lease_holder", "1 for the node holding a hierarchy's lease.",
+                 ["hierarchy", "node"], [(row, 1) for row in reading.lease_holders])
+    failovers = CounterMetricFamily(
+        "tutela_failovers", "Automatic failovers seen since this daemon started.",
+        labels=["hierarchy"])
+    for root, count in sorted(reading.failovers.items()):
+        failovers.add_metric([root], count)
+    yield failovers
+    expected, total, needed = reading.votes
+    yield _gauge("tutela_quorate", "1 if this node reaches a majority of the voters.", [],
+                 [((), int(total >= needed))])
+    yield _gauge("tutela_quorum_votes", "Votes: expected (every voter), total (reachable "
+                 "now), quorum (needed).", ["type"],
+                 [(("expected_votes",), expected), (("total_votes",), total),
+                  (("quorum",), needed)])
+    yield _gauge("tutela_watchdog_armed", "1 while this node's watchdog is armed.", [],
+                 [((), int(reading.watchdog_armed))])
+    yield _gauge("tutela_heartbeat_lateness_max_seconds", "Latest a heartbeat round went "
+                 "out since this daemon started (a held-up event loop).", [],
+                 [((), reading.heartbeat_lateness_max)])
+
+
+def _gauge(name: str, documentation: str, labels: list[str],
+           samples: list[tuple[tuple[str, ...], float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for values, value in samples:
+        family.add_metric(list(values), value)
+    return family
+
+
+class ReadingCollector(Collector):
+    """Serves the last reading; the event loop replaces `reading` as a whole."""
+
+    def __init__(self) -> None:
+        self.reading: Reading | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self.reading  # read once: the loop may swap in the next one meanwhile
+        if reading is not None:
+            yield from families(reading)
+
+
+@dataclass
+class FailoverTally:
+    """Counts each automatic failover once, from the histories the nodes report (the holder
+    of a hierarchy reports its recent failovers for failover damping)."""
+
+    seen: dict[str, set[float]] = field(default_factory=dict)
+
+    def count(self, histories: Iterable[Mapping[str, Iterable[float]]]) -> dict[str, int]:
+        for history in histories:
+            for root, times in history.items():
+                self.seen.setdefault(root, set()).update(times)
+        return {root: len(times) for root, times in self.seen.items()}
+
+
+def read(cluster: Cluster, tally: FailoverTally) -> Reading:
+    """This node's view now: in the event loop, from the daemon's in-memory state."""
+    config, me = cluster.engine.config, cluster.lcd.node
+    messenger = cluster.messenger
+    detector, heartbeats = messenger.detector, messenger.heartbeats
+    alive = {p: report for p, (_, report) in heartbeats.items()
+             if detector.node_state(p) == "ALIVE"}
+    witnesses = [spec.peer for spec in witness_paths(config)]
+    nodes = [(n.name, "member", n.name == me or n.name in alive) for n in config.nodes]
+    nodes += [(w, "witness", detector.node_state(w) == "ALIVE") for w in witnesses]
+    paths = [(s.peer, s.name, s.kind, detector.path_state((s.peer, s.name)) == "ALIVE")
+             for s in paths_for(config, me)]
+    kits = {r.tag: r.kit for r in config.resources}
+    resources = [(tag, me, kits.get(tag, ""), s.state.value)
+                 for tag, s in sorted(cluster.engine.states.items())]
+    resources += [(tag, peer, kits.get(tag, ""), state) for peer, report in sorted(alive.items())
+                  for tag, state in sorted(report.states.items())]
+    roots = [h.root for h in clustered(config, cluster.engine.hierarchies)]
+    holders = [(root, me if cluster.leases.holds(root) else next(
+        (p for p, report in sorted(alive.items()) if root in report.holds), ""))
+        for root in roots]
+    ownership = cluster.ownership
+    own_failovers = ownership.core.failovers_report(roots)
+    voters = voters_of(config)
+    reachable = sum(v == me or detector.node_state(v) == "ALIVE" for v in voters)
+    return Reading(
+        generation=cluster.lcd.generation(), nodes=tuple(nodes), paths=tuple(paths),
+        resources=tuple(resources), resources_total=len(config.resources),
+        lease_holders=tuple((root, node) for root, node in holders if node),
+        failovers=tally.count([own_failovers, *(r.failovers for r in alive.values())]),
+        votes=(len(voters), reachable, cluster.leases.holder.needed),
+        watchdog_armed=ownership.watchdog.armed,
+        heartbeat_lateness_max=messenger.max_heartbeat_lateness)
+
+
+class Metrics:
+    """The HTTP endpoint on this node's `metrics_address`, (re)bound when it changes, and
+    the readings it serves."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.collector = ReadingCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self._tally = FailoverTally()
+        self._server: WSGIServer | None = None
+        self._bound: tuple[str, int] | None = None
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._bind(self._wanted())
+                if self._server is not None:
+                    self.collector.reading = read(self.cluster, self._tally)
+                await asyncio.sleep(REFRESH)
+        finally:
+            await self._bind(None)
+
+    def _wanted(self) -> tuple[str, int] | None:
+        entry = self.cluster.engine.config.node(self.cluster.lcd.node)
+        text = entry.metrics_address if entry else None
+        return None if text is None else metrics_endpoint(text)
+
+    async def _bind(self, wanted: tuple[str, int] | None) -> None:
+        """Serve on `wanted` (None: nowhere), once per change of the setting."""
+        if wanted == self._bound:
+            return
+        if self._server is not None:
+            server, self._server = self._server, None
+            # shutdown() waits for the server thread's next poll (up to 0.5 s): not here
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
+        self._bound = wanted
+        if wanted is None:
+            return
+        address, port = wanted
+        try:
+            self._server, _ = start_http_server(port, address, registry=self.registry)
+        except OSError as error:
+            log.error("metrics: cannot serve on %s:%d (%s); set nodes[%s].metrics_address "
+                      "to a free port on an address of this node", address, port,
+                      error.strerror, self.cluster.lcd.node)
+            return
+        log.info("metrics on http://%s:%d/metrics", address, port)
+
+
+def serve_metrics(cluster: Cluster) -> Metrics:
+    """Start the metrics of this daemon (nothing is served while metrics_address is unset)."""
+    metrics = Metrics(cluster)
+    spawn(metrics.run(), name="metrics")
+    return metrics
