@@ -157,3 +157,13 @@ def test_validation_names_field(params: dict[str, Any], field: str, words: str) 
         KIT.parse_params(params)
     assert [p.field for p in err.value.problems] == [field]
     assert words in str(err.value)
+
+
+def test_marker_of_an_earlier_boot_is_stale(loop: tuple[str, Path], make_ctx: MakeCtx) -> None:
+    device, _ = loop
+    ctx = make_ctx("device", {"device": device})
+    KIT.restore(ctx)
+    assert KIT.quick_check(ctx).healthy
+    (ctx.state_dir / "in-service").write_text("an-earlier-boot 1\n")
+    check = KIT.quick_check(ctx)
+    assert not check.healthy and "not in service on this node" in check.reason

@@ -5,8 +5,8 @@ restore checks that nothing on this node holds the device exclusively (open with
 optionally makes it writable again; remove optionally makes it read-only (blockdev --setro);
 quick_check reads its first logical block with O_DIRECT, so the page cache cannot answer
 for a dead disk. A raw device has no in-service state of its own in the kernel, so "in
-service here" is a marker in the resource's state directory holding this boot's id: a
-marker from before a reboot is stale and does not count.
+service here" is a marker in the resource's state directory naming this boot (boot_identity):
+a marker from before a reboot is stale and does not count.
 """
 
 from __future__ import annotations
@@ -66,14 +66,17 @@ class DeviceParams(KitParams):
         return value
 
 
-def boot_id() -> str:
-    return BOOT_ID.read_text().strip()
+def boot_identity() -> str:
+    """This boot of this node: the kernel's boot_id and PID 1's start time. The start time
+    tells apart the boots of a lab node, whose nodes share one kernel (and boot_id) while a
+    power-on gives the node a new PID 1."""
+    return f"{BOOT_ID.read_text().strip()} {procutil.start_time(1)}"
 
 
 def in_service(state_dir: Path) -> bool:
     """Whether restore marked the resource in service here since the last boot."""
     try:
-        return (state_dir / MARKER).read_text().strip() == boot_id()
+        return (state_dir / MARKER).read_text().strip() == boot_identity()
     except FileNotFoundError:
         return False
 
@@ -171,6 +174,7 @@ class DeviceKit(Kit[DeviceParams]):
     def restore(self, ctx: ActionContext[DeviceParams]) -> None:
         p = ctx.params
         deadline = procutil.Deadline(ctx.timeout)
+        device_number(p.device)
         if in_service(ctx.state_dir):
             ctx.log.info("%s is in service here already; nothing to do", p.device)
         else:
@@ -178,7 +182,7 @@ class DeviceKit(Kit[DeviceParams]):
         if p.read_only_on_remove:
             self._blockdev(ctx, "--setrw", deadline)
         ctx.state_dir.mkdir(parents=True, exist_ok=True)
-        procutil.write_atomic(ctx.state_dir / MARKER, boot_id() + "\n")
+        procutil.write_atomic(ctx.state_dir / MARKER, boot_identity() + "\n")
         ctx.log.info("%s in service", p.device)
 
     def remove(self, ctx: ActionContext[DeviceParams]) -> None:
