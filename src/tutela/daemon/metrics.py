@@ -153,13 +153,16 @@ def read(cluster: Cluster, tally: FailoverTally) -> Reading:
     ownership = cluster.ownership
     own_failovers = ownership.core.failovers_report(roots)
     voters = voters_of(config)
-    reachable = sum(v == me or detector.node_state(v) == "ALIVE" for v in voters)
+    disk = cluster.leases.disk_status()  # the disk voter is reached through the disk
+    reached = {me} | {v for v in voters if detector.node_state(v) == "ALIVE"}
+    if disk is not None and disk["state"] == "ok":
+        reached.add(str(disk["voter"]))
     return Reading(
         generation=cluster.lcd.generation(), nodes=tuple(nodes), paths=tuple(paths),
         resources=tuple(resources), resources_total=len(config.resources),
         lease_holders=tuple((root, node) for root, node in holders if node),
         failovers=tally.count([own_failovers, *(r.failovers for r in alive.values())]),
-        votes=(len(voters), reachable, cluster.leases.holder.needed),
+        votes=(len(voters), len(reached & set(voters)), cluster.leases.holder.needed),
         watchdog_armed=ownership.watchdog.armed,
         heartbeat_lateness_max=messenger.max_heartbeat_lateness)
 
