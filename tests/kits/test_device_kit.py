@@ -85,12 +85,11 @@ def test_restore_refused_while_mounted(make_fsenv: Callable[[str], FsEnv],
                         f"mount -t ext4 {env.device} {env.mountpoint}")
     assert mounted.wait(timeout=10) == 0
     outcome = run_kit(env.enter, "device", {"device": env.device},
-                      ["restore", "quick_check"], tmp_path / "state")
-    assert not outcome[0]["ok"]
-    assert outcome[0]["error"] == (f"{env.device} is in use on this node (mounted on "
-                                   f"{env.mountpoint}); release it before tutela takes it "
-                                   "over")
-    assert outcome[1]["healthy"] is False
+                      ["pre_restore_check", "restore", "quick_check"], tmp_path / "state")
+    refusal = (f"{env.device} is in use on this node (mounted on {env.mountpoint}); release "
+               "it before tutela takes it over")
+    assert [r.get("error") for r in outcome.results[:2]] == [refusal, refusal]
+    assert outcome[2]["healthy"] is False
 
 
 def test_restore_refused_while_opened_exclusively(loop: tuple[str, Path], procs: Processes,

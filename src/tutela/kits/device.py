@@ -171,6 +171,11 @@ class DeviceKit(Kit[DeviceParams]):
             return [("device", f"{device} is not a block device")]
         return []
 
+    def pre_restore_check(self, ctx: ActionContext[DeviceParams]) -> None:
+        """The exclusive-open check, before anything of the hierarchy is restored."""
+        if not in_service(ctx.state_dir):
+            check_exclusive(ctx.params.device)
+
     def restore(self, ctx: ActionContext[DeviceParams]) -> None:
         p = ctx.params
         deadline = procutil.Deadline(ctx.timeout)
