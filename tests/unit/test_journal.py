@@ -173,3 +173,8 @@ def test_a_peer_reply_keeps_the_newest_records_that_fit(tmp_path: Path) -> None:
     assert kept[-1] == events[-1].to_json()
     assert kept[0]["at"] >= events[10].at
     assert len(json.dumps(kept)) < 800 << 10
+
+
+def test_the_docs_list_every_kind() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "events.md").read_text()
+    assert [k.name for k in KINDS if f"| `{k.name}` |" not in page] == []

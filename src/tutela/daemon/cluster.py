@@ -392,9 +392,11 @@ class Cluster:
         log.log(level, "%s is %s", what, state)
         self.events.append({"at": when, "kind": event.kind, "node": event.node,
                             "path": event.path})
-        self.journal(event.kind.replace("-", "."), event.path or event.node,
-                     f"{what} is {state}", correlation=correlation_id(event.node),
-                     details={"peer": event.node})
+        silence = self.messenger.interval * self.messenger.detector.misses
+        cause = f"{what} is {state}" + (f": no heartbeat for {silence:g}s" if state == "DEAD"
+                                        else "")
+        self.journal(event.kind.replace("-", "."), event.path or event.node, cause,
+                     correlation=correlation_id(event.node), details={"peer": event.node})
         if event.kind == "node-down":
             self.ownership.wake()
         if event.kind in ("node-up", "path-up"):

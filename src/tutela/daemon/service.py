@@ -22,7 +22,7 @@ from tutela.daemon.ownership import PeerDied
 from tutela.daemon.watchdog import node_watchdog
 from tutela.engine.dependency_status import dependency_status
 from tutela.engine.node import NodeEngine, OperationError
-from tutela.journal.events import Emitter, no_events
+from tutela.journal.events import Emitter, no_events, recorded
 from tutela.kits.registry import get_kit
 from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
 from tutela.lcd.keypath import WRITTEN_BY_NODES, set_value
@@ -218,7 +218,8 @@ class Service:
             return await self._set_target(root, "in_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
             return await self._forward(str(request["on"]), "op.restore", request)
-        plan = await self.engine.restore(str(request["tag"]))
+        with recorded(self.journal, "restore", str(request["tag"]), "asked: tutela restore"):
+            plan = await self.engine.restore(str(request["tag"]))
         return {"node": self.lcd.node, "restored": list(plan.tags)}
 
     async def remove(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +228,8 @@ class Service:
             return await self._set_target(root, "out_of_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
             return await self._forward(str(request["on"]), "op.remove", request)
-        plan = await self.engine.remove(str(request["tag"]))
+        with recorded(self.journal, "remove", str(request["tag"]), "asked: tutela remove"):
+            plan = await self.engine.remove(str(request["tag"]))
         return {"node": self.lcd.node, "removed": list(plan.tags)}
 
     def _clustered_root(self, tag: str, multi_node: bool = False) -> str | None:
