@@ -60,6 +60,8 @@ def test_power_off_the_owner_tells_the_failover_on_the_survivor(lab: Lab) -> Non
     assert any("node1" in note and "not read" in note for note in answer["notes"]), answer
     mine = [e for e in answer["events"] if e["node"] == "node2"]
     down = next(e for e in mine if e["kind"] == "node.down" and e["subject"] == "node1")
+    paths = [e for e in mine if e["kind"] == "path.down" and e["details"]["peer"] == "node1"]
+    assert len(paths) == 2 and {e["correlation"] for e in paths} == {down["correlation"]}
     story = [e for e in mine if e["subject"] == ROOT and e["at"] >= down["at"]]
     kinds = [e["kind"] for e in story]
     assert kinds[:3] == ["lease.won", "restore.started", "restore.finished"], story

@@ -13,6 +13,7 @@ from tutela.daemon.events import query_of, records
 from tutela.journal.events import (
     KINDS,
     Event,
+    Outages,
     correlation_id,
     human,
     make,
@@ -178,3 +179,14 @@ def test_a_peer_reply_keeps_the_newest_records_that_fit(tmp_path: Path) -> None:
 def test_the_docs_list_every_kind() -> None:
     page = (Path(__file__).parents[2] / "docs" / "events.md").read_text()
     assert [k.name for k in KINDS if f"| `{k.name}` |" not in page] == []
+
+
+def test_one_outage_of_a_peer_shares_one_correlation_id() -> None:
+    outages = Outages()
+    death = [outages.correlation("n2", kind) for kind in
+             ("path.down", "path.down", "node.down", "path.up", "node.up", "path.up")]
+    assert len(set(death[:5])) == 1 and death[0].startswith("n2/")
+    blip = [outages.correlation("n2", kind) for kind in ("path.down", "path.up")]
+    assert blip[0] == blip[1] and blip[0] != death[0]
+    after = outages.correlation("n2", "node.down")
+    assert after not in (death[0], blip[0])

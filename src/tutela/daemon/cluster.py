@@ -26,7 +26,7 @@ from tutela.daemon.ownership import Ownership
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.peer_report import PeerReport
-from tutela.journal.events import Emitter, correlation_id, no_events
+from tutela.journal.events import Emitter, Outages, no_events
 from tutela.kits.registry import read_agents
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
 from tutela.lcd.replication import (
@@ -102,6 +102,7 @@ class Cluster:
         self.engine = engine
         self.messenger = messenger
         self.journal: Emitter = no_events
+        self._outages = Outages()
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENTS_KEPT)
         self._votes: dict[str, Stored] = {}
         self.catch_up = CatchUp()
@@ -395,8 +396,10 @@ class Cluster:
         silence = self.messenger.interval * self.messenger.detector.misses
         cause = f"{what} is {state}" + (f": no heartbeat for {silence:g}s" if state == "DEAD"
                                         else "")
-        self.journal(event.kind.replace("-", "."), event.path or event.node, cause,
-                     correlation=correlation_id(event.node), details={"peer": event.node})
+        kind = event.kind.replace("-", ".")
+        self.journal(kind, event.path or event.node, cause,
+                     correlation=self._outages.correlation(event.node, kind),
+                     details={"peer": event.node})
         if event.kind == "node-down":
             self.ownership.wake()
         if event.kind in ("node-up", "path-up"):

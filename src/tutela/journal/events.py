@@ -133,6 +133,28 @@ def correlation_id(subject: str) -> str:
     return f"{subject}/{uuid.uuid4().hex[:12]}"
 
 
+class Outages:
+    """One correlation id per outage of a peer: its path.down records, its node.down and
+    the path.up and node.up records that end it share one; a path that goes down and up
+    again while the peer stays ALIVE is an outage of its own."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+        self._dead: set[str] = set()
+
+    def correlation(self, peer: str, kind: str) -> str:
+        """The id of the record of `kind` (node.up, path.down...) about `peer`."""
+        if kind.endswith(".down"):
+            if kind == "node.down":
+                self._dead.add(peer)
+            return self._ids.setdefault(peer, correlation_id(peer))
+        found = self._ids.get(peer) or correlation_id(peer)
+        if kind == "node.up" or peer not in self._dead:
+            self._ids.pop(peer, None)
+            self._dead.discard(peer)
+        return found
+
+
 class Emitter(Protocol):
     def __call__(self, kind: str, subject: str, cause: str, *, correlation: str = "",
                  severity: Severity | None = None,
