@@ -1,6 +1,7 @@
 """tutelad's Prometheus metrics on a two-node lab cluster (docs/metrics.md): node1 serves
 them on its metrics_address once it is set, the client namespace scrapes them over HTTP,
-the values match the cluster (vip in service on node1, node1 holding its lease) and
+the values match the cluster (vip in service on node1, node1 holding its lease, a local
+recovery counted once the address is taken away behind tutela's back) and
 promtool (Debian's prometheus package) finds the exposition well-formed."""
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
             form_cluster(lab, "metr")
             wait_until(lambda: all_alive(lab), timeout=60, what="both nodes ALIVE")
             assert scrape(lab, "node1") is None  # off until metrics_address is set
-            tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
+            tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24",
+                   "--check-interval", "0.5")
             tutela(lab, "node1", "restore", "vip")
             tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", "node2",
                    "--priority", "2")
@@ -80,9 +82,17 @@ def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
                     if name == "tutela_quorum_votes"} == {
                 "expected_votes": 2, "total_votes": 2, "quorum": 2}
             assert got[("tutela_watchdog_armed", frozenset())] == 1
+            assert got[("tutela_heartbeat_lateness_seconds_count", frozenset())] > 0
             assert scrape(lab, "node2") is None  # node2 has no metrics_address
 
-            checked = subprocess.run([PROMTOOL, "check", "metrics"], input=text,
+            # the address gone behind tutela's back: a local recovery, counted
+            lab.exec("node1", ["ip", "address", "del", f"{VIP}/24", "dev", lab.interface()])
+            recovered = ("tutela_local_recoveries_total", labelled(resource="vip"))
+            later = wait_until(lambda: scrape_showing(lab, "node1", recovered), timeout=60,
+                               what="a local recovery of vip counted")
+            assert samples_of(later)[recovered] >= 1
+
+            checked = subprocess.run([PROMTOOL, "check", "metrics"], input=later,
                                      capture_output=True, text=True, timeout=30, check=False)
             assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
         finally:

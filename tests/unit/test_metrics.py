@@ -7,7 +7,15 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tutela.daemon.metrics import FailoverTally, Reading, ReadingCollector
+from tutela.daemon.metrics import (
+    DURATION_BUCKETS,
+    Buckets,
+    FailoverTally,
+    Observed,
+    Reading,
+    ReadingCollector,
+)
+from tutela.journal.events import Event
 from tutela.lcd.document import from_yaml
 from tutela.model.config import metrics_endpoint
 from tutela.model.errors import ConfigError
@@ -25,7 +33,8 @@ READING = Reading(
     failovers={"app": 3},
     votes=(3, 2, 2),
     watchdog_armed=True,
-    heartbeat_lateness_max=0.012)
+    heartbeat_lateness_max=0.012,
+    local_recoveries={"app": 2})
 
 
 def samples(reading: Reading) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -69,7 +78,64 @@ def test_a_recorded_reading_scrapes_to_these_samples() -> None:
         ("tutela_quorum_votes", frozenset({("type", "quorum")})): 2,
         ("tutela_watchdog_armed", frozenset()): 1,
         ("tutela_heartbeat_lateness_max_seconds", frozenset()): 0.012,
+        ("tutela_local_recoveries_total", frozenset({("resource", "app")})): 2,
     }
+
+
+def test_histograms_scrape_with_cumulative_buckets() -> None:
+    lateness = Buckets((0.01, 0.1))
+    for late in (0.002, 0.01, 0.05, 3.0):
+        lateness.observe(late)
+    restore = Buckets(DURATION_BUCKETS)
+    restore.observe(1.5)
+    got = samples(Reading(**{**READING.__dict__, "heartbeat_lateness": lateness.value(),
+                             "restore_durations": {"app": restore.value()}}))
+    assert {le: got[("tutela_heartbeat_lateness_seconds_bucket", frozenset({("le", le)}))]
+            for le in ("0.01", "0.1", "+Inf")} == {"0.01": 2, "0.1": 3, "+Inf": 4}
+    assert got[("tutela_heartbeat_lateness_seconds_count", frozenset())] == 4
+    assert got[("tutela_heartbeat_lateness_seconds_sum", frozenset())] == pytest.approx(3.062)
+    app = {("hierarchy", "app")}
+    assert got[("tutela_restore_duration_seconds_bucket", frozenset(app | {("le", "1.0")}))] \
+        == 0
+    assert got[("tutela_restore_duration_seconds_bucket", frozenset(app | {("le", "2.5")}))] \
+        == 1
+    assert got[("tutela_restore_duration_seconds_sum", frozenset(app))] == 1.5
+
+
+def event(at: str, kind: str, subject: str, correlation: str = "",
+          dead: tuple[str, ...] = ()) -> Event:
+    return Event(f"2026-12-07T08:00:{at}+00:00", "node2", kind, subject, "info", "",
+                 correlation, {"dead": list(dead)} if dead else {})
+
+
+def test_a_takeover_from_a_dead_holder_times_a_failover_and_its_restore() -> None:
+    observed = Observed(last_holder={"app": "node1"})
+    for record in (event("00.000", "node.down", "node1"),
+                   event("01.500", "lease.won", "app", "app/1", dead=("node1",)),
+                   event("01.600", "restore.started", "app", "app/1"),
+                   event("03.100", "restore.finished", "app", "app/1"),
+                   event("05.000", "recovery.local", "vip"),
+                   event("06.000", "recovery.local", "vip")):
+        observed.record(record)
+    assert observed.failovers["app"].total == pytest.approx(3.1)
+    assert observed.restores["app"].total == pytest.approx(1.5)
+    assert observed.local_recoveries == {"vip": 2}
+
+
+def test_a_switchover_and_a_failed_restore_time_no_failover() -> None:
+    observed = Observed(last_holder={"app": "node1"})
+    for record in (event("00.000", "node.down", "node3"),  # not the holder
+                   event("01.000", "lease.won", "app", "app/1", dead=("node3",)),
+                   event("01.100", "restore.started", "app", "app/1"),
+                   event("02.000", "restore.finished", "app", "app/1"),
+                   event("03.000", "node.down", "node1"),
+                   event("04.000", "lease.won", "app", "app/2", dead=("node1", "node3")),
+                   event("04.100", "restore.started", "app", "app/2"),
+                   event("05.000", "restore.failed", "app", "app/2")):
+        observed.record(record)
+    assert observed.failovers == {}
+    assert observed.restores["app"].counts[DURATION_BUCKETS.index(1.0)] == 1
+    assert sum(observed.restores["app"].counts) == 1
 
 
 def test_without_a_majority_the_node_is_not_quorate() -> None:

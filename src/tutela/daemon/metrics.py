@@ -11,27 +11,122 @@ Names follow ClusterLabs' ha_cluster_exporter where they overlap (`tutela_` for
 from __future__ import annotations
 
 import asyncio
+import datetime
+import itertools
 import logging
+import math
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tutela.engine.ownership_core import clustered
+from tutela.journal.events import Event
 from tutela.lcm.messenger import spawn
 from tutela.lcm.paths import paths_for, voters_of, witness_paths
 from tutela.model.config import metrics_endpoint
 
 if TYPE_CHECKING:
     from tutela.daemon.cluster import Cluster
+    from tutela.journal.file import Journal
 
 log = logging.getLogger(__name__)
 REFRESH = 1.0
 """Seconds between readings (and between checks of `metrics_address` for a change)."""
+LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Seconds a heartbeat round goes out late: a millisecond or two on a quiet node; half the
+heartbeat interval is logged as a warning."""
+DURATION_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds of a restore or a failover: an address takes a fraction of a second, a database
+minutes."""
+
+
+@dataclass(frozen=True)
+class HistogramValue:
+    buckets: tuple[tuple[float, int], ...]
+    """(upper bound, observations up to it), the last bound +Inf."""
+    total: float
+
+
+@dataclass
+class Buckets:
+    """A histogram filled in the event loop; `value()` is its copy for a reading."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(init=False)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def value(self) -> HistogramValue:
+        return HistogramValue(tuple(zip((*self.bounds, math.inf),
+                                        itertools.accumulate(self.counts), strict=True)),
+                              self.total)
+
+
+@dataclass
+class Observed:
+    """What the daemon tells the metrics as it happens, in the event loop: every heartbeat
+    round's delay and every record of the event journal."""
+
+    lateness: Buckets = field(default_factory=lambda: Buckets(LATENESS_BUCKETS))
+    local_recoveries: Counter[str] = field(default_factory=Counter)
+    restores: dict[str, Buckets] = field(default_factory=dict)
+    failovers: dict[str, Buckets] = field(default_factory=dict)
+    last_holder: dict[str, str] = field(default_factory=dict)
+    """Hierarchy -> the last node seen holding its lease (from the readings)."""
+    _restore_began: dict[str, datetime.datetime] = field(default_factory=dict)
+    _dead_since: dict[str, datetime.datetime] = field(default_factory=dict)
+    _takeover_from: dict[str, datetime.datetime] = field(default_factory=dict)
+    """Correlation of a takeover from a dead holder -> when this node declared it DEAD."""
+
+    def record(self, event: Event) -> None:
+        at, subject = datetime.datetime.fromisoformat(event.at), event.subject
+        if event.kind == "recovery.local":
+            self.local_recoveries[subject] += 1
+        elif event.kind == "node.down":
+            self._dead_since[subject] = at
+        elif event.kind == "node.up":
+            self._dead_since.pop(subject, None)
+        elif event.kind == "lease.won":
+            holder = self.last_holder.get(subject)
+            if holder in self._dead_since and holder in event.details.get("dead", ()):
+                self._takeover_from[event.correlation] = self._dead_since[holder]
+        elif event.kind == "restore.started":
+            self._restore_began[subject] = at
+        elif event.kind in ("restore.finished", "restore.failed"):
+            self._restore_ended(event, at)
+
+    def _restore_ended(self, event: Event, at: datetime.datetime) -> None:
+        began = self._restore_began.pop(event.subject, None)
+        dead_since = self._takeover_from.pop(event.correlation, None)
+        if event.kind != "restore.finished":
+            return
+        if began is not None:
+            self._histogram(self.restores, event.subject).observe((at - began).total_seconds())
+        if dead_since is not None:
+            self._histogram(self.failovers, event.subject).observe(
+                (at - dead_since).total_seconds())
+
+    @staticmethod
+    def _histogram(histograms: dict[str, Buckets], root: str) -> Buckets:
+        return histograms.setdefault(root, Buckets(DURATION_BUCKETS))
 
 
 @dataclass(frozen=True)
@@ -54,6 +149,14 @@ class Reading:
     """(expected: every voter, total: those reachable, quorum: those needed)."""
     watchdog_armed: bool
     heartbeat_lateness_max: float
+    local_recoveries: Mapping[str, int] = field(default_factory=dict)
+    """Resource -> local recoveries begun here since this daemon started."""
+    heartbeat_lateness: HistogramValue | None = None
+    restore_durations: Mapping[str, HistogramValue] = field(default_factory=dict)
+    """Hierarchy -> its restores here, from start to in service."""
+    failover_durations: Mapping[str, HistogramValue] = field(default_factory=dict)
+    """Hierarchy -> its takeovers here from a dead holder, from this node declaring the
+    holder DEAD to the hierarchy in service here."""
 
 
 def families(reading: Reading) -> Iterator[Metric]:
@@ -75,12 +178,21 @@ def families(reading: Reading) -> Iterator[Metric]:
                  [((), reading.resources_total)])
     yield _gauge("tutela_lease_holder", "1 for the node holding a hierarchy's lease.",
                  ["hierarchy", "node"], [(row, 1) for row in reading.lease_holders])
-    failovers = CounterMetricFamily(
-        "tutela_failovers", "Automatic failovers seen since this daemon started.",
-        labels=["hierarchy"])
-    for root, count in sorted(reading.failovers.items()):
-        failovers.add_metric([root], count)
-    yield failovers
+    yield _counter("tutela_failovers", "Automatic failovers seen since this daemon started.",
+                   "hierarchy", reading.failovers)
+    yield _counter("tutela_local_recoveries", "Local recoveries begun on this node since "
+                   "its daemon started.", "resource", reading.local_recoveries)
+    yield _histogram("tutela_restore_duration_seconds", "Restores of a hierarchy on this "
+                     "node, from start to in service.", ["hierarchy"],
+                     [((root,), value) for root, value in reading.restore_durations.items()])
+    yield _histogram("tutela_failover_duration_seconds", "Takeovers here from a dead "
+                     "holder, from declaring it DEAD to the hierarchy in service.",
+                     ["hierarchy"],
+                     [((root,), value) for root, value in reading.failover_durations.items()])
+    if reading.heartbeat_lateness is not None:
+        yield _histogram("tutela_heartbeat_lateness_seconds", "How late each heartbeat "
+                         "round went out (a held-up event loop).", [],
+                         [((), reading.heartbeat_lateness)])
     expected, total, needed = reading.votes
     yield _gauge("tutela_quorate", "1 if this node reaches a majority of the voters.", [],
                  [((), int(total >= needed))])
@@ -101,6 +213,28 @@ def _gauge(name: str, documentation: str, labels: list[str],
     for values, value in samples:
         family.add_metric(list(values), value)
     return family
+
+
+def _counter(name: str, documentation: str, label: str, counts: Mapping[str, int]
+             ) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
+
+
+def _histogram(name: str, documentation: str, labels: list[str],
+               samples: list[tuple[tuple[str, ...], HistogramValue]]
+               ) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for values, value in sorted(samples, key=lambda sample: sample[0]):
+        family.add_metric(list(values), [(_bound(le), count) for le, count in value.buckets],
+                          value.total)
+    return family
+
+
+def _bound(le: float) -> str:
+    return "+Inf" if le == math.inf else repr(le)
 
 
 class ReadingCollector(Collector):
@@ -129,8 +263,9 @@ class FailoverTally:
         return {root: len(times) for root, times in self.seen.items()}
 
 
-def read(cluster: Cluster, tally: FailoverTally) -> Reading:
-    """This node's view now: in the event loop, from the daemon's in-memory state."""
+def read(cluster: Cluster, tally: FailoverTally, observed: Observed) -> Reading:
+    """This node's view now: in the event loop, from the daemon's in-memory state and what
+    it observed."""
     config, me = cluster.engine.config, cluster.lcd.node
     messenger = cluster.messenger
     detector, heartbeats = messenger.detector, messenger.heartbeats
@@ -152,6 +287,7 @@ def read(cluster: Cluster, tally: FailoverTally) -> Reading:
         for root in roots]
     ownership = cluster.ownership
     own_failovers = ownership.core.failovers_report(roots)
+    observed.last_holder.update((root, node) for root, node in holders if node)
     voters = voters_of(config)
     disk = cluster.leases.disk_status()  # the disk voter is reached through the disk
     reached = {me} | {v for v in voters if detector.node_state(v) == "ALIVE"}
@@ -164,7 +300,11 @@ def read(cluster: Cluster, tally: FailoverTally) -> Reading:
         failovers=tally.count([own_failovers, *(r.failovers for r in alive.values())]),
         votes=(len(voters), len(reached & set(voters)), cluster.leases.holder.needed),
         watchdog_armed=ownership.watchdog.armed,
-        heartbeat_lateness_max=messenger.max_heartbeat_lateness)
+        heartbeat_lateness_max=messenger.max_heartbeat_lateness,
+        local_recoveries=dict(observed.local_recoveries),
+        heartbeat_lateness=observed.lateness.value(),
+        restore_durations={r: b.value() for r, b in observed.restores.items()},
+        failover_durations={r: b.value() for r, b in observed.failovers.items()})
 
 
 class Metrics:
@@ -177,6 +317,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self._tally = FailoverTally()
+        self.observed = Observed()
         self._server: WSGIServer | None = None
         self._bound: tuple[str, int] | None = None
 
@@ -185,7 +326,7 @@ class Metrics:
             while True:
                 await self._bind(self._wanted())
                 if self._server is not None:
-                    self.collector.reading = read(self.cluster, self._tally)
+                    self.collector.reading = read(self.cluster, self._tally, self.observed)
                 await asyncio.sleep(REFRESH)
         finally:
             await self._bind(None)
@@ -218,8 +359,11 @@ class Metrics:
         log.info("metrics on http://%s:%d/metrics", address, port)
 
 
-def serve_metrics(cluster: Cluster) -> Metrics:
-    """Start the metrics of this daemon (nothing is served while metrics_address is unset)."""
+def serve_metrics(cluster: Cluster, journal: Journal) -> Metrics:
+    """Start the metrics of this daemon (nothing is served while metrics_address is unset);
+    they observe each heartbeat round's delay and the journal's records from now on."""
     metrics = Metrics(cluster)
+    cluster.messenger.observe_lateness = metrics.observed.lateness.observe
+    journal.listeners.append(metrics.observed.record)
     spawn(metrics.run(), name="metrics")
     return metrics

@@ -68,7 +68,6 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
     # doctor.facts) and the join service.
     service = Service(lcd, engine, cluster)
     support.register(service)  # `tutela support-bundle` and the peers' support.collect
-    serve_metrics(cluster)  # Prometheus metrics on nodes[].metrics_address (docs/metrics.md)
     # The event journal (docs/events.md): every part records what changed through its one
     # emitter; `tutela events` and the peers' events.read read it.
     journal = Journal(state_dir, lcd.node)
@@ -77,6 +76,7 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
                  service):
         part.journal = journal.emit
     events.register(service)
+    serve_metrics(cluster, journal)  # Prometheus, on nodes[].metrics_address (docs/metrics.md)
     journal.start()
     return Daemon(lcd, engine, cluster, service, journal)
 

@@ -24,7 +24,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,8 @@ class Journal:
         self.path, self.previous = journal_path(state_dir), previous_path(state_dir)
         self.node = node
         self.max_bytes = max_bytes
+        self.listeners: list[Callable[[Event], None]] = []
+        """Told every record as it is emitted, in the event loop (tutelad's metrics)."""
         self.to_systemd = (stream_is_journal(sys.stderr, os.environ) if to_systemd is None
                            else to_systemd)
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
@@ -82,6 +84,8 @@ class Journal:
         event = make(datetime.datetime.now(datetime.UTC), self.node, kind, subject, cause,
                      correlation, severity, details)
         self._queue.put(event)
+        for listener in self.listeners:
+            listener(event)
         if self.to_systemd:
             log.log(LEVELS[event.severity], "%s%s", SYSTEMD_PREFIX, event.to_line().rstrip())
 

@@ -137,6 +137,8 @@ class Messenger(Generic[R]):
         self.stats: dict[str, PathStats] = {}
         self.max_heartbeat_lateness = 0.0
         """Longest delay of a heartbeat round behind its schedule (a stalled event loop)."""
+        self.observe_lateness: Callable[[float], None] = lambda _late: None
+        """Told every heartbeat round's delay (tutelad's metrics histogram)."""
         self.next_round = 0.0
         """Loop time of the next heartbeat round; periodic work of the same period waits
         for it too, so both share one wake-up."""
@@ -538,6 +540,7 @@ class Messenger(Generic[R]):
             await asyncio.sleep(self.next_round - loop.time())
             late = loop.time() - self.next_round
             self.max_heartbeat_lateness = max(self.max_heartbeat_lateness, late)
+            self.observe_lateness(late)
             if late > self.interval / 2:
                 log.warning("heartbeat round %.0f ms late: the event loop was held up "
                             "(CPU starvation, a blocking call?)", late * 1000)
