@@ -3,13 +3,19 @@ merging and filtering, and the peers' reply (tutela.journal, daemon/events.py)."
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from tutela.arbiter.timing import LeaseTiming
 from tutela.daemon.events import query_of, records
+from tutela.daemon.fencing import FenceFailed, Fencing
+from tutela.engine.node import NodeEngine
 from tutela.journal.events import (
     KINDS,
     Event,
@@ -190,3 +196,35 @@ def test_one_outage_of_a_peer_shares_one_correlation_id() -> None:
     assert blip[0] == blip[1] and blip[0] != death[0]
     after = outages.correlation("n2", "node.down")
     assert after not in (death[0], blip[0])
+
+
+# --- hooks of the daemon's parts ----------------------------------------------------------
+
+class Recorder:
+    """An emitter that keeps what it is given (kind, subject, cause, details)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, dict[str, object]]] = []
+
+    def __call__(self, kind: str, subject: str, cause: str, *, correlation: str = "",
+                 severity: object = None, details: Mapping[str, object] | None = None
+                 ) -> None:
+        self.seen.append((kind, subject, cause, dict(details or {})))
+
+
+def fencing_with(journal: Recorder) -> Fencing:
+    # The engine is only asked for at self-fencing, which these tests do not reach.
+    fencing = Fencing(cast(NodeEngine, None), LeaseTiming(), list, lambda: False)
+    fencing.journal = journal
+    return fencing
+
+
+def test_a_peer_fenced_and_a_fence_that_failed_are_recorded() -> None:
+    journal = Recorder()
+    asyncio.run(fencing_with(journal).fence_peer("app", "node1", "true"))
+    with pytest.raises(FenceFailed):
+        asyncio.run(fencing_with(journal).fence_peer("app", "node1", "echo no switch; exit 3"))
+    assert [(kind, subject) for kind, subject, _, _ in journal.seen] == [
+        ("fence.peer", "node1"), ("fence.failed", "node1")]
+    assert "exit 3: no switch" in journal.seen[1][2]
+    assert journal.seen[1][3] == {"hierarchy": "app"}

@@ -87,15 +87,19 @@ class Fencing:
             process.kill()
             await process.wait()  # reaped, not left a zombie
             why = f"it did not finish in {FENCE_TIMEOUT:g}s"
-            raise FenceFailed(Blocked("fence_failed", node, why),
-                              f"fencing {node}: {why}; not taking over") from None
+            message = f"fencing {node}: {why}; not taking over"
+            raise self._failed(root, node, why, message) from None
         if process.returncode != 0:
             why = f"exit {process.returncode}: {output.decode(errors='replace').strip()}"
-            raise FenceFailed(Blocked("fence_failed", node, why),
-                              f"fencing {node} failed ({why}); not taking over")
+            raise self._failed(root, node, why, f"fencing {node} failed ({why}); not taking "
+                               "over")
         log.warning("%s: %s is fenced", root, node)
         self.journal("fence.peer", node, f"fenced before taking {root} over: {command}",
                      details={"hierarchy": root})
+
+    def _failed(self, root: str, node: str, why: str, message: str) -> FenceFailed:
+        self.journal("fence.failed", node, message, details={"hierarchy": root})
+        return FenceFailed(Blocked("fence_failed", node, why), message)
 
     async def fence_self(self, root: str, within: float | None) -> bool:
         """Self-fencing: `root` out of service here within `within` seconds (None: no

@@ -265,7 +265,11 @@ class Ownership:
                 self.leases.release(root)
             elif isinstance(effect, NoteStuck):
                 self._noted(effect)
-        if not any(isinstance(e, NoteStuck) for e in effects):
+        if any(isinstance(e, NoteStuck) for e in effects):  # a new reason
+            self.journal("takeover.blocked", root, message,
+                         correlation=self._correlation.get(root, ""),
+                         details={"reason": blocked.reason, "holder": blocked.holder})
+        else:
             log.debug("%s: %s", root, message)
 
     async def _takeover(self, acquire: Acquire) -> None:

@@ -55,6 +55,10 @@ KINDS: tuple[EventKind, ...] = (
     EventKind("quorum.lost", "error", "hierarchy", "the lease could not be renewed by a "
               "majority: the quorum-loss action runs"),
     EventKind("fence.peer", "warning", "peer", "a peer was fenced before a takeover"),
+    EventKind("fence.failed", "error", "peer", "fencing a peer failed or did not finish: "
+              "no takeover"),
+    EventKind("takeover.blocked", "warning", "hierarchy", "a takeover waits, for a new "
+              "reason (cause says which: no quorum, a failed fence, its address answers...)"),
     EventKind("fence.self", "error", "hierarchy", "this node took the hierarchy out of "
               "service because its lease is ending"),
     EventKind("watchdog.armed", "info", "watchdog", "the watchdog device is armed"),
