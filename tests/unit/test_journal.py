@@ -228,3 +228,18 @@ def test_a_peer_fenced_and_a_fence_that_failed_are_recorded() -> None:
         ("fence.peer", "node1"), ("fence.failed", "node1")]
     assert "exit 3: no switch" in journal.seen[1][2]
     assert journal.seen[1][3] == {"hierarchy": "app"}
+
+
+def test_under_systemd_every_record_is_also_a_log_line(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    journal = Journal(tmp_path, "n1", to_systemd=True)
+    journal.start()
+    with caplog.at_level("INFO", logger="tutela.events"):
+        journal.emit("node.down", "n2", "no heartbeat")
+        journal.emit("node.up", "n2", "heard again")
+    journal.stop()
+    assert [(r.levelname, r.getMessage().split(" ", 1)[0]) for r in caplog.records] == [
+        ("WARNING", "tutela-event:"), ("INFO", "tutela-event:")]
+    logged = Event.from_line(caplog.records[0].getMessage().split(" ", 1)[1])
+    assert logged == read_journal(tmp_path).events[0]

@@ -95,12 +95,12 @@ def events_command(follow: bool, hierarchy: str | None, since: datetime.datetime
     One line per record: time (UTC), node, severity, kind, subject, cause and the
     correlation id shared by the records of one failover."""
     directory = state_dir()
-    gathered = gather(directory, hierarchy, since, limit)
     if not follow:
-        _show_all(gathered, as_json)
+        _show_all(gather(directory, hierarchy, since, limit), as_json)
         return
     try:
-        _follow(directory, gathered, hierarchy, interval, as_json)
+        _follow(directory, gather(directory, hierarchy, since, limit), hierarchy, interval,
+                as_json)
     except KeyboardInterrupt:
         sys.exit(0)
 
