@@ -1,8 +1,9 @@
-"""tutelad's Prometheus metrics on a two-node lab cluster (docs/metrics.md): node1 serves
-them on its metrics_address once it is set, the client namespace scrapes them over HTTP,
-the values match the cluster (vip in service on node1, node1 holding its lease, a local
-recovery counted once the address is taken away behind tutela's back) and
-promtool (Debian's prometheus package) finds the exposition well-formed."""
+"""tutelad's Prometheus metrics on two-node lab clusters (docs/metrics.md): a node serves
+them on its metrics_address once it is set and the client namespace scrapes them over HTTP.
+The values match the cluster (vip in service on node1, node1 holding its lease, its restore
+timed, a local recovery counted once the address is taken away behind tutela's back) and
+promtool (Debian's prometheus package) finds the exposition well-formed; with a witness,
+node2's metrics count and time its takeover when node1 is powered off."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.demo import VIP
-from tutela.lab.driver import all_alive, form_cluster, status, stop_daemons, tutela
+from tutela.lab.driver import (
+    all_alive,
+    form_cluster,
+    form_cluster_with_witness,
+    status,
+    stop_daemons,
+    tutela,
+    witness_lab,
+)
 from tutela.model.config import METRICS_PORT
 
 pytestmark = pytest.mark.lab
@@ -46,19 +55,27 @@ def labelled(**labels: str) -> frozenset[tuple[str, str]]:
     return frozenset(labels.items())
 
 
+def create_vip(lab: Lab) -> None:
+    """vip in service on node1, clustered with node2 as the next in line."""
+    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24",
+           "--check-interval", "0.5")
+    tutela(lab, "node1", "restore", "vip")
+    tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", "node2", "--priority", "2")
+
+
+def metrics_on(lab: Lab, node: str) -> None:
+    tutela(lab, "node1", "config", "set", f"nodes.{node}.metrics_address",
+           f"{lab.node_address(node)}:{METRICS_PORT}")
+
+
 def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
     with Lab.up(unique_lab_name("metr"), nodes=2, disks=0) as lab:
         try:
             form_cluster(lab, "metr")
             wait_until(lambda: all_alive(lab), timeout=60, what="both nodes ALIVE")
             assert scrape(lab, "node1") is None  # off until metrics_address is set
-            tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24",
-                   "--check-interval", "0.5")
-            tutela(lab, "node1", "restore", "vip")
-            tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", "node2",
-                   "--priority", "2")
-            tutela(lab, "node2", "config", "set", "nodes.node1.metrics_address",
-                   f"{lab.node_address('node1')}:{METRICS_PORT}")
+            create_vip(lab)
+            metrics_on(lab, "node1")
             holder = ("tutela_lease_holder", labelled(hierarchy="vip", node="node1"))
             text = wait_until(lambda: scrape_showing(lab, "node1", holder), timeout=60,
                               what="node1's metrics showing it holds vip's lease")
@@ -83,6 +100,9 @@ def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
                 "expected_votes": 2, "total_votes": 2, "quorum": 2}
             assert got[("tutela_watchdog_armed", frozenset())] == 1
             assert got[("tutela_heartbeat_lateness_seconds_count", frozenset())] > 0
+            assert got[("tutela_restore_duration_seconds_count",
+                        labelled(hierarchy="vip"))] >= 1  # `tutela restore vip`, and the
+            # restore under the lease won at the extend, which finds it in service
             assert scrape(lab, "node2") is None  # node2 has no metrics_address
 
             # the address gone behind tutela's back: a local recovery, counted
@@ -97,3 +117,29 @@ def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
             assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
         finally:
             stop_daemons(lab)
+
+
+def test_node2_counts_and_times_its_takeover_when_node1_is_powered_off(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    with witness_lab(unique_lab_name("metw"), tmp_path_factory.mktemp("metw"),
+                     disks=0) as (lab, _):
+        form_cluster_with_witness(lab, "metw")
+        create_vip(lab)
+        metrics_on(lab, "node2")
+        before = ("tutela_lease_holder", labelled(hierarchy="vip", node="node1"))
+        wait_until(lambda: scrape_showing(lab, "node2", before), timeout=60,
+                   what="node2's metrics showing node1 holding vip's lease")
+
+        lab.power_off("node1")
+        timed = ("tutela_failover_duration_seconds_count", labelled(hierarchy="vip"))
+        got = samples_of(wait_until(lambda: scrape_showing(lab, "node2", timed), timeout=60,
+                                    what="node2's metrics timing its takeover of vip"))
+        assert got[timed] == 1
+        took = got[("tutela_failover_duration_seconds_sum", labelled(hierarchy="vip"))]
+        assert 0 < took < 30  # from node1 DEAD here to vip in service here
+        assert got[("tutela_lease_holder", labelled(hierarchy="vip", node="node2"))] == 1
+        assert got[("tutela_failovers_total", labelled(hierarchy="vip"))] == 1
+        assert got[("tutela_nodes", labelled(name="node1", type="member",
+                                             status="dead"))] == 1
+        assert got[("tutela_quorum_votes", labelled(type="total_votes"))] == 2
+        assert got[("tutela_quorate", frozenset())] == 1
