@@ -82,9 +82,12 @@ def test_hierarchy_filter_and_human_lines(lab: Lab) -> None:
 
 
 def test_with_tutelad_stopped_its_own_journal_is_shown(lab: Lab) -> None:
-    tutela(lab, "node2", "stop")
+    tutela(lab, "node2", "stop")  # takes the hierarchy out of service, recorded at exit
     answer = events(lab, "node2", "--hierarchy", ROOT)
     assert answer["local_only"] is True
     assert any("tutelad is not running" in note for note in answer["notes"])
     assert {e["node"] for e in answer["events"]} == {"node2"}
-    assert "restore.finished" in [e["kind"] for e in answer["events"]]
+    kinds = [e["kind"] for e in answer["events"]]
+    assert "restore.finished" in kinds
+    assert "remove.started" in kinds, answer["events"][-3:]
+    assert kinds[kinds.index("remove.started"):][:2] == ["remove.started", "remove.finished"]

@@ -19,7 +19,7 @@ from tutela.engine.executor import ActionFailed, Outcome, execute
 from tutela.engine.planner import Plan, Step, plan_remove, plan_restore
 from tutela.engine.recovery import RecoveryTracker
 from tutela.engine.workers import started_pool
-from tutela.journal.events import Emitter, no_events
+from tutela.journal.events import Emitter, no_events, recorded
 from tutela.kits.base import ActionContext, CheckResult, Kit, KitError
 from tutela.kits.registry import get_kit
 from tutela.lcm.ticks import grid_delay
@@ -217,10 +217,18 @@ class NodeEngine:
     async def remove_all(self) -> None:
         """Take every hierarchy out of service, each independently, in parallel."""
         results = await asyncio.gather(
-            *(self.remove(h.root) for h in self.hierarchies), return_exceptions=True)
+            *(self._remove_at_stop(h) for h in self.hierarchies), return_exceptions=True)
         for hierarchy, result in zip(self.hierarchies, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("stop: could not remove %s: %s", hierarchy.root, result)
+
+    async def _remove_at_stop(self, hierarchy: Hierarchy) -> None:
+        """One hierarchy's remove at stop, recorded when any of it is in service here."""
+        if not any(self._in_service(tag) for tag in hierarchy.members):
+            await self.remove(hierarchy.root)
+            return
+        with recorded(self.journal, "remove", hierarchy.root, "tutelad stops"):
+            await self.remove(hierarchy.root)
 
     async def shutdown(self, leave_resources: bool) -> None:
         for tag in list(self._monitors):
