@@ -3,6 +3,8 @@ with prometheus_client's own parser; failovers counted once; the setting checked
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -88,8 +90,8 @@ def test_histograms_scrape_with_cumulative_buckets() -> None:
         lateness.observe(late)
     restore = Buckets(DURATION_BUCKETS)
     restore.observe(1.5)
-    got = samples(Reading(**{**READING.__dict__, "heartbeat_lateness": lateness.value(),
-                             "restore_durations": {"app": restore.value()}}))
+    got = samples(dataclasses.replace(READING, heartbeat_lateness=lateness.value(),
+                                      restore_durations={"app": restore.value()}))
     assert {le: got[("tutela_heartbeat_lateness_seconds_bucket", frozenset({("le", le)}))]
             for le in ("0.01", "0.1", "+Inf")} == {"0.01": 2, "0.1": 3, "+Inf": 4}
     assert got[("tutela_heartbeat_lateness_seconds_count", frozenset())] == 4
@@ -139,7 +141,7 @@ def test_a_switchover_and_a_failed_restore_time_no_failover() -> None:
 
 
 def test_without_a_majority_the_node_is_not_quorate() -> None:
-    lonely = Reading(**{**READING.__dict__, "votes": (3, 1, 2)})
+    lonely = dataclasses.replace(READING, votes=(3, 1, 2))
     assert samples(lonely)[("tutela_quorate", frozenset())] == 0
 
 

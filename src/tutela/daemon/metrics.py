@@ -39,6 +39,7 @@ from tutela.model.config import metrics_endpoint
 
 if TYPE_CHECKING:
     from tutela.daemon.cluster import Cluster
+    from tutela.engine.peer_report import PeerReport
     from tutela.journal.file import Journal
 
 log = logging.getLogger(__name__)
@@ -266,45 +267,66 @@ class FailoverTally:
 def read(cluster: Cluster, tally: FailoverTally, observed: Observed) -> Reading:
     """This node's view now: in the event loop, from the daemon's in-memory state and what
     it observed."""
-    config, me = cluster.engine.config, cluster.lcd.node
-    messenger = cluster.messenger
-    detector, heartbeats = messenger.detector, messenger.heartbeats
-    alive = {p: report for p, (_, report) in heartbeats.items()
+    config, me, messenger = cluster.engine.config, cluster.lcd.node, cluster.messenger
+    detector = messenger.detector
+    alive = {p: report for p, (_, report) in messenger.heartbeats.items()
              if detector.node_state(p) == "ALIVE"}
-    witnesses = [spec.peer for spec in witness_paths(config)]
     nodes = [(n.name, "member", n.name == me or n.name in alive) for n in config.nodes]
-    nodes += [(w, "witness", detector.node_state(w) == "ALIVE") for w in witnesses]
+    nodes += [(s.peer, "witness", detector.node_state(s.peer) == "ALIVE")
+              for s in witness_paths(config)]
     paths = [(s.peer, s.name, s.kind, detector.path_state((s.peer, s.name)) == "ALIVE")
              for s in paths_for(config, me)]
-    kits = {r.tag: r.kit for r in config.resources}
-    resources = [(tag, me, kits.get(tag, ""), s.state.value)
-                 for tag, s in sorted(cluster.engine.states.items())]
-    resources += [(tag, peer, kits.get(tag, ""), state) for peer, report in sorted(alive.items())
-                  for tag, state in sorted(report.states.items())]
     roots = [h.root for h in clustered(config, cluster.engine.hierarchies)]
-    holders = [(root, me if cluster.leases.holds(root) else next(
-        (p for p, report in sorted(alive.items()) if root in report.holds), ""))
-        for root in roots]
-    ownership = cluster.ownership
-    own_failovers = ownership.core.failovers_report(roots)
-    observed.last_holder.update((root, node) for root, node in holders if node)
-    voters = voters_of(config)
-    disk = cluster.leases.disk_status()  # the disk voter is reached through the disk
-    reached = {me} | {v for v in voters if detector.node_state(v) == "ALIVE"}
-    if disk is not None and disk["state"] == "ok":
-        reached.add(str(disk["voter"]))
+    holders = _lease_holders(cluster, roots, alive)
+    observed.last_holder.update(holders)
+    own_failovers = cluster.ownership.core.failovers_report(roots)
     return Reading(
         generation=cluster.lcd.generation(), nodes=tuple(nodes), paths=tuple(paths),
-        resources=tuple(resources), resources_total=len(config.resources),
-        lease_holders=tuple((root, node) for root, node in holders if node),
+        resources=_resources(cluster, alive), resources_total=len(config.resources),
+        lease_holders=tuple(holders.items()),
         failovers=tally.count([own_failovers, *(r.failovers for r in alive.values())]),
-        votes=(len(voters), len(reached & set(voters)), cluster.leases.holder.needed),
-        watchdog_armed=ownership.watchdog.armed,
+        votes=_votes(cluster),
+        watchdog_armed=cluster.ownership.watchdog.armed,
         heartbeat_lateness_max=messenger.max_heartbeat_lateness,
         local_recoveries=dict(observed.local_recoveries),
         heartbeat_lateness=observed.lateness.value(),
         restore_durations={r: b.value() for r, b in observed.restores.items()},
         failover_durations={r: b.value() for r, b in observed.failovers.items()})
+
+
+def _resources(cluster: Cluster, alive: Mapping[str, PeerReport]
+               ) -> tuple[tuple[str, str, str, str], ...]:
+    """(resource, node, kit, state): this node's states, and each alive peer's last report."""
+    me = cluster.lcd.node
+    kits = {r.tag: r.kit for r in cluster.engine.config.resources}
+    here = [(tag, me, kits.get(tag, ""), s.state.value)
+            for tag, s in sorted(cluster.engine.states.items())]
+    there = [(tag, peer, kits.get(tag, ""), state) for peer, report in sorted(alive.items())
+             for tag, state in sorted(report.states.items())]
+    return tuple(here + there)
+
+
+def _lease_holders(cluster: Cluster, roots: list[str], alive: Mapping[str, PeerReport]
+                   ) -> dict[str, str]:
+    """Root -> the node holding its lease: this one, or an alive peer that says it does."""
+    found = {}
+    for root in roots:
+        if cluster.leases.holds(root):
+            found[root] = cluster.lcd.node
+        elif holder := next((p for p, r in sorted(alive.items()) if root in r.holds), None):
+            found[root] = holder
+    return found
+
+
+def _votes(cluster: Cluster) -> tuple[int, int, int]:
+    """(every voter, those reachable now, those a lease needs)."""
+    voters = voters_of(cluster.engine.config)
+    detector = cluster.messenger.detector
+    reached = {v for v in voters if v == cluster.lcd.node or detector.node_state(v) == "ALIVE"}
+    disk = cluster.leases.disk_status()  # the disk voter is reached through the disk
+    if disk is not None and disk["state"] == "ok":
+        reached.add(str(disk["voter"]))
+    return len(voters), len(reached), cluster.leases.holder.needed
 
 
 class Metrics:
