@@ -63,9 +63,13 @@ def create_vip(lab: Lab) -> None:
     tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", "node2", "--priority", "2")
 
 
-def metrics_on(lab: Lab, node: str) -> None:
+def metrics_on(lab: Lab, node: str, address: str | None = None) -> None:
     tutela(lab, "node1", "config", "set", f"nodes.{node}.metrics_address",
-           f"{lab.node_address(node)}:{METRICS_PORT}")
+           f"{address or lab.node_address(node)}:{METRICS_PORT}")
+
+
+def logged(lab: Lab, node: str, text: str) -> bool:
+    return text in (lab.state_dir(node) / "tutelad.log").read_text(errors="replace")
 
 
 def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
@@ -75,7 +79,11 @@ def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
             wait_until(lambda: all_alive(lab), timeout=60, what="both nodes ALIVE")
             assert scrape(lab, "node1") is None  # off until metrics_address is set
             create_vip(lab)
-            metrics_on(lab, "node1")
+            metrics_on(lab, "node1", lab.node_address("node2"))  # not node1's: refused
+            wait_until(lambda: logged(lab, "node1", "metrics: cannot serve on "
+                                      f"{lab.node_address('node2')}:{METRICS_PORT}"),
+                       timeout=30, what="node1 saying it cannot serve metrics there")
+            metrics_on(lab, "node1")  # corrected: served without a restart
             holder = ("tutela_lease_holder", labelled(hierarchy="vip", node="node1"))
             text = wait_until(lambda: scrape_showing(lab, "node1", holder), timeout=60,
                               what="node1's metrics showing it holds vip's lease")
