@@ -84,7 +84,8 @@ class _Commands(_NodeGroup):
                                         "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group"),
                                         "support-bundle": ("tutela.cli.support",
-                                                           "support_bundle_command")}
+                                                           "support_bundle_command"),
+                                        "why": ("tutela.cli.why", "why_command")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
