@@ -83,6 +83,7 @@ class _Commands(_NodeGroup):
                                         "kit": ("tutela.cli.kit", "kit_group"),
                                         "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group"),
+                                        "notify": ("tutela.cli.notify", "notify_group"),
                                         "support-bundle": ("tutela.cli.support",
                                                            "support_bundle_command"),
                                         "why": ("tutela.cli.why", "why_command")}

@@ -24,6 +24,7 @@ from tutela.engine.peer_report import PeerReport
 from tutela.journal.file import Journal
 from tutela.lcd.store import Lcd
 from tutela.lcm.messenger import Identity, Messenger
+from tutela.notifications.dispatch import Dispatcher
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
         part.journal = journal.emit
     events.register(service)
     serve_metrics(cluster, journal)  # Prometheus, on nodes[].metrics_address (docs/metrics.md)
+    # Notifications (docs/notifications.md): the records each configured target wants, to
+    # a delivery thread of its own; the current configuration read at each record.
+    journal.listeners.append(Dispatcher(lambda: engine.config).record)
     journal.start()
     return Daemon(lcd, engine, cluster, service, journal)
 

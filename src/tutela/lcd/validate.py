@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from tutela.kits.registry import get_kit
 from tutela.lcd.disk_voter import disk_voter_problems
 from tutela.lcd.lease import lease_problems
+from tutela.lcd.notifications import notification_problems
 from tutela.model.config import ClusterConfig, HierarchyDependency, HierarchySettings
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.hierarchy import Hierarchy, build_hierarchies, find_cycle
@@ -22,6 +23,8 @@ def validate_config(config: ClusterConfig) -> list[Hierarchy]:
         *_duplicates("nodes", (n.name for n in config.nodes)),
         *_duplicates("resources", (r.tag for r in config.resources)),
         *_duplicates("hierarchies", (h.root for h in config.hierarchies)),
+        *_duplicates("notifications", (n.name for n in config.notifications)),
+        *notification_problems(config),
         *_kit_problems(config),
         *_node_references(config),
         *lease_problems(config),

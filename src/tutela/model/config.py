@@ -363,6 +363,50 @@ class ClusterSettings(Frozen):
         return self
 
 
+KIND_PATTERN = r"^(\*|[a-z]+\.(\*|[a-z]+))$"
+"""A notification's `kinds` entry: '*', an event kind (lease.won) or a prefix (lease.*);
+that it names a kind of docs/events.md is checked with the whole configuration
+(tutela.lcd.notifications), the model knowing no event kinds."""
+
+
+class Notification(Frozen):
+    """A target told of the event journal's records (docs/notifications.md)."""
+
+    name: Name
+    kind: Literal["webhook", "script"]
+    """The channel (docs/notifications.md); SNMP and mail come next."""
+    url: str | None = None
+    """webhook: where the record is POSTed (http:// or https://)."""
+    secret: str | None = None
+    """webhook: the HMAC-SHA256 key of the X-Tutela-Signature header; none: unsigned."""
+    command: str | None = None
+    """script: the program and its arguments (split as a shell would, not run by one)."""
+    kinds: tuple[Annotated[str, Field(pattern=KIND_PATTERN)], ...] = ("*",)
+    """The event kinds sent: '*', a kind (lease.won) or a prefix (lease.*)."""
+    min_severity: Literal["info", "warning", "error"] = "info"
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds one delivery may take (the POST's answer, the script's run)."""
+    retries: int = Field(default=5, ge=0, le=20)
+    """Deliveries tried again after a failure, 1, 2, 4... (at most 60) seconds apart."""
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Notification:
+        needs = {"webhook": "url", "script": "command"}[self.kind]
+        if not getattr(self, needs):
+            example = ("url: https://hooks.example.net/tutela" if self.kind == "webhook"
+                       else "command: /etc/tutela/events.sh")
+            raise ValueError(f"a {self.kind} notification needs '{needs}', e.g. {example}")
+        stray = [f for f in ("url", "secret", "command") if getattr(self, f)
+                 and f not in {"webhook": ("url", "secret"), "script": ("command",)}[self.kind]]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} is not used by a {self.kind} notification; "
+                             "remove it")
+        if self.url is not None and not re.match(r"^https?://[^/\s]+", self.url):
+            raise ValueError(f"url {self.url!r} is not an http:// or https:// URL, e.g. "
+                             "https://hooks.example.net/tutela")
+        return self
+
+
 class ClusterConfig(Frozen):
     """The whole declarative configuration of a cluster."""
 
@@ -376,6 +420,7 @@ class ClusterConfig(Frozen):
     resources: tuple[Resource, ...] = ()
     hierarchies: tuple[HierarchySettings, ...] = ()
     users: tuple[User, ...] = ()
+    notifications: tuple[Notification, ...] = ()
 
     def resource(self, tag: str) -> Resource | None:
         return self._resources_by_tag.get(tag)
@@ -431,6 +476,10 @@ COLLECTION_EXAMPLES: dict[str, str] = {
                                  "{node: node2, priority: 2}]",
     "hierarchies.dependencies": "dependencies: [{hierarchy: db, location: same_node}]",
     "users": "users: [{name: alice, role: admin}]",
+    "notifications": "notifications: [{name: ops, kind: webhook, url: "
+                     "'https://hooks.example.net/tutela', secret: S3cr3t, kinds: ['node.*', "
+                     "'lease.*'], min_severity: warning}]",
+    "notifications.kinds": "kinds: ['node.down', 'lease.*', 'restore.*']",
 }
 """Error texts: an example of each list or mapping field, by its path without list indices,
 shown when a configuration gives that field something else (a list where a mapping goes)."""
