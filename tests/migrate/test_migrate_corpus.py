@@ -1,8 +1,9 @@
 """The Serviceguard importer on a corpus of realistic files, against golden outputs.
 
 Each case is tests/migrate/corpus/<case>/: its input files, `args` (the paths to pass, one a
-line, relative to the case), and the goldens expected.yaml and expected-report.md, in which
-the generated scripts directory reads @SCRIPTS@.
+line, relative to the case), and the goldens expected.yaml, expected-report.md and
+expected-runbook.md (the cutover runbook), in which the generated scripts directory reads
+@SCRIPTS@ and the output directory @OUT@.
 
 Regenerate the goldens after an intended change, review the diff, then run again without
 the variable (a run that rewrites fails, naming what it rewrote; under CI it refuses):
@@ -39,6 +40,7 @@ CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "args").is_file())
 BIN = Path(sys.executable).parent
 PLACEHOLDER = "@SCRIPTS@"
+OUT_PLACEHOLDER = "@OUT@"
 ROW = re.compile(r"^\| `(?P<file>[^`]+):(?P<line>\d+)(?:-(?P<end>\d+))?` \|", re.MULTILINE)
 NOT_READ = re.compile(r"^- `(?P<name>[^`]+)`: ", re.MULTILINE)
 
@@ -51,6 +53,7 @@ class Result:
     report: str
     yaml_text: str
     stderr: str
+    runbook: str
 
 
 def case_inputs(case: str) -> list[Path]:
@@ -64,12 +67,15 @@ def run_case(case: str, work: Path) -> Result:
     output = work / "cluster.yaml"
     result = CliRunner().invoke(
         migrate_group, ["serviceguard", *map(str, inputs), "-o", str(output),
-                        "--scripts-dir", str(work / "scripts")])
+                        "--scripts-dir", str(work / "scripts"),
+                        "--runbook", str(work / "runbook.md")])
     assert result.exit_code == 0, result.output + result.stderr
     scripts = str(work / "scripts")
     report = (work / "cluster-report.md").read_text().replace(scripts, PLACEHOLDER)
+    runbook = (work / "runbook.md").read_text().replace(scripts, PLACEHOLDER)
     return Result(case, inputs, output, report,
-                  output.read_text().replace(scripts, PLACEHOLDER), result.stderr)
+                  output.read_text().replace(scripts, PLACEHOLDER), result.stderr,
+                  runbook.replace(str(work), OUT_PLACEHOLDER))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
 def test_output_matches_golden(results: dict[str, Result], case: str) -> None:
     result = results[case]
     check_goldens([(CORPUS / case / "expected.yaml", result.yaml_text),
-                   (CORPUS / case / "expected-report.md", result.report)])
+                   (CORPUS / case / "expected-report.md", result.report),
+                   (CORPUS / case / "expected-runbook.md", result.runbook)])
 
 
 @pytest.mark.parametrize("case", CASES)

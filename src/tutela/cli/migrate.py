@@ -36,11 +36,15 @@ def migrate_group() -> None:
 @click.option("--scripts-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the generated wrapper scripts (default: STEM-scripts/ "
                    "beside the output, or ./serviceguard-scripts/).")
+@click.option("--runbook", "runbook_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the cutover runbook here: the ordered steps from the running "
+                   "Serviceguard cluster to tutela, each with its commands, check and "
+                   "rollback.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON summary with every report entry (and the YAML when -o is "
                    "not given).")
 def serviceguard(paths: tuple[Path, ...], output: Path | None, report_path: Path | None,
-                 scripts_dir: Path | None, as_json: bool) -> None:
+                 scripts_dir: Path | None, runbook_path: Path | None, as_json: bool) -> None:
     """Convert Serviceguard cluster and package files into a tutela configuration.
 
     Each PATH is a cluster ASCII file (cmgetconf), a modular or legacy package file, a
@@ -71,6 +75,8 @@ def serviceguard(paths: tuple[Path, ...], output: Path | None, report_path: Path
         _write(report_path, migration.ledger.markdown())
         if output is not None:
             _write(output, migration.yaml())
+        if runbook_path is not None:
+            _write(runbook_path, _runbook(migration, output, scripts))
     except OSError as error:
         _error(f"cannot write {error.filename or 'the output'}: {error.strerror or error}")
         sys.exit(EXIT_FAILED)
@@ -78,11 +84,12 @@ def serviceguard(paths: tuple[Path, ...], output: Path | None, report_path: Path
         _error(str(error))
         sys.exit(EXIT_FAILED)
     if as_json:
-        click.echo(json.dumps(_json(migration, output, report_path, scripts), indent=2))
+        click.echo(json.dumps(_json(migration, output, report_path, scripts, runbook_path),
+                              indent=2))
         return
     if output is None:
         click.echo(migration.yaml(), nl=False)
-    _summary(migration, output, report_path, scripts)
+    _summary(migration, output, report_path, scripts, runbook_path)
 
 
 def _write(path: Path, text: str) -> None:
@@ -92,12 +99,20 @@ def _write(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def _runbook(migration: Migration, output: Path | None, scripts: list[Path]) -> str:
+    from tutela.migrate.runbook import Paths, runbook
+
+    paths = Paths(str(output.absolute()) if output else "cluster.yaml",
+                  str(migration.scripts_dir) if scripts else "")
+    return runbook(migration.config, migration.origin, paths)
+
+
 def _error(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
 
 def _summary(migration: Migration, output: Path | None, report: Path,
-             scripts: list[Path]) -> None:
+             scripts: list[Path], runbook: Path | None) -> None:
     from tutela.migrate.sgmodel import Outcome
 
     ledger, config = migration.ledger, migration.config
@@ -113,20 +128,21 @@ def _summary(migration: Migration, output: Path | None, report: Path,
                f"{roots}, resources {len(config.resources)}", err=True)
     click.echo(f"lines: {lines}; {len(ledger.steps())} manual steps", err=True)
     click.echo(f"wrote the configuration to {target}, the report to {report}"
-               + (f", {len(scripts)} scripts to {migration.scripts_dir}" if scripts else ""),
-               err=True)
+               + (f", {len(scripts)} scripts to {migration.scripts_dir}" if scripts else "")
+               + (f", the cutover runbook to {runbook}" if runbook else ""), err=True)
     click.echo(f"next: work through the report's manual steps, then tutela apply -f "
                f"{output or 'FILE'} --dry-run", err=True)
 
 
 def _json(migration: Migration, output: Path | None, report: Path,
-          scripts: list[Path]) -> dict[str, Any]:
+          scripts: list[Path], runbook: Path | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "cluster": migration.config.name,
         "output": str(output) if output else None,
         "report": str(report),
         "scripts_dir": str(migration.scripts_dir),
         "scripts": [str(s) for s in scripts],
+        "runbook": str(runbook) if runbook else None,
         "problems": [{"file": name, "reason": reason} for name, reason in migration.problems],
         **migration.ledger.to_json(),
     }

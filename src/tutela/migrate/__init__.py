@@ -20,6 +20,7 @@ from tutela.migrate.mapping import build
 from tutela.migrate.package_legacy import merge_control_script, parse_legacy
 from tutela.migrate.package_modular import parse_modular
 from tutela.migrate.report import Ledger
+from tutela.migrate.runbook import Origin
 from tutela.migrate.scripts import GeneratedScript
 from tutela.migrate.sgmodel import Outcome, SgCluster, SgPackage
 from tutela.model.config import ClusterConfig
@@ -42,6 +43,8 @@ class Migration:
     """Whether anything was converted: a cluster file or at least one package."""
     problems: list[tuple[str, str]] = field(default_factory=list)
     """Inputs named on the command line that could not be used, with the reason."""
+    origin: Origin = field(default_factory=lambda: Origin(""))
+    """The Serviceguard names the cutover runbook needs."""
 
     def yaml(self) -> str:
         return to_yaml(self.config)
@@ -59,7 +62,9 @@ def convert(paths: Sequence[Path], scripts_dir: Path) -> Migration:
     ledger.skipped = inputs.problems + _called_scripts(inputs.skipped, packages)
     ledger.account_rest()
     migration = Migration(conversion.config, ledger, conversion.scripts, scripts_dir.absolute(),
-                          cluster is not None or bool(packages), inputs.problems)
+                          cluster is not None or bool(packages), inputs.problems,
+                          Origin(cluster.name.text if cluster and cluster.name else "",
+                                 conversion.roots, conversion.disk_init))
     ledger.summary = _summary(inputs, migration, conversion.hierarchies)
     return migration
 

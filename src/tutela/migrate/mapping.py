@@ -53,6 +53,10 @@ class Conversion:
     config: ClusterConfig
     scripts: list[GeneratedScript] = field(default_factory=list)
     hierarchies: int = 0
+    roots: dict[str, str | None] = field(default_factory=dict)
+    """Each package read, by name: its hierarchy's root, or None when it makes none."""
+    disk_init: str = ""
+    """The `tutela disk init` command that makes the cluster lock LUN the disk voter."""
 
 
 def build(cluster: SgCluster | None, packages: list[SgPackage], ledger: Ledger,
@@ -68,7 +72,9 @@ def build(cluster: SgCluster | None, packages: list[SgPackage], ledger: Ledger,
     config = config.model_copy(update={
         "resources": tuple(res for r in results for res in r.resources),
         "hierarchies": tuple(hierarchies)})
-    return Conversion(config, [s for r in results for s in r.scripts], len(hierarchies))
+    return Conversion(config, [s for r in results for s in r.scripts], len(hierarchies),
+                      {r.name: r.root for r, p in zip(results, packages, strict=True)
+                       if p.name is not None}, mapper.disk_init)
 
 
 class ClusterMapper:
@@ -80,6 +86,7 @@ class ClusterMapper:
         title = cluster.name.text if cluster and cluster.name else DEFAULT_NAME
         self.section = f"Cluster `{title}`"
         self.path_notes: dict[int, list[str]] = {}
+        self.disk_init = ""
 
     def record(self, value: Value, outcome: Outcome, detail: str, step: str = "") -> None:
         self.ctx.ledger.record(self.section, value, outcome, detail, step)
@@ -301,6 +308,7 @@ class ClusterMapper:
                             "voter", "for a cluster across two sites, run tutela-witness at "
                             "a third site instead")
             elif value.key == "cluster_lock_lun":
+                self.disk_init = _disk_init_command(luns or {"": value})
                 self.record(value, Outcome.MANUAL, "cluster lock LUN: becomes the disk voter, "
                             "the third vote (docs/witness.md); the document does not carry it, "
                             "as its area must be formatted first",
@@ -381,13 +389,19 @@ def _seconds(text: str) -> float | None:
     return int(text) / 1_000_000 if is_number(text) and int(text) > 0 else None
 
 
-def _disk_init_step(luns: dict[str, Value]) -> str:
+def _disk_init_command(luns: dict[str, Value]) -> str:
     """The one command that makes the lock LUN the disk voter, each node's path in it."""
     paths = sorted({value.text for value in luns.values()})
     common = max(paths, key=lambda p: sum(v.text == p for v in luns.values()))
     others = " ".join(f"--node-device {node}={value.text}"
                       for node, value in sorted(luns.items()) if value.text != common)
-    command = f"tutela disk init {common}" + (f" {others}" if others else "")
+    return f"tutela disk init {common}" + (f" {others}" if others else "")
+
+
+def _disk_init_step(luns: dict[str, Value]) -> str:
+    """The disk init command with what to check before it."""
+    paths = sorted({value.text for value in luns.values()})
+    command = _disk_init_command(luns)
     unstable = [p for p in paths if not p.startswith("/dev/disk/by-")]
     advice = (f"; name it by a stable path (/dev/disk/by-id/...), not {', '.join(unstable)}, "
               "whose name may change at a reboot" if unstable else "")
