@@ -119,6 +119,7 @@ def test_node1_serves_metrics_the_client_scrapes_and_promtool_accepts() -> None:
             later = wait_until(lambda: scrape_showing(lab, "node1", recovered), timeout=60,
                                what="a local recovery of vip counted")
             assert samples_of(later)[recovered] >= 1
+            assert samples_of(later)[("process_open_fds", frozenset())] > 0  # tutelad's own
 
             checked = subprocess.run([PROMTOOL, "check", "metrics"], input=later,
                                      capture_output=True, text=True, timeout=30, check=False)

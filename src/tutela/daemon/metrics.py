@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
+from prometheus_client import ProcessCollector, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -338,6 +338,7 @@ class Metrics:
         self.collector = ReadingCollector()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
+        ProcessCollector(registry=self.registry)  # tutelad's CPU, memory, open files
         self._tally = FailoverTally()
         self.observed = Observed()
         self._server: WSGIServer | None = None
