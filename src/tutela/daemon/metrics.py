@@ -3,7 +3,10 @@
 prometheus_client's own HTTP server thread answers the scrapes; the event loop reads the
 daemon's state into a `Reading` (plain, frozen values) every `REFRESH` seconds and hands it
 over as one attribute assignment, which a scrape reads once. So a slow or stuck scraper
-never holds up the loop (heartbeats, leases), and the loop never waits for a scraper.
+never holds up the loop (heartbeats, leases), and the loop never waits for a scraper. The
+counters and histograms of what happens between readings (`Observed`: local recoveries,
+restore and failover durations, heartbeat lateness) are kept in the loop too, told by the
+event journal's emitter and the messenger, and copied into each reading.
 Names follow ClusterLabs' ha_cluster_exporter where they overlap (`tutela_` for
 `ha_cluster_pacemaker_` and `ha_cluster_corosync_`).
 """
