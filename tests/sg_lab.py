@@ -5,6 +5,7 @@ lab's nodes, networks and disk, and are written at test time."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,37 @@ class Migrated:
     mountpoint: Path
     url: str
     """The package's file, fetched through its address."""
+    runbook: str
+    """The cutover runbook, as `--runbook` wrote it."""
+
+
+@dataclass(frozen=True)
+class RunbookLine:
+    """One command of the runbook and the host it runs on (its block's `# on HOST`)."""
+
+    host: str
+    command: str
+
+
+STEP = re.compile(r"^## \d+\. (?P<title>.+)$")
+
+
+def runbook_steps(text: str) -> dict[str, list[RunbookLine]]:
+    """The commands of each numbered step of a cutover runbook, by the step's title, in
+    order; the rollback section after the steps is not read."""
+    steps: dict[str, list[RunbookLine]] = {}
+    title, host, fenced = "", "", False
+    for line in text.splitlines():
+        heading = STEP.match(line)
+        if heading or line.startswith("## "):
+            title = heading["title"] if heading else ""
+        elif line.startswith("```"):
+            fenced = not fenced
+        elif fenced and title and line.startswith("# on "):
+            host = line.removeprefix("# on ")
+        elif fenced and title and line and not line.startswith("#"):
+            steps.setdefault(title, []).append(RunbookLine(host, line))
+    return steps
 
 
 def cluster_ascii(lab: Lab, name: str, quorum_server: str | None = None) -> str:
@@ -81,7 +113,8 @@ def migrate(lab: Lab, files: dict[str, str], mountpoint: Path, content: dict[str
     out.mkdir()
     result = lab.exec("node1", ["tutela", "migrate", "serviceguard", str(sgconf),
                                 "-o", str(out / "cluster.yaml"),
-                                "--report", str(out / "report.md"), "--json"], cwd=str(out))
+                                "--report", str(out / "report.md"),
+                                "--runbook", str(out / "runbook.md"), "--json"], cwd=str(out))
     document = out / "cluster.yaml"
     return Migrated(document, yaml.safe_load(document.read_text()), json.loads(result.stdout),
-                    mountpoint, url)
+                    mountpoint, url, (out / "runbook.md").read_text())

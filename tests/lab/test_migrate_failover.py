@@ -1,7 +1,8 @@
 """A Serviceguard cluster migrated for real: a two-node cluster ASCII file with a quorum
 server and a modular failover package go through `tutela migrate serviceguard`; the lab
-cluster is formed the way an administrator forms it, the generated document is applied,
-the package's hierarchy is started (cmrunpkg) and its node is powered off.
+follows the cutover runbook it generated (its tutela commands, on the nodes it names):
+the cluster is formed, the witness enrolled, the document applied, the package's hierarchy
+restored (cmrunpkg) and switched over to node2 and back; then its node is powered off.
 
 Serviceguard's files are written at test time: they name the lab's disk, addresses and
 witness. The package serves files from its shared filesystem over HTTP on its relocatable
@@ -12,26 +13,29 @@ checker samples every node's addresses and mounts throughout (never two at once)
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import unique_lab_name, wait_until
-from sg_lab import Migrated, cluster_ascii, migrate
+from sg_lab import Migrated, RunbookLine, cluster_ascii, migrate, runbook_steps
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import fetch
 from tutela.lab.driver import (
-    add_witness,
     all_alive,
-    form_cluster,
     status,
     tutela,
     witness_alive,
     witness_lab,
 )
+from tutela.migrate.runbook import TOKEN
 
 pytestmark = pytest.mark.lab
 
@@ -117,25 +121,75 @@ def test_the_import_maps_the_cluster_and_the_package(lab: Lab, migrated: Migrate
     assert any("tutela-witness" in s["step"] for s in summary["manual_steps"])
 
 
+def run_runbook(lab: Lab, lines: list[RunbookLine]) -> None:
+    """Run the runbook's lines as written, on the hosts it names: a lab node, or the
+    witness host (the lab's client), whose tutela-witness witness_lab already runs. A
+    `<token>` gets the token the last token command printed (its first line)."""
+    token = ""
+    for line in lines:
+        argv = shlex.split(line.command.replace(TOKEN, token))
+        if line.host in lab.nodes:
+            result = lab.exec(line.host, argv, timeout=120)
+        elif argv == ["systemctl", "enable", "--now", "tutela-witness"]:
+            continue  # the lab's witness runs already, outside systemd
+        else:
+            assert argv == ["tutela-witness", "token"], line
+            result = witness_token(lab)
+        if argv[-1] == "token":
+            token = result.stdout.splitlines()[0]
+
+
+def witness_token(lab: Lab) -> subprocess.CompletedProcess[str]:
+    """`tutela-witness token` for the lab's witness, once it has started."""
+    witness = str(Path(sys.executable).with_name("tutela-witness"))
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def answered() -> bool:
+        results.append(subprocess.run([witness, "token", "--state-dir",
+                                       str(lab.root / "witness")], text=True,
+                                      capture_output=True, check=False))
+        return results[-1].returncode == 0
+
+    wait_until(answered, timeout=15, what="the witness to make a token")
+    return results[-1]
+
+
 @pytest.fixture(scope="module")
-def cluster(lab: Lab, migrated: Migrated) -> list[str]:
-    """Form the cluster first, as an administrator does (init on node1, join node2, enrol
-    the witness that replaces the quorum server), then check and apply the generated
+def runbook(migrated: Migrated) -> dict[str, list[RunbookLine]]:
+    return runbook_steps(migrated.runbook)
+
+
+def test_the_runbook_names_this_cluster(lab: Lab, migrated: Migrated,
+                                        runbook: dict[str, list[RunbookLine]]) -> None:
+    witness = f"{lab.client_address(1)}:7366"
+    assert [(line.host, line.command) for line in runbook["Enrol the witness"]] == [
+        (lab.client_address(1), "systemctl enable --now tutela-witness"),
+        (lab.client_address(1), "tutela-witness token"),
+        ("node1", f"tutela witness add {witness} --token {TOKEN}")]
+    assert [line.command for line in runbook["Restore each hierarchy"]] == [
+        f"tutela restore {ROOT}", "tutela status"]
+    assert "cmgetconf -p web /root/sg-backup/web.conf" in migrated.runbook
+    assert "cmhaltpkg web" in migrated.runbook
+
+
+@pytest.fixture(scope="module")
+def cluster(lab: Lab, migrated: Migrated, runbook: dict[str, list[RunbookLine]]) -> list[str]:
+    """Form the cluster first, as the runbook says (init on node1, join node2, enrol the
+    witness that replaces the quorum server), then check and apply the generated
     document; applied to a lone node it would make node2 and the witness voters before
     they could vote. Returns the dry run's changes.
 
     The applied heartbeat_misses (70) is stored, but each running tutelad keeps the
     detection time it started with until it restarts; nothing here depends on either."""
-    form_cluster(lab, migrated.config["name"])
-    witness = add_witness(lab, "node1")
-    assert [w["address"] for w in migrated.config["witnesses"]] == [witness]
+    run_runbook(lab, runbook["Form the tutela cluster"] + runbook["Enrol the witness"])
     wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=30,
                what="both nodes and the witness alive")
-    dry = lab.exec("node1", ["tutela", "apply", "-f", str(migrated.document), "--dry-run",
-                             "--json"])
+    [dry_run] = runbook["Check the document"]
+    assert dry_run == RunbookLine("node1", f"tutela apply -f {migrated.document} --dry-run")
+    dry = lab.exec("node1", [*shlex.split(dry_run.command), "--json"])
     changes: list[str] = json.loads(dry.stdout)["changes"]
     assert json.loads(dry.stdout)["warnings"] == []
-    lab.exec("node1", ["tutela", "apply", "-f", str(migrated.document)])
+    run_runbook(lab, runbook["Apply the document"])
     wait_until(lambda: all(_generation(lab, n) == _generation(lab, "node1") for n in lab.nodes),
                timeout=10, what="node2 to have the applied generation")
     return changes
@@ -173,21 +227,42 @@ def holders(lab: Lab, web: Migrated) -> list[str]:
     return [n for n in lab.nodes if lab.node_state(n) != "off" and VIP in lab.addresses(n)]
 
 
+def holds_only(lab: Lab, web: Migrated, node: str) -> bool:
+    return holders(lab, web) == [node]
+
+
 def _mounted(lab: Lab, node: str, web: Migrated) -> bool:
     return any(m == str(web.mountpoint) for _, m in lab.mounts(node))
 
 
-def test_the_package_starts_on_its_first_node(lab: Lab, service: Migrated) -> None:
+def test_the_package_starts_on_its_first_node(
+        lab: Lab, service: Migrated, runbook: dict[str, list[RunbookLine]]) -> None:
     # apply stores the hierarchy out of service (auto_run yes maps to failover: true only),
-    # so start it as cmrunpkg did, from the node it should run on
+    # so the runbook starts it as cmrunpkg did, from the node it should run on
     assert all(r["state"] == "OSU" for h in status(lab, "node1")["hierarchies"]
                for r in h["resources"])
-    tutela(lab, "node1", "restore", ROOT)
+    run_runbook(lab, runbook["Restore each hierarchy"])
     wait_until(lambda: holders(lab, service) == ["node1"], timeout=30,
                what="the package's address on node1")
     assert _mounted(lab, "node1", service) and not _mounted(lab, "node2", service)
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == CONTENT, timeout=15,
                what="the client to reach the package through its address")
+
+
+def test_the_runbooks_switchovers_move_the_package(
+        lab: Lab, service: Migrated, runbook: dict[str, list[RunbookLine]]) -> None:
+    """To node2 and back to node1, its first node, each followed by the client."""
+    switchovers = [line for line in runbook["Test a switchover to every node"]
+                   if line.command.startswith("tutela switchover")]
+    assert [line.command for line in switchovers] == [
+        f"tutela switchover {ROOT} --to node2", f"tutela switchover {ROOT} --to node1"]
+    for line in switchovers:
+        run_runbook(lab, [line])
+        target = line.command.rsplit(" ", 1)[1]
+        wait_until(partial(holds_only, lab, service, target), timeout=30,
+                   what=f"the package's address on {target}")
+        wait_until(lambda: fetch(lab, service.url, timeout=0.5) == CONTENT, timeout=15,
+                   what=f"the client to reach the package on {target}")
 
 
 def test_power_off_moves_the_package_to_node2(lab: Lab, service: Migrated) -> None:
