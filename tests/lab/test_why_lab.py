@@ -5,35 +5,18 @@ the node that stopped answering, the lease node2 won and the restore's duration.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
+from test_events_lab import ROOT, lab, state_on  # noqa: F401 - lab: a fixture, used below
 
-from helpers import unique_lab_name, wait_until
+from helpers import wait_until
 from tutela.lab import Lab
-from tutela.lab.driver import form_cluster_with_witness, status, tutela, witness_lab
+from tutela.lab.driver import tutela
 
 pytestmark = pytest.mark.lab
-ROOT = "explained"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with witness_lab(unique_lab_name("why"), tmp_path_factory.mktemp("why")) as (built, _):
-        form_cluster_with_witness(built, "why")
-        tutela(built, "node1", "resource", "create", "process", ROOT,
-               "-p", "command=sleep 100000")
-        tutela(built, "node1", "restore", ROOT)
-        tutela(built, "node1", "hierarchy", "extend", ROOT, "--to", "node2", "--priority", "2")
-        yield built
-
-
-def state_on(lab: Lab, node: str) -> str:
-    return str(next(r["state"] for h in status(lab, node)["hierarchies"]
-                    for r in h["resources"] if r["tag"] == ROOT))
-
-
-def test_power_off_the_owner_is_explained_on_the_survivor(lab: Lab) -> None:
+def test_power_off_the_owner_is_explained_on_the_survivor(lab: Lab) -> None:  # noqa: F811
     lab.power_off("node1")
     wait_until(lambda: state_on(lab, "node2") == "ISP", timeout=60,
                what=f"{ROOT} in service on node2")
