@@ -29,7 +29,8 @@ def test_help_on_the_group_and_the_command() -> None:
         assert result.exit_code == 0
         assert "Usage:" in result.output
     text = CliRunner().invoke(migrate_group, ["serviceguard", "--help"]).output
-    for option in ("--output", "--report", "--scripts-dir", "--json", "Exit status"):
+    for option in ("--output", "--report", "--scripts-dir", "--runbook", "--json",
+                   "Exit status"):
         assert option in text
 
 
@@ -39,6 +40,27 @@ def test_outputs_default_beside_the_output_file(tmp_path: Path) -> None:
     assert yaml.safe_load((tmp_path / "shop.yaml").read_text())["name"] == "sgcluster"
     assert (tmp_path / "shop-report.md").read_text().startswith("# Serviceguard migration")
     assert "next: work through the report's manual steps" in result.stderr
+
+
+def test_runbook_is_written_where_asked(tmp_path: Path) -> None:
+    result = run(str(PACKAGE), "-o", str(tmp_path / "shop.yaml"), "--runbook",
+                 str(tmp_path / "cutover.md"), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["runbook"] == str(tmp_path / "cutover.md")
+    text = (tmp_path / "cutover.md").read_text()
+    assert text.startswith("# Cutover runbook: Serviceguard cluster")
+    assert f"tutela apply -f {tmp_path / 'shop.yaml'} --dry-run" in text
+    assert "cmhaltpkg webshop" in text
+
+
+def test_runbook_without_o_names_the_file_to_save(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(str(PACKAGE), "--runbook", str(tmp_path / "cutover.md"),
+                 "--report", str(tmp_path / "r.md"))
+    assert result.exit_code == 0, result.stderr
+    assert "tutela apply -f FILE --dry-run" in (tmp_path / "cutover.md").read_text()
+    assert "the cutover runbook to" in result.stderr
 
 
 def test_yaml_goes_to_standard_output_without_o(tmp_path: Path,

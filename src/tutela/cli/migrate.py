@@ -102,7 +102,8 @@ def _write(path: Path, text: str) -> None:
 def _runbook(migration: Migration, output: Path | None, scripts: list[Path]) -> str:
     from tutela.migrate.runbook import Paths, runbook
 
-    paths = Paths(str(output.absolute()) if output else "cluster.yaml",
+    # without -o the YAML went to standard output: the runbook names the file it is saved to
+    paths = Paths(str(output.absolute()) if output else "FILE",
                   str(migration.scripts_dir) if scripts else "")
     return runbook(migration.config, migration.origin, paths)
 
