@@ -26,6 +26,12 @@ HIERARCHY_KINDS = frozenset({
     "restore.failed", "remove.started", "remove.finished", "remove.failed", "quorum.lost",
     "takeover.blocked", "fence.self"})
 RESOURCE_KINDS = frozenset({"recovery.local", "resource.osf"})
+SELF_FENCING: Mapping[str, str] = {
+    "lease.lost": "lost {root}'s lease",
+    "fence.self": "took {root} out of service itself (self-fence)",
+    "quorum.lost": "ran the quorum-loss action for {root}",
+}
+"""What the old owner's records of losing its lease say, by kind."""
 REASONS: Mapping[str, str] = {
     "no_quorum": "no quorum (no majority of the voters granted the lease)",
     "fence_failed": "fencing the old owner failed",
@@ -135,7 +141,8 @@ class _Story:
         self.previous = self.last_in_service.node if self.last_in_service else None
         self.everything = [e for e in before if e.at > since]
         self.used: list[Event] = []
-        self.sentences: list[str] = []
+        self.told: list[tuple[str, str]] = []
+        """(the time of its first record, sentence) of each cause and step."""
         self.timings: dict[str, float] = {}
         self.first_sign: str | None = None
 
@@ -162,19 +169,23 @@ class _Story:
 
     def tell(self) -> Explanation:
         outcome = self._outcome()
-        self.sentences.append(self._headline(outcome))
+        headline = self._headline(outcome)
         self._outages()
         self._resource_failures()
         self._old_owner_remove()
+        self._self_fencing()
         self._earlier_refusals()
         self._lease()
         self._fencing()
         self._end()
-        self._total()
+        steps = [text for _, text in sorted(self.told, key=lambda told: told[0])]
         self._use(self.anchor)
         records = sorted(self.used, key=lambda e: (e.at, e.node))
         return Explanation(self.root, outcome, self.here, self.previous, self.anchor.at,
-                           self.sentences, self.timings, records)
+                           [headline, *steps, *self._total()], self.timings, records)
+
+    def _say(self, at: str, sentence: str) -> None:
+        self.told.append((at, sentence))
 
     # --- what happened, in one word and one sentence ----------------------------------
 
@@ -247,9 +258,10 @@ class _Story:
                      and e.node == self.here and e.details.get("peer") == peer
                      and e.at <= node_down.at and (e.correlation == node_down.correlation
                                                    or not node_down.correlation)]
+            first = paths[0].at if paths else node_down.at
             self._use(*paths, node_down)
-            self._sign(paths[0].at if paths else node_down.at)
-            self.sentences.append(self._outage_sentence(peer, paths, node_down))
+            self._sign(first)
+            self._say(first, self._outage_sentence(peer, paths, node_down))
             if paths:
                 self.timings["detection"] = _seconds(paths[0].at, node_down.at)
 
@@ -270,7 +282,7 @@ class _Story:
             records = [e for e in failing if e.subject == tag]
             self._use(*records)
             self._sign(records[0].at)
-            self.sentences.append(self._failure_sentence(tag, records))
+            self._say(records[0].at, self._failure_sentence(tag, records))
 
     def _failure_sentence(self, tag: str, records: list[Event]) -> str:
         node = records[0].node
@@ -313,7 +325,17 @@ class _Story:
                 text += f": {ended.cause}"
         if released is not None:
             text += f", and it gave the lease back at {_clock(released.at)}"
-        self.sentences.append(text + ".")
+        self._say(started.at, text + ".")
+
+    def _self_fencing(self) -> None:
+        """The old owner losing its lease: the self-fence, the quorum-loss action."""
+        for event in self.window:
+            if event.node == self.here or event.kind not in SELF_FENCING:
+                continue
+            self._use(event)
+            self._sign(event.at)
+            what = SELF_FENCING[event.kind].format(root=self.root)
+            self._say(event.at, f"{event.node} {what} at {_clock(event.at)}: {event.cause}.")
 
     def _earlier_refusals(self) -> None:
         """Refused takeovers and failed restores before the anchor, each once."""
@@ -322,12 +344,12 @@ class _Story:
                 continue
             self._use(event)
             if event.kind == "restore.failed":
-                self.sentences.append(f"Before that, {event.node}'s restore failed at "
-                                      f"{_clock(event.at)}: {event.cause}.")
+                self._say(event.at, f"{event.node}'s restore failed at "
+                          f"{_clock(event.at)}: {event.cause}.")
             else:
                 reason = str(event.details.get("reason", ""))
-                self.sentences.append(f"Before that, {event.node} was refused at "
-                                      f"{_clock(event.at)}: {REASONS.get(reason, reason)}.")
+                self._say(event.at, f"{event.node} was refused at "
+                          f"{_clock(event.at)}: {REASONS.get(reason, reason)}.")
 
     def _lease(self) -> None:
         lease = self.lease
@@ -346,7 +368,7 @@ class _Story:
         else:
             text += f", {lease.cause}"
             self._sign(lease.at)
-        self.sentences.append(text + self._votes(lease) + ".")
+        self._say(lease.at, text + self._votes(lease) + ".")
 
     @staticmethod
     def _votes(lease: Event) -> str:
@@ -364,15 +386,15 @@ class _Story:
 
     def _fencing(self) -> None:
         for event in self.window:
-            if event.kind == "fence.peer" and event.node == self.here:
+            if event.kind == "fence.peer":
                 self._use(event)
-                self.sentences.append(f"{self.here} fenced {event.subject} at "
-                                      f"{_clock(event.at)} ({_after(event.cause, ': ')}).")
+                self._say(event.at, f"{event.node} fenced {event.subject} at "
+                          f"{_clock(event.at)} with {_after(event.cause, ': ')}.")
             elif event.kind == "fence.failed":
                 self._use(event)
                 told = "" if event.cause == self.anchor.cause else f": {event.cause}"
-                self.sentences.append(f"{event.node} tried to fence {event.subject} and "
-                                      f"failed at {_clock(event.at)}{told}.")
+                self._say(event.at, f"{event.node} tried to fence {event.subject} and "
+                          f"failed at {_clock(event.at)}{told}.")
 
     def _end(self) -> None:
         started = self.restore_started
@@ -382,18 +404,18 @@ class _Story:
         took = _seconds(started.at, self.anchor.at)
         self.timings["restore"] = took
         if self.anchor.kind == "restore.finished":
-            self.sentences.append(f"The restore on {self.here} took {_span(took)} "
+            self._say(started.at, f"The restore on {self.here} took {_span(took)} "
                                   f"({_clock(started.at)} to {_clock(self.anchor.at)}).")
         else:
-            self.sentences.append(f"The restore on {self.here} began at {_clock(started.at)} "
+            self._say(started.at, f"The restore on {self.here} began at {_clock(started.at)} "
                                   f"and failed {_span(took)} later.")
 
-    def _total(self) -> None:
+    def _total(self) -> list[str]:
         if self.first_sign is None:
-            return
+            return []
         total = _seconds(self.first_sign, self.anchor.at)
         self.timings["total"] = total
         end = {"restore.finished": "in service", "restore.failed": "the failed restore",
                "takeover.blocked": "the refusal"}[self.anchor.kind]
-        self.sentences.append(f"From the first sign at {_clock(self.first_sign)} to {end} on "
-                              f"{self.here}: {_span(total)}.")
+        return [f"From the first sign at {_clock(self.first_sign)} to {end} on "
+                f"{self.here}: {_span(total)}."]
