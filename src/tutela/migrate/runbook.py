@@ -228,9 +228,9 @@ class _Book:
         body = ["Every check of the document against the formed cluster, nothing changed.",
                 "", *code((self.first, [f"tutela apply -f {self.paths.document} "
                                         "--dry-run"]))]
-        check = ["it ends with `nothing was changed` and lists changes to `settings`, "
-                 "`resources` and `hierarchies` only (the nodes, comm paths and voters are "
-                 "already those of the document)."]
+        check = ["it ends with `nothing was changed` and lists no change to `nodes`, "
+                 "`comm_paths` or `witnesses`: forming the cluster made them as the document "
+                 "says."]
         return self._step("Check the document", body, check, self._rollback("tutela"))
 
     def apply(self) -> str:
