@@ -196,9 +196,10 @@ class _Book:
                 blocks += [(host, ["systemctl enable --now tutela-witness",
                                    "tutela-witness token"]),
                            (self.first, [f"tutela witness add {address} --token {TOKEN}"])]
-            body = ["The tutela-witness replaces the quorum server (on its host, with the "
-                    "package installed; port 7366 is `tutela-witness`'s default: set "
-                    "`--listen` in /etc/tutela/witness.env if it differs).", "",
+            body = ["The tutela-witness replaces the quorum server, on its host, with the "
+                    "tutela package installed there too (it listens on 0.0.0.0:7366; to "
+                    "listen elsewhere, set `LISTEN_OPTIONS` in /etc/tutela/witness.env "
+                    "first).", "",
                     *code(*blocks)]
             check = ["`tutela status` shows " + ", ".join(f"`{w}`" for w in witnesses)
                      + " ALIVE on every node."]
