@@ -145,6 +145,8 @@ class _Story:
         """(the time of its first record, sentence) of each cause and step."""
         self.timings: dict[str, float] = {}
         self.first_sign: str | None = None
+        self.trigger: Event | None = None
+        """The node.down that left the hierarchy running nowhere (the last one here)."""
 
     def _restore_started(self, mine: list[Event]) -> Event | None:
         if not self.anchor.kind.startswith("restore."):
@@ -169,7 +171,6 @@ class _Story:
 
     def tell(self) -> Explanation:
         outcome = self._outcome()
-        headline = self._headline(outcome)
         self._outages()
         self._resource_failures()
         self._old_owner_remove()
@@ -178,6 +179,7 @@ class _Story:
         self._lease()
         self._fencing()
         self._end()
+        headline = self._headline(outcome)  # after the steps: it names what they found
         steps = [text for _, text in sorted(self.told, key=lambda told: told[0])]
         self._use(self.anchor)
         records = sorted(self.used, key=lambda e: (e.at, e.node))
@@ -231,7 +233,7 @@ class _Story:
         failed = next((e.subject for e in self.window if e.kind == "resource.osf"), None)
         if failed is not None:
             return f" after {failed} failed on {self.previous or 'its node'}"
-        dead = self._dead_peers()
+        dead = [e.subject for e in self.used if e.kind == "node.down"]
         if self.previous in dead:
             return f" because {self.previous} stopped answering"
         return f" because {_names(dead)} stopped answering" if dead else ""
@@ -248,22 +250,34 @@ class _Story:
         return [peer for peer, dead in down.items() if dead]
 
     def _outages(self) -> None:
-        """How `here` stopped hearing each peer it saw DEAD: paths, then the node."""
-        for peer in self._dead_peers():
-            node_down = next((e for e in reversed(self.everything) if e.kind == "node.down"
-                              and e.subject == peer and e.node == self.here), None)
-            if node_down is None:
-                continue
-            paths = [e for e in self.everything if e.kind == "path.down"
-                     and e.node == self.here and e.details.get("peer") == peer
-                     and e.at <= node_down.at and (e.correlation == node_down.correlation
-                                                   or not node_down.correlation)]
-            first = paths[0].at if paths else node_down.at
-            self._use(*paths, node_down)
-            self._sign(first)
-            self._say(first, self._outage_sentence(peer, paths, node_down))
-            if paths:
-                self.timings["detection"] = _seconds(paths[0].at, node_down.at)
+        """How `here` stopped hearing the peers it saw DEAD: paths, then the node. Without
+        the last owner's records (its node unreachable) the story has no start: then only
+        the peer declared DEAD last, the one whose loss left the hierarchy running nowhere
+        (a peer DEAD for hours before did not)."""
+        downs = [d for d in map(self._node_down, self._dead_peers()) if d is not None]
+        if not downs:
+            return
+        trigger = self.trigger = max(downs, key=lambda e: e.at)
+        for node_down in downs:
+            if node_down is trigger or self.last_in_service is not None:
+                self._outage(node_down, node_down is trigger)
+
+    def _node_down(self, peer: str) -> Event | None:
+        return next((e for e in reversed(self.everything) if e.kind == "node.down"
+                     and e.subject == peer and e.node == self.here), None)
+
+    def _outage(self, node_down: Event, trigger: bool) -> None:
+        peer = node_down.subject
+        paths = [e for e in self.everything if e.kind == "path.down"
+                 and e.node == self.here and e.details.get("peer") == peer
+                 and e.at <= node_down.at and (e.correlation == node_down.correlation
+                                               or not node_down.correlation)]
+        first = paths[0].at if paths else node_down.at
+        self._use(*paths, node_down)
+        self._sign(first)
+        self._say(first, self._outage_sentence(peer, paths, node_down))
+        if paths and trigger:
+            self.timings["detection"] = _seconds(paths[0].at, node_down.at)
 
     def _outage_sentence(self, peer: str, paths: list[Event], node_down: Event) -> str:
         silence = _after(node_down.cause, "DEAD: ")
@@ -357,7 +371,7 @@ class _Story:
             return
         self._use(lease)
         text = f"{self.here} won {self.root}'s lease at {_clock(lease.at)}"
-        node_down = next((e for e in reversed(self.used) if e.kind == "node.down"), None)
+        node_down = self.trigger
         if node_down is not None:
             self.timings["lease"] = _seconds(node_down.at, lease.at)
             text += f", {_span(self.timings['lease'])} after {node_down.subject} was " \
