@@ -36,3 +36,11 @@ def test_explanation_matches_its_golden(story: Path) -> None:
     check_goldens([
         (story / "expected.txt", "\n".join(explanation.sentences) + "\n"),
         (story / "expected.json", json.dumps(explanation.to_json(), indent=2) + "\n")])
+
+
+def test_nothing_to_explain_is_none() -> None:
+    story = [Event.from_line(line) for line in (HERE / "node_death" / "events.jsonl")
+             .read_text().splitlines()]
+    assert explain([], None) is None
+    assert explain(story, "ghost") is None
+    assert explain([e for e in story if e.kind != "restore.finished"], "app") is None
