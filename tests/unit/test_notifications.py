@@ -191,3 +191,12 @@ def test_the_webhook_secret_is_redacted_by_the_one_rule() -> None:
     dumped = config.model_dump(mode="json")
     assert redact_tree(dumped)["notifications"][0]["secret"] == REDACTED
     assert "S3cr3t" in secret_values(dumped)
+
+
+def test_a_fault_while_queueing_is_logged_not_raised(caplog: pytest.LogCaptureFixture
+                                                     ) -> None:
+    def broken() -> ClusterConfig:
+        raise RuntimeError("no configuration")
+
+    Dispatcher(broken).record(event("lease.won"))  # the emitter goes on
+    assert "record lease.won of app not queued" in caplog.text

@@ -124,7 +124,15 @@ class Dispatcher:
         self.outboxes: dict[str, Outbox] = {}
 
     def record(self, event: Event) -> None:
-        """Called in the event loop for each record: filter and queue, nothing more."""
+        """Called in the event loop for each record: filter and queue, nothing more; a
+        fault here is logged, never raised into the part that emitted the record."""
+        try:
+            self._queue(event)
+        except Exception:  # a notification bug must not stop a failover
+            log.exception("notifications: record %s of %s not queued", event.kind,
+                          event.subject)
+
+    def _queue(self, event: Event) -> None:
         config = self._config()
         self._follow(config.notifications)
         body: bytes | None = None
