@@ -17,8 +17,11 @@ from pydantic import ValidationError
 
 from helpers import wait_until
 from notify_receiver import received, serve
+from tutela.daemon.protocol import LOG_NAME
+from tutela.daemon.support import collect_node
 from tutela.journal.events import Event, make
 from tutela.lcd.redact import REDACTED, redact_tree, secret_values
+from tutela.lcd.store import Lcd
 from tutela.lcd.validate import validate_config
 from tutela.model.config import ClusterConfig, Notification
 from tutela.model.errors import ConfigError
@@ -93,7 +96,7 @@ def test_webhook_posts_the_record_signed(receiver: tuple[str, Path]) -> None:
     deliver(webhook(url, secret="S3cr3t"), body)
     [got] = received(record)
     assert got["body"] == body.decode() and got["path"] == "/hook"
-    headers: dict[str, str] = got["headers"]  # type: ignore[assignment]
+    headers: dict[str, str] = got["headers"]
     assert headers[SIGNATURE_HEADER] == signature("S3cr3t", body)
     assert headers["Content-Type"] == "application/json"
 
@@ -148,7 +151,7 @@ def test_dispatcher_sends_only_what_a_target_wants(receiver: tuple[str, Path]) -
     dispatcher.record(event("lease.won"))
     dispatcher.record(event("restore.finished"))
     got = wait_until(lambda: received(record), what="the restore.finished record")
-    assert [json.loads(g["body"])["kind"] for g in got] == ["restore.finished"]  # type: ignore[arg-type]
+    assert [json.loads(g["body"])["kind"] for g in got] == ["restore.finished"]
     dispatcher.outboxes["hook"].stop()
 
 
@@ -158,7 +161,7 @@ def test_notify_test_reports_each_target(receiver: tuple[str, Path]) -> None:
     results = send_tests(ClusterConfig(name="prod", notifications=targets), "node1", targets)
     assert [(r.name, r.delivered) for r in results] == [("hook", True), ("broken", False)]
     assert "exited 1" in results[1].error
-    assert json.loads(received(record)[0]["body"])["kind"] == "notify.test"  # type: ignore[arg-type]
+    assert json.loads(received(record)[0]["body"])["kind"] == "notify.test"
 
 
 @pytest.mark.parametrize(("entry", "says"), [
@@ -200,3 +203,19 @@ def test_a_fault_while_queueing_is_logged_not_raised(caplog: pytest.LogCaptureFi
 
     Dispatcher(broken).record(event("lease.won"))  # the emitter goes on
     assert "record lease.won of app not queued" in caplog.text
+
+
+def test_the_support_bundle_part_holds_no_webhook_secret(tmp_path: Path) -> None:
+    secret = "S3cr3t-of-the-hook"
+    lcd = Lcd.create(tmp_path, "c", "node1")
+    try:
+        config = lcd.load().model_copy(update={"notifications": (
+            webhook("http://h/", secret=secret),)})
+        lcd.commit(config, "a webhook")
+    finally:
+        lcd.close()
+    (tmp_path / LOG_NAME).write_text(f"a log line repeating it: {secret}\n")
+    part = collect_node(tmp_path, "node1")
+    assert json.loads(part.files["config.json"])["notifications"][0]["secret"] == REDACTED
+    assert "[redacted]" in next(t for n, t in part.files.items() if n.endswith(LOG_NAME))
+    assert not [name for name, text in part.files.items() if secret in text]
