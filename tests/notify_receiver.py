@@ -12,6 +12,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 def handler_for(record: Path, hang: bool) -> type[BaseHTTPRequestHandler]:
@@ -42,7 +43,7 @@ def serve(address: str, port: int, record: Path, hang: bool = False) -> Threadin
     return server
 
 
-def received(record: Path) -> list[dict[str, object]]:
+def received(record: Path) -> list[dict[str, Any]]:
     """What arrived so far, in order."""
     if not record.exists():
         return []
