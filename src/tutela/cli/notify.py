@@ -37,7 +37,7 @@ def test_command(name: str | None, as_json: bool) -> None:
         lcd.close()
     targets = [t for t in config.notifications if name is None or t.name == name]
     if not targets:
-        known = ", ".join(t.name for t in config.notifications) or "none is configured"
+        known = ", ".join(t.name for t in config.notifications) or "none"
         output.print_error(f"no notification named {name!r} (configured: {known})" if name
                            else "no notification is configured; add one under "
                            "'notifications' (docs/notifications.md)")
