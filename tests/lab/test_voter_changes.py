@@ -115,11 +115,32 @@ def remove_node3(lab: Lab) -> None:
 
 
 def test_the_removed_node_joins_again(lab: Lab) -> None:
+    before = replays(lab)
     started = join_node3_anew(lab)
     assert started.returncode == 0, started.stderr
     wait_one_version(lab, lab.nodes)
     wait_until(lambda: all_alive(lab) and witness_alive(lab), timeout=SETTLE,
                what="every node and the witness ALIVE")
+    dropped = replays(lab) - before
+    if dropped:
+        # A new run of node3 (a higher incarnation) clears what the peers hold of the old
+        # one, so that the tests after this one run on a sound cluster.
+        tutela(lab, "node3", "stop")
+        tutela(lab, "node3", "start", "--timeout", str(FORM_TIMEOUT))
+        pytest.fail(
+            f"product bug: node1 and node2 dropped {dropped} frames of the re-joined node3 "
+            "as replays: its fresh state directory starts at the incarnation of its run "
+            "before the removal and at seq 1, and the peers still hold that run's seq "
+            "window (tutela.lcm.replay.ReplayGuard.forget is never called), so frames "
+            "whose seq the old run used are lost until the new run's seq passes the old "
+            "one's (seen: 'resource create' waiting 20 s for node3's config.push answer, "
+            "'hierarchy extend app --to node3' hanging past 120 s)")
+
+
+def replays(lab: Lab) -> int:
+    """Frames node1 and node2 dropped as replays so far."""
+    return sum(status(lab, node)["dropped_frames"].get("replay", 0)
+               for node in ("node1", "node2"))
 
 
 def join_node3_anew(lab: Lab) -> subprocess.CompletedProcess[str]:
