@@ -6,6 +6,7 @@ it; a hierarchy that keeps failing over is held by failover damping.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -66,6 +67,13 @@ def _reason(lab: Lab, node: str, reason: str) -> dict[str, Any] | None:
     """`node`'s own entry in its status's reasons, if it gives `reason`."""
     return next((e for e in _ownership(lab, node)["stuck"]
                  if e["node"] == node and e["reason"] == reason), None)
+
+
+def _journaled_hold(lab: Lab, node: str) -> bool:
+    """Whether `node`'s journal has a takeover of the hierarchy blocked by damping."""
+    journal = json.loads(tutela(lab, node, "events", "--json", "--hierarchy", ROOT).stdout)
+    return any(e["kind"] == "takeover.blocked" and e["node"] == node
+               and e["details"].get("reason") == "damped" for e in journal["events"])
 
 
 def _survivor(lab: Lab, node: str) -> str:
@@ -228,6 +236,8 @@ def test_an_administrator_ends_a_hold_with_restore(lab: Lab, service: WebService
         entry = wait_until(lambda: _reason(lab, waiting, "damped"), timeout=30,
                            what=f"{waiting} to hold the failover")
         assert entry["left"] > 3000
+        wait_until(lambda: _journaled_hold(lab, waiting), timeout=10,
+                   what=f"{waiting}'s journal to record the held takeover (for tutela why)")
         tutela(lab, waiting, "restore", ROOT)
         assert owner(lab, service) == waiting
         assert _ownership(lab, waiting)["hold"] is None

@@ -222,7 +222,11 @@ class Ownership:
                 log.warning("%s: %s", root, effect.message)
             elif record.reason in stuck.DECIDED:
                 fencing = self.engine.config.settings.fencing
-                log.warning("%s: %s", root, stuck.explain(record, root, fencing, time.time()))
+                why = stuck.explain(record, root, fencing, time.time())
+                log.warning("%s: %s", root, why)
+                # tutela why tells a held or blocked failover from this record
+                self.journal("takeover.blocked", root, why,
+                             details={"reason": record.reason, "holder": record.holder})
         elif isinstance(effect, Held):
             rule = self.engine.config.settings.failover_damping
             log.warning("%s: %d failovers in %gs: no automatic failover for %gs "
