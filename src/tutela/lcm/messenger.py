@@ -196,8 +196,13 @@ class Messenger(Generic[R]):
         `listen`: this node's own addresses, where joining nodes connect too.
         """
         wanted = {(p.peer, p.name): p for p in paths}
+        gone = {peer for peer, _ in self._specs} - {peer for peer, _ in wanted}
         for key in [k for k in self._specs if k not in wanted or self._specs[k] != wanted[k]]:
             self._drop_path(key)
+        for peer in gone:
+            # Left the cluster: if it joins again from a fresh state directory, its frames
+            # start again at incarnation 1, sequence 1, which the old window would drop.
+            self._guard.forget(peer)
         now = time.monotonic()
         self._specs_by_peer = None
         for key, spec in wanted.items():
