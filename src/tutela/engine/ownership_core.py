@@ -303,8 +303,14 @@ class OwnershipCore:
             self._retries.reset()
 
     def _settle_if_owned(self, root: str, at: Situation) -> list[Effect]:
-        """While this node leaves a hierarchy alone: if a node runs it, it is not stuck."""
-        if root in at.holds or self._owner(root, at) is not None:
+        """While this node leaves a hierarchy alone: if a node runs it, it is not stuck.
+        A hand-over ends once another node runs it: the grace keeps this node from racing
+        the new owner while it takes over, not from following it when it dies later (a
+        switchback's target powered off within the grace waited out all 10 s)."""
+        owner = self._owner(root, at)
+        if owner is not None and self._yielding.get(root, 0.0) > at.now:
+            del self._yielding[root]
+        if root in at.holds or owner is not None:
             return self._running(root)
         return []
 
