@@ -62,7 +62,7 @@ test: deps .deps-packaging-apt
 	$(call pytest_run,-m lab); exit $$status
 
 lint: deps
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 demo: deps
