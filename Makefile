@@ -5,10 +5,9 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-# libfuse2: the lab's kernel-mode watchdogs (fusepy loads it). faketime: a lab node whose
-# clock is off (tests/lab/test_doctor_lab.py).
+# libfuse2: the lab's kernel-mode watchdogs (fusepy loads it).
 APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping \
-	iputils-arping psmisc procps nftables curl libfuse2 faketime
+	iputils-arping psmisc procps nftables curl libfuse2
 # the ocf kit's agents (Filesystem needs modprobe from kmod) and nginx for its lab test
 APT_PACKAGES += resource-agents kmod nginx
 # promtool for the metrics lab test (its server is never started: docs/metrics.md)
