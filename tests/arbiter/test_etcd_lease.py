@@ -1,0 +1,144 @@
+"""The etcd lease holder core: scenarios of grants, creates, keepalives and self-fencing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tutela.arbiter.etcd_lease import (
+    Create,
+    EtcdLeaseHolder,
+    Grant,
+    KeepAlive,
+    Revoke,
+    etcd_timing,
+    etcd_ttl,
+    owner_key,
+)
+from tutela.arbiter.holder import Acquired, LeaseLost, MustRelease, Refused
+from tutela.arbiter.timing import LeaseTiming
+
+BASE = LeaseTiming()
+
+
+def holder(ttl: int = 1) -> EtcdLeaseHolder:
+    return EtcdLeaseHolder("node1", "c1", "/tutela", ttl, etcd_timing(max(ttl, 1), BASE),
+                           incarnation=7)
+
+
+def without_keepalives(effects: list[object]) -> list[object]:
+    return [e for e in effects if not isinstance(e, KeepAlive)]
+
+
+def held_at(core: EtcdLeaseHolder, now: float = 0.0, lease_id: int = 11) -> float:
+    """Take 'web' at `now`: grant, create; return the lease end."""
+    assert core.acquire_each({"web": 0.2}, now) == [Grant("web", core.ttl, now)]
+    create = core.on_granted("web", lease_id, core.ttl, now, now + 0.01)
+    assert create == [Create("web", lease_id, "/tutela/c1/owner/web", core.value)]
+    effects = core.on_created("web", lease_id, None, now + 0.02)
+    assert effects == [Acquired("web", now + core.timing.holder_length)]
+    return now + core.timing.holder_length
+
+
+def test_ttl_covers_the_embedded_fencing_bound() -> None:
+    assert etcd_ttl(LeaseTiming()) == 1  # the lab's 1 s lease: R_max 0.44 s both ways
+    whole_second = LeaseTiming.for_duration(1.61)
+    ttl = etcd_ttl(whole_second)
+    assert ttl == 2
+    assert etcd_timing(ttl, whole_second).max_remove_time >= whole_second.max_remove_time
+
+
+def test_lease_counts_from_the_grants_send_time_not_the_answer() -> None:
+    core = holder()
+    end = held_at(core, now=5.0)
+    assert end == pytest.approx(5.0 + 0.94)
+    assert core.holds("web", 5.5) and not core.holds("web", end)
+
+
+def test_keepalive_extends_from_its_send_time() -> None:
+    core = holder()
+    end = held_at(core)
+    assert core.tick(0.1) == []  # not due before the renewal period
+    (keepalive,) = core.tick(0.25)
+    assert keepalive == KeepAlive("web", 11, 0.25)
+    assert core.on_kept("web", 11, 1, 0.25, 0.9) == []
+    assert core.held(0.9)["web"] == pytest.approx(0.25 + 0.94 - 0.9)
+    assert end < 0.25 + 0.94
+
+
+def test_a_shorter_ttl_from_etcd_is_all_the_holder_counts_on() -> None:
+    core = holder(ttl=3)
+    held_at(core)
+    core.tick(0.25)
+    core.on_kept("web", 11, 1, 0.25, 0.3)
+    assert core.held(0.3)["web"] > 2  # the grant's 3 s still stand (longer than 1 s's)
+    core.on_kept("web", 11, 1, 0.25, 0.3)
+    assert core.timing.duration == 3
+
+
+def test_unrenewed_lease_must_release_then_is_lost_and_revoked() -> None:
+    core = holder()
+    end = held_at(core)
+    core.tick(0.25)
+    core.on_failed(KeepAlive("web", 11, 0.25), 0.5)
+    assert without_keepalives(core.tick(end - 0.2)) == [MustRelease("web", pytest.approx(0.2))]
+    effects = without_keepalives(core.tick(end))
+    assert effects == [LeaseLost("web"), Revoke("web", 11)]
+    assert not core.holds("web", end)
+    assert core.wanted == ("web",)  # still wanted: a fresh grant a period later
+    assert core.tick(end + 0.25) == [Grant("web", 1, end + 0.25)]
+
+
+def test_lease_gone_at_etcd_is_lost_at_once() -> None:
+    core = holder()
+    held_at(core)
+    core.tick(0.25)
+    assert core.on_kept("web", 11, 0, 0.25, 0.3) == [LeaseLost("web"), Revoke("web", 11)]
+    assert not core.holds("web", 0.3)
+
+
+def test_key_held_elsewhere_is_refused_and_the_unused_lease_revoked() -> None:
+    core = holder()
+    core.acquire_each({"web": 0.0}, 0.0)
+    core.on_granted("web", 12, 1, 0.0, 0.01)
+    other = json.dumps({"node": "node2", "incarnation": 3})
+    effects = core.on_created("web", 12, other, 0.02)
+    assert effects == [Refused("web", "node2", 1.0), Revoke("web", 12)]
+    assert core.tick(0.1) == []
+    assert core.tick(0.27) == [Grant("web", 1, 0.27)]
+
+
+def test_unknown_create_outcome_is_never_counted_as_held() -> None:
+    core = holder()
+    core.acquire_each({"web": 0.0}, 0.0)
+    (create,) = core.on_granted("web", 13, 1, 0.0, 0.01)
+    assert core.on_failed(create, 0.5) == [Revoke("web", 13)]
+    assert core.on_created("web", 13, None, 0.6) == []  # a late answer: stale
+    assert not core.holds("web", 0.6)
+
+
+def test_release_drops_first_then_revokes_and_late_answers_are_revoked() -> None:
+    core = holder()
+    held_at(core)
+    assert core.release(["web"], 0.3) == [Revoke("web", 11)]
+    assert not core.holds("web", 0.3) and core.wanted == ()
+    core.acquire_each({"db": 0.0}, 0.4)
+    core.release(["db"], 0.41)
+    assert core.on_granted("db", 14, 1, 0.4, 0.42) == [Revoke("db", 14)]
+
+
+def test_grant_failure_retries_a_period_later() -> None:
+    core = holder()
+    (grant,) = core.acquire_each({"web": 0.0}, 0.0)
+    assert core.on_failed(grant, 0.1) == []
+    assert core.next_deadline(0.1) == pytest.approx(0.35)
+    assert core.tick(0.35) == [Grant("web", 1, 0.35)]
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="TTL"):
+        holder(ttl=0)
+    with pytest.raises(ValueError, match="remove time"):
+        holder().acquire_each({"web": 5.0}, 0.0)
+    assert owner_key("/tutela/", "c1", "web") == "/tutela/c1/owner/web"
