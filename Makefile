@@ -12,6 +12,8 @@ APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping
 APT_PACKAGES += resource-agents kmod nginx
 # promtool for the metrics lab test (its server is never started: docs/metrics.md)
 APT_PACKAGES += prometheus
+# a real 3-member etcd cluster for the etcd arbiter's lab test (docs/arbiter.md)
+APT_PACKAGES += etcd-server etcd-client
 BENCH_APT_PACKAGES := keepalived stress-ng
 # make deb, make package-test (and the packaging checks in make test): systemd-analyze
 # verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.
