@@ -323,6 +323,37 @@ class FailoverDamping(Frozen):
     """0 turns damping off."""
 
 
+class EtcdSettings(Frozen):
+    """The etcd cluster that grants ownership leases with `arbiter: etcd` (docs/arbiter.md)."""
+
+    endpoints: tuple[str, ...] = Field(min_length=1)
+    """Client URLs of the etcd members, e.g. https://198.51.100.21:2379; tried in turn."""
+    ca: str | None = None
+    """PEM file of the CA that signed the members' certificates (https endpoints); none:
+    the system's CAs."""
+    cert: str | None = None
+    """PEM client certificate, for members that require one (with `key`)."""
+    key: str | None = None
+    prefix: str = Field(default="/tutela", pattern=r"^/[A-Za-z0-9_./-]*$")
+    """Keys live under <prefix>/<cluster name>/owner/<root tag>."""
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an etcd client URL; write "
+                                 "http://HOST:PORT or https://HOST:PORT, without a path")
+        return value
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> EtcdSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together: set both (client certificate and "
+                             "its private key) or neither")
+        return self
+
+
 def _lease_duration(value: Any) -> float | str:
     """One clear message instead of one per member of the union."""
     if value == "auto":
@@ -354,6 +385,12 @@ class ClusterSettings(Frozen):
     by the node that ran it; exit 0 means that node is powered off (e.g. an IPMI command,
     or 'tutela lab fence {node}' in the lab)."""
     failover_damping: FailoverDamping = FailoverDamping()
+    arbiter: Literal["majority", "etcd"] = "majority"
+    """Who grants the hierarchies' ownership leases: 'majority' the embedded voters (nodes,
+    witnesses, disk voter; docs/leases.md), 'etcd' the etcd cluster of `etcd`
+    (docs/arbiter.md). Taken when tutelad starts."""
+    etcd: EtcdSettings | None = None
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _agent_has_command(self) -> ClusterSettings:
@@ -406,6 +443,13 @@ class Notification(Frozen):
                              "https://hooks.example.net/tutela")
         return self
 
+    @model_validator(mode="after")
+    def _etcd_arbiter_has_endpoints(self) -> ClusterSettings:
+        if self.arbiter == "etcd" and self.etcd is None:
+            raise ValueError("arbiter 'etcd' needs settings.etcd, e.g. "
+                             "etcd: {endpoints: [https://198.51.100.21:2379]}")
+        return self
+
 
 class ClusterConfig(Frozen):
     """The whole declarative configuration of a cluster."""
@@ -450,6 +494,12 @@ def is_valid_name(name: str) -> bool:
 COLLECTION_EXAMPLES: dict[str, str] = {
     "settings": "settings: {heartbeat_interval: 0.2, quorum: majority}",
     "settings.failover_damping": "failover_damping: {failovers: 3, window: 600, hold: 300}",
+    "settings.api": "api: {enabled: true, port: 9443}",
+    "settings.etcd": "etcd: {endpoints: [https://198.51.100.21:2379], ca: /etc/tutela/etcd-ca.pem}",
+    "settings.etcd.endpoints": "endpoints: [https://198.51.100.21:2379, https://198.51.100.22:2379]",
+    "settings.api.groups": "groups: {admin: tutela-admin, operator: tutela-operator, "
+                           "guest: tutela-guest}",
+    "users.hierarchies": "hierarchies: [app, db]",
     "nodes": "nodes: [{name: node1, addresses: [198.51.100.11/24]}]",
     "nodes.addresses": "addresses: [198.51.100.11/24, 203.0.113.11/24]",
     "nodes.maintenance": "maintenance: {since: '2026-12-07T03:00:00+00:00', "
