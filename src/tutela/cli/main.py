@@ -77,6 +77,7 @@ class _Commands(_NodeGroup):
 
     group_class = _NodeGroup
     LAZY: dict[str, tuple[str, str]] = {"config": ("tutela.cli.config", "config_group"),
+                                        "api": ("tutela.cli.api", "api_group"),
                                         "disk": ("tutela.cli.disk", "disk_group"),
                                         "doctor": ("tutela.cli.doctor", "doctor"),
                                         "events": ("tutela.cli.events", "events_command"),

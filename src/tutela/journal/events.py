@@ -71,6 +71,9 @@ KINDS: tuple[EventKind, ...] = (
               "running unprotected"),
     EventKind("maintenance.start", "info", "node", "tutelad started after a maintenance "
               "stop"),
+    EventKind("api.request", "info", "user", "a state-changing request through the HTTPS API "
+              "(docs/api.md): cause says what, details the role, method, path and status; "
+              "warning when refused or failed"),
 )
 BY_NAME: Mapping[str, EventKind] = {kind.name: kind for kind in KINDS}
 

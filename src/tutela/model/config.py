@@ -23,6 +23,8 @@ FORMAT = "tutela/1"
 METRICS_PORT = 9665
 """The metrics port when `nodes[].metrics_address` gives none: the one after
 ha_cluster_exporter's 9664, so both can run on one node (docs/metrics.md)."""
+API_PORT = 9443
+"""The HTTPS API's port when `nodes[].api_address` gives none (docs/api.md)."""
 
 
 class Frozen(BaseModel):
@@ -68,12 +70,22 @@ class Node(Frozen):
     metrics_address: str | None = None
     """HOST[:PORT] where this node's tutelad serves Prometheus metrics (docs/metrics.md):
     an IPv4 address of the node, or 0.0.0.0; port 9665 when left out. None: no metrics."""
+    api_address: str | None = None
+    """HOST[:PORT] where this node serves the HTTPS API (docs/api.md); port 9443 when left
+    out. None: the API runs here only if `settings.api.enabled` (on 0.0.0.0)."""
 
     @field_validator("metrics_address")
     @classmethod
     def _metrics_endpoint(cls, value: str | None) -> str | None:
         if value is not None:
             metrics_endpoint(value)
+        return value
+
+    @field_validator("api_address")
+    @classmethod
+    def _api_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            metrics_endpoint(value, API_PORT)
         return value
 
     @field_validator("addresses")
@@ -88,17 +100,18 @@ class Node(Frozen):
         return value
 
 
-def metrics_endpoint(text: str) -> tuple[str, int]:
-    """The (address, port) of a `metrics_address`; ValueError with an example if bad."""
+def metrics_endpoint(text: str, default_port: int = METRICS_PORT) -> tuple[str, int]:
+    """The (address, port) of a `metrics_address` (or `api_address`, whose default port
+    differs); ValueError with an example if bad."""
     host, colon, port = text.partition(":")
     try:
         address = str(ipaddress.IPv4Address(host))
-        number = int(port) if colon else METRICS_PORT
+        number = int(port) if colon else default_port
     except ValueError:
         number = 0
     if not 1 <= number <= 65535:
         raise ValueError(f"{text!r} is not an IPv4 address with an optional port, e.g. "
-                         f"198.51.100.11:{METRICS_PORT} (0.0.0.0 for every address)")
+                         f"198.51.100.11:{default_port} (0.0.0.0 for every address)")
     return address, number
 
 
@@ -310,6 +323,29 @@ class User(Frozen):
     name: str
     role: Literal["admin", "operator", "guest"]
     host: str = "*"
+    hierarchies: tuple[Name, ...] = ()
+    """The roots this user's role is limited to (Serviceguard's per-package PACKAGE_ADMIN);
+    empty: every hierarchy (docs/api.md, "Roles")."""
+
+
+class ApiGroups(Frozen):
+    """The system groups whose members get each role through PAM (docs/api.md)."""
+
+    admin: str = "tutela-admin"
+    operator: str = "tutela-operator"
+    guest: str = "tutela-guest"
+
+
+class ApiSettings(Frozen):
+    """The HTTPS API and GUI on every node (docs/api.md); off until enabled."""
+
+    enabled: bool = False
+    """True: every node serves it, on its `api_address` or else 0.0.0.0:`port`; False: only
+    the nodes with an `api_address` do."""
+    port: int = Field(default=API_PORT, ge=1, le=65535)
+    groups: ApiGroups = ApiGroups()
+    session_timeout: float = Field(default=3600.0, ge=60, le=7 * 86400)
+    """Seconds a login session lasts (from the login; log in again after)."""
 
 
 class FailoverDamping(Frozen):
@@ -385,6 +421,7 @@ class ClusterSettings(Frozen):
     by the node that ran it; exit 0 means that node is powered off (e.g. an IPMI command,
     or 'tutela lab fence {node}' in the lab)."""
     failover_damping: FailoverDamping = FailoverDamping()
+    api: ApiSettings = ApiSettings()
     arbiter: Literal["majority", "etcd"] = "majority"
     """Who grants the hierarchies' ownership leases: 'majority' the embedded voters (nodes,
     witnesses, disk voter; docs/leases.md), 'etcd' the etcd cluster of `etcd`
@@ -494,6 +531,10 @@ def is_valid_name(name: str) -> bool:
 COLLECTION_EXAMPLES: dict[str, str] = {
     "settings": "settings: {heartbeat_interval: 0.2, quorum: majority}",
     "settings.failover_damping": "failover_damping: {failovers: 3, window: 600, hold: 300}",
+    "settings.api": "api: {enabled: true, port: 9443}",
+    "settings.api.groups": "groups: {admin: tutela-admin, operator: tutela-operator, "
+                           "guest: tutela-guest}",
+    "users.hierarchies": "hierarchies: [app, db]",
     "settings.api": "api: {enabled: true, port: 9443}",
     "settings.etcd": "etcd: {endpoints: [https://198.51.100.21:2379], ca: /etc/tutela/etcd-ca.pem}",
     "settings.etcd.endpoints": "endpoints: [https://198.51.100.21:2379, https://198.51.100.22:2379]",

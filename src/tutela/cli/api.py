@@ -1,0 +1,127 @@
+"""`tutela api`: the HTTPS API's tokens, and the API process itself (docs/api.md)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+from typing import Any, cast
+
+import click
+
+from tutela.cli import output
+from tutela.cli.main import EXIT_INVALID, json_option, reports_errors, state_dir
+from tutela.model.config import API_PORT
+from tutela.model.errors import ConfigError, Problem
+
+DURATION = re.compile(r"^(\d+)([smhd])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds of 90s, 10m, 12h, 30d; ConfigError naming `option` otherwise."""
+    found = DURATION.match(text.strip())
+    if found is None or int(found[1]) == 0:
+        raise ConfigError([Problem(option, f"{text!r} is not a duration",
+                                   f"write it as a number and a unit, e.g. {option} 30d "
+                                   "(s, m, h or d)")])
+    return int(found[1]) * SECONDS[found[2]]
+
+
+@click.group("api")
+def api_group() -> None:
+    """The HTTPS API and GUI of this node: its tokens, its process (docs/api.md)."""
+
+
+@api_group.group("token")
+def token_group() -> None:
+    """API tokens for scripts: a role, an optional hierarchy limit, an expiry."""
+
+
+@token_group.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "operator", "guest"]),
+              help="What the token may do (docs/api.md, 'Roles').")
+@click.option("--expires", default="30d", show_default=True, metavar="DURATION",
+              help="How long it is valid: 90s, 10m, 12h, 30d.")
+@click.option("--name", default="script", show_default=True,
+              help="Whose it is or what for: the user the event journal records.")
+@click.option("--hierarchy", "hierarchies", multiple=True, metavar="ROOT",
+              help="Limit the role to this hierarchy; repeat for more (default: all).")
+@json_option
+@reports_errors
+def token_create(role: str, expires: str, name: str, hierarchies: tuple[str, ...],
+                 as_json: bool) -> None:
+    """Create a token; it is shown once, only its hash is kept (in STATE_DIR/api/)."""
+    from tutela.api.auth import create_token
+    from tutela.api.server import api_dir
+
+    lifetime = parse_duration(expires, "--expires")
+    token, record = create_token(api_dir(state_dir()), name, cast(Any, role), hierarchies,
+                                 lifetime, time.time())
+    result = {"token": token, **record.public()}
+    until = _when(record.expires)
+    output_text = (f"{token}\n(role {role}, valid until {until}; send it as "
+                   "'Authorization: Bearer TOKEN'; it is not shown again)")
+    if as_json:
+        output.print_json(result)
+    else:
+        click.echo(output_text)
+
+
+@token_group.command("list")
+@json_option
+def token_list(as_json: bool) -> None:
+    """The tokens of this node (never their secrets)."""
+    from tutela.api.auth import load_tokens
+    from tutela.api.server import api_dir
+
+    records = [r.public() for r in load_tokens(api_dir(state_dir()))]
+    if as_json:
+        output.print_json(records)
+        return
+    for r in records:
+        limit = ",".join(r["hierarchies"]) or "all"
+        expired = " (expired)" if r["expires"] <= time.time() else ""
+        click.echo(f"{r['id']}  {r['name']}  {r['role']}  hierarchies={limit}  "
+                   f"until {_when(r['expires'])}{expired}")
+    if not records:
+        click.echo("no API tokens", err=True)
+
+
+@token_group.command("revoke")
+@click.argument("token_id", metavar="ID")
+@json_option
+def token_revoke(token_id: str, as_json: bool) -> None:
+    """Revoke token ID (from 'tutela api token list'); it stops working at once."""
+    import sys
+
+    from tutela.api.auth import revoke_token
+    from tutela.api.server import api_dir
+
+    if not revoke_token(api_dir(state_dir()), token_id):
+        output.print_error(f"ID {token_id!r}: no such token", fix="see 'tutela api token list'")
+        sys.exit(EXIT_INVALID)
+    if as_json:
+        output.print_json({"revoked": token_id})
+    else:
+        click.echo(f"revoked {token_id}")
+
+
+@api_group.command("serve")
+@click.option("--bind", default=f"127.0.0.1:{API_PORT}", show_default=True,
+              metavar="ADDRESS[:PORT]", help="Where to listen.")
+def api_serve(bind: str) -> None:
+    """Serve the API in the foreground (tutelad starts it by itself where the configuration
+    enables it: settings.api.enabled or nodes[].api_address)."""
+    from tutela.api.server import serve
+    from tutela.model.config import metrics_endpoint
+
+    try:
+        address, port = metrics_endpoint(bind, API_PORT)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--bind") from None
+    serve(state_dir(), address, port, None)
+
+
+def _when(moment: float) -> str:
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat(timespec="seconds")
