@@ -92,9 +92,8 @@ def test_apply_removing_two_nodes_at_once_is_refused(lab: Lab) -> None:
     document = without_nodes(tutela(lab, "node1", "export").stdout, {"node2", "node3"})
     for options in (("--dry-run",), ()):
         refused = apply(lab, "node1", document, *options)
-        # Exit 1, as tutelad reports every refusal of the replication (no quorum, not
-        # settled); docs/cli.md's table says 2 for "a change that is not allowed now".
-        assert refused.returncode == 1, (options, refused.stdout, refused.stderr)
+        # Exit 2: a change that is not allowed, nothing changed (docs/cli.md, exit codes).
+        assert refused.returncode == 2, (options, refused.stdout, refused.stderr)
         assert "removes node2, removes node3" in refused.stderr, refused.stderr
         assert "change one at a time" in refused.stderr, refused.stderr
     assert versions(lab, lab.nodes) == before

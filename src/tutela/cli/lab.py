@@ -42,6 +42,15 @@ def lab_options(f: F) -> F:
     return f
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print the outcome as JSON for scripts; an error as {\"error\": {...}}.")
+
+
+def _say(as_json: bool, result: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(result, indent=2) if as_json else text)
+
+
 def lab_errors(f: F) -> F:
     """Turn lab errors into one line on stderr and exit status 1."""
 
@@ -103,9 +112,10 @@ def lab_group() -> None:
               help="Each node's watchdog: 'emulated' (a FIFO, fractions of a second) or "
                    "'kernel' (answers the ioctls of Linux's /dev/watchdog, whole seconds, "
                    f"as real servers have) [default: emulated; env {WATCHDOG_ENV}].")
+@json_option
 @lab_errors
 def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int,
-       tty: bool, watchdog: str | None) -> None:
+       tty: bool, watchdog: str | None, as_json: bool) -> None:
     """Build the lab: switch, client, nodes, disks and the lab's hardware (power switch,
     a watchdog per node, with --tty serial cables).
 
@@ -113,6 +123,9 @@ def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int,
     `tutela lab exec NODE -- tutela ...`."""
     lab = Lab.up(name, nodes=nodes, disks=disks, disk_size_mb=disk_size, root=root, tty=tty,
                  watchdog=watchdog)
+    if as_json:
+        _say(True, lab.status(), "")
+        return
     _print_status(lab.status())
     click.echo(f"\nRun a command on a node: tutela lab exec{_flags(name, root)} node1 -- "
                "hostname")
@@ -120,16 +133,16 @@ def up(name: str, root: str | None, nodes: int, disks: int, disk_size: int,
 
 @lab_group.command()
 @lab_options
+@json_option
 @lab_errors
-def down(name: str, root: str | None) -> None:
+def down(name: str, root: str | None, as_json: bool) -> None:
     """Remove the lab: nodes, a witness run on its client (as `make demo` does), namespaces,
     loop devices, files. Also cleans up after a crash or a half-finished `up`. Doing it
     twice is fine."""
     removed = _stop_witnesses(name) + Lab.teardown(name, root)
-    if removed:
-        click.echo(f"lab {name!r} removed: " + ", ".join(removed))
-    else:
-        click.echo(f"lab {name!r}: nothing to remove")
+    _say(as_json, {"lab": name, "removed": removed},
+         f"lab {name!r} removed: " + ", ".join(removed) if removed
+         else f"lab {name!r}: nothing to remove")
 
 
 WITNESS_STOP_WAIT = 10.0
@@ -182,7 +195,7 @@ def status(name: str, root: str | None, as_json: bool) -> None:
     """Show nodes (state, PIDs, addresses), client and disks."""
     info = Lab.load(name, root).status()
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        _say(True, info, "")
     else:
         _print_status(info)
 
@@ -191,13 +204,16 @@ def status(name: str, root: str | None, as_json: bool) -> None:
 @lab_options
 @click.argument("node")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@json_option
 @lab_errors
-def exec_(name: str, root: str | None, node: str, command: tuple[str, ...]) -> None:
+def exec_(name: str, root: str | None, node: str, command: tuple[str, ...],
+          as_json: bool) -> None:
     """Run COMMAND in NODE and exit with its status.
 
     Example: `tutela lab exec node1 -- tutela status`. The command gets the caller's
     environment plus TUTELA_STATE_DIR (the node's state directory) and TUTELA_LAB, with
-    tutela and tutelad first in PATH; stdin, stdout and stderr are passed through."""
+    tutela and tutelad first in PATH; stdin, stdout and stderr are passed through (with
+    --json, given before NODE, only the lab's own errors come as JSON)."""
     lab = Lab.load(name, root)
     argv = lab.exec_argv(node, _command(command))
     sys.exit(_run_passthrough(argv, lab.environment(node)))
@@ -206,12 +222,14 @@ def exec_(name: str, root: str | None, node: str, command: tuple[str, ...]) -> N
 @lab_group.command(context_settings=PASSTHROUGH)
 @lab_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@json_option
 @lab_errors
-def client(name: str, root: str | None, command: tuple[str, ...]) -> None:
+def client(name: str, root: str | None, command: tuple[str, ...], as_json: bool) -> None:
     """Run COMMAND in the client namespace and exit with its status.
 
     Example: `tutela lab client -- curl -s http://198.51.100.100:8080/`. The client sits
-    on net1 (198.51.100.250) and net2 (203.0.113.250)."""
+    on net1 (198.51.100.250) and net2 (203.0.113.250). Its output passes through (with
+    --json, given before COMMAND, only the lab's own errors come as JSON)."""
     lab = Lab.load(name, root)
     sys.exit(_run_passthrough(lab.client_argv(_command(command)), lab.client_environment()))
 
@@ -219,54 +237,59 @@ def client(name: str, root: str | None, command: tuple[str, ...]) -> None:
 @lab_group.command(name="power-off")
 @lab_options
 @click.argument("node")
+@json_option
 @lab_errors
-def power_off(name: str, root: str | None, node: str) -> None:
+def power_off(name: str, root: str | None, node: str, as_json: bool) -> None:
     """Power NODE off: kill its processes, drop its links and mounts.
 
     As a crash does: every process of the node is killed at once and its network
     namespace deleted, so its addresses stop answering too."""
     Lab.load(name, root).power_off(node)
-    click.echo(f"{node}: off")
+    _say(as_json, {"node": node, "power": "off"}, f"{node}: off")
 
 
 @lab_group.command(name="power-on")
 @lab_options
 @click.argument("node")
+@json_option
 @lab_errors
-def power_on(name: str, root: str | None, node: str) -> None:
+def power_on(name: str, root: str | None, node: str, as_json: bool) -> None:
     """Power NODE on: fresh namespaces, then its tutelad.
 
     The node comes back with its base addresses only and no mounts; tutelad is started
     if the node's state directory was initialised (`tutela init`/`join`)."""
     lab = Lab.load(name, root)
     daemon = lab.power_on(node)
-    if daemon is None:
-        click.echo(f"{node}: on (pid {lab.node_pid(node)}); tutelad not started: "
-                   f"{lab.state_dir(node)} is not initialised")
-    else:
-        click.echo(f"{node}: on (pid {lab.node_pid(node)}); tutelad pid {daemon}")
+    _say(as_json, {"node": node, "power": "on", "pid": lab.node_pid(node),
+                   "tutelad_pid": daemon},
+         f"{node}: on (pid {lab.node_pid(node)}); tutelad not started: "
+         f"{lab.state_dir(node)} is not initialised" if daemon is None
+         else f"{node}: on (pid {lab.node_pid(node)}); tutelad pid {daemon}")
 
 
 @lab_group.command()
 @lab_options
 @click.argument("node")
+@json_option
 @lab_errors
-def freeze(name: str, root: str | None, node: str) -> None:
+def freeze(name: str, root: str | None, node: str, as_json: bool) -> None:
     """Stop every process of NODE (SIGSTOP), like a hung server.
 
     Its kernel still answers ARP and ping and keeps its mounts; `thaw` continues it."""
     stopped = Lab.load(name, root).freeze(node)
-    click.echo(f"{node}: frozen ({len(stopped)} processes stopped)")
+    _say(as_json, {"node": node, "stopped": len(stopped)},
+         f"{node}: frozen ({len(stopped)} processes stopped)")
 
 
 @lab_group.command()
 @lab_options
 @click.argument("node")
+@json_option
 @lab_errors
-def thaw(name: str, root: str | None, node: str) -> None:
+def thaw(name: str, root: str | None, node: str, as_json: bool) -> None:
     """SIGCONT every process of NODE."""
     Lab.load(name, root).thaw(node)
-    click.echo(f"{node}: running")
+    _say(as_json, {"node": node, "running": True}, f"{node}: running")
 
 
 def link_options(f: F) -> F:
@@ -289,16 +312,18 @@ def _link(net: str | None) -> int | str | None:
 @lab_options
 @click.argument("node")
 @link_options
+@json_option
 @lab_errors
 def cut(name: str, root: str | None, node: str, net: str | None, peer: str | None,
-        direction: str) -> None:
+        direction: str, as_json: bool) -> None:
     """Cut NODE's links: both networks and its serial cables, or one (--net).
 
     Frames are lost where they arrive (nftables in the receiving namespaces, ARP too), so
     senders notice nothing, as with a real cut cable; --direction in/out cuts one way
     only. Cuts stay, also across power cycles, until `heal`."""
     added = Lab.load(name, root).cut(node, _link(net), peer, direction)
-    click.echo("cut: " + (", ".join(c.describe() for c in added) or "nothing new"))
+    _say(as_json, {"cut": [c.describe() for c in added]},
+         "cut: " + (", ".join(c.describe() for c in added) or "nothing new"))
 
 
 @lab_group.command()
@@ -306,23 +331,26 @@ def cut(name: str, root: str | None, node: str, net: str | None, peer: str | Non
 @click.argument("node", required=False)
 @link_options
 @click.option("--all", "heal_all", is_flag=True, help="Heal every cut of the lab.")
+@json_option
 @lab_errors
 def heal(name: str, root: str | None, node: str | None, net: str | None, peer: str | None,
-         direction: str, heal_all: bool) -> None:
+         direction: str, heal_all: bool, as_json: bool) -> None:
     """Heal NODE's cuts that match --net, --peer and --direction (default: all of NODE's),
     or every cut with --all. A cut made without --peer is healed without --peer."""
     if heal_all == (node is not None):
         raise click.UsageError("give either NODE or --all")
     lab = Lab.load(name, root)
     gone = lab.heal_all() if heal_all else lab.heal(node or "", _link(net), peer, direction)
-    click.echo("healed: " + (", ".join(c.describe() for c in gone) or "nothing was cut"))
+    _say(as_json, {"healed": [c.describe() for c in gone]},
+         "healed: " + (", ".join(c.describe() for c in gone) or "nothing was cut"))
 
 
 @lab_group.command()
 @lab_options
 @click.argument("node")
+@json_option
 @lab_errors
-def fence(name: str, root: str | None, node: str) -> None:
+def fence(name: str, root: str | None, node: str, as_json: bool) -> None:
     """Power NODE off through the lab's power switch: a fence agent.
 
     Works inside a lab node as well (`tutela lab exec node2 -- tutela lab fence node1`;
@@ -330,20 +358,21 @@ def fence(name: str, root: str | None, node: str) -> None:
     goes to the lab's hardware process on the host over <root>/hardware.sock. Exit status
     0 once NODE is off, 1 (with the reason) if it is not, e.g. when NODE is unknown."""
     Lab.load(name, root).fence(node)
-    click.echo(f"{node}: off (fenced)")
+    _say(as_json, {"node": node, "power": "off", "fenced": True}, f"{node}: off (fenced)")
 
 
 @lab_group.command()
 @lab_options
 @click.argument("node")
+@json_option
 @lab_errors
-def reset(name: str, root: str | None, node: str) -> None:
+def reset(name: str, root: str | None, node: str, as_json: bool) -> None:
     """Press NODE's reset button: power it off and on (then its tutelad starts).
 
     tutelad's quorum-loss action `fastboot` runs this in the lab (TUTELA_REBOOT_COMMAND)
     instead of rebooting the host. Works inside a node too, like `fence`."""
     Lab.load(name, root).reset(node)
-    click.echo(f"{node}: reset (powered off and on)")
+    _say(as_json, {"node": node, "reset": True}, f"{node}: reset (powered off and on)")
 
 
 def _flags(name: str, root: str | None) -> str:

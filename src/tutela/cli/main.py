@@ -39,12 +39,10 @@ from tutela.system_errors import explain
 
 F = TypeVar("F", bound=Callable[..., Any])
 LONG_ACTION_TIMEOUT = ACTION_TIMEOUT
-EXIT_FAILED, EXIT_INVALID, EXIT_NOT_RUNNING = 1, 2, 3
-EXIT_NOT_MOVED = 4
-"""A switchover did not reach its target; the message says where the hierarchy runs."""
-EXIT_UNKNOWN = 5
-"""No answer, and whether the request took effect cannot be known; the message says how
-to find out."""
+ExitCode = output.ExitCode
+EXIT_FAILED, EXIT_INVALID, EXIT_NOT_RUNNING = ExitCode.FAILED, ExitCode.REFUSED, \
+    ExitCode.NOT_RUNNING
+EXIT_NOT_MOVED, EXIT_UNKNOWN = ExitCode.NOT_MOVED, ExitCode.UNKNOWN
 
 
 def _state_dir_after_command(ctx: click.Context, param: click.Parameter,
@@ -53,6 +51,28 @@ def _state_dir_after_command(ctx: click.Context, param: click.Parameter,
     `tutela-witness` commands take it); given after the command, it wins."""
     if value is not None:
         ctx.find_root().obj = state_dir_from_env(value)
+
+
+class JsonErrors:
+    """A command line whose errors, given --json, come as one JSON object on stdout
+    (output.json_errors), click's usage errors too; mixed into click.Command or Group."""
+
+    def main(self, args: Any = None, *more: Any, **extra: Any) -> Any:
+        with output.json_errors(args):
+            return super().main(args, *more, **extra)  # type: ignore[misc]
+
+    def make_context(self, *args: Any, **extra: Any) -> click.Context:
+        with output.usage_errors():
+            context: click.Context = super().make_context(*args, **extra)  # type: ignore[misc]
+            return context
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with output.usage_errors():
+            return super().invoke(ctx)  # type: ignore[misc]
+
+
+class JsonErrorsCommand(JsonErrors, click.Command):
+    """A command run on its own (LifeKeeper's and Serviceguard's) with JsonErrors."""
 
 
 class _NodeCommand(click.Command):
@@ -71,7 +91,7 @@ class _NodeGroup(click.Group):
     group_class: type[click.Group] | type[type] | None = type  # subgroups: _NodeGroups
 
 
-class _Commands(_NodeGroup):
+class _Commands(JsonErrors, _NodeGroup):
     """The command groups, the lab's loaded only when used: it imports the whole lab, which
     would slow every `tutela status` down."""
 
@@ -123,14 +143,17 @@ def reports_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except NotRunning as error:
-            output.print_error(str(error))
+            output.print_error(str(error), fix="start it: tutela start")
             sys.exit(EXIT_NOT_RUNNING)
         except ConfigError as error:
             output.print_error(str(error), error.to_json())
             sys.exit(EXIT_INVALID)
         except Unanswered as error:
             if error.done:  # it took effect: the command did its job, with a warning
-                click.echo(f"warning: {error}", err=True)
+                if output.json_requested():
+                    output.print_json({"done": True, "warning": str(error)})
+                else:
+                    click.echo(f"warning: {error}", err=True)
                 sys.exit(0)
             output.print_error(str(error))
             sys.exit(EXIT_UNKNOWN if error.done is None else EXIT_FAILED)
@@ -182,8 +205,9 @@ address_option = click.option(
 @click.option("--node", default=socket.gethostname, show_default="this host's name",
               help="Name of this node.")
 @address_option
+@json_option
 @reports_errors
-def init(cluster: str, node: str, addresses: tuple[str, ...]) -> None:
+def init(cluster: str, node: str, addresses: tuple[str, ...], as_json: bool) -> None:
     """Create this node's configuration database (LCD) for a new cluster.
 
     Runs before the daemon exists; refuses when the state directory is initialised.
@@ -199,8 +223,8 @@ def init(cluster: str, node: str, addresses: tuple[str, ...]) -> None:
     except AlreadyInitialised as error:
         output.print_error(str(error))
         sys.exit(EXIT_INVALID)
-    click.echo(f"initialised node {node} of cluster {cluster} in {state_dir()}; "
-               "next: tutela start")
+    emit({"cluster": cluster, "node": node, "state_dir": str(state_dir())}, as_json,
+         f"initialised node {node} of cluster {cluster} in {state_dir()}; next: tutela start")
 
 
 @cli.command()
@@ -208,8 +232,9 @@ def init(cluster: str, node: str, addresses: tuple[str, ...]) -> None:
               help="Seconds to wait until tutelad serves and has heard its peers.")
 @click.option("--no-wait", is_flag=True,
               help="Return once tutelad serves, without waiting for its peers.")
+@json_option
 @reports_errors
-def start(timeout: float, no_wait: bool) -> None:
+def start(timeout: float, no_wait: bool, as_json: bool) -> None:
     """Start tutelad for this node and wait until it serves and has heard its peers.
 
     Returns once every other node and every witness is heard and each other node hears
@@ -221,13 +246,23 @@ def start(timeout: float, no_wait: bool) -> None:
     directory = state_dir()
     deadline = time.monotonic() + timeout
     if is_running(directory):
-        click.echo("tutelad is already running")
+        result: dict[str, Any] = {"started": "already", "pid": None}
+        sentences = ["tutelad is already running"]
     elif _started_by_systemd(directory):
-        _start_unit(directory, deadline)
+        result = {"started": "systemd", "pid": None}
+        sentences = [_start_unit(directory, deadline)]
     else:
-        _start_directly(directory, deadline)
+        pid = _start_directly(directory, deadline)
+        result = {"started": "directly", "pid": pid}
+        sentences = [f"tutelad started (pid {pid})"]
+    result["peers_heard"] = None
     if not no_wait:
-        _wait_for_peers(directory, deadline, timeout)
+        if not as_json:  # the first line now: the wait for the peers can take a while
+            click.echo(sentences.pop())
+        result["peers_heard"] = peers = _wait_for_peers(directory, deadline, timeout)
+        sentences += [f"heard every peer ({peers})"] if peers else []
+    if as_json or sentences:
+        emit(result, as_json, "\n".join(sentences))
 
 
 SYSTEMD_BOOTED = Path("/run/systemd/system")
@@ -235,8 +270,7 @@ SYSTEMD_BOOTED = Path("/run/systemd/system")
 UNIT = "tutelad.service"
 UNIT_ENVIRONMENT = Path("/etc/tutela/tutelad.env")
 """The unit's EnvironmentFile: TUTELA_STATE_DIR there, if set, is the unit's node."""
-EXIT_PEERS_UNHEARD = 6
-"""`start`: tutelad serves, but did not hear every peer in time; the message names them."""
+EXIT_PEERS_UNHEARD = ExitCode.PEERS_UNHEARD
 
 
 def _started_by_systemd(directory: Path) -> bool:
@@ -261,7 +295,7 @@ def _unit_state_dir() -> Path:
     return Path(value or DEFAULT_STATE_DIR)
 
 
-def _start_unit(directory: Path, deadline: float) -> None:
+def _start_unit(directory: Path, deadline: float) -> str:
     """`systemctl start tutelad`: it returns once tutelad said READY=1 (it serves)."""
     try:
         result = subprocess.run(["systemctl", "start", UNIT], capture_output=True, text=True,
@@ -274,11 +308,12 @@ def _start_unit(directory: Path, deadline: float) -> None:
         output.print_error(f"systemctl start {UNIT} failed (exit status {result.returncode})"
                            f": {result.stderr.strip()}; see 'journalctl -u tutelad'")
         sys.exit(EXIT_FAILED)
-    click.echo(f"tutelad started by systemd ({UNIT})")
+    return f"tutelad started by systemd ({UNIT})"
 
 
-def _start_directly(directory: Path, deadline: float) -> None:
-    """tutelad in the background, in a session of its own; wait until it answers."""
+def _start_directly(directory: Path, deadline: float) -> int:
+    """tutelad in the background, in a session of its own; wait until it answers; its
+    pid."""
     directory.mkdir(parents=True, exist_ok=True)
     daemon = Path(sys.executable).with_name("tutelad")
     with open(directory / "tutelad.out", "ab") as out:
@@ -287,8 +322,7 @@ def _start_directly(directory: Path, deadline: float) -> None:
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     while time.monotonic() < deadline:
         if is_running(directory):
-            click.echo(f"tutelad started (pid {process.pid})")
-            return
+            return process.pid
         if process.poll() is not None:
             output.print_error(f"tutelad exited with status {process.returncode}: "
                                + _tail(directory / "tutelad.out", 5))
@@ -298,16 +332,14 @@ def _start_directly(directory: Path, deadline: float) -> None:
     sys.exit(EXIT_FAILED)
 
 
-def _wait_for_peers(directory: Path, deadline: float, timeout: float) -> None:
-    """Until every peer is heard both ways (`_unheard`); else name them and exit 6."""
+def _wait_for_peers(directory: Path, deadline: float, timeout: float) -> int:
+    """Until every peer is heard both ways (`_unheard`): how many peers there are; else
+    name them and exit 6."""
     while True:
         view = call(directory, "status")
         unheard = _unheard(view)
         if not unheard:
-            peers = len(view["nodes"]) - 1 + len(view["witnesses"])
-            if peers:
-                click.echo(f"heard every peer ({peers})")
-            return
+            return len(view["nodes"]) - 1 + len(view["witnesses"])
         if time.monotonic() >= deadline:
             break
         time.sleep(0.1)  # polling the daemon's view until its peers are heard
@@ -363,8 +395,9 @@ def _quorum_sentence(view: dict[str, Any]) -> str:
               help="With --leave-resources: stop even if the other nodes cannot be told "
                    "(no quorum); they may then start the hierarchies too.")
 @click.option("--wait", default=600.0, show_default=True, help="Seconds to wait for the stop.")
+@json_option
 @reports_errors
-def stop(leave_resources: bool, force: bool, wait: float) -> None:
+def stop(leave_resources: bool, force: bool, wait: float, as_json: bool) -> None:
     """Stop tutelad; by default take every hierarchy out of service first.
 
     With --leave-resources (a maintenance stop) everything in service here stays so,
@@ -381,6 +414,11 @@ def stop(leave_resources: bool, force: bool, wait: float) -> None:
             output.print_error(f"tutelad still runs after {wait:g}s; see 'tutela log'")
             sys.exit(EXIT_FAILED)
         time.sleep(0.05)  # polling until the daemon has gone
+    if as_json:
+        output.print_json({"stopped": True, "leave_resources": leave_resources,
+                           "maintenance": result.get("maintenance") or [],
+                           "untold": result.get("untold") or []})
+        return
     click.echo("tutelad stopped" + (" (resources left in service)" if leave_resources else ""))
     if result.get("maintenance"):
         click.echo(f"in maintenance: {', '.join(result['maintenance'])} run here unprotected; "
@@ -421,13 +459,24 @@ def status(watch: bool, interval: float, as_json: bool) -> None:
 @cli.command()
 @click.option("--lines", "-n", default=50, show_default=True, help="How many lines to show.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
-def log(lines: int, follow: bool) -> None:
-    """Show the daemon's log: every state change and why it happened."""
+@json_option
+def log(lines: int, follow: bool, as_json: bool) -> None:
+    """Show the daemon's log: every state change and why it happened.
+
+    With --json, {"path": ..., "lines": [...]} (not with --follow: 'tutela events --follow
+    --json' gives the records one per line)."""
+    if follow and as_json:
+        raise click.UsageError("--follow prints lines as they come; a script reads "
+                               "'tutela events --follow --json'")
     path = state_dir() / LOG_NAME
     if not path.exists():
         output.print_error(f"no log at {path} yet; has tutelad run on this node? (run by "
                            "systemd, it logs to the journal: journalctl -u tutelad)")
         sys.exit(EXIT_FAILED)
+    if as_json:
+        text = path.read_text(errors="replace").splitlines()
+        output.print_json({"path": str(path), "lines": text[-lines:] if lines else []})
+        return
     command = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
     sys.exit(subprocess.call(command))
 
@@ -439,8 +488,10 @@ def log(lines: int, follow: bool) -> None:
               help="Name of this node.")
 @address_option
 @click.option("--port", default=7365, show_default=True, help="The cluster's comm path port.")
+@json_option
 @reports_errors
-def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: int) -> None:
+def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: int,
+         as_json: bool) -> None:
     """Join the cluster that the node at ADDRESS belongs to.
 
     Creates this node's LCD from the cluster's configuration; then run 'tutela start'.
@@ -475,8 +526,9 @@ def join(address: str, token: str, node: str, addresses: tuple[str, ...], port: 
     except AlreadyInitialised as error:
         output.print_error(str(error))
         sys.exit(EXIT_INVALID)
-    click.echo(f"joined cluster {grant.cluster} as {node} (generation {grant.generation}); "
-               "next: tutela start")
+    emit({"cluster": grant.cluster, "node": node, "generation": grant.generation}, as_json,
+         f"joined cluster {grant.cluster} as {node} (generation {grant.generation}); "
+         "next: tutela start")
 
 
 @cli.group()
@@ -775,17 +827,24 @@ def hierarchy_unextend(tag: str, node: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
+@json_option
 @reports_errors
-def export(output: Path | None) -> None:
-    """Write the whole configuration as one YAML document (what 'apply' reads)."""
+def export(output: Path | None, as_json: bool) -> None:
+    """Write the whole configuration as one YAML document (what 'apply' reads).
+
+    With --json, {"generation": N, "yaml": "..."} (and "path" with -o)."""
     result = call(state_dir(), "export")
+    if as_json and output is None:
+        emit(result, as_json, "")
+        return
     if output is None:
         click.echo(result["yaml"], nl=False)
         return
     temporary = output.with_name(f".{output.name}.tmp")
     temporary.write_text(result["yaml"])
     os.replace(temporary, output)
-    click.echo(f"wrote generation {result['generation']} to {output}")
+    emit({**result, "path": str(output)}, as_json,
+         f"wrote generation {result['generation']} to {output}")
 
 
 @cli.command()

@@ -5,8 +5,13 @@ Colour only on a terminal; `--json` output is for scripts and never changes shap
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import enum
 import functools
 import json
+import sys
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -32,17 +37,117 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
+class ExitCode(enum.IntEnum):
+    """Every `tutela` command's exit codes: docs/cli.md's table, in the same order."""
+
+    OK = 0
+    FAILED = 1
+    """The operation failed, or tutelad could not do it as things are (no majority...)."""
+    REFUSED = 2
+    """Bad usage or bad input, or a change that is not allowed: nothing was changed."""
+    NOT_RUNNING = 3
+    NOT_MOVED = 4
+    """A switchover did not reach its target; the message says where the hierarchy runs."""
+    UNKNOWN = 5
+    """No answer, and whether the request took effect cannot be known."""
+    PEERS_UNHEARD = 6
+    """`start`: tutelad serves, but did not hear every peer in time."""
+
+
+ERROR_CODES: dict[int, str] = {ExitCode.FAILED: "failed", ExitCode.REFUSED: "refused",
+               ExitCode.NOT_RUNNING: "not-running", ExitCode.NOT_MOVED: "not-moved",
+               ExitCode.UNKNOWN: "unknown", ExitCode.PEERS_UNHEARD: "peers-unheard"}
+"""The `code` of a --json error object, by exit code."""
+
+_json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors",
+                                                                    default=False)
+"""Whether the running command was given --json: its errors then go to stdout as JSON."""
+_pending: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "pending_error", default=None)
+"""The error a --json command reported, printed with its exit code when it exits."""
+
+
+def json_requested() -> bool:
+    """Whether the running command line asked for --json."""
+    return _json_errors.get()
+
+
+def wants_json(arguments: Sequence[str]) -> bool:
+    """Whether --json is among a command line's options (before any `--`)."""
+    options = list(arguments)
+    return "--json" in options[:options.index("--")] if "--" in options else (
+        "--json" in options)
+
+
+@contextlib.contextmanager
+def json_errors(arguments: Sequence[str] | None) -> Iterator[None]:
+    """Run a command line; given --json, the error it reports (`print_error`, or click's
+    usage error through `usage_errors`) goes to stdout as {"error": {...}} with the exit
+    code it exits with."""
+    as_json = wants_json(sys.argv[1:] if arguments is None else arguments)
+    json_token, pending_token = _json_errors.set(as_json), _pending.set(None)
+    try:
+        yield
+    except SystemExit as exit_:
+        error = _pending.get()
+        if as_json and error is not None and exit_.code not in (0, None):
+            code = exit_.code if isinstance(exit_.code, int) else ExitCode.FAILED
+            name = error.pop("code") or ERROR_CODES.get(code, "failed")
+            print_json({"error": {"code": name, "exit_code": code, **error}})
+        raise
+    finally:
+        _json_errors.reset(json_token)
+        _pending.reset(pending_token)
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """Click's errors (a usage error, a bad parameter) while a --json command line is
+    parsed or run: reported as its JSON error, with click's exit code (2 for usage)."""
+    try:
+        yield
+    except click.ClickException as error:
+        if not _json_errors.get():
+            raise
+        _pending.set({"code": "usage" if isinstance(error, click.UsageError) else None,
+                      "message": error.format_message(), "field": _param_name(error),
+                      "fix": _help_hint(error), "problems": []})
+        sys.exit(error.exit_code)
+
+
+def _help_hint(error: click.ClickException) -> str | None:
+    context = getattr(error, "ctx", None)
+    return f"see '{context.command_path} --help'" if context is not None else None
+
+
+def _param_name(error: click.ClickException) -> str | None:
+    param = getattr(error, "param", None)
+    if param is None:
+        return getattr(error, "option_name", None)
+    opts = getattr(param, "opts", None)
+    return str(opts[0]) if opts else str(param.name)
+
+
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
-def print_error(message: str, problems: list[dict[str, str]] | None = None) -> None:
+def print_error(message: str, problems: list[dict[str, str]] | None = None,
+                fix: str | None = None) -> None:
+    """The error on stderr for a person; with --json, kept for the JSON error object that
+    goes to stdout when the command exits (with that exit code)."""
+    if _json_errors.get():
+        first = (problems or [{}])[0]
+        _pending.set({"code": None, "message": message, "field": first.get("field"),
+                      "fix": first.get("fix", fix),
+                      "problems": problems or []})
+        return
     error = click.style("error:", fg="red", bold=True)
     if problems:
         click.echo(f"{error} the change was refused; nothing was changed", err=True)
         for problem in problems:
-            fix = f"\n    fix: {problem['fix']}" if problem.get("fix") else ""
-            click.echo(f"  {problem['field']}: {problem['message']}{fix}", err=True)
+            fix_line = f"\n    fix: {problem['fix']}" if problem.get("fix") else ""
+            click.echo(f"  {problem['field']}: {problem['message']}{fix_line}", err=True)
     else:
         click.echo(f"{error} {message}", err=True)
 

@@ -42,7 +42,7 @@ def lkstop(ctx: click.Context, leave: bool) -> None:
     ctx.invoke(tutela.stop, leave_resources=leave)
 
 
-@click.command("lcdstatus", context_settings=CONTEXT)
+@click.command("lcdstatus", cls=tutela.JsonErrorsCommand, context_settings=CONTEXT)
 @click.option("-q", "short", is_flag=True,
               help="Short form: one line per resource (first column LOCAL), then the "
                    "comm paths.")

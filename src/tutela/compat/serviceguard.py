@@ -48,7 +48,7 @@ def known_package(view: ClusterView, name: str) -> Package:
     return package
 
 
-@click.command("cmviewcl", context_settings=CONTEXT)
+@click.command("cmviewcl", cls=tutela.JsonErrorsCommand, context_settings=CONTEXT)
 @click.option("-v", "verbose", is_flag=True,
               help="Also each package's policies and the nodes it may run on.")
 @click.option("-f", "output_format", type=click.Choice(["table", "line"]), default="table",

@@ -63,7 +63,7 @@ from tutela.lcm.messenger import (
 )
 from tutela.lcm.paths import PathSpec, paths_for, peers_of, voters_of, witness_paths
 from tutela.model.config import ClusterConfig
-from tutela.model.errors import ConfigError
+from tutela.model.errors import ConfigError, Problem
 
 log = logging.getLogger("tutela.cluster")
 EVENTS_KEPT = 200
@@ -255,11 +255,13 @@ class Cluster:
 
     def voters_changed(self, new: ClusterConfig) -> str | None:
         """What `new` does to the voters: None, or the one voter added or removed; more
-        than one at a time is refused (tutela.lcd.replication.voter_change)."""
+        than one at a time is refused as bad input, exit 2 (tutela.lcd.replication.
+        voter_change)."""
         try:
             return voter_change(voters_of(self.engine.config), voters_of(new))
         except ReplicationFailed as error:
-            raise OperationError(str(error)) from None
+            raise ConfigError([Problem("nodes, witnesses", str(error),
+                                       "one change per voter")]) from None
 
     async def settle_voters(self, change: ConfigChange, new: ClusterConfig,
                             force: bool = False) -> str | None:
