@@ -1,0 +1,125 @@
+"""Tokens, sessions, the CSRF rule, the login rate limit and the role of a system user
+(tutela.api.auth). Users and groups are real: created with useradd/groupadd under unique
+names and removed after the test."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tutela.api.auth import (
+    AuthError,
+    LoginLimiter,
+    Sessions,
+    check_token,
+    create_token,
+    csrf_ok,
+    group_names,
+    load_tokens,
+    pam_login,
+    principal_of,
+    revoke_token,
+)
+from tutela.api.roles import Principal
+from tutela.model.config import ApiGroups, User
+
+NOW = 1_800_000_000.0
+
+
+def test_token_round_trip_expiry_and_revocation(tmp_path: Path) -> None:
+    token, record = create_token(tmp_path, "nightly", "operator", ("app",), 3600, NOW)
+    stored = (tmp_path / "tokens.json").read_text()
+    assert token.split("_")[2] not in stored  # only the hash is kept
+    assert (tmp_path / "tokens.json").stat().st_mode & 0o777 == 0o600
+    principal = check_token(load_tokens(tmp_path), token, NOW + 10)
+    assert principal == Principal("token:nightly", "operator", frozenset({"app"}))
+    with pytest.raises(AuthError, match="expired"):
+        check_token(load_tokens(tmp_path), token, NOW + 3600)
+    with pytest.raises(AuthError, match="not valid"):
+        check_token(load_tokens(tmp_path), token[:-2] + "xx", NOW)
+    with pytest.raises(AuthError, match="not valid"):
+        check_token(load_tokens(tmp_path), "garbage", NOW)
+    assert revoke_token(tmp_path, record.id)
+    with pytest.raises(AuthError, match="not valid"):
+        check_token(load_tokens(tmp_path), token, NOW)
+    assert not revoke_token(tmp_path, record.id)
+
+
+def test_sessions_expire_and_close() -> None:
+    sessions = Sessions()
+    key, session = sessions.open(Principal("alice", "guest"), NOW, 60)
+    assert sessions.find(key, NOW + 59) == session
+    assert sessions.find(key, NOW + 60) is None
+    assert sessions.find("other", NOW) is None
+    sessions.close(key)
+    assert sessions.find(key, NOW) is None
+
+
+@pytest.mark.parametrize(("method", "by_cookie", "header", "ok"), [
+    ("GET", True, None, True),           # reading needs no CSRF token
+    ("POST", False, None, True),         # a bearer token is not sent by a browser by itself
+    ("POST", True, None, False),
+    ("POST", True, "wrong", False),
+    ("POST", True, "RIGHT", True),
+    ("DELETE", True, None, False),
+    ("PUT", True, "RIGHT", True),
+])
+def test_csrf(method: str, by_cookie: bool, header: str | None, ok: bool) -> None:
+    sessions = Sessions()
+    _, session = sessions.open(Principal("alice", "admin"), NOW, 60)
+    sent = session.csrf if header == "RIGHT" else header
+    assert csrf_ok(method, by_cookie, sent, session) is ok
+
+
+def test_login_rate_limit_per_key_and_window() -> None:
+    limiter = LoginLimiter(failures=5, window=60.0)
+    keys = ["address:198.51.100.9", "user:alice"]
+    for second in range(5):
+        assert limiter.retry_after(keys, NOW + second) == 0
+        limiter.failed(keys, NOW + second)
+    assert limiter.retry_after(keys, NOW + 10) == pytest.approx(50)
+    assert limiter.retry_after(["user:alice"], NOW + 10) > 0  # the user from anywhere
+    assert limiter.retry_after(["address:198.51.100.10", "user:bob"], NOW + 10) == 0
+    assert limiter.retry_after(keys, NOW + 60) == 0  # the oldest failure is a window old
+
+
+def test_configured_user_wins_over_groups() -> None:
+    users = (User(name="alice", role="operator", hierarchies=("app",)),)
+    assert principal_of("alice", users, ApiGroups(), {"tutela-admin"}) == Principal(
+        "alice", "operator", frozenset({"app"}))
+    assert principal_of("bob", users, ApiGroups(), {"tutela-guest", "tutela-admin"}
+                        ).role == "admin"
+    with pytest.raises(AuthError, match="no tutela role") as refused:
+        principal_of("carol", users, ApiGroups(), {"users"})
+    assert refused.value.status == 403
+
+
+@pytest.fixture
+def system_user() -> Iterator[tuple[str, str, str]]:
+    """A real system user with a password, in a real group named like a role group."""
+    suffix = uuid.uuid4().hex[:8]
+    user, group, password = f"tut{suffix}", f"tutop{suffix}", f"pw-{uuid.uuid4().hex}"
+    subprocess.run(["groupadd", group], check=True)
+    try:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", "-G", group, user],
+                       check=True)
+        try:
+            subprocess.run(["chpasswd"], input=f"{user}:{password}", text=True, check=True)
+            yield user, group, password
+        finally:
+            subprocess.run(["userdel", user], check=True)
+    finally:
+        subprocess.run(["groupdel", group], check=False)  # userdel may have removed it
+
+
+def test_pam_login_and_role_by_group(system_user: tuple[str, str, str]) -> None:
+    user, group, password = system_user
+    assert pam_login(user, password)
+    assert not pam_login(user, password + "x")
+    assert group in group_names(user)
+    groups = ApiGroups(operator=group)
+    assert principal_of(user, (), groups, group_names(user)) == Principal(user, "operator")
