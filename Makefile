@@ -12,6 +12,8 @@ APT_PACKAGES := python3-venv iproute2 util-linux e2fsprogs xfsprogs iputils-ping
 APT_PACKAGES += resource-agents kmod nginx
 # promtool for the metrics lab test (its server is never started: docs/metrics.md)
 APT_PACKAGES += prometheus
+# snmptrapd receives the SNMP notification tests' traps, snmptranslate and smilint check the MIB
+APT_PACKAGES += snmptrapd snmp smitools
 # a real 3-member etcd cluster for the etcd arbiter's lab test (docs/arbiter.md)
 APT_PACKAGES += etcd-server etcd-client
 BENCH_APT_PACKAGES := keepalived stress-ng

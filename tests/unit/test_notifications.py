@@ -205,17 +205,29 @@ def test_a_fault_while_queueing_is_logged_not_raised(caplog: pytest.LogCaptureFi
     assert "record lease.won of app not queued" in caplog.text
 
 
-def test_the_support_bundle_part_holds_no_webhook_secret(tmp_path: Path) -> None:
-    secret = "S3cr3t-of-the-hook"
+def test_the_support_bundle_part_holds_no_notification_secret(tmp_path: Path) -> None:
+    """The webhook's HMAC secret, the SNMP community and v3 keys, the SMTP password."""
+    secrets = {"secret": "S3cr3t-of-the-hook", "community": "c0mmunity-of-traps",
+               "auth_key": "auth-key-of-traps", "priv_key": "priv-key-of-traps",
+               "password": "passw0rd-of-smtp"}
     lcd = Lcd.create(tmp_path, "c", "node1")
     try:
         config = lcd.load().model_copy(update={"notifications": (
-            webhook("http://h/", secret=secret),)})
-        lcd.commit(config, "a webhook")
+            webhook("http://h/", secret=secrets["secret"]),
+            Notification(name="v2", kind="snmp", host="h", community=secrets["community"]),
+            Notification(name="v3", kind="snmp", host="h", version="3", user="u",
+                         auth_key=secrets["auth_key"], priv_key=secrets["priv_key"]),
+            Notification(name="mail", kind="mail", host="h", to=("a@b.c",), user="u",
+                         password=secrets["password"]))})
+        lcd.commit(config, "one target of each kind with a secret")
     finally:
         lcd.close()
-    (tmp_path / LOG_NAME).write_text(f"a log line repeating it: {secret}\n")
+    (tmp_path / LOG_NAME).write_text("".join(f"a log line repeating it: {value}\n"
+                                             for value in secrets.values()))
     part = collect_node(tmp_path, "node1")
-    assert json.loads(part.files["config.json"])["notifications"][0]["secret"] == REDACTED
+    stored = json.loads(part.files["config.json"])["notifications"]
+    assert {name: t[name] for t in stored for name in secrets if t.get(name)} == dict.fromkeys(
+        secrets, REDACTED)
     assert "[redacted]" in next(t for n, t in part.files.items() if n.endswith(LOG_NAME))
-    assert not [name for name, text in part.files.items() if secret in text]
+    assert not [(name, value) for name, text in part.files.items()
+                for value in secrets.values() if value in text]

@@ -443,49 +443,136 @@ that it names a kind of docs/events.md is checked with the whole configuration
 (tutela.lcd.notifications), the model knowing no event kinds."""
 
 
+CHANNEL_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "webhook": ("url", "secret"),
+    "script": ("command",),
+    "snmp": ("host", "version", "community", "user", "auth_protocol", "auth_key",
+             "priv_protocol", "priv_key", "engine_id"),
+    "mail": ("host", "tls", "user", "password", "sender", "to", "ca_file"),
+}
+"""The fields each kind of notification uses; the others are refused on it."""
+CHANNEL_NEEDS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "webhook": (("url", "url: https://hooks.example.net/tutela"),),
+    "script": (("command", "command: /etc/tutela/events.sh"),),
+    "snmp": (("host", "host: 198.51.100.250 (port 162) or 198.51.100.250:1162"),),
+    "mail": (("host", "host: smtp.example.net (port 587 with STARTTLS)"),
+             ("to", "to: [oncall@example.net]")),
+}
+SNMP_NEEDS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "2c": (("community", "community: tr4ps"),),
+    "3": (("user", "user: tutela"), ("auth_key", "auth_key: 'at least 8 characters'"),
+          ("priv_key", "priv_key: 'at least 8 characters'")),
+}
+"""What an SNMP target needs by its version: v3 is always authPriv."""
+SNMP_VERSION_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "2c": ("community",),
+    "3": ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key", "engine_id")}
+ENGINE_ID_PATTERN = r"^(0x)?([0-9A-Fa-f]{2}){5,32}$"
+
+
+def _a(kind: str) -> str:
+    """'a webhook', 'an snmp' (said ess-en-em-pee)."""
+    return f"an {kind}" if kind == "snmp" else f"a {kind}"
+
+
 class Notification(Frozen):
     """A target told of the event journal's records (docs/notifications.md)."""
 
     name: Name
-    kind: Literal["webhook", "script"]
-    """The channel (docs/notifications.md); SNMP and mail come next."""
+    kind: Literal["webhook", "script", "snmp", "mail"]
+    """The channel (docs/notifications.md)."""
     url: str | None = None
     """webhook: where the record is POSTed (http:// or https://)."""
     secret: str | None = None
     """webhook: the HMAC-SHA256 key of the X-Tutela-Signature header; none: unsigned."""
     command: str | None = None
     """script: the program and its arguments (split as a shell would, not run by one)."""
+    host: str | None = None
+    """snmp: the trap receiver, mail: the SMTP server; HOST or HOST:PORT (port 162; 587
+    with STARTTLS, 465 with implicit TLS, 25 without TLS)."""
+    version: Annotated[Literal["2c", "3"], BeforeValidator(str)] = "2c"
+    """snmp: SNMPv2c (community) or SNMPv3 (user, authPriv)."""
+    community: str | None = None
+    """snmp v2c: the community string."""
+    user: str | None = None
+    """snmp v3: the USM user; mail: the SMTP login (none: no authentication)."""
+    auth_protocol: Literal["SHA", "SHA224", "SHA256", "SHA384", "SHA512"] = "SHA"
+    auth_key: str | None = None
+    """snmp v3: the authentication passphrase (at least 8 characters)."""
+    priv_protocol: Literal["AES", "AES192", "AES256"] = "AES"
+    priv_key: str | None = None
+    """snmp v3: the privacy (encryption) passphrase (at least 8 characters)."""
+    engine_id: str | None = None
+    """snmp v3: the sending node's engine ID in hex; none: derived from the node's name
+    (docs/notifications.md)."""
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    """mail: STARTTLS on a plain connection, TLS from the start (smtps), or none."""
+    password: str | None = None
+    """mail: the SMTP password of `user` (AUTH PLAIN or LOGIN, over TLS only)."""
+    sender: str | None = None
+    """mail: the From address; none: tutela@ and the node's host name."""
+    to: tuple[str, ...] = ()
+    """mail: the recipients."""
+    ca_file: str | None = None
+    """mail: the CA certificates (PEM) the server's certificate is checked against; none:
+    the system's."""
     kinds: tuple[Annotated[str, Field(pattern=KIND_PATTERN)], ...] = ("*",)
     """The event kinds sent: '*', a kind (lease.won) or a prefix (lease.*)."""
     min_severity: Literal["info", "warning", "error"] = "info"
     timeout: float = Field(default=10.0, gt=0, le=300)
-    """Seconds one delivery may take (the POST's answer, the script's run)."""
+    """Seconds one delivery may take (the POST's answer, the script's run, the mail's
+    dialogue; a trap is sent without an answer)."""
     retries: int = Field(default=5, ge=0, le=20)
     """Deliveries tried again after a failure, 1, 2, 4... (at most 60) seconds apart."""
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Notification:
-        needs = {"webhook": "url", "script": "command"}[self.kind]
-        if not getattr(self, needs):
-            example = ("url: https://hooks.example.net/tutela" if self.kind == "webhook"
-                       else "command: /etc/tutela/events.sh")
-            raise ValueError(f"a {self.kind} notification needs '{needs}', e.g. {example}")
-        stray = [f for f in ("url", "secret", "command") if getattr(self, f)
-                 and f not in {"webhook": ("url", "secret"), "script": ("command",)}[self.kind]]
+        needs = CHANNEL_NEEDS[self.kind]
+        if self.kind == "snmp":
+            needs += SNMP_NEEDS[self.version]
+        for needed, example in needs:
+            if not getattr(self, needed):
+                raise ValueError(f"{_a(self.kind)} notification needs '{needed}', e.g. "
+                                 f"{example}")
+        allowed = CHANNEL_FIELDS[self.kind]
+        stray = [f for kind, fields in CHANNEL_FIELDS.items() for f in fields
+                 if f in self.model_fields_set and f not in allowed and kind != self.kind
+                 and getattr(self, f) not in (None, ())]
         if stray:
-            raise ValueError(f"{', '.join(stray)} is not used by a {self.kind} notification; "
-                             "remove it")
+            raise ValueError(f"{', '.join(dict.fromkeys(stray))} is not used by "
+                             f"{_a(self.kind)} notification; remove it")
         if self.url is not None and not re.match(r"^https?://[^/\s]+", self.url):
             raise ValueError(f"url {self.url!r} is not an http:// or https:// URL, e.g. "
                              "https://hooks.example.net/tutela")
+        self._check_channel_values()
         return self
 
-    @model_validator(mode="after")
-    def _etcd_arbiter_has_endpoints(self) -> ClusterSettings:
-        if self.arbiter == "etcd" and self.etcd is None:
-            raise ValueError("arbiter 'etcd' needs settings.etcd, e.g. "
-                             "etcd: {endpoints: [https://198.51.100.21:2379]}")
-        return self
+    def _check_channel_values(self) -> None:
+        if self.host is not None and not re.fullmatch(r"[\w.-]+(:\d{1,5})?", self.host):
+            raise ValueError(f"host {self.host!r} is not HOST or HOST:PORT, e.g. "
+                             "198.51.100.250:162")
+        other = "3" if self.version == "2c" else "2c"
+        wrong_version = [f for f in SNMP_VERSION_FIELDS[other] if self.kind == "snmp"
+                         and f in self.model_fields_set and getattr(self, f) is not None]
+        if wrong_version:
+            raise ValueError(f"{', '.join(wrong_version)} is not used by SNMP version "
+                             f"{self.version}; remove it or set version {other}")
+        short = [f for f in ("auth_key", "priv_key") if 0 < len(getattr(self, f) or "") < 8]
+        if short:
+            raise ValueError(f"{', '.join(short)} has fewer than 8 characters (SNMPv3 "
+                             "passphrases have at least 8)")
+        if self.engine_id is not None and not re.fullmatch(ENGINE_ID_PATTERN, self.engine_id):
+            raise ValueError(f"engine_id {self.engine_id!r} is not 5 to 32 octets in hex, "
+                             "e.g. 0x80007ED904746e6f646531")
+        if self.password and not self.user:
+            raise ValueError("password without user: give the SMTP login as 'user'")
+        if self.password and self.tls == "none":
+            raise ValueError("a password is never sent without TLS: set tls starttls or "
+                             "implicit")
+        bad = [a for a in (*self.to, *([self.sender] if self.sender else []))
+               if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", a)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a mail address, e.g. oncall@example.net")
 
 
 class ClusterConfig(Frozen):
@@ -571,6 +658,7 @@ COLLECTION_EXAMPLES: dict[str, str] = {
                      "'https://hooks.example.net/tutela', secret: S3cr3t, kinds: ['node.*', "
                      "'lease.*'], min_severity: warning}]",
     "notifications.kinds": "kinds: ['node.down', 'lease.*', 'restore.*']",
+    "notifications.to": "to: [oncall@example.net, ops@example.net]",
 }
 """Error texts: an example of each list or mapping field, by its path without list indices,
 shown when a configuration gives that field something else (a list where a mapping goes)."""

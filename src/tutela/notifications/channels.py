@@ -1,10 +1,14 @@
 """How one record reaches one target: one function per channel (`CHANNELS`), called in a
-delivery thread, raising DeliveryFailed with why. SNMP and mail plug in as two more entries.
+delivery thread, raising DeliveryFailed with why.
 
 webhook: the record as JSON, POSTed with `X-Tutela-Signature: sha256=HEX` (HMAC-SHA256 of
 the body with the target's secret) when it has one; any 2xx answer is a delivery.
 script: LifeKeeper-style event script, the record as JSON on stdin and its fields in
 TUTELA_EVENT_* variables; exit 0 within the timeout is a delivery.
+snmp: a trap of TUTELA-MIB (tutela.notifications.snmp); sent is delivered.
+mail: one mail over SMTP (tutela.notifications.mail); accepted by the server is delivered.
+Both are imported at their first delivery: pysnmp and the mail code stay out of every
+command's start.
 """
 
 from __future__ import annotations
@@ -88,9 +92,34 @@ def run_script(target: Notification, body: bytes) -> None:
         raise DeliveryFailed(f"{target.command!r} exited {process.returncode}: {shown}")
 
 
+def endpoint(target: Notification, default_port: int) -> tuple[str, int]:
+    """The (host, port) of an snmp or mail target's HOST[:PORT]."""
+    assert target.host is not None  # the model requires it of these kinds
+    host, colon, port = target.host.rpartition(":")
+    return (host, int(port)) if colon else (target.host, default_port)
+
+
+def send_trap(target: Notification, body: bytes) -> None:
+    from tutela.notifications.snmp import TrapNotSent
+    from tutela.notifications.snmp import send_trap as send
+    try:
+        send(target, json.loads(body))
+    except TrapNotSent as error:
+        raise DeliveryFailed(f"trap to {target.host}: {error}") from None
+
+
+def send_mail(target: Notification, body: bytes) -> None:
+    from tutela.notifications.mail import MailNotSent
+    from tutela.notifications.mail import send_mail as send
+    try:
+        send(target, json.loads(body))
+    except MailNotSent as error:
+        raise DeliveryFailed(f"mail via {error}") from None
+
+
 CHANNELS: Mapping[str, Callable[[Notification, bytes], None]] = {
-    "webhook": post_webhook, "script": run_script}
-"""Notification.kind -> its delivery: SNMP and mail are added here."""
+    "webhook": post_webhook, "script": run_script, "snmp": send_trap, "mail": send_mail}
+"""Notification.kind -> its delivery."""
 
 
 def deliver(target: Notification, body: bytes) -> None:
