@@ -4,12 +4,10 @@ names and removed after the test."""
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_users import role_groups, system_user
 
 from tutela.api.auth import (
     AuthError,
@@ -98,28 +96,10 @@ def test_configured_user_wins_over_groups() -> None:
     assert refused.value.status == 403
 
 
-@pytest.fixture
-def system_user() -> Iterator[tuple[str, str, str]]:
-    """A real system user with a password, in a real group named like a role group."""
-    suffix = uuid.uuid4().hex[:8]
-    user, group, password = f"tut{suffix}", f"tutop{suffix}", f"pw-{uuid.uuid4().hex}"
-    subprocess.run(["groupadd", group], check=True)
-    try:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", "-G", group, user],
-                       check=True)
-        try:
-            subprocess.run(["chpasswd"], input=f"{user}:{password}", text=True, check=True)
-            yield user, group, password
-        finally:
-            subprocess.run(["userdel", user], check=True)
-    finally:
-        subprocess.run(["groupdel", group], check=False)  # userdel may have removed it
-
-
-def test_pam_login_and_role_by_group(system_user: tuple[str, str, str]) -> None:
-    user, group, password = system_user
-    assert pam_login(user, password)
-    assert not pam_login(user, password + "x")
-    assert group in group_names(user)
-    groups = ApiGroups(operator=group)
-    assert principal_of(user, (), groups, group_names(user)) == Principal(user, "operator")
+def test_pam_login_and_role_by_group() -> None:
+    with role_groups() as groups, system_user(groups.operator) as user:
+        assert pam_login(user.name, user.password)
+        assert not pam_login(user.name, user.password + "x")
+        assert groups.operator in group_names(user.name)
+        assert principal_of(user.name, (), ApiGroups(**groups.settings()),
+                            group_names(user.name)) == Principal(user.name, "operator")
