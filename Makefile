@@ -16,6 +16,9 @@ APT_PACKAGES += prometheus
 APT_PACKAGES += snmptrapd snmp smitools
 # a real 3-member etcd cluster for the etcd arbiter's lab test (docs/arbiter.md)
 APT_PACKAGES += etcd-server etcd-client
+# the mariadb and apache kits' servers (nginx is above); the tests run them in lab nodes'
+# namespaces with their own ports, sockets and data, never the host's services
+APT_PACKAGES += mariadb-server mariadb-client apache2
 BENCH_APT_PACKAGES := keepalived stress-ng
 # make deb, make package-test (and the packaging checks in make test): systemd-analyze
 # verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.
