@@ -5,6 +5,8 @@ hierarchy's failover setting. Under the split-brain checker throughout."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import subprocess
 from collections.abc import Iterator
 
@@ -96,8 +98,17 @@ def test_cmrunpkg_on_a_node_not_eligible_fails(lab: Lab, service: WebService) ->
 
 
 def test_cmrunpkg_runs_it_on_the_node_named(lab: Lab, service: WebService) -> None:
+    """Started on node2 itself (tutela restore --on), not on node1, which has priority 1,
+    and then moved: only node2 restored it, as the event journals say."""
+    refused = run(lab, "node1", "tutela", "restore", "app", "--on", "node3", "--json")
+    assert refused.returncode == 2 and json.loads(refused.stdout)["error"]["field"] == "--on"
+    since = datetime.datetime.now(datetime.UTC).isoformat()
     assert run(lab, "node1", "cmrunpkg", "-n", "node2", "app").returncode == 0
     assert runs_on(lab, service) == ["node2"]
+    events = json.loads(tutela(lab, "node1", "events", "--hierarchy", "app", "--since",
+                               since, "--json").stdout)["events"]
+    restores = {(e["node"], e["kind"]) for e in events if e["kind"].startswith("restore.")}
+    assert restores == {("node2", "restore.started"), ("node2", "restore.finished")}, events
     assert fetch(lab, service.url) == GREETING
     assert "autorun=disabled\nowner=node2\n" in line_view(lab, "node3")
     running = run(lab, "node1", "cmrunpkg", "app")

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tutela.cli.output import ExitCode, print_error
+
 if TYPE_CHECKING:  # the importer (and the kits it validates with) load only when used
     from tutela.migrate import Migration
 
-EXIT_FAILED, EXIT_NOTHING = 1, 2
+EXIT_FAILED, EXIT_NOTHING = ExitCode.FAILED, ExitCode.REFUSED
 DEFAULT_STEM = "serviceguard"
 
 
@@ -109,7 +111,7 @@ def _runbook(migration: Migration, output: Path | None, scripts: list[Path]) -> 
 
 
 def _error(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    print_error(message)
 
 
 def _summary(migration: Migration, output: Path | None, report: Path,

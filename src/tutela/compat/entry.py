@@ -19,7 +19,7 @@ from tutela.lcd.paths import state_dir_from_env
 from tutela.model.config import ClusterConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_FAILED = 1
+EXIT_FAILED = output.ExitCode.FAILED
 """Serviceguard's commands exit 1 for every failure (their man pages' RETURN VALUE)."""
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 

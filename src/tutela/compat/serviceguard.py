@@ -171,11 +171,16 @@ def cmrunpkg(ctx: click.Context, node: str | None, package: str) -> None:
 
 
 def bring_to(ctx: click.Context, tag: str, node: str, eligible: Sequence[str]) -> None:
-    """`tutela restore TAG` (the cluster starts it where its rules say), then `tutela
-    switchover TAG --to NODE` if that is elsewhere and NODE may run it."""
-    ctx.invoke(tutela.restore, tag=tag)
+    """TAG in service on NODE if NODE may run it: `tutela restore TAG --on NODE` (started
+    there, not where the priorities would put it), or `tutela switchover TAG --to NODE`
+    when it runs elsewhere; else `tutela restore TAG` (where the cluster's rules say)."""
+    if node not in eligible:
+        ctx.invoke(tutela.restore, tag=tag)
+        return
     where = runs_on(call(node_state(), "status"), tag)
-    if where != node and node in eligible:
+    if where is None:
+        ctx.invoke(tutela.restore, tag=tag, on=node)
+    elif where != node:
         ctx.invoke(tutela.switchover, tag=tag, to=node)
 
 

@@ -214,6 +214,10 @@ class Service:
 
     async def restore(self, request: dict[str, Any]) -> dict[str, Any]:
         root = self._clustered_root(str(request["tag"]), multi_node=True)
+        on = request.get("on")
+        if root is not None and on is not None and not self.engine.config.hierarchy_settings(
+                root).multi_node:
+            return await self._restore_on(root, str(on), _deadline(request))
         if root is not None:
             return await self._set_target(root, "in_service", _deadline(request))
         if request.get("on") not in (None, self.lcd.node):
@@ -266,6 +270,40 @@ class Service:
             await asyncio.sleep(0.1)  # polling the cluster view until it shows the change
         key = "restored" if wanted else "removed"
         return {"node": owner or "-", key: [root]}
+
+    async def _restore_on(self, root: str, node: str, deadline: float) -> dict[str, Any]:
+        """`tutela restore TAG --on NODE` of a clustered hierarchy (Serviceguard's `cmrunpkg
+        -n NODE`): in service on NODE itself, not where the priorities would put it. Refused
+        when NODE may not run it or it runs elsewhere already. The target is set first, then
+        NODE takes it at once, within the grace the other nodes leave a hierarchy that has
+        just become vacant; should one of them win the lease all the same, it is switched
+        over to NODE."""
+        settings = self.engine.config.hierarchy_settings(root)
+        if settings.priority_of(node) is None:
+            raise ConfigError([Problem("--on", f"{node} is not in {root}'s equivalencies, so "
+                                       "it may not run it", f"tutela hierarchy extend {root} "
+                                       f"--to {node}")])
+        owner = self.cluster.runs(root)
+        if owner == node:
+            return {"node": node, "restored": []}
+        if owner is not None:
+            raise ConfigError([Problem("tag", f"{root} runs on {owner} already",
+                                       f"move it: tutela switchover {root} --to {node}")])
+        self.cluster.ownership.forget_failure(root)
+        await self.cluster.ask_peers("ownership.forget", {"root": root})
+        if settings.target != "in_service":
+            await self._change(f"{root} in service on {node}",
+                               lambda data: _settings(data, root).update(target="in_service"))
+        try:
+            await self._on_node(node, "ownership.take", {"root": root}, deadline)
+        except OperationError as error:
+            if self.cluster.ownership.owner(root) in (None, node):
+                raise
+            log.info("%s: another node took it before %s (%s): switching it over", root,
+                     node, error)
+            return await self.switchover({"tag": root, "to": node, "timeout": deadline
+                                          - asyncio.get_running_loop().time()})
+        return {"node": node, "restored": [root]}
 
     def _instances_where(self, root: str) -> str | None:
         """A multi-node hierarchy: the nodes with an instance in service ("node1, node2")
