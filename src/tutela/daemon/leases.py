@@ -23,9 +23,16 @@ from tutela.arbiter.holder import (
     Refused,
     Send,
 )
-from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release, parse_message
+from tutela.arbiter.messages import (
+    CONFIG_LEASE,
+    AcquireReply,
+    AcquireRequest,
+    Release,
+    parse_message,
+)
 from tutela.arbiter.voter import Voter
 from tutela.daemon.disk_voter import DiskVoterDriver
+from tutela.daemon.etcd_leases import EtcdLeases, EtcdLeaseUnavailable
 from tutela.journal.events import Emitter, no_events
 from tutela.lcd.lease import effective_lease
 from tutela.lcm import kinds
@@ -83,6 +90,8 @@ class Leases:
         self.holder = self._new_holder(config)
         self.disk = self._new_disk(config)
         """This node's side of the disk voter, when the cluster has one and this node a slot."""
+        self.etcd = self._new_etcd(config)
+        """With `arbiter: etcd`: the hierarchies' leases (all but the configuration lease)."""
         # Lease rounds go out on every live path: one path dying costs no lease (docs/leases.md)
         messenger.handle(kinds.LEASE_ACQUIRE, self._serve_acquire)
         messenger.handle(kinds.LEASE_RELEASE, self._serve_release)
@@ -103,6 +112,17 @@ class Leases:
             return None
         return DiskVoterDriver(settings, self.node, self.timing, self._disk_answer)
 
+    def _new_etcd(self, config: ClusterConfig) -> EtcdLeases | None:
+        settings = config.settings
+        if settings.arbiter != "etcd" or settings.etcd is None:
+            return None
+        return EtcdLeases(self.node, config.name, settings.etcd, self.timing,
+                          self._incarnation, lambda effect: self._run([effect]))
+
+    def _etcd_for(self, name: str) -> EtcdLeases | None:
+        """The etcd leases when they decide `name` (docs/arbiter.md); None: the voters do."""
+        return None if name == CONFIG_LEASE else self.etcd
+
     def _disk_answer(self, reply: AcquireReply) -> None:
         self._run(self.holder.on_reply(reply, clock.now()))
 
@@ -110,6 +130,8 @@ class Leases:
         self._task = spawn(self._tick_loop(), name="leases")
         if self.disk is not None:
             self.disk.start()
+        if self.etcd is not None:
+            self.etcd.start()
         spawn(self._settle_after_quiet(), name="lease-memory")
 
     async def _settle_after_quiet(self) -> None:
@@ -130,6 +152,8 @@ class Leases:
                 await self._task
         if self.disk is not None:
             await self.disk.stop()
+        if self.etcd is not None:
+            await self.etcd.stop()
 
     def config_changed(self, config: ClusterConfig) -> None:
         """A new voter set counts from now on, also for the leases held (renewed under it
@@ -162,6 +186,12 @@ class Leases:
         While another node holds it, this waits (the holder asks again every L/4) up to
         `timeout`, like a lock.
         """
+        etcd = self._etcd_for(name)
+        if etcd is not None:
+            try:
+                return await etcd.acquire(name, timeout, remove_time)
+            except EtcdLeaseUnavailable as error:
+                raise LeaseUnavailable(str(error)) from None
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
@@ -195,20 +225,29 @@ class Leases:
         return None if self.disk is None else self.disk.status()
 
     def holds(self, name: str) -> bool:
-        return self.holder.holds(name, clock.now())
+        etcd = self._etcd_for(name)
+        return etcd.holds(name) if etcd is not None else self.holder.holds(name, clock.now())
 
     def lease_ends(self, names: set[str]) -> list[float]:
         """The ends (this node's clock, tutela.clock) of the leases held on any of `names`."""
         now = clock.now()
-        return [now + left for name, left in self.holder.held(now).items() if name in names]
+        held = self.holder.held(now) if self.etcd is None else self.etcd.held()
+        return [now + left for name, left in held.items() if name in names]
 
     def holds_wanted(self, name: str) -> bool:
         """Whether this node still wants `name` (acquired or trying)."""
+        etcd = self._etcd_for(name)
+        if etcd is not None:
+            return etcd.holds_wanted(name)
         return name in self.holder.wanted or name in self._unsent
 
     def release(self, name: str) -> None:
         if self.holds(name):
             self.journal("lease.released", name, "given back to the voters")
+        etcd = self._etcd_for(name)
+        if etcd is not None:
+            etcd.release(name)
+            return
         self._unsent.pop(name, None)
         self._run(self.holder.release([name], clock.now()))
 

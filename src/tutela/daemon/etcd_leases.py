@@ -1,0 +1,157 @@
+"""The hierarchies' ownership leases from etcd (`settings.arbiter: etcd`): the thin driver of
+`arbiter/etcd_lease.py`, as `daemon/leases.py` is of `arbiter/holder.py`.
+
+`daemon/leases.py` hands it every lease name but the configuration lease, which stays with
+the embedded voters (docs/arbiter.md, "What etcd decides"). It sends the core's requests
+through `EtcdClient`, reports their answers back, and passes must-release and lease-lost to
+the same self-fencing as the embedded leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from tutela import clock
+from tutela.arbiter.etcd_lease import (
+    Create,
+    Effect,
+    EtcdLeaseHolder,
+    EtcdRequest,
+    Grant,
+    KeepAlive,
+    Revoke,
+    etcd_timing,
+    etcd_ttl,
+    owner_key,
+)
+from tutela.arbiter.holder import Acquired, LeaseLost, MustRelease, Refused
+from tutela.arbiter.timing import LeaseTiming
+from tutela.daemon.etcd_client import EtcdClient, EtcdUnavailable
+from tutela.lcm.messenger import spawn
+from tutela.model.config import EtcdSettings
+
+log = logging.getLogger("tutela.leases.etcd")
+Fence = Callable[[MustRelease | LeaseLost], None]
+
+
+class EtcdLeaseUnavailable(Exception):
+    """etcd did not grant the lease in time; the message says who holds it or why not."""
+
+
+class EtcdLeases:
+    def __init__(self, node: str, cluster: str, settings: EtcdSettings, base: LeaseTiming,
+                 incarnation: int, fence: Fence) -> None:
+        """`base`: the embedded lease timing, whose watchdog bound the etcd TTL must cover;
+        `fence`: told when a held lease must be given up now or has ended."""
+        self.ttl = etcd_ttl(base)
+        self.timing = etcd_timing(self.ttl, base)
+        self.core = EtcdLeaseHolder(node, cluster, settings.prefix, self.ttl, self.timing,
+                                    incarnation=incarnation)
+        self.client = EtcdClient(settings, timeout=self.timing.renew_every * 2)
+        """A call may take two renewal periods: a member that hangs costs one, the next
+        member answers within the other."""
+        self._fence = fence
+        self._waiters: dict[str, asyncio.Future[Acquired]] = {}
+        self._refusals: dict[str, str] = {}
+        """Name -> why the last try failed (who holds it, or what etcd said)."""
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        log.info("ownership leases from etcd (%s): TTL %d s, keys under %s", ", ".join(
+            settings.endpoints), self.ttl, owner_key(settings.prefix, cluster, "<root>"))
+
+    def start(self) -> None:
+        self._task = spawn(self._tick_loop(), name="etcd-leases")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.client.close()
+
+    # --- the daemon's calls (through daemon/leases.py) ------------------------------------
+
+    async def acquire(self, name: str, timeout: float, remove_time: float) -> float:
+        """Hold `name` (kept alive until released); its end in this node's clock. While
+        another node holds it, this tries every renewal period up to `timeout`."""
+        future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
+        self._waiters[name] = future
+        self._refusals.pop(name, None)
+        self._run(self.core.acquire_each({name: remove_time}, clock.now()))
+        try:
+            async with asyncio.timeout(timeout):
+                return (await future).until
+        except TimeoutError:
+            self.release(name)
+            why = self._refusals.get(name, "no answer")
+            raise EtcdLeaseUnavailable(f"etcd did not grant {name!r} within {timeout:g}s "
+                                       f"({why})") from None
+        finally:
+            self._waiters.pop(name, None)
+
+    def release(self, name: str) -> None:
+        self._run(self.core.release([name], clock.now()))
+
+    def holds(self, name: str) -> bool:
+        return self.core.holds(name, clock.now())
+
+    def held(self) -> dict[str, float]:
+        """Every name held now -> seconds left."""
+        return self.core.held(clock.now())
+
+    def holds_wanted(self, name: str) -> bool:
+        return name in self.core.wanted
+
+    # --- effects -------------------------------------------------------------------------
+
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Grant | Create | KeepAlive | Revoke):
+                spawn(self._send(effect), name=f"etcd-{type(effect).__name__.lower()}")
+            elif isinstance(effect, Acquired):
+                waiter = self._waiters.get(effect.name)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(effect)
+            elif isinstance(effect, Refused):
+                self._refusals[effect.name] = f"it is held by {effect.holder or 'another run'}"
+            else:
+                self._fence(effect)
+        self._wake.set()
+
+    async def _send(self, request: EtcdRequest) -> None:
+        try:
+            effects = await self._answer(request)
+        except EtcdUnavailable as error:
+            log.debug("etcd %s for %s: %s", type(request).__name__, request.name, error)
+            self._refusals[request.name] = f"etcd: {error}"
+            effects = self.core.on_failed(request, clock.now())
+        self._run(effects)
+
+    async def _answer(self, request: EtcdRequest) -> list[Effect]:
+        """Make the call, and give the core its answer."""
+        if isinstance(request, Grant):
+            lease_id, ttl = await self.client.grant(request.ttl)
+            return self.core.on_granted(request.name, lease_id, ttl, request.sent_at,
+                                        clock.now())
+        if isinstance(request, Create):
+            holder = await self.client.create(request.key, request.value, request.lease_id)
+            return self.core.on_created(request.name, request.lease_id, holder, clock.now())
+        if isinstance(request, KeepAlive):
+            ttl = await self.client.keepalive(request.lease_id)
+            return self.core.on_kept(request.name, request.lease_id, ttl, request.sent_at,
+                                     clock.now())
+        await self.client.revoke(request.lease_id)
+        return []
+
+    async def _tick_loop(self) -> None:
+        while True:
+            now = clock.now()
+            deadline = self.core.next_deadline(now)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if deadline is None else max(0, deadline - now)):
+                    await self._wake.wait()
+            self._run(self.core.tick(clock.now()))
