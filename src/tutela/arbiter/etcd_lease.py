@@ -27,6 +27,11 @@ from tutela.arbiter.timing import LeaseTiming
 
 MAX_TTL = 60
 """Seconds: a longer etcd lease would only mean a slower takeover; above it, a mistake."""
+MIN_TTL = 2
+"""Seconds: an etcd leader election stalls every keepalive, and the owner rides it out only
+if it ends within the lease's slack H - P - W (1.28 s at 2 s with the lab's 0.4 s watchdog;
+at 1 s it would be 0.29 s, less than one election timeout). 2 s is also etcd's own minimum
+with its default timing (3/2 of a 1 s election timeout, rounded up)."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,13 @@ Effect = EtcdRequest | Acquired | MustRelease | LeaseLost | Refused
 
 
 def etcd_ttl(base: LeaseTiming) -> int:
-    """The whole-second etcd TTL whose own fencing bound covers the embedded lease's.
+    """The whole-second etcd TTL whose own fencing bound covers the embedded lease's, and
+    at least MIN_TTL.
 
     The watchdog tutelad arms fires within the embedded timing's max_remove_time (tutelad
     refuses a device that would not), so a TTL whose max_remove_time is at least that long
     lets the same watchdog fire before the etcd lease ends (docs/arbiter.md, "Timing")."""
-    ttl = max(1, math.ceil(base.duration))
+    ttl = max(MIN_TTL, math.ceil(base.duration))
     while etcd_timing(ttl, base).max_remove_time < base.max_remove_time:
         ttl += 1
     return ttl
