@@ -101,6 +101,7 @@ class _Commands(JsonErrors, _NodeGroup):
                                         "disk": ("tutela.cli.disk", "disk_group"),
                                         "doctor": ("tutela.cli.doctor", "doctor"),
                                         "events": ("tutela.cli.events", "events_command"),
+                                        "gui": ("tutela.cli.gui", "gui_command"),
                                         "kit": ("tutela.cli.kit", "kit_group"),
                                         "lab": ("tutela.cli.lab", "lab_group"),
                                         "migrate": ("tutela.cli.migrate", "migrate_group"),
