@@ -42,7 +42,7 @@ def record_body(kind: str = "restore.failed", cause: str = "vip: restore exited 
 @pytest.fixture(scope="module")
 def traps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrapReceiver]:
     receiver = TrapReceiver(tmp_path_factory.mktemp("traps"), "127.0.0.1", TRAP_PORT,
-                            COMMUNITY, USER)
+                            COMMUNITY, [USER])
     yield receiver
     receiver.stop()
 
@@ -179,6 +179,16 @@ def test_bad_snmp_and_mail_fields_are_refused_naming_the_fix(fields: dict[str, A
                                                              message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         Notification(name="n", **fields)
+
+
+def test_every_kind_reads_back_what_it_writes(smtp: tuple[Path, Path]) -> None:
+    """The configuration travels and is stored with every field (defaults included)."""
+    for target in (snmp_target(community=COMMUNITY), mail_target(smtp[1], "implicit"),
+                   snmp_target(version="3", user=USER.name, auth_key=USER.auth_key,
+                               priv_key=USER.priv_key, priv_protocol="AES256"),
+                   Notification(name="hook", kind="webhook", url="http://h/", secret="s")):
+        assert Notification.model_validate(target.model_dump()) == target
+        assert Notification.model_validate_json(target.model_dump_json()) == target
 
 
 def test_the_snmp_and_smtp_secrets_are_redacted() -> None:

@@ -536,8 +536,7 @@ class Notification(Frozen):
                                  f"{example}")
         allowed = CHANNEL_FIELDS[self.kind]
         stray = [f for kind, fields in CHANNEL_FIELDS.items() for f in fields
-                 if f in self.model_fields_set and f not in allowed and kind != self.kind
-                 and getattr(self, f) not in (None, ())]
+                 if kind != self.kind and f not in allowed and self._given(f)]
         if stray:
             raise ValueError(f"{', '.join(dict.fromkeys(stray))} is not used by "
                              f"{_a(self.kind)} notification; remove it")
@@ -547,13 +546,18 @@ class Notification(Frozen):
         self._check_channel_values()
         return self
 
+    def _given(self, field: str) -> bool:
+        """Whether `field` has a value other than its default (an export writes every
+        field, the defaults of the other kinds' fields too)."""
+        return bool(getattr(self, field) != type(self).model_fields[field].default)
+
     def _check_channel_values(self) -> None:
         if self.host is not None and not re.fullmatch(r"[\w.-]+(:\d{1,5})?", self.host):
             raise ValueError(f"host {self.host!r} is not HOST or HOST:PORT, e.g. "
                              "198.51.100.250:162")
         other = "3" if self.version == "2c" else "2c"
-        wrong_version = [f for f in SNMP_VERSION_FIELDS[other] if self.kind == "snmp"
-                         and f in self.model_fields_set and getattr(self, f) is not None]
+        wrong_version = [f for f in SNMP_VERSION_FIELDS[other]
+                         if self.kind == "snmp" and self._given(f)]
         if wrong_version:
             raise ValueError(f"{', '.join(wrong_version)} is not used by SNMP version "
                              f"{self.version}; remove it or set version {other}")
