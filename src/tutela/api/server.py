@@ -41,8 +41,17 @@ def serve(state_dir: Path, address: str, port: int, parent: int | None) -> None:
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     directory = api_dir(state_dir)
-    ensure_certificate(directory, default_names(address))
+    ensure_certificate(directory, default_names(address, _node_addresses(state_dir)))
     asyncio.run(_serve(state_dir, directory, address, port))
+
+
+def _node_addresses(state_dir: Path) -> list[str]:
+    """This node's addresses from its configuration (without their prefix)."""
+    from tutela.doctor.probes import stored_config
+
+    stored = stored_config(state_dir)
+    entry = stored[1].node(stored[0]) if stored else None
+    return [text.split("/")[0] for text in entry.addresses] if entry else []
 
 
 def _end_with(parent: int) -> None:

@@ -64,10 +64,14 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def default_names(address: str) -> list[str]:
-    """What the self-signed certificate names: this host, and the bound address."""
+def default_names(address: str, node_addresses: list[str]) -> list[str]:
+    """What the self-signed certificate names: this host, the bound address and the node's
+    addresses on the cluster networks (so that a client may check it by any of them)."""
     names = [socket.gethostname(), "localhost", "127.0.0.1"]
-    return names + ([address] if address not in ("0.0.0.0", *names) else [])
+    for name in [address, *node_addresses]:
+        if name not in ("0.0.0.0", *names):
+            names.append(name)
+    return names
 
 
 class ReloadingContext:
