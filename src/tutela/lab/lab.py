@@ -42,6 +42,7 @@ from typing import Any, Literal
 from tutela.lab import cmd, hardware, netns, node, procs, watchdog_fuse
 from tutela.lab import cuts as cuts_mod
 from tutela.lab import disks as disks_mod
+from tutela.lab import etcd as etcd_mod
 from tutela.lab import watchdog as watchdog_mod
 from tutela.lab.cuts import Cut
 from tutela.lab.errors import LabCommandError, LabError
@@ -300,6 +301,8 @@ class Lab:
             if procs.alive(pid, proc.starttime):
                 attempt(f"stopping {node_name}", functools.partial(node.kill, proc, node_name))
                 removed.append(f"{node_name} (pid {pid})")
+        attempt("stopping the etcd members",  # an etcd arbiter's (lab/etcd.py), if any
+                lambda: removed.extend(etcd_mod.teardown(name, lab_root)))
         # 2. Namespaces (their veths and bridges go with them).
         for ns in names:
             netns.delete_netns(ns)
