@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from tutela.access import unusable_state_dir
-from tutela.cli import output
+from tutela.cli import output, progress
 from tutela.cli.client import (
     ACTION_TIMEOUT,
     DaemonError,
@@ -30,6 +30,7 @@ from tutela.cli.client import (
     call,
     is_running,
     maintenance_note,
+    stored_generation,
 )
 from tutela.cli.kit_help import KitHelp
 from tutela.daemon.protocol import LOG_NAME
@@ -757,8 +758,15 @@ def timeout_option(function: F) -> F:
 @json_option
 @reports_errors
 def restore(tag: str, on: str | None, timeout: float, as_json: bool) -> None:
-    """Bring TAG in service here, with everything it depends on (children first)."""
-    result = call(state_dir(), "restore", timeout=timeout, tag=tag, on=on)
+    """Bring TAG in service here, with everything it depends on (children first).
+
+    With --on NODE, on NODE; a hierarchy that may run on several nodes and runs nowhere is
+    started on NODE itself. On a terminal, a bar shows how many of the resources are in
+    service while it runs."""
+    directory = state_dir()
+    request = functools.partial(call, directory, "restore", timeout=timeout, tag=tag, on=on)
+    result = progress.while_running(directory, f"restoring {tag}", request, progress.restored(
+        tag), "in service") if progress.shown(as_json) else request()
     done = " ".join(result["restored"]) or "already"
     emit(result, as_json, f"in service on {result['node']}: {done}")
 
@@ -856,9 +864,16 @@ def export(output: Path | None, as_json: bool) -> None:
 @json_option
 @reports_errors
 def apply(path: Any, dry_run: bool, timeout: float, as_json: bool) -> None:
-    """Make the configuration what FILE says, in one change (all or nothing)."""
-    result = call(state_dir(), "apply", timeout=timeout, yaml=path.read(),
-                  source=path.name, dry_run=dry_run)
+    """Make the configuration what FILE says, in one change (all or nothing).
+
+    On a terminal, a bar shows how many nodes hold the new generation while it runs."""
+    directory = state_dir()
+    request = functools.partial(call, directory, "apply", timeout=timeout, yaml=path.read(),
+                                source=path.name, dry_run=dry_run)
+    result = progress.while_running(
+        directory, f"applying {path.name}", request,
+        progress.applied(stored_generation(directory)), "nodes at the new generation"
+    ) if progress.shown(as_json) and not dry_run else request()
     if as_json:
         output.print_json(result)
         return
