@@ -70,7 +70,7 @@ def create_web_service(lab: Lab, node: str, vip: str = VIP, check_interval: floa
            "--recovery-attempts", str(recovery_attempts))
     tutela(lab, node, "restore", "data")
     lab.exec(node, ["sh", "-c", f"printf '{GREETING}' > {service.mountpoint}/hello.txt "
-                    f"&& touch {service.marker}"])
+                    f"&& touch {service.marker} && sync"])  # a power-off loses the unsynced
     tutela(lab, node, "restore", "app")
     return service
 

@@ -10,6 +10,7 @@ wholly the lab's (`down` removes it). On disk::
     <root>/.tutela-lab         marks the directory as a lab root (holds the lab's name)
     <root>/lab.json            the state (names, PIDs, devices)
     <root>/disks/diskK.img     sparse backing files of the shared disks
+    <root>/views/NODE/diskK.img  NODE's crash-faithful view of diskK (FUSE, crashdisk.py)
     <root>/<node>/state        the node's TUTELA_STATE_DIR
     <root>/<node>/tutelad.log  stdout+stderr of the node's daemon
     <root>/<node>/nodeinit.log stdout+stderr of the node's PID 1
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from tutela.lab import cmd, hardware, netns, node, procs, watchdog_fuse
+from tutela.lab import cmd, crashdisk, hardware, netns, node, procs, watchdog_fuse
 from tutela.lab import cuts as cuts_mod
 from tutela.lab import disks as disks_mod
 from tutela.lab import etcd as etcd_mod
@@ -236,6 +237,11 @@ class Lab:
             self._state["disks"].append({"index": k, "device": device, "size_mb": disk_size_mb,
                                          "file": disks_mod.disk_file(str(self.root), k)})
             self._save()
+        if n_disks:
+            crashdisk.start(str(self.root))
+            for n in self.nodes:
+                self._attach_disk_views(n)
+                self._save()
         self._state["status"] = "up"
         self._save()
 
@@ -314,6 +320,9 @@ class Lab:
         loops = disks_mod.lab_loops(lab_root)
         attempt("detaching loop devices", lambda: disks_mod.detach_all(lab_root))
         removed += [d.device for d in loops]
+        attempt("stopping the disk server",
+                lambda: removed.extend(f"disk server (pid {p})" for p in
+                                       crashdisk.stop(lab_root)))
         # 4. The directory: whole if it is marked as a lab root, else only our files.
         if os.path.isdir(lab_root) and not problems:
             attempt(f"removing {lab_root}",
@@ -761,10 +770,26 @@ class Lab:
         proc = node.start(ns, node_name, str(self.node_dir(node_name)))
         rec.update(power="on", pid=proc.pid, starttime=proc.starttime,
                    unshare_pid=proc.unshare_pid, daemon_pid=None, daemon_starttime=None)
+        if self._state["disks"]:  # at `up`, the disks come after the nodes: see _build
+            self._attach_disk_views(node_name)
+
+    def _attach_disk_views(self, node_name: str) -> None:
+        """The node's own crash-faithful loop devices, under the shared disks' paths."""
+        rec = self._state["nodes"][node_name]
+        rec["disk_views"] = crashdisk.attach(
+            str(self.root), node_name, rec["pid"],
+            [(d["index"], d["device"]) for d in self._state["disks"]])
 
     def _stop_node(self, node_name: str) -> None:
         rec = self._state["nodes"][node_name]
+        if rec.get("disk_views"):
+            # Before the kill: the node's dying mounts write back their dirty pages, and
+            # a powered-off machine's never reach the disk. A dead disk server (OSError)
+            # fails every write of the node anyway.
+            with contextlib.suppress(OSError):
+                crashdisk.crash(str(self.root), node_name)
         node.kill(_node_process(rec), node_name)
+        crashdisk.detach(rec.pop("disk_views", None) or [])
         ns = netns.node_netns(self.name, node_name)
         if ns in netns.list_netns():
             netns.unplug(ns)
