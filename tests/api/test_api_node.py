@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_users import RoleGroups, SystemUser, role_groups, system_user
 
+from api_users import RoleGroups, SystemUser, role_groups, system_user
 from helpers import wait_until
 
 BIN = Path(sys.executable).parent
@@ -202,6 +202,63 @@ def test_a_replaced_certificate_is_served_without_restart(node: Node, tmp_path: 
     wait_until(lambda: served().strip() == new.strip(), timeout=15,
                what="the new certificate to be served")
     assert api_pid(node.state) == pid
+
+
+def test_client_certificates_are_required_once_a_client_ca_is_there(node: Node,
+                                                                     tmp_path: Path) -> None:
+    ca_pem, client_pem = client_certificates(tmp_path)
+    client_ca = node.state / "api" / "client-ca.pem"
+    client_ca.write_bytes(ca_pem)
+
+    def answers(cert: str | None) -> bool:
+        context = ssl.create_default_context(cafile=node.state / "api" / "cert.pem")
+        if cert is not None:
+            context.load_cert_chain(cert)
+        try:
+            with httpx.Client(base_url=node.url, verify=context, timeout=10) as client:
+                return client.get(f"{PREFIX}/openapi.json").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(lambda: not answers(None), timeout=15,
+                   what="a client without a certificate to be refused")
+        assert answers(str(client_pem))
+    finally:
+        client_ca.unlink()
+    wait_until(lambda: answers(None), timeout=15, what="no client certificate needed again")
+
+
+def client_certificates(directory: Path) -> tuple[bytes, Path]:
+    """A CA's certificate (PEM) and a file with a client certificate it signed and its key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
+                    signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        now = datetime.datetime.now(datetime.UTC)
+        return (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                .sign(signer, hashes.SHA256()))
+
+    ca_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = certificate("test CA", ca_key, "test CA", ca_key, ca=True)
+    client = certificate("script", client_key, "test CA", ca_key, ca=False)
+    path = directory / "client.pem"
+    path.write_bytes(client.public_bytes(serialization.Encoding.PEM) + client_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return ca.public_bytes(serialization.Encoding.PEM), path
 
 
 def test_the_api_process_is_restarted_and_stopped_with_the_setting(node: Node) -> None:

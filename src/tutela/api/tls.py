@@ -99,16 +99,18 @@ class ReloadingContext:
         cert, key, client_ca = self._files()
         try:
             self.context.load_cert_chain(cert, key)
+            if client_ca.exists():
+                self.context.load_verify_locations(client_ca)
+                self.context.verify_mode = ssl.CERT_REQUIRED
+            else:
+                self.context.verify_mode = ssl.CERT_NONE
         except (OSError, ssl.SSLError) as error:
             if not self._stamp:
                 raise
-            log.error("api: the new certificate in %s is not usable (%s); still serving the "
-                      "previous one", self.api_dir, error)
+            log.error("api: the new certificate or client CA in %s is not usable (%s); "
+                      "still serving as before", self.api_dir, error)
             self._stamp = stamp
             return False
-        if client_ca.exists():
-            self.context.load_verify_locations(client_ca)
-            self.context.verify_mode = ssl.CERT_REQUIRED
         self._stamp = stamp
         log.info("api: certificate loaded from %s", cert)
         return True
