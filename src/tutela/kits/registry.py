@@ -19,13 +19,14 @@ from tutela.kits.mariadb import MariadbKit
 from tutela.kits.ocf import kit_for
 from tutela.kits.ocf_agents import PREFIX as OCF_PREFIX
 from tutela.kits.ocf_agents import AgentError
+from tutela.kits.postgresql import PostgresqlKit
 from tutela.kits.process import ProcessKit
 from tutela.kits.web import ApacheKit, NginxKit
 from tutela.model.errors import ConfigError, Problem
 
 KITS: dict[str, Kit[Any]] = {
     kit.name: kit for kit in (IpKit(), FilesystemKit(), GenericKit(), ProcessKit(), DeviceKit(),
-                              MariadbKit(), ApacheKit(), NginxKit())
+                              MariadbKit(), ApacheKit(), NginxKit(), PostgresqlKit())
 }
 
 
