@@ -15,6 +15,7 @@ import email
 import email.policy
 import ipaddress
 import json
+import logging
 import ssl
 import sys
 import threading
@@ -85,12 +86,14 @@ def authenticator(user: str, password: str) -> Any:
 def serve(address: str, port: int, record: Path, cert: Path, key: Path, user: str,
           password: str, implicit: bool = False) -> Controller:
     """A started server (its own thread); `stop()` ends it."""
+    logging.getLogger("mail.log").setLevel(logging.ERROR)  # its own deprecation warnings
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     # aiosmtpd counts only STARTTLS as TLS for auth_require_tls: with TLS from the start
     # the connection is encrypted before the first word, so it need not be asked for.
-    tls = ({"ssl_context": context, "auth_require_tls": False} if implicit
-           else {"tls_context": context, "require_starttls": True, "auth_require_tls": True})
+    tls: dict[str, Any] = ({"ssl_context": context, "auth_require_tls": False} if implicit
+                           else {"tls_context": context, "require_starttls": True,
+                                 "auth_require_tls": True})
     with warnings.catch_warnings():  # its warning of AUTH without STARTTLS: see above
         warnings.simplefilter("ignore", UserWarning)
         controller = Controller(Recorder(record), hostname=address, port=port,

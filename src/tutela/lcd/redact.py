@@ -5,7 +5,7 @@ A value is secret when the name it is stored under has one of SECRET_WORDS in it
 resource parameter (`password`, `db_passwd`), a key of a map inside one (a process's
 `env: {APP_TOKEN: ...}`), a row of the LCD's meta table (`cluster_key`), and whatever later
 sections of the configuration hold (notification targets: a webhook's HMAC `secret`, an
-SNMP `community`, `auth_key` and `priv_password`, an SMTP `password`): extend SECRET_WORDS,
+SNMP `community`, `auth_key` and `priv_key`, an SMTP `password`): extend SECRET_WORDS,
 not the callers. The rule errs towards redacting: a `key_file` path is redacted too.
 
 Text (logs, command outputs) is scrubbed twice over: every secret value known to the node

@@ -7,8 +7,7 @@ script: LifeKeeper-style event script, the record as JSON on stdin and its field
 TUTELA_EVENT_* variables; exit 0 within the timeout is a delivery.
 snmp: a trap of TUTELA-MIB (tutela.notifications.snmp); sent is delivered.
 mail: one mail over SMTP (tutela.notifications.mail); accepted by the server is delivered.
-Both are imported at their first delivery: pysnmp and the mail code stay out of every
-command's start.
+Both in a child process (tutela.notifications.child says why).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -99,26 +99,30 @@ def endpoint(target: Notification, default_port: int) -> tuple[str, int]:
     return (host, int(port)) if colon else (target.host, default_port)
 
 
-def send_trap(target: Notification, body: bytes) -> None:
-    from tutela.notifications.snmp import TrapNotSent
-    from tutela.notifications.snmp import send_trap as send
-    try:
-        send(target, json.loads(body))
-    except TrapNotSent as error:
-        raise DeliveryFailed(f"trap to {target.host}: {error}") from None
+CHILD_START = 10.0
+"""Seconds a delivery child may take beyond the target's timeout to start (the import of
+pydantic and pysnmp on a busy machine)."""
+CHILD_ERROR_PREFIX = {"snmp": "trap to {host}: ", "mail": "mail via "}
 
 
-def send_mail(target: Notification, body: bytes) -> None:
-    from tutela.notifications.mail import MailNotSent
-    from tutela.notifications.mail import send_mail as send
+def in_child(target: Notification, body: bytes) -> None:
+    """snmp and mail: delivered by `python -m tutela.notifications.child` (why a process:
+    its docstring), the target and record on its standard input."""
+    request = json.dumps({"target": target.model_dump(mode="json"), "body": body.decode()})
     try:
-        send(target, json.loads(body))
-    except MailNotSent as error:
-        raise DeliveryFailed(f"mail via {error}") from None
+        done = subprocess.run([sys.executable, "-m", "tutela.notifications.child"],
+                              input=request, capture_output=True, text=True, check=False,
+                              timeout=target.timeout + CHILD_START, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        raise DeliveryFailed(f"{target.kind} delivery did not finish within "
+                             f"{target.timeout + CHILD_START:g}s (killed)") from None
+    if done.returncode != 0:
+        why = done.stderr.strip()[-OUTPUT_SHOWN:] or f"exited {done.returncode}"
+        raise DeliveryFailed(CHILD_ERROR_PREFIX[target.kind].format(host=target.host) + why)
 
 
 CHANNELS: Mapping[str, Callable[[Notification, bytes], None]] = {
-    "webhook": post_webhook, "script": run_script, "snmp": send_trap, "mail": send_mail}
+    "webhook": post_webhook, "script": run_script, "snmp": in_child, "mail": in_child}
 """Notification.kind -> its delivery."""
 
 

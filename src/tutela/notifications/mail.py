@@ -16,6 +16,7 @@ import logging
 import smtplib
 import socket
 import ssl
+import textwrap
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -28,6 +29,7 @@ from tutela.notifications.channels import endpoint
 log = logging.getLogger("tutela.notifications")
 PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 HEADER_PREFIX = "X-Tutela-"
+LINE_WIDTH = 76
 CAUSE_IN_SUBJECT = 80
 """Characters of the cause the subject shows (the body has all of it)."""
 
@@ -62,17 +64,31 @@ def body_text(record: Mapping[str, Any]) -> str:
         "The record:",
         *(f"  {name:<12} {value}" for name, value in fields(record)),
         "",
-        f"-- tutela on {record['node']}; this mail is sent for every record of the kinds "
+        f"-- tutela on {record['node']}; a mail is sent for every record of the kinds "
         "the notification names (docs/notifications.md).",
     ]
-    return "\n".join(lines) + "\n"
+    return "".join(wrapped(line) for line in lines)
+
+
+def wrapped(line: str) -> str:
+    """`line` cut at LINE_WIDTH, the rest indented under its text: readable on a phone,
+    and plain 7-bit text with no quoted-printable soft breaks when it is ASCII."""
+    indent = " " * (len(line) - len(line.lstrip()))
+    if len(line) <= LINE_WIDTH:
+        return line + "\n"
+    return textwrap.fill(line, LINE_WIDTH, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False) + "\n"
 
 
 def next_commands(record: Mapping[str, Any], subject_is: str) -> list[str]:
     if subject_is == "hierarchy":
         return [f"  tutela why {record['subject']}      (why it moved or failed)",
                 f"  tutela events --hierarchy {record['subject']} --since 1h"]
-    return ["  tutela status", "  tutela events --since 1h"]
+    if subject_is == "resource":
+        return [f"  tutela why {record['subject']}      (its hierarchy's last move or failure)",
+                "  tutela status"]
+    return ["  tutela status", "  tutela why      (the last move of any hierarchy)",
+            "  tutela events --since 1h"]
 
 
 def fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:
