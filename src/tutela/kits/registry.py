@@ -16,17 +16,21 @@ from tutela.kits.filesystem import FilesystemKit
 from tutela.kits.generic import GenericKit
 from tutela.kits.ip import IpKit
 from tutela.kits.mariadb import MariadbKit
+from tutela.kits.nfs import NfsKit
 from tutela.kits.ocf import kit_for
 from tutela.kits.ocf_agents import PREFIX as OCF_PREFIX
 from tutela.kits.ocf_agents import AgentError
+from tutela.kits.postfix import PostfixKit
 from tutela.kits.postgresql import PostgresqlKit
 from tutela.kits.process import ProcessKit
+from tutela.kits.samba import SambaKit
 from tutela.kits.web import ApacheKit, NginxKit
 from tutela.model.errors import ConfigError, Problem
 
 KITS: dict[str, Kit[Any]] = {
     kit.name: kit for kit in (IpKit(), FilesystemKit(), GenericKit(), ProcessKit(), DeviceKit(),
-                              MariadbKit(), ApacheKit(), NginxKit(), PostgresqlKit())
+                              MariadbKit(), ApacheKit(), NginxKit(),
+                              PostfixKit(), SambaKit(), NfsKit(), PostgresqlKit())
 }
 
 
