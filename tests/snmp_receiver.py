@@ -75,20 +75,23 @@ class Trap:
 
 
 class TrapReceiver:
-    """snmptrapd in the foreground, a process of this test; `stop` ends it."""
+    """snmptrapd in the foreground, a process of this test (run through `argv_prefix`: in a
+    lab's client namespace); `stop` ends it. A v3 user per sending engine: a trap's sender
+    is the authoritative engine, its keys are localized with the sender's engine ID."""
 
     def __init__(self, directory: Path, address: str, port: int, community: str,
-                 user: V3User, argv_prefix: Sequence[str] = ()) -> None:
+                 users: Sequence[V3User], argv_prefix: Sequence[str] = ()) -> None:
         self.log = directory / "traps.log"
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "snmptrapd.conf"
         config.write_text(
             f"snmpTrapdAddr udp:{address}:{port}\n"
             f"authCommunity log {community}\n"
-            f"createUser -e 0x{user.engine_id} {user.name} {user.auth_protocol} "
-            f"{user.auth_key} {user.priv_protocol} {user.priv_key}\n"
-            f"authUser log {user.name} priv\n"
-            "doNotFork yes\n")
+            + "".join(f"createUser -e 0x{user.engine_id} {user.name} {user.auth_protocol} "
+                      f"{user.auth_key} {user.priv_protocol} {user.priv_key}\n"
+                      for user in users)
+            + "".join(f"authUser log {name} priv\n" for name in {u.name for u in users})
+            + "doNotFork yes\n")
         state = directory / "state"
         state.mkdir(exist_ok=True)
         argv = [*argv_prefix, shutil.which("snmptrapd") or "snmptrapd", "-f", "-C",

@@ -1,11 +1,16 @@
 """Notifications in a lab failover (docs/notifications.md): two nodes and a witness, a
-process hierarchy on node1, webhook receivers (tests/notify_receiver.py, a real HTTP server)
-in the client namespace and an event script on the nodes. `tutela notify test` reaches the
+process hierarchy on node1; in the client namespace webhook receivers (tests/notify_receiver.py,
+a real HTTP server), Debian's snmptrapd (a v2c community and a v3 authPriv user,
+tests/snmp_receiver.py) and an SMTP server requiring STARTTLS and a login
+(tests/smtp_receiver.py); an event script on the nodes. `tutela notify test` reaches the
 targets that are up; node1 powered off, the survivor's node.down, lease.won and
-restore.finished arrive signed at the receiver and at the script; a receiver that was down
-gets its record on a retry once it is started; a webhook that accepts and never answers
-does not stop a failover: two more failovers after the same steps (power on, switchover
-back, targets set again), without and with it, their times printed."""
+restore.finished arrive signed at the receiver, at the script, as v2c and v3 traps (checked
+as snmptrapd translated them with the MIB) and as mails (checked as the server took them);
+`tutela why`, the mail and the trap of that failover are printed (docs/notifications.md
+shows them); a receiver that was down gets its record on a retry once it is started; a
+webhook that accepts and never answers does not stop a failover: two more failovers after
+the same steps (power on, switchover back, targets set again), without and with it, their
+times printed."""
 
 from __future__ import annotations
 
@@ -17,12 +22,15 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers import unique_lab_name, wait_until
+from smtp_receiver import certificate, received, text_of
+from snmp_receiver import Trap, TrapReceiver, V3User
 from tutela.daemon.protocol import LOG_NAME
 from tutela.lab import Lab
 from tutela.lab.driver import (
@@ -32,12 +40,19 @@ from tutela.lab.driver import (
     tutela,
     witness_lab,
 )
+from tutela.notifications.snmp import engine_id_of
 
 pytestmark = pytest.mark.lab
 ROOT = "notified"
 SECRET = "S3cr3t-of-the-hook"
 RECEIVER = Path(__file__).resolve().parents[1] / "notify_receiver.py"
-PORTS = {"hook": 8081, "late": 8082, "hang": 8083}
+PORTS = {"hook": 8081, "late": 8082, "hang": 8083, "traps": 1162, "smtp": 2587}
+SMTP_RECEIVER = RECEIVER.with_name("smtp_receiver.py")
+COMMUNITY = "c0mmunity-of-the-lab"
+V3 = {"user": "tutela", "auth_key": "auth-passphrase-of-the-lab",
+      "priv_key": "priv-passphrase-of-the-lab"}
+SMTP_LOGIN = ("oncall-bot", "smtp-passw0rd-of-the-lab")
+MAILED_KINDS = "[node.down, lease.won, restore.finished, restore.failed]"
 FAILOVER_KINDS = ["node.down", "lease.won", "restore.finished"]
 timings: dict[str, dict[str, float]] = {}
 """Seconds from power-off to each step on the survivor, without and with a hang."""
@@ -58,17 +73,41 @@ class Receivers:
         return self.directory / f"{name}.jsonl"
 
     def start(self, name: str, hang: bool = False) -> None:
-        argv = [sys.executable, str(RECEIVER), self.lab.client_address(), str(PORTS[name]),
-                str(self.record(name)), *(["--hang"] if hang else [])]
+        self._start([sys.executable, str(RECEIVER), self.lab.client_address(),
+                     str(PORTS[name]), str(self.record(name)), *(["--hang"] if hang else [])])
+
+    def start_snmp_and_smtp(self) -> None:
+        """snmptrapd (a v3 user for each node's engine) and the SMTP server, in the client
+        namespace."""
+        users = [V3User(V3["user"], engine_id_of(node), V3["auth_key"], V3["priv_key"])
+                 for node in self.lab.nodes]
+        self.traps = TrapReceiver(self.directory / "snmptrapd", self.lab.client_address(),
+                                  PORTS["traps"], COMMUNITY, users, self.lab.client_argv([]))
+        self.cert, key = certificate(self.directory, self.lab.client_address())
+        argv = [sys.executable, str(SMTP_RECEIVER), self.lab.client_address(),
+                str(PORTS["smtp"]), str(self.mailbox), str(self.cert), str(key), *SMTP_LOGIN]
+        self._start(argv)
+
+    @property
+    def mailbox(self) -> Path:
+        return self.directory / "mails.jsonl"
+
+    def _start(self, argv: list[str]) -> None:
         process = subprocess.Popen(self.lab.client_argv(argv), env=self.lab.client_environment(),
                                    stdout=subprocess.PIPE, text=True, start_new_session=True)
         self.processes.append(process)
         assert process.stdout is not None and process.stdout.readline() == "listening\n"
 
+    def trapped(self, security: str) -> list[Trap]:
+        """The traps snmptrapd logged with this security ('community X' or 'user Y')."""
+        return [t for t in self.traps.received() if security in t.security]
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
             process.wait(timeout=10)
+        if hasattr(self, "traps"):
+            self.traps.stop()
 
     def posts(self, name: str) -> list[dict[str, Any]]:
         path = self.record(name)
@@ -112,6 +151,16 @@ def targets(receivers: Receivers, event_script: Path, hang: bool = False) -> str
         "kinds: [restore.finished], retries: 8, timeout: 5}",
         f"{{name: script, kind: script, command: '{event_script}', "
         "kinds: [node.down, 'lease.*', 'restore.*']}"]
+    traps = f"kind: snmp, host: '{receivers.lab.client_address()}:{PORTS['traps']}'"
+    entries += [
+        f"{{name: traps-v2c, {traps}, community: {COMMUNITY}, "
+        "kinds: [node.down, lease.won, 'restore.*']}",
+        f"{{name: traps-v3, {traps}, version: '3', user: {V3['user']}, auth_protocol: SHA, "
+        f"auth_key: {V3['auth_key']}, priv_protocol: AES, priv_key: {V3['priv_key']}, "
+        "kinds: [node.down, lease.won, 'restore.*']}",
+        f"{{name: mail, kind: mail, host: '{receivers.lab.client_address()}:{PORTS['smtp']}', "
+        f"user: {SMTP_LOGIN[0]}, password: {SMTP_LOGIN[1]}, to: [oncall@example.net], "
+        f"sender: tutela@example.net, ca_file: '{receivers.cert}', kinds: {MAILED_KINDS}}}"]
     if hang:
         entries.append(f"{{name: hang, kind: webhook, url: '{receivers.url('hang')}', "
                        "kinds: ['*'], timeout: 60, retries: 0}")
@@ -132,6 +181,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Receive
                    "--priority", "2")
             tutela(built, "node1", "config", "set", "settings.failover_damping.hold", "0")
             receivers.start("hook")
+            receivers.start_snmp_and_smtp()
             tutela(built, "node1", "config", "set", "notifications",
                    targets(receivers, script(directory)))
             yield built, receivers
@@ -179,6 +229,15 @@ def test_notify_test_reaches_each_target_that_is_up(lab: tuple[Lab, Receivers]) 
     assert [s["kind"] for s in receivers.scripted("node2")] == ["notify.test"]
     one = tutela(built, "node2", "notify", "test", "--name", "hook")
     assert one.stdout.startswith("hook (webhook): delivered in ")
+    assert all(results[name]["delivered"] for name in ("traps-v2c", "traps-v3", "mail")), results
+    for security, name in ((f"community {COMMUNITY}", "traps-v2c"),
+                           (f"user {V3['user']}", "traps-v3")):
+        [trap] = receivers.trapped(security)
+        assert (trap.varbinds["TUTELA-MIB::tutelaEventKind.0"],
+                trap.varbinds["TUTELA-MIB::tutelaEventSubject.0"]) == ("notify.test", name)
+    [mail] = received(receivers.mailbox)
+    assert mail["tls"] and mail["auth"]["login"] == SMTP_LOGIN[0]
+    assert mail["message"]["Subject"].strip().startswith("[tutela nt] INFO notify.test mail ")
 
 
 def test_failover_records_reach_the_receiver_and_the_script(lab: tuple[Lab, Receivers]
@@ -199,6 +258,53 @@ def test_failover_records_reach_the_receiver_and_the_script(lab: tuple[Lab, Rece
     scripted = receivers.scripted("node2")
     assert all(s["record"]["kind"] == s["kind"] and s["target"] == "script"
                for s in scripted), scripted
+
+
+def failover_traps(receivers: Receivers, security: str) -> list[dict[str, str]] | None:
+    """The traps of node2's node.down of node1, lease.won and restore.finished of ROOT,
+    once all three arrived."""
+    wanted = {("node.down", "node1"), ("lease.won", ROOT), ("restore.finished", ROOT)}
+    found = [t.varbinds for t in receivers.trapped(security)
+             if (t.varbinds["TUTELA-MIB::tutelaEventKind.0"],
+                 t.varbinds["TUTELA-MIB::tutelaEventSubject.0"]) in wanted
+             and t.varbinds["TUTELA-MIB::tutelaEventNode.0"] == "node2"]
+    return found if len(found) == len(wanted) else None
+
+
+def test_failover_records_arrive_as_traps_and_mails(lab: tuple[Lab, Receivers]) -> None:
+    """After the failover of the test before: v2c and v3 traps and mails of it, checked as
+    they arrived; `tutela why`, one mail and one trap printed for docs/notifications.md."""
+    built, receivers = lab
+    for security in (f"community {COMMUNITY}", f"user {V3['user']}"):
+        found = wait_until(partial(failover_traps, receivers, security), timeout=30,
+                           what=f"node.down, lease.won, restore.finished as traps ({security})")
+        assert found is not None
+        down, won, finished = found
+        assert (down["SNMPv2-MIB::snmpTrapOID.0"], down["TUTELA-MIB::tutelaEventSeverity.0"]
+                ) == ("TUTELA-MIB::tutelaEventWarning", "warning(2)")
+        assert won["SNMPv2-MIB::snmpTrapOID.0"] == "TUTELA-MIB::tutelaEventInfo"
+        assert (won["TUTELA-MIB::tutelaEventCorrelation.0"]
+                == finished["TUTELA-MIB::tutelaEventCorrelation.0"] != "")
+        assert all(t["TUTELA-MIB::tutelaEventCluster.0"] == "nt" for t in (down, won, finished))
+
+    def mailed() -> list[dict[str, Any]]:
+        return [m for m in received(receivers.mailbox) if m["message"]["X-Tutela-Node"] == "node2"
+                and m["message"]["X-Tutela-Kind"] in FAILOVER_KINDS]
+
+    wait_until(lambda: [m["message"]["X-Tutela-Kind"] for m in mailed()] == FAILOVER_KINDS,
+               timeout=30, what="a mail each of node.down, lease.won, restore.finished")
+    down_mail = mailed()[0]
+    assert down_mail["tls"] and down_mail["rcpt_tos"] == ["oncall@example.net"]
+    assert down_mail["message"]["Subject"].strip().startswith(
+        "[tutela nt] WARNING node.down node1 (on node2): ")
+    assert "node.down node1: a peer is DEAD" in text_of(down_mail["message"])
+    why = tutela(built, "node2", "why", ROOT).stdout
+    trap = next(t for t in receivers.traps.log.read_text().splitlines()
+                if f"user {V3['user']}" in t and "STRING: node.down" in t)
+    print("\n--- tutela why", ROOT, "\n" + why + "--- the mail of node.down, as received\n"
+          + down_mail["data"] + "--- the v3 trap of node.down, as snmptrapd logged it\n"
+          + trap.replace("\t", "\n  ") + "\n--- the subjects of the failover's mails\n"
+          + "\n".join(m["message"]["Subject"].strip() for m in mailed()))
 
 
 def test_a_receiver_down_gets_the_record_once_started(lab: tuple[Lab, Receivers]) -> None:
