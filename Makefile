@@ -19,6 +19,9 @@ APT_PACKAGES += etcd-server etcd-client
 # the mariadb and apache kits' servers (nginx is above); the tests run them in lab nodes'
 # namespaces with their own ports, sockets and data, never the host's services
 APT_PACKAGES += mariadb-server mariadb-client apache2
+# the postfix, samba and nfs kits' servers and their tests' clients (smbclient, libnfs'
+# nfs-cat, aiosmtpd as the mail relay); the tests run the servers in lab nodes' namespaces
+APT_PACKAGES += postfix samba smbclient nfs-ganesha nfs-ganesha-vfs libnfs-utils python3-aiosmtpd
 BENCH_APT_PACKAGES := keepalived stress-ng
 # make deb, make package-test (and the packaging checks in make test): systemd-analyze
 # verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.
@@ -53,8 +56,18 @@ all: test
 
 deps: .deps-apt $(VENV)/.installed
 
+# postfix's install asks which mail setup to make: none (the tests' instances have their own
+# configuration). On a systemd host the packages' units start host daemons the tests never
+# use (they run their own in lab namespaces): stopped again, by unit.
+POSTFIX_PRESEED := postfix postfix/main_mailer_type select No configuration
+HOST_UNITS_STOPPED := smbd nmbd samba-ad-dc nfs-ganesha rpcbind.socket rpcbind
 .deps-apt:
+	@sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "$(POSTFIX_PRESEED)" | $$sudo debconf-set-selections
 	@$(call apt_install,$(APT_PACKAGES))
+	@if [ -d /run/systemd/system ]; then sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		for unit in $(HOST_UNITS_STOPPED); do \
+			! systemctl is-active -q $$unit || $$sudo systemctl stop $$unit; done; fi
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml
