@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tutela.api import supervisor as api_supervisor
-from tutela.daemon import events, support
+from tutela.daemon import api_process, events, support
 from tutela.daemon.cluster import Cluster
 from tutela.daemon.keys import Keys
 from tutela.daemon.leases import Leases
@@ -79,7 +78,7 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
         part.journal = journal.emit
     events.register(service)
     serve_metrics(cluster, journal)  # Prometheus, on nodes[].metrics_address (docs/metrics.md)
-    api_supervisor.register(service)  # the HTTPS API process, where enabled (docs/api.md)
+    api_process.register(service)  # the HTTPS API process, where enabled (docs/api.md)
     # Notifications (docs/notifications.md): the records each configured target wants, to
     # a delivery thread of its own; the current configuration read at each record.
     journal.listeners.append(Dispatcher(lambda: engine.config).record)
