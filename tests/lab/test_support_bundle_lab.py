@@ -1,8 +1,9 @@
 """`tutela support-bundle` on a two-node lab cluster with a witness: from node1 with both
 daemons up it holds both nodes' configuration, status and logs; with node1's tutelad
 stopped it still holds node1's own part and says what is missing and why. No secret (the
-cluster key, the witness's enrolment token, resource passwords and tokens) is anywhere in
-either bundle, in any file, logs included."""
+cluster key, the witness's enrolment token, resource passwords and tokens, the notification
+targets' webhook secret, SNMP community and keys, SMTP password) is anywhere in either
+bundle, in any file, logs included."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ pytestmark = pytest.mark.lab
 DB_PASSWORDS = {"test_passwd": "Db-Check-pw-4471", "replication_passwd": "Repl-pw-90210"}
 APP_TOKEN = "app-tok-5Yq81"
 APP_PASSWORD = "app-Pa55-3391"
+NOTIFY_SECRETS = {"secret": "hook-hmac-7731", "community": "traps-c0mm-2207",
+                  "auth_key": "snmp-auth-5512", "priv_key": "snmp-priv-6623",
+                  "password": "smtp-pw-8834"}
+"""One notification target of each kind with its secrets (docs/notifications.md)."""
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, set
         tutela(lab, "node1", "resource", "create", "process", "app", "--param",
                f"command=sh -c 'echo app started; exec sleep 600' app --password {APP_PASSWORD}",
                "--param", f"env={{APP_TOKEN: {APP_TOKEN}}}", "--restore")
-        yield lab, {token, APP_TOKEN, APP_PASSWORD, *DB_PASSWORDS.values()}
+        secret, host = NOTIFY_SECRETS, f"{lab.client_address()}:9"  # nothing listens
+        tutela(lab, "node1", "config", "set", "notifications",
+               f"[{{name: hook, kind: webhook, url: 'http://{host}/', "
+               f"secret: {secret['secret']}}}, "
+               f"{{name: v2, kind: snmp, host: '{host}', community: {secret['community']}}}, "
+               f"{{name: v3, kind: snmp, host: '{host}', version: '3', user: u, "
+               f"auth_key: {secret['auth_key']}, priv_key: {secret['priv_key']}}}, "
+               f"{{name: mail, kind: mail, host: '{host}', to: [a@example.net], user: u, "
+               f"password: {secret['password']}}}]")
+        yield lab, {token, APP_TOKEN, APP_PASSWORD, *DB_PASSWORDS.values(),
+                    *NOTIFY_SECRETS.values()}
 
 
 def enrol_witness(lab: Lab) -> str:
