@@ -182,6 +182,18 @@ def test_nfs_serves_nfs_cat_and_stops(netpair: NetPair, tmp_path: Path,
     assert nfs_read(netpair, "hello.txt") == ""
 
 
+def test_nfs_names_the_configuration_errors_ganesha_logs(
+        netpair: NetPair, tmp_path: Path, state_dirs: Callable[[str], Path]) -> None:
+    config = ganesha_conf(tmp_path / "nfs")
+    config.write_text(config.read_text() + "NFS_CORE_PARAM { Protocols = 4;\n")
+    failed = run_kit(netpair.exec(netpair.a), "nfs", {"config_file": str(config)},
+                     ["restore"], state_dirs("nfs"))
+    assert not failed[0]["ok"]
+    assert failed[0]["error"].startswith(
+        f"Ganesha rejects {config}: Config file ({config}:9) error: syntax error"), failed.log
+    assert "the command exited with status 2 right after start" in failed[0]["error"]
+
+
 def test_nfs_names_a_missing_configuration(
         tmp_path: Path, make_ctx: Callable[..., ActionContext[Any]]) -> None:
     ctx = make_ctx("nfs", {"config_file": str(tmp_path / "ganesha.conf")})

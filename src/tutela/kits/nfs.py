@@ -10,12 +10,13 @@ over then knows the clients and lets them reclaim their state in the grace perio
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from tutela.kits.base import ActionContext, KitParams
+from tutela.kits.base import ActionContext, KitError, KitParams
 from tutela.kits.daemon import (
     DaemonKit,
     DaemonParams,
@@ -23,8 +24,10 @@ from tutela.kits.daemon import (
     expect_file,
     missing_programs,
 )
+from tutela.kits.process import OUTPUT_LOG
 
 PIDFILE = "ganesha.pid"
+CONFIG_ERROR = re.compile(r":CONFIG :(?:CRIT|MAJ) :(.*)")
 
 
 class NfsParams(DaemonParams):
@@ -60,3 +63,30 @@ class NfsKit(DaemonKit[NfsParams]):
 
     def check_before_start(self, ctx: ActionContext[NfsParams]) -> None:
         expect_file("config_file", ctx.params.config_file)
+
+    def restore(self, ctx: ActionContext[NfsParams]) -> None:
+        """As the other daemons', but a failed start names Ganesha's configuration errors:
+        it has no checker of its own, reports them early in its log and exits only after
+        some more start-up, whose lines are the last ones the process kit quotes."""
+        log = ctx.state_dir / OUTPUT_LOG
+        start = log.stat().st_size if log.exists() else 0
+        try:
+            super().restore(ctx)
+        except KitError as exc:
+            errors = config_errors(log, start)
+            if not errors:
+                raise
+            raise KitError(f"Ganesha rejects {ctx.params.config_file}: {'; '.join(errors)} "
+                           f"({exc})") from None
+
+
+def config_errors(log: Path, offset: int) -> list[str]:
+    """The messages of Ganesha's configuration errors (CONFIG lines of level CRIT or MAJ)
+    in `log` from byte `offset` on: what this start wrote."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except FileNotFoundError:  # it failed before the start
+        return []
+    return [match.group(1).strip() for match in CONFIG_ERROR.finditer(text)]
