@@ -8,8 +8,9 @@ import asyncio
 import datetime
 import json
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +46,11 @@ SESSION_COOKIE = "tutela_session"
 CSRF_HEADER = "X-CSRF-Token"
 HEARTBEAT = 15.0
 """Seconds between the event stream's keep-alive comments."""
+READ_SLOTS = 4
+"""Reads (status, events, why, export) this process has tutelad answer at once: however
+many clients ask, tutelad's event loop gets at most this many of its requests."""
+READ_REUSE = 0.5
+"""Seconds a read's answer is given again to the clients that ask the same meanwhile."""
 log = logging.getLogger("tutela.api")
 
 
@@ -78,6 +84,7 @@ class Context:
     sessions: Sessions = field(default_factory=Sessions)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     feed: Feed | None = None
+    reads: Reads = field(default_factory=lambda: Reads(READ_SLOTS, READ_REUSE))
 
     def config(self) -> ClusterConfig:
         from tutela.doctor.probes import stored_config
@@ -87,6 +94,30 @@ class Context:
             raise ApiError(503, "not-initialised", f"this node has no configuration in "
                            f"{self.state_dir}", fix="tutela init, or tutela join")
         return stored[1]
+
+
+class Reads:
+    """The reads this process passes to tutelad: at most `slots` at once, and an answer
+    younger than `reuse` seconds given again for the same question."""
+
+    def __init__(self, slots: int, reuse: float) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._reuse = reuse
+        self._answers: dict[Hashable, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def answer(self, question: Hashable, ask: Callable[[], Any]) -> Any:
+        with self._slots:  # a question that waited may find its answer made meanwhile
+            with self._lock:
+                found = self._answers.get(question)
+            if found is not None and time.monotonic() - found[0] < self._reuse:
+                return found[1]
+            value = ask()
+            with self._lock:
+                self._answers = {q: a for q, a in self._answers.items()
+                                 if time.monotonic() - a[0] < self._reuse}
+                self._answers[question] = (time.monotonic(), value)
+            return value
 
 
 @dataclass(frozen=True)
@@ -301,7 +332,8 @@ def _read_routes(app: FastAPI, context: Context) -> None:
     def status(caller: Caller = who) -> dict[str, Any]:
         """The cluster as this node sees it (tutela status --json)."""
         allow(caller, Action.READ)
-        answer: dict[str, Any] = daemon(context, "status")
+        answer: dict[str, Any] = context.reads.answer(
+            "status", lambda: daemon(context, "status"))
         return answer
 
     @app.get(f"{PREFIX}/events", tags=["read"])
@@ -312,7 +344,9 @@ def _read_routes(app: FastAPI, context: Context) -> None:
         allow(caller, Action.READ)
         from tutela.cli.events import gather
 
-        gathered = gather(context.state_dir, hierarchy, _since(since), limit)
+        moment = _since(since)
+        gathered = context.reads.answer(("events", hierarchy, moment, limit), lambda: gather(
+            context.state_dir, hierarchy, moment, limit))
         return {"events": [e.to_json() for e in gathered.events], "notes": gathered.notes,
                 "local_only": gathered.local_only}
 
@@ -340,7 +374,8 @@ def _read_routes(app: FastAPI, context: Context) -> None:
 
         members = members_of(context.state_dir)
         root = root_of(context, tag) if tag is not None else None
-        gathered = gather(context.state_dir, None, None, None)
+        gathered = context.reads.answer("all events", lambda: gather(
+            context.state_dir, None, None, None))
         explanation = explain(gathered.events, root, members)
         return {"explanation": explanation and explanation.to_json(),
                 "notes": gathered.notes, "local_only": gathered.local_only}
@@ -349,7 +384,8 @@ def _read_routes(app: FastAPI, context: Context) -> None:
     def export(caller: Caller = who) -> dict[str, Any]:
         """The configuration in force as YAML, with its generation (tutela export)."""
         allow(caller, Action.READ)
-        answer: dict[str, Any] = daemon(context, "export")
+        answer: dict[str, Any] = context.reads.answer(
+            "export", lambda: daemon(context, "export"))
         return answer
 
     @app.get(f"{PREFIX}/kits", tags=["read"])
