@@ -46,7 +46,9 @@ def base_mib_dir() -> Path:
                 member = archive.extractfile(f"package/lib/mibs/{name}.mib")
                 assert member is not None, f"{name} not in {BASE_MIB_PACKAGE}"
                 BASE_MIB_CACHE.mkdir(parents=True, exist_ok=True)
-                (BASE_MIB_CACHE / f"{name}.txt").write_bytes(member.read())
+                partial = BASE_MIB_CACHE / f".{name}.{os.getpid()}"  # then renamed: another
+                partial.write_bytes(member.read())  # test process never reads half a file
+                partial.replace(BASE_MIB_CACHE / f"{name}.txt")
     return BASE_MIB_CACHE
 
 
