@@ -1,8 +1,10 @@
 """`settings.arbiter: etcd` against a real 3-member etcd cluster (Debian's etcd-server) in
 lab namespaces (issue 17, item 4; docs/arbiter.md): the owner key in etcd, an etcd member
-down changes nothing, an owner cut off from etcd gives its hierarchy up before the other
-node may take it, a powered-off owner fails over, and etcd without quorum lets nobody take
-over; all under the split-brain checker, on one lab and one etcd cluster.
+down changes nothing, an owner cut off from etcd keeps its hierarchy by failsafe rounds
+while it reaches the other node and gives it up before the other node may take it once it
+does not, etcd without quorum leaves the owner alone and lets nobody take over, and a
+powered-off owner fails over; all under the split-brain checker, on one lab and one etcd
+cluster.
 """
 
 from __future__ import annotations
@@ -84,34 +86,42 @@ def test_an_etcd_member_down_changes_nothing(lab: Lab, etcd: EtcdCluster,
     etcd.wait_healthy(etcd.members, timeout=60)
 
 
-def test_owner_cut_off_from_etcd_gives_up_before_a_takeover(
+def test_owner_cut_off_from_etcd_keeps_it_by_failsafe_then_gives_up_alone(
         lab: Lab, etcd: EtcdCluster, service: WebService) -> None:
-    """node1 can reach node2 but no etcd member: its keepalives fail, it takes the app out
-    of service before its lease ends, and node2 takes over only once etcd expired it (the
-    checker sees no moment with two holders)."""
+    """node1 reaches no etcd member but node2: both voters grant its failsafe rounds, so it
+    keeps the app and node2 creates no key. Cut from node2 as well, node1 takes the app out
+    of service before its failsafe grant at node2's voter ends, and node2 takes over only
+    then (the checker sees no moment with two holders)."""
     cut = [lab.node_address("node1", net) for net in (1, 2)]
     etcd.cut_off(cut)
     try:
-        wait_until(lambda: owner(lab, service) == "node2", timeout=30,
-                   what="node2 to take over from the cut-off node1")
-        assert _key_owner(lab, etcd) == "node2"
-        wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=15,
-                   what="the client to reach the app on node2")
+        _assert_stays(lab, service, "node1", seconds=6)  # three etcd TTLs
+        lab.cut("node1", peer="node2")
+        try:
+            wait_until(lambda: owner(lab, service) == "node2", timeout=30,
+                       what="node2 to take over from the isolated node1")
+            assert _key_owner(lab, etcd) == "node2"
+            wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=15,
+                       what="the client to reach the app on node2")
+        finally:
+            lab.heal("node1", peer="node2")
     finally:
         etcd.heal()
     wait_until(lambda: all_alive(lab), timeout=30, what="node1 back")
 
 
-def test_quorum_lost_blocks_takeovers(lab: Lab, etcd: EtcdCluster,
-                                      service: WebService) -> None:
-    """Two of three members down: nobody can create the owner key, so while the owner's
-    node is off nobody takes the app; the quorum back, the survivor does."""
+def test_quorum_lost_leaves_the_owner_alone_and_blocks_takeovers(
+        lab: Lab, etcd: EtcdCluster, service: WebService) -> None:
+    """Two of three members down: the owner keeps the app by failsafe rounds (both nodes
+    up); powered off, nobody can take it (no key can be created, node1's voter holds the
+    failsafe grant until it ends, then etcd has no quorum); the quorum back, node1 does."""
     assert owner(lab, service) == "node2"
     etcd.stop_member(2)
     etcd.stop_member(3)
     try:
+        _assert_stays(lab, service, "node2", seconds=6)  # three etcd TTLs
         lab.power_off("node2")
-        deadline = time.monotonic() + 6  # three TTLs of etcd's 2 s leases
+        deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
             assert owner(lab, service) is None
             time.sleep(0.2)

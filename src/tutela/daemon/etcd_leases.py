@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tutela import clock
 from tutela.arbiter.etcd_lease import (
@@ -27,7 +27,8 @@ from tutela.arbiter.etcd_lease import (
     etcd_ttl,
     owner_key,
 )
-from tutela.arbiter.holder import Acquired, LeaseLost, MustRelease, Refused
+from tutela.arbiter.holder import Acquired, LeaseLost, MustRelease, Refused, Send
+from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming
 from tutela.daemon.etcd_client import EtcdClient, EtcdUnavailable
 from tutela.lcm.messenger import spawn
@@ -35,6 +36,9 @@ from tutela.model.config import EtcdSettings
 
 log = logging.getLogger("tutela.leases.etcd")
 Fence = Callable[[MustRelease | LeaseLost], None]
+AskVoter = Callable[[str, AcquireRequest | Release], Awaitable[AcquireReply | None]]
+"""Deliver a failsafe request or release to a node's embedded voter; its reply (None for a
+release, or when the node did not answer)."""
 
 
 class EtcdLeaseUnavailable(Exception):
@@ -43,13 +47,16 @@ class EtcdLeaseUnavailable(Exception):
 
 class EtcdLeases:
     def __init__(self, node: str, cluster: str, settings: EtcdSettings, base: LeaseTiming,
-                 incarnation: int, fence: Fence) -> None:
-        """`base`: the embedded lease timing, whose watchdog bound the etcd TTL must cover;
-        `fence`: told when a held lease must be given up now or has ended."""
+                 incarnation: int, nodes: tuple[str, ...], fence: Fence,
+                 ask_voter: AskVoter) -> None:
+        """`base`: the embedded lease timing, whose watchdog bound the etcd TTL must cover
+        and which the nodes' voters grant failsafe/R with; `nodes`: every node of the
+        cluster; `fence`: told when a held lease must be given up now or has ended."""
         self.ttl = etcd_ttl(base)
         self.timing = etcd_timing(self.ttl, base)
         self.core = EtcdLeaseHolder(node, cluster, settings.prefix, self.ttl, self.timing,
-                                    incarnation=incarnation)
+                                    incarnation=incarnation, voters=nodes, base=base)
+        self._ask_voter = ask_voter
         self.client = EtcdClient(settings, timeout=self.timing.renew_every * 2)
         """A call may take two renewal periods: a member that hangs costs one, the next
         member answers within the other."""
@@ -105,12 +112,18 @@ class EtcdLeases:
     def holds_wanted(self, name: str) -> bool:
         return name in self.core.wanted
 
+    def set_nodes(self, nodes: tuple[str, ...]) -> None:
+        """The cluster's nodes changed: failsafe rounds ask these from now on."""
+        self.core.set_voters(nodes)
+
     # --- effects -------------------------------------------------------------------------
 
     def _run(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Grant | Create | KeepAlive | Revoke):
                 spawn(self._send(effect), name=f"etcd-{type(effect).__name__.lower()}")
+            elif isinstance(effect, Send):
+                spawn(self._vote(effect), name="etcd-failsafe")
             elif isinstance(effect, Acquired):
                 waiter = self._waiters.get(effect.name)
                 if waiter is not None and not waiter.done():
@@ -129,6 +142,11 @@ class EtcdLeases:
             self._refusals[request.name] = f"etcd: {error}"
             effects = self.core.on_failed(request, clock.now())
         self._run(effects)
+
+    async def _vote(self, send: Send) -> None:
+        reply = await self._ask_voter(send.voter, send.message)
+        if reply is not None:
+            self._run(self.core.on_vote(reply, clock.now()))
 
     async def _answer(self, request: EtcdRequest) -> list[Effect]:
         """Make the call, and give the core its answer."""

@@ -117,7 +117,25 @@ class Leases:
         if settings.arbiter != "etcd" or settings.etcd is None:
             return None
         return EtcdLeases(self.node, config.name, settings.etcd, self.timing,
-                          self._incarnation, lambda effect: self._run([effect]))
+                          self._incarnation, _node_names(config),
+                          lambda effect: self._run([effect]), self._ask_voter)
+
+    async def _ask_voter(self, voter: str, message: AcquireRequest | Release
+                         ) -> AcquireReply | None:
+        """A failsafe/R request or release of the etcd leases to a node's voter
+        (docs/arbiter.md, "Failsafe"); its reply, None for a release or no answer."""
+        if voter == self.node:
+            result = self._vote(message)
+        else:
+            kind = "lease.acquire" if isinstance(message, AcquireRequest) else "lease.release"
+            try:
+                result = await self._messenger.request(voter, kind, message.to_payload(),
+                                                       timeout=self.timing.duration)
+            except PeerUnreachable:
+                return None
+        if isinstance(message, Release):
+            return None
+        return AcquireReply.from_payload(result.get("reply", result))
 
     def _etcd_for(self, name: str) -> EtcdLeases | None:
         """The etcd leases when they decide `name` (docs/arbiter.md); None: the voters do."""
@@ -160,6 +178,8 @@ class Leases:
         at once). Nodes learn the new set a few milliseconds apart; leases are safe across
         the change only while no fault strikes in that window (docs/failover.md)."""
         self._disk_changed(config)
+        if self.etcd is not None:
+            self.etcd.set_nodes(_node_names(config))
         voters = voters_of(config)
         if voters != self.holder.voters:
             log.info("lease voters are now %s", ", ".join(voters))
@@ -342,6 +362,11 @@ class Leases:
                 async with asyncio.timeout(None if deadline is None else max(0, deadline - now)):
                     await self._wake.wait()
             self._run(self.holder.tick(clock.now()))
+
+
+def _node_names(config: ClusterConfig) -> tuple[str, ...]:
+    """Every node of the cluster: the voters a failsafe round of the etcd leases asks."""
+    return tuple(sorted(n.name for n in config.nodes))
 
 
 def _without_call(payload: dict[str, Any]) -> dict[str, Any]:
