@@ -24,6 +24,12 @@ KIT_TOOLS: dict[str, tuple[Tool, ...]] = {
     "process": (Tool("sh", "dash", "command lines"),),
     "device": (Tool("blockdev", "util-linux", "read_only_on_remove (--setro, --setrw, --getro)"),),
     "generic": (),  # the administrator's scripts: the resources check finds those
+    "postfix": (Tool("postfix", "postfix", "starting and stopping it (ocf:heartbeat:postfix)"),
+                Tool("postconf", "postfix", "reading queue_directory and "
+                                            "alternate_config_directories")),
+    "samba": (Tool("smbd", "samba", "the file server"),
+              Tool("testparm", "samba-common-bin", "checking smb.conf before a start")),
+    "nfs": (Tool("ganesha.nfsd", "nfs-ganesha", "the NFS server (with nfs-ganesha-vfs)"),),
 }
 DOCTOR_TOOLS = (Tool("blkid", "util-linux", "reading the UUIDs of shared disks"),)
 """What doctor itself runs."""
