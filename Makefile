@@ -22,6 +22,8 @@ APT_PACKAGES += mariadb-server mariadb-client apache2
 # the postfix, samba and nfs kits' servers and their tests' clients (smbclient, libnfs'
 # nfs-cat, aiosmtpd as the mail relay); the tests run the servers in lab nodes' namespaces
 APT_PACKAGES += postfix samba smbclient nfs-ganesha nfs-ganesha-vfs libnfs-utils python3-aiosmtpd
+# the postgresql kit's server and psql (its unit and lab tests, bench/db_failover.py)
+APT_PACKAGES += postgresql-15 postgresql-client-15
 BENCH_APT_PACKAGES := keepalived stress-ng
 # make deb, make package-test (and the packaging checks in make test): systemd-analyze
 # verifies the units, man lints the man pages, debootstrap makes the clean Debian 12 root.
