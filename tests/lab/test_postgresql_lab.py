@@ -9,15 +9,12 @@ on the new owner. The test of the test: the same run with `fsync = off` must rep
 rows (after a CHECKPOINT and a sync, so that the server can recover at all and what is
 lost is only what the owner acknowledged without flushing).
 
-The nodes share the host's /run, so each node mounts a tmpfs of its own for the server's
-socket. The lab root is under /run/tutela-lab (the default), which the postgres user may
-enter, unlike pytest's private directories.
+The database's setup is tutela.lab.databases' (bench/db_failover.py makes the same).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,30 +22,14 @@ import pytest
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
+from tutela.lab.databases import TABLE, PostgresqlLab
 from tutela.lab.driver import all_alive, form_cluster_with_witness, status, tutela, witness_lab
 from tutela.lab.lab import default_root
 from tutela.lab.rowwriter import Target, write_through_power_off
 
 pytestmark = pytest.mark.lab
 VIP = "198.51.100.150"
-PORT = 5432
-TABLE = "acked"
-TARGET = Target(VIP, PORT, "postgres", "", "postgres", TABLE)
-BINDIR = "/usr/lib/postgresql/15/bin"
-
-
-@dataclass(frozen=True)
-class Db:
-    mountpoint: Path
-    private_run: Path
-
-    @property
-    def datadir(self) -> Path:
-        return self.mountpoint / "pgdata"
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.private_run / "postgresql"
+PG = PostgresqlLab()
 
 
 @pytest.fixture(scope="module")
@@ -59,52 +40,16 @@ def lab() -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def db(lab: Lab) -> Iterator[Db]:
+def target(lab: Lab) -> Iterator[Target]:
     form_cluster_with_witness(lab, "pg")
-    served = Db(lab.root / "mnt" / "db", lab.root / "noderun")
-    served.private_run.mkdir()
     for node in lab.nodes:
-        _private_run(lab, node, served)
-    _create(lab, served)
+        PG.boot(lab, node)
+    made = PG.create(lab, VIP)
     tutela(lab, "node1", "hierarchy", "extend", "db", "--to", "node2", "--priority", "2")
-    with SplitBrainChecker(lab, VIP, str(served.mountpoint)) as checker:
-        yield served
+    with SplitBrainChecker(lab, VIP, str(lab.root / "mnt" / "db")) as checker:
+        yield made
     assert checker.samples > 0
     assert checker.violations == [], checker.violations
-
-
-def _private_run(lab: Lab, node: str, served: Db) -> None:
-    lab.exec(node, ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "pgrun",
-                    str(served.private_run)])
-
-
-def _create(lab: Lab, served: Db) -> None:
-    """vip <- data <- db; the cluster made on the shared disk as an administrator would
-    (initdb), reachable from the lab's networks."""
-    lab.exec("node1", ["mkfs.ext4", "-q", "-F", lab.disks[0]], timeout=120)
-    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
-    tutela(lab, "node1", "resource", "create", "filesystem", "data",
-           "-p", f"device={lab.disks[0]}", "-p", f"mountpoint={served.mountpoint}",
-           "-p", "fstype=ext4", "--depends-on", "vip")
-    tutela(lab, "node1", "restore", "data")
-    datadir = served.datadir
-    lab.exec("node1", ["sh", "-c", f"mkdir {datadir} && chown postgres: {datadir} && "
-                       f"runuser -u postgres -- {BINDIR}/initdb -D {datadir} -A trust "
-                       f">/dev/null && echo 'host all all 0.0.0.0/0 trust' >> "
-                       f"{datadir}/pg_hba.conf && sync"], timeout=120)
-    tutela(lab, "node1", "resource", "create", "postgresql", "db",
-           "-p", f"datadir={datadir}", "-p", f"port={PORT}",
-           "-p", f"socket_dir={served.socket_dir}", "--depends-on", "data",
-           "--check-interval", "2")
-    tutela(lab, "node1", "restore", "db")
-    _sql(lab, "node1", served, f"CREATE TABLE {TABLE} (n INT PRIMARY KEY)")
-
-
-def _sql(lab: Lab, node: str, served: Db, statement: str) -> str:
-    """A statement run by the postgres user over the server's socket on `node`."""
-    return lab.exec(node, ["runuser", "-u", "postgres", "--", f"{BINDIR}/psql", "-X", "-A",
-                           "-t", "-h", str(served.socket_dir), "-p", str(PORT), "-c",
-                           statement]).stdout.strip()
 
 
 def _states(lab: Lab, node: str) -> dict[str, str]:
@@ -124,18 +69,19 @@ def _holders(lab: Lab) -> list[str]:
     return [n for n in lab.nodes if lab.node_state(n) != "off" and VIP in lab.addresses(n)]
 
 
-def test_the_client_uses_postgresql_through_the_virtual_ip(lab: Lab, db: Db) -> None:
+def test_the_client_uses_postgresql_through_the_virtual_ip(lab: Lab, target: Target) -> None:
     wait_until(lambda: _in_service_on(lab, "node1"), timeout=60, what="db ISP on node1")
     assert _holders(lab) == ["node1"]
-    wrote = lab.client_exec(["psql", "-X", "-A", "-t", "-h", VIP, "-p", str(PORT), "-U",
-                             "postgres", "-c", f"INSERT INTO {TABLE} VALUES (0)", "-c",
+    wrote = lab.client_exec(["psql", "-X", "-A", "-t", "-h", VIP, "-p", str(target.port),
+                             "-U", "postgres", "-c", f"INSERT INTO {TABLE} VALUES (0)", "-c",
                              f"SELECT count(*) FROM {TABLE}"], timeout=30)
     assert wrote.stdout.split()[-1] == "1", wrote.stdout
-    assert _sql(lab, "node1", db, "SHOW fsync") == "on"
+    assert PG.sql(lab, "node1", "SHOW fsync") == "on"
 
 
-def test_no_acknowledged_row_is_lost_when_the_owner_is_powered_off(lab: Lab, db: Db) -> None:
-    outcome = write_through_power_off(lab, "postgresql", TARGET, 1000, "node1", wait_until)
+def test_no_acknowledged_row_is_lost_when_the_owner_is_powered_off(lab: Lab,
+                                                                    target: Target) -> None:
+    outcome = write_through_power_off(lab, PG.driver, target, 1000, "node1", wait_until)
     print(f"durable: {outcome.acknowledged} rows acknowledged, {len(outcome.lost)} lost, "
           f"write outage {outcome.outage:.2f} s")
     assert outcome.lost == []
@@ -143,22 +89,22 @@ def test_no_acknowledged_row_is_lost_when_the_owner_is_powered_off(lab: Lab, db:
     assert _holders(lab) == ["node2"]
 
 
-def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, db: Db) -> None:
+def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) -> None:
     """The test of the test: PostgreSQL acknowledging COMMITs it has not flushed."""
     lab.power_on("node1")
-    _private_run(lab, "node1", db)
+    PG.boot(lab, "node1")
     wait_until(lambda: all_alive(lab), timeout=60, what="node1 back in the cluster")
     tutela(lab, "node2", "remove", "db")  # the whole hierarchy: db, data, vip
-    tutela(lab, "node2", "config", "set", "resources.db.params.options", "-c fsync=off")
+    PG.fsync_off(lab, "node2")
     tutela(lab, "node2", "restore", "db")
     wait_until(lambda: len(_owners(lab)) == 1, timeout=60, what="db ISP on one node")
     owner = _owners(lab)[0]
-    assert _sql(lab, owner, db, "SHOW fsync") == "off"
+    assert PG.sql(lab, owner, "SHOW fsync") == "off"
     # A checkpoint on the disk: recovery starts from it, so only the rows after it, which
     # the server acknowledged without flushing them, can be lost.
-    _sql(lab, owner, db, "CHECKPOINT")
+    PG.sql(lab, owner, "CHECKPOINT")
     lab.exec(owner, ["sync"])
-    outcome = write_through_power_off(lab, "postgresql", TARGET, 1_000_000, owner, wait_until)
+    outcome = write_through_power_off(lab, PG.driver, target, 1_000_000, owner, wait_until)
     print(f"fsync off: {outcome.acknowledged} rows acknowledged, {len(outcome.lost)} lost, "
           f"write outage {outcome.outage:.2f} s")
     assert outcome.lost, "fsync off lost nothing: the test cannot tell durable from not"
