@@ -7,23 +7,21 @@ with --json, only the answer comes."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+import terminal
+from terminal import ANSI
+
 BIN = Path(sys.executable).parent
 TAGS = ["top", "mid", "low", "base"]
 """top depends on mid, mid on low, low on base: restored base first, one at a time."""
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def tutela(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -32,29 +30,8 @@ def tutela(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def on_terminal(state: Path, *args: str, stdin: str = "") -> tuple[int, str]:
-    """Run tutela with a pseudo-terminal as its stdout (and stdin, stderr); its exit status
-    and all it wrote there, until it exits."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
-        os.environ.update(COLUMNS="120", TERM="xterm")
-        os.execv(str(BIN / "tutela"), ["tutela", "--state-dir", str(state), *args])
-    if stdin:
-        os.write(fd, stdin.encode())
-    chunks, deadline = [], time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            data = os.read(fd, 4096)
-        except OSError:  # EIO: the child exited and closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+    return terminal.on_terminal([str(BIN / "tutela"), "--state-dir", str(state), *args],
+                                stdin=stdin)
 
 
 @pytest.fixture(scope="module")

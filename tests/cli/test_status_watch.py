@@ -4,6 +4,7 @@ view in place (rich's Live), into a pipe each view starts with "home, clear scre
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -80,4 +81,5 @@ def test_watch_into_a_pipe_clears_before_each_view(node: Path) -> None:  # noqa:
 
 def test_watch_goes_with_a_person_not_json(node: Path) -> None:  # noqa: F811
     result = tutela(node, "status", "--watch", "--json", check=False)
-    assert result.returncode == 2 and "--watch draws for a person" in result.stderr
+    assert result.returncode == 2 and "--watch draws for a person" in json.loads(
+        result.stdout)["error"]["message"]

@@ -110,9 +110,11 @@ def token_revoke(token_id: str, as_json: bool) -> None:
 @api_group.command("serve")
 @click.option("--bind", default=f"127.0.0.1:{API_PORT}", show_default=True,
               metavar="ADDRESS[:PORT]", help="Where to listen.")
-def api_serve(bind: str) -> None:
+@json_option
+def api_serve(bind: str, as_json: bool) -> None:
     """Serve the API in the foreground (tutelad starts it by itself where the configuration
-    enables it: settings.api.enabled or nodes[].api_address)."""
+    enables it: settings.api.enabled or nodes[].api_address). With --json, an error (a
+    bad --bind) is a JSON object (docs/cli.md, errors as JSON)."""
     from tutela.api.server import serve
     from tutela.model.config import metrics_endpoint
 
