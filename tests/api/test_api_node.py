@@ -181,6 +181,7 @@ def test_failed_logins_are_rate_limited(node: Node) -> None:
         limited = client.post(f"{PREFIX}/login", json={"user": user.name,
                                                       "password": user.password})
         assert limited.status_code == 429
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
         assert "too many failed logins" in limited.json()["error"]["message"]
 
 

@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
@@ -59,19 +60,21 @@ class ApiError(Exception):
     fix}]}}."""
 
     def __init__(self, status: int, kind: str, message: str,
-                 problems: list[dict[str, str]] | None = None, fix: str = "") -> None:
+                 problems: list[dict[str, str]] | None = None, fix: str = "",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.kind = status, kind
         self.problems = problems or []
         self.fix = fix
+        self.headers = headers or {}
 
     def response(self) -> JSONResponse:
         body: dict[str, Any] = {"kind": self.kind, "message": str(self), "problems":
                                 self.problems}
         if self.fix:
             body["fix"] = self.fix
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse({"error": body}, self.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        return JSONResponse({"error": body}, self.status, headers={**headers, **self.headers})
 
 
 @dataclass
@@ -282,7 +285,8 @@ def _account_routes(app: FastAPI, context: Context) -> None:
         wait = context.limiter.retry_after(keys, now)
         if wait > 0:
             raise ApiError(429, "rate-limited", f"too many failed logins; try again in "
-                           f"{wait:.0f} s", fix="wait, then log in with the right password")
+                           f"{math.ceil(wait)} s", fix="wait, then log in with the right password",
+                           headers={"Retry-After": str(math.ceil(wait))})
         if not context.login(body.user, body.password):
             context.limiter.failed(keys, time.time())
             raise AuthError(401, "user or password not accepted",
