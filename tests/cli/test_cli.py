@@ -45,7 +45,7 @@ def generation(state: Path) -> int:
     (["filesystem", "fs", "-p", "device=/dev/loop7", "-p", "fstype=ext4"],
      "params.mountpoint", "--param mountpoint="),
     (["ip", "vip", "-p", "address=198.51.100.300/24"], "params.address", "tutela kit show ip"),
-    (["nfs", "share"], "kit", "use one of: device, filesystem, generic, ip, process"),
+    (["nosuchkit", "share"], "kit", "use one of: "),  # the kits, a list that grows
     (["process", "bad tag", "-p", "command=true"], "tag", ""),
     (["process", "p", "-p", "command=true", "--depends-on", "ghost"], "depends_on",
      "create that resource first"),
