@@ -19,6 +19,8 @@ APT_PACKAGES += etcd-server etcd-client
 # the mariadb and apache kits' servers (nginx is above); the tests run them in lab nodes'
 # namespaces with their own ports, sockets and data, never the host's services
 APT_PACKAGES += mariadb-server mariadb-client apache2
+# the GUI's browser tests: headless chromium driven by Selenium through chromedriver
+APT_PACKAGES += chromium chromium-driver
 # the postfix, samba and nfs kits' servers and their tests' clients (smbclient, libnfs'
 # nfs-cat, aiosmtpd as the mail relay); the tests run the servers in lab nodes' namespaces
 APT_PACKAGES += postfix samba smbclient nfs-ganesha nfs-ganesha-vfs libnfs-utils python3-aiosmtpd

@@ -156,10 +156,15 @@ function actions(hierarchy, status, nodes, running) {
   return h("div", { class: "actions" }, buttons);
 }
 
+// The node chosen for each hierarchy's switchover, kept when the view is drawn again.
+const switchoverTargets = {};
+
 function switchover(root, targets) {
   const select = h("select", { class: "small", "aria-label": t("action.switchover.to"),
-    dataset: { switchoverTarget: root } },
-  targets.map((node) => h("option", { value: node }, node)));
+    dataset: { switchoverTarget: root },
+    onchange: () => { switchoverTargets[root] = select.value; } },
+  targets.map((node) => h("option", { value: node, selected: switchoverTargets[root] === node },
+    node)));
   return h("span", { class: "switchover" }, select,
     h("button", { type: "button", class: "small primary", dataset: { action: "switchover" },
       disabled: !targets.length,

@@ -43,10 +43,14 @@ export function may(action, hierarchy = null) {
 }
 
 // --- messages to the user --------------------------------------------------------------
-export function toast(text, kind = "info") {
+// A note at the bottom right; `replacing` a note still shown (an action's "started")
+// puts this one in its place.
+export function toast(text, kind = "info", replacing = null) {
   const item = h("div", { class: `toast toast-${kind}`, role: "status" }, text);
-  document.getElementById("toasts").append(item);
+  if (replacing?.isConnected) replacing.replaceWith(item);
+  else document.getElementById("toasts").append(item);
   setTimeout(() => item.remove(), kind === "error" ? 9000 : 4000);
+  return item;
 }
 
 export function errorText(error) {
@@ -56,12 +60,12 @@ export function errorText(error) {
 
 // Runs an action, says it started, then how it ended; the status follows by itself.
 export async function act(label, action) {
-  toast(t("toast.started", { action: label }));
+  const started = toast(t("toast.started", { action: label }));
   try {
     await action();
-    toast(t("toast.done", { action: label }), "ok");
+    toast(t("toast.done", { action: label }), "ok", started);
   } catch (error) {
-    toast(t("toast.failed", { action: label, error: errorText(error) }), "error");
+    toast(t("toast.failed", { action: label, error: errorText(error) }), "error", started);
   }
   refreshSoon();
 }
@@ -147,9 +151,25 @@ function drawUser() {
   }
 }
 
+// What a view draws from, less what changes on every poll (heartbeat ages, counters):
+// a view is drawn again only when this changes, so a choice the user is making in it (a
+// switchover target) is not reset under the mouse. The overview shows the ages: all of it.
+const VOLATILE = new Set(["heartbeat_age", "last_heard_age", "age", "sent", "received",
+  "max_heartbeat_lateness", "max_heartbeat_gap", "dropped_frames", "events", "daemon_pid"]);
+let drawn = "";
+
+function signature() {
+  const skip = store.view === "overview" ? new Set() : VOLATILE;
+  return JSON.stringify([store.view, store.selected, store.events.length, language(),
+    store.statusError, store.status], (key, value) => (skip.has(key) ? undefined : value));
+}
+
 export function redraw(force = false) {
   if (!store.me) return;
   if (!force && !LIVE_VIEWS.has(store.view)) return;
+  const now = signature();
+  if (!force && now === drawn) return;
+  drawn = now;
   const view = document.getElementById("view");
   const draw = VIEWS[store.view];
   if (store.view !== "configuration" && !store.status) {
