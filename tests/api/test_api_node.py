@@ -101,7 +101,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         finally:
             subprocess.run([str(BIN / "tutela"), "--state-dir", str(state), "stop"],
                            check=False, capture_output=True, timeout=120)
-    assert api_pid(state) is None, "the API process outlived tutelad"
+    wait_until(lambda: api_pid(state) is None, timeout=15,
+               what="the API process to end with tutelad")
 
 
 def test_unauthenticated_and_roleless_users_are_refused(node: Node) -> None:
@@ -118,6 +119,10 @@ def test_unauthenticated_and_roleless_users_are_refused(node: Node) -> None:
                                                      "extra": 1})
         assert answer.status_code == 422
         assert answer.json()["error"]["problems"][0]["field"] == "extra"
+        missing = client.get(f"{PREFIX}/no-such-route")
+        assert missing.status_code == 404 and "error" in missing.json()
+        page = client.get("/")  # the GUI's page, served by the same process
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
 
 
 def test_roles_csrf_and_the_journal(node: Node) -> None:
