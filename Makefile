@@ -16,9 +16,10 @@ APT_PACKAGES += prometheus
 APT_PACKAGES += snmptrapd snmp smitools
 # a real 3-member etcd cluster for the etcd arbiter's lab test (docs/arbiter.md)
 APT_PACKAGES += etcd-server etcd-client
-# the mariadb and apache kits' servers (nginx is above); the tests run them in lab nodes'
-# namespaces with their own ports, sockets and data, never the host's services
-APT_PACKAGES += mariadb-server mariadb-client apache2
+# the mariadb and apache kits' servers (nginx is above) and wget, the web kits' page check;
+# the tests run them in lab nodes' namespaces with their own ports, sockets and data, never
+# the host's services
+APT_PACKAGES += mariadb-server mariadb-client apache2 wget
 # the GUI's browser tests: headless chromium driven by Selenium through chromedriver
 APT_PACKAGES += chromium chromium-driver
 # the postfix, samba and nfs kits' servers and their tests' clients (smbclient, libnfs'

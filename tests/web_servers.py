@@ -9,9 +9,11 @@ from pathlib import Path
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 
 
-def nginx_conf(listen: list[str], docs: Path, run: Path) -> str:
+def nginx_conf(listen: list[str], docs: Path, run: Path, proxy_to: str | None = None) -> str:
+    """With `proxy_to` (a URL), nginx passes every request there instead of serving docs."""
     # user root: the tests' directories may be private to root
     listens = "".join(f"        listen {where};\n" for where in listen)
+    serve = f"location / {{ proxy_pass {proxy_to}; }}" if proxy_to else f"root {docs};"
     return f"""user root;
 worker_processes 1;
 pid {run}/nginx.pid;
@@ -20,7 +22,7 @@ events {{ worker_connections 64; }}
 http {{
     access_log {run}/nginx-access.log;
     server {{
-{listens}        root {docs};
+{listens}        {serve}
     }}
 }}
 """

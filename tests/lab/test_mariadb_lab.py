@@ -98,6 +98,9 @@ def _create(lab: Lab, served: Db) -> None:
     lab.exec("node1", ["mariadb-install-db", "--user=mysql", f"--datadir={served.datadir}",
                        "--auth-root-authentication-method=socket", "--skip-test-db"],
              timeout=120)
+    # flushed, as an administrator's files are long before a crash: the lab's disks are
+    # crash-faithful, and node1's power-off would lose what it had not flushed
+    lab.exec("node1", ["sync", "-f", str(served.mountpoint)])
     tutela(lab, "node1", "resource", "create", "mariadb", "db",
            "-p", f"datadir={served.datadir}", "-p", f"config={config}",
            "-p", f"address={VIP}", "-p", f"port={PORT}", "-p", f"socket={served.socket}",

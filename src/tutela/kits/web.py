@@ -11,6 +11,7 @@ server accepts connections on that address and port.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -55,6 +56,11 @@ class NginxParams(WebParams):
 
 
 class _WebKit(AgentKit[ApacheParams | NginxParams]):
+    """The agents' page fetch runs with wget: it binds its socket to 127.0.0.1, from where
+    the virtual IP (an address of the node) is reachable; their curl binds to the device
+    lo (--interface lo), from where it is not, so the check could not fetch the page at
+    the address clients use."""
+
     package: ClassVar[str]
     """The Debian package of the server."""
 
@@ -65,6 +71,9 @@ class _WebKit(AgentKit[ApacheParams | NginxParams]):
         problems = [] if os.access(params.httpd, os.X_OK) else [
             ("httpd", f"{params.httpd} is not an executable on this node; install it "
                       f"(Debian: apt-get install {self.package})")]
+        if shutil.which("wget") is None:
+            problems.append(("kit", "wget is not installed on this node; the check fetches "
+                                    "its page with it (Debian: apt-get install wget)"))
         return problems + super().check_here(params)
 
     def before_start(self, ctx: ActionContext[ApacheParams | NginxParams]) -> None:
@@ -89,7 +98,7 @@ class ApacheKit(_WebKit):
         return OcfParams(values={
             "configfile": str(params.configfile), "httpd": str(params.httpd),
             "port": str(params.port), "statusurl": params.check_url(),
-            "testregex": params.check_regex, "options": params.options})
+            "testregex": params.check_regex, "options": params.options, "client": "wget"})
 
 
 class NginxKit(_WebKit):
@@ -111,4 +120,6 @@ class NginxKit(_WebKit):
         return OcfParams(values={
             "configfile": str(params.configfile), "httpd": str(params.httpd),
             "port": str(params.port), "status10url": url, "test20url": url,
-            "test20regex": params.check_regex, "options": params.options}, check_level=20)
+            "test20regex": params.check_regex, "options": params.options,
+            # the agent reads OCF_RESKEY_client, though its meta-data calls it testclient
+            "client": "wget"}, check_level=20)
