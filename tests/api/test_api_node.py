@@ -91,6 +91,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             tutela(state, "config", "set", "settings.api.groups",
                    json.dumps(groups.settings()))
             tutela(state, "config", "set", "nodes[n1].api_address", f"127.0.0.1:{port}")
+            tutela(state, "resource", "create", "process", "web", "-p", "command=sleep 1000")
             found = Node(state, f"https://127.0.0.1:{port}", groups,
                          {"admin": admin, "operator": operator, "guest": guest,
                           "nobody": nobody})
@@ -130,7 +131,7 @@ def test_roles_csrf_and_the_journal(node: Node) -> None:
     guest, guest_csrf = node.login("guest")
     assert guest.get(f"{PREFIX}/me").json()["role"] == "guest"
     assert guest.get(f"{PREFIX}/status").json()["node"] == "n1"
-    body = {"kit": "process", "tag": "web", "params": {"command": "sleep 1000"}}
+    body = {"kit": "process", "tag": "app", "params": {"command": "sleep 1000"}}
     before = node.generation()
     refused = guest.post(f"{PREFIX}/resources", json=body,
                          headers={"X-CSRF-Token": guest_csrf})
@@ -145,19 +146,19 @@ def test_roles_csrf_and_the_journal(node: Node) -> None:
     assert created.status_code == 200, created.text
     assert node.generation() == before + 1
     operator, operator_csrf = node.login("operator")
-    restored = operator.post(f"{PREFIX}/hierarchies/web/restore", json={},
+    restored = operator.post(f"{PREFIX}/hierarchies/app/restore", json={},
                              headers={"X-CSRF-Token": operator_csrf})
     assert restored.status_code == 200, restored.text
-    removed = guest.post(f"{PREFIX}/hierarchies/web/remove", json={},
+    removed = guest.post(f"{PREFIX}/hierarchies/app/remove", json={},
                          headers={"X-CSRF-Token": guest_csrf})
     assert removed.status_code == 403
-    assert operator.post(f"{PREFIX}/hierarchies/web/remove", json={},
+    assert operator.post(f"{PREFIX}/hierarchies/app/remove", json={},
                          headers={"X-CSRF-Token": operator_csrf}).status_code == 200
     records = {(r["subject"], r["details"]["status"], r["details"]["path"])  # type: ignore[index]
                for r in node.journal("api.request")}
     assert (node.users["guest"].name, 403, f"{PREFIX}/resources") in records
     assert (node.users["admin"].name, 200, f"{PREFIX}/resources") in records
-    assert (node.users["operator"].name, 200, f"{PREFIX}/hierarchies/web/restore") in records
+    assert (node.users["operator"].name, 200, f"{PREFIX}/hierarchies/app/restore") in records
     assert admin.post(f"{PREFIX}/logout", headers={"X-CSRF-Token": admin_csrf}
                       ).status_code == 200
     assert admin.get(f"{PREFIX}/me").status_code == 401
@@ -169,6 +170,8 @@ def test_a_token_works_and_a_limited_one_stays_in_its_hierarchy(node: Node) -> N
     with node.client() as client:
         headers = {"Authorization": f"Bearer {token}"}
         assert client.get(f"{PREFIX}/me", headers=headers).json()["user"] == "token:limited"
+        kits = {k["kit"]: k for k in client.get(f"{PREFIX}/kits", headers=headers).json()}
+        assert kits["ip"]["params"][0]["name"] == "address"
         refused = client.post(f"{PREFIX}/hierarchies/web/restore", json={}, headers=headers)
         assert refused.status_code == 403
         assert "limited to other, not web" in refused.json()["error"]["message"]

@@ -52,6 +52,8 @@ READ_SLOTS = 4
 many clients ask, tutelad's event loop gets at most this many of its requests."""
 READ_REUSE = 0.5
 """Seconds a read's answer is given again to the clients that ask the same meanwhile."""
+KITS_REUSE = 60.0
+"""Seconds the kit list is given again: reading every OCF agent's meta-data takes seconds."""
 log = logging.getLogger("tutela.api")
 
 
@@ -88,6 +90,7 @@ class Context:
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     feed: Feed | None = None
     reads: Reads = field(default_factory=lambda: Reads(READ_SLOTS, READ_REUSE))
+    kits: Reads = field(default_factory=lambda: Reads(1, KITS_REUSE))
 
     def config(self) -> ClusterConfig:
         from tutela.doctor.probes import stored_config
@@ -394,11 +397,11 @@ def _read_routes(app: FastAPI, context: Context) -> None:
 
     @app.get(f"{PREFIX}/kits", tags=["read"])
     def kits(caller: Caller = who) -> list[dict[str, Any]]:
-        """The built-in kits and the OCF agents installed here (tutela kit list)."""
+        """The built-in kits and the OCF agents installed here (tutela kit list), each
+        usable one with its parameters (as in GET /kits/{name})."""
         allow(caller, Action.READ)
-        from tutela.cli.kit import _rows
-
-        return _rows()
+        answer: list[dict[str, Any]] = context.kits.answer("kits", _kit_list)
+        return answer
 
     @app.get(f"{PREFIX}/kits/{{name}}", tags=["read"])
     def kit(name: str, caller: Caller = who) -> dict[str, Any]:
@@ -419,6 +422,22 @@ def _since(text: str | None) -> datetime.datetime | None:
         raise ApiError(422, "request", str(error), [
             {"field": "since", "message": str(error),
              "fix": "90s, 10m, 2h, 1d, or an ISO time"}]) from None
+
+
+def _kit_list() -> list[dict[str, Any]]:
+    from tutela.cli.kit import _rows
+    from tutela.cli.kit_help import parameter_rows
+    from tutela.kits.registry import get_kit
+    from tutela.model.errors import ConfigError
+
+    rows = _rows()
+    for row in rows:
+        if not row["unsupported"]:
+            try:
+                row["params"] = parameter_rows(get_kit(row["kit"]))
+            except ConfigError as error:  # an agent that changed or broke meanwhile
+                row["unsupported"] = str(error)
+    return rows
 
 
 def _kit_model(name: str) -> dict[str, Any]:
