@@ -12,7 +12,10 @@ Two profiles, both with default settings (so `lease_duration: auto`), each in a 
 own: `lab`, the lab's emulated watchdogs that take fractions of a second, every scenario;
 `real-server`, the lab's kernel-mode watchdogs that behave like a real server's (whole
 seconds, Linux's ioctls; `tutela lab up --watchdog kernel`), node kill, freeze and link cut.
-Both run unless `--profile` picks one. `--samples` writes the raw outages as JSON
+Both run unless `--profile` picks one. `--api-load N` turns the HTTPS API on on every node
+and measures each run twice, first with the API idle, then with N clients asking every node's
+API without pause (bench/api_load.py in the client namespace; docs/api.md). `--samples`
+writes the raw outages as JSON
 ({"tutela": {scenario: [seconds, ...]}, "tutela real-server": {...}}), which
 `bench/keepalived.py --tutela-samples` compares with keepalived (the "tutela" entry).
 """
@@ -20,8 +23,13 @@ Both run unless `--profile` picks one. `--samples` writes the raw outages as JSO
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import signal
 import statistics
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +64,8 @@ PROFILES = {
                            "kernel-mode lab watchdogs: whole seconds, Linux's /dev/watchdog "
                            "ioctls (`tutela lab up --watchdog kernel`)"),
 }
+API_PORT = 9443
+API_LOAD = Path(__file__).with_name("api_load.py")
 BREAK_APP = ("table inet breakapp {\n chain input {\n  type filter hook input priority 0;\n"
              "  tcp dport 8080 drop\n }\n}\n")
 
@@ -78,8 +88,33 @@ def measured(lab: Lab, web: WebService, fault: Callable[[str], None]) -> float:
     return measure(lab, web, lambda: fault(before), lambda: owner(lab, web) not in (None, before))
 
 
-def scenarios(lab: Lab) -> dict[str, Scenario]:
+DETECTION = "detection of the node kill (node.down)"
+"""From the power-off to the first node.down of the killed node in a survivor's journal."""
+
+
+def detection(lab: Lab, node: str, since: float) -> float | None:
+    """Seconds from `since` (the power-off) to the first node.down of `node` that another
+    node recorded after it; None while none has."""
+    stamps = [datetime.datetime.fromisoformat(r["at"]).timestamp()
+              for other in lab.nodes if other != node
+              for r in map(json.loads, (lab.state_dir(other) / "events.jsonl").read_text()
+                           .splitlines())
+              if r["kind"] == "node.down" and r["subject"] == node]
+    after = [t - since for t in stamps if t >= since]
+    return min(after) if after else None
+
+
+def detected(lab: Lab, node: str, since: float) -> float:
+    """detection(), once a survivor has written its node.down (within 30 s)."""
+    wait(lambda: detection(lab, node, since) is not None, 30, f"node.down of {node}")
+    seconds = detection(lab, node, since)
+    assert seconds is not None
+    return seconds
+
+
+def scenarios(lab: Lab, killed: dict[str, float]) -> dict[str, Scenario]:
     def kill(node: str) -> None:
+        killed[node] = time.time()
         lab.power_off(node)
 
     def freeze(node: str) -> None:
@@ -146,9 +181,41 @@ class Measured:
     results: common.Samples
     lease: str = "unknown"
     load: tuple[str, str] = ("", "")
+    api_load: dict[str, float] | None = None
+    """With --api-load: what the API clients did (bench/api_load.py's summary)."""
 
 
-def run(lab: Lab, runs: int, only: list[str], fencing: str, outcome: Measured) -> None:
+def start_api_load(lab: Lab, connections: int) -> subprocess.Popen[str]:
+    """The API on every node, and `connections` clients asking each node's API in turn."""
+    tutela(lab, "node1", "config", "set", "settings.api",
+           json.dumps({"enabled": True, "port": API_PORT}))
+    targets = []
+    for node in lab.nodes:
+        cert = lab.state_dir(node) / "api" / "cert.pem"
+        wait(cert.exists, 60, f"{node}'s API")
+        token = json.loads(tutela(lab, node, "api", "token", "create", "--role", "guest",
+                                  "--json").stdout)["token"]
+        targets.append({"url": f"https://{lab.node_address(node)}:{API_PORT}",
+                        "token": token, "cacert": str(cert)})
+    path = lab.root / "api-targets.json"
+    path.write_text(json.dumps(targets))
+    # niced: on this one machine the clients stand for clients on other machines; the API
+    # processes they keep busy are what is measured
+    return subprocess.Popen(lab.client_argv(["nice", "-n", "19", sys.executable, str(API_LOAD),
+                                             "--connections", str(connections), str(path)]),
+                            stdout=subprocess.PIPE, text=True, env=lab.client_environment())
+
+
+def stop_api_load(load: subprocess.Popen[str]) -> dict[str, float]:
+    load.send_signal(signal.SIGCONT)  # a stopped process would take the TERM only later
+    load.terminate()
+    out, _ = load.communicate(timeout=30)
+    summary: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return summary
+
+
+def run(lab: Lab, runs: int, only: list[str], fencing: str, outcome: Measured,
+        api_load: int = 0) -> None:
     """Build the cluster and the web service, then measure every scenario in `only` `runs`
     times."""
     results = outcome.results
@@ -161,26 +228,55 @@ def run(lab: Lab, runs: int, only: list[str], fencing: str, outcome: Measured) -
     for node, priority in (("node2", "2"), ("node3", "3")):
         tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
                "--priority", priority)
-    for key, scenario in scenarios(lab).items():
+    load = start_api_load(lab, api_load) if api_load else None
+    try:
+        measure_scenarios(lab, web, runs, only, results, load)
+    finally:
+        if load is not None:
+            outcome.api_load = stop_api_load(load)
+    for node in lab.nodes:
+        tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
+
+
+UNDER_LOAD = ", API under load"
+"""Appended to a scenario's label for its runs with the API clients running."""
+
+
+def measure_scenarios(lab: Lab, web: WebService, runs: int, only: list[str],
+                      results: common.Samples, load: subprocess.Popen[str] | None) -> None:
+    """Each scenario `runs` times; with `load`, each run twice, the API clients paused
+    (SIGSTOP) and then running, so that both see the same machine."""
+    killed: dict[str, float] = {}
+    phases = [("", signal.SIGSTOP), (UNDER_LOAD, signal.SIGCONT)] if load else [("", None)]
+    for key, scenario in scenarios(lab, killed).items():
         if key not in only:
             continue
         for attempt in range(runs):
-            print(f"{scenario.label}, run {attempt + 1}", file=sys.stderr, flush=True)
-            try:
-                wait(lambda: owner(lab, web) is not None, 30, "an owner")
-                results.setdefault(scenario.label, []).append(
-                    measured(lab, web, scenario.fault))
-                if scenario.heal_label is not None:
-                    results.setdefault(scenario.heal_label, []).append(measure(
-                        lab, web, lambda: restore_lab(lab, web), lambda: True))
-                else:
-                    restore_lab(lab, web)
-            except RuntimeError:
-                report_state(lab)
-                raise
-            tutela(lab, "node1", "restore", "app")  # clears failure marks
-    for node in lab.nodes:
-        tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
+            for suffix, load_signal in phases:
+                print(f"{scenario.label}{suffix}, run {attempt + 1}", file=sys.stderr,
+                      flush=True)
+                if load is not None and load_signal is not None:
+                    load.send_signal(load_signal)
+                measure_once(lab, web, scenario, killed, results, suffix)
+
+
+def measure_once(lab: Lab, web: WebService, scenario: Scenario, killed: dict[str, float],
+                 results: common.Samples, suffix: str) -> None:
+    try:
+        wait(lambda: owner(lab, web) is not None, 30, "an owner")
+        results.setdefault(scenario.label + suffix, []).append(
+            measured(lab, web, scenario.fault))
+        if killed:
+            results.setdefault(DETECTION + suffix, []).append(detected(lab, *killed.popitem()))
+        if scenario.heal_label is not None:
+            results.setdefault(scenario.heal_label + suffix, []).append(measure(
+                lab, web, lambda: restore_lab(lab, web), lambda: True))
+        else:
+            restore_lab(lab, web)
+    except RuntimeError:
+        report_state(lab)
+        raise
+    tutela(lab, "node1", "restore", "app")  # clears failure marks
 
 
 def lease_words(lab: Lab) -> str:
@@ -198,7 +294,7 @@ def measure_profile(profile: Profile, args: argparse.Namespace) -> Measured:
     outcome = Measured({}, load=(load_average(), ""))
     with Lab.up("fobench", nodes=3, disks=1, watchdog=profile.watchdog) as lab:
         try:
-            run(lab, args.runs, only, args.fencing, outcome)
+            run(lab, args.runs, only, args.fencing, outcome, args.api_load)
         finally:
             if args.logs:
                 common.save_logs(lab, Path(args.logs) / profile.name)
@@ -209,6 +305,13 @@ def measure_profile(profile: Profile, args: argparse.Namespace) -> Measured:
 def section(profile: Profile, outcome: Measured, fencing: str) -> str:
     load = (f"Load average of the machine when this profile started: {outcome.load[0]}; "
             f"when it ended: {outcome.load[1]}.")
+    if outcome.api_load:
+        api = outcome.api_load
+        load += (f" `--api-load`: each run twice, first with the API clients stopped, then "
+                 f"(\"{UNDER_LOAD[2:]}\") with {api['connections']:g} clients asking every "
+                 f"node's API for its status and events without pause, niced (clients of "
+                 f"other machines); they got {api['answered']:g} answers, {api['failed']:g} "
+                 "requests failed (a node off).")
     if profile.name == "lab":
         return (f"### Client-visible outage (3 nodes, defaults: heartbeat 0.2 s x 5, "
                 f"{outcome.lease}, fencing: {fencing})\n\n`{common.command_line()}`\n\n"
@@ -251,7 +354,12 @@ def main() -> None:
     parser.add_argument("--logs", metavar="DIR",
                         help="copy the nodes' logs (tutelad.log, ...) to DIR/PROFILE at the "
                              "end")
+    parser.add_argument("--api-load", type=int, default=0, metavar="N",
+                        help="turn the HTTPS API on and run N clients (1-64) on every node's "
+                             "API during the run (bench/api_load.py)")
     args = parser.parse_args()
+    if not 0 <= args.api_load <= 64:
+        parser.error("--api-load: 0 (none) to 64 clients")
     outcomes: dict[str, Measured] = {}
     for name in args.profile or list(PROFILES):
         print(f"profile {name}", file=sys.stderr, flush=True)
