@@ -21,12 +21,21 @@ from tutela.migrate.package_legacy import merge_control_script, parse_legacy
 from tutela.migrate.package_modular import parse_modular
 from tutela.migrate.report import Ledger
 from tutela.migrate.runbook import Origin
-from tutela.migrate.scripts import GeneratedScript
+from tutela.migrate.scripts import WRAPPER_MODE, GeneratedScript
 from tutela.migrate.sgmodel import Outcome, SgCluster, SgPackage
 from tutela.model.config import ClusterConfig
 from tutela.model.errors import ConfigError
 
 __all__ = ["Migration", "MigrationError", "check", "convert", "write_scripts"]
+
+UNCLAIMED = {
+    "control": ("a control script that no package file names as RUN_SCRIPT",
+                "give its package file too"),
+    "toolkit": ("a toolkit configuration file that no legacy package's TKIT_DIR (or control "
+                "script directory) holds", "give the package file and control script that "
+                "use it too"),
+}
+"""Files read only with their package: what the report says when it is missing."""
 
 
 class MigrationError(Exception):
@@ -70,7 +79,8 @@ def convert(paths: Sequence[Path], scripts_dir: Path) -> Migration:
 
 
 def write_scripts(migration: Migration) -> list[Path]:
-    """Write the wrapper scripts (mode 755) the generic resources call."""
+    """Write the wrapper scripts (mode 755) the generic resources call, and the
+    configuration files written for kits (mode 644)."""
     written = []
     if migration.scripts:
         migration.scripts_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +88,7 @@ def write_scripts(migration: Migration) -> list[Path]:
         path = script.path(migration.scripts_dir)
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text(script.text)
-        temporary.chmod(0o755)
+        temporary.chmod(script.mode)
         os.replace(temporary, path)
         written.append(path)
     return written
@@ -120,12 +130,10 @@ def _packages(inputs: Inputs, ledger: Ledger) -> list[SgPackage]:
         else:
             packages.append(package)
     for source in inputs.files:
-        if source.kind == "control" and source.display not in claimed:
+        if source.kind in UNCLAIMED and source.display not in claimed:
             section = f"File `{source.display}`"
             ledger.issues(section, read_shell(source.text, source.display).issues)
-            ledger.whole_file(section, source.display, Outcome.MANUAL,
-                              "a control script that no package file names as RUN_SCRIPT",
-                              "give its package file too")
+            ledger.whole_file(section, source.display, Outcome.MANUAL, *UNCLAIMED[source.kind])
     return packages
 
 
@@ -143,7 +151,28 @@ def _package(source: SourceFile, inputs: Inputs, ledger: Ledger,
         claimed.add(control.display)
         merge_control_script(package, read_shell(control.text, control.display),
                              control.display)
+        _add_toolkit_file(package, control, inputs, ledger, claimed)
     return package
+
+
+def _add_toolkit_file(package: SgPackage, control: SourceFile, inputs: Inputs,
+                      ledger: Ledger, claimed: set[str]) -> None:
+    """The toolkit configuration file (hapgsql.conf ...) of a legacy package: the one in
+    its TKIT_DIR, else the one beside its control script; read as data."""
+    tkit_dir = package.variables.get("tkit_dir")
+    wanted = Path(tkit_dir.text.strip()) if tkit_dir is not None else control.path.parent
+    found = [f for f in inputs.files if f.kind == "toolkit" and f.display not in claimed
+             and (f.path.parent == wanted or f.path.parent.name == wanted.name)]
+    if not found:
+        return
+    source = found[0]
+    claimed.add(source.display)
+    ledger.place_after(source.display, control.display)
+    script = read_shell(source.text, source.display)
+    package.toolkit_file = source.display
+    package.toolkit.extend(script.assignments)
+    package.issues.extend(script.issues)
+    package.code.extend(script.code)
 
 
 def _called_scripts(skipped: list[tuple[str, str]],
@@ -171,7 +200,12 @@ def _summary(inputs: Inputs, migration: Migration, hierarchies: int) -> list[str
              f"comm paths {len(config.comm_paths)}, witnesses {len(config.witnesses)}, "
              f"hierarchies {hierarchies}, resources {len(config.resources)}"
              + (f" ({by_kit})" if by_kit else "") + f", users {len(config.users)}."]
-    if migration.scripts:
-        lines += ["", f"Wrapper scripts for the generic resources: {len(migration.scripts)} "
+    wrappers = [s for s in migration.scripts if s.mode == WRAPPER_MODE]
+    configurations = [s.name for s in migration.scripts if s.mode != WRAPPER_MODE]
+    if wrappers:
+        lines += ["", f"Wrapper scripts for the generic resources: {len(wrappers)} "
                   f"in `{migration.scripts_dir}`."]
+    if configurations:
+        lines += ["", f"Configuration files for kits: {', '.join(configurations)} in "
+                  f"`{migration.scripts_dir}`."]
     return lines

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tutela.migrate.lexer import read_keywords, read_shell
 from tutela.migrate.package_legacy import ARRAYS, CUSTOMER_FUNCTIONS
+from tutela.migrate.toolkit_map import toolkit_of_file
 
 MAX_BYTES = 4 * 1024 * 1024
 SKIPPED_DIRS = {
@@ -34,7 +35,8 @@ class SourceFile:
     """The name used in the report: relative to the inputs' common directory."""
     text: str
     kind: str
-    """cluster, modular, legacy or control."""
+    """cluster, modular, legacy, control or toolkit (a legacy toolkit's configuration
+    file, such as hapgsql.conf)."""
 
 
 @dataclass
@@ -97,6 +99,8 @@ def _add(path: Path, inputs: Inputs, explicit: bool) -> None:
         return
     text, reason = read_text(path)
     kind = classify(text) if text is not None else ""
+    if text is not None and not kind and toolkit_of_file(path.name) is not None:
+        kind = "toolkit"
     if text is not None and kind:
         inputs.files.append(SourceFile(path, display, text, kind))
     else:

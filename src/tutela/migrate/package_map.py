@@ -16,6 +16,7 @@ from tutela.migrate.scripts import GeneratedScript
 from tutela.migrate.service_map import ServiceMapper
 from tutela.migrate.sgmodel import Group, Outcome, SgPackage
 from tutela.migrate.storage_map import StorageMapper
+from tutela.migrate.toolkit_map import ToolkitMapper
 from tutela.model.config import Equivalency, HierarchySettings, Resource
 
 MULTI_NODE = ("multi_node", "system_multi_node")
@@ -52,6 +53,7 @@ class PackageMapper:
         self.storage = StorageMapper(self.scope)
         self.addresses = AddressMapper(self.scope)
         self.generic = GenericMapper(self.scope)
+        self.toolkit = ToolkitMapper(self.scope)
         self.result = PackageResult(package.title, dependencies=package.dependencies)
 
     def run(self) -> PackageResult:
@@ -76,15 +78,16 @@ class PackageMapper:
                                                  detail, step)
 
     def convert(self, kind: str) -> None:
-        """The chain, in Serviceguard's start order: each resource depends on the one before."""
+        """The chain, in Serviceguard's start order: each resource depends on the one before.
+        A toolkit's resource (toolkit_map) comes where its module ran: after the addresses."""
         chain = [*self.generic.externals("external_pre_script", "pre"),
-                 *self.one_node_resources(kind),
+                 *self.one_node_resources(kind), *self.toolkit.resources(),
                  *self.generic.externals("external_script", "ext"),
                  *self.generic.customer_commands(), *ServiceMapper(self.scope).services()]
         resources = [r.model_copy(update={"depends_on": (chain[i - 1].tag,)}) if i else r
                      for i, r in enumerate(chain)]
         self.result.resources = resources
-        self.result.scripts = self.generic.scripts
+        self.result.scripts = self.generic.scripts + self.toolkit.scripts
         self.record_package_type(kind)
         self.record_rest(resources)
         settings = self.hierarchy(resources[-1].tag if resources else "", kind in MULTI_NODE)

@@ -94,9 +94,6 @@ def _yes_no(default: Rule, yes: Rule) -> Callable[[Value], Note]:
 
 
 DECIDE: dict[str, Callable[[Value], Note]] = {
-    "module_name": lambda value: (
-        RULES["module_version"].apply(value) if value.text.lower().startswith("sg/")
-        else toolkit(value, value.text)),
     "node_fail_fast_enabled": _yes_no(
         Rule(Outcome.NOTHING, "no reboot on package failure, as in tutela"),
         Rule(Outcome.MANUAL, "tutela does not reboot a node when a hierarchy fails",
@@ -156,6 +153,10 @@ class PackageParser:
     def handler(self, key: str) -> Callable[[str, Value], None] | None:
         if key in SETTINGS:
             return self.setting
+        if key == "module_name":
+            return self.module
+        if "/" in key:  # a toolkit attribute: tkit/pgsql/pgsql/PGDATA
+            return self.toolkit_value
         return {
             "package_name": self.package_name, "node_name": self.node_name,
             "monitored_subnet": self.monitored_subnet, "ip_subnet": self.ip_subnet,
@@ -174,8 +175,6 @@ class PackageParser:
             return DECIDE[key](value)
         if key in RULES:
             return RULES[key].apply(value)
-        if "/" in key:
-            return toolkit(value, key)
         rule = next((r for prefix, r in PREFIX_RULES if key.startswith(prefix)), None)
         return rule.apply(value) if rule is not None else unknown(value)
 
@@ -217,6 +216,17 @@ class PackageParser:
 
     def storage(self, _: str, value: Value) -> None:
         self.package.volume_groups.append(value)
+
+    def module(self, _: str, value: Value) -> None:
+        """Serviceguard's own modules (sg/...) need nothing; a toolkit's is mapped with its
+        attributes (toolkit_map)."""
+        if value.text.strip().lower().startswith("sg/"):
+            self.package.notes.append(RULES["module_version"].apply(value))
+        else:
+            self.package.toolkit.append(value)
+
+    def toolkit_value(self, _: str, value: Value) -> None:
+        self.package.toolkit.append(value)
 
     def environment(self, _: str, value: Value) -> None:
         self.package.environment.append(value)

@@ -14,6 +14,7 @@ from tutela.migrate.lexer import Function, Value
 _EXPANSION = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 _SGCONF = re.compile(r"\$\{?SGCONF\b")
 ACTIONS = {"restore": "start", "remove": "stop"}
+WRAPPER_MODE = 0o755
 
 SG_HELPERS = '''\
 # Serviceguard's helpers for customer commands, as its control script provided them.
@@ -46,6 +47,8 @@ class GeneratedScript:
     name: str
     """File name inside the scripts directory."""
     text: str
+    mode: int = WRAPPER_MODE
+    """0o644 for a configuration file written for a kit (a toolkit's exports)."""
 
     def path(self, directory: Path) -> Path:
         return directory / self.name

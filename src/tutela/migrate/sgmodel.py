@@ -143,6 +143,11 @@ class SgPackage:
     """Legacy control script: its other scalar variables, for the customer commands."""
     environment: list[Value] = field(default_factory=list)
     """pev_ parameters."""
+    toolkit: list[Value] = field(default_factory=list)
+    """Toolkit modules (module_name tkit/pgsql/pgsql, ecmt/mysql/mysql) and attributes
+    (tkit/pgsql/pgsql/PGDATA); legacy: the settings of the toolkit's configuration file."""
+    toolkit_file: str = ""
+    """Legacy: the toolkit configuration file read (hapgsql.conf ...), if any."""
     dependencies: list[Group] = field(default_factory=list)
     users: list[Group] = field(default_factory=list)
     values: list[Value] = field(default_factory=list)
