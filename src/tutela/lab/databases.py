@@ -102,4 +102,50 @@ class PostgresqlLab:
         tutela(lab, node, "config", "set", "resources.db.params.options", "-c fsync=off")
 
 
-DATABASES: dict[str, LabDatabase] = {"postgresql": PostgresqlLab()}
+class MariadbLab:
+    """MariaDB through the mariadb kit; the writer logs in as `writer` over TCP, the
+    administrator as root over the socket (unix_socket authentication)."""
+
+    title = "MariaDB 10.11"
+    driver = "mysql"
+    port = 3306
+    user, password, database = "writer", "zero-loss", "zl"
+
+    def socket(self, lab: Lab) -> Path:
+        return private_run(lab) / "mysqld" / "mysqld.sock"
+
+    def create(self, lab: Lab, vip: str) -> Target:
+        mountpoint = create_data(lab, vip)
+        datadir, config = mountpoint / "data", mountpoint / "my.cnf"
+        lab.exec("node1", ["sh", "-c", f"printf '[mysqld]\\nskip-name-resolve\\n' > {config}"
+                           f" && mariadb-install-db --user=mysql --datadir={datadir} "
+                           "--auth-root-authentication-method=socket --skip-test-db "
+                           f">/dev/null && sync"], timeout=120)
+        run = private_run(lab)
+        tutela(lab, "node1", "resource", "create", "mariadb", "db",
+               "-p", f"datadir={datadir}", "-p", f"config={config}", "-p", f"address={vip}",
+               "-p", f"port={self.port}", "-p", f"socket={self.socket(lab)}",
+               "-p", f"pid={run / 'mysqld' / 'mysqld.pid'}",
+               "-p", f"log={run / 'mariadb-error.log'}", "--depends-on", "data",
+               "--check-interval", "2")
+        tutela(lab, "node1", "restore", "db")
+        self.sql(lab, "node1",
+                 f"CREATE DATABASE {self.database}; "
+                 f"CREATE TABLE {self.database}.{TABLE} (n INT PRIMARY KEY) ENGINE=InnoDB; "
+                 f"CREATE USER '{self.user}'@'%' IDENTIFIED BY '{self.password}'; "
+                 f"GRANT ALL ON {self.database}.* TO '{self.user}'@'%'")
+        return Target(vip, self.port, self.user, self.password, self.database, TABLE)
+
+    def boot(self, lab: Lab, node: str) -> None:
+        mount_private_run(lab, node)
+
+    def sql(self, lab: Lab, node: str, statement: str) -> str:
+        return lab.exec(node, ["mariadb", "-S", str(self.socket(lab)), "-N", "-B", "-e",
+                               statement]).stdout.strip()
+
+    def fsync_off(self, lab: Lab, node: str) -> None:
+        tutela(lab, node, "config", "set", "resources.db.params.additional_parameters",
+               "--innodb-flush-log-at-trx-commit=0 --sync-binlog=0")
+
+
+DATABASES: dict[str, LabDatabase] = {"postgresql": PostgresqlLab(), "mariadb": MariadbLab()}

@@ -98,7 +98,41 @@ class PostgresqlDriver:
         return (psycopg.Error,)
 
 
-DRIVERS: dict[str, Callable[[], Driver]] = {"postgresql": PostgresqlDriver}
+class MysqlSession:
+    def __init__(self, target: Target) -> None:
+        import pymysql
+
+        self.table = target.table
+        self.connection = pymysql.connect(
+            host=target.host, port=target.port, user=target.user, password=target.password,
+            database=target.database, autocommit=True, connect_timeout=TIMEOUT,
+            read_timeout=TIMEOUT, write_timeout=TIMEOUT)
+
+    def insert(self, number: int) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {self.table} (n) VALUES (%s)", (number,))
+
+    def numbers(self, low: int, high: int) -> list[int]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT n FROM {self.table} WHERE n BETWEEN %s AND %s",
+                           (low, high))
+            return [int(row[0]) for row in cursor.fetchall()]
+
+
+class MysqlDriver:
+    """MariaDB or MySQL through PyMySQL (its read timeout stands for the TCP user timeout)."""
+
+    def connect(self, target: Target) -> Session:
+        return MysqlSession(target)
+
+    def errors(self) -> tuple[type[Exception], ...]:
+        import pymysql
+
+        return (pymysql.MySQLError,)
+
+
+DRIVERS: dict[str, Callable[[], Driver]] = {"postgresql": PostgresqlDriver,
+                                            "mysql": MysqlDriver}
 
 
 def write(driver: Driver, target: Target, start: int, stop: threading.Event) -> None:
