@@ -421,7 +421,6 @@ class ClusterSettings(Frozen):
     by the node that ran it; exit 0 means that node is powered off (e.g. an IPMI command,
     or 'tutela lab fence {node}' in the lab)."""
     failover_damping: FailoverDamping = FailoverDamping()
-    api: ApiSettings = ApiSettings()
     arbiter: Literal["majority", "etcd"] = "majority"
     """Who grants the hierarchies' ownership leases: 'majority' the embedded voters (nodes,
     witnesses, disk voter; docs/leases.md), 'etcd' the etcd cluster of `etcd`
@@ -434,6 +433,13 @@ class ClusterSettings(Frozen):
         if self.fencing == "agent" and not self.fence_command:
             raise ValueError("fencing 'agent' needs fence_command, e.g. "
                              "'tutela lab fence {node}'")
+        return self
+
+    @model_validator(mode="after")
+    def _etcd_arbiter_has_endpoints(self) -> ClusterSettings:
+        if self.arbiter == "etcd" and self.etcd is None:
+            raise ValueError("arbiter 'etcd' needs settings.etcd, e.g. "
+                             "etcd: {endpoints: [https://198.51.100.21:2379]}")
         return self
 
 
@@ -622,10 +628,6 @@ def is_valid_name(name: str) -> bool:
 COLLECTION_EXAMPLES: dict[str, str] = {
     "settings": "settings: {heartbeat_interval: 0.2, quorum: majority}",
     "settings.failover_damping": "failover_damping: {failovers: 3, window: 600, hold: 300}",
-    "settings.api": "api: {enabled: true, port: 9443}",
-    "settings.api.groups": "groups: {admin: tutela-admin, operator: tutela-operator, "
-                           "guest: tutela-guest}",
-    "users.hierarchies": "hierarchies: [app, db]",
     "settings.api": "api: {enabled: true, port: 9443}",
     "settings.etcd": "etcd: {endpoints: [https://198.51.100.21:2379], ca: /etc/tutela/etcd-ca.pem}",
     "settings.etcd.endpoints": "endpoints: [https://198.51.100.21:2379, https://198.51.100.22:2379]",
