@@ -280,3 +280,23 @@ def test_the_api_process_is_restarted_and_stopped_with_the_setting(node: Node) -
     tutela(node.state, "config", "set", "nodes[n1].api_address", "null")
     wait_until(lambda: api_pid(node.state) is None, timeout=15,
                what="the API to stop once disabled")
+
+
+def test_an_operator_stops_the_node_for_maintenance(node: Node) -> None:
+    tutela(node.state, "config", "set", "nodes[n1].api_address", node.url.split("//")[1])
+    wait_until(lambda: api_pid(node.state) is not None
+               and node.client().get(f"{PREFIX}/openapi.json").status_code == 200,
+               timeout=30, what="the API again")
+    guest, guest_csrf = node.login("guest")
+    assert guest.post(f"{PREFIX}/maintenance", json={},
+                      headers={"X-CSRF-Token": guest_csrf}).status_code == 403
+    operator, csrf = node.login("operator")
+    stopping = operator.post(f"{PREFIX}/maintenance", json={}, headers={"X-CSRF-Token": csrf})
+    assert stopping.status_code == 202, stopping.text
+    assert stopping.json()["leave_resources"] is True
+    wait_until(lambda: api_pid(node.state) is None, timeout=30,
+               what="tutelad and its API to stop")
+    records = node.journal("api.request")
+    assert records[-1]["subject"] == node.users["operator"].name
+    assert "stops for maintenance" in str(records[-1]["cause"])
+    assert node.journal("maintenance.stop")

@@ -251,19 +251,22 @@ def _audit(app: FastAPI, context: Context) -> None:
         response = await call_next(request)
         principal: Principal | None = getattr(request.state, "principal", None)
         if (request.method in STATE_CHANGING and principal is not None
-                and request.url.path not in skip):
-            record = {"user": principal.name, "role": principal.role,
-                      "method": request.method, "path": request.url.path,
-                      "status": response.status_code,
-                      "address": request.client.host if request.client else "",
-                      "what": f"{request.method} {request.url.path} -> "
-                              f"{response.status_code}"}
-            try:
-                await run_in_threadpool(call, context.state_dir, "api.audit", 10.0, **record)
-            except (DaemonError, OSError) as error:
-                log.error("api: could not record %s in the event journal: %s",
-                          record["what"], error)
+                and request.url.path not in skip
+                and not getattr(request.state, "audited", False)):
+            await run_in_threadpool(audit, context, request, principal, response.status_code)
         return response
+
+
+def audit(context: Context, request: Request, principal: Principal, status: int,
+          what: str = "") -> None:
+    """Record a state-changing request in the event journal (api.request)."""
+    what = what or f"{request.method} {request.url.path} -> {status}"
+    try:
+        call(context.state_dir, "api.audit", 10.0, user=principal.name, role=principal.role,
+             method=request.method, path=request.url.path, status=status,
+             address=request.client.host if request.client else "", what=what)
+    except (DaemonError, OSError) as error:
+        log.error("api: could not record %s in the event journal: %s", what, error)
 
 
 CallerOf = Callable[[Request], Caller]
@@ -516,12 +519,21 @@ def _action_routes(app: FastAPI, context: Context) -> None:
         return answer
 
     @app.post(f"{PREFIX}/maintenance", tags=["operate"], status_code=202)
-    def maintenance(body: models.Maintenance, caller: Caller = who) -> dict[str, Any]:
+    def maintenance(body: models.Maintenance, request: Request, caller: Caller = who
+                    ) -> dict[str, Any]:
         """Stop tutelad on the answering node leaving its resources in service,
         unprotected (tutela stop --leave-resources); this node's API stops with it."""
         allow(caller, Action.MAINTAIN)
-        answer: dict[str, Any] = daemon(context, "stop", leave_resources=True,
-                                        force=body.force)
+        # recorded while tutelad still runs: once it stops, it records nothing
+        audit(context, request, caller.principal, 202,
+              f"POST {request.url.path}: tutelad stops for maintenance")
+        request.state.audited = True
+        try:
+            answer: dict[str, Any] = daemon(context, "stop", leave_resources=True,
+                                            force=body.force)
+        except ApiError:
+            request.state.audited = False  # refused: the refusal is recorded too
+            raise
         return answer
 
 
