@@ -169,7 +169,7 @@ TOOLKITS = (
     Toolkit(("mysql", "mariadb"), "mariadb", "hamysql.conf",
             {"data_directory": "datadir", "configuration_file": "config", "pid_file": "pid",
              "socket": "socket", "port": "port"}, {}, _mariadb),
-    Toolkit(("apache", "httpd"), "apache", "hahttp.conf",
+    Toolkit(("apache", "httpd", "nginx"), "apache", "hahttp.conf",
             {"configuration_file": "configfile", "config_file": "configfile",
              "httpd_config_file": "configfile", "monitor_ports": "port"},
             {"server_root": Rule(Outcome.MAPPED, "the directory of a relative configfile"),
@@ -231,6 +231,19 @@ def _module_name(text: str) -> str:
         parts[0] if parts else text)
 
 
+@dataclass(frozen=True)
+class Made:
+    """A toolkit's resource as made, before it is accepted (problem empty) or dropped."""
+
+    toolkit: Toolkit
+    kit: str
+    params: dict[str, Any]
+    scripts: list[GeneratedScript]
+    derived: str
+    """The parameters made from more than one attribute, for the report."""
+    problem: str
+
+
 class ToolkitMapper:
     """The toolkit of one package: at most one resource, every toolkit line recorded."""
 
@@ -246,7 +259,7 @@ class ToolkitMapper:
         modules = [v for v in package.toolkit if v.key == "module_name"]
         attributes = [v for v in package.toolkit if v.key != "module_name"]
         if not modules and not attributes:
-            return []
+            return self.environment()
         name = _module_name(modules[0].text if modules else attributes[0].key)
         origin = f"module {modules[0].text.strip()}" if modules else f"attributes {name}"
         for extra in modules[1:]:
@@ -311,7 +324,14 @@ class ToolkitMapper:
         if toolkit is None:
             self.not_mapped(name, modules, values)
             return []
-        kit = _kit_of(toolkit, values)
+        made = self.make(toolkit, _kit_of(toolkit, name, values), values)
+        if made.problem:
+            self.not_valid(toolkit, made.kit, made.problem, modules, values)
+            return []
+        return self.accept(made, origin, modules, values)
+
+    def make(self, toolkit: Toolkit, kit: str, values: list[tuple[str, Value]]) -> Made:
+        """The kit's parameters from the attributes; on a problem, nothing is kept."""
         self.tag = self.scope.ctx.tag(self.scope.base, kit)
         params: dict[str, Any] = {}
         for key, value in values:
@@ -328,14 +348,45 @@ class ToolkitMapper:
         problem = check_params(kit, params)
         if problem:
             self.scope.ctx.tags.discard(self.tag)
-            self.not_valid(toolkit, kit, problem, modules, values)
-            return []
-        self.scripts += given.scripts
-        self.record(toolkit, kit, origin, modules, values, derived)
+        return Made(toolkit, kit, params, given.scripts, derived, problem)
+
+    def accept(self, made: Made, origin: str, modules: list[Value],
+               values: list[tuple[str, Value]]) -> list[Resource]:
+        self.scripts += made.scripts
+        self.record(made.toolkit, made.kit, origin, modules, values, made.derived)
         self.claim_monitor_services()
         interval = _interval(values)
-        return [Resource(tag=self.tag, kit=kit, params=params,
+        return [Resource(tag=self.tag, kit=made.kit, params=made.params,
                          **({"check_interval": interval} if interval else {}))]
+
+    # --- modular without a toolkit: an external_script and pev_ parameters ----------------
+
+    def environment(self) -> list[Resource]:
+        """An external_script named after a server (pgsql_ctl.sh, httpd.sh ...) whose
+        settings come in pev_ parameters the kit knows (pev_PGDATA ...): the kit in the
+        script's place. Anything less stays an external script, as before."""
+        package = self.scope.package
+        for script in (v for v in package.scripts if v.key == "external_script"):
+            stem = PurePosixPath(script.text.strip()).name.lower()
+            toolkit = next((t for t in TOOLKITS if any(n in stem for n in t.names)), None)
+            if toolkit is None:
+                continue
+            values = [(v.key.removeprefix("pev_"), v) for v in package.environment]
+            if not any(k in toolkit.params for k, _ in values):
+                continue
+            made = self.make(toolkit, _kit_of(toolkit, stem, values), values)
+            if made.problem:
+                continue
+            self.scope.record(script, Outcome.MAPPED, f"recognised as the {made.kit} server's "
+                              f"start and stop by its name and pev_ parameters: "
+                              f"resources[{self.tag}] ({made.kit} kit) in its place",
+                              "check that the script did no more than start and stop the "
+                              "server; put anything else in a generic resource")
+            package.scripts.remove(script)
+            package.environment.clear()
+            return self.accept(made, f"external_script {script.text.strip()} with pev_ "
+                               "parameters", [], values)
+        return []
 
     def record(self, toolkit: Toolkit, kit: str, origin: str, modules: list[Value],
                values: list[tuple[str, Value]], derived: str) -> None:
@@ -421,10 +472,11 @@ def _interval(values: list[tuple[str, Value]]) -> float | None:
     return found[-1] if found else None
 
 
-def _kit_of(toolkit: Toolkit, values: list[tuple[str, Value]]) -> str:
-    """The toolkit's kit; nginx for an Apache toolkit whose configuration is nginx's (the
-    toolkit started whatever server its configuration names)."""
-    if toolkit.kit == "apache" and any("nginx" in v.text.lower() for _, v in values):
+def _kit_of(toolkit: Toolkit, name: str, values: list[tuple[str, Value]]) -> str:
+    """The toolkit's kit; nginx for an Apache toolkit (or script) that is nginx's by name
+    or configuration (the toolkit started whatever server its configuration names)."""
+    if toolkit.kit == "apache" and any("nginx" in text.lower() for text in
+                                       [name, *(v.text for _, v in values)]):
         return "nginx"
     return toolkit.kit
 
