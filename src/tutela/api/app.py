@@ -342,9 +342,7 @@ def _read_routes(app: FastAPI, context: Context) -> None:
     def status(caller: Caller = who) -> dict[str, Any]:
         """The cluster as this node sees it (tutela status --json)."""
         allow(caller, Action.READ)
-        answer: dict[str, Any] = context.reads.answer(
-            "status", lambda: daemon(context, "status"))
-        return answer
+        return _read(context, "status")
 
     @app.get(f"{PREFIX}/events", tags=["read"])
     def events(caller: Caller = who, hierarchy: str | None = None, since: str | None = None,
@@ -394,9 +392,7 @@ def _read_routes(app: FastAPI, context: Context) -> None:
     def export(caller: Caller = who) -> dict[str, Any]:
         """The configuration in force as YAML, with its generation (tutela export)."""
         allow(caller, Action.READ)
-        answer: dict[str, Any] = context.reads.answer(
-            "export", lambda: daemon(context, "export"))
-        return answer
+        return _read(context, "export")
 
     @app.get(f"{PREFIX}/kits", tags=["read"])
     def kits(caller: Caller = who) -> list[dict[str, Any]]:
@@ -412,6 +408,12 @@ def _read_routes(app: FastAPI, context: Context) -> None:
         and, for built-in kits, the JSON schema of its parameters."""
         allow(caller, Action.READ)
         return _kit_model(name)
+
+
+def _read(context: Context, op: str) -> dict[str, Any]:
+    """tutelad's answer to the question `op`, shared with whoever asks it meanwhile."""
+    answer: dict[str, Any] = context.reads.answer(op, lambda: daemon(context, op))
+    return answer
 
 
 def _since(text: str | None) -> datetime.datetime | None:
