@@ -11,8 +11,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from helpers import unique_lab_name, wait_until
+from terminal import ANSI, on_terminal
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, create_web_service, fetch
@@ -200,3 +202,28 @@ def test_cmhaltnode_f_and_cmrunnode_on_one_node(lab: Lab, service: WebService) -
     assert run(lab, "node3", "cmrunnode", "node3").returncode == 0
     wait_until(lambda: all_alive(lab), timeout=30, what="node3 back")
     assert runs_on(lab, service) == ["node1"]
+
+
+def test_restore_and_apply_show_progress_on_a_terminal(lab: Lab, service: WebService) -> None:
+    """`tutela restore` and `tutela apply` typed on node1's terminal (a pty): a bar of the
+    hierarchy's resources in service, then of the nodes that hold the new generation
+    (docs/cli.md, Progress); the answer stays when the bar is gone."""
+    assert run(lab, "node1", "tutela", "remove", "app").returncode == 0
+    environment = lab.environment("node1")
+    status, text = on_terminal(lab.exec_argv("node1", ["tutela", "restore", "app"]),
+                               environment)
+    plain = ANSI.sub("", text)
+    print(plain)
+    assert status == 0 and "restoring app" in plain and "/3 in service" in plain, text
+    where = runs_on(lab, service)  # where its rules put it (start_policy last)
+    assert len(where) == 1 and f"in service on {where[0]}: app" in plain
+    document = yaml.safe_load(tutela(lab, "node1", "export").stdout)
+    settings = next(h for h in document["hierarchies"] if h["root"] == "app")
+    settings["start_policy"] = "priority" if settings.get("start_policy", "last") == "last" \
+        else "last"
+    status, text = on_terminal(lab.exec_argv("node1", ["tutela", "apply", "-f", "-"]),
+                               environment, stdin=yaml.safe_dump(document) + "\x04")
+    plain = ANSI.sub("", text)
+    print(plain)
+    assert status == 0 and "applying <stdin>" in plain, text
+    assert "/3 nodes at the new generation" in plain and "applied 1 change(s)" in plain
