@@ -46,6 +46,10 @@ export function stateOn(resource, node, status) {
   return { state: there.state, stale: Boolean(there.stale) || (peer && peer.state !== "ALIVE") };
 }
 
+function alive(node, status) {
+  return status.nodes.some((n) => n.name === node && n.state === "ALIVE");
+}
+
 export function owners(hierarchy, status) {
   const root = hierarchy.resources.find((r) => r.tag === hierarchy.root);
   return columns(hierarchy, status).filter((node) => {
@@ -112,10 +116,12 @@ function resourceRow(resource, level, nodes, status, store) {
     h("span", { class: "tag" }, resource.tag),
     h("span", { class: "kit" }, resource.kit))),
   nodes.map((node) => {
+    // A node not heard now: UNKNOWN, not its last word (an "ISP" from a dead owner
+    // beside the new owner's would read as two owners); the last word in the tooltip.
     const { state, stale } = stateOn(resource, node, status);
-    return h("td", { class: "node-col", dataset: { node } },
-      chip(state, { class: `chip state-${state.toLowerCase()}${stale ? " stale" : ""}`,
-        title: stale ? t("hierarchy.stale") : "" }));
+    return h("td", { class: "node-col", dataset: { node, state: stale ? "UNKNOWN" : state } },
+      stale ? chip("UNKNOWN", { class: "chip state-unknown stale",
+        title: t("hierarchy.stale", { state }) }) : chip(state));
   }));
 }
 
@@ -147,7 +153,7 @@ function actions(hierarchy, status, nodes, running) {
       h("button", { type: "button", class: "small", dataset: { action: "remove" },
         onclick: () => act(t("action.remove.of", { tag: root }), () => api.remove(root)) },
       t("action.remove")),
-      switchover(root, nodes.filter((n) => !running.includes(n))));
+      switchover(root, nodes.filter((n) => !running.includes(n) && alive(n, status))));
   }
   if (may("configure", root)) {
     buttons.push(h("button", { type: "button", class: "small", dataset: { action: "extend" },

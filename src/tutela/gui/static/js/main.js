@@ -1,6 +1,7 @@
 // The page: login, the tabs, and the live state every view draws from. Status is read
 // again at once when the event stream brings a record, and every POLL_MS besides (a node's
-// heartbeat age or a path state changes without a journal record).
+// heartbeat age or a path state changes without a journal record); every FAST_POLL_MS
+// while a failover is under way, so that the new owner shows as soon as it is there.
 
 import { api, follow } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -11,6 +12,8 @@ import { renderTimeline } from "./timeline.js";
 import { renderConfiguration } from "./configuration.js";
 
 const POLL_MS = 2000;
+const FAST_POLL_MS = 250;
+const SETTLED_STATES = new Set(["ISP", "ISU", "OSU", "OSF"]);
 const EVENT_REFRESH_MS = 100;
 const EVENTS_KEPT = 500;
 const VIEWS = {
@@ -71,7 +74,22 @@ export async function act(label, action) {
 }
 
 // --- data ------------------------------------------------------------------------------
+// A failover is under way: a node is not ALIVE and a hierarchy runs nowhere, or a
+// resource is in no settled state on this node.
+function unsettled(status) {
+  if (!status) return false;
+  const resources = status.hierarchies.flatMap((x) => x.resources);
+  if (resources.some((r) => !SETTLED_STATES.has(r.state))) return true;
+  const down = status.nodes.filter((n) => n.state !== "ALIVE").map((n) => n.name);
+  const runsOn = (r, node) => ["ISP", "ISU"].includes(
+    node === status.node ? r.state : r.elsewhere?.[node]?.state);
+  const running = (x) => status.nodes.some((n) => !down.includes(n.name) && runsOn(
+    x.resources.find((r) => r.tag === x.root), n.name));
+  return down.length > 0 && status.hierarchies.some((x) => !running(x));
+}
+
 async function refreshStatus() {
+  clearTimeout(pollTimer);
   try {
     store.status = await api.status();
     store.statusError = null;
@@ -81,6 +99,9 @@ async function refreshStatus() {
   }
   drawHeader();
   redraw();
+  clearTimeout(pollTimer);
+  const next = unsettled(store.status) ? FAST_POLL_MS : POLL_MS;
+  if (store.me) pollTimer = setTimeout(refreshStatus, next);
 }
 
 export function refreshSoon() {
@@ -111,13 +132,12 @@ async function start() {
   }
   await refreshStatus();
   stopFollowing = follow(received, setLive);
-  pollTimer = setInterval(refreshStatus, POLL_MS);
   route();
 }
 
 function signedOut() {
   if (stopFollowing) stopFollowing();
-  clearInterval(pollTimer);
+  clearTimeout(pollTimer);
   stopFollowing = null;
   store.me = null;
   store.status = null;
