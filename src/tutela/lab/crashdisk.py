@@ -25,9 +25,11 @@ What is *not* modelled: torn sector writes, reordering of writes between two flu
 cache survives a host crash; here only what a node flushed does). The image itself lives
 in the host's page cache: it is the "platter", and survives every node's power-off.
 
-Use (engineer B, any lab test): build the lab with disks (`Lab.up(..., disks=1)`), use
-`lab.disks[0]` on every node as always; `lab.power_off(node)` loses what that node did not
-flush. `disk_views(lab_root, node)` lists a node's own loop devices.
+Use: every lab built with disks has them (`Lab.up(..., disks=1)`; there is no option to
+turn them off); name `lab.disks[0]` on every node as always, and `lab.power_off(node)`
+loses what that node did not flush. A test that writes files in a node and then powers it
+off runs `sync` in the node first, as an administrator would wait for the commit. The
+node's own loop devices are in lab.json (`nodes.NODE.disk_views`).
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ class DiskViews:
         self.root = root
         self.views: dict[int, View] = {}
         self.next_handle = itertools.count(1)
-        self.lock = threading.Lock()
+        self.views_lock = threading.Lock()  # not `lock`: that is a FUSE operation
         self.mounted_at = time.time_ns()
 
     def __call__(self, operation: str, *args: Any) -> Any:
@@ -190,7 +192,7 @@ class DiskViews:
             return 0
         node_name, image = self._image(path)
         view = View(node_name, os.open(image, os.O_RDWR | os.O_CLOEXEC))
-        with self.lock:
+        with self.views_lock:
             handle = next(self.next_handle)
             self.views[handle] = view
         return handle
@@ -223,7 +225,7 @@ class DiskViews:
         return 0  # a close is no flush: a disk keeps its cache until told to write it
 
     def release(self, path: str, fh: int) -> int:
-        with self.lock:
+        with self.views_lock:
             view = self.views.pop(fh, None)
         if view is not None:
             os.close(view.image_fd)
@@ -233,7 +235,7 @@ class DiskViews:
         words = data.decode(errors="replace").split()
         if len(words) != 2 or words[0] != "crash":
             raise OSError(errno.EINVAL, "write `crash NODE`")
-        with self.lock:
+        with self.views_lock:
             victims = [v for v in self.views.values() if v.node == words[1]]
         for view in victims:
             view.crash()
@@ -247,7 +249,7 @@ def serve(root: str) -> None:
     mountpoint = views_mount(root)
     os.makedirs(mountpoint, mode=0o755, exist_ok=True)
     FUSE(DiskViews(root), mountpoint, foreground=True, nothreads=False, direct_io=True,
-         fsname=FSNAME)
+         big_writes=True, fsname=FSNAME)  # big_writes: up to 128 KiB a request, not 4
 
 
 def main(argv: list[str] | None = None) -> int:
