@@ -11,7 +11,8 @@ cluster. One browser and one cluster for the module; the tests run in order:
    creation, and the operator's switchover to node1 shows in the page;
 4. node1, the owner, is powered off: the open page shows the new owner (node3) within 3 s,
    without a reload; the time is printed (docs/gui.md records it);
-5. the language switch turns the page Japanese, and back.
+5. the language switch turns the page Japanese, and back;
+6. an admin edits the configuration as YAML and sees the dry run's diff before apply.
 
 Screenshots of the overview, the hierarchy, the wizard and the timeline are written to
 docs/img/gui-*.png (1280x800), for the README.
@@ -361,3 +362,21 @@ def test_the_language_switch(browser: webdriver.Chrome) -> None:
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ja"
     language.select_by_value("en")
     wait_for(browser, lambda: tab.text == "Timeline")
+
+
+def test_admin_sees_the_dry_run_diff_before_apply(browser: webdriver.Chrome, url: str,
+                                                   tokens: dict[str, str]) -> None:
+    sign_in(browser, url, tokens["admin"], "configuration")
+    wait_for(browser, lambda: "enabled: true" in browser.find_element(By.ID, "yaml")
+             .get_attribute("value"))
+    apply = browser.find_element(By.ID, "apply")
+    assert not apply.is_enabled()  # nothing checked yet
+    browser.execute_script(
+        "const yaml = document.getElementById('yaml');"
+        "yaml.value = yaml.value.replace('enabled: true', 'enabled: true\\n    "
+        "session_timeout: 7200');"
+        "yaml.dispatchEvent(new Event('input'));")
+    click(browser, "#dry-run-button")
+    diff = wait_for(browser, lambda: browser.find_element(By.CSS_SELECTOR, "#dry-run pre").text)
+    assert "settings.api.session_timeout" in diff and "7200" in diff
+    assert apply.is_enabled()  # for exactly the text the dry run checked
