@@ -14,6 +14,17 @@ RENEW_AT_LEAST_EVERY = 0.25
 """Seconds: a longer lease is still renewed four times a second, so that one lost round
 costs the same 0.25 s whatever the lease, and a whole-second watchdog fits a lease of 1.61 s
 instead of 2.2 s (docs/leases.md, "Watchdog")."""
+WATCHDOG_SHORTEST_LEASE = 1.0
+"""Seconds: the shortest lease a watchdog fences in time (`lease_duration: auto`'s floor,
+the lab's fractional watchdog; a whole-second one needs 1.61 s). A shorter lease has no
+watchdog to rely on: it needs a fence agent that cuts the old owner off before a takeover
+(the fast profile, docs/leases.md "Fast profile")."""
+FAST_PROFILE: dict[str, float | int | str] = {
+    "heartbeat_interval": 0.05, "heartbeat_misses": 3, "lease_duration": 0.2,
+    "fencing": "agent", "fence_command": "tutela-fence-port {node}"}
+"""The fast profile's settings (docs/leases.md, "Fast profile"): failure detection in
+0.15 s, a 0.2 s lease renewed every 0.05 s, and the lab's network fence (a real site puts
+its switch's fence agent, e.g. fence_ifmib, in fence_command)."""
 
 
 @dataclass(frozen=True)

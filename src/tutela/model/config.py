@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from tutela.arbiter.timing import WATCHDOG_SHORTEST_LEASE
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 """Tags and node names: letters, digits, '_', '.', '-'; 1-63 characters."""
@@ -433,6 +435,22 @@ class ClusterSettings(Frozen):
         if self.fencing == "agent" and not self.fence_command:
             raise ValueError("fencing 'agent' needs fence_command, e.g. "
                              "'tutela lab fence {node}'")
+        return self
+
+    @model_validator(mode="after")
+    def _short_lease_is_fenced(self) -> ClusterSettings:
+        """A lease shorter than any watchdog can fence (the fast profile) is safe only with
+        a fence agent cutting the old owner off (docs/leases.md, "Fast profile")."""
+        lease = self.lease_duration
+        if lease != "auto" and float(lease) < WATCHDOG_SHORTEST_LEASE and (
+                self.fencing != "agent"):
+            raise ValueError(
+                f"settings.lease_duration {float(lease):g}s is shorter than any watchdog can "
+                f"fence ({WATCHDOG_SHORTEST_LEASE:g}s at the least) and settings.fencing is "
+                f"'{self.fencing}': set settings.fencing to 'agent' with a fence_command that "
+                "cuts the old owner off (the fast profile: 'tutela-fence-port {node}' in the "
+                "lab, a switch's fence agent such as fence_ifmib on real hardware), or "
+                "lease_duration to 'auto'")
         return self
 
     @model_validator(mode="after")
