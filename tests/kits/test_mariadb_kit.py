@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kitsupport import FsEnv, run_kit
+from kitsupport import FsEnv, run_kit, sh
 
 from tutela.kits.base import ActionContext, KitError
 from tutela.kits.mariadb import DURABLE, MariadbKit, MariadbParams
@@ -88,3 +88,37 @@ def test_on_the_shared_disk_it_wants_system_tables_and_the_option_file(
     assert not no_tables[0]["ok"]
     assert f"datadir {datadir} has no system tables" in no_tables[0]["error"]
     assert f"mariadb-install-db --user=mysql --datadir={datadir}" in no_tables[0]["error"]
+
+
+def test_a_real_server_is_started_checked_and_killed_at_once_by_force_remove(
+        make_fsenv: Callable[[str], FsEnv], tmp_path: Path) -> None:
+    """MariaDB on a loop device's filesystem, in a mount namespace and a network namespace
+    of its own. It runs as root here (--user=root): pytest's directories are private to
+    root, so the mysql user could not reach them; the lab test runs it as mysql."""
+    env = make_fsenv("ext4")
+    assert run_kit(env.enter, "filesystem", env.params(), ["restore"], tmp_path / "fs")[0]["ok"]
+    datadir, config = env.mountpoint / "data", env.mountpoint / "my.cnf"
+    # a redo log that fits the 64 MB test disk (the default is 96 MB)
+    made = env.spawn(f"printf '[mysqld]\\ninnodb_log_file_size=8M\\n' > {config} && "
+                     f"mariadb-install-db --defaults-file={config} --user=root "
+                     f"--datadir={datadir} "
+                     "--auth-root-authentication-method=socket --skip-test-db >/dev/null")
+    assert made.wait(timeout=120) == 0
+    run = tmp_path / "run"
+    params = {"datadir": str(datadir), "config": str(config), "port": 13306,
+              "socket": str(run / "mysqld.sock"), "pid": str(run / "mysqld.pid"),
+              "log": str(run / "error.log"), "user": "root", "group": "root",
+              "additional_parameters": "--user=root"}
+    private_net = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    outcome = run_kit([*env.enter, *private_net], "mariadb", params,
+                      ["restore", "quick_check", "force_remove", "quick_check", "force_remove"],
+                      tmp_path / "db", timeout=120)
+    assert [r["ok"] for r in outcome.results] == [True] * 5, outcome.log
+    assert [outcome[i]["healthy"] for i in (1, 3)] == [True, False], outcome.results
+    assert "answers on 127.0.0.1 port 13306" in outcome.log
+    assert "mariadb: sending KILL to PID" in outcome.log
+    assert "(forced removal: no TERM)" in outcome.log
+    assert outcome[2]["seconds"] < 5
+    # neither the server nor its mysqld_safe (which would start it again) is left
+    assert [line for line in sh("ps", "-eo", "args").splitlines() if str(datadir) in line] \
+        == []
