@@ -4,7 +4,8 @@ cluster. One browser and one cluster for the module; the tests run in order:
 
 1. an admin creates a hierarchy with the wizard: an address (the server's refusal of a bad
    one is shown at its field), then a web server that needs it; it comes in service and
-   the client reaches it; the admin extends it to node1 and node2 with the extend wizard;
+   the client reaches it; the admin extends it to node1 and node2 with the extend wizard,
+   and the dependency wizard shows the server's refusal of a dependency there already;
 2. a guest sees it but no action, and the API refuses a guest's switchover sent from the
    page (403), the hierarchy staying where it is;
 3. an operator has the actions but no wizard, the API refuses the operator's resource
@@ -290,6 +291,14 @@ def test_admin_creates_and_extends_a_hierarchy_with_the_wizards(
         browser.find_element(By.CSS_SELECTOR, "#dialog button[type=submit]").click()
         wait_for(browser, lambda n=node: browser.find_elements(
             By.CSS_SELECTOR, f"[data-hierarchy='web'] td[data-node='{n}']"), timeout=60)
+    click(browser, "#add-dependency")
+    choose(browser, "#dialog select[name='parent']", "web")
+    choose(browser, "#dialog select[name='child']", "vip")
+    send_wizard(browser)
+    refusal = wait_for(browser, lambda: browser.find_element(
+        By.CSS_SELECTOR, "[data-field='child'] .field-error").text)
+    assert "already depends on vip" in refusal  # at the field the server names
+    click(browser, "#dialog button[type=button]")  # cancel
     assert {"new-resource", "add-dependency", "extend", "switchover", "restore", "remove",
             "why"} <= buttons(browser)
     assert browser.find_element(By.CSS_SELECTOR, "a[data-view='configuration']").is_displayed()
