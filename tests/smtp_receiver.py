@@ -31,6 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# aiosmtpd warns at every connection of the implicit-TLS server that AUTH does not require
+# STARTTLS; that connection is TLS from its first byte (see serve).
+warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+
 
 def certificate(directory: Path, address: str) -> tuple[Path, Path]:
     """A self-signed certificate for `address` (its IP in the subject alternative name),
@@ -94,11 +98,8 @@ def serve(address: str, port: int, record: Path, cert: Path, key: Path, user: st
     tls: dict[str, Any] = ({"ssl_context": context, "auth_require_tls": False} if implicit
                            else {"tls_context": context, "require_starttls": True,
                                  "auth_require_tls": True})
-    with warnings.catch_warnings():  # its warning of AUTH without STARTTLS: see above
-        warnings.simplefilter("ignore", UserWarning)
-        controller = Controller(Recorder(record), hostname=address, port=port,
-                                auth_required=True,
-                                authenticator=authenticator(user, password), **tls)
+    controller = Controller(Recorder(record), hostname=address, port=port, auth_required=True,
+                            authenticator=authenticator(user, password), **tls)
     controller.start()
     return controller
 

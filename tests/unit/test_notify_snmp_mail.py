@@ -24,6 +24,8 @@ from tutela.model.config import Notification
 from tutela.notifications.channels import DeliveryFailed, body_of, deliver
 from tutela.notifications.snmp import engine_id_of
 
+pytestmark = pytest.mark.filterwarnings(  # aiosmtpd's, of the implicit-TLS server: see
+    "ignore:Requiring AUTH while not requiring TLS:UserWarning")  # smtp_receiver.serve
 NOW = datetime.datetime(2026, 12, 7, 8, 0, tzinfo=datetime.UTC)
 COMMUNITY = "tr4ps-community"
 USER = V3User("tutela", engine_id_of("node2"), "auth-passphrase", "priv-passphrase",
