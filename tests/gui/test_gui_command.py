@@ -46,6 +46,11 @@ def config_of(state_dir: Path, **changes: Any) -> ClusterConfig:
     return ClusterConfig.model_validate(data)
 
 
+def test_a_node_not_initialised_exits_2(tmp_path: Path) -> None:
+    done = tutela(tmp_path, "gui")
+    assert done.returncode == 2 and "tutela init" in done.stderr
+
+
 def test_no_api_exits_2_naming_the_setting(node: Path) -> None:
     done = tutela(node, "gui")
     assert done.returncode == 2

@@ -13,7 +13,7 @@ import click
 
 from tutela.cli import output
 from tutela.cli.main import EXIT_INVALID, _NodeCommand, json_option, state_dir
-from tutela.lcd.store import Lcd, NotInitialised
+from tutela.doctor.probes import stored_config
 from tutela.model.config import ClusterConfig
 
 ANY_ADDRESS = "0.0.0.0"
@@ -25,15 +25,13 @@ ANY_ADDRESS = "0.0.0.0"
 def gui_command(as_json: bool) -> None:
     """Print the URL of this node's browser GUI, and its certificate's SHA-256 fingerprint.
     Exit 2 when this node does not serve the API (how to turn it on is said)."""
-    try:
-        lcd = Lcd.open(state_dir())
-    except NotInitialised as error:
-        output.print_error(str(error))
+    stored = stored_config(state_dir())
+    if stored is None:
+        output.print_error(f"no configuration in {state_dir()}: this node is not "
+                           "initialised; run 'tutela init --cluster NAME' or 'tutela join'",
+                           fix="tutela init --cluster NAME, or tutela join")
         sys.exit(EXIT_INVALID)
-    try:
-        config, node = lcd.load(), lcd.node
-    finally:
-        lcd.close()
+    node, config = stored
     url = gui_url(config, node)
     if url is None:
         fix = (f"tutela config set settings.api.enabled true (every node), or tutela config "
