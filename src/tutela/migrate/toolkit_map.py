@@ -144,7 +144,9 @@ def ganesha_config(exports: list[str], directories: list[str]) -> str:
     ("-o OPTIONS CLIENT:/path" or "/path")."""
     lines = ["# Written by tutela migrate serviceguard from the NFS toolkit's XFS entries.",
              "# Review it; copy it to the same path on every node (or onto the shared disk).",
-             "NFS_CORE_PARAM { Protocols = 3, 4; }"]
+             "# NFSv4 over TCP only, which needs no rpcbind; for NFSv3 clients add 3 to",
+             "# Protocols, enable NLM and run rpcbind on every node.",
+             "NFS_CORE_PARAM { Protocols = 4; Enable_NLM = false; Enable_RQUOTA = false; }"]
     if directories:
         lines.append(f"NFSV4 {{ RecoveryRoot = {directories[0]}/.ganesha-recovery; }}")
     for number, entry in enumerate(exports, 1):
@@ -153,7 +155,7 @@ def ganesha_config(exports: list[str], directories: list[str]) -> str:
         client, _, path = words[-1].rpartition(":") if ":" in words[-1] else ("*", "", words[-1])
         access = "RO" if "ro" in options.split(",") else "RW"
         lines += [f"EXPORT {{  # {entry}", f"    Export_Id = {number};",
-                  f"    Path = {path};", f"    Pseudo = {path};",
+                  f"    Path = {path};", f"    Pseudo = {path};", "    Transports = TCP;",
                   "    FSAL { Name = VFS; }", "    Squash = Root_Squash;",
                   f"    CLIENT {{ Clients = {client or '*'}; Access_Type = {access}; }}", "}"]
     return "\n".join(lines) + "\n"
@@ -195,8 +197,8 @@ TOOLKITS = (
              "quota_mon": Rule(Outcome.NOTHING, "Ganesha needs no rpc.rquotad monitor"),
              "lock_migration": Rule(Outcome.NOTHING, "Ganesha's NFSv4 recovery directory on "
                                     "the shared filesystem carries the clients' locks over"),
-             "supported_netids": Rule(Outcome.NOTHING, "Ganesha serves NFSv3 and v4 over TCP "
-                                      "(NFS_CORE_PARAM of its configuration)"),
+             "supported_netids": Rule(Outcome.NOTHING, "the generated configuration serves "
+                                      "NFSv4 over TCP (its comment says how to add NFSv3)"),
              "nfs_toolkit_dir": COMMON["tkit_dir"]},
             _nfs),
     Toolkit(("postfix",), "postfix", "hapostfix.conf",
