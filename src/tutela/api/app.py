@@ -39,7 +39,7 @@ from tutela.api.auth import (
 from tutela.api.feed import Feed
 from tutela.api.roles import Action, Principal, decide
 from tutela.cli.client import DaemonError, NotRunning, Unanswered, call
-from tutela.journal.events import Event
+from tutela.journal.events import Event, select
 from tutela.model.config import ClusterConfig
 
 PREFIX = "/api/v1"
@@ -484,7 +484,7 @@ async def _records(request: Request, feed: Feed, hierarchy: str | None
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            if hierarchy is None or event.subject == hierarchy:
+            if select([event], hierarchy):
                 yield f"event: record\ndata: {json.dumps(event.to_json())}\n\n"
     finally:
         feed.leave(queue)
