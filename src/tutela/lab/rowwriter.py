@@ -202,11 +202,15 @@ class RowWriter:
         return len(self._acked)
 
     def stop(self) -> list[tuple[int, float]]:
-        """End the writer (end of its input); every acknowledgement it printed."""
-        _, err = self._process.communicate("", timeout=30)
+        """End the writer (end of its input); every acknowledgement it printed. Not with
+        communicate(): it would read stdout too, beside the collecting thread, and both
+        would get pieces of lines."""
+        assert self._process.stdin is not None and self._process.stderr is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
         self._reader.join(timeout=10)
         if self._process.returncode != 0:
-            raise RuntimeError(f"the row writer failed: {err.strip()}")
+            raise RuntimeError(f"the row writer failed: {self._process.stderr.read().strip()}")
         return list(self._acked)
 
     def kill(self) -> None:
