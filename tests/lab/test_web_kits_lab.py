@@ -120,10 +120,17 @@ def test_the_client_gets_the_page_through_both_servers(lab: Lab, site: Site) -> 
     wait_until(lambda: _in_service_on(lab, "node1"), timeout=60, what="the site ISP on node1")
     assert _holders(lab) == ["node1"]
     wait_until(lambda: _served(lab, site), timeout=30, what="the page through the VIP")
-    # the kits' checks (the agents' monitors) fetch the same page on the node
     log = (lab.state_dir("node1") / "tutelad.log").read_text()
     assert f"answers on {VIP} port {APACHE_PORT}" in log
     assert f"answers on {VIP} port {NGINX_PORT}" in log
+    # the kits' checks (the agents' monitors, with wget) fetch the same page at the VIP
+    wait_until(lambda: all(_checked(lab, "node1", kit) for kit in ("apache", "nginx")),
+               timeout=30, what="a passing check of both servers")
+
+
+def _checked(lab: Lab, node: str, kit: str) -> bool:
+    log = (lab.state_dir(node) / "tutelad.log").read_text()
+    return f"tutela.resource.{kit}: monitor exited 0 (OCF_SUCCESS, success)" in log
 
 
 def test_power_off_of_the_owner_fails_both_over(lab: Lab, site: Site) -> None:
