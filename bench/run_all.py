@@ -4,8 +4,8 @@ Run as root from the repository: `.venv/bin/python bench/run_all.py [--quick]
 [--only NAME ...] [--output docs/benchmarks.md] [--work-dir DIR]`.
 
 Each script (detection, heartbeat_load, false_failovers, failover, keepalived, scale,
-restore_shape, notify_failover) runs as a subprocess of this interpreter; its stdout is its Markdown
-section, its stderr goes to <work dir>/<name>.log and its raw figures to
+restore_shape, notify_failover, db_failover) runs as a subprocess of this interpreter;
+its stdout is its Markdown section, its stderr goes to <work dir>/<name>.log and its raw figures to
 <work dir>/<name>.json (`--samples`). The page gets a header with the machine's facts,
 then one section per script, then box plots of the client-visible outages (tutela vs
 keepalived, redrawn only when both ran) in <output dir>/img/. A missing script's section
@@ -63,6 +63,8 @@ SCRIPTS = (
            ("--nodes", "8", "--resources", "40", "--hierarchies", "8", "--idle", "5")),
     Script("restore_shape", "Restore shape", ("--runs", "2")),
     Script("notify_failover", "Failover with a notification target that hangs",
+           ("--runs", "2")),
+    Script("db_failover", "Databases: write outage and rows lost across a node kill",
            ("--runs", "2")),
 )
 NAMES = [s.name for s in SCRIPTS]
