@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from tutela.kits.registry import get_kit
 from tutela.migrate.lexer import Function, Value, is_number
 from tutela.migrate.scope import EMPTY, PackageScope
 from tutela.migrate.scripts import (
@@ -15,19 +16,40 @@ from tutela.migrate.scripts import (
     external_wrapper,
     script_name,
 )
-from tutela.migrate.sgmodel import Note, Outcome
+from tutela.migrate.sgmodel import Note, Outcome, SgPackage
 from tutela.model.config import Resource
 
 NO_TIMEOUT = 3600.0
 """tutela bounds every action; a no_timeout script gets an hour."""
 DEFAULT_ACTION_TIMEOUT = 60.0
 TIMEOUTS = (("restore", "run_script_timeout"), ("remove", "halt_script_timeout"))
-_TEMPLATE_LINE = re.compile(r"^\s*(:|test_return\s+\d+)?\s*(#.*)?$")
+TEMPLATE_LINE = re.compile(r"^\s*(:|test_return\s+\d+)?\s*(#.*)?$")
+"""A line of the customer_defined_* template: `:`, `test_return N`, a comment."""
+SCRIPT_KITS = ("generic", "process", "ip", "filesystem")
+"""Kits whose action timeouts the importer does not derive from a package's: an application
+kit (a toolkit's) takes run_script_timeout and halt_script_timeout when they are longer."""
+
+
+def script_timeout(package: SgPackage, key: str) -> tuple[float | None, str]:
+    """run_script_timeout or halt_script_timeout in seconds, and how it was read."""
+    value = package.settings.get(key)
+    text = value.text.strip().lower() if value else ""
+    if text == "no_timeout":
+        return NO_TIMEOUT, f"no_timeout: {NO_TIMEOUT:g} s (tutela bounds every action)"
+    if is_number(text) and int(text) > 0:
+        return float(text), f"{text} s"
+    return None, ""
+
+
+def package_timeouts(package: SgPackage) -> dict[str, float]:
+    """The package's script timeouts as tutela action timeouts (restore, remove)."""
+    found = {action: script_timeout(package, key)[0] for action, key in TIMEOUTS}
+    return {action: seconds for action, seconds in found.items() if seconds is not None}
 
 
 def has_commands(function: Function) -> bool:
     """Whether a customer_defined_* body does more than the template's ':' and test_return."""
-    return any(not _TEMPLATE_LINE.match(line) for line in function.body.split("\n"))
+    return any(not TEMPLATE_LINE.match(line) for line in function.body.split("\n"))
 
 
 class GenericMapper:
@@ -136,31 +158,36 @@ class GenericMapper:
     # --- package-wide script settings -----------------------------------------------------
 
     def script_timeout(self, key: str) -> tuple[float | None, str]:
-        value = self.scope.package.settings.get(key)
-        text = value.text.strip().lower() if value else ""
-        if text == "no_timeout":
-            return NO_TIMEOUT, f"no_timeout: {NO_TIMEOUT:g} s (tutela bounds every action)"
-        if is_number(text) and int(text) > 0:
-            return float(text), f"{text} s"
-        return None, ""
+        return script_timeout(self.scope.package, key)
 
     def timeouts(self) -> dict[str, float]:
-        found = {action: self.script_timeout(key)[0] for action, key in TIMEOUTS}
-        return {action: seconds for action, seconds in found.items() if seconds is not None}
+        return package_timeouts(self.scope.package)
 
     def record_timeouts(self, resources: list[Resource]) -> None:
-        generic = [r.tag for r in resources if r.kit == "generic"]
+        applications = [r for r in resources if r.kit not in SCRIPT_KITS]
         for action, key in TIMEOUTS:
             value = self.scope.package.settings.get(key)
             if value is None:
                 continue
             seconds, how = self.script_timeout(key)
+            on = [r.tag for r in resources if r.kit == "generic" or (
+                r in applications and r.timeouts.get(action) == seconds)]
             if seconds is None:
                 self.scope.record(value, Outcome.ERROR, f"{value.text!r} is neither no_timeout "
                                   "nor a number of seconds", "correct it")
-            elif generic:
+            elif on:
+                recover = ("; timeouts.recover that plus the kit's remove timeout on "
+                           f"{', '.join(r.tag for r in applications if r.tag in on)}"
+                           if any(r.tag in on for r in applications) else "")
                 self.scope.record(value, Outcome.MAPPED, f"timeouts.{action}: {how}, on "
-                                  f"{', '.join(generic)}")
+                                  f"{', '.join(on)}{recover}")
+            elif applications:
+                kit = applications[0].kit
+                why = ("is longer, and kept" if action == "restore" else "is kept: its remove "
+                       "escalates on its own, and a longer timeout would only delay a forced "
+                       "removal on quorum loss when a stop hangs")
+                self.scope.record(value, Outcome.NOTHING, f"the {kit} kit's own {action} "
+                                  f"timeout ({get_kit(kit).default_timeouts[action]:g} s) {why}")
             else:
                 self.scope.record(value, Outcome.NOTHING, "no script resource; each resource "
                                   f"has its own timeouts ({action} "

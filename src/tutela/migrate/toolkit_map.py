@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from tutela.kits.registry import get_kit
 from tutela.migrate.context import check_params
-from tutela.migrate.generic_map import has_commands
+from tutela.migrate.generic_map import TEMPLATE_LINE, has_commands, package_timeouts
 from tutela.migrate.lexer import Function, Value
 from tutela.migrate.scope import PackageScope
 from tutela.migrate.scripts import GeneratedScript
@@ -29,7 +30,6 @@ from tutela.model.config import Resource
 
 TOOLKIT_CALL = re.compile(r"^\s*(?P<script>\S*toolkit\.sh)\s+(?P<action>start|stop)\s*$")
 MONITOR_COMMAND = re.compile(r"(tkit_module\.sh|toolkit\.sh)\s+\S*monitor", re.IGNORECASE)
-_TEMPLATE_LINE = re.compile(r"^\s*(:|test_return\s+\d+)?\s*(#.*)?$")
 ADDRESS_ONLY = re.compile(r"/\d+$")
 
 COMMON: dict[str, Rule] = {
@@ -359,7 +359,19 @@ class ToolkitMapper:
         self.claim_monitor_services()
         interval = _interval(values)
         return [Resource(tag=self.tag, kit=made.kit, params=made.params,
+                         timeouts=self.timeouts(made.kit),
                          **({"check_interval": interval} if interval else {}))]
+
+    def timeouts(self, kit: str) -> dict[str, float]:
+        """run_script_timeout where longer than the kit's restore timeout: the toolkit's
+        start had that long (a database's crash recovery, say); recover (a remove and a
+        restore) gets as much more. halt_script_timeout is not taken: a longer remove would
+        only delay a forced removal on quorum loss when a stop hangs."""
+        defaults = get_kit(kit).default_timeouts
+        seconds = package_timeouts(self.scope.package).get("restore")
+        if seconds is None or seconds <= defaults["restore"]:
+            return {}
+        return {"restore": seconds, "recover": seconds + defaults["remove"]}
 
     # --- modular without a toolkit: an external_script and pev_ parameters ----------------
 
@@ -495,6 +507,6 @@ def _toolkit_calls(function: Function) -> tuple[list[str], bool]:
         match = TOOLKIT_CALL.match(line)
         if match:
             calls.append(match["script"])
-        elif not _TEMPLATE_LINE.match(line):
+        elif not TEMPLATE_LINE.match(line):
             only = False
     return calls, only
