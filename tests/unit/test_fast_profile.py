@@ -19,7 +19,7 @@ from tutela.model.config import ClusterSettings
 def test_the_fast_profile_is_valid_and_fast() -> None:
     settings = ClusterSettings.model_validate(FAST_PROFILE)
     assert settings.fencing == "agent"
-    assert settings.heartbeat_interval * settings.heartbeat_misses == pytest.approx(0.15)
+    assert settings.heartbeat_interval * settings.heartbeat_misses == pytest.approx(0.2)
     timing = LeaseTiming.for_duration(float(settings.lease_duration))
     assert timing.renew_every == pytest.approx(0.05)
     assert timing.holder_length > timing.duration / 2  # one lost renewal round is survived
