@@ -23,8 +23,9 @@ FAST_PROFILE: dict[str, float | int | str] = {
     "heartbeat_interval": 0.05, "heartbeat_misses": 4, "lease_duration": 0.2,
     "fencing": "agent", "fence_command": "tutela-fence-port {node}"}
 """The fast profile's settings (docs/leases.md, "Fast profile"): failure detection in
-0.2 s (as long as the lease, as the defaults' 1 s), a 0.2 s lease renewed every 0.05 s, and the lab's network fence (a real site puts
-its switch's fence agent, e.g. fence_ifmib, in fence_command)."""
+0.2 s (as long as the lease, as the defaults' 1 s), a 0.2 s lease renewed every 0.05 s,
+and the lab's network fence (a real site puts its switch's fence agent, e.g. fence_ifmib,
+in fence_command)."""
 
 
 @dataclass(frozen=True)
