@@ -187,7 +187,8 @@ function details(resource, store) {
     [t("details.state"), resource.state],
     [t("details.reason"), resource.reason || "-"],
     [t("details.since"), clock(resource.since)],
-    [t("details.last_check"), resource.last_check ? clock(resource.last_check) : "-"],
+    // tutelad's status gives no time of the last quick check yet: shown once it does
+    resource.last_check ? [t("details.last_check"), clock(resource.last_check)] : null,
     [t("details.recoveries"), resource.recoveries ?? recoveries.length],
     [t("details.last_error"), resource.last_error
       || (failure ? `${clock(failure.at)} ${failure.node}: ${failure.cause}` : "-")],
@@ -196,7 +197,8 @@ function details(resource, store) {
   return h("div", { class: "details", dataset: { details: resource.tag } },
     h("h4", {}, t("details.title", { tag: resource.tag })),
     h("div", { class: "details-grid" },
-      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
+      h("dl", { class: "facts" }, facts.filter(Boolean).map(([k, v]) =>
+        [h("dt", {}, k), h("dd", {}, String(v))])),
       h("div", {}, h("h5", {}, t("details.params")),
         h("dl", { class: "facts mono" }, Object.entries(resource.params || {}).map(([k, v]) =>
           [h("dt", {}, k), h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))])))));
