@@ -290,10 +290,11 @@ class ToolkitMapper:
             None)
         more = any(has_commands(f) and not only for f in package.functions
                    for _, only in [calls[f.name]])
-        if toolkit is None or more:
+        if toolkit is None or more or not package.toolkit_file:
             why = ("the customer commands do more than call the toolkit" if more else
-                   f"no known toolkit in {directory} (no toolkit configuration file among "
-                   "the inputs)")
+                   f"no known toolkit in {directory}" if toolkit is None else
+                   f"its configuration file ({toolkit.config_file} in {directory}) is not "
+                   "among the inputs: give it to the import too")
             self.scope.ctx.ledger.section(self.scope.section, f"Toolkit call `{call}` not "
                                           f"mapped to a kit: {why}; the customer commands "
                                           "stay a generic resource.")
