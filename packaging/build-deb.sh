@@ -12,7 +12,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(dirname "$here")
 out=$(realpath -m "$1")
-tools_python=$(realpath -m "${2:-$project/.venv/bin/python}")
+# -s: a venv's python is a symlink to its base interpreter; resolved, the venv is lost
+tools_python=$(realpath -ms "${2:-$project/.venv/bin/python}")
 target_python=/usr/bin/python3   # the interpreter the package depends on: Debian's
 prefix=/opt/tutela
 
@@ -62,6 +63,12 @@ install -D -m 0644 -t "$root/lib/systemd/system" \
 install -D -m 0644 "$here/etc/tutelad.env" "$root/etc/tutela/tutelad.env"
 install -D -m 0644 "$here/etc/witness.env" "$root/etc/tutela/witness.env"
 install -D -m 0644 "$here/etc/logrotate" "$root/etc/logrotate.d/tutela"
+# The MIB of tutela's SNMP traps, in the wheel's data (PREFIX/share/snmp/mibs), linked where
+# net-snmp's tools (snmptrapd, snmptranslate) look by default.
+mib=share/snmp/mibs/TUTELA-MIB.txt
+[[ -f "$venv/$mib" ]] || { echo "the wheel has no $mib" >&2; exit 1; }
+install -d "$root/usr/share/snmp/mibs"
+ln -s "$prefix/$mib" "$root/usr/$mib"
 
 PYTHONPATH="$project/src" "$tools_python" "$here/manpages.py" "$out/man" >/dev/null
 install -d "$root/usr/share/man/man8"

@@ -1,4 +1,5 @@
-"""Write bash and zsh completion scripts for tutela and tutela-witness (click's own).
+"""Write bash and zsh completion scripts (click's own) for every click program of
+[project.scripts]: tutela, tutela-witness, the LifeKeeper and Serviceguard commands.
 
     python packaging/completions.py OUTDIR
 
@@ -12,13 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 from click.shell_completion import get_completion_class
+from programs import click_programs
 
-from tutela.cli.main import cli as tutela_cli
-from tutela.witness.main import main as witness_cli
-
-COMMANDS: dict[str, click.Command] = {"tutela": tutela_cli, "tutela-witness": witness_cli}
 TARGETS = {"bash": "{name}", "zsh": "_{name}"}
 
 
@@ -28,7 +25,7 @@ def write_completions(outdir: Path) -> list[Path]:
         completion = get_completion_class(shell)
         assert completion is not None, f"click has no {shell} completion"
         (outdir / shell).mkdir(parents=True, exist_ok=True)
-        for name, command in COMMANDS.items():
+        for name, command in click_programs().items():
             variable = "_" + name.replace("-", "_").upper() + "_COMPLETE"
             path = outdir / shell / file_name.format(name=name)
             path.write_text(completion(command, {}, name, variable).source())

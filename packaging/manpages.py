@@ -1,10 +1,12 @@
-"""Write the man pages of tutela, tutelad and tutela-witness from their CLI definitions.
+"""Write the man page of every console script of [project.scripts] (tutela, tutelad,
+tutela-witness, the LifeKeeper and Serviceguard commands, tutela-fence-port) from its CLI
+definition (packaging/programs.py).
 
     python packaging/manpages.py OUTDIR
 
-The click groups (tutela, tutela-witness) are walked command by command, tutelad's argparse
-parser option by option, so a page says what the installed commands accept. One page per
-program, section 8 (they administer the system); every subcommand is a subsection. The date
+The click commands are walked command by command, the argparse parsers (tutelad,
+tutela-fence-port) option by option, so a page says what the installed commands accept. One
+page per program, section 8 (they administer the system); every subcommand is a subsection. The date
 is $SOURCE_DATE_EPOCH's (reproducible builds), else today's.
 """
 
@@ -20,10 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import click
-
-from tutela.cli.main import cli as tutela_cli
-from tutela.daemon.main import parser as tutelad_parser
-from tutela.witness.main import main as witness_cli
+from programs import programs
 
 SECTION = "8"
 
@@ -76,7 +75,17 @@ EXTRAS = {
          ".TP\n.I /etc/tutela/witness.env\nIts environment: LISTEN_OPTIONS.\n"),
         ("SEE ALSO", r"\fBtutela\fR(8), \fBtutelad\fR(8)" + "\n"),
     ]),
+    "tutela-fence-port": Extras([
+        ("SEE ALSO", r"\fBtutela\fR(8); /usr/share/doc/tutela/docs/leases.md (the fast "
+         "profile's fence_command)\n"),
+    ]),
 }
+COMPAT_EXTRAS = Extras([
+    ("ENVIRONMENT", ".TP\n.B TUTELA_STATE_DIR\n" + STATE + " Default /var/lib/tutela.\n"),
+    ("SEE ALSO", r"\fBtutela\fR(8); /usr/share/doc/tutela/docs/compat.md (the tutela "
+     "command it runs, every difference from the original)\n"),
+])
+"""The LifeKeeper and Serviceguard commands' sections."""
 
 
 def escape(text: str) -> str:
@@ -97,9 +106,15 @@ def paragraphs(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def header(name: str, summary: str, date: str) -> str:
+def header(name: str, help_text: str, date: str) -> str:
     return (f'.TH {name.upper()} {SECTION} "{date}" "tutela {version("tutela")}" '
-            f'"tutela manual"\n.SH NAME\n{escape(name)} \\- {escape(summary)}\n')
+            f'"tutela manual"\n.SH NAME\n{escape(name)} \\- {escape(summary(name, help_text))}\n')
+
+
+def summary(name: str, help_text: str) -> str:
+    """The NAME line: the help's first sentence, without a leading "NAME: "."""
+    first = " ".join(inspect.cleandoc(help_text).split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".").removeprefix(f"{name}: ")
 
 
 def option_items(records: list[tuple[str, str]]) -> str:
@@ -107,15 +122,17 @@ def option_items(records: list[tuple[str, str]]) -> str:
                    for opts, help_ in records)
 
 
-def click_page(name: str, group: click.Group, date: str) -> str:
-    ctx = click.Context(group, info_name=name)
-    help_text = group.help or ""
-    out = [header(name, help_text.splitlines()[0].split(": ", 1)[-1].rstrip("."), date),
+def click_page(name: str, command: click.Command, date: str) -> str:
+    """A program's page; a group's subcommands in its COMMANDS section."""
+    ctx = click.Context(command, info_name=name)
+    help_text = command.help or ""
+    out = [header(name, help_text, date),
            ".SH SYNOPSIS\n", f".B {escape(name)}\n",
-           escape(" ".join(group.collect_usage_pieces(ctx))) + "\n",
+           escape(" ".join(command.collect_usage_pieces(ctx))) + "\n",
            ".SH DESCRIPTION\n", paragraphs(help_text),
-           ".SH OPTIONS\n", option_items(_records(group, ctx)), ".SH COMMANDS\n"]
-    out += _commands(group, ctx)
+           ".SH OPTIONS\n", option_items(_records(command, ctx))]
+    if isinstance(command, click.Group):
+        out += [".SH COMMANDS\n", *_commands(command, ctx)]
     return "".join(out) + _extras(name)
 
 
@@ -159,15 +176,15 @@ def argparse_page(name: str, parser: argparse.ArgumentParser, date: str) -> str:
             help_ += f" [default: {action.default}]"
         records.append((opts, help_))
     usage = parser.format_usage().removeprefix("usage: ").strip()
-    return "".join([header(name, description.splitlines()[0].split(": ", 1)[-1].rstrip("."),
-                           date),
+    return "".join([header(name, description, date),
                     ".SH SYNOPSIS\n", escape(" ".join(usage.split())) + "\n",
                     ".SH DESCRIPTION\n", paragraphs(description),
                     ".SH OPTIONS\n", option_items(records), _extras(name)])
 
 
 def _extras(name: str) -> str:
-    return "".join(f".SH {title}\n{body}" for title, body in EXTRAS[name].sections)
+    return "".join(f".SH {title}\n{body}"
+                   for title, body in EXTRAS.get(name, COMPAT_EXTRAS).sections)
 
 
 def build_date() -> str:
@@ -180,10 +197,9 @@ def build_date() -> str:
 def write_pages(outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     date = build_date()
-    assert isinstance(tutela_cli, click.Group) and isinstance(witness_cli, click.Group)
-    pages = {"tutela": click_page("tutela", tutela_cli, date),
-             "tutelad": argparse_page("tutelad", tutelad_parser(), date),
-             "tutela-witness": click_page("tutela-witness", witness_cli, date)}
+    pages = {name: click_page(name, definition, date) if isinstance(definition, click.Command)
+             else argparse_page(name, definition, date)
+             for name, definition in programs().items()}
     written = []
     for name, text in pages.items():
         path = outdir / f"{name}.{SECTION}"

@@ -1,13 +1,16 @@
 """The cheap part of the package, checked in `make test` (the .deb itself is built and
-installed into a Debian root by `make package-test`): the man pages and completion scripts
-generate from the CLIs and are well-formed, the units pass systemd-analyze verify, the
-maintainer scripts parse."""
+installed into a Debian root by `make package-test`): the wheel `pip install` and the .deb
+install carries every module, the GUI's static files and the MIB; a man page for every
+console script and completion for every click one, well-formed; the units pass
+systemd-analyze verify, the maintainer scripts parse."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 import click
@@ -18,6 +21,14 @@ from tutela.cli.main import cli as tutela_cli
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGING = PROJECT / "packaging"
 UNITS = ["tutelad.service", "tutela-witness.service"]
+MIB = "mibs/TUTELA-MIB.txt"
+ARGPARSE_PROGRAMS = {"tutelad", "tutela-fence-port"}
+"""The console scripts without click, so without shell completion."""
+
+
+def console_scripts() -> list[str]:
+    with (PROJECT / "pyproject.toml").open("rb") as file:
+        return sorted(tomllib.load(file)["project"]["scripts"])
 
 
 def generate(script: str, outdir: Path) -> list[Path]:
@@ -45,7 +56,7 @@ def command_paths(group: click.Group, prefix: str) -> list[str]:
 
 def test_a_man_page_for_each_command_without_formatting_warnings(
         pages: dict[str, Path]) -> None:
-    assert sorted(pages) == ["tutela", "tutela-witness", "tutelad"]
+    assert sorted(pages) == console_scripts()
     for name, page in pages.items():
         result = subprocess.run(
             ["man", "--warnings", "-l", str(page)], check=False, capture_output=True,
@@ -72,14 +83,54 @@ def test_the_tutelad_page_comes_from_its_parser(pages: dict[str, Path]) -> None:
 def test_completion_scripts(tmp_path: Path) -> None:
     written = {f"{path.parent.name}/{path.name}": path
                for path in generate("completions.py", tmp_path)}
-    assert sorted(written) == ["bash/tutela", "bash/tutela-witness", "zsh/_tutela",
-                               "zsh/_tutela-witness"]
+    with_completion = [name for name in console_scripts() if name not in ARGPARSE_PROGRAMS]
+    assert sorted(written) == sorted([f"bash/{name}" for name in with_completion]
+                                     + [f"zsh/_{name}" for name in with_completion])
+    assert "_CMVIEWCL_COMPLETE=bash_complete" in written["bash/cmviewcl"].read_text()
     assert "-F _tutela_completion tutela" in written["bash/tutela"].read_text()
     assert "_TUTELA_WITNESS_COMPLETE=bash_complete" in \
         written["bash/tutela-witness"].read_text()
     assert written["zsh/_tutela"].read_text().startswith("#compdef tutela\n")
-    for shell_script in ("bash/tutela", "bash/tutela-witness"):
-        subprocess.run(["bash", "-n", str(written[shell_script])], check=True, timeout=30)
+    for shell_script, path in written.items():
+        if shell_script.startswith("bash/"):
+            subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
+
+
+def test_the_compat_and_lab_commands_pages(pages: dict[str, Path]) -> None:
+    """A LifeKeeper or Serviceguard command's page: its options, the state directory, where
+    its differences are written; the lab fence's from its argparse parser."""
+    cmviewcl = pages["cmviewcl"].read_text()
+    assert ".B \\-f [table|line]" in cmviewcl and ".B \\-\\-json" in cmviewcl
+    assert "TUTELA_STATE_DIR" in cmviewcl and "docs/compat.md" in cmviewcl
+    assert ".SH COMMANDS" not in cmviewcl
+    assert ".B \\-\\-status" in pages["tutela-fence-port"].read_text()
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The wheel built as packaging/build-deb.sh builds it."""
+    outdir = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--wheel-dir", str(outdir), str(PROJECT)],
+                   check=True, capture_output=True, timeout=300)
+    [built] = outdir.glob("tutela-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_the_wheel_carries_every_module_static_file_and_the_mib(
+        wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    source = PROJECT / "src"
+    wanted = {path.relative_to(source).as_posix() for path in (source / "tutela").rglob("*")
+              if path.is_file() and "__pycache__" not in path.parts}
+    assert wanted - names == set()
+    assert {"tutela/api/app.py", "tutela/gui/static/index.html", "tutela/kits/postgresql.py",
+            "tutela/kits/nfs.py"} <= names
+    [mib] = [name for name in names if name.endswith(".data/data/share/snmp/" + MIB)]
+    assert wheel.read(mib) == (PROJECT / MIB).read_bytes()
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    assert all(f"{script} = " in wheel.read(entry_points).decode()
+               for script in console_scripts())
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
