@@ -56,9 +56,10 @@ def test_the_generated_exports_are_served(namespace: str, tmp_path: Path) -> Non
     (shared / "home" / "pub" / "readme.txt").write_text(HELLO)
     for writable in (shared / "home", shared / "home" / "pub"):
         writable.chmod(0o1777)
-    text = ganesha_config([f"-o rw,sync 127.0.0.0/8:{shared}/home", f"-o ro {shared}/home/pub"],
-                          [str(shared)])
+    text = ganesha_config([f"-o rw,sync 127.0.0.0/8:{shared}/home",
+                           f"-o ro,no_root_squash {shared}/home/pub"], [str(shared)])
     assert "NFSV4 { RecoveryRoot =" in text
+    assert text.count("Squash = No_Root_Squash;") == 1
     config = tmp_path / "ganesha.conf"
     config.write_text(text.replace("NFSV4 { RecoveryRoot =", SHORT_GRACE))
     log = tmp_path / "ganesha.log"

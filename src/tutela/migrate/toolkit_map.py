@@ -92,7 +92,8 @@ def _postgresql(params: dict[str, Any], given: ToolkitInput) -> str:
     return ""
 
 
-def _mariadb(params: dict[str, Any], given: ToolkitInput) -> str:
+def _client_address(params: dict[str, Any], given: ToolkitInput) -> str:
+    """The kit's `address` (where it checks the server answers): the package's address."""
     if given.address:
         params["address"] = given.address
         return f"address {given.address} (the package's address)"
@@ -100,7 +101,7 @@ def _mariadb(params: dict[str, Any], given: ToolkitInput) -> str:
 
 
 def _web(params: dict[str, Any], given: ToolkitInput) -> str:
-    done = []
+    done = [_first_port(params)]
     root = given.values.get("server_root")
     config = params.get("configfile")
     if root is not None and config and not str(config).startswith("/"):
@@ -110,12 +111,17 @@ def _web(params: dict[str, Any], given: ToolkitInput) -> str:
     if home is not None:
         params["httpd"] = f"{home.text.strip().rstrip('/')}/bin/httpd"
         done.append("httpd from HP_APACHE_HOME")
-    if isinstance(params.get("port"), str):
-        params["port"] = int(params["port"].replace(",", " ").split()[0])
-    if given.address:
-        params["address"] = given.address
-        done.append(f"address {given.address} (the package's address)")
-    return ", ".join(done)
+    done.append(_client_address(params, given))
+    return ", ".join(d for d in done if d)
+
+
+def _first_port(params: dict[str, Any]) -> str:
+    """MONITOR_PORTS may list several ports ("80 443"): the kit checks the first."""
+    ports = str(params.get("port", "")).replace(",", " ").split()
+    if len(ports) < 2 or not ports[0].isdigit():
+        return ""
+    params["port"] = int(ports[0])
+    return f"port {ports[0]}, the first of MONITOR_PORTS ({', '.join(ports[1:])} not checked)"
 
 
 def _probe(port: int, key: str = "probe") -> Callable[[dict[str, Any], ToolkitInput], str]:
@@ -154,9 +160,10 @@ def ganesha_config(exports: list[str], directories: list[str]) -> str:
         options = words[words.index("-o") + 1] if "-o" in words[:-1] else "rw"
         client, _, path = words[-1].rpartition(":") if ":" in words[-1] else ("*", "", words[-1])
         access = "RO" if "ro" in options.split(",") else "RW"
+        squash = "No_Root_Squash" if "no_root_squash" in options.split(",") else "Root_Squash"
         lines += [f"EXPORT {{  # {entry}", f"    Export_Id = {number};",
                   f"    Path = {path};", f"    Pseudo = {path};", "    Transports = TCP;",
-                  "    FSAL { Name = VFS; }", "    Squash = Root_Squash;",
+                  "    FSAL { Name = VFS; }", f"    Squash = {squash};",
                   f"    CLIENT {{ Clients = {client or '*'}; Access_Type = {access}; }}", "}"]
     return "\n".join(lines) + "\n"
 
@@ -170,7 +177,7 @@ TOOLKITS = (
             _postgresql),
     Toolkit(("mysql", "mariadb"), "mariadb", "hamysql.conf",
             {"data_directory": "datadir", "configuration_file": "config", "pid_file": "pid",
-             "socket": "socket", "port": "port"}, {}, _mariadb),
+             "socket": "socket", "port": "port"}, {}, _client_address),
     Toolkit(("apache", "httpd", "nginx"), "apache", "hahttp.conf",
             {"configuration_file": "configfile", "config_file": "configfile",
              "httpd_config_file": "configfile", "monitor_ports": "port"},
@@ -192,14 +199,13 @@ TOOLKITS = (
     Toolkit(("nfs",), "nfs", "hanfs.conf", {},
             {"xfs": Rule(Outcome.MAPPED, "an EXPORT block of the Ganesha configuration the "
                          "importer writes", "review the generated Ganesha configuration (of "
-                         "the exportfs options only rw / ro are carried over) and copy it to "
-                         "every node"),
+                         "the exportfs options only rw / ro and root_squash / no_root_squash "
+                         "are carried over) and copy it to every node"),
              "quota_mon": Rule(Outcome.NOTHING, "Ganesha needs no rpc.rquotad monitor"),
              "lock_migration": Rule(Outcome.NOTHING, "Ganesha's NFSv4 recovery directory on "
                                     "the shared filesystem carries the clients' locks over"),
              "supported_netids": Rule(Outcome.NOTHING, "the generated configuration serves "
-                                      "NFSv4 over TCP (its comment says how to add NFSv3)"),
-             "nfs_toolkit_dir": COMMON["tkit_dir"]},
+                                      "NFSv4 over TCP (its comment says how to add NFSv3)")},
             _nfs),
     Toolkit(("postfix",), "postfix", "hapostfix.conf",
             {"config_dir": "config_dir", "postfix_config_dir": "config_dir",
