@@ -28,7 +28,8 @@ from tutela.migrate.scripts import GeneratedScript
 from tutela.migrate.sgmodel import Group, Note, Outcome, Rule
 from tutela.model.config import Resource
 
-TOOLKIT_CALL = re.compile(r"^\s*(?P<script>\S*toolkit\.sh)\s+(?P<action>start|stop)\s*$")
+TOOLKIT_CALL = re.compile(
+    r"""^\s*(?P<quote>["']?)(?P<script>[^\s"']*toolkit\.sh)(?P=quote)\s+(?P<action>start|stop)\s*$""")
 MONITOR_COMMAND = re.compile(r"(tkit_module\.sh|toolkit\.sh)\s+\S*monitor", re.IGNORECASE)
 ADDRESS_ONLY = re.compile(r"/\d+$")
 
