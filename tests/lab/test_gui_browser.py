@@ -6,17 +6,20 @@ cluster. One browser and one cluster for the module; the tests run in order:
    one is shown at its field), then a web server that needs it; it comes in service and
    the client reaches it; the admin extends it to node1 and node2 with the extend wizard,
    and the dependency wizard shows the server's refusal of a dependency there already;
-2. a guest sees it but no action, and the API refuses a guest's switchover sent from the
-   page (403), the hierarchy staying where it is;
-3. an operator has the actions but no wizard, the API refuses the operator's resource
-   creation, and the operator's switchover to node1 shows in the page;
+2. a guest, logged in with a password (PAM), sees it but no action, and the API refuses a
+   guest's switchover sent from the page (403), the hierarchy staying where it is;
+3. an operator, logged in the same way, has the actions but no wizard, the API refuses the
+   operator's resource creation and a request without the session's CSRF token, and the
+   operator's switchover to node1 shows in the page;
 4. node1, the owner, is powered off: the open page shows the new owner (node3) within 3 s,
    without a reload; the time is printed (docs/gui.md records it);
 5. the language switch turns the page Japanese, and back;
 6. an admin edits the configuration as YAML and sees the dry run's diff before apply.
 
-Screenshots of the overview, the hierarchy, the wizard and the timeline are written to
-docs/img/gui-*.png (1280x800), for the README.
+The admin uses an API token; the guest and operator are system users that only node3
+sees (its own /etc files, bind-mounted in its mount namespace). Screenshots of the
+overview, the hierarchy, the wizard and the timeline are written to docs/img/gui-*.png
+(1280x800), for the README.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import datetime
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -118,14 +122,41 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def tokens(lab: Lab) -> dict[str, str]:
-    """An API token of each role, made on the API node (tokens are per node)."""
-    made = {}
-    for role in ("admin", "operator", "guest"):
-        answer = tutela(lab, API_NODE, "api", "token", "create", "--role", role,
-                        "--name", f"browser-{role}", "--expires", "1h", "--json")
-        made[role] = json.loads(answer.stdout)["token"]
-    return made
+def admin_token(lab: Lab) -> str:
+    """An admin's API token, made on the API node (tokens are per node)."""
+    answer = tutela(lab, API_NODE, "api", "token", "create", "--role", "admin",
+                    "--name", "browser-admin", "--expires", "1h", "--json")
+    return str(json.loads(answer.stdout)["token"])
+
+
+@pytest.fixture(scope="module")
+def logins(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A system user of each role group, with a password, that only the API node sees: its
+    /etc/passwd, shadow and group are the host's with these users added, bind-mounted in
+    the node's own mount namespace (the host's /etc is never touched). PAM checks them as
+    any login. Returns role -> user; the password is the user's name reversed."""
+    files = tmp_path_factory.mktemp("etc")
+    users = {"operator": "oscar", "guest": "gina"}
+    passwd, shadow, group = (Path(f"/etc/{name}").read_text() for name in
+                             ("passwd", "shadow", "group"))
+    for number, (role, user) in enumerate(users.items()):
+        uid = 64100 + number
+        digest = subprocess.run(["openssl", "passwd", "-6", user[::-1]], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        passwd += f"{user}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin\n"
+        shadow += f"{user}:{digest}:20000:0:99999:7:::\n"
+        group += f"{user}:x:{uid}:\ntutela-{role}:x:{uid + 100}:{user}\n"
+    mounted = []
+    try:
+        for name, text in (("passwd", passwd), ("shadow", shadow), ("group", group)):
+            (files / name).write_text(text)
+            lab.exec(API_NODE, ["mount", "--bind", str(files / name), f"/etc/{name}"])
+            mounted.append(f"/etc/{name}")
+        yield users
+    finally:
+        for target in mounted:
+            if lab.node_state(API_NODE) != "off":
+                lab.exec(API_NODE, ["umount", target], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +185,27 @@ def sign_in(driver: webdriver.Chrome, url: str, token: str, view: str) -> None:
     driver.get("about:blank")
     driver.get(f"{url}#token={token}")
     wait_for(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "[data-node]"))
+    driver.get(f"{url}#{view}")
+
+
+def log_in(driver: webdriver.Chrome, url: str, user: str, view: str) -> None:
+    """Log in through the form with `user`'s password (PAM on the API node): a session
+    cookie, and the CSRF token for state-changing requests."""
+    driver.get("about:blank")
+    driver.get(url)
+    def shown(element_id: str) -> bool:
+        return bool(driver.find_element(By.ID, element_id).is_displayed())
+
+    wait_for(driver, lambda: shown("login") or shown("user-line"))
+    if shown("user-line"):  # a session or token of an earlier test: log out first
+        click(driver, "#logout")
+    wait_for(driver, lambda: shown("login"))
+    form = driver.find_element(By.ID, "login-form")
+    form.find_element(By.NAME, "username").send_keys(user)
+    form.find_element(By.NAME, "password").send_keys(user[::-1])
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "[data-node]"))
+    assert driver.find_element(By.ID, "user-name").text == user
     driver.get(f"{url}#{view}")
 
 
@@ -203,13 +255,16 @@ def buttons(driver: webdriver.Chrome) -> set[str]:
 
 
 def api_from_page(driver: webdriver.Chrome, method: str, path: str, body: dict[str, Any],
-                  token: str) -> int:
-    """The HTTP status of a request the page itself sends to the API with `token`."""
+                  csrf: bool = True) -> int:
+    """The HTTP status of a request the page itself sends to the API with its session
+    cookie, and the session's CSRF token unless `csrf` is False."""
     status_code: int = driver.execute_async_script(
-        "const [method, path, body, token, done] = arguments;"
-        "fetch('api/v1/' + path, {method, body: JSON.stringify(body), headers: {"
-        "'Content-Type': 'application/json', Authorization: 'Bearer ' + token}})"
-        ".then((r) => done(r.status), () => done(0));", method, path, body, token)
+        "const [method, path, body, csrf, done] = arguments;"
+        "const headers = {'Content-Type': 'application/json'};"
+        "if (csrf) headers['X-CSRF-Token'] = sessionStorage.getItem('tutela.csrf');"
+        "fetch('api/v1/' + path, {method, body: JSON.stringify(body), headers,"
+        " credentials: 'same-origin'}).then((r) => done(r.status), () => done(0));",
+        method, path, body, csrf)
     return status_code
 
 
@@ -263,8 +318,8 @@ def send_wizard(driver: webdriver.Chrome) -> None:
 
 
 def test_admin_creates_and_extends_a_hierarchy_with_the_wizards(
-        lab: Lab, browser: webdriver.Chrome, url: str, tokens: dict[str, str]) -> None:
-    sign_in(browser, url, tokens["admin"], "hierarchies")
+        lab: Lab, browser: webdriver.Chrome, url: str, admin_token: str) -> None:
+    sign_in(browser, url, admin_token, "hierarchies")
     wizard(browser, "ip", "vip", {"address": "198.51.100.300/24"})
     send_wizard(browser)
     error = wait_for(browser, lambda: browser.find_element(
@@ -305,28 +360,31 @@ def test_admin_creates_and_extends_a_hierarchy_with_the_wizards(
 
 
 def test_guest_sees_it_but_may_not_act(lab: Lab, browser: webdriver.Chrome, url: str,
-                                       tokens: dict[str, str]) -> None:
-    sign_in(browser, url, tokens["guest"], "hierarchies")
+                                       logins: dict[str, str]) -> None:
+    log_in(browser, url, logins["guest"], "hierarchies")
     wait_for(browser, lambda: browser.find_elements(
         By.CSS_SELECTOR, "[data-hierarchy='web'] td[data-node='node1']"))
     assert buttons(browser) == {"why"}
     assert not browser.find_element(By.CSS_SELECTOR,
                                      "a[data-view='configuration']").is_displayed()
-    assert api_from_page(browser, "POST", "hierarchies/web/switchover", {"to": "node1"},
-                         tokens["guest"]) == 403
+    assert api_from_page(browser, "POST", "hierarchies/web/switchover", {"to": "node1"}) == 403
     assert api_from_page(browser, "POST", "resources", {"kit": "ip", "tag": "vip9", "params": {
-        "address": "198.51.100.149/24"}}, tokens["guest"]) == 403
+        "address": "198.51.100.149/24"}}) == 403
     assert owner(lab, API_NODE) == [API_NODE]
     assert "vip9" not in json.dumps(status(lab, API_NODE)["hierarchies"])
 
 
 def test_operator_switches_over_but_may_not_configure(
-        lab: Lab, browser: webdriver.Chrome, url: str, tokens: dict[str, str]) -> None:
-    sign_in(browser, url, tokens["operator"], "hierarchies")
+        lab: Lab, browser: webdriver.Chrome, url: str, logins: dict[str, str]) -> None:
+    log_in(browser, url, logins["operator"], "hierarchies")
     hierarchy(browser)
     assert buttons(browser) == {"why", "restore", "remove", "switchover"}
     assert api_from_page(browser, "POST", "resources", {"kit": "ip", "tag": "vip9", "params": {
-        "address": "198.51.100.149/24"}}, tokens["operator"]) == 403
+        "address": "198.51.100.149/24"}}) == 403
+    # with the session cookie but without its CSRF token: refused before the role is asked
+    assert api_from_page(browser, "POST", "hierarchies/web/switchover", {"to": "node1"},
+                         csrf=False) == 403
+    assert owner(lab, API_NODE) == [API_NODE]
     choose(browser, "[data-hierarchy='web'] [data-switchover-target]", "node1")
     click(browser, "[data-hierarchy='web'] [data-action='switchover']")
     wait_for(browser, lambda: owner_shown(browser, "web") == "node1", timeout=60)
@@ -374,8 +432,8 @@ def test_the_language_switch(browser: webdriver.Chrome) -> None:
 
 
 def test_admin_sees_the_dry_run_diff_before_apply(browser: webdriver.Chrome, url: str,
-                                                   tokens: dict[str, str]) -> None:
-    sign_in(browser, url, tokens["admin"], "configuration")
+                                                   admin_token: str) -> None:
+    sign_in(browser, url, admin_token, "configuration")
     wait_for(browser, lambda: "enabled: true" in browser.find_element(By.ID, "yaml")
              .get_attribute("value"))
     apply = browser.find_element(By.ID, "apply")
