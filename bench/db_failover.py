@@ -27,24 +27,14 @@ import common
 from common import wait
 
 from tutela.lab import Lab
-from tutela.lab.databases import DATABASES, LabDatabase
-from tutela.lab.driver import all_alive, form_cluster_with_witness, status, tutela, witness_lab
+from tutela.lab.databases import DATABASES, LabDatabase, owners
+from tutela.lab.driver import all_alive, form_cluster_with_witness, tutela, witness_lab
 from tutela.lab.lab import default_root
 from tutela.lab.rowwriter import Outcome, Target, write_through_power_off
 
 VIP = "198.51.100.150"
 ROWS_APART = 1_000_000
 """Each run's numbers start this far from the previous run's."""
-
-
-def owner(lab: Lab) -> str | None:
-    for node in lab.nodes:
-        if lab.node_state(node) != "off":
-            states = {r["tag"]: r["state"] for h in status(lab, node)["hierarchies"]
-                      for r in h["resources"]}
-            if states.get("db") == "ISP":
-                return node
-    return None
 
 
 def measure(database: LabDatabase, runs: int, logs: Path | None) -> list[Outcome]:
@@ -66,9 +56,8 @@ def measure(database: LabDatabase, runs: int, logs: Path | None) -> list[Outcome
 
 
 def one_run(lab: Lab, database: LabDatabase, target: Target, run: int) -> Outcome:
-    wait(lambda: owner(lab) is not None, 60, "an owner of db")
-    victim = owner(lab)
-    assert victim is not None
+    wait(lambda: len(owners(lab)) == 1, 60, "one owner of db")
+    victim = owners(lab)[0]
     outcome = write_through_power_off(lab, database.driver, target, (run + 1) * ROWS_APART,
                                       victim, wait)
     print(f"run {run + 1}: {victim} powered off, {outcome.acknowledged} acknowledged, "

@@ -93,6 +93,7 @@ def _create(lab: Lab, served: Web) -> None:
     lab.exec("node1", ["sh", "-c", f"mkdir {mnt}/docs && cat > {mnt}/docs/hello.txt"],
              input=GREETING)
     lab.exec("node1", ["sh", "-c", f"cat > {mnt}/nginx.conf"], input=_nginx_conf(served))
+    lab.exec("node1", ["sync"])  # crash-faithful disks: a power-off loses the unsynced
     tutela(lab, "node1", "resource", "create", "ocf:heartbeat:nginx", "web",
            "-p", f"configfile={served.mountpoint / 'nginx.conf'}",
            "-p", f"status10url=http://{VIP}:{PORT}/nginx_status",

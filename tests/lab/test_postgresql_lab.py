@@ -22,8 +22,8 @@ import pytest
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
-from tutela.lab.databases import TABLE, PostgresqlLab
-from tutela.lab.driver import all_alive, form_cluster_with_witness, status, tutela, witness_lab
+from tutela.lab.databases import TABLE, PostgresqlLab, holders, in_service_on, owners
+from tutela.lab.driver import all_alive, form_cluster_with_witness, tutela, witness_lab
 from tutela.lab.lab import default_root
 from tutela.lab.rowwriter import Target, write_through_power_off
 
@@ -52,26 +52,9 @@ def target(lab: Lab) -> Iterator[Target]:
     assert checker.violations == [], checker.violations
 
 
-def _states(lab: Lab, node: str) -> dict[str, str]:
-    return {r["tag"]: r["state"] for h in status(lab, node)["hierarchies"]
-            for r in h["resources"]}
-
-
-def _in_service_on(lab: Lab, node: str) -> bool:
-    return all(_states(lab, node).get(tag) == "ISP" for tag in ("vip", "data", "db"))
-
-
-def _owners(lab: Lab) -> list[str]:
-    return [n for n in lab.nodes if lab.node_state(n) != "off" and _in_service_on(lab, n)]
-
-
-def _holders(lab: Lab) -> list[str]:
-    return [n for n in lab.nodes if lab.node_state(n) != "off" and VIP in lab.addresses(n)]
-
-
 def test_the_client_uses_postgresql_through_the_virtual_ip(lab: Lab, target: Target) -> None:
-    wait_until(lambda: _in_service_on(lab, "node1"), timeout=60, what="db ISP on node1")
-    assert _holders(lab) == ["node1"]
+    wait_until(lambda: in_service_on(lab, "node1"), timeout=60, what="db ISP on node1")
+    assert holders(lab, VIP) == ["node1"]
     wrote = lab.client_exec(["psql", "-X", "-A", "-t", "-h", VIP, "-p", str(target.port),
                              "-U", "postgres", "-c", f"INSERT INTO {TABLE} VALUES (0)", "-c",
                              f"SELECT count(*) FROM {TABLE}"], timeout=30)
@@ -85,8 +68,8 @@ def test_no_acknowledged_row_is_lost_when_the_owner_is_powered_off(lab: Lab,
     print(f"durable: {outcome.acknowledged} rows acknowledged, {len(outcome.lost)} lost, "
           f"write outage {outcome.outage:.2f} s")
     assert outcome.lost == []
-    wait_until(lambda: _in_service_on(lab, "node2"), timeout=30, what="db ISP on node2")
-    assert _holders(lab) == ["node2"]
+    wait_until(lambda: in_service_on(lab, "node2"), timeout=30, what="db ISP on node2")
+    assert holders(lab, VIP) == ["node2"]
 
 
 def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) -> None:
@@ -97,8 +80,8 @@ def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) 
     tutela(lab, "node2", "remove", "db")  # the whole hierarchy: db, data, vip
     PG.fsync_off(lab, "node2")
     tutela(lab, "node2", "restore", "db")
-    wait_until(lambda: len(_owners(lab)) == 1, timeout=60, what="db ISP on one node")
-    owner = _owners(lab)[0]
+    wait_until(lambda: len(owners(lab)) == 1, timeout=60, what="db ISP on one node")
+    owner = owners(lab)[0]
     assert PG.sql(lab, owner, "SHOW fsync") == "off"
     # A checkpoint on the disk: recovery starts from it, so only the rows after it, which
     # the server acknowledged without flushing them, can be lost.
@@ -108,4 +91,4 @@ def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) 
     print(f"fsync off: {outcome.acknowledged} rows acknowledged, {len(outcome.lost)} lost, "
           f"write outage {outcome.outage:.2f} s")
     assert outcome.lost, "fsync off lost nothing: the test cannot tell durable from not"
-    assert len(_holders(lab)) == 1
+    assert len(holders(lab, VIP)) == 1

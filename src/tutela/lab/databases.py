@@ -14,11 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from tutela.lab.driver import tutela
+from tutela.lab.driver import status, tutela
 from tutela.lab.lab import Lab
 from tutela.lab.rowwriter import Target
 
 TABLE = "acked"
+HIERARCHY = ("vip", "data", "db")
 
 
 class LabDatabase(Protocol):
@@ -43,6 +44,26 @@ class LabDatabase(Protocol):
         """Set the database to acknowledge commits it has not flushed (the test of the
         test), through `tutela config set` on `node`; takes effect at the next restore."""
         ...
+
+
+def states(lab: Lab, node: str) -> dict[str, str]:
+    """Tag -> state of every resource, as `node` sees them on itself."""
+    return {r["tag"]: r["state"] for h in status(lab, node)["hierarchies"]
+            for r in h["resources"]}
+
+
+def in_service_on(lab: Lab, node: str) -> bool:
+    return all(states(lab, node).get(tag) == "ISP" for tag in HIERARCHY)
+
+
+def owners(lab: Lab) -> list[str]:
+    """The nodes that are on and run the whole hierarchy (one, or a split brain)."""
+    return [n for n in lab.nodes if lab.node_state(n) != "off" and in_service_on(lab, n)]
+
+
+def holders(lab: Lab, vip: str) -> list[str]:
+    """The nodes that are on and hold the virtual IP."""
+    return [n for n in lab.nodes if lab.node_state(n) != "off" and vip in lab.addresses(n)]
 
 
 def private_run(lab: Lab) -> Path:
