@@ -10,12 +10,12 @@ from typing import ClassVar
 
 from tutela.migrate.lexer import Issue, ShellScript, Value
 from tutela.migrate.package_modular import (
+    EMS,
     PREFIX_RULES,
     RULES,
     VERITAS,
     VERITAS_SETTING,
     PackageParser,
-    toolkit,
 )
 from tutela.migrate.sgmodel import Group, Note, Outcome, Rule, SgPackage, note
 
@@ -126,7 +126,7 @@ def _other_array(package: SgPackage, value: Value) -> None:
     elif value.key in ("cvm_dg", "vxvm_dg"):
         package.notes.append(VERITAS.apply(value))
     elif value.key == "deferred_resource_name":
-        package.notes.append(toolkit(value, "ems"))
+        package.notes.append(EMS.apply(value))
     else:
         package.notes.append(note(value, Outcome.MANUAL, "a control-script array this "
                                   "importer does not know", "check whether it matters on "

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from tutela.migrate.cluster import unknown
 from tutela.migrate.lexer import Issue, Value, read_keywords
-from tutela.migrate.sgmodel import Note, Outcome, Rule, SgPackage, add_to_group, note
+from tutela.migrate.sgmodel import Note, Outcome, Rule, SgPackage, add_to_group
 
 SETTINGS = ("package_type", "auto_run", "failover_policy", "failback_policy",
             "run_script_timeout", "halt_script_timeout")
@@ -77,14 +77,6 @@ PREFIX_RULES: tuple[tuple[str, Rule], ...] = (
     ("weight_", Rule(Outcome.MANUAL, "no package weights: tutela places a hierarchy by its "
                      "equivalency priorities only")),
 )
-TOOLKIT_STEPS = {
-    "nfs": "export the filesystems from a generic resource above them (exportfs / "
-           "exportfs -u) and keep the rpc services running on every node",
-    "oracle": "protect the database with a process or generic resource (start/stop the "
-              "instance and listener)",
-}
-
-
 def decide(value: Value, when: dict[str, Rule], otherwise: Rule) -> Note:
     return when.get(value.text.strip().lower(), otherwise).apply(value)
 
@@ -112,15 +104,6 @@ DECIDE: dict[str, Callable[[Value], Note]] = {
         Rule(Outcome.MANUAL, "cross-subnet configuration", "give every node of the "
              "equivalency an interface in the subnet")),
 }
-
-
-def toolkit(value: Value, name: str) -> Note:
-    """A toolkit module or attribute such as tkit/nfs/nfs/XFS."""
-    parts = [p for p in name.lower().split("/") if p]
-    kit = parts[1] if len(parts) > 1 and parts[0] == "tkit" else parts[0] if parts else name
-    step = TOOLKIT_STEPS.get(kit, "reproduce what the toolkit did with a process or "
-                                  "generic resource")
-    return note(value, Outcome.MANUAL, f"toolkit {kit!r}: tutela has no such kit", step)
 
 
 class PackageParser:
