@@ -2,8 +2,10 @@
 the active node's shared filesystem must not make any node declare a path or a node DEAD,
 nor move the service.
 
-Run as root: `.venv/bin/python bench/false_failovers.py [--minutes 10] [--samples PATH]`
-(needs stress-ng); prints a Markdown section for docs/benchmarks.md.
+Run as root: `.venv/bin/python bench/false_failovers.py [--minutes 10] [--samples PATH]
+[--profile fast]` (needs stress-ng); prints a Markdown section for docs/benchmarks.md.
+`--profile fast` runs the cluster with the fast profile (tutela.arbiter.timing.FAST_PROFILE:
+heartbeats 0.05 s x 4, a 0.2 s lease, the lab's network fence; docs/leases.md).
 
 A three-node lab runs the web service hierarchy (app -> data -> vip) on node1, extended to
 node2 and node3, all with default settings. For the duration, stress-ng inside node1 runs
@@ -29,6 +31,8 @@ from typing import Any
 
 from common import wait
 
+from tutela.arbiter.timing import FAST_PROFILE
+from tutela.fence.lab import use_fast_profile
 from tutela.lab import Lab
 from tutela.lab.demo import GREETING, ClientProber, WebService, create_web_service, fetch
 from tutela.lab.driver import all_alive, form_cluster, node_view, tutela
@@ -200,7 +204,7 @@ def run_load(lab: Lab, web: WebService, seconds: float, result: Result) -> None:
     heartbeat_figures(lab, result)
 
 
-def run(minutes: float) -> Result:
+def run(minutes: float, fast: bool) -> Result:
     seconds = minutes * 60
     with Lab.up(LAB_NAME, nodes=3, disks=1) as lab:
         form_cluster(lab, LAB_NAME)
@@ -211,6 +215,8 @@ def run(minutes: float) -> Result:
             for node, priority in (("node2", "2"), ("node3", "3")):
                 tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
                        "--priority", priority)
+            if fast:
+                use_fast_profile(lab)  # node1 keeps the service through its restart
             wait(lambda: vip_holders(lab, web) == ["node1"]
                  and fetch(lab, web.url) == GREETING, 30, "the service on node1")
             wait(lambda: all_alive(lab), 30, "every path alive")
@@ -222,17 +228,20 @@ def run(minutes: float) -> Result:
                 tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
 
 
-def markdown(result: Result, command: str) -> str:
+def markdown(result: Result, command: str, fast: bool) -> str:
     gap = max(result.max_heartbeat_gap.values(), default=0.0)
+    period = float(FAST_PROFILE["heartbeat_interval"]) if fast else 0.2
     lateness = max(result.max_heartbeat_lateness.values(), default=0.0)
     signs = ", ".join(f"{k} {v}" for k, v in sorted(result.other_signs.items())) or "none"
     holes = (f"{result.samples_without_owner} without an owner, "
              f"{result.samples_with_two_owners} with two")
     return (
-        f"### False failovers under load ({result.minutes:g} min, defaults)\n\n"
+        f"### False failovers under load ({result.minutes:g} min, "
+        f"{'the fast profile' if fast else 'defaults'})\n\n"
         f"`{command}`\n\n"
         "Three nodes, the web service hierarchy on node1 (extended to node2 and node3), "
-        f"default settings; inside node1 `{' '.join(result.stress_command)}`: both cores "
+        f"{'the fast profile' if fast else 'default settings'}; inside node1 "
+        f"`{' '.join(result.stress_command)}`: both cores "
         "saturated and two workers writing to the shared ext4 filesystem with an fsync "
         "after every write. The virtual IP's holder is read from the kernels every "
         f"{SAMPLE_PERIOD:g} s ({result.owner_samples} samples: {holes}); DEAD events are "
@@ -243,7 +252,8 @@ def markdown(result: Result, command: str) -> str:
         "|---|---|---|---|---|---|---|---|\n"
         f"| {sum(result.path_dead.values())} | {sum(result.node_dead.values())} | "
         f"{result.failovers} | {result.cpu_busy_percent:.0f} % | "
-        f"{result.disk_written_mib:.0f} MiB | {gap * 1000:.0f} ms (period 200 ms) | "
+        f"{result.disk_written_mib:.0f} MiB | {gap * 1000:.0f} ms "
+        f"(period {period * 1000:.0f} ms) | "
         f"{lateness * 1000:.0f} ms | {result.client.get('longest_gap', 0.0):.2f} s |\n\n"
         f"Other signs in the logs: {signs}. Watchdog expiries (the lab's emulated "
         f"hardware watchdog powering a node off): {result.expired}; node1's watchdog was "
@@ -254,15 +264,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--samples", type=Path, help="write the raw figures here (JSON)")
+    parser.add_argument("--profile", choices=("default", "fast"), default="default",
+                        help="the cluster's settings: the defaults, or the fast profile")
     args = parser.parse_args()
-    result = run(args.minutes)
+    fast = args.profile == "fast"
+    result = run(args.minutes, fast)
     for line in result.dead_lines:
         print(line, file=sys.stderr)
     if args.samples:
         data: dict[str, Any] = asdict(result)
         data["clean"] = result.clean
         args.samples.write_text(json.dumps(data, indent=2) + "\n")
-    print(markdown(result, " ".join(["python", *sys.argv])))
+    print(markdown(result, " ".join(["python", *sys.argv]), fast))
     if not result.clean:
         print("false failovers or DEAD events under load: see the lines above",
               file=sys.stderr)

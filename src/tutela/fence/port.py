@@ -75,12 +75,13 @@ def port_states(lab: str, node: str) -> list[PortState]:
 
 
 def set_ports(lab: str, node: str, up: bool) -> list[PortState]:
-    """Set `node`'s present ports down (or up) in one `ip -batch`; return them as the switch
-    shows them afterwards. FenceError unless every port is then as asked (or absent)."""
-    present = [s.port for s in port_states(lab, node) if s.state != "absent"]
-    if present:
-        word = "up" if up else "down"
-        _ip(lab, "-batch", "-", script="".join(f"link set {p} {word}\n" for p in present))
+    """Set `node`'s ports down (or up) in one `ip -batch`, which goes on past a port that
+    is gone (-force); return them as the switch shows them afterwards. FenceError unless
+    every port is then as asked (or absent). Two `ip` runs: this is the takeover's time."""
+    word = "up" if up else "down"
+    subprocess.run(["ip", "-n", switch_netns(lab), "-force", "-batch", "-"],
+                   input="".join(f"link set {switch_port(node, n)} {word}\n" for n in NETS),
+                   capture_output=True, text=True, timeout=IP_TIMEOUT, check=False)
     after = port_states(lab, node)
     wrong = [s.port for s in after if s.state == ("down" if up else "up")]
     if wrong:

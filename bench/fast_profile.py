@@ -1,0 +1,318 @@
+"""The fast profile beside tutela's defaults and keepalived (defaults, tuned with advert_int
+0.1 s and 0.01 s): client-visible outage of a node kill, a node freeze and a link cut of
+the active node, and how long two nodes held the virtual IP while the fault lasted.
+
+Run as root: `.venv/bin/python bench/fast_profile.py [--runs 5] [--samples PATH]
+[--system NAME ...] [--shape vip|web]`; prints a Markdown section. tutela runs, in a
+three-node lab, `--shape vip` (the default): the service keepalived runs, a hierarchy of
+the virtual IP alone with a web server on every node, so that both move only the address;
+or `--shape web`: bench/failover.py's hierarchy (app -> data -> vip: the web server starts
+and the shared filesystem is mounted on the taker, which keepalived cannot do). Once with
+default settings
+(fencing: watchdog, the lab's emulated watchdogs) and once with the fast profile
+(tutela.arbiter.timing.FAST_PROFILE: heartbeats 0.05 s x 4, a 0.2 s lease, fencing: agent
+with the lab's network fence, tutela-fence-port; docs/leases.md "Fast profile");
+keepalived runs bench/keepalived.py's lab. Outages are measured by the same prober
+(tutela.lab.demo.measure_outage, every 10 ms).
+
+Two holders: from the fault on, for HOLD seconds, every node's kernel is read (`ip addr`)
+about every 50 ms. "configured" counts the time the VIP was configured on two nodes;
+"answering" only the time two of them could answer a client: the node's ports on the lab's
+switch up and none of its links cut. A frozen kernel answers ARP and TCP handshakes for
+its addresses (only its processes are stopped), so a frozen keepalived master answers;
+a frozen tutela owner under the fast profile keeps the VIP configured but its switch ports
+are down, so it cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import common
+import keepalived
+from common import wait
+from failover import load_average, restore_lab
+
+from tutela.fence.lab import unfence, use_fast_profile
+from tutela.fence.port import port_states
+from tutela.lab import Lab
+from tutela.lab.demo import (
+    GREETING,
+    PORT,
+    VIP,
+    WebService,
+    create_web_service,
+    fetch,
+    measure_outage,
+)
+from tutela.lab.driver import all_alive, form_cluster, tutela
+
+SCENARIOS = {"kill": common.KILL, "freeze": common.FREEZE, "cut": common.LINK_CUT}
+HOLD = 3.0
+"""Seconds a fault lasts, from its start, while the holders are sampled."""
+SAMPLE_EVERY = 0.05
+TUTELA_SYSTEMS = ("tutela default", "tutela fast")
+KEEPALIVED_SYSTEMS = {"keepalived defaults": keepalived.CONFIGS["defaults"],
+                      "keepalived tuned 0.1 s": keepalived.Tuning("keepalived tuned 0.1 s", 3,
+                                                                  0.1),
+                      "keepalived tuned 0.01 s": keepalived.CONFIGS["tuned"]}
+SYSTEMS = (*TUTELA_SYSTEMS, *KEEPALIVED_SYSTEMS)
+TARGET = 0.3
+"""Seconds: the fast profile's target median (issue 17)."""
+
+
+@dataclass
+class Figures:
+    """One system's runs: outages and two-holder seconds per scenario label."""
+
+    outage: common.Samples = field(default_factory=dict)
+    configured: common.Samples = field(default_factory=dict)
+    answering: common.Samples = field(default_factory=dict)
+
+
+def holders(lab: Lab) -> list[str]:
+    return [n for n in lab.nodes if lab.node_state(n) != "off" and VIP in lab.addresses(n)]
+
+
+def answers(lab: Lab, node: str) -> bool:
+    """Whether `node` can answer a client: switch ports up, no link of it cut."""
+    return all(s.state == "up" for s in port_states(lab.name, node)) and not any(
+        c.node == node for c in lab.cuts())
+
+
+class HolderSampler:
+    """Samples the VIP's holders in a thread: (time, configured on, answering on)."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            found = holders(self.lab)
+            self.samples.append((time.monotonic(), len(found),
+                                 sum(answers(self.lab, n) for n in found)))
+
+    def __enter__(self) -> HolderSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def two_holders(self, start: float, end: float) -> tuple[float, float]:
+        """Seconds within [start, end] with two nodes configured, and answering."""
+        configured = answering = 0.0
+        within = [s for s in self.samples if start <= s[0] <= end]
+        for (t, many, able), (later, _, _) in itertools.pairwise(within):
+            configured += (later - t) if many >= 2 else 0.0
+            answering += (later - t) if able >= 2 else 0.0
+        return configured, answering
+
+
+def strike(lab: Lab, key: str, victim: str) -> None:
+    {"kill": lab.power_off, "freeze": lab.freeze, "cut": lab.cut}[key](victim)
+
+
+def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None:
+    """Strike `victim`, measure the outage until another node serves, and sample the
+    holders until HOLD seconds after the strike."""
+    struck: list[float] = []
+
+    def fault() -> None:
+        struck.append(time.monotonic())
+        strike(lab, key, victim)
+
+    def taken_over() -> bool:
+        return any(n != victim for n in holders(lab))
+
+    label = SCENARIOS[key]
+    with HolderSampler(lab) as sampler:
+        figures.outage.setdefault(label, []).append(
+            measure_outage(lab, url, GREETING, fault, taken_over))
+        wait(lambda: time.monotonic() >= struck[0] + HOLD, HOLD + 5, "the fault's end")
+    configured, answering = sampler.two_holders(struck[0], struck[0] + HOLD)
+    figures.configured.setdefault(label, []).append(configured)
+    figures.answering.setdefault(label, []).append(answering)
+
+
+def web_servers(lab: Lab, web: WebService) -> None:
+    """`--shape vip`: a web server on every node that is on and has none, as keepalived's
+    lab runs them (they die with their node)."""
+    for node in lab.nodes:
+        own_url = web.url.replace(VIP, lab.node_address(node))
+        if lab.node_state(node) == "off" or fetch(lab, own_url) == GREETING:
+            continue
+        lab.spawn(node, [sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0",
+                         "--directory", str(web.mountpoint)], lab.node_dir(node) / "httpd.log")
+        wait(lambda: fetch(lab, own_url) == GREETING, 30,  # noqa: B023
+             f"the web server on {node}")
+
+
+def vip_service(lab: Lab) -> WebService:
+    """The virtual IP alone as a hierarchy, a web server on every node."""
+    web = WebService(VIP, lab.root / "www", "")
+    web.mountpoint.mkdir(exist_ok=True)
+    (web.mountpoint / "hello.txt").write_text(GREETING)
+    web_servers(lab, web)
+    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
+    tutela(lab, "node1", "restore", "vip")
+    return web
+
+
+def tutela_lab(lab: Lab, fast: bool, shape: str) -> WebService:
+    form_cluster(lab, "fpbench")
+    wait(lambda: all_alive(lab), 60, "cluster formed")
+    if shape == "vip":
+        web, root = vip_service(lab), "vip"
+    else:
+        web, root = create_web_service(lab, "node1", check_interval=0.5,
+                                       recovery_attempts=1), "app"
+    for node, priority in (("node2", "2"), ("node3", "3")):
+        tutela(lab, "node1", "hierarchy", "extend", root, "--to", node, "--priority", priority)
+    if fast:
+        use_fast_profile(lab)
+    return web
+
+
+def restore_tutela(lab: Lab, web: WebService, victim: str, fast: bool, shape: str) -> None:
+    """End the fault; with the fast profile wait until the old owner, back, has taken itself
+    out of service (its lease is gone) and plug it back in; then bench/failover.py's
+    restore."""
+    lab.heal_all()
+    if lab.node_state(victim) == "frozen":
+        lab.thaw(victim)
+    if fast and lab.node_state(victim) != "off":
+        wait(lambda: VIP not in lab.addresses(victim), 30, f"{victim} out of service")
+        unfence(lab, victim)
+    restore_lab(lab, web)
+    if shape == "vip":
+        web_servers(lab, web)
+
+
+def measure_tutela(fast: bool, runs: int, keys: list[str], shape: str,
+                   logs: str | None) -> Figures:
+    figures = Figures()
+    with Lab.up("fpbench", nodes=3, disks=1) as lab:
+        web = tutela_lab(lab, fast, shape)
+        try:
+            for key in keys:
+                for attempt in range(runs):
+                    print(f"{TUTELA_SYSTEMS[fast]}: {key}, run {attempt + 1}", file=sys.stderr,
+                          flush=True)
+                    wait(lambda: len(holders(lab)) == 1, 60, "one owner")
+                    victim = holders(lab)[0]
+                    one_run(lab, web.url, key, victim, figures)
+                    restore_tutela(lab, web, victim, fast, shape)
+        finally:
+            if logs:
+                common.save_logs(lab, Path(logs) / TUTELA_SYSTEMS[fast].replace(" ", "-"))
+            for node in lab.nodes:
+                tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
+    return figures
+
+
+def measure_keepalived(names: list[str], runs: int, keys: list[str]) -> dict[str, Figures]:
+    found: dict[str, Figures] = {}
+    with Lab.up(keepalived.LAB_NAME, nodes=3, disks=0) as lab:
+        ka = keepalived.KeepalivedLab(lab, KEEPALIVED_SYSTEMS[names[0]])
+        for name in names:
+            ka.retune(KEEPALIVED_SYSTEMS[name])
+            figures = found[name] = Figures()
+            for key in keys:
+                for attempt in range(runs):
+                    print(f"{name}: {key}, run {attempt + 1}", file=sys.stderr, flush=True)
+                    ka.settle()
+                    victim = holders(lab)[0]
+                    one_run(lab, ka.web.url, key, victim, figures)
+                    ka.restore()
+    return found
+
+
+def median(values: list[float] | None) -> str:
+    return f"{statistics.median(values):.2f} s" if values else "—"
+
+
+def table(results: dict[str, Figures], keys: list[str],
+          column: Callable[[Figures], common.Samples]) -> str:
+    names = list(results)
+    lines = ["| scenario | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key in keys:
+        label = SCENARIOS[key]
+        lines.append(f"| {label} | " + " | ".join(median(column(results[n]).get(label))
+                                                  for n in names) + " |")
+    return "\n".join(lines)
+
+
+SHAPES = {"vip": "tutela's hierarchy is the virtual IP alone, a web server runs on every "
+                  "node (keepalived's service)",
+          "web": "tutela's hierarchy is app -> data -> vip (bench/failover.py's: the taker "
+                 "mounts the shared filesystem and starts the web server)"}
+
+
+def markdown(results: dict[str, Figures], keys: list[str], runs: int, load: tuple[str, str],
+             shape: str) -> str:
+    return (
+        f"### Fast profile beside the defaults and keepalived (3 nodes, {runs} runs each; "
+        f"{SHAPES[shape]})\n\n"
+        f"`{common.command_line()}`\n\n"
+        "Median client-visible outage (the fast profile's target: at most "
+        f"{TARGET:g} s):\n\n{table(results, keys, lambda f: f.outage)}\n\n"
+        f"Median seconds with the VIP configured on two nodes in the {HOLD:g} s after the "
+        f"fault:\n\n{table(results, keys, lambda f: f.configured)}\n\n"
+        "Median seconds with two nodes able to answer for the VIP (configured, switch ports "
+        f"up, no link cut) in the same {HOLD:g} s:\n\n"
+        f"{table(results, keys, lambda f: f.answering)}\n\n"
+        "tutela default: heartbeat 0.2 s x 5, lease 1 s (auto), fencing: watchdog (the lab's "
+        "emulated watchdogs). tutela fast: heartbeat 0.05 s x 4, lease 0.2 s, fencing: agent "
+        "with `tutela-fence-port {node}`. keepalived: bench/keepalived.py's configuration "
+        "(VRRPv2 with advert_int 1 s; VRRPv3 with advert_int 0.1 s and 0.01 s). Load average "
+        f"of the machine when the run started: {load[0]}; when it ended: {load[1]}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS),
+                        help="only this scenario (repeatable; default: all)")
+    parser.add_argument("--system", action="append", choices=SYSTEMS,
+                        help="only this system (repeatable; default: all)")
+    parser.add_argument("--shape", choices=list(SHAPES), default="vip",
+                        help="tutela's hierarchy: vip (the virtual IP alone, a web server on "
+                             "every node, as keepalived) or web (app -> data -> vip)")
+    parser.add_argument("--logs", metavar="DIR",
+                        help="copy tutela's node logs to DIR/<system> at the end")
+    parser.add_argument("--samples", metavar="PATH",
+                        help="also write the raw outages as JSON")
+    args = parser.parse_args()
+    keys = args.scenario or list(SCENARIOS)
+    names = args.system or list(SYSTEMS)
+    started = load_average()
+    results: dict[str, Figures] = {}
+    for fast, name in enumerate(TUTELA_SYSTEMS):
+        if name in names:
+            results[name] = measure_tutela(bool(fast), args.runs, keys, args.shape,
+                                           args.logs)
+    chosen = [n for n in KEEPALIVED_SYSTEMS if n in names]
+    if chosen:
+        keepalived.keepalived_binary()
+        results.update(measure_keepalived(chosen, args.runs, keys))
+    print(markdown(results, keys, args.runs, (started, load_average()), args.shape))
+    if args.samples:
+        common.write_samples(args.samples, {n: f.outage for n, f in results.items()})
+
+
+if __name__ == "__main__":
+    main()
