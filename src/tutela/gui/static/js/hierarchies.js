@@ -125,19 +125,22 @@ function resourceRow(resource, level, nodes, status, store) {
   }));
 }
 
+// Under a hierarchy: its failover hold, why each node sees it running nowhere, its
+// dependencies on other hierarchies, a multi-node hierarchy's instances (tutela status).
 function notes(hierarchy) {
   const lines = [];
   const ownership = hierarchy.ownership || {};
-  if (ownership.hold) lines.push(t("hierarchy.hold", { hold: JSON.stringify(ownership.hold) }));
-  for (const stuck of [].concat(ownership.stuck || [])) {
-    lines.push(typeof stuck === "string" ? stuck : stuck.why || stuck.reason || JSON.stringify(stuck));
-  }
+  if (ownership.hold) lines.push(t("hierarchy.hold", ownership.hold));
+  for (const stuck of ownership.stuck || []) lines.push(`${stuck.node}: ${stuck.message}`);
   for (const dependency of hierarchy.dependencies || []) {
     lines.push(t(dependency.met ? "hierarchy.dependency.met" : "hierarchy.dependency.unmet",
-      { hierarchy: dependency.hierarchy || dependency.on || "", where: dependency.where || "" }));
+      { text: dependency.text, nodes: (dependency.up_on || []).join(", ") || "-" }));
   }
-  if (hierarchy.instances) lines.push(t("hierarchy.instances",
-    { instances: JSON.stringify(hierarchy.instances) }));
+  const instances = hierarchy.instances;
+  if (instances) {
+    lines.push(t("hierarchy.instances", { in_service: instances.in_service,
+      min: instances.min_instances, max: instances.max_instances ?? "-" }));
+  }
   return lines.length ? h("ul", { class: "notes" }, lines.map((line) => h("li", {}, line))) : null;
 }
 
