@@ -15,6 +15,10 @@ with the lab's network fence, tutela-fence-port; docs/leases.md "Fast profile");
 keepalived runs bench/keepalived.py's lab. Outages are measured by the same prober
 (tutela.lab.demo.measure_outage, every 10 ms).
 
+Then (`--false-failover-minutes`, 10 by default, 0: not) bench/false_failovers.py's run
+with the fast profile: both cores and the shared disk saturated, DEAD events and failovers
+counted.
+
 Two holders: from the fault on, for HOLD seconds, every node's kernel is read (`ip addr`)
 about every 50 ms. "configured" counts the time the VIP was configured on two nodes;
 "answering" only the time two of them could answer a client: the node's ports on the lab's
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common
+import false_failovers
 import keepalived
 from common import wait
 from failover import load_average, restore_lab
@@ -294,6 +299,9 @@ def main() -> None:
                              "every node, as keepalived) or web (app -> data -> vip)")
     parser.add_argument("--logs", metavar="DIR",
                         help="copy tutela's node logs to DIR/<system> at the end")
+    parser.add_argument("--false-failover-minutes", type=float, default=10.0, metavar="M",
+                        help="then M minutes of bench/false_failovers.py with the fast "
+                             "profile (0: not)")
     parser.add_argument("--samples", metavar="PATH",
                         help="also write the raw outages as JSON")
     args = parser.parse_args()
@@ -310,6 +318,9 @@ def main() -> None:
         keepalived.keepalived_binary()
         results.update(measure_keepalived(chosen, args.runs, keys))
     print(markdown(results, keys, args.runs, (started, load_average()), args.shape))
+    if args.false_failover_minutes > 0:
+        under_load = false_failovers.run(args.false_failover_minutes, fast=True)
+        print("\n" + false_failovers.markdown(under_load, common.command_line(), fast=True))
     if args.samples:
         common.write_samples(args.samples, {n: f.outage for n, f in results.items()})
 

@@ -3,7 +3,7 @@
 Run as root from the repository: `.venv/bin/python bench/run_all.py [--quick]
 [--only NAME ...] [--output docs/benchmarks.md] [--work-dir DIR]`.
 
-Each script (detection, heartbeat_load, false_failovers, failover, keepalived, scale,
+Each script (detection, heartbeat_load, false_failovers, failover, keepalived, fast_profile, scale,
 restore_shape, notify_failover, db_failover) runs as a subprocess of this interpreter;
 its stdout is its Markdown section, its stderr goes to <work dir>/<name>.log and its raw figures to
 <work dir>/<name>.json (`--samples`). The page gets a header with the machine's facts,
@@ -59,6 +59,8 @@ SCRIPTS = (
     Script("false_failovers", "False failovers under load", ("--minutes", "0.5")),
     Script("failover", "Failover: client-visible outage", ("--runs", "2")),
     Script("keepalived", "Comparison: keepalived", ("--runs", "2")),
+    Script("fast_profile", "Fast profile beside keepalived tuned",
+           ("--runs", "1", "--false-failover-minutes", "0.5")),
     Script("scale", "Scale: many nodes and resources",
            ("--nodes", "8", "--resources", "40", "--hierarchies", "8", "--idle", "5")),
     Script("restore_shape", "Restore shape", ("--runs", "2")),
