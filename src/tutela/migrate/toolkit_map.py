@@ -254,7 +254,7 @@ class Made:
 
 
 class ToolkitMapper:
-    """The toolkit of one package: at most one resource, every toolkit line recorded."""
+    """The toolkits of one package: a resource each, every toolkit line recorded."""
 
     def __init__(self, scope: PackageScope) -> None:
         self.scope = scope
@@ -269,14 +269,18 @@ class ToolkitMapper:
         attributes = [v for v in package.toolkit if v.key != "module_name"]
         if not modules and not attributes:
             return self.environment()
-        name = _module_name(modules[0].text if modules else attributes[0].key)
-        origin = f"module {modules[0].text.strip()}" if modules else f"attributes {name}"
-        for extra in modules[1:]:
-            self.scope.record(extra, Outcome.MANUAL, "a second toolkit module: one toolkit "
-                              "per package is mapped", "put the second application in a "
-                              "package (hierarchy) of its own")
-        values = [(v.key.rsplit("/", 1)[-1], v) for v in attributes]
-        return self.build(name, origin, modules[:1], values)
+        names = dict.fromkeys(_module_name(v.text if v.key == "module_name" else v.key)
+                              for v in package.toolkit)
+        resources = []
+        for name in names:  # in the order the package lists them, as Serviceguard ran them
+            listed = [m for m in modules if _module_name(m.text) == name]
+            values = [(v.key.rsplit("/", 1)[-1], v) for v in attributes
+                      if _module_name(v.key) == name]
+            origin = f"module {listed[0].text.strip()}" if listed else f"attributes {name}"
+            for again in listed[1:]:
+                self.scope.record(again, Outcome.NOTHING, "the toolkit module listed again")
+            resources += self.build(name, origin, listed[:1], values)
+        return resources
 
     # --- legacy: customer commands that call toolkit.sh -----------------------------------
 
