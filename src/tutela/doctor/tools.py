@@ -30,6 +30,9 @@ KIT_TOOLS: dict[str, tuple[Tool, ...]] = {
     "samba": (Tool("smbd", "samba", "the file server"),
               Tool("testparm", "samba-common-bin", "checking smb.conf before a start")),
     "nfs": (Tool("ganesha.nfsd", "nfs-ganesha", "the NFS server (with nfs-ganesha-vfs)"),),
+    # pg_ctl and psql live in the kit's bindir, which its own check (doctor's resources) checks
+    "postgresql": (Tool("runuser", "util-linux", "running pg_ctl and psql as the server's "
+                                                 "user"),),
 }
 DOCTOR_TOOLS = (Tool("blkid", "util-linux", "reading the UUIDs of shared disks"),)
 """What doctor itself runs."""
