@@ -176,16 +176,18 @@ def vip_service(lab: Lab) -> WebService:
     return web
 
 
+ROOTS = {"vip": "vip", "web": "app"}
+"""The hierarchy's root per --shape."""
+
+
 def tutela_lab(lab: Lab, fast: bool, shape: str) -> WebService:
     form_cluster(lab, "fpbench")
     wait(lambda: all_alive(lab), 60, "cluster formed")
-    if shape == "vip":
-        web, root = vip_service(lab), "vip"
-    else:
-        web, root = create_web_service(lab, "node1", check_interval=0.5,
-                                       recovery_attempts=1), "app"
+    web = vip_service(lab) if shape == "vip" else create_web_service(
+        lab, "node1", check_interval=0.5, recovery_attempts=1)
     for node, priority in (("node2", "2"), ("node3", "3")):
-        tutela(lab, "node1", "hierarchy", "extend", root, "--to", node, "--priority", priority)
+        tutela(lab, "node1", "hierarchy", "extend", ROOTS[shape], "--to", node, "--priority",
+               priority)
     if fast:
         use_fast_profile(lab)
     return web
@@ -204,6 +206,9 @@ def restore_tutela(lab: Lab, web: WebService, victim: str, fast: bool, shape: st
     restore_lab(lab, web)
     if shape == "vip":
         web_servers(lab, web)
+    # as bench/failover.py: ends failover damping's hold (3 failovers in 10 min) and clears
+    # failure marks, so that every run fails over
+    tutela(lab, holders(lab)[0], "restore", ROOTS[shape])
 
 
 def measure_tutela(fast: bool, runs: int, keys: list[str], shape: str,
