@@ -3,7 +3,9 @@ names a datagram socket (here a real one this test reads, as systemd would) and
 $JOURNAL_STREAM names its stderr. It says READY=1 with the cluster state once it serves,
 STOPPING=1 when told to stop, logs every line once with its syslog priority, keeps
 NOTIFY_SOCKET from the applications it starts, and survives SIGHUP; run without systemd it
-logs to tutelad.log and follows logrotate's rename."""
+logs to tutelad.log and follows logrotate's rename. The HTTPS API process it starts runs at
+normal priority without NOTIFY_SOCKET and ends with tutelad on the SIGTERM that
+`systemctl stop` sends to tutelad alone (KillMode=process)."""
 
 from __future__ import annotations
 
@@ -134,3 +136,43 @@ def test_without_systemd_the_log_file_follows_rotation(
     assert "stopped" in log.read_text()
     assert "stopped" not in log.with_name("tutelad.log.1").read_text()
     assert stderr.read_text() == ""  # not written twice
+
+
+def api_children(pid: int) -> list[int]:
+    """The API processes tutelad started (`python -m tutela.api`)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if ppid == pid and b"tutela.api" in argv:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_api_process_under_systemd(
+        lab: Lab, manager: tuple[str, socket.socket], tmp_path: Path) -> None:
+    path, sock = manager
+    pid = start_tutelad(lab, path, tmp_path / "journal", journal=True)
+    try:
+        messages(sock, until=lambda fields: "READY" in fields)
+        tutela(lab, NODE, "config", "set", "settings.api.enabled", "true")
+        wait_until(lambda: api_children(pid), timeout=60, what="the API process")
+        [api] = api_children(pid)
+        assert b"NOTIFY_SOCKET=" not in Path(f"/proc/{api}/environ").read_bytes()
+        assert os.sched_getscheduler(pid) == os.SCHED_RR | os.SCHED_RESET_ON_FORK
+        assert os.sched_getscheduler(api) == os.SCHED_OTHER
+        os.kill(pid, signal.SIGTERM)  # systemctl stop, KillMode=process: tutelad alone
+        wait_until(lambda: not Path(f"/proc/{api}").exists(), timeout=60,
+                   what="the API process to end with tutelad")
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=60, what="tutelad to exit")
+        lines = (tmp_path / "journal").read_text().splitlines()  # the API's stderr too
+        assert all(line.startswith("<") for line in lines), lines
+        assert any("api: started on https://0.0.0.0:9443" in line for line in lines)
+    finally:
+        for process in [*api_children(pid), pid]:
+            if Path(f"/proc/{process}").exists():
+                os.kill(process, signal.SIGKILL)
+        tutela(lab, NODE, "config", "set", "settings.api.enabled", "false", check=False)
