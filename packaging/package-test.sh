@@ -87,7 +87,7 @@ tutela api token --help >/dev/null
 tutela gui --help >/dev/null
 /opt/tutela/bin/python -m tutela.api --help >/dev/null
 # python-pam loads libpam by ctypes: a login of nobody is refused, not an error.
-/opt/tutela/bin/python -c 'import pam, tutela.api.app, tutela.api.server, tutela.api.auth
+/opt/tutela/bin/python -c 'import pam, tutela.api.app, tutela.api.server, tutela.apiauth.auth
 import tutela.notifications.snmp, tutela.notifications.mail
 assert pam.pam().authenticate("no-such-user", "x") is False' || fail "the API's modules"
 /opt/tutela/bin/python -c 'from tutela.gui import STATIC_DIR

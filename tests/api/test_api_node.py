@@ -195,7 +195,7 @@ def test_failed_logins_are_rate_limited(node: Node) -> None:
 
 def test_a_replaced_certificate_is_served_without_restart(node: Node, tmp_path: Path
                                                            ) -> None:
-    from tutela.api.tls import ensure_certificate
+    from tutela.apiauth.tls import ensure_certificate
 
     pid = api_pid(node.state)
     ensure_certificate(tmp_path, ["127.0.0.1", "replaced.example"])

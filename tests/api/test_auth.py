@@ -1,5 +1,5 @@
 """Tokens, sessions, the CSRF rule, the login rate limit and the role of a system user
-(tutela.api.auth). Users and groups are real: created with useradd/groupadd under unique
+(tutela.apiauth.auth). Users and groups are real: created with useradd/groupadd under unique
 names and removed after the test."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_users import role_groups, system_user
 
-from tutela.api.auth import (
+from api_users import role_groups, system_user
+from tutela.apiauth.auth import (
     AuthError,
     LoginLimiter,
     Sessions,
@@ -22,7 +22,7 @@ from tutela.api.auth import (
     principal_of,
     revoke_token,
 )
-from tutela.api.roles import Principal
+from tutela.apiauth.roles import Principal
 from tutela.model.config import ApiGroups, User
 
 NOW = 1_800_000_000.0

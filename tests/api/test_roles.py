@@ -1,10 +1,10 @@
-"""tutela.api.roles.decide, table-driven: every role, every action, limited and not."""
+"""tutela.apiauth.roles.decide, table-driven: every role, every action, limited and not."""
 
 from __future__ import annotations
 
 import pytest
 
-from tutela.api.roles import Action, Principal, decide
+from tutela.apiauth.roles import Action, Principal, decide
 
 A, OPR, G = "admin", "operator", "guest"
 ALL, APP = frozenset(), frozenset({"app"})

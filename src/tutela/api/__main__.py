@@ -1,4 +1,4 @@
-"""`python -m tutela.api`: the API process tutelad starts (tutela.api.supervisor)."""
+"""`python -m tutela.api`: the API process tutelad starts (tutela.daemon.api_process)."""
 
 from __future__ import annotations
 

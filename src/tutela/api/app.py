@@ -1,5 +1,5 @@
 """The HTTPS API's routes (docs/api.md): everything the CLI does, under /api/v1, each
-request checked by tutela.api.roles and passed to the local tutelad over its control
+request checked by tutela.apiauth.roles and passed to the local tutelad over its control
 socket; errors as JSON naming the field and the fix."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from tutela.api import models
-from tutela.api.auth import (
+from tutela.api.feed import Feed
+from tutela.apiauth.auth import (
     STATE_CHANGING,
     AuthError,
     LoginLimiter,
@@ -36,8 +37,7 @@ from tutela.api.auth import (
     pam_login,
     principal_of,
 )
-from tutela.api.feed import Feed
-from tutela.api.roles import Action, Principal, decide
+from tutela.apiauth.roles import Action, Principal, decide
 from tutela.cli.client import DaemonError, NotRunning, Unanswered, call
 from tutela.journal.events import Event, select
 from tutela.model.config import ClusterConfig

@@ -1,6 +1,6 @@
 """The API process: uvicorn serving tutela.api.app over TLS on one address (docs/api.md).
 
-Started by tutelad (tutela.api.supervisor) with --parent: it ends with that tutelad.
+Started by tutelad (tutela.daemon.api_process) with --parent: it ends with that tutelad.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from tutela.api.tls import ReloadingContext, default_names, ensure_certificate
+from tutela.apiauth import api_dir
+from tutela.apiauth.tls import ReloadingContext, default_names, ensure_certificate
 
-API_DIR = "api"
-"""The API's files in the state directory: cert.pem, key.pem, client-ca.pem, tokens.json."""
 RELOAD_EVERY = 2.0
 """Seconds between looks at the certificate files' times."""
 GRACE = 3.0
@@ -27,10 +26,6 @@ NICENESS = 10
 """The API yields the CPU to everything else on the node, tutelad's workers included."""
 PR_SET_PDEATHSIG = 1
 log = logging.getLogger("tutela.api")
-
-
-def api_dir(state_dir: Path) -> Path:
-    return state_dir / API_DIR
 
 
 def serve(state_dir: Path, address: str, port: int, parent: int | None) -> None:

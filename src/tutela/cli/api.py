@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
+import sys
 import time
 from typing import Any, cast
 
@@ -52,8 +54,8 @@ def token_group() -> None:
 def token_create(role: str, expires: str, name: str, hierarchies: tuple[str, ...],
                  as_json: bool) -> None:
     """Create a token; it is shown once, only its hash is kept (in STATE_DIR/api/)."""
-    from tutela.api.auth import create_token
-    from tutela.api.server import api_dir
+    from tutela.apiauth import api_dir
+    from tutela.apiauth.auth import create_token
 
     lifetime = parse_duration(expires, "--expires")
     token, record = create_token(api_dir(state_dir()), name, cast(Any, role), hierarchies,
@@ -72,8 +74,8 @@ def token_create(role: str, expires: str, name: str, hierarchies: tuple[str, ...
 @json_option
 def token_list(as_json: bool) -> None:
     """The tokens of this node (never their secrets)."""
-    from tutela.api.auth import load_tokens
-    from tutela.api.server import api_dir
+    from tutela.apiauth import api_dir
+    from tutela.apiauth.auth import load_tokens
 
     records = [r.public() for r in load_tokens(api_dir(state_dir()))]
     if as_json:
@@ -93,10 +95,8 @@ def token_list(as_json: bool) -> None:
 @json_option
 def token_revoke(token_id: str, as_json: bool) -> None:
     """Revoke token ID (from 'tutela api token list'); it stops working at once."""
-    import sys
-
-    from tutela.api.auth import revoke_token
-    from tutela.api.server import api_dir
+    from tutela.apiauth import api_dir
+    from tutela.apiauth.auth import revoke_token
 
     if not revoke_token(api_dir(state_dir()), token_id):
         output.print_error(f"ID {token_id!r}: no such token", fix="see 'tutela api token list'")
@@ -114,15 +114,18 @@ def token_revoke(token_id: str, as_json: bool) -> None:
 def api_serve(bind: str, as_json: bool) -> None:
     """Serve the API in the foreground (tutelad starts it by itself where the configuration
     enables it: settings.api.enabled or nodes[].api_address). With --json, an error (a
-    bad --bind) is a JSON object (docs/cli.md, errors as JSON)."""
-    from tutela.api.server import serve
+    bad --bind) is a JSON object (docs/cli.md, errors as JSON).
+
+    This process becomes the API process (`python -m tutela.api`, as tutelad starts it):
+    the CLI imports nothing of the web stack, which imports the CLI's readers."""
     from tutela.model.config import metrics_endpoint
 
     try:
         address, port = metrics_endpoint(bind, API_PORT)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--bind") from None
-    serve(state_dir(), address, port, None)
+    os.execv(sys.executable, [sys.executable, "-m", "tutela.api", "--state-dir",
+                              str(state_dir()), "--bind", f"{address}:{port}"])
 
 
 def _when(moment: float) -> str:

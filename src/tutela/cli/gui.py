@@ -52,7 +52,7 @@ def gui_command(as_json: bool) -> None:
 def gui_url(config: ClusterConfig, node: str) -> str | None:
     """https://ADDRESS:PORT/ where `node` serves the GUI; on every address (0.0.0.0), its
     first cluster address. None: it serves none."""
-    from tutela.api.supervisor import endpoint
+    from tutela.daemon.api_process import endpoint
 
     where = endpoint(config, node)
     if where is None:
@@ -70,8 +70,8 @@ def certificate_fingerprint(directory: Path) -> str | None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    from tutela.api.server import api_dir
-    from tutela.api.tls import CERT_FILE
+    from tutela.apiauth import api_dir
+    from tutela.apiauth.tls import CERT_FILE
 
     path = api_dir(directory) / CERT_FILE
     try:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tutela.api.roles import LEVEL, ROLES, Principal, Role
+from tutela.apiauth.roles import LEVEL, ROLES, Principal, Role
 from tutela.model.config import ApiGroups, User
 
 TOKENS_FILE = "tokens.json"
