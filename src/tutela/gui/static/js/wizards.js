@@ -57,7 +57,7 @@ export async function createResourceWizard(status) {
   let kit = null;
   kitSelect.addEventListener("change", async () => {
     kit = kitSelect.value ? await api.kit(kitSelect.value) : null;
-    paramsBox.replaceChildren(...(kit ? kit.params.map(paramField) : []));
+    paramsBox.replaceChildren(...(kit ? kit.params.map((p) => paramField(p, kit.schema)) : []));
   });
   onSubmit(form, () => api.createResource(resourceFrom(form, kit)),
     t("wizard.create.done"));
@@ -73,19 +73,32 @@ export async function createResourceWizard(status) {
   }
 }
 
-// One input per parameter of the kit's model (GET /kits/NAME: name, type, required,
-// default, description): numbers as numbers, yes/no as a choice, the rest as text.
-function paramField(param) {
+// One input per parameter of the kit's model (GET /kits/NAME: rows of name, type,
+// required, default, description; a built-in kit's JSON schema too): a choice for a fixed
+// set of values and for yes/no, numbers as numbers within the schema's bounds, the rest as
+// text. The browser checks those; the server checks everything again.
+function paramField(param, schema) {
+  const rule = schema?.properties?.[param.name] || {};
   const shown = param.default === null || param.default === "None" ? "" : param.default;
   const name = `params.${param.name}`;
-  const input = param.type === "bool"
-    ? h("select", { name }, h("option", { value: "" }, t("wizard.create.default", { value: shown })),
-      h("option", { value: "true" }, "true"), h("option", { value: "false" }, "false"))
-    : h("input", { name, required: param.required, autocomplete: "off",
-      type: ["int", "float", "integer"].includes(param.type) ? "number" : "text",
-      step: param.type === "int" || param.type === "integer" ? "1" : "any",
-      placeholder: shown ? t("wizard.create.default", { value: shown }) : "" });
   const label = param.required ? `${param.name} *` : param.name;
+  const choices = rule.enum || (rule.type === "boolean" || param.type === "bool"
+    ? ["true", "false"] : null);
+  if (choices) {
+    const first = param.required ? t("wizard.create.pick")
+      : t("wizard.create.default", { value: shown });
+    return field(name, label, h("select", { name, required: param.required },
+      h("option", { value: "" }, first),
+      choices.map((choice) => h("option", { value: String(choice) }, String(choice)))),
+    param.description || "");
+  }
+  const numeric = ["integer", "number"].includes(rule.type)
+    || ["int", "float", "integer"].includes(param.type);
+  const input = h("input", { name, required: param.required, autocomplete: "off",
+    type: numeric ? "number" : "text",
+    step: rule.type === "integer" || ["int", "integer"].includes(param.type) ? "1" : "any",
+    min: rule.minimum ?? rule.exclusiveMinimum, max: rule.maximum ?? rule.exclusiveMaximum,
+    placeholder: shown ? t("wizard.create.default", { value: shown }) : "" });
   return field(name, label, input, param.description || "");
 }
 
