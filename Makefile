@@ -36,8 +36,10 @@ PACKAGE_CACHE := .cache
 PYTEST_ARGS ?=
 # make test runs pytest twice: every test but the lab's (the simulation, unit, CLI and kit
 # tests) spread over TEST_WORKERS processes (pytest-xdist), then the lab tests (real
-# clusters, timing-sensitive) alone and serial (docs/lab.md, "Test suite time").
+# clusters) over LAB_WORKERS processes, a whole test file at a time (its lab cluster is
+# module-scoped): labs mostly wait on their timers (docs/lab.md, "Test suite time").
 TEST_WORKERS ?= 2
+LAB_WORKERS ?= 2
 
 # $(call apt_install,PACKAGES): install those of the Debian PACKAGES that are missing.
 apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -83,7 +85,7 @@ $(VENV)/.installed: pyproject.toml
 
 test: deps .deps-packaging-apt
 	status=0; $(call pytest_run,-n $(TEST_WORKERS) --dist worksteal -m "not lab"); \
-	$(call pytest_run,-m lab); exit $$status
+	$(call pytest_run,-n $(LAB_WORKERS) --dist loadfile -m lab); exit $$status
 
 lint: deps
 	$(BIN)/ruff check src tests bench tools
