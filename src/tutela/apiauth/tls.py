@@ -74,6 +74,14 @@ def default_names(address: str, node_addresses: list[str]) -> list[str]:
     return names
 
 
+def ensure_init_certificate(api_dir: Path, node_addresses: list[str]) -> None:
+    """The certificate `tutela init` makes (issue 16): named for this host and the node's
+    addresses ("A.B.C.D/P" or "A.B.C.D"); the API's first start makes it only for state
+    directories initialised before."""
+    ensure_certificate(api_dir, default_names("0.0.0.0", [a.split("/")[0]
+                                                          for a in node_addresses]))
+
+
 class ReloadingContext:
     """An SSLContext whose certificate, key and client CA are read again when one of the
     files changes (checked by `reload_if_changed`, which the server calls every few

@@ -215,16 +215,19 @@ def init(cluster: str, node: str, addresses: tuple[str, ...], as_json: bool) -> 
     Runs before the daemon exists; refuses when the state directory is initialised.
     Other nodes join with a token from 'tutela node token'.
     """
+    from tutela.apiauth import api_dir
+    from tutela.apiauth.tls import ensure_init_certificate
     from tutela.daemon.watchdog import node_watchdog
     from tutela.lcd.store import AlreadyInitialised, Lcd  # the kits load only when needed
     from tutela.lcm.addresses import global_ipv4_interfaces
 
+    node_addresses = addresses or tuple(global_ipv4_interfaces())
     try:
-        Lcd.create(state_dir(), cluster, node, addresses or tuple(global_ipv4_interfaces()),
-                   node_watchdog()).close()
+        Lcd.create(state_dir(), cluster, node, node_addresses, node_watchdog()).close()
     except AlreadyInitialised as error:
         output.print_error(str(error))
         sys.exit(EXIT_INVALID)
+    ensure_init_certificate(api_dir(state_dir()), list(node_addresses))
     emit({"cluster": cluster, "node": node, "state_dir": str(state_dir())}, as_json,
          f"initialised node {node} of cluster {cluster} in {state_dir()}; next: tutela start")
 
