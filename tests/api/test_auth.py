@@ -4,32 +4,39 @@ names and removed after the test."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from api_users import role_groups, system_user
 from tutela.apiauth.auth import (
     AuthError,
     LoginLimiter,
     Sessions,
+    all_tokens,
     check_token,
-    create_token,
     csrf_ok,
     group_names,
     load_tokens,
+    new_token,
     pam_login,
     principal_of,
     revoke_token,
+    store_tokens,
 )
 from tutela.apiauth.roles import Principal
-from tutela.model.config import ApiGroups, User
+from tutela.lcd.document import keep_unexported, to_yaml
+from tutela.lcd.redact import is_secret_name
+from tutela.model.config import ApiGroups, ApiToken, ClusterConfig, User
 
 NOW = 1_800_000_000.0
 
 
 def test_token_round_trip_expiry_and_revocation(tmp_path: Path) -> None:
-    token, record = create_token(tmp_path, "nightly", "operator", ("app",), 3600, NOW)
+    token, record = new_token("nightly", "operator", ("app",), 3600, NOW)
+    store_tokens(tmp_path, [record])  # the node-local file of earlier releases
     stored = (tmp_path / "tokens.json").read_text()
     assert token.split("_")[2] not in stored  # only the hash is kept
     assert (tmp_path / "tokens.json").stat().st_mode & 0o777 == 0o600
@@ -45,6 +52,21 @@ def test_token_round_trip_expiry_and_revocation(tmp_path: Path) -> None:
     with pytest.raises(AuthError, match="not valid"):
         check_token(load_tokens(tmp_path), token, NOW)
     assert not revoke_token(tmp_path, record.id)
+
+
+def test_cluster_tokens_come_from_the_configuration_and_keep_no_secret(tmp_path: Path
+                                                                       ) -> None:
+    token, record = new_token("cluster-script", "guest", (), 3600, NOW)
+    config = ClusterConfig(name="c", api_tokens=(ApiToken(**asdict(record)),))
+    assert token.split("_")[2] not in config.model_dump_json()
+    principal = check_token(all_tokens(config, tmp_path), token, NOW + 10)
+    assert principal == Principal("token:cluster-script", "guest", frozenset())
+    assert "api_tokens" not in to_yaml(config)  # export leaves them out
+    kept = keep_unexported(config, ClusterConfig(name="c"))
+    assert kept.api_tokens == config.api_tokens  # an exported document applied back
+    assert is_secret_name("api_tokens")  # support bundles redact them
+    with pytest.raises(ValidationError, match="listed twice"):
+        ClusterConfig(name="c", api_tokens=config.api_tokens * 2)
 
 
 def test_sessions_expire_and_close() -> None:

@@ -1,7 +1,8 @@
 """The HTTPS API on every node of a three-node lab, used from the client namespace as a
 script or browser would: any node answers for the whole cluster, each role may do only its
 part (a guest's switchover is refused by the API and nothing changes), PAM logins of real
-users, an admin token, apply's dry-run diff, fuzzing from the OpenAPI description (no 500,
+users, an admin token, a token made on one node working on the others until revoked on
+another, apply's dry-run diff, fuzzing from the OpenAPI description (no 500,
 no change from a refused request), and the event stream delivering a failover."""
 
 from __future__ import annotations
@@ -175,6 +176,26 @@ def test_an_admin_token_exports_and_dry_runs_a_document(api: Api) -> None:
     code, kit = api.request("node2", "GET", "/kits/ip", token=token)
     assert code == 200 and kit["params"][0]["name"] == "address"
     assert "properties" in kit["schema"]
+
+
+def test_a_token_made_on_one_node_works_on_every_node_until_revoked(api: Api) -> None:
+    made = json.loads(tutela(api.lab, "node1", "api", "token", "create", "--role", "guest",
+                             "--expires", "1h", "--name", "everywhere", "--json").stdout)
+
+    def answers(node: str) -> int:
+        return api.request(node, "GET", "/me", token=made["token"])[0]
+
+    wait_until(lambda: answers("node3") == 200, timeout=30,
+               what="node3's API to take the token made on node1")
+
+    def listed_on_node2() -> list[dict[str, Any]]:
+        return [r for r in json.loads(tutela(api.lab, "node2", "api", "token", "list",
+                                             "--json").stdout) if r["id"] == made["id"]]
+
+    assert "digest" not in wait_until(listed_on_node2, timeout=30, what="node2 to list it")[0]
+    tutela(api.lab, "node2", "api", "token", "revoke", made["id"])
+    wait_until(lambda: answers("node1") == 401, timeout=30,
+               what="node1's API to refuse the token revoked on node2")
 
 
 def test_fuzzing_finds_no_server_error_and_changes_nothing(api: Api, tmp_path: Path) -> None:

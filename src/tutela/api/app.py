@@ -30,10 +30,10 @@ from tutela.apiauth.auth import (
     LoginLimiter,
     Session,
     Sessions,
+    all_tokens,
     check_token,
     csrf_ok,
     group_names,
-    load_tokens,
     pam_login,
     principal_of,
 )
@@ -139,7 +139,8 @@ def caller_of(context: Context, request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     now = time.time()
     if header.lower().startswith("bearer "):
-        principal = check_token(load_tokens(context.api_dir), header[7:].strip(), now)
+        principal = check_token(all_tokens(context.config(), context.api_dir),
+                                header[7:].strip(), now)
         caller = Caller(principal, None)
     else:
         key = request.cookies.get(SESSION_COOKIE)

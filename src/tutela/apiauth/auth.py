@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tutela.apiauth.roles import LEVEL, ROLES, Principal, Role
-from tutela.model.config import ApiGroups, User
+from tutela.model.config import ApiGroups, ClusterConfig, User
 
 TOKENS_FILE = "tokens.json"
 TOKEN_PREFIX = "tta"
@@ -174,6 +174,8 @@ class TokenRecord:
 
 
 def tokens_path(api_dir: Path) -> Path:
+    """The node-local token file of releases before the tokens were kept in the cluster
+    configuration: still read and revoked from, never added to."""
     return api_dir / TOKENS_FILE
 
 
@@ -182,6 +184,7 @@ def _digest(secret: str) -> str:
 
 
 def load_tokens(api_dir: Path) -> list[TokenRecord]:
+    """The tokens of the node-local file (see tokens_path)."""
     try:
         rows = json.loads(tokens_path(api_dir).read_text())
     except FileNotFoundError:
@@ -189,7 +192,18 @@ def load_tokens(api_dir: Path) -> list[TokenRecord]:
     return [TokenRecord(**{**row, "hierarchies": tuple(row["hierarchies"])}) for row in rows]
 
 
-def _store_tokens(api_dir: Path, records: list[TokenRecord]) -> None:
+def cluster_tokens(config: ClusterConfig) -> list[TokenRecord]:
+    """The tokens of the replicated configuration: valid on every node."""
+    return [TokenRecord(**t.model_dump()) for t in config.api_tokens]
+
+
+def all_tokens(config: ClusterConfig, api_dir: Path) -> list[TokenRecord]:
+    """Every token this node's API takes: the cluster's and the node-local file's."""
+    return [*cluster_tokens(config), *load_tokens(api_dir)]
+
+
+def store_tokens(api_dir: Path, records: list[TokenRecord]) -> None:
+    """Write the node-local token file (see tokens_path)."""
     api_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = tokens_path(api_dir)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -199,21 +213,22 @@ def _store_tokens(api_dir: Path, records: list[TokenRecord]) -> None:
     os.replace(temporary, path)
 
 
-def create_token(api_dir: Path, name: str, role: Role, hierarchies: tuple[str, ...],
-                 lifetime: float, now: float) -> tuple[str, TokenRecord]:
-    """A new token (the string to give the script) and its stored record."""
+def new_token(name: str, role: Role, hierarchies: tuple[str, ...], lifetime: float,
+              now: float) -> tuple[str, TokenRecord]:
+    """A new token (the string to give the script) and the record to keep of it."""
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    record = TokenRecord(token_id, name, role, hierarchies, now, now + lifetime,
-                         _digest(secret))
-    _store_tokens(api_dir, [*load_tokens(api_dir), record])
-    return f"{TOKEN_PREFIX}_{token_id}_{secret}", record
+    return f"{TOKEN_PREFIX}_{token_id}_{secret}", TokenRecord(
+        token_id, name, role, hierarchies, now, now + lifetime, _digest(secret))
 
 
 def revoke_token(api_dir: Path, token_id: str) -> bool:
+    """Take `token_id` out of the node-local file; whether it was there."""
     records = load_tokens(api_dir)
     kept = [r for r in records if r.id != token_id]
-    _store_tokens(api_dir, kept)
-    return len(kept) < len(records)
+    if len(kept) == len(records):
+        return False
+    store_tokens(api_dir, kept)
+    return True
 
 
 def check_token(records: list[TokenRecord], token: str, now: float) -> Principal:

@@ -7,14 +7,19 @@ import os
 import re
 import sys
 import time
-from typing import Any, cast
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from tutela.cli import output
+from tutela.cli.client import QUESTION_TIMEOUT, call
 from tutela.cli.main import EXIT_INVALID, json_option, reports_errors, state_dir
 from tutela.model.config import API_PORT
 from tutela.model.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from tutela.apiauth.auth import TokenRecord
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,31 +58,28 @@ def token_group() -> None:
 @reports_errors
 def token_create(role: str, expires: str, name: str, hierarchies: tuple[str, ...],
                  as_json: bool) -> None:
-    """Create a token; it is shown once, only its hash is kept (in STATE_DIR/api/)."""
-    from tutela.apiauth import api_dir
-    from tutela.apiauth.auth import create_token
+    """Create a token valid on every node; it is shown once, only its hash is kept (in the
+    cluster configuration, changed as 'tutela config set' changes it)."""
+    from tutela.apiauth.auth import new_token
 
     lifetime = parse_duration(expires, "--expires")
-    token, record = create_token(api_dir(state_dir()), name, cast(Any, role), hierarchies,
-                                 lifetime, time.time())
-    result = {"token": token, **record.public()}
-    until = _when(record.expires)
-    output_text = (f"{token}\n(role {role}, valid until {until}; send it as "
-                   "'Authorization: Bearer TOKEN'; it is not shown again)")
+    token, record = new_token(name, cast(Any, role), hierarchies, lifetime, time.time())
+    call(state_dir(), "config.set", timeout=QUESTION_TIMEOUT, key=f"api_tokens[{record.id}]",
+         value={**asdict(record), "hierarchies": list(hierarchies)}, dry_run=False)
     if as_json:
-        output.print_json(result)
+        output.print_json({"token": token, **record.public()})
     else:
-        click.echo(output_text)
+        click.echo(f"{token}\n(role {role}, valid until {_when(record.expires)}, on every "
+                   "node; send it as 'Authorization: Bearer TOKEN'; it is not shown again)")
 
 
 @token_group.command("list")
 @json_option
+@reports_errors
 def token_list(as_json: bool) -> None:
-    """The tokens of this node (never their secrets)."""
-    from tutela.apiauth import api_dir
-    from tutela.apiauth.auth import load_tokens
-
-    records = [r.public() for r in load_tokens(api_dir(state_dir()))]
+    """The cluster's tokens, and this node's from before they were cluster-wide (never
+    their secrets)."""
+    records = [r.public() for r in _cluster_tokens() + _local_tokens()]
     if as_json:
         output.print_json(records)
         return
@@ -93,18 +95,41 @@ def token_list(as_json: bool) -> None:
 @token_group.command("revoke")
 @click.argument("token_id", metavar="ID")
 @json_option
+@reports_errors
 def token_revoke(token_id: str, as_json: bool) -> None:
     """Revoke token ID (from 'tutela api token list'); it stops working at once."""
     from tutela.apiauth import api_dir
     from tutela.apiauth.auth import revoke_token
 
-    if not revoke_token(api_dir(state_dir()), token_id):
+    records = _cluster_tokens()
+    kept = [asdict(r) for r in records if r.id != token_id]
+    if len(kept) < len(records):
+        call(state_dir(), "config.set", timeout=QUESTION_TIMEOUT, key="api_tokens",
+             value=kept, dry_run=False)
+    elif not revoke_token(api_dir(state_dir()), token_id):
         output.print_error(f"ID {token_id!r}: no such token", fix="see 'tutela api token list'")
         sys.exit(EXIT_INVALID)
     if as_json:
         output.print_json({"revoked": token_id})
     else:
         click.echo(f"revoked {token_id}")
+
+
+def _cluster_tokens() -> list[TokenRecord]:
+    """The tokens of the configuration this node holds (replicated: the same everywhere)."""
+    from tutela.apiauth.auth import cluster_tokens
+    from tutela.doctor.probes import stored_config
+
+    stored = stored_config(state_dir())
+    return cluster_tokens(stored[1]) if stored else []
+
+
+def _local_tokens() -> list[TokenRecord]:
+    """This node's token file from before tokens were kept in the configuration."""
+    from tutela.apiauth import api_dir
+    from tutela.apiauth.auth import load_tokens
+
+    return load_tokens(api_dir(state_dir()))
 
 
 @api_group.command("serve")

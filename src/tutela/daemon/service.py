@@ -24,7 +24,7 @@ from tutela.engine.dependency_status import dependency_status
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.journal.events import Emitter, no_events, recorded
 from tutela.kits.registry import get_kit
-from tutela.lcd.document import diff, from_yaml, parse_config, to_yaml
+from tutela.lcd.document import diff, from_yaml, keep_unexported, parse_config, to_yaml
 from tutela.lcd.keypath import WRITTEN_BY_NODES, set_value
 from tutela.lcd.lease import fencing_problem
 from tutela.lcd.store import Lcd
@@ -661,7 +661,8 @@ class Service:
         # must keep the heartbeats and lease renewals on time.
         new = await asyncio.to_thread(from_yaml, str(request["yaml"]),
                                       str(request.get("source", "<input>")))
-        return await self._replace(lambda _: new, bool(request.get("dry_run")),
+        return await self._replace(lambda current: keep_unexported(current, new),
+                                   bool(request.get("dry_run")),
                                    f"applied {request.get('source', 'a document')}")
 
     async def config_set(self, request: dict[str, Any]) -> dict[str, Any]:

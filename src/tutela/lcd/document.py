@@ -30,9 +30,23 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def to_yaml(config: ClusterConfig) -> str:
     """The configuration without default values, `format` and `name` first: the same bytes
     on every node at the same generation (see `_stable_order`)."""
-    body = _stable_order(config, config.model_dump(mode="json", exclude_defaults=True))
+    body = _stable_order(config, config.model_dump(mode="json", exclude_defaults=True,
+                                                   exclude=UNEXPORTED))
     document = {"format": FORMAT, "name": config.name, **body}
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+UNEXPORTED = {"api_tokens"}
+"""Kept out of the exported document: the API tokens' hashes are no secrets, but nobody
+should paste them around ('tutela api token list' shows the tokens)."""
+
+
+def keep_unexported(current: ClusterConfig, applied: ClusterConfig) -> ClusterConfig:
+    """`applied` with the collections export leaves out as in force, unless it sets them:
+    an exported document applied back must not revoke every API token."""
+    kept = {name: getattr(current, name) for name in UNEXPORTED
+            if name not in applied.model_fields_set}
+    return applied.model_copy(update=kept) if kept else applied
 
 
 def _stable_order(value: Any, dumped: Any) -> Any:

@@ -27,7 +27,8 @@ from pydantic import BaseModel
 from tutela.model.config import ClusterConfig, HierarchySettings, Node
 from tutela.model.errors import ConfigError, Problem
 
-KEY_FIELDS = ("tag", "name", "root", "node")
+KEY_FIELDS = ("id", "tag", "name", "root", "node")
+"""`id` first: api_tokens[ID] (a token's name need not be unique)."""
 """The field naming an entry of a list, the first of these its entries have (as the diff
 of `tutela apply` names them)."""
 IMPLIED_ENTRIES: tuple[type[BaseModel], ...] = (HierarchySettings,)

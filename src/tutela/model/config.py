@@ -330,6 +330,21 @@ class User(Frozen):
     empty: every hierarchy (docs/api.md, "Roles")."""
 
 
+class ApiToken(Frozen):
+    """An HTTPS API token's record, kept in the replicated configuration so that a token
+    works on every node (docs/api.md, "Authentication"). The secret itself is shown once
+    and never kept: only its SHA-256."""
+
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
+    name: str = Field(min_length=1, max_length=64)
+    """Whose it is or what for (the journal records its requests as token:NAME)."""
+    role: Literal["admin", "operator", "guest"]
+    hierarchies: tuple[Name, ...] = ()
+    created: float
+    expires: float
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class ApiGroups(Frozen):
     """The system groups whose members get each role through PAM (docs/api.md)."""
 
@@ -617,6 +632,16 @@ class ClusterConfig(Frozen):
     hierarchies: tuple[HierarchySettings, ...] = ()
     users: tuple[User, ...] = ()
     notifications: tuple[Notification, ...] = ()
+    api_tokens: tuple[ApiToken, ...] = ()
+    """Made and revoked by 'tutela api token'; left out of 'tutela export'."""
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_token_ids(cls, value: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        ids = [t.id for t in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a token id is listed twice; keep one entry per id")
+        return value
 
     def resource(self, tag: str) -> Resource | None:
         return self._resources_by_tag.get(tag)
@@ -652,6 +677,10 @@ COLLECTION_EXAMPLES: dict[str, str] = {
     "settings.api.groups": "groups: {admin: tutela-admin, operator: tutela-operator, "
                            "guest: tutela-guest}",
     "users.hierarchies": "hierarchies: [app, db]",
+    "api_tokens": "api_tokens: [{id: 0f1e2d3c4b5a, name: nightly, role: operator, "
+                  "created: 1796000000, expires: 1798592000, digest: <64 hex digits>}] "
+                  "(made by 'tutela api token create', revoked by 'tutela api token revoke')",
+    "api_tokens.hierarchies": "hierarchies: [app, db]",
     "nodes": "nodes: [{name: node1, addresses: [198.51.100.11/24]}]",
     "nodes.addresses": "addresses: [198.51.100.11/24, 203.0.113.11/24]",
     "nodes.maintenance": "maintenance: {since: '2026-12-07T03:00:00+00:00', "
