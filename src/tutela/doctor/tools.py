@@ -33,6 +33,13 @@ KIT_TOOLS: dict[str, tuple[Tool, ...]] = {
     # pg_ctl and psql live in the kit's bindir, which its own check (doctor's resources) checks
     "postgresql": (Tool("runuser", "util-linux", "running pg_ctl and psql as the server's "
                                                  "user"),),
+    "mariadb": (Tool("mysqld_safe", "mariadb-server", "starting the server "
+                                                      "(ocf:heartbeat:mysql)"),
+                Tool("mariadb", "mariadb-client", "the check's query over the socket")),
+    "apache": (Tool("apache2", "apache2", "the web server (ocf:heartbeat:apache)"),
+               Tool("wget", "wget", "the check's page fetch")),
+    "nginx": (Tool("nginx", "nginx", "the web server (ocf:heartbeat:nginx)"),
+              Tool("wget", "wget", "the check's page fetch")),
 }
 DOCTOR_TOOLS = (Tool("blkid", "util-linux", "reading the UUIDs of shared disks"),)
 """What doctor itself runs."""
