@@ -27,7 +27,7 @@ from tutela.apiauth.auth import (
     store_tokens,
 )
 from tutela.apiauth.roles import Principal
-from tutela.lcd.document import keep_unexported, to_yaml
+from tutela.lcd.document import diff, keep_unexported, to_yaml
 from tutela.lcd.redact import is_secret_name
 from tutela.model.config import ApiGroups, ApiToken, ClusterConfig, User
 
@@ -67,6 +67,16 @@ def test_cluster_tokens_come_from_the_configuration_and_keep_no_secret(tmp_path:
     assert is_secret_name("api_tokens")  # support bundles redact them
     with pytest.raises(ValidationError, match="listed twice"):
         ClusterConfig(name="c", api_tokens=config.api_tokens * 2)
+
+
+def test_revoking_one_of_two_tokens_of_the_same_name_is_a_change() -> None:
+    """Entries are named by id in the diff: by name, the two would look the same and the
+    revocation would be taken for no change."""
+    first, second = (ApiToken(**asdict(new_token("script", "guest", (), 60, NOW)[1]))
+                     for _ in range(2))
+    both = ClusterConfig(name="c", api_tokens=(first, second))
+    changes = diff(both, both.model_copy(update={"api_tokens": (second,)}))
+    assert changes and all(first.id in line for line in changes)
 
 
 def test_sessions_expire_and_close() -> None:

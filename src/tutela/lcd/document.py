@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tutela.kits.registry import KITS
+from tutela.lcd.keypath import KEY_FIELDS
 from tutela.model.config import (
     ACTIONS,
     COLLECTION_EXAMPLES,
@@ -148,7 +149,7 @@ def _field_path(data: Any, location: tuple[Any, ...]) -> str:
     for key in location:
         if isinstance(key, int) and isinstance(node, list) and key < len(node):
             node = node[key]
-            label = next((node[k] for k in ("tag", "name", "root", "node")
+            label = next((node[k] for k in KEY_FIELDS
                           if isinstance(node, dict) and k in node), key)
             parts[-1:] = [f"{parts[-1]}[{label}]"] if parts else [f"[{label}]"]
             continue
@@ -182,7 +183,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         items = {}
         for index, child in enumerate(value):
-            label = next((child[k] for k in ("tag", "name", "root", "node") if k in child), index)
+            label = next((child[k] for k in KEY_FIELDS if k in child), index)
             items.update(_flatten(child, f"{prefix}[{label}]"))
         return items
     return {prefix: value}
