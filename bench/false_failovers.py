@@ -5,7 +5,9 @@ nor move the service.
 Run as root: `.venv/bin/python bench/false_failovers.py [--minutes 10] [--samples PATH]
 [--profile fast]` (needs stress-ng); prints a Markdown section for docs/benchmarks.md.
 `--profile fast` runs the cluster with the fast profile (tutela.arbiter.timing.FAST_PROFILE:
-heartbeats 0.05 s x 4, a 0.2 s lease, the lab's network fence; docs/leases.md).
+heartbeats 0.05 s x 4, a 0.2 s lease, the lab's network fence; docs/leases.md), whose
+service is the virtual IP alone with a web server on every node (the profile refuses shared
+disks), the disk workers writing to node1's web directory on the host's disk.
 
 A three-node lab runs the web service hierarchy (app -> data -> vip) on node1, extended to
 node2 and node3, all with default settings. For the duration, stress-ng inside node1 runs
@@ -32,7 +34,7 @@ from typing import Any
 from common import wait
 
 from tutela.arbiter.timing import FAST_PROFILE
-from tutela.fence.lab import use_fast_profile
+from tutela.fence.lab import use_fast_profile, vip_service
 from tutela.lab import Lab
 from tutela.lab.demo import GREETING, ClientProber, WebService, create_web_service, fetch
 from tutela.lab.driver import all_alive, form_cluster, node_view, tutela
@@ -210,10 +212,14 @@ def run(minutes: float, fast: bool) -> Result:
         form_cluster(lab, LAB_NAME)
         try:
             wait(lambda: all_alive(lab), 30, "cluster formed")
-            web = create_web_service(lab, "node1", check_interval=Resource.model_fields[
-                "check_interval"].default, recovery_attempts=RecoveryPolicy().attempts)
+            # the fast profile refuses a shared disk (its network fence does not cut one):
+            # its service is the virtual IP alone, a web server on every node
+            web = vip_service(lab) if fast else create_web_service(
+                lab, "node1", check_interval=Resource.model_fields["check_interval"].default,
+                recovery_attempts=RecoveryPolicy().attempts)
             for node, priority in (("node2", "2"), ("node3", "3")):
-                tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
+                tutela(lab, "node1", "hierarchy", "extend", "vip" if fast else "app", "--to",
+                       node,
                        "--priority", priority)
             if fast:
                 use_fast_profile(lab)  # node1 keeps the service through its restart

@@ -3,12 +3,11 @@
 the active node, and how long two nodes held the virtual IP while the fault lasted.
 
 Run as root: `.venv/bin/python bench/fast_profile.py [--runs 5] [--samples PATH]
-[--system NAME ...] [--shape vip|web]`; prints a Markdown section. tutela runs, in a
-three-node lab, `--shape vip` (the default): the service keepalived runs, a hierarchy of
-the virtual IP alone with a web server on every node, so that both move only the address;
-or `--shape web`: bench/failover.py's hierarchy (app -> data -> vip: the web server starts
-and the shared filesystem is mounted on the taker, which keepalived cannot do). Once with
-default settings
+[--system NAME ...]`; prints a Markdown section. tutela runs, in a three-node lab, the
+service keepalived runs: a hierarchy of the virtual IP alone with a web server on every
+node, so that both move only the address (the fast profile refuses a shared disk: its
+network fence does not cut a disk, docs/leases.md "Fast profile"). Once with default
+settings
 (fencing: watchdog, the lab's emulated watchdogs) and once with the fast profile
 (tutela.arbiter.timing.FAST_PROFILE: heartbeats 0.05 s x 4, a 0.2 s lease, fencing: agent
 with the lab's network fence, tutela-fence-port; docs/leases.md "Fast profile");
@@ -46,16 +45,13 @@ import keepalived
 from common import wait
 from failover import load_average, restore_lab
 
-from tutela.fence.lab import unfence, use_fast_profile
+from tutela.fence.lab import unfence, use_fast_profile, vip_service, web_servers
 from tutela.fence.port import port_states
 from tutela.lab import Lab
 from tutela.lab.demo import (
     GREETING,
-    PORT,
     VIP,
     WebService,
-    create_web_service,
-    fetch,
     measure_outage,
 )
 from tutela.lab.driver import all_alive, form_cluster, tutela
@@ -152,48 +148,19 @@ def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None
     figures.answering.setdefault(label, []).append(answering)
 
 
-def web_servers(lab: Lab, web: WebService) -> None:
-    """`--shape vip`: a web server on every node that is on and has none, as keepalived's
-    lab runs them (they die with their node)."""
-    for node in lab.nodes:
-        own_url = web.url.replace(VIP, lab.node_address(node))
-        if lab.node_state(node) == "off" or fetch(lab, own_url) == GREETING:
-            continue
-        lab.spawn(node, [sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0",
-                         "--directory", str(web.mountpoint)], lab.node_dir(node) / "httpd.log")
-        wait(lambda: fetch(lab, own_url) == GREETING, 30,  # noqa: B023
-             f"the web server on {node}")
-
-
-def vip_service(lab: Lab) -> WebService:
-    """The virtual IP alone as a hierarchy, a web server on every node."""
-    web = WebService(VIP, lab.root / "www", "")
-    web.mountpoint.mkdir(exist_ok=True)
-    (web.mountpoint / "hello.txt").write_text(GREETING)
-    web_servers(lab, web)
-    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
-    tutela(lab, "node1", "restore", "vip")
-    return web
-
-
-ROOTS = {"vip": "vip", "web": "app"}
-"""The hierarchy's root per --shape."""
-
-
-def tutela_lab(lab: Lab, fast: bool, shape: str) -> WebService:
+def tutela_lab(lab: Lab, fast: bool) -> WebService:
     form_cluster(lab, "fpbench")
     wait(lambda: all_alive(lab), 60, "cluster formed")
-    web = vip_service(lab) if shape == "vip" else create_web_service(
-        lab, "node1", check_interval=0.5, recovery_attempts=1)
+    web = vip_service(lab)
     for node, priority in (("node2", "2"), ("node3", "3")):
-        tutela(lab, "node1", "hierarchy", "extend", ROOTS[shape], "--to", node, "--priority",
+        tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", node, "--priority",
                priority)
     if fast:
         use_fast_profile(lab)
     return web
 
 
-def restore_tutela(lab: Lab, web: WebService, victim: str, fast: bool, shape: str) -> None:
+def restore_tutela(lab: Lab, web: WebService, victim: str, fast: bool) -> None:
     """End the fault; with the fast profile wait until the old owner, back, has taken itself
     out of service (its lease is gone) and plug it back in; then bench/failover.py's
     restore."""
@@ -204,18 +171,16 @@ def restore_tutela(lab: Lab, web: WebService, victim: str, fast: bool, shape: st
         wait(lambda: VIP not in lab.addresses(victim), 30, f"{victim} out of service")
         unfence(lab, victim)
     restore_lab(lab, web)
-    if shape == "vip":
-        web_servers(lab, web)
+    web_servers(lab, web)
     # as bench/failover.py: ends failover damping's hold (3 failovers in 10 min) and clears
     # failure marks, so that every run fails over
-    tutela(lab, holders(lab)[0], "restore", ROOTS[shape])
+    tutela(lab, holders(lab)[0], "restore", "vip")
 
 
-def measure_tutela(fast: bool, runs: int, keys: list[str], shape: str,
-                   logs: str | None) -> Figures:
+def measure_tutela(fast: bool, runs: int, keys: list[str], logs: str | None) -> Figures:
     figures = Figures()
     with Lab.up("fpbench", nodes=3, disks=1) as lab:
-        web = tutela_lab(lab, fast, shape)
+        web = tutela_lab(lab, fast)
         try:
             for key in keys:
                 for attempt in range(runs):
@@ -224,7 +189,7 @@ def measure_tutela(fast: bool, runs: int, keys: list[str], shape: str,
                     wait(lambda: len(holders(lab)) == 1, 60, "one owner")
                     victim = holders(lab)[0]
                     one_run(lab, web.url, key, victim, figures)
-                    restore_tutela(lab, web, victim, fast, shape)
+                    restore_tutela(lab, web, victim, fast)
         finally:
             if logs:
                 common.save_logs(lab, Path(logs) / TUTELA_SYSTEMS[fast].replace(" ", "-"))
@@ -265,17 +230,12 @@ def table(results: dict[str, Figures], keys: list[str],
     return "\n".join(lines)
 
 
-SHAPES = {"vip": "tutela's hierarchy is the virtual IP alone, a web server runs on every "
-                  "node (keepalived's service)",
-          "web": "tutela's hierarchy is app -> data -> vip (bench/failover.py's: the taker "
-                 "mounts the shared filesystem and starts the web server)"}
-
-
-def markdown(results: dict[str, Figures], keys: list[str], runs: int, load: tuple[str, str],
-             shape: str) -> str:
+def markdown(results: dict[str, Figures], keys: list[str], runs: int, load: tuple[str, str]
+             ) -> str:
     return (
         f"### Fast profile beside the defaults and keepalived (3 nodes, {runs} runs each; "
-        f"{SHAPES[shape]})\n\n"
+        "tutela's hierarchy is the virtual IP alone, a web server runs on every node: "
+        "keepalived's service)\n\n"
         f"`{common.command_line()}`\n\n"
         "Median client-visible outage (the fast profile's target: at most "
         f"{TARGET:g} s):\n\n{table(results, keys, lambda f: f.outage)}\n\n"
@@ -299,9 +259,6 @@ def main() -> None:
                         help="only this scenario (repeatable; default: all)")
     parser.add_argument("--system", action="append", choices=SYSTEMS,
                         help="only this system (repeatable; default: all)")
-    parser.add_argument("--shape", choices=list(SHAPES), default="vip",
-                        help="tutela's hierarchy: vip (the virtual IP alone, a web server on "
-                             "every node, as keepalived) or web (app -> data -> vip)")
     parser.add_argument("--logs", metavar="DIR",
                         help="copy tutela's node logs to DIR/<system> at the end")
     parser.add_argument("--false-failover-minutes", type=float, default=10.0, metavar="M",
@@ -316,13 +273,12 @@ def main() -> None:
     results: dict[str, Figures] = {}
     for fast, name in enumerate(TUTELA_SYSTEMS):
         if name in names:
-            results[name] = measure_tutela(bool(fast), args.runs, keys, args.shape,
-                                           args.logs)
+            results[name] = measure_tutela(bool(fast), args.runs, keys, args.logs)
     chosen = [n for n in KEEPALIVED_SYSTEMS if n in names]
     if chosen:
         keepalived.keepalived_binary()
         results.update(measure_keepalived(chosen, args.runs, keys))
-    print(markdown(results, keys, args.runs, (started, load_average()), args.shape))
+    print(markdown(results, keys, args.runs, (started, load_average())))
     if args.false_failover_minutes > 0:
         under_load = false_failovers.run(args.false_failover_minutes, fast=True)
         print("\n" + false_failovers.markdown(under_load, common.command_line(), fast=True))

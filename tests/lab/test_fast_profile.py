@@ -1,6 +1,8 @@
 """The fast profile (docs/leases.md, "Fast profile") on a three-node lab: a 0.2 s lease and
-the lab's network fence instead of the watchdog. A node kill fails over, the taker fenced
-the old owner before restoring, and the split-brain checker never sees two holders.
+the lab's network fence instead of the watchdog. The service is a virtual IP alone with a
+web server on every node (the profile refuses shared disks: its fence does not cut them). A
+node kill fails over, the taker fenced the old owner before restoring, and the split-brain
+checker never sees two holders.
 
 One lab, built once: the profile's restarts are the slow part.
 """
@@ -13,10 +15,16 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import unique_lab_name, wait_until
-from tutela.fence.lab import fence_state, lease_in_effect, unfence, use_fast_profile
+from tutela.fence.lab import (
+    fence_state,
+    lease_in_effect,
+    unfence,
+    use_fast_profile,
+    vip_service,
+)
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
-from tutela.lab.demo import GREETING, WebService, create_web_service, fetch
+from tutela.lab.demo import GREETING, WebService, fetch
 from tutela.lab.driver import all_alive, form_cluster, status, stop_daemons, tutela
 
 pytestmark = pytest.mark.lab
@@ -24,7 +32,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab.up(unique_lab_name("fp"), nodes=3, disks=1,
+    with Lab.up(unique_lab_name("fp"), nodes=3, disks=0,
                 root=tmp_path_factory.mktemp("fp")) as built:
         try:
             yield built
@@ -38,9 +46,9 @@ def service(lab: Lab) -> Iterator[WebService]:
     wait_until(lambda: all_alive(lab), timeout=30, what="cluster formed")
     # built at the default timings: the fast profile's 0.2 s detection may declare a node
     # of this loaded machine DEAD for a moment, and a configuration change fails then
-    web = create_web_service(lab, "node1", check_interval=0.5, recovery_attempts=1)
+    web = vip_service(lab)
     for node, priority in (("node2", "2"), ("node3", "3")):
-        tutela(lab, "node1", "hierarchy", "extend", "app", "--to", node,
+        tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", node,
                "--priority", priority)
     use_fast_profile(lab)  # restarts every node: the hierarchy moves on its way
     wait_until(lambda: all_alive(lab), timeout=30, what="every node back after its restart")
@@ -99,7 +107,7 @@ def test_node_kill_fails_over_after_fencing_the_old_owner(lab: Lab,
     assert fence_state(lab, owner) == {f"{owner}-net1": "absent", f"{owner}-net2": "absent"}
     kinds = [(e["kind"], e["subject"]) for e in journal(lab, taker)]
     fenced = len(kinds) - 1 - kinds[::-1].index(("fence.peer", owner))
-    assert ("restore.finished", "app") in kinds[fenced:], kinds[fenced:]
+    assert ("restore.finished", "vip") in kinds[fenced:], kinds[fenced:]
     powered_off.append(owner)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tutela.arbiter.timing import FAST_PROFILE
 from tutela.lcd.lease import effective_lease, fencing_problem, lease_problems
 from tutela.lcd.validate import validate_config
-from tutela.model.config import ClusterConfig, ClusterSettings, Node, NodeWatchdog
+from tutela.model.config import ClusterConfig, ClusterSettings, Node, NodeWatchdog, Resource
 from tutela.model.errors import ConfigError
 
 LAB = NodeWatchdog(device="/lab/watchdog", present=True, min_timeout=0)
@@ -57,3 +58,18 @@ def test_a_node_without_a_watchdog_cannot_take_part_in_failover() -> None:
         assert option in problem.fix
     agent = cluster(SOFTDOG, NONE, fencing="agent", fence_command="ipmitool power off")
     assert fencing_problem(agent, agent.nodes[1]) is None
+
+
+def test_the_fast_profile_refuses_a_shared_disk_with_the_fix() -> None:
+    """Its network fence cuts an old owner's address, not its disk (docs/leases.md)."""
+    fast = cluster(LAB, LAB, **FAST_PROFILE)
+    disk = Resource(tag="data", kit="filesystem",
+                    params={"device": "/dev/loop7", "mountpoint": "/srv", "fstype": "ext4"})
+    vip = Resource(tag="vip", kit="ip", params={"address": "198.51.100.100/24"})
+    assert lease_problems(fast.model_copy(update={"resources": (vip,)})) == []
+    [problem] = lease_problems(fast.model_copy(update={"resources": (vip, disk)}))
+    assert problem.field == "resources[data].kit"
+    assert "a network fence cuts its address, not its disk" in problem.message
+    assert "'auto' or at least 1s" in problem.fix
+    slow = cluster(LAB, LAB, lease_duration=1.0).model_copy(update={"resources": (disk,)})
+    assert lease_problems(slow) == []

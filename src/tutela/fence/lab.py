@@ -1,15 +1,19 @@
-"""The fast profile on a lab cluster: its settings applied and taken into effect, and a
-fenced node plugged back in. Used by tests/lab/test_fast_profile.py and the benchmarks
-(bench/fast_profile.py, bench/false_failovers.py --profile fast)."""
+"""The fast profile on a lab cluster: its settings applied and taken into effect, a fenced
+node plugged back in, and the service it protects: a virtual IP alone, a web server on every
+node (keepalived's service; a shared disk is refused under the fast profile, docs/leases.md).
+Used by tests/lab/test_fast_profile.py and the benchmarks (bench/fast_profile.py,
+bench/false_failovers.py --profile fast)."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import yaml
 
 from tutela.arbiter.timing import FAST_PROFILE
 from tutela.lab import Lab
+from tutela.lab.demo import GREETING, PORT, VIP, WebService, fetch
 from tutela.lab.driver import status, tutela
 from tutela.lab.errors import LabCommandError
 from tutela.lab.procs import wait_for
@@ -62,3 +66,26 @@ def unfence(lab: Lab, node: str) -> None:
     """Plug a fenced node back in (its ports up); nothing to do for a powered-off one."""
     lab.client_exec(["tutela-fence-port", "--lab", lab.name, "--on", node])
 
+
+def web_servers(lab: Lab, web: WebService) -> None:
+    """A web server on every node that is on and has none, as keepalived's lab runs them
+    (they die with their node)."""
+    for node in lab.nodes:
+        own_url = web.url.replace(VIP, lab.node_address(node))
+        if lab.node_state(node) == "off" or fetch(lab, own_url) == GREETING:
+            continue
+        lab.spawn(node, [sys.executable, "-m", "http.server", str(PORT), "--bind", "0.0.0.0",
+                         "--directory", str(web.mountpoint)], lab.node_dir(node) / "httpd.log")
+        wait_for(lambda: fetch(lab, own_url) == GREETING, START_TIMEOUT,  # noqa: B023
+                 f"the web server on {node}")
+
+
+def vip_service(lab: Lab) -> WebService:
+    """The virtual IP alone as a hierarchy on node1, a web server on every node."""
+    web = WebService(VIP, lab.root / "www", "")
+    web.mountpoint.mkdir(exist_ok=True)
+    (web.mountpoint / "hello.txt").write_text(GREETING)
+    web_servers(lab, web)
+    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
+    tutela(lab, "node1", "restore", "vip")
+    return web

@@ -10,12 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tutela.arbiter.lease_fit import auto_lease, fits, shortest_fitting
-from tutela.arbiter.timing import LeaseTiming
+from tutela.arbiter.timing import WATCHDOG_SHORTEST_LEASE, LeaseTiming
 from tutela.model.config import ClusterConfig, Node
 from tutela.model.errors import Problem
 
 UNREPORTED_MIN_TIMEOUT = 1.0
 """A node that has not reported its watchdog counts as a whole-second device."""
+SHARED_STORAGE_KITS = frozenset({"filesystem", "device", "ocf:heartbeat:Filesystem",
+                                 "ocf:heartbeat:LVM-activate", "ocf:heartbeat:iscsi"})
+"""Kits whose resource writes a disk that other nodes reach too. A network fence (the fast
+profile's) cuts an old owner's service address but not its path to such a disk: a frozen
+owner that thaws would still write it for up to the remove time after its lease ended."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,14 @@ def _device_words(node: Node) -> str:
 
 
 def lease_problems(config: ClusterConfig) -> list[Problem]:
-    """An explicit lease_duration that a node's watchdog cannot fence in time."""
+    """An explicit lease_duration that a node's watchdog cannot fence in time, or that
+    only a network fence protects (the fast profile) with a shared disk in a hierarchy."""
     setting = config.settings.lease_duration
-    if setting == "auto" or config.settings.fencing != "watchdog":
+    if setting == "auto":
+        return []
+    if float(setting) < WATCHDOG_SHORTEST_LEASE:
+        return _shared_storage_problems(config, float(setting))
+    if config.settings.fencing != "watchdog":
         return []
     timing = LeaseTiming.for_duration(float(setting))
     return [Problem("settings.lease_duration",
@@ -72,6 +82,18 @@ def lease_problems(config: ClusterConfig) -> list[Problem]:
                     f"set it to 'auto' or to {shortest_fitting(min_timeout(node)):g} or more")
             for node in config.nodes
             if node.watchdog is not None and not fits(timing, min_timeout(node))]
+
+
+def _shared_storage_problems(config: ClusterConfig, lease: float) -> list[Problem]:
+    return [Problem(f"resources[{r.tag}].kit",
+                    f"{r.tag} ({r.kit}) writes a shared disk, and with settings.lease_duration "
+                    f"{lease:g}s (the fast profile) only a fence agent stands between an old "
+                    "owner and that disk: a network fence cuts its address, not its disk",
+                    f"keep hierarchies with shared disks on a cluster whose lease_duration is "
+                    f"'auto' or at least {WATCHDOG_SHORTEST_LEASE:g}s (the watchdog resets an "
+                    "old owner before its lease ends), or remove the resource "
+                    "(docs/leases.md, 'Fast profile')")
+            for r in config.resources if r.kit in SHARED_STORAGE_KITS]
 
 
 def fencing_problem(config: ClusterConfig, node: Node) -> Problem | None:
