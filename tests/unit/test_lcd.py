@@ -74,8 +74,8 @@ def test_other_clusters_document_is_refused(lcd: Lcd) -> None:
 
 
 def test_unknown_kit_names_the_kits(lcd: Lcd) -> None:
-    with pytest.raises(ConfigError, match="unknown kit 'nfs'") as error:
-        lcd.commit(with_resources(lcd, Resource(tag="x", kit="nfs")), "x")
+    with pytest.raises(ConfigError, match="unknown kit 'nosuchkit'") as error:
+        lcd.commit(with_resources(lcd, Resource(tag="x", kit="nosuchkit")), "x")
     assert "filesystem" in error.value.problems[0].fix
 
 
