@@ -118,7 +118,6 @@ def test_a_real_server_is_started_checked_and_killed_at_once_by_force_remove(
     assert "answers on 127.0.0.1 port 13306" in outcome.log
     assert "mariadb: sending KILL to PID" in outcome.log
     assert "(forced removal: no TERM)" in outcome.log
-    assert outcome[2]["seconds"] < 5
     # neither the server nor its mysqld_safe (which would start it again) is left
     assert [line for line in sh("ps", "-eo", "args").splitlines() if str(datadir) in line] \
         == []

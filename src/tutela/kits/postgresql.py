@@ -89,7 +89,10 @@ class PostgresqlKit(Kit[PostgresqlParams]):
         params = ctx.params
         deadline = procutil.Deadline(ctx.timeout)
         check_datadir(params)
-        if running_postmaster(params) is not None:
+        running = running_postmaster(params)
+        if running is not None:
+            ctx.log.info("postgresql: the server of %s already runs (PID %d): nothing to "
+                         "start", params.datadir, running)
             return
         clear_stale_pidfile(ctx)
         if not params.socket_dir.is_dir():  # Debian's lives in /run, a tmpfs
