@@ -21,8 +21,8 @@ import pytest
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
-from tutela.lab.databases import TABLE, MariadbLab
-from tutela.lab.driver import all_alive, form_cluster_with_witness, status, tutela, witness_lab
+from tutela.lab.databases import TABLE, MariadbLab, holders, in_service_on, owners
+from tutela.lab.driver import all_alive, form_cluster_with_witness, tutela, witness_lab
 from tutela.lab.lab import default_root
 from tutela.lab.rowwriter import Target, write_through_power_off
 
@@ -51,26 +51,9 @@ def target(lab: Lab) -> Iterator[Target]:
     assert checker.violations == [], checker.violations
 
 
-def _states(lab: Lab, node: str) -> dict[str, str]:
-    return {r["tag"]: r["state"] for h in status(lab, node)["hierarchies"]
-            for r in h["resources"]}
-
-
-def _in_service_on(lab: Lab, node: str) -> bool:
-    return all(_states(lab, node).get(tag) == "ISP" for tag in ("vip", "data", "db"))
-
-
-def _owners(lab: Lab) -> list[str]:
-    return [n for n in lab.nodes if lab.node_state(n) != "off" and _in_service_on(lab, n)]
-
-
-def _holders(lab: Lab) -> list[str]:
-    return [n for n in lab.nodes if lab.node_state(n) != "off" and VIP in lab.addresses(n)]
-
-
 def test_the_client_uses_mariadb_through_the_virtual_ip(lab: Lab, target: Target) -> None:
-    wait_until(lambda: _in_service_on(lab, "node1"), timeout=60, what="db ISP on node1")
-    assert _holders(lab) == ["node1"]
+    wait_until(lambda: in_service_on(lab, "node1"), timeout=60, what="db ISP on node1")
+    assert holders(lab, VIP) == ["node1"]
     wrote = lab.client_exec(["mariadb", "-h", VIP, "-P", str(target.port), f"-u{target.user}",
                              f"-p{target.password}", "-N", "-B", target.database, "-e",
                              f"INSERT INTO {TABLE} VALUES (0); SELECT COUNT(*) FROM {TABLE}"],
@@ -98,8 +81,8 @@ def test_no_acknowledged_row_is_lost_when_the_owner_is_powered_off(lab: Lab,
     print(f"durable: {outcome.acknowledged} rows acknowledged, {len(outcome.lost)} lost, "
           f"write outage {outcome.outage:.2f} s")
     assert outcome.lost == []
-    wait_until(lambda: _in_service_on(lab, "node2"), timeout=30, what="db ISP on node2")
-    assert _holders(lab) == ["node2"]
+    wait_until(lambda: in_service_on(lab, "node2"), timeout=30, what="db ISP on node2")
+    assert holders(lab, VIP) == ["node2"]
 
 
 def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) -> None:
@@ -110,8 +93,8 @@ def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) 
     tutela(lab, "node2", "remove", "db")  # the whole hierarchy: db, data, vip
     MARIADB.fsync_off(lab, "node2")
     tutela(lab, "node2", "restore", "db")
-    wait_until(lambda: len(_owners(lab)) == 1, timeout=60, what="db ISP on one node")
-    owner = _owners(lab)[0]
+    wait_until(lambda: len(owners(lab)) == 1, timeout=60, what="db ISP on one node")
+    owner = owners(lab)[0]
     assert MARIADB.sql(lab, owner, "SELECT @@innodb_flush_log_at_trx_commit") == "0"
     assert "a COMMIT is acknowledged before it is on the disk" in \
         (lab.state_dir(owner) / "tutelad.log").read_text()
@@ -120,4 +103,4 @@ def test_with_fsync_off_the_same_test_finds_lost_rows(lab: Lab, target: Target) 
     print(f"fsync off: {outcome.acknowledged} rows acknowledged, {len(outcome.lost)} lost, "
           f"write outage {outcome.outage:.2f} s")
     assert outcome.lost, "fsync off lost nothing: the test cannot tell durable from not"
-    assert len(_holders(lab)) == 1
+    assert len(holders(lab, VIP)) == 1
