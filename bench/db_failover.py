@@ -27,8 +27,8 @@ import common
 from common import wait
 
 from tutela.lab import Lab
-from tutela.lab.databases import DATABASES, LabDatabase, owners
-from tutela.lab.driver import all_alive, form_cluster_with_witness, tutela, witness_lab
+from tutela.lab.databases import DATABASES, LabDatabase, owners, serve_database
+from tutela.lab.driver import all_alive, tutela, witness_lab
 from tutela.lab.lab import default_root
 from tutela.lab.rowwriter import Outcome, Target, write_through_power_off
 
@@ -41,12 +41,7 @@ def measure(database: LabDatabase, runs: int, logs: Path | None) -> list[Outcome
     name = "dbbench"
     with witness_lab(name, Path(default_root(name))) as (lab, _):
         try:
-            form_cluster_with_witness(lab, name)
-            for node in lab.nodes:
-                database.boot(lab, node)
-            target = database.create(lab, VIP)
-            tutela(lab, "node1", "hierarchy", "extend", "db", "--to", "node2",
-                   "--priority", "2")
+            target = serve_database(lab, database, VIP, name)
             # ten failovers in a few minutes are the benchmark, not a flapping node
             tutela(lab, "node1", "config", "set", "settings.failover_damping.hold", "0")
             return [one_run(lab, database, target, run) for run in range(runs)]

@@ -22,8 +22,15 @@ import pytest
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
-from tutela.lab.databases import TABLE, PostgresqlLab, holders, in_service_on, owners
-from tutela.lab.driver import all_alive, form_cluster_with_witness, tutela, witness_lab
+from tutela.lab.databases import (
+    TABLE,
+    PostgresqlLab,
+    holders,
+    in_service_on,
+    owners,
+    serve_database,
+)
+from tutela.lab.driver import all_alive, tutela, witness_lab
 from tutela.lab.lab import default_root
 from tutela.lab.rowwriter import Target, write_through_power_off
 
@@ -41,11 +48,7 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def target(lab: Lab) -> Iterator[Target]:
-    form_cluster_with_witness(lab, "pg")
-    for node in lab.nodes:
-        PG.boot(lab, node)
-    made = PG.create(lab, VIP)
-    tutela(lab, "node1", "hierarchy", "extend", "db", "--to", "node2", "--priority", "2")
+    made = serve_database(lab, PG, VIP, "pg")
     with SplitBrainChecker(lab, VIP, str(lab.root / "mnt" / "db")) as checker:
         yield made
     assert checker.samples > 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from tutela.lab.driver import status, tutela
+from tutela.lab.driver import form_cluster_with_witness, status, tutela
 from tutela.lab.lab import Lab
 from tutela.lab.rowwriter import Target
 
@@ -44,6 +44,18 @@ class LabDatabase(Protocol):
         """Set the database to acknowledge commits it has not flushed (the test of the
         test), through `tutela config set` on `node`; takes effect at the next restore."""
         ...
+
+
+def serve_database(lab: Lab, database: LabDatabase, vip: str, cluster: str) -> Target:
+    """On a two-node lab with a witness (driver.witness_lab): form the cluster, boot
+    `database` on both nodes, make vip <- data <- db on node1, in service there, and extend
+    it to node2; the writer's target."""
+    form_cluster_with_witness(lab, cluster)
+    for node in lab.nodes:
+        database.boot(lab, node)
+    target = database.create(lab, vip)
+    tutela(lab, "node1", "hierarchy", "extend", "db", "--to", "node2", "--priority", "2")
+    return target
 
 
 def states(lab: Lab, node: str) -> dict[str, str]:
