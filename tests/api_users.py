@@ -4,10 +4,23 @@ useradd/groupadd and removed after the test; nothing else in /etc is touched."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+ACCOUNTS_LOCK = "/run/lock/tutela-tests-accounts.lock"
+"""Taken around every useradd, groupadd, chpasswd, userdel and groupdel: tests on two xdist
+workers change accounts at once, and shadow's tools give up ("cannot lock /etc/passwd; try
+again later") when another holds /etc's lock files."""
+
+
+def _accounts(argv: list[str], check: bool, input: str | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    with open(ACCOUNTS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return subprocess.run(argv, check=check, input=input, text=True)
 
 
 @dataclass(frozen=True)
@@ -34,12 +47,12 @@ def role_groups() -> Iterator[RoleGroups]:
     made: list[str] = []
     try:
         for name in (groups.admin, groups.operator, groups.guest):
-            subprocess.run(["groupadd", name], check=True)
+            _accounts(["groupadd", name], check=True)
             made.append(name)
         yield groups
     finally:
         for name in made:
-            subprocess.run(["groupdel", name], check=False)
+            _accounts(["groupdel", name], check=False)
 
 
 @contextlib.contextmanager
@@ -47,10 +60,9 @@ def system_user(*groups: str) -> Iterator[SystemUser]:
     """A new user with a password, member of `groups`, without a home or a shell."""
     user = SystemUser(f"tut{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
     command = ["useradd", "-M", "-s", "/usr/sbin/nologin", user.name]
-    subprocess.run(command + (["-G", ",".join(groups)] if groups else []), check=True)
+    _accounts(command + (["-G", ",".join(groups)] if groups else []), check=True)
     try:
-        subprocess.run(["chpasswd"], input=f"{user.name}:{user.password}", text=True,
-                       check=True)
+        _accounts(["chpasswd"], input=f"{user.name}:{user.password}", check=True)
         yield user
     finally:
-        subprocess.run(["userdel", user.name], check=True)
+        _accounts(["userdel", user.name], check=True)
