@@ -38,7 +38,7 @@ def test_token_round_trip_expiry_and_revocation(tmp_path: Path) -> None:
     token, record = new_token("nightly", "operator", ("app",), 3600, NOW)
     store_tokens(tmp_path, [record])  # the node-local file of earlier releases
     stored = (tmp_path / "tokens.json").read_text()
-    assert token.split("_")[2] not in stored  # only the hash is kept
+    assert token.split("_", 2)[2] not in stored  # only the hash is kept
     assert (tmp_path / "tokens.json").stat().st_mode & 0o777 == 0o600
     principal = check_token(load_tokens(tmp_path), token, NOW + 10)
     assert principal == Principal("token:nightly", "operator", frozenset({"app"}))
@@ -58,7 +58,7 @@ def test_cluster_tokens_come_from_the_configuration_and_keep_no_secret(tmp_path:
                                                                        ) -> None:
     token, record = new_token("cluster-script", "guest", (), 3600, NOW)
     config = ClusterConfig(name="c", api_tokens=(ApiToken(**asdict(record)),))
-    assert token.split("_")[2] not in config.model_dump_json()
+    assert token.split("_", 2)[2] not in config.model_dump_json()
     principal = check_token(all_tokens(config, tmp_path), token, NOW + 10)
     assert principal == Principal("token:cluster-script", "guest", frozenset())
     assert "api_tokens" not in to_yaml(config)  # export leaves them out
