@@ -36,10 +36,10 @@ PACKAGE_CACHE := .cache
 PYTEST_ARGS ?=
 # make test runs pytest twice: every test but the lab's (the simulation, unit, CLI and kit
 # tests) spread over TEST_WORKERS processes (pytest-xdist), then the lab tests (real
-# clusters) over LAB_WORKERS processes, a whole test file at a time (its lab cluster is
-# module-scoped): labs mostly wait on their timers (docs/lab.md, "Test suite time").
+# clusters, timing-sensitive) alone and serial by default: LAB_WORKERS=2 runs two test
+# files at once, faster but with flaky timing (docs/lab.md, "Test suite time").
 TEST_WORKERS ?= 2
-LAB_WORKERS ?= 2
+LAB_WORKERS ?= 0
 
 # $(call apt_install,PACKAGES): install those of the Debian PACKAGES that are missing.
 apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

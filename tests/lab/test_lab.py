@@ -167,7 +167,8 @@ def test_node_and_client_addresses_are_pinned_not_learned(lab: Lab) -> None:
 def test_power_off_kills_everything_and_power_on_boots_fresh(lab: Lab, tmp_path: Path) -> None:
     sleeper = lab.spawn("node1", ["sleep", "1000"], str(tmp_path / "sleep.log"))
     old_pid1 = lab.node_pid("node1")
-    assert old_pid1 and stat_state(sleeper) == "S"
+    assert old_pid1
+    wait_until(lambda: stat_state(sleeper) == "S", timeout=10, what="the sleeper asleep")
     pidns = procs.ns_inode(old_pid1, "pid")
     assert pidns is not None and procs.ns_inode(sleeper, "pid") == pidns
     lab.exec("node1", ["ip", "address", "add", "198.51.100.100/24", "dev", "eth0"])
