@@ -85,6 +85,15 @@ def _journal(lab: Lab, node: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def _wait_for_readopted_lease(lab: Lab, node: str, since: int) -> None:
+    """Until `node`, restarted when its journal had `since` records, holds the lease of
+    what it re-adopted: before that a cut leaves it serving without a lease
+    (docs/failover.md, "Known gap")."""
+    wait_until(lambda: any(r["kind"] == "lease.won" and r["subject"] == ROOT
+                           for r in _journal(lab, node)[since:]),
+               timeout=30, what=f"{node} to hold the lease of what it re-adopted")
+
+
 def _everyone_up(lab: Lab, service: WebService) -> str:
     """Thaw, power on, restart tutelad where an earlier test left it otherwise; wait for
     the whole cluster and the service, and for a restarted owner to hold the lease of what
@@ -104,9 +113,7 @@ def _everyone_up(lab: Lab, service: WebService) -> str:
                what="the service to answer")
     found = wait_until(lambda: owner(lab, service), timeout=10, what="one owner")
     if found in restarted:
-        wait_until(lambda: any(r["kind"] == "lease.won" and r["subject"] == ROOT
-                               for r in _journal(lab, found)[restarted[found]:]),
-                   timeout=30, what=f"{found} to hold the lease of what it re-adopted")
+        _wait_for_readopted_lease(lab, found, restarted[found])
     wait_until(lambda: not any(_ownership(lab, n)["stuck"] for n in lab.nodes), timeout=20,
                what="no node to see it stuck")
     return found
@@ -187,9 +194,7 @@ def test_killed_tutelad_without_fencing_is_reported_unprotected_and_retried_less
     assert owner(lab, service) == victim
     # before the next test cuts it: re-adopted, it serves without a lease until it holds
     # one (docs/failover.md, "Known gap")
-    wait_until(lambda: any(r["kind"] == "lease.won" and r["subject"] == ROOT
-                           for r in _journal(lab, victim)[since:]),
-               timeout=30, what=f"{victim} to hold the lease of what it re-adopted")
+    _wait_for_readopted_lease(lab, victim, since)
 
 
 def _failover(lab: Lab, service: WebService) -> str:
