@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from api_users import SystemUser, role_groups, system_user
 from helpers import unique_lab_name, wait_until
@@ -147,7 +148,9 @@ def test_an_operator_switches_over_through_another_node(api: Api) -> None:
     code, answer = api.request("node3", "POST", "/hierarchies/vip/switchover",
                                {"to": "node2"}, session=jar, csrf=csrf)
     assert code == 200, answer
-    assert where(api.lab, "node1") == "node2"
+    # node1 learns of the move from node2's next heartbeat
+    wait_until(lambda: where(api.lab, "node1") == "node2", timeout=10,
+               what="node1 to see vip on node2")
     code, answer = api.request("node3", "POST", "/resources",
                                {"kit": "ip", "tag": "vip2", "params": {}},
                                session=jar, csrf=csrf)
@@ -155,7 +158,8 @@ def test_an_operator_switches_over_through_another_node(api: Api) -> None:
     code, answer = api.request("node3", "POST", "/hierarchies/vip/switchover",
                                {"to": "node1"}, session=jar, csrf=csrf)
     assert code == 200, answer
-    assert where(api.lab, "node3") == "node1"
+    wait_until(lambda: where(api.lab, "node3") == "node1", timeout=10,
+               what="node3 to see vip back on node1")
 
 
 def test_an_admin_token_exports_and_dry_runs_a_document(api: Api) -> None:
@@ -164,12 +168,21 @@ def test_an_admin_token_exports_and_dry_runs_a_document(api: Api) -> None:
     code, exported = api.request("node2", "GET", "/export", token=token)
     assert code == 200, exported
     before = exported["generation"]
-    changed = exported["yaml"].replace(f"address: {VIP}/24", "address: 198.51.100.141/24")
-    assert changed != exported["yaml"]
-    code, diff = api.request("node2", "POST", "/apply", {"yaml": changed, "dry_run": True},
-                             token=token)
+    readdressed = exported["yaml"].replace(f"address: {VIP}/24", "address: 198.51.100.141/24")
+    assert readdressed != exported["yaml"]
+    # vip runs on node1: node2 refuses to change it as node1 would
+    code, refused = api.request("node2", "POST", "/apply",
+                                {"yaml": readdressed, "dry_run": True}, token=token)
+    assert code == 422, refused
+    assert {"field": "resources[vip].params", "message": "cannot change while in service on "
+            "node1", "fix": "take it out of service first: tutela remove vip"} \
+        in refused["error"]["problems"]
+    document = yaml.safe_load(exported["yaml"])
+    document["hierarchies"][0]["equivalencies"][-1]["priority"] = 7
+    code, diff = api.request("node2", "POST", "/apply",
+                             {"yaml": yaml.safe_dump(document), "dry_run": True}, token=token)
     assert code == 200, diff
-    assert diff["dry_run"] and any("198.51.100.141" in line for line in diff["changes"])
+    assert diff["dry_run"] and any("7" in line for line in diff["changes"]), diff
     code, bad = api.request("node2", "POST", "/apply", {"yaml": "nodes: 7"}, token=token)
     assert code == 422 and bad["error"]["problems"], bad
     assert generation(api.lab, "node1") == before

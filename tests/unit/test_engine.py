@@ -243,6 +243,21 @@ def test_in_service_resources_cannot_be_deleted_or_changed(world: World,
     run(scenario, config(*CHAIN), tmp_path)
 
 
+def test_resources_in_service_on_another_node_cannot_be_deleted_or_changed_here(
+        world: World, tmp_path: Path) -> None:
+    async def scenario(engine: NodeEngine) -> None:
+        elsewhere = {"app": "node2", "fs": "node2", "ip": "node2"}
+        problems = engine.check_change(config(res("fs", "ip"), res("ip")), elsewhere)
+        assert [(p.field, p.message) for p in problems] == [
+            ("resources[app]", "is in service on node2 and would be deleted")]
+        changed = config(res("app", "fs", fail_recover=True), res("fs", "ip"), res("ip"))
+        assert [(p.field, p.message) for p in engine.check_change(changed, elsewhere)] == [
+            ("resources[app].params", "cannot change while in service on node2")]
+        assert engine.check_change(changed) == []  # what runs nowhere may change
+
+    run(scenario, config(*CHAIN), tmp_path)
+
+
 def test_stop_without_leaving_resources_removes_everything(world: World,
                                                            tmp_path: Path) -> None:
     async def scenario(engine: NodeEngine) -> None:

@@ -37,6 +37,7 @@ from tutela.lcm.ticks import next_tick
 from tutela.model.config import ClusterConfig, CommPath, Maintenance, Node, Resource
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.hierarchy import Hierarchy, hierarchy_of
+from tutela.model.states import ResourceState
 from tutela.witness.enroll import EnrolmentFailed, enroll
 
 log = logging.getLogger("tutela.daemon")
@@ -864,7 +865,12 @@ class Service:
                 or (before.kit, before.params) != (r.kit, r.params)]
 
     def _check_runtime(self, new: ClusterConfig) -> None:
-        problems = self.engine.check_change(new)
+        messenger = self.cluster.messenger
+        elsewhere = {tag: peer for peer, (_, report) in messenger.heartbeats.items()
+                     if messenger.detector.node_state(peer) == "ALIVE"
+                     for tag, state in report.states.items()
+                     if state in (ResourceState.ISP, ResourceState.ISU)}
+        problems = self.engine.check_change(new, elsewhere)
         if problems:
             raise ConfigError(problems)
 

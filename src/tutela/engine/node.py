@@ -78,20 +78,26 @@ class NodeEngine:
 
     # --- configuration -------------------------------------------------------------
 
-    def check_change(self, new: ClusterConfig) -> list[Problem]:
-        """Problems a new configuration would cause for resources that are in service now."""
+    def check_change(self, new: ClusterConfig,
+                     in_service_elsewhere: Mapping[str, str] | None = None) -> list[Problem]:
+        """Problems a new configuration would cause for resources in service now: here, or
+        on another node as its last heartbeat said (`in_service_elsewhere`: tag -> node), so
+        that a change made on any node is judged alike."""
         problems: list[Problem] = []
-        for tag in (t for t, s in self.states.items() if s.state.in_service):
+        running = {t: "" for t, s in self.states.items() if s.state.in_service}
+        running = {**(in_service_elsewhere or {}), **running}
+        for tag, node in running.items():
             old_resource, new_resource = self.config.resource(tag), new.resource(tag)
-            field = f"resources[{tag}]"
+            field, where = f"resources[{tag}]", f" on {node}" if node else ""
             if new_resource is None:
-                problems.append(Problem(field, "is in service and would be deleted",
+                problems.append(Problem(field, f"is in service{where} and would be deleted",
                                         f"take it out of service first: tutela remove {tag}"))
             elif old_resource and (new_resource.kit, new_resource.params) != (
                     old_resource.kit, old_resource.params):
-                problems.append(Problem(f"{field}.params", "cannot change while in service",
+                problems.append(Problem(f"{field}.params",
+                                        f"cannot change while in service{where}",
                                         f"take it out of service first: tutela remove {tag}"))
-            else:
+            elif not node:
                 problems += [
                     Problem(f"{field}.depends_on", f"child {child!r} is not in service",
                             f"bring it in service first: tutela restore {child}")
