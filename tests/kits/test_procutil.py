@@ -6,7 +6,9 @@ The processes are children of the test and are killed at teardown.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,29 @@ def test_run_collects_output_and_bounds_time() -> None:
         run(["sleep", "1000"], timeout=0.3, log=LOG, what="sleeper")
     with pytest.raises(KitError, match="cannot run"):
         run(["/nonexistent/tool"], timeout=1, log=LOG)
+
+
+def test_run_returns_when_the_command_exits_though_a_daemon_it_left_holds_its_pipes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Like an OCF agent that starts a server: the server inherits stdout and stderr.
+
+    The call used to wait a second per pipe for end of file that the server held back.
+    """
+    script = ("head -c 200000 /dev/zero | tr '\\0' x; echo; echo started; "
+              "sleep 1000 & echo $!; echo 'to stderr' >&2; exit 3")
+    began = time.monotonic()
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        done = run(["sh", "-c", script], timeout=10, log=LOG, log_output=True, what="agent")
+    took = time.monotonic() - began
+    lines = done.stdout.splitlines()
+    daemon = int(lines[-1])
+    try:
+        assert took < 1.0, f"run waited {took:.2f}s after the command exited"
+        assert is_alive(daemon), "the daemon should still hold the pipes"
+        assert (done.returncode, lines[0], lines[1:-1]) == (3, "x" * 200000, ["started"])
+        assert done.stderr == "to stderr\n"
+        assert "agent: started" in caplog.messages
+        assert "agent (stderr): to stderr" in caplog.messages
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+        wait_until(lambda: not is_alive(daemon), timeout=5, what="the daemon gone")

@@ -5,10 +5,13 @@ Everything reads this process's own /proc, so inside a node's PID namespace it s
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
+import io
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import threading
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tutela.kits.base import KitError
 
@@ -23,6 +27,9 @@ PROC = Path("/proc")
 POLL_INTERVAL = 0.05
 REAP_AFTER_KILL = 1.0
 """Seconds `run` waits for a command it killed on timeout; one stuck in the kernel stays."""
+_READ_SIZE = 65536
+DRAIN_LIMIT = 1 << 20
+"""Bytes a pipe can hold at most (Linux's default pipe-max-size): the most to drain."""
 _PATH_LINKS = ("cwd", "root", "exe")
 
 
@@ -196,59 +203,120 @@ def run(argv: Sequence[str], *, timeout: float, log: logging.Logger,
         log_output: bool = False, what: str | None = None) -> Completed:
     """Run a command in its own session, bounded by `timeout` seconds.
 
-    On timeout the whole process group is killed and KitError raised. With `log_output`
-    every output line goes to `log` as it arrives.
+    Output is read until the command exits, then what its pipes hold is drained without
+    waiting for end of file: a daemon it started (an agent's server) may keep the inherited
+    pipes open for as long as it runs. On timeout the whole process group is killed and
+    KitError raised. With `log_output` every output line goes to `log` as it arrives.
     """
     what = what or argv[0]
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace",
+            stderr=subprocess.PIPE, start_new_session=True,
             env=dict(env) if env is not None else None, cwd=cwd)
     except OSError as exc:
         raise KitError(f"cannot run {what}: {exc}") from exc
     assert proc.stdout is not None and proc.stderr is not None
-    readers = [_Reader(proc.stdout, log if log_output else None, f"{what}: "),
-               _Reader(proc.stderr, log if log_output else None, f"{what} (stderr): ")]
+    pipes = (_Pipe(proc.stdout, log if log_output else None, f"{what}: "),
+             _Pipe(proc.stderr, log if log_output else None, f"{what} (stderr): "))
     try:
-        proc.wait(timeout=max(timeout, 0.0))
-    except subprocess.TimeoutExpired:
-        kill_group(proc.pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=REAP_AFTER_KILL)
-        except subprocess.TimeoutExpired:  # stuck in the kernel (state D), e.g. dead storage
-            log.warning("%s (PID %d) is still there %.1fs after KILL; leaving it behind",
-                        what, proc.pid, REAP_AFTER_KILL)
-        _finish(readers)
+        exited = _read_until_exit(proc, pipes, Deadline(max(timeout, 0.0)))
+        if not exited:
+            _kill_after_timeout(proc, log, what)
+    finally:
+        stdout, stderr = (pipe.drain_and_close() for pipe in pipes)
+    if not exited:
         raise KitError(f"{what} did not finish within {timeout:.1f}s; killed its process "
-                       f"group; raise the action timeout if it legitimately needs longer"
-                       ) from None
-    _finish(readers)
-    return Completed(proc.returncode, readers[0].text(), readers[1].text())
+                       f"group; raise the action timeout if it legitimately needs longer")
+    return Completed(proc.returncode, stdout, stderr)
 
 
-def _finish(readers: list[_Reader]) -> None:
-    for reader in readers:
-        reader.join(timeout=1.0)  # a grandchild that left the group may keep the pipe open
+def _read_until_exit(proc: subprocess.Popen[bytes], pipes: Sequence[_Pipe],
+                     deadline: Deadline) -> bool:
+    """Read the pipes as output arrives until `proc` exits (True) or the deadline passes."""
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(pidfd, selectors.EVENT_READ, None)
+            for pipe in pipes:
+                selector.register(pipe.fd, selectors.EVENT_READ, pipe)
+            while True:
+                for key, _ in selector.select(deadline.left()):
+                    if key.data is None:  # the pidfd: the child has exited
+                        proc.wait()
+                        return True
+                    if not key.data.read_chunk():
+                        selector.unregister(key.fd)
+                if deadline.expired():
+                    return False
+    finally:
+        os.close(pidfd)
 
 
-class _Reader(threading.Thread):
-    """Collects one pipe's lines, optionally logging each as it arrives."""
+def _kill_after_timeout(proc: subprocess.Popen[bytes], log: logging.Logger, what: str) -> None:
+    kill_group(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=REAP_AFTER_KILL)
+    except subprocess.TimeoutExpired:  # stuck in the kernel (state D), e.g. dead storage
+        log.warning("%s (PID %d) is still there %.1fs after KILL; leaving it behind",
+                    what, proc.pid, REAP_AFTER_KILL)
 
-    def __init__(self, stream: Iterable[str], log: logging.Logger | None, prefix: str) -> None:
-        super().__init__(daemon=True)
+
+class _Pipe:
+    """One output pipe of a child: its text so far, each line optionally logged as it comes.
+
+    The pipe is non-blocking, so reading never waits on a writer that outlives the child.
+    """
+
+    def __init__(self, stream: IO[bytes], log: logging.Logger | None, prefix: str) -> None:
         self._stream, self._log, self._prefix = stream, log, prefix
-        self._lines: list[str] = []
-        self.start()
+        self.fd = stream.fileno()
+        os.set_blocking(self.fd, False)
+        self._decoder = io.IncrementalNewlineDecoder(
+            codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True)
+        self._parts: list[str] = []
+        self._unlogged = ""
 
-    def run(self) -> None:
-        for line in self._stream:
-            self._lines.append(line)
-            if self._log is not None:
-                self._log.info("%s%s", self._prefix, line.rstrip("\n"))
+    def read_chunk(self) -> bool:
+        """Read what one read returns; False at end of file (every writer has closed it)."""
+        try:
+            chunk = os.read(self.fd, _READ_SIZE)
+        except BlockingIOError:
+            return True
+        self._add(self._decoder.decode(chunk, final=not chunk))
+        return bool(chunk)
 
-    def text(self) -> str:
-        return "".join(self._lines)
+    def drain_and_close(self) -> str:
+        """Read what the pipe holds now (at most a full pipe), close it, return all text.
+
+        A pipe holds at most `DRAIN_LIMIT` bytes, so everything the exited child wrote is
+        in; a grandchild still writing cannot keep this going.
+        """
+        drained = 0
+        while drained < DRAIN_LIMIT:
+            try:
+                chunk = os.read(self.fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            drained += len(chunk)
+            self._add(self._decoder.decode(chunk))
+        self._add(self._decoder.decode(b"", final=True))
+        self._stream.close()
+        if self._log is not None and self._unlogged:
+            self._log.info("%s%s", self._prefix, self._unlogged)
+        return "".join(self._parts)
+
+    def _add(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        if self._log is None:
+            return
+        *lines, self._unlogged = (self._unlogged + text).split("\n")
+        for line in lines:
+            self._log.info("%s%s", self._prefix, line)
 
 
 class Deadline:
