@@ -2,8 +2,8 @@
 
 Run as root: `.venv/bin/python bench/scale.py [--nodes N ...] [--resources 500]
 [--hierarchies 100] [--samples PATH] [--logs DIR]`; prints a Markdown section for
-docs/benchmarks.md. Without --nodes it runs 8 and 16 nodes with the default timings and
-16 and 32 nodes with the large cluster timings of docs/cluster.md (DEFAULT_PLAN).
+docs/benchmarks.md. Without --nodes it runs 8, 16 and 32 nodes with the default timings
+(DEFAULT_PLAN); `--setting` changes them (e.g. the large cluster timings of docs/cluster.md).
 
 For each size: a lab of N nodes ("scbench"), the cluster formed node by node, then every
 resource and hierarchy created in ONE `tutela apply -f` document, each hierarchy a small
@@ -20,7 +20,9 @@ primaries spread round-robin so that every node is primary for some. Phases, in 
   hierarchy on the node running it, read once everything is seen in service (with
   `--bring-up stagger` the document keeps them out of service and node1 runs `tutela
   restore ROOT` for one after the other);
-- idle: as idle_bare, with every hierarchy in service;
+- idle: as idle_bare, with every hierarchy in service; both idle phases also count the
+  frames every daemon sent by kind (heartbeats, lease requests/releases and replies; its
+  status' `frames_sent`), per second;
 - `tutela status --json` on node1: wall time, median of 10 (and a bare `tutela --help`
   through the same nsenter, for the CLI's own start-up cost);
 - failover: the node (other than node1, the observer) running the most hierarchies is
@@ -51,6 +53,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,7 @@ import common
 import yaml
 
 from tutela.lab import Lab, LabCommandError, LabError, procs
+from tutela.lcm import kinds
 
 LAB_NAME = "scbench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -300,15 +304,9 @@ def write_scripts(directory: Path) -> None:
 
 # --- one size ---------------------------------------------------------------------------
 
-LARGE_CLUSTER_TIMINGS: dict[int, dict[str, Any]] = {
-    16: {"heartbeat_interval": 0.5, "heartbeat_misses": 6, "lease_duration": 3},
-    32: {"heartbeat_interval": 1.0, "heartbeat_misses": 5, "lease_duration": 4},
-}
-"""The timings docs/cluster.md ("Large clusters") gives for nodes sharing few cores."""
-DEFAULT_PLAN: tuple[tuple[int, dict[str, Any]], ...] = (
-    (8, {}), (16, {}), (16, LARGE_CLUSTER_TIMINGS[16]), (32, LARGE_CLUSTER_TIMINGS[32]))
-"""Without --nodes: 8 and 16 nodes with the default timings, 16 and 32 with the large
-cluster timings (all nodes of the lab share this machine's cores)."""
+DEFAULT_PLAN: tuple[tuple[int, dict[str, Any]], ...] = ((8, {}), (16, {}), (32, {}))
+"""Without --nodes: 8, 16 and 32 nodes with the default timings (issue 17: all nodes of
+the lab share this machine's cores; the cost curve says what a real cluster would see)."""
 
 
 @dataclass
@@ -647,6 +645,7 @@ def idle_cost(lab: Lab, options: Options, logs: LogWatch) -> dict[str, Any]:
     if not running:
         raise RuntimeError("no node is running")
     pids = {node: daemon_host_pid(lab, node) for node in running}
+    frames_before = frames_sent(lab, running)
     before = {node: cpu_ticks(pid) for node, pid in pids.items()}
     busy_before, total_before = host_cpu()
     started = time.monotonic()
@@ -655,15 +654,46 @@ def idle_cost(lab: Lab, options: Options, logs: LogWatch) -> dict[str, Any]:
     cpu = {node: (cpu_ticks(pid) - before[node]) / CLOCK_TICKS / elapsed * 100
            for node, pid in pids.items()}
     busy_after, total_after = host_cpu()
+    frames = frame_rates(frames_before, frames_sent(lab, running), elapsed)
     rss = {node: rss_mib(pid) for node, pid in pids.items()}
     late = lateness(lab, running)
-    return {"seconds": elapsed, "cpu_pct": cpu, "rss_mib": rss,
+    return {"seconds": elapsed, "cpu_pct": cpu, "rss_mib": rss, "frames_per_s": frames,
+            "heartbeats_per_s": statistics.median(f[HEARTBEAT] for f in frames.values()),
+            "lease_frames_per_s": statistics.median(lease_frames(f) for f in frames.values()),
             "cpu_median": statistics.median(cpu.values()), "cpu_max": max(cpu.values()),
             "cpu_sum": sum(cpu.values()),
             "rss_median": statistics.median(rss.values()), "rss_max": max(rss.values()),
             "host_busy_pct": (busy_after - busy_before) / (total_after - total_before) * 100,
             "host_cores": os.cpu_count(), "nodes_running": len(running), "lateness": late,
             "dead": logs.dead()}
+
+
+HEARTBEAT = kinds.HEARTBEAT.name
+LEASE_KINDS = (kinds.LEASE_ACQUIRE.name, kinds.LEASE_RELEASE.name, kinds.REPLY.name)
+"""Frame kinds of the lease traffic: a holder's requests and releases, a voter's replies
+(in an idle cluster nearly every reply answers a lease request)."""
+
+
+def frames_sent(lab: Lab, nodes: list[str]) -> dict[str, dict[str, int]]:
+    """Node -> frames its tutelad sent so far, by kind (its status; asked in parallel so
+    that the counts of a 32-node lab are read within a second or two of each other)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        views = dict(zip(nodes, pool.map(lambda node: try_status(lab, node), nodes),
+                         strict=True))
+    return {node: dict(view["nodes"][0].get("frames_sent", {}))
+            for node, view in views.items() if view is not None}
+
+
+def frame_rates(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
+                seconds: float) -> dict[str, dict[str, float]]:
+    """Node -> frames per second it sent in the window, by kind."""
+    return {node: {kind: (after[node].get(kind, 0) - before[node].get(kind, 0)) / seconds
+                   for kind in {*after[node], HEARTBEAT}}
+            for node in before if node in after}
+
+
+def lease_frames(rates: dict[str, float]) -> float:
+    return sum(rates.get(kind, 0.0) for kind in LEASE_KINDS)
 
 
 def idle_bare(lab: Lab, options: Options, logs: LogWatch) -> dict[str, Any]:
@@ -805,6 +835,7 @@ def report(results: list[dict[str, Any]], options: Options) -> str:
     lines += ["", "\\* failover: DEAD lines about other nodes than the one powered off. "
               "wd:K: the lab's watchdog powered K nodes off in that phase. Machine busy: "
               "all cores of the host, other work included.", ""]
+    lines += [*cost_curve(results), ""]
     for r in results:
         lines += _notes(r)
     return "\n".join(lines)
@@ -829,6 +860,50 @@ def _idle(r: dict[str, Any], phase: str) -> str:
     return (f"{idle['cpu_median']:.1f} % ({idle['cpu_max']:.1f} %), "
             f"{idle['rss_median']:.0f} MiB ({idle['rss_max']:.0f} MiB), "
             f"{idle['host_busy_pct']:.0f} %")
+
+
+def _frames(r: dict[str, Any], phase: str) -> str:
+    idle = r.get(phase)
+    if not idle or "heartbeats_per_s" not in idle:
+        return "—"
+    return f"{idle['heartbeats_per_s']:.0f} / {idle['lease_frames_per_s']:.0f}"
+
+
+def cost_curve(results: list[dict[str, Any]]) -> list[str]:
+    """Per daemon against the number of nodes: what each node of a real cluster, with a
+    machine of its own, would spend; and what sharing two cores did to the lab."""
+    lines = [
+        "Per daemon against cluster size (idle windows; frames sent per second, every "
+        "path's copy counted, median over the daemons):",
+        "",
+        "| nodes | CPU/daemon, no resources | CPU/daemon, 500 resources | heartbeat / lease "
+        "frames/s, no resources | heartbeat / lease frames/s, 500 resources | all daemons "
+        "together (one core = 100 %) | watchdog resets | false DEAD path/node | `tutela "
+        "status`: CLI / daemon's answer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        bare, loaded = r.get("idle_bare", {}), r.get("idle_cost", {})
+        resets = sorted({n for p in (*PHASES, "status_latency")
+                         for n in (_phase(r, p).get("dead") or {}).get("watchdog", [])})
+        dead = [(_phase(r, p).get("dead") or {}) for p in PHASES]
+        status = r.get("status_latency", {})
+        lines.append(
+            f"| {_size(r)} | {_cpu(bare)} | {_cpu(loaded)} | {_frames(r, 'idle_bare')} | "
+            f"{_frames(r, 'idle_cost')} | {_together(bare)} / {_together(loaded)} | "
+            f"{len(resets)} | {sum(d.get('path', 0) for d in dead)}/"
+            f"{sum(d.get('node', 0) for d in dead)} | "
+            + (f"{status['status_median_s']:.2f} s / {status['daemon_answer_median_s']:.3f} s"
+               if status else "—") + " |")
+    return lines
+
+
+def _cpu(idle: dict[str, Any]) -> str:
+    return f"{idle['cpu_median']:.2f} %" if idle else "—"
+
+
+def _together(idle: dict[str, Any]) -> str:
+    return f"{idle['cpu_sum']:.0f} %" if idle else "—"
 
 
 def _phase(r: dict[str, Any], phase: str) -> dict[str, Any]:
@@ -953,9 +1028,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+",
-                        help="lab sizes, each with the --setting values (default: 8 and 16 "
-                        "nodes with the default timings, 16 and 32 with the large cluster "
-                        "timings of docs/cluster.md)")
+                        help="lab sizes, each with the --setting values (default: 8, 16 and 32 "
+                        "nodes with the default timings)")
     parser.add_argument("--resources", type=int, default=500)
     parser.add_argument("--hierarchies", type=int, default=100)
     parser.add_argument("--equivalencies", type=int, default=3,

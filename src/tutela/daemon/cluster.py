@@ -550,7 +550,8 @@ class Cluster:
         nodes = [{"name": me, "state": "ALIVE", "local": True,
                   "generation": self.lcd.generation(), "version": list(self.lcd.version()),
                   "paths": [],
-                  "max_heartbeat_lateness": round(self.messenger.max_heartbeat_lateness, 4)}]
+                  "max_heartbeat_lateness": round(self.messenger.max_heartbeat_lateness, 4),
+                  "frames_sent": dict(self.messenger.frames_sent)}]
         paths: dict[str, list[PathSpec]] = {}
         for spec in paths_for(self.engine.config, me):
             paths.setdefault(spec.peer, []).append(spec)

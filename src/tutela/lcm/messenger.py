@@ -133,6 +133,9 @@ class Messenger(Generic[R]):
         self.dead_after = interval * misses
         self.port = port
         self.counters = DropCounters()
+        self.frames_sent: collections.Counter[str] = collections.Counter()
+        """Frames sent by kind, every path's copy counted (a request's reply as 'reply'):
+        what a node's traffic costs, for `tutela status` and the scale benchmark."""
         self.detector = FailureDetector(interval, misses)
         self.stats: dict[str, PathStats] = {}
         self.max_heartbeat_lateness = 0.0
@@ -245,7 +248,7 @@ class Messenger(Generic[R]):
             if link is None:
                 continue
             frame = frame or self._sealer.seal(peer, kind, payload)
-            sent = self._send_on(link, frame) or sent
+            sent = self._send_on(link, frame, kind) or sent
             if sent and not every_path:
                 break
         return sent
@@ -281,10 +284,11 @@ class Messenger(Generic[R]):
                  if self.detector.path_state((peer, s.name)) == "ALIVE"]
         return sorted(alive, key=lambda s: (s.priority, s.name))
 
-    def _send_on(self, link: Link, frame: bytes) -> bool:
+    def _send_on(self, link: Link, frame: bytes, kind: str) -> bool:
         stats = self.stats[link.spec.name]
         if link.send(frame):
             stats.sent += 1
+            self.frames_sent[kind] += 1
             return True
         stats.dropped_sends += 1
         return False
@@ -551,7 +555,8 @@ class Messenger(Generic[R]):
                             "(CPU starvation, a blocking call?)", late * 1000)
             payload = encode_payload(self.heartbeat_payload())
             for (peer, _), link in list(self._links.items()):
-                self._send_on(link, self._sealer.seal_encoded(peer, HEARTBEAT, payload))
+                self._send_on(link, self._sealer.seal_encoded(peer, HEARTBEAT, payload),
+                              HEARTBEAT)
             self.next_round = next_tick(self.interval)
 
     async def _detector_loop(self) -> None:
