@@ -20,7 +20,7 @@ from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, create_web_service, fetch, owner
-from tutela.lab.driver import all_alive, form_cluster, stop_daemons, tutela
+from tutela.lab.driver import all_alive, form_cluster, status, stop_daemons, tutela
 from tutela.lab.etcd import EtcdCluster
 
 pytestmark = pytest.mark.lab
@@ -72,6 +72,10 @@ def test_owner_key_is_in_etcd(lab: Lab, etcd: EtcdCluster, service: WebService) 
     wait_until(lambda: _key_owner(lab, etcd) == "node1", timeout=10,
                what="node1's owner key in etcd")
     assert fetch(lab, service.url, timeout=2) == GREETING
+    arbiter = status(lab, "node1")["arbiter"]  # what `tutela status` says of etcd
+    assert (arbiter["kind"], arbiter["endpoints"], arbiter["quorum"], arbiter["owners"]) == (
+        "etcd", etcd.endpoints, True, {"app": "node1"}), arbiter
+    assert list(arbiter["held"]) == ["app"], arbiter
 
 
 def test_an_etcd_member_down_changes_nothing(lab: Lab, etcd: EtcdCluster,
@@ -120,6 +124,9 @@ def test_quorum_lost_leaves_the_owner_alone_and_blocks_takeovers(
     etcd.stop_member(3)
     try:
         _assert_stays(lab, service, "node2", seconds=6)  # three etcd TTLs
+        arbiter = status(lab, "node2")["arbiter"]  # held by failsafe rounds
+        assert not arbiter["quorum"] and list(arbiter["held"]) == ["app"], arbiter
+        assert "NOT REACHED" in tutela(lab, "node2", "status").stdout
         lab.power_off("node2")
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:

@@ -164,7 +164,8 @@ def print_status(status: dict[str, Any]) -> None:
         console().print(_nodes_table(status["nodes"] + witnesses))
     for line in _maintenance_lines(status["nodes"]):
         click.echo(click.style(line, fg="yellow"))
-    for line in [*_lease_lines(status), *_disk_voter_lines(status.get("disk_voter"))]:
+    for line in [*_lease_lines(status), *_disk_voter_lines(status.get("disk_voter")),
+                 *_etcd_lines(status.get("arbiter"))]:
         click.echo(line)
     if not status["hierarchies"]:
         click.echo("no resources yet: see 'tutela resource create --help'")
@@ -214,6 +215,25 @@ def _disk_voter_lines(disk: dict[str, Any] | None) -> list[str]:
     for node, seen in disk["others"].items():
         lines.append(f"  slot of {node}: claims {', '.join(seen['claims']) or 'nothing'}, "
                      f"unchanged for {seen['unchanged_for']:.1f}s")
+    return lines
+
+
+def _etcd_lines(arbiter: dict[str, Any] | None) -> list[str]:
+    """With `arbiter: etcd`: its members, whether this node reaches a quorum of them (in
+    red with etcd's error when not), the leases this node holds and every owner key."""
+    if not arbiter or arbiter["kind"] != "etcd":
+        return []  # the embedded majority's voters are the nodes, witnesses and disk voter
+    if arbiter["quorum"]:
+        reach = click.style("quorum reached", fg="green")
+    else:
+        reach = click.style(f"NOT REACHED: {arbiter['error']}", fg="red", bold=True)
+    held = ", ".join(f"{name} ({left:.1f}s left)" for name, left in arbiter["held"].items())
+    lines = [f"arbiter etcd (TTL {arbiter['ttl']}s) at {', '.join(arbiter['endpoints'])}: "
+             f"{reach}", f"  this node holds: {held or 'nothing'}"]
+    if arbiter["owners"] is not None:
+        owners = ", ".join(f"{name} by {node or '(not tutela)'}"
+                           for name, node in sorted(arbiter["owners"].items()))
+        lines.append(f"  owner keys in etcd: {owners or 'none'}")
     return lines
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tutela import clock
 from tutela.arbiter.etcd_lease import (
@@ -27,10 +28,11 @@ from tutela.arbiter.etcd_lease import (
     etcd_ttl,
     owner_key,
 )
+from tutela.arbiter.etcd_lease import _holder_node as holder_node
 from tutela.arbiter.holder import Acquired, LeaseLost, MustRelease, Refused, Send
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming
-from tutela.daemon.etcd_client import EtcdClient, EtcdUnavailable
+from tutela.daemon.etcd_client import EtcdClient, EtcdUnavailable, b64, unb64
 from tutela.lcm.messenger import spawn
 from tutela.model.config import EtcdSettings
 
@@ -57,6 +59,7 @@ class EtcdLeases:
         self.core = EtcdLeaseHolder(node, cluster, settings.prefix, self.ttl, self.timing,
                                     incarnation=incarnation, voters=nodes, base=base)
         self._ask_voter = ask_voter
+        self.endpoints = tuple(settings.endpoints)
         self.client = EtcdClient(settings, timeout=self.timing.renew_every * 2)
         """A call may take two renewal periods: a member that hangs costs one, the next
         member answers within the other."""
@@ -116,6 +119,28 @@ class EtcdLeases:
         """The cluster's nodes changed: failsafe rounds ask these from now on."""
         self.core.set_voters(nodes)
 
+    async def status(self) -> dict[str, Any]:
+        """etcd as this node sees it now, for `tutela status`: the leases it holds, and the
+        cluster's owner keys read from etcd (a linearizable read, which only a member with a
+        quorum answers: `quorum` says whether this node reaches such a member)."""
+        view: dict[str, Any] = {
+            "kind": "etcd", "endpoints": list(self.endpoints), "ttl": self.ttl,
+            "held": {name: round(left, 3) for name, left in self.held().items()}}
+        try:
+            owners = await self._owner_keys()
+        except EtcdUnavailable as error:
+            return {**view, "quorum": False, "error": str(error), "owners": None}
+        return {**view, "quorum": True, "error": None, "owners": owners}
+
+    async def _owner_keys(self) -> dict[str, str | None]:
+        """Every owner key of this cluster in etcd: hierarchy root -> the node it names."""
+        prefix = owner_key(self.core.prefix, self.core.cluster, "")
+        range_end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # every key under the prefix
+        answer = await self.client.call("/v3/kv/range",
+                                        {"key": b64(prefix), "range_end": b64(range_end)})
+        return {unb64(kv["key"]).removeprefix(prefix): holder_node(unb64(kv.get("value", "")))
+                for kv in answer.get("kvs", [])}
+
     # --- effects -------------------------------------------------------------------------
 
     def _run(self, effects: list[Effect]) -> None:
@@ -173,3 +198,9 @@ class EtcdLeases:
                 async with asyncio.timeout(None if deadline is None else max(0, deadline - now)):
                     await self._wake.wait()
             self._run(self.core.tick(clock.now()))
+
+
+async def arbiter_status(etcd: EtcdLeases | None) -> dict[str, Any]:
+    """`tutela status`'s "arbiter": the embedded majority (whose voters are the nodes,
+    witnesses and disk voter shown beside it), or etcd as this node sees it now."""
+    return {"arbiter": {"kind": "majority"} if etcd is None else await etcd.status()}

@@ -17,6 +17,7 @@ from typing import Any
 
 from tutela.daemon import doctor
 from tutela.daemon.cluster import Cluster, ConfigChange, node_names
+from tutela.daemon.etcd_leases import arbiter_status
 from tutela.daemon.join import JoinService, Tokens
 from tutela.daemon.ownership import PeerDied
 from tutela.daemon.watchdog import node_watchdog
@@ -148,6 +149,7 @@ class Service:
         return {"cluster": config.name, "node": self.lcd.node,
                 "generation": self.lcd.generation(), "daemon_pid": os.getpid(),
                 "quorum": config.settings.quorum, **view,
+                **(await arbiter_status(self.cluster.leases.etcd)),
                 "hierarchies": hierarchies}
 
     async def resource_create(self, request: dict[str, Any]) -> dict[str, Any]:
