@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from tutela.cli import output
-from tutela.cli.client import QUESTION_TIMEOUT, call
+from tutela.cli.client import QUESTION_TIMEOUT, DaemonError, call
 from tutela.cli.main import EXIT_INVALID, json_option, reports_errors, state_dir
 from tutela.model.config import API_PORT
 from tutela.model.errors import ConfigError, Problem
@@ -79,7 +81,9 @@ def token_create(role: str, expires: str, name: str, hierarchies: tuple[str, ...
 def token_list(as_json: bool) -> None:
     """The cluster's tokens, and this node's from before they were cluster-wide (never
     their secrets)."""
-    records = [r.public() for r in _cluster_tokens() + _local_tokens()]
+    from tutela.apiauth.token_changes import stored_tokens
+
+    records = [r.public() for r in stored_tokens(state_dir())[1] + _local_tokens()]
     if as_json:
         output.print_json(records)
         return
@@ -100,13 +104,16 @@ def token_revoke(token_id: str, as_json: bool) -> None:
     """Revoke token ID (from 'tutela api token list'); it stops working at once."""
     from tutela.apiauth import api_dir
     from tutela.apiauth.auth import revoke_token
+    from tutela.apiauth.token_changes import TokenChangeFailed, revoke_cluster_token, stored_tokens
 
-    records = _cluster_tokens()
-    kept = [asdict(r) for r in records if r.id != token_id]
-    if len(kept) < len(records):
-        call(state_dir(), "config.set", timeout=QUESTION_TIMEOUT, key="api_tokens",
-             value=kept, dry_run=False)
-    elif not revoke_token(api_dir(state_dir()), token_id):
+    state = state_dir()
+    try:
+        revoked = revoke_cluster_token(token_id, functools.partial(stored_tokens, state),
+                                       functools.partial(write_cluster_tokens, state))
+    except TokenChangeFailed as error:
+        output.print_error(str(error), fix="try again once the configuration changes less")
+        sys.exit(EXIT_INVALID)
+    if not revoked and not revoke_token(api_dir(state), token_id):
         output.print_error(f"ID {token_id!r}: no such token", fix="see 'tutela api token list'")
         sys.exit(EXIT_INVALID)
     if as_json:
@@ -115,13 +122,19 @@ def token_revoke(token_id: str, as_json: bool) -> None:
         click.echo(f"revoked {token_id}")
 
 
-def _cluster_tokens() -> list[TokenRecord]:
-    """The tokens of the configuration this node holds (replicated: the same everywhere)."""
-    from tutela.apiauth.auth import cluster_tokens
-    from tutela.doctor.probes import stored_config
+def write_cluster_tokens(state: Path, base: tuple[int, int], tokens: list[dict[str, Any]]
+                         ) -> None:
+    """Make the cluster's tokens `tokens` if its configuration is still at version `base`
+    (tutelad's compare-and-set); Conflict if another change came first."""
+    from tutela.apiauth.token_changes import Conflict
 
-    stored = stored_config(state_dir())
-    return cluster_tokens(stored[1]) if stored else []
+    try:
+        call(state, "config.set", timeout=QUESTION_TIMEOUT, key="api_tokens",
+             value=tokens, dry_run=False, base_version=list(base))
+    except DaemonError as error:
+        if any(p.get("field") == "base_version" for p in error.problems):
+            raise Conflict(str(error)) from None
+        raise
 
 
 def _local_tokens() -> list[TokenRecord]:

@@ -669,17 +669,20 @@ class Service:
                                    f"applied {request.get('source', 'a document')}")
 
     async def config_set(self, request: dict[str, Any]) -> dict[str, Any]:
-        """`tutela config set`: the document in force with one value changed, applied."""
+        """`tutela config set`: the document in force with one value changed, applied. With
+        `base_version` [generation, epoch], made only on that version (compare-and-set, for
+        a value computed from it: tutela.apiauth.token_changes)."""
         key = str(request["key"])
 
         def changed(current: ClusterConfig) -> ClusterConfig:
             return parse_config(set_value(current.model_dump(mode="json"), key,
                                           request.get("value")))
 
-        return await self._replace(changed, bool(request.get("dry_run")), f"config set {key}")
+        return await self._replace(changed, bool(request.get("dry_run")), f"config set {key}",
+                                   request.get("base_version"))
 
     async def _replace(self, new_config: Callable[[ClusterConfig], ClusterConfig],
-                       dry_run: bool, summary: str) -> dict[str, Any]:
+                       dry_run: bool, summary: str, base: Any = None) -> dict[str, Any]:
         """Make the configuration new_config(the one in force), nodes' own records kept, in
         one change; or, dry run, check it as that change would and say what would change."""
         if dry_run:
@@ -691,6 +694,10 @@ class Service:
             return {"dry_run": True, "changes": diff(self.engine.config, new),
                     "generation": self.lcd.generation(), "warnings": [str(p) for p in warnings]}
         async with self._config_lock, self.cluster.config_lease() as change:
+            if base is not None and base != list(change.base):
+                raise ConfigError([Problem(
+                    "base_version", f"the configuration is at version {list(change.base)}, "
+                    f"not {base}: another change came first", "read it again and redo the change")])
             new = await self._proposed(new_config)
             changes = diff(self.engine.config, new)
             if not changes:
