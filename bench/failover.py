@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,26 +90,43 @@ def measured(lab: Lab, web: WebService, fault: Callable[[str], None]) -> float:
 
 DETECTION = "detection of the node kill (node.down)"
 """From the power-off to the first node.down of the killed node in a survivor's journal."""
+LEASE_WON = "lease won by the new owner (lease.won)"
+"""From the power-off to the first lease.won of the hierarchy in a survivor's journal: the
+detection plus the wait for the dead owner's grants to expire and the acquire round."""
+IN_SERVICE = "in service on the new owner (restore.finished)"
+"""From the power-off to the hierarchy's restore.finished in a survivor's journal: the
+lease won plus the restore of vip, data and app."""
+KILL_STEPS = ((DETECTION, "node.down", None), (LEASE_WON, "lease.won", "app"),
+              (IN_SERVICE, "restore.finished", "app"))
+"""Each step of a node kill's failover: its row, its journal kind and subject (None: the
+killed node)."""
 
 
-def detection(lab: Lab, node: str, since: float) -> float | None:
-    """Seconds from `since` (the power-off) to the first node.down of `node` that another
-    node recorded after it; None while none has."""
+def journal_delay(lab: Lab, node: str, since: float, kind: str,
+                  subject: str | None = None) -> float | None:
+    """Seconds from `since` (the power-off of `node`) to the first journal record of `kind`
+    about `subject` (default: `node`) that another node wrote after it; None while none
+    has."""
+    about = node if subject is None else subject
     stamps = [datetime.datetime.fromisoformat(r["at"]).timestamp()
               for other in lab.nodes if other != node
               for r in map(json.loads, (lab.state_dir(other) / "events.jsonl").read_text()
                            .splitlines())
-              if r["kind"] == "node.down" and r["subject"] == node]
+              if r["kind"] == kind and r["subject"] == about]
     after = [t - since for t in stamps if t >= since]
     return min(after) if after else None
 
 
-def detected(lab: Lab, node: str, since: float) -> float:
-    """detection(), once a survivor has written its node.down (within 30 s)."""
-    wait(lambda: detection(lab, node, since) is not None, 30, f"node.down of {node}")
-    seconds = detection(lab, node, since)
-    assert seconds is not None
-    return seconds
+def kill_steps(lab: Lab, node: str, since: float) -> dict[str, float]:
+    """Each of KILL_STEPS' delays once a survivor has written it (within 30 s)."""
+    delays = {}
+    for label, kind, subject in KILL_STEPS:
+        wait(lambda: journal_delay(lab, node, since, kind, subject) is not None,  # noqa: B023
+             30, f"{kind} after the power-off of {node}")
+        seconds = journal_delay(lab, node, since, kind, subject)
+        assert seconds is not None
+        delays[label] = seconds
+    return delays
 
 
 def scenarios(lab: Lab, killed: dict[str, float]) -> dict[str, Scenario]:
@@ -214,13 +231,29 @@ def stop_api_load(load: subprocess.Popen[str]) -> dict[str, float]:
     return summary
 
 
+LIVE_SETTINGS = ("heartbeat_interval", "heartbeat_misses")
+"""The settings `--set` takes: they take effect when applied, without restarting tutelad."""
+
+
+def live_setting(text: str) -> tuple[str, str]:
+    """`--set`'s KEY=VALUE, KEY one of LIVE_SETTINGS."""
+    key, sep, value = text.partition("=")
+    if not sep or key not in LIVE_SETTINGS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give KEY=VALUE with KEY one of {', '.join(LIVE_SETTINGS)} (settings "
+            "that take effect without a restart; the lease is taken when tutelad starts)")
+    return key, value
+
+
 def run(lab: Lab, runs: int, only: list[str], fencing: str, outcome: Measured,
-        api_load: int = 0) -> None:
+        api_load: int = 0, settings: Sequence[tuple[str, str]] = ()) -> None:
     """Build the cluster and the web service, then measure every scenario in `only` `runs`
     times."""
     results = outcome.results
     form_cluster(lab, "fobench")
     wait(lambda: all_alive(lab), 30, "cluster formed")
+    for key, value in settings:
+        tutela(lab, "node1", "config", "set", f"settings.{key}", value)
     outcome.lease = lease_words(lab)
     web = create_web_service(lab, "node1", check_interval=0.5, recovery_attempts=1)
     if fencing == "agent":
@@ -267,7 +300,8 @@ def measure_once(lab: Lab, web: WebService, scenario: Scenario, killed: dict[str
         results.setdefault(scenario.label + suffix, []).append(
             measured(lab, web, scenario.fault))
         if killed:
-            results.setdefault(DETECTION + suffix, []).append(detected(lab, *killed.popitem()))
+            for label, seconds in kill_steps(lab, *killed.popitem()).items():
+                results.setdefault(label + suffix, []).append(seconds)
         if scenario.heal_label is not None:
             results.setdefault(scenario.heal_label + suffix, []).append(measure(
                 lab, web, lambda: restore_lab(lab, web), lambda: True))
@@ -294,7 +328,7 @@ def measure_profile(profile: Profile, args: argparse.Namespace) -> Measured:
     outcome = Measured({}, load=(load_average(), ""))
     with Lab.up("fobench", nodes=3, disks=1, watchdog=profile.watchdog) as lab:
         try:
-            run(lab, args.runs, only, args.fencing, outcome, args.api_load)
+            run(lab, args.runs, only, args.fencing, outcome, args.api_load, args.set)
         finally:
             if args.logs:
                 common.save_logs(lab, Path(args.logs) / profile.name)
@@ -302,7 +336,15 @@ def measure_profile(profile: Profile, args: argparse.Namespace) -> Measured:
     return outcome
 
 
-def section(profile: Profile, outcome: Measured, fencing: str) -> str:
+def heartbeat_words(settings: Sequence[tuple[str, str]]) -> str:
+    """The heartbeat timing the run used: the defaults with `--set`'s changes."""
+    timing = {"heartbeat_interval": "0.2", "heartbeat_misses": "5", **dict(settings)}
+    changed = " (`--set`)" if settings else ""
+    return f"heartbeat {timing['heartbeat_interval']} s x {timing['heartbeat_misses']}{changed}"
+
+
+def section(profile: Profile, outcome: Measured, fencing: str,
+            settings: Sequence[tuple[str, str]] = ()) -> str:
     load = (f"Load average of the machine when this profile started: {outcome.load[0]}; "
             f"when it ended: {outcome.load[1]}.")
     if outcome.api_load:
@@ -313,16 +355,17 @@ def section(profile: Profile, outcome: Measured, fencing: str) -> str:
                  f"other machines); they got {api['answered']:g} answers, {api['failed']:g} "
                  "requests failed (a node off).")
     if profile.name == "lab":
-        return (f"### Client-visible outage (3 nodes, defaults: heartbeat 0.2 s x 5, "
+        return (f"### Client-visible outage (3 nodes, defaults: {heartbeat_words(settings)}, "
                 f"{outcome.lease}, fencing: {fencing})\n\n`{common.command_line()}`\n\n"
                 f"{common.table(outcome.results)}\n\nWatchdogs: {profile.words}. The app "
                 "is checked every 0.5 s with one local recovery attempt, so that the "
                 f"resource failure is found and given up quickly. {load}")
-    return (f"### Real-server profile: whole-second watchdogs (3 nodes, defaults: heartbeat "
-            f"0.2 s x 5, {outcome.lease}, fencing: {fencing})\n\n"
+    return (f"### Real-server profile: whole-second watchdogs (3 nodes, defaults: "
+            f"{heartbeat_words(settings)}, {outcome.lease}, fencing: {fencing})\n\n"
             f"`{common.command_line()}`\n\n{common.table(outcome.results)}\n\n"
-            f"Watchdogs: {profile.words}; no setting changed. The same command with "
-            f"`--profile real-server` measures this profile alone. {load}")
+            f"Watchdogs: {profile.words}; {'' if settings else 'no setting changed. '}"
+            f"The same command with `--profile real-server` measures this profile alone. "
+            f"{load}")
 
 
 def comparison(outcomes: dict[str, Measured]) -> str:
@@ -354,6 +397,11 @@ def main() -> None:
     parser.add_argument("--logs", metavar="DIR",
                         help="copy the nodes' logs (tutelad.log, ...) to DIR/PROFILE at the "
                              "end")
+    parser.add_argument("--set", action="append", type=live_setting, default=[],
+                        metavar="KEY=VALUE",
+                        help="change a setting that takes effect at once (heartbeat_interval, "
+                             "heartbeat_misses) after the cluster formed, e.g. to measure "
+                             "what faster detection alone gives (repeatable)")
     parser.add_argument("--api-load", type=int, default=0, metavar="N",
                         help="turn the HTTPS API on and run N clients (1-64) on every node's "
                              "API during the run (bench/api_load.py)")
@@ -364,7 +412,7 @@ def main() -> None:
     for name in args.profile or list(PROFILES):
         print(f"profile {name}", file=sys.stderr, flush=True)
         outcomes[name] = measure_profile(PROFILES[name], args)
-    parts = [section(PROFILES[name], outcome, args.fencing)
+    parts = [section(PROFILES[name], outcome, args.fencing, args.set)
              for name, outcome in outcomes.items()]
     if len(outcomes) == len(PROFILES):
         parts.append(comparison(outcomes))
