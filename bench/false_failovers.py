@@ -7,7 +7,7 @@ Run as root: `.venv/bin/python bench/false_failovers.py [--minutes 10] [--sample
 `--profile fast` runs the cluster with the fast profile (tutela.arbiter.timing.FAST_PROFILE:
 heartbeats 0.05 s x 4, a 0.2 s lease, the lab's network fence; docs/leases.md), whose
 service is the virtual IP alone with a web server on every node (the profile refuses shared
-disks), the disk workers writing to node1's web directory on the host's disk.
+disks), the disk workers writing to the shared disk mounted on node1 by hand for the load.
 
 A three-node lab runs the web service hierarchy (app -> data -> vip) on node1, extended to
 node2 and node3, all with default settings. For the duration, stress-ng inside node1 runs
@@ -25,6 +25,7 @@ import argparse
 import datetime
 import json
 import re
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,8 @@ class Result:
     """Whether node1 (the owner) had armed its watchdog by the end of the run."""
     cpu_busy_percent: float = 0.0
     disk_written_mib: float = 0.0
+    disk_device: str = ""
+    """The block device the disk workers wrote to (node1's view of the shared disk)."""
     stress_log: str = ""
 
     @property
@@ -103,13 +106,39 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def load_device(lab: Lab, node: str, path: Path) -> tuple[str, str]:
+    """(major:minor, name) of the block device under `path` in `node`: the mount holding it
+    in the node's PID 1's mountinfo (the topmost of the longest mount point), whose device
+    number is the one the node writes to. For the shared disk that is the node's own loop
+    device on its crash-faithful view (tutela.lab.crashdisk), not the host's /dev/loopN
+    that the configuration names: writes reach the image through the lab's disk server,
+    never through the host's device."""
+    best: tuple[str, str] | None = None
+    best_length = -1
+    for line in Path(f"/proc/{lab.node_pid(node)}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        mount_point = fields[4]
+        if (Path(mount_point) == path or Path(mount_point) in path.parents) \
+                and len(mount_point) >= best_length:
+            best, best_length = (fields[2], fields[fields.index("-") + 2]), len(mount_point)
+    if best is None:
+        raise RuntimeError(f"no mount holds {path} in {node}")
+    return best[0], _diskstats(best[0], f"{best[1]} under {path} in {node}")[0]
+
+
 def sectors_written(device: str) -> int:
-    name = Path(device).name
+    """Sectors written to the device `device` (major:minor) since boot."""
+    return _diskstats(device, device)[1]
+
+
+def _diskstats(device: str, what: str) -> tuple[str, int]:
+    """(name, sectors written) of the block device `device` (major:minor) in /proc/diskstats."""
     for line in Path("/proc/diskstats").read_text().splitlines():
         parts = line.split()
-        if parts[2] == name:
-            return int(parts[9])
-    return 0
+        if f"{parts[0]}:{parts[1]}" == device:
+            return parts[2], int(parts[9])
+    raise RuntimeError(f"{what} ({device}) is not a block device of /proc/diskstats: "
+                       "nothing to count its writes on")
 
 
 def log_offsets(lab: Lab) -> dict[str, int]:
@@ -156,14 +185,35 @@ def stress_argv(seconds: float, mountpoint: Path) -> list[str]:
             "--timeout", f"{seconds:.0f}s", "--metrics-brief"]
 
 
-def run_load(lab: Lab, web: WebService, seconds: float, result: Result) -> None:
-    """Load node1 for `seconds`, sampling the VIP's holder, then read the logs."""
+def fast_load_directory(lab: Lab) -> Path:
+    return Path(lab.root) / "mnt" / "load"
+
+
+def load_directory(lab: Lab, web: WebService, fast: bool) -> Path:
+    """Where the disk workers write: the shared filesystem the service mounted on node1.
+    The fast profile's service has none (the profile refuses shared disks), so there the
+    shared disk is formatted and mounted on node1 by hand for the load alone, outside
+    tutela: the same load through the same crash-faithful view in both profiles."""
+    if not fast:
+        return Path(web.mountpoint)
+    directory = fast_load_directory(lab)
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", lab.disks[0]], check=True, timeout=120)
+    lab.exec("node1", ["mount", "-t", "ext4", lab.disks[0], str(directory)])
+    return directory
+
+
+def run_load(lab: Lab, web: WebService, directory: Path, seconds: float,
+             result: Result) -> None:
+    """Load node1 for `seconds` (its disk workers writing under `directory`), sampling the
+    VIP's holder, then read the logs."""
     stress_log = lab.root / "stress.log"
     offsets = log_offsets(lab)
     wall_start = datetime.datetime.now(datetime.UTC)
     prober = ClientProber(lab, web.url, GREETING)
     busy0, total0 = busy1, total1 = cpu_ticks()
-    written0 = sectors_written(web.disk)
+    device, result.disk_device = load_device(lab, "node1", directory)
+    written0 = sectors_written(device)
     try:
         started = time.monotonic()
         stress = lab.spawn("node1", result.stress_command, stress_log)
@@ -189,7 +239,7 @@ def run_load(lab: Lab, web: WebService, seconds: float, result: Result) -> None:
     finally:
         result.client = prober.stop()
     result.cpu_busy_percent = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
-    result.disk_written_mib = round((sectors_written(web.disk) - written0) * 512 / 2**20, 1)
+    result.disk_written_mib = round((sectors_written(device) - written0) * 512 / 2**20, 1)
     result.stress_log = stress_log.read_text(errors="replace")[-2000:]
     if "successful run completed" not in result.stress_log:
         raise RuntimeError(f"stress-ng did not complete its run:\n{result.stress_log}")
@@ -226,10 +276,13 @@ def run(minutes: float, fast: bool) -> Result:
             wait(lambda: vip_holders(lab, web) == ["node1"]
                  and fetch(lab, web.url) == GREETING, 30, "the service on node1")
             wait(lambda: all_alive(lab), 30, "every path alive")
-            result = Result(minutes, stress_argv(seconds, web.mountpoint))
-            run_load(lab, web, seconds, result)
+            directory = load_directory(lab, web, fast)
+            result = Result(minutes, stress_argv(seconds, directory))
+            run_load(lab, web, directory, seconds, result)
             return result
         finally:
+            if fast and lab.node_pid("node1") is not None:  # powered off: nothing mounted
+                lab.exec("node1", ["umount", str(fast_load_directory(lab))], check=False)
             for node in lab.nodes:
                 tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
 
@@ -248,17 +301,20 @@ def markdown(result: Result, command: str, fast: bool) -> str:
         "Three nodes, the web service hierarchy on node1 (extended to node2 and node3), "
         f"{'the fast profile' if fast else 'default settings'}; inside node1 "
         f"`{' '.join(result.stress_command)}`: both cores "
-        "saturated and two workers writing to the shared ext4 filesystem with an fsync "
+        "saturated and two workers writing to the shared ext4 filesystem"
+        f"{' (mounted on node1 by hand: the fast profile refuses it in a service)' if fast else ''}"
+        " with an fsync "
         "after every write. The virtual IP's holder is read from the kernels every "
         f"{SAMPLE_PERIOD:g} s ({result.owner_samples} samples: {holes}); DEAD events are "
         "counted in every node's daemon log.\n\n"
         "| path DEAD events | node DEAD events | failovers | host CPU busy | written to "
-        "the shared disk | longest heartbeat gap (node2/3 hearing node1) | longest "
+        "the shared disk (node1's view) | longest heartbeat "
+        "gap (node2/3 hearing node1) | longest "
         "lateness of a heartbeat round | longest client-visible gap |\n"
         "|---|---|---|---|---|---|---|---|\n"
         f"| {sum(result.path_dead.values())} | {sum(result.node_dead.values())} | "
         f"{result.failovers} | {result.cpu_busy_percent:.0f} % | "
-        f"{result.disk_written_mib:.0f} MiB | {gap * 1000:.0f} ms "
+        f"{result.disk_written_mib:.0f} MiB ({result.disk_device}) | {gap * 1000:.0f} ms "
         f"(period {period * 1000:.0f} ms) | "
         f"{lateness * 1000:.0f} ms | {result.client.get('longest_gap', 0.0):.2f} s |\n\n"
         f"Other signs in the logs: {signs}. Watchdog expiries (the lab's emulated "
