@@ -9,6 +9,7 @@ import pytest
 
 from tutela.arbiter.holder import (
     RETRY_SLACK,
+    SPARE_VOTERS,
     Acquired,
     Effect,
     LeaseHolder,
@@ -378,3 +379,106 @@ def test_a_refusal_far_from_expiry_keeps_the_renewal_period() -> None:
     for voter in ("n2", "w"):
         h.on_reply(AcquireReply(1, 1, voter, "n1", (), (("web", "n2", 0.9),)), 10.01)
     assert h.next_deadline(10.01) == pytest.approx(10.0 + T.renew_every)
+
+
+SEVEN = ("n1", "n2", "n3", "n4", "n5", "n6", "n7")
+"""Seven voters: a majority is 4, a renewal round asks 4 + SPARE_VOTERS = 5 of them."""
+
+
+def seven(node: str = "n3") -> LeaseHolder:
+    return LeaseHolder(node, SEVEN, T, incarnation=1)
+
+
+def answer(h: LeaseHolder, effects: list[Effect], now: float, *,
+           silent: tuple[str, ...] = ()) -> list[Effect]:
+    """Every voter asked grants every name asked, but those `silent` do not answer."""
+    out: list[Effect] = []
+    for send in sends(effects):
+        if send.voter not in silent and isinstance(send.message, AcquireRequest):
+            message = send.message
+            out += h.on_reply(AcquireReply(message.round, 1, send.voter, h.node,
+                                           message.names, ()), now)
+    return out
+
+
+def asked(effects: list[Effect]) -> list[str]:
+    return [s.voter for s in sends(effects)]
+
+
+def test_a_renewal_asks_a_majority_and_a_spare_starting_with_itself() -> None:
+    h = seven()
+    first = h.acquire(["web", "db"], 0.0)
+    assert asked(first) == list(SEVEN)  # names not held yet: every voter
+    answer(h, first, 0.01)
+    renewal = h.tick(T.renew_every)
+    assert asked(renewal) == ["n3", "n4", "n5", "n6", "n7"]
+    assert len(asked(renewal)) == h.needed + SPARE_VOTERS
+    answer(h, renewal, 0.26)
+    assert asked(h.tick(2 * T.renew_every)) == ["n3", "n4", "n5", "n6", "n7"]  # the same
+    assert h.lease_end("web") == pytest.approx(T.renew_every + T.holder_length)
+
+
+def test_each_holder_asks_its_own_slice_of_the_voters() -> None:
+    h = seven("n6")
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    assert asked(h.tick(T.renew_every)) == ["n6", "n7", "n1", "n2", "n3"]
+
+
+def test_a_voter_that_did_not_answer_is_replaced_by_one_that_did() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01, silent=("n4",))
+    assert asked(h.tick(T.renew_every)) == ["n3", "n5", "n6", "n7", "n1"]
+
+
+def test_one_voter_of_a_renewal_silent_costs_no_round() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    answer(h, h.tick(T.renew_every), 0.26, silent=("n5",))
+    assert h.lease_end("web") == pytest.approx(T.renew_every + T.holder_length)
+
+
+def test_a_renewal_round_not_won_in_time_makes_the_next_ask_everyone() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    answer(h, h.tick(T.renew_every), 0.26, silent=("n5", "n6"))  # 3 of 4 needed
+    assert h.lease_end("web") == pytest.approx(T.holder_length)  # that round was lost
+    everyone = h.tick(2 * T.renew_every)
+    assert asked(everyone) == list(SEVEN)
+    answer(h, everyone, 0.51, silent=("n5", "n6"))
+    assert h.lease_end("web") == pytest.approx(2 * T.renew_every + T.holder_length)
+
+
+def test_a_lease_from_a_renewal_still_needs_a_majority_of_all_voters() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    renewal = h.tick(T.renew_every)
+    answer(h, renewal, 0.26, silent=("n4", "n5"))  # 3 grants of 7 voters: not enough
+    assert h.lease_end("web") == pytest.approx(T.holder_length)
+    answer(h, renewal, 0.27, silent=("n3", "n6", "n7"))  # the fourth
+    assert h.lease_end("web") == pytest.approx(T.renew_every + T.holder_length)
+
+
+def test_a_name_not_yet_held_makes_the_round_ask_everyone() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    assert asked(h.acquire(["db"], 0.1)) == list(SEVEN)
+
+
+def test_a_late_round_asks_everyone() -> None:
+    """The event loop was held up: the round before is too old to lean on."""
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    assert asked(h.tick(1.6 * T.renew_every)) == list(SEVEN)
+
+
+def test_few_voters_are_all_asked() -> None:
+    h = LeaseHolder("n1", ("n1", "n2", "n3", "n4"), T, incarnation=1)
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    assert asked(h.tick(T.renew_every)) == ["n1", "n2", "n3", "n4"]
+
+
+def test_a_release_still_clears_grants_at_every_voter() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    answer(h, h.tick(T.renew_every), 0.26)
+    assert asked(h.release(["web"], 0.3)) == list(SEVEN)

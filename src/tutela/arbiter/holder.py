@@ -16,6 +16,10 @@ RETRY_SLACK = 0.02
 """Seconds after a refusing grant's expiry (voter's clock, as it said) before asking again:
 covers clock drift over a lease and the message delay."""
 
+SPARE_VOTERS = 1
+"""A renewal round asks a majority plus this many voters: one of them may be slow or gone
+without costing the round (docs/leases.md, holder rule 1)."""
+
 Quorum = Literal["majority", "none"]
 
 
@@ -235,13 +239,36 @@ class LeaseHolder:
         if not self._wanted:
             self._next_round_at = None
             return []
+        targets = self._targets(now)
         self._last_round += 1
         names = tuple(sorted(self._wanted))
         self._rounds[self._last_round] = _Round(sent_at=now, names=set(names))
         self._next_round_at = now + self.timing.renew_every
         return [Send(v, AcquireRequest(self._last_round, self.incarnation, names, self.node, v,
                                                 self.timing.duration))
-                for v in self.voters]
+                for v in targets]
+
+    def _targets(self, now: float) -> tuple[str, ...]:
+        """The voters a round asks: every voter, unless the round one renewal period ago
+        won every name wanted; then a majority plus SPARE_VOTERS, those that granted that
+        round first, so that the lease traffic of a cluster grows with a majority, not with
+        every voter. Safety does not depend on it: a lease is still won only by a majority
+        of ALL voters (`needed`), and a voter not asked merely lets its grant run out.
+        One slow or lost voter among them costs no round; two cost one round (which
+        max_remove_time allows for), and the next one asks everyone again."""
+        wanted = self._wanted.keys()
+        recent = [r for r in self._rounds.values()
+                  if r.sent_at >= now - 1.5 * self.timing.renew_every
+                  and all(self._won(name, r) for name in wanted) and r.names >= wanted]
+        asked = self.needed + SPARE_VOTERS
+        if self.quorum == "none" or not recent or asked >= len(self.voters):
+            return self.voters
+        base = max(recent, key=lambda r: r.sent_at)
+        granted_all = set.intersection(*(base.granted[name] for name in wanted))
+        start = self.voters.index(self.node) if self.node in self.voters else 0
+        ring = self.voters[start:] + self.voters[:start]  # each holder asks its own slice
+        ranked = sorted(ring, key=lambda voter: voter not in granted_all)  # stable sort
+        return tuple(ranked[:asked])
 
     def _prune(self, now: float) -> None:
         """Forget rounds too old to give a lease that has not ended yet."""
