@@ -63,6 +63,10 @@ class EtcdLeases:
         self.client = EtcdClient(settings, timeout=self.timing.renew_every * 2)
         """A call may take two renewal periods: a member that hangs costs one, the next
         member answers within the other."""
+        self._status_client = EtcdClient(settings, timeout=self.timing.renew_every * 2)
+        """`tutela status`'s reads have threads of their own: however often status is
+        asked while etcd hangs, no keepalive waits behind them."""
+        self._status_read: asyncio.Task[dict[str, str | None]] | None = None
         self._fence = fence
         self._waiters: dict[str, asyncio.Future[Acquired]] = {}
         self._refusals: dict[str, str] = {}
@@ -81,6 +85,7 @@ class EtcdLeases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.client.close()
+        self._status_client.close()
 
     # --- the daemon's calls (through daemon/leases.py) ------------------------------------
 
@@ -126,8 +131,10 @@ class EtcdLeases:
         view: dict[str, Any] = {
             "kind": "etcd", "endpoints": list(self.endpoints), "ttl": self.ttl,
             "held": {name: round(left, 3) for name, left in self.held().items()}}
+        if self._status_read is None or self._status_read.done():  # one read at a time
+            self._status_read = asyncio.ensure_future(self._owner_keys())
         try:
-            owners = await self._owner_keys()
+            owners = await asyncio.shield(self._status_read)
         except EtcdUnavailable as error:
             return {**view, "quorum": False, "error": str(error), "owners": None}
         return {**view, "quorum": True, "error": None, "owners": owners}
@@ -136,8 +143,8 @@ class EtcdLeases:
         """Every owner key of this cluster in etcd: hierarchy root -> the node it names."""
         prefix = owner_key(self.core.prefix, self.core.cluster, "")
         range_end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # every key under the prefix
-        answer = await self.client.call("/v3/kv/range",
-                                        {"key": b64(prefix), "range_end": b64(range_end)})
+        answer = await self._status_client.call(
+            "/v3/kv/range", {"key": b64(prefix), "range_end": b64(range_end)})
         return {unb64(kv["key"]).removeprefix(prefix): holder_node(unb64(kv.get("value", "")))
                 for kv in answer.get("kvs", [])}
 
