@@ -56,6 +56,17 @@ class IgnoresDependencies(OwnershipCore):
         return ()
 
 
+class KeepsWhatItReadopted(OwnershipCore):
+    """After tutelad restarted, keeps what it finds in service while it asks for the lease
+    (tutela before 2026-12-07): a peer that did not hear the new process takes it over
+    once the dead process's grants end."""
+
+    def _out_by(self, since: float, config: ClusterConfig) -> float:
+        if since <= self.settled_at:
+            return float("inf")
+        return super()._out_by(since, config)
+
+
 OWNERSHIP_MUTANTS = {
     "restore-without-lease": Variant("restore-without-lease", RestoresWithoutLease,
                                      checks_lease=False),
@@ -63,4 +74,5 @@ OWNERSHIP_MUTANTS = {
     "ignores-failed-on": Variant("ignores-failed-on", IgnoresFailedOn),
     "no-self-fence": Variant("no-self-fence", NoSelfFence),
     "ignores-dependencies": Variant("ignores-dependencies", IgnoresDependencies),
+    "keeps-what-it-readopted": Variant("keeps-what-it-readopted", KeepsWhatItReadopted),
 }

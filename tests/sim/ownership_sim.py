@@ -1,8 +1,10 @@
 """Deterministic simulation of ownership (family `ownership`): three nodes, each running the
 real ownership core (tutela.engine.ownership_core) over the real lease holder and voter
 (tutela.arbiter), driven as daemon/ownership.py drives them, on a virtual clock, with a
-seeded network (delays, loss, partitions), node crashes and restarts, and kit actions that
-take time (a restore, a remove, a self-fence) and sometimes fail.
+seeded network (delays, loss, partitions), node crashes and restarts, restarts of tutelad
+alone on the owner (what ran stays in service, the new process finds it without its lease,
+and the node is often cut off soon after), and kit actions that take time (a restore, a
+remove, a self-fence) and sometimes fail.
 
 Two hierarchies: `app`, and `web`, which needs `app` up (a dependency, on the same node,
 any node or a different node: drawn for each seed).
@@ -66,8 +68,8 @@ SETTLED_UP = 3.0
 """Seconds a node must have run to count for the order check (settled, heard, seen)."""
 STABLE = 4.0
 """Seconds the hierarchies must stay where they should for the run to end early."""
-ACQUIRE_WAIT = 3 * TIMING.duration
-"""How long an acquire waits for a majority (daemon/ownership.py: 3 L)."""
+ACQUIRE_WAIT = core.ACQUIRE_LEASES * TIMING.duration
+"""How long an acquire waits for a majority (as daemon/ownership.py)."""
 LOCAL = 0.0005
 """Seconds for a node to reach its own voter."""
 LOCATIONS = ("same_node", "any_node", "different_node")
@@ -148,7 +150,8 @@ class Sim:
         self.seq = 0
         self.events = 0
         self.stats = dict.fromkeys(("crashes", "partitions", "takeovers", "self_fences",
-                                    "quorum_loss", "restore_failures", "lost", "order_checks"), 0)
+                                    "quorum_loss", "restore_failures", "lost", "order_checks",
+                                    "daemon_restarts", "readoptions"), 0)
         self.cut: set[frozenset[str]] = set()
         self.calm = self.rng.random() < 0.4
         """Calm weather: no loss, power-offs only, far apart (the order check's seeds)."""
@@ -196,6 +199,7 @@ class Sim:
         offset = self.rng.uniform(0, 1000)
         now = self.now + offset
         ownership = self.variant.make_core(name, TIMING.duration)
+        ownership.remove_time = TIMING.watchdog_timeout
         ownership.start(now, self.config)
         node = Node(name, offset, ownership, Voter(name, TIMING, started_at=now),
                     LeaseHolder(name, NODES, TIMING, incarnation=self.rng.getrandbits(63)),
@@ -215,6 +219,25 @@ class Sim:
         for root in ROOTS:
             self._out(node, root)
         self.at(self.now + down_for, lambda: self.restart(name))
+
+    def restart_daemon(self, name: str) -> None:
+        """tutelad alone restarts: a new process (voter, holder, core) that finds what ran
+        still in service and re-adopts it, without its lease."""
+        node = self.nodes[name]
+        if not node.up:
+            return
+        self.stats["daemon_restarts"] += 1
+        self.stats["readoptions"] += sum(name in self.serving[r] for r in ROOTS)
+        self.log(f"{name}: tutelad restarts")
+        self.nodes[name] = self._boot(name, node.life + 1)
+        self.nodes[name].ran = dict(node.ran)
+
+    def restart_owner_daemon(self, cut_after: float | None, length: float) -> None:
+        """tutelad of app's owner restarts; the node is cut off `cut_after` later."""
+        owner = self._owner()
+        self.restart_daemon(owner)
+        if cut_after is not None:
+            self.at(self.now + cut_after, lambda: self.isolate(owner, length))
 
     def _owner(self) -> str:
         """Where app runs now, else any node."""
@@ -262,7 +285,11 @@ class Sim:
     def _report(self, node: Node) -> PeerReport:
         now = self.local(node)
         holds = [r for r in ROOTS if node.holder.holds(r, now)]
+        serving = frozenset(r for r in ROOTS if node.name in self.serving[r])
+        unleased = node.core.running_unleased(HIERARCHIES, serving, frozenset(holds),
+                                              self.config)
         return PeerReport(holds=frozenset(holds), failed=frozenset(node.core.failed),
+                          unleased=node.core.unleased_report(unleased, now, self.config),
                           states={r: "ISP" for r in ROOTS if node.name in self.serving[r]},
                           ran=node.core.ran_to_report(node.ran, now),
                           stuck=dict(node.core.stuck),
@@ -278,8 +305,11 @@ class Sim:
         seen = Snapshot.of(node.name, alive, node.core.ran_to_report(node.ran, now),
                            frozenset(), states)
         holds = frozenset(r for r in ROOTS if node.holder.holds(r, now))
+        unleased = {root: (peer, node.heard[peer] + left * (1 + TIMING.drift))
+                    for peer, report in node.reports.items()
+                    for root, left in report.unleased.items()}
         return core.Situation(now, self.now, self.config, HIERARCHIES, seen, dict(node.reports),
-                              holds)
+                              holds, unleased=unleased)
 
     # --- carrying out the core's effects --------------------------------------------------------
 
@@ -320,7 +350,8 @@ class Sim:
         self._lease(node, node.holder.acquire_each({root: TIMING.watchdog_timeout},
                                                    self.local(node)))
         token = self._token(node, root)
-        self.on(node, ACQUIRE_WAIT, lambda n: self._acquire_timeout(n, root, token))
+        wait = ACQUIRE_WAIT if acquire.timeout is None else acquire.timeout
+        self.on(node, wait, lambda n: self._acquire_timeout(n, root, token))
 
     def _acquire_timeout(self, node: Node, root: str, token: int) -> None:
         if node.action.get(root) != token or node.waiting.pop(root, None) is None:
@@ -497,10 +528,13 @@ class Sim:
             self.faults.append(t)
             if self.calm:
                 self.at(t, lambda d=length + ORDER_WINDOW: self.crash(self._owner(), d))
-            elif self.rng.random() < 0.5:
+            elif (kind := self.rng.random()) < 0.4:
                 self.at(t, lambda n=name, d=length: self.crash(n, d))
-            else:
+            elif kind < 0.8:
                 self.at(t, lambda n=name, d=length: self.isolate(n, d))
+            else:  # tutelad restarts, and the node is often cut off while it re-adopts
+                cut = self.rng.uniform(0.05, 2.0) if self.rng.random() < 0.7 else None
+                self.at(t, lambda c=cut, d=length: self.restart_owner_daemon(c, d))
             t += self.rng.uniform(ORDER_WINDOW, 8.0) if self.calm else self.rng.uniform(1.0, 5.0)
         self.faults.append(FAULTS)
         self.at(FAULTS, self.heal)

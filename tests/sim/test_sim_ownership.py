@@ -34,16 +34,19 @@ def _seed_ranges() -> list[range]:
 
 @pytest.mark.parametrize("part", range(PARTS + 1))
 def test_ownership_is_safe_and_live_through_faults(part: int) -> None:
-    """Crashes, restarts, partitions, lost messages, restores that fail on one node:
-    never two owners at once, the rank order kept, everything back in service after."""
+    """Crashes, restarts, restarts of tutelad alone, partitions, lost messages, restores
+    that fail on one node: never two owners at once, the rank order kept, everything back
+    in service after."""
     seeds = _seed_ranges()[part]
     failures, totals = run_ownership_seeds(seeds)
     assert not failures, "\n\n".join(f.report() for f in failures[:2]) + PLAN.describe()
-    # Not vacuous: owners die and are cut off, fence themselves, restores fail, and calm
-    # power-offs check the order.
+    # Not vacuous: owners die and are cut off, fence themselves, restores fail, tutelad
+    # restarts on owners that find what they ran without its lease, and calm power-offs
+    # check the order.
     for key, per_seed in {"crashes": 1.0, "partitions": 0.5, "takeovers": 3.0,
                           "self_fences": 0.5, "restore_failures": 0.2,
-                          "order_checks": 0.2}.items():
+                          "order_checks": 0.2, "daemon_restarts": 0.2,
+                          "readoptions": 0.2}.items():
         assert totals[key] >= per_seed * len(seeds), (key, totals)
 
 
@@ -55,6 +58,8 @@ CAUGHT = {
                                          # it failed, so app never settles
     "ignores-dependencies": "liveness",  # 84 of 300, first at seed 4: web ends where its
                                          # dependency is not met
+    "keeps-what-it-readopted": "SAFETY",  # 14 of 300, first at seed 26 (as counted when
+                                          # tutelad restarts joined the faults)
 }
 
 

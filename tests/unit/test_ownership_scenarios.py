@@ -3,7 +3,8 @@ ownership core's effects out (engine.ownership_core, pure).
 
 Each file in ownership_scenarios/ names this node (`me`), the hierarchies and settings,
 then events in time order. An event may change what this node sees (`alive`: the peers
-alive now; `peers`: a peer's report, kept as its last word when it vanishes; `here`: this
+alive now; `peers`: a peer's report, kept as its last word when it vanishes, its
+`unleased` seconds counted from the event's time; `here`: this
 node's leases and resource states), then do one thing (`tick`, the default, or an
 action's end: `lease_won`, `restored`, `refused`, ...), and lists the effects expected,
 rendered as text (`render`). Add a file to add a case.
@@ -35,7 +36,7 @@ WALL = 1_800_000_000.0
 def render(effect: core.Effect) -> str:
     """One effect as the scenario files write it."""
     match effect:
-        case core.Acquire(root, automatic, readopt, _):
+        case core.Acquire(root, automatic, readopt, _, _):
             how = " (switchover)" if not automatic else " (re-adopt)" if readopt else ""
             return f"acquire {root}{how}"
         case core.Restore(root):
@@ -78,10 +79,13 @@ class World:
     failed: set[str] = field(default_factory=set)
     ran: dict[str, str] = field(default_factory=dict)
     behind: bool = False
+    unleased: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def change(self, event: dict[str, Any]) -> None:
         for peer, report in event.get("peers", {}).items():
             self.reports[peer] = _report(report or {})
+            self.unleased |= {root: (peer, event["at"] + left)
+                              for root, left in self.reports[peer].unleased.items()}
         if "alive" in event:
             self.alive = set(event["alive"])
             self.reports.update({p: PeerReport() for p in self.alive if p not in self.reports})
@@ -99,13 +103,15 @@ class World:
         seen = Snapshot.of(self.me, {p: self.reports[p] for p in sorted(self.alive)},
                            ownership.ran_to_report(self.ran, at), blocking, states)
         return core.Situation(at, WALL + at, self.config, self.hierarchies, seen,
-                              dict(self.reports), frozenset(self.holds), self.behind)
+                              dict(self.reports), frozenset(self.holds), self.behind,
+                              self.unleased)
 
 
 def _report(data: dict[str, Any]) -> PeerReport:
     return PeerReport(holds=frozenset(data.get("holds", ())),
                       failed=frozenset(data.get("failed", ())),
                       states=data.get("states", {}), ran=data.get("ran", {}),
+                      unleased=data.get("unleased", {}),
                       failovers={r: tuple(WALL + t for t in ts)
                                  for r, ts in data.get("failovers", {}).items()})
 
@@ -179,7 +185,8 @@ def _tell(ownership: core.OwnershipCore, at: float, event: dict[str, Any]) -> bo
 def run(case: dict[str, Any]) -> None:
     config, hierarchies = _config(case)
     me = case["me"]
-    ownership = core.OwnershipCore(me, case.get("lease", 1.0))
+    ownership = core.OwnershipCore(me, case.get("lease", 1.0),
+                                   remove_time=case.get("remove_time", 0.0))
     ownership.start(case.get("started", -100.0), config)
     world = World(me, config, hierarchies)
     for number, event in enumerate(case["events"], 1):

@@ -15,7 +15,7 @@ NEW = PeerReport(
     failed=frozenset({"db"}),
     stuck={"web": Stuck("no_quorum", "b", "2 of 3", 1000.0, 1010.0)},
     failovers={"app": (5.0, 9.0)}, states={"app": "ISP", "ip": "ISP"},
-    ran={"app": "2026-12-07T06:00:00+00:00"})
+    ran={"app": "2026-12-07T06:00:00+00:00"}, unleased={"web": 2.5})
 
 
 def test_a_report_survives_the_wire() -> None:
@@ -54,16 +54,23 @@ def test_the_last_untyped_format_parses() -> None:
         ran={"app": "2026-12-07T06:00:00+00:00"})
 
 
+def test_the_seconds_left_unleased_are_rounded_up_on_the_wire() -> None:
+    assert PeerReport(unleased={"app": 1.2341}).to_wire()["unleased"] == {"app": 1.235}
+
+
 def test_the_wire_keys_are_those_older_peers_read() -> None:
+    # `unleased` is new: an older peer does not read it, and then does not wait for a
+    # re-adopting node's deadline (docs/failover.md: upgrade every node)
     assert set(NEW.to_wire()) == {"generation", "version", "hears", "holds", "failed",
-                                  "stuck", "failovers", "states", "ran"}
+                                  "stuck", "failovers", "states", "ran", "unleased"}
     assert NEW.to_wire()["version"] == [7, 3]
 
 
 @pytest.mark.parametrize("key, value", [
     ("generation", "seven"), ("version", 7), ("version", ["a", 1]), ("hears", "b"),
     ("holds", {"app": 1}), ("failed", 3), ("stuck", "x"), ("stuck", [[1, 2]]),
-    ("failovers", {"app": ["soon"]}), ("failovers", []), ("states", ["ISP"]), ("ran", 1)])
+    ("failovers", {"app": ["soon"]}), ("failovers", []), ("states", ["ISP"]), ("ran", 1),
+    ("unleased", [1]), ("unleased", {"app": -1}), ("unleased", {"app": "nan"})])
 def test_a_malformed_field_gets_its_default_and_a_debug_line(
         key: str, value: object, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="tutela.peer_report"):

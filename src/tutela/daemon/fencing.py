@@ -101,11 +101,12 @@ class Fencing:
         self.journal("fence.failed", node, message, details={"hierarchy": root})
         return FenceFailed(Blocked("fence_failed", node, why), message)
 
-    async def fence_self(self, root: str, within: float | None) -> bool:
+    async def fence_self(self, root: str, within: float | None,
+                         why: str = "the lease is ending") -> bool:
         """Self-fencing: `root` out of service here within `within` seconds (None: no
         limit). Whether it is."""
-        self.journal("fence.self", root, "the lease is ending: out of service here before "
-                     "another node may take it over", details={"within": within})
+        self.journal("fence.self", root, f"{why}: out of service here before another node "
+                     "may take it over", details={"within": within})
         try:
             async with asyncio.timeout(within):
                 await self.engine.fence(root)

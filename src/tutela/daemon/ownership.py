@@ -87,6 +87,7 @@ class Ownership:
             lambda: leases.lease_ends({h.root for h in self._clustered()}),
             self._clustered_in_service)
         self.watchdog = self.fencing.watchdog
+        self.core.remove_time = self.fencing.remove_time
         leases.on_effect = self._lease_effect
         messenger.handle("ownership.give", lambda e: self.give(str(e.payload["root"])))
         messenger.handle("ownership.take", lambda e: self.take(str(e.payload["root"])))
@@ -113,13 +114,16 @@ class Ownership:
         """What peers need to know: the hierarchies held here, those that failed here, and
         when each last went into service here (for the cold-start 'last' policy); why this
         node sees hierarchies stuck, and the recent failovers of those it holds."""
-        clustered = self._clustered()
+        clustered, config = self._clustered(), self.engine.config
         holds = [h.root for h in clustered if self.leases.holds(h.root)]
+        in_service = frozenset(t for t, s in self.engine.states.items() if s.state.in_service)
+        unleased = self.core.running_unleased(clustered, in_service, frozenset(holds), config)
         return PeerReport(
             holds=frozenset(holds), failed=frozenset(self.core.failed),
             ran=self._last_ran(clustered), stuck=dict(self.core.stuck),
             failovers={root: tuple(times)
-                       for root, times in self.core.failovers_report(holds).items()})
+                       for root, times in self.core.failovers_report(holds).items()},
+            unleased=self.core.unleased_report(unleased, clock.now(), config))
 
     def _last_ran(self, hierarchies: list[Hierarchy]) -> dict[str, str]:
         """Root -> when it last went into service here (less what it hands on)."""
@@ -188,7 +192,21 @@ class Ownership:
             self._snapshot(clustered),
             {peer: report for peer, (_, report) in self.messenger.heartbeats.items()},
             frozenset(h.root for h in clustered if self.leases.holds(h.root)),
-            self._config_behind())
+            self._config_behind(), self._unleased_elsewhere())
+
+    def _unleased_elsewhere(self) -> dict[str, tuple[str, float]]:
+        """Root -> the peer whose last report said it ran it without its lease and when
+        (`clock.now()`) it has it out of service at the latest, counted from when that
+        report arrived, stretched by the clocks' drift; the latest such peer per root."""
+        mono, now = time.monotonic(), clock.now()
+        stretch = 1 + self.leases.timing.drift
+        found: dict[str, tuple[str, float]] = {}
+        for peer, (heard, report) in self.messenger.heartbeats.items():
+            for root, left in report.unleased.items():
+                until = now + (heard - mono) + left * stretch
+                if root not in found or until > found[root][1]:
+                    found[root] = (peer, until)
+        return found
 
     def _snapshot(self, clustered: list[Hierarchy]) -> Snapshot:
         """What this node sees of its peers now, shared by every hierarchy's decision."""
@@ -212,6 +230,10 @@ class Ownership:
         """An effect of the tick: an action under way in its own task, or a note."""
         if isinstance(effect, Acquire | Restore | GiveUp):
             spawn(self._act(effect))
+        elif isinstance(effect, FenceSelf):  # in service here without its lease
+            log.error("%s: %s: taking it out of service (within %.2fs) before another node "
+                      "may take it over", effect.root, _UNLEASED, effect.within or 0.0)
+            spawn(self._fence_self(effect))
         else:
             self._noted(effect)
 
@@ -285,8 +307,8 @@ class Ownership:
         else:
             log.log(logging.INFO if acquire.first else logging.DEBUG,
                     "%s: no node runs it; trying to take it over", root)
-        timing = self.leases.timing
-        await self.leases.acquire(root, timeout=timing.duration * 3,
+        timeout = self.core.acquire_timeout if acquire.timeout is None else acquire.timeout
+        await self.leases.acquire(root, timeout=timeout,
                                   remove_time=self.fencing.remove_time)
         self._lease_won(acquire)
         effects = self.core.lease_won(root, self._situation(), acquire.automatic)
@@ -373,7 +395,8 @@ class Ownership:
     async def _fence_self(self, fence: FenceSelf) -> None:
         """Self-fencing: out of service before another node may take over; if that does
         not finish within the lease, the quorum-loss action."""
-        out = fence.remove and await self.fencing.fence_self(fence.root, fence.within)
+        why = _UNLEASED if fence.unleased else "the lease is ending"
+        out = fence.remove and await self.fencing.fence_self(fence.root, fence.within, why)
         action = self.engine.config.settings.quorum_loss_action
         for effect in self.core.self_fence_ended(fence.root, out, action, clock.now()):
             await self._carry_out(effect)
@@ -476,6 +499,10 @@ class Ownership:
                     "left": round(held.until - now, 1), "until": _iso(held.until)},
                     "stuck": reasons}
         return found
+
+
+_UNLEASED = ("in service here without its lease (re-adopted after tutelad died, or "
+             "extended here and the lease not won in time)")
 
 
 def _refusal(error: RestoreRefused) -> str:

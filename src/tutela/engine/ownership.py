@@ -69,6 +69,9 @@ class View:
     it has no dependencies."""
     unmet: tuple[str, ...] = ()
     """Each dependency that rules nodes out, in plain words (for the log and `status`)."""
+    unleased: Blocked | None = None
+    """A vanished node ran it without its lease and may still (reason 'unleased'): nobody
+    takes it over until that node's own deadline to take it out of service has passed."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ def decide(view: View, step: float) -> Verdict:
         return Verdict("none")
     if view.failover_blocked_by is not None:
         return Verdict("none", Blocked("failover_blocked", view.failover_blocked_by))
+    if view.unleased is not None:
+        return Verdict("none", view.unleased)
     candidates = candidates_in_order(view)
     if view.me not in candidates:
         return Verdict("none", _nobody_may(view) if not candidates else None)
@@ -99,6 +104,10 @@ def decide(view: View, step: float) -> Verdict:
         return Verdict("wait")
     if view.hold is not None and view.previous_owner not in (None, view.me):
         return Verdict("none", view.hold)  # a failover; back where it ran is none
+    if view.parts_in_service_here:
+        # No rank wait: running here without its lease, this node has only so long to win
+        # it before it must take it out of service (OwnershipCore.unleased_report).
+        return Verdict("acquire")
     rank = candidates.index(view.me)
     wait = rank * step
     if rank > 0 and candidates[0] == view.last_owner:

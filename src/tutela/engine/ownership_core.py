@@ -34,6 +34,9 @@ RELEASE_GRACE = 1.0
 switchover or switchback hands it to a chosen node) before they follow their rank order."""
 HANDOVER_GRACE = 10.0
 """Seconds the old owner leaves a switched-over hierarchy to its new owner."""
+ACQUIRE_LEASES = 3
+"""An acquire waits up to this many lease durations for a majority: time for the grants of
+a dead owner (L) and a restarted voter's quiet period (L(1+drift)) to end."""
 
 
 # --- effects: what the daemon carries out ------------------------------------------------
@@ -49,6 +52,9 @@ class Acquire:
     """It is in service here without its lease (extended, or left by a maintenance stop)."""
     first: bool = True
     """No attempt was refused since the cause changed: log it (later ones at debug)."""
+    timeout: float | None = None
+    """How long to wait for a majority (None: `OwnershipCore.acquire_timeout`): shorter
+    for what runs here without its lease, which must be out of service by a deadline."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,9 @@ class FenceSelf:
     root: str
     within: float | None
     remove: bool = True
+    unleased: bool = False
+    """It ran here without its lease (re-adopted after tutelad died, or just extended and
+    the lease not won in time), not a lease that ends."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,9 @@ class Situation:
     """The roots whose leases this node holds now."""
     behind: bool = False
     """An alive peer has a newer configuration: no takeover until it is fetched."""
+    unleased: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    """Root -> a peer whose last report said it ran it without its lease, and when (this
+    node's `now`) that peer will have it out of service at the latest."""
 
 
 def maintenance_by_root(config: ClusterConfig) -> dict[str, str]:
@@ -183,6 +195,9 @@ class OwnershipCore:
     me: str
     lease_duration: float
     """L of the lease in force (the quiet after a self-fence, the lease wait)."""
+    remove_time: float = 0.0
+    """How long a self-fence may take (the driver's watchdog W): the removal of what runs
+    here without its lease is budgeted that long too."""
     failed: set[str] = field(default_factory=set)
     """Roots that failed here beyond local recovery: this node is no candidate for them
     until an administrator restores them again."""
@@ -214,6 +229,15 @@ class OwnershipCore:
     """(configuration, hierarchies) -> the clustered ones, dependencies first: computed once
     per configuration (decisions come several times a second)."""
     _maintained_of: tuple[object, dict[str, str]] = (None, {})
+    _unleased_since: dict[str, float] = field(default_factory=dict)
+    """Roots in service here without their lease -> since when this node saw them so."""
+    _unleased_removing: set[str] = field(default_factory=set)
+    """Of those, the ones whose time to win the lease ran out: their removal started."""
+
+    @property
+    def acquire_timeout(self) -> float:
+        """How long one acquire waits for a majority."""
+        return ACQUIRE_LEASES * self.lease_duration
 
     # --- the start and the decision tick ---------------------------------------------------
 
@@ -227,11 +251,11 @@ class OwnershipCore:
         """One decision round over every clustered hierarchy."""
         managed = self._in_order(at)
         self._clustered = frozenset(h.root for h in managed)
+        effects = self._unleased(managed, at)  # its clock runs from the start
         if at.now < self.settled_at:
-            return []
+            return effects
         self._follow(at)
         up = self._up(at)
-        effects: list[Effect] = []
         leaving: dict[str, GiveUp] = {}
         for hierarchy in managed:
             root = hierarchy.root
@@ -249,6 +273,63 @@ class OwnershipCore:
                 else:
                     effects.append(effect)
         return effects + self._leave(leaving, at)
+
+    # --- in service here without the lease ----------------------------------------------
+
+    def _unleased(self, managed: list[Hierarchy], at: Situation) -> list[Effect]:
+        """A hierarchy in service here without its lease (re-adopted after tutelad
+        restarted, or just extended) has until `_out_by` to be out of service unless it
+        wins the lease first: no voter keeps another node from taking it, so this node
+        takes it out itself, as it would on MustRelease, and its peers wait for that
+        deadline (`unleased_report`) before they take it over. Not one that a maintenance
+        stop of this node left: nobody takes that over without an administrator."""
+        effects: list[Effect] = []
+        for root in self.running_unleased(managed, at.seen.in_service_here, at.holds,
+                                          at.config):
+            out_by = self._out_by(self._unleased_since.setdefault(root, at.now), at.config)
+            if (root in self.busy or root in self._unleased_removing
+                    or at.now < out_by - self.remove_time):
+                continue
+            self._unleased_removing.add(root)
+            self.busy.add(root)
+            effects.append(FenceSelf(root, max(out_by - at.now, 0.0), unleased=True))
+        return effects
+
+    def running_unleased(self, hierarchies: Sequence[Hierarchy], in_service_here: frozenset[str],
+                         holds: frozenset[str], config: ClusterConfig) -> list[str]:
+        """The clustered roots with a part in service here but no lease (less those a
+        maintenance stop of this node left); forgets the others' unleased clocks."""
+        mine = self._maintained(config)
+        found = [h.root for h in hierarchies if h.root not in holds
+                 and not h.members.isdisjoint(in_service_here) and mine.get(h.root) != self.me]
+        for root in set(self._unleased_since) - set(found):
+            del self._unleased_since[root]
+            self._unleased_removing.discard(root)
+        return found
+
+    def _out_by(self, since: float, config: ClusterConfig) -> float:
+        """When a hierarchy in service here without its lease since `since` is out of
+        service at the latest, unless the lease is won first.
+
+        Found so before the start settled, it was re-adopted after tutelad died (an
+        orderly stop takes hierarchies out, a maintenance stop is not counted here): the
+        grants of the process that died may end at any moment (it may have died well
+        before this start), and a peer that did not hear this process takes it over then.
+        No later deadline would be safe: the removal starts at once. Found so later (just
+        extended): its acquire starts at the next decision and waits `acquire_timeout`, a
+        decision later the removal starts; it takes `remove_time` at most (then the
+        quorum-loss action)."""
+        if since <= self.settled_at:
+            return since + self.remove_time
+        interval = config.settings.heartbeat_interval
+        return since + 2 * interval + self.acquire_timeout + self.remove_time
+
+    def unleased_report(self, running_unleased: Sequence[str], now: float,
+                        config: ClusterConfig) -> dict[str, float]:
+        """For the heartbeat: root in service here without its lease -> seconds until it
+        is out of service here at the latest (its clock starts now if no tick saw it)."""
+        return {root: max(self._out_by(self._unleased_since.setdefault(root, now), config)
+                          - now, 0.0) for root in running_unleased}
 
     def _in_order(self, at: Situation) -> list[Hierarchy]:
         """The clustered hierarchies, each after those it depends on."""
@@ -360,13 +441,20 @@ class OwnershipCore:
 
     def _acquire(self, root: str, at: Situation, automatic: bool,
                  readopt: bool = False) -> list[Effect]:
+        timeout = None
+        since = self._unleased_since.get(root)
+        if since is not None:  # the lease must be won before its removal is due
+            timeout = self._out_by(since, at.config) - self.remove_time - at.now
+            if timeout <= 0:
+                return []
         self.busy.add(root)
         effects: list[Effect] = []
         holder = self.holder(root)
         if automatic and holder is not None and root not in self.stuck:
             effects += self._note(root, Blocked("lease_wait", holder,
                                                 left=self.lease_duration), at.wall)
-        return [*effects, Acquire(root, automatic, readopt, self._retries.first(root))]
+        return [*effects, Acquire(root, automatic, readopt, self._retries.first(root),
+                                  timeout)]
 
     def _rank_step(self, config: ClusterConfig) -> float:
         settings = config.settings
@@ -427,6 +515,9 @@ class OwnershipCore:
             # Not when it runs here (just extended, or re-adopted after a restart): it
             # must be under a lease at once, or a partition could start it elsewhere too.
             self._vacant_since[root] = now + RELEASE_GRACE
+        unleased = self._unleased_elsewhere(root, at) if vacant else None
+        if unleased is not None:
+            self._vacant_since[root] = now  # the rank wait starts once it is out there
         since = self._vacant_since.setdefault(root, now) if vacant else None
         if not vacant:
             self._vacant_since.pop(root, None)
@@ -449,7 +540,18 @@ class OwnershipCore:
             previous_owner=self._last_known_owner.get(root),
             hold=self._hold(root, at.config, at.wall),
             allowed=None if where is None else where.allowed,
-            unmet=() if where is None else where.unmet)
+            unmet=() if where is None else where.unmet, unleased=unleased)
+
+    def _unleased_elsewhere(self, root: str, at: Situation) -> Blocked | None:
+        """A vanished peer that ran `root` without its lease, until its deadline to take
+        it out of service has passed."""
+        found = at.unleased.get(root)
+        if found is None:
+            return None
+        peer, until = found
+        if peer in at.seen.alive or until <= at.now:
+            return None
+        return Blocked("unleased", peer, left=until - at.now)
 
     def vanished_owners(self, root: str, at: Situation) -> list[str]:
         """Peers that are not alive and whose last report said they ran `root` (or whose

@@ -13,6 +13,7 @@ heartbeat without them keeps the ones the peer sent last.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -51,6 +52,10 @@ class PeerReport:
     """Resource tag -> its state there (bulky)."""
     ran: Mapping[str, str] = field(default_factory=dict)
     """Root -> when it last went into service there, ISO UTC (bulky)."""
+    unleased: Mapping[str, float] = field(default_factory=dict)
+    """Root it runs without its lease (re-adopted after a restart, just extended) ->
+    seconds from this report until it has it out of service, unless it wins the lease
+    first: a node that sees it vanish waits that long before taking it over."""
 
     def to_wire(self, bulky: bool = True) -> dict[str, Any]:
         """The heartbeat payload; without the bulky fields unless `bulky`."""
@@ -58,7 +63,10 @@ class PeerReport:
             "generation": self.generation, "version": list(self.version),
             "holds": sorted(self.holds), "failed": sorted(self.failed),
             "stuck": stuck.to_payload(dict(self.stuck)),
-            "failovers": {root: list(times) for root, times in self.failovers.items()}}
+            "failovers": {root: list(times) for root, times in self.failovers.items()},
+            # rounded up: a peer must never wait less than this node takes
+            "unleased": {root: math.ceil(left * 1000) / 1000
+                         for root, left in self.unleased.items()}}
         if self.hears is not None:
             wire["hears"] = sorted(self.hears)
         if bulky:
@@ -90,7 +98,8 @@ def parse(payload: Mapping[str, Any], previous: PeerReport | None = None) -> Pee
         stuck=_field(payload, "stuck", {}, _stuck),
         failovers=_field(payload, "failovers", {}, _histories),
         states=_field(payload, "states", kept.states, _strings),
-        ran=_field(payload, "ran", kept.ran, _strings))
+        ran=_field(payload, "ran", kept.ran, _strings),
+        unleased=_field(payload, "unleased", {}, _seconds))
 
 
 def _field(payload: Mapping[str, Any], key: str, default: T, read: Callable[[Any], T]) -> T:
@@ -120,6 +129,13 @@ def _names(value: Any) -> frozenset[str]:
 
 def _strings(value: Any) -> dict[str, str]:
     return {str(key): str(item) for key, item in _mapping(value).items()}
+
+
+def _seconds(value: Any) -> dict[str, float]:
+    found = {str(key): float(item) for key, item in _mapping(value).items()}
+    if not all(math.isfinite(left) and left >= 0 for left in found.values()):
+        raise ValueError("seconds must be finite and not negative")
+    return found
 
 
 def _histories(value: Any) -> dict[str, History]:

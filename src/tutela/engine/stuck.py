@@ -23,11 +23,12 @@ Reason = Literal[
     "damped",                # held after repeated failovers (failover_damping)
     "maintenance",           # HOLDER was stopped with --leave-resources and may run it
     "dependency",            # a hierarchy it depends on is not up where it may run
+    "unleased",              # HOLDER ran it without its lease and vanished: its removal
 ]
 REASONS: frozenset[str] = frozenset(get_args(Reason))
 DECIDED: frozenset[Reason] = frozenset(
     {"failover_blocked", "failover_off", "no_eligible_node", "damped", "maintenance",
-     "dependency"})
+     "dependency", "unleased"})
 """Reasons `decide` finds from what this node sees (the others come from an attempt)."""
 
 RETRY_FIRST = 1.0
@@ -87,14 +88,7 @@ def explain(stuck: Stuck, root: str, fencing: str, now: float) -> str:
     holder, detail = stuck.holder, stuck.detail
     left = f"{max(stuck.until - now, 0.0):.0f}s" if stuck.until is not None else "?"
     if stuck.reason == "address_answers":
-        if holder is None:
-            return f"its address still answers elsewhere ({detail}); not taking it over"
-        if fencing == "none":
-            return (f"{holder}'s tutelad does not answer but its service still answers "
-                    f"({detail}): unprotected; fencing is none, so no node takes it over; "
-                    f"restart tutelad on {holder} or fence it by hand")
-        return (f"{holder} does not answer but its address still does ({detail}); not "
-                "taking it over until it lets go")
+        return _address_answers(holder, detail, fencing)
     if stuck.reason == "no_quorum":
         last = f"; {holder} ran it last" if holder else ""
         return f"no quorum: {detail}{last}"
@@ -119,10 +113,25 @@ def explain(stuck: Stuck, root: str, fencing: str, now: float) -> str:
     if stuck.reason == "dependency":  # detail: each dependency not met, in plain words
         return (f"waiting for its dependencies: it {detail}; it starts by itself once they "
                 f"are up ('tutela status' shows where they run)")
+    if stuck.reason == "unleased":
+        return (f"{holder} ran it without its lease (re-adopted after a restart, or just "
+                f"extended) and is gone: waiting {left} at most for it to take it out of "
+                "service, as it does when it cannot win the lease")
     if stuck.reason == "no_eligible_node":
         return f"no eligible node: {detail}; 'tutela restore {root}' clears the failures"
     return (f"failover held after {detail}: {left} left; 'tutela restore {root}' "
             "ends the hold")
+
+
+def _address_answers(holder: str | None, detail: str, fencing: str) -> str:
+    if holder is None:
+        return f"its address still answers elsewhere ({detail}); not taking it over"
+    if fencing == "none":
+        return (f"{holder}'s tutelad does not answer but its service still answers "
+                f"({detail}): unprotected; fencing is none, so no node takes it over; "
+                f"restart tutelad on {holder} or fence it by hand")
+    return (f"{holder} does not answer but its address still does ({detail}); not "
+            "taking it over until it lets go")
 
 
 def to_payload(stuck: dict[str, Stuck]) -> list[list[Any]]:
