@@ -129,3 +129,15 @@ def test_drop_counters() -> None:
     assert snap["replay"] == 3
     assert snap["wrong-sender"] == 1
     assert list(snap)[: len(REASONS)] == list(REASONS)
+
+
+def test_seen_asks_without_recording() -> None:
+    guard = ReplayGuard()
+    assert not guard.seen("alpha", 1, 5)  # nothing from alpha yet
+    guard.accept("alpha", 1, 5)
+    guard.accept("alpha", 1, 7)
+    assert guard.seen("alpha", 1, 5) and guard.seen("alpha", 1, 7)
+    assert not guard.seen("alpha", 1, 6)  # a gap within the window: not yet accepted
+    assert not guard.seen("alpha", 1, 8) and not guard.seen("alpha", 2, 5)
+    assert not guard.seen("alpha", 1, 7 - WINDOW)  # out of the window: accept says why
+    guard.accept("alpha", 1, 6)  # seen() recorded nothing

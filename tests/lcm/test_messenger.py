@@ -325,3 +325,47 @@ def test_a_peer_left_on_the_old_key_is_explained_as_a_rotation_it_missed(
 
     with caplog.at_level(logging.WARNING, logger="tutela.lcm"):
         run(body, key_b=NEW_KEY)
+
+
+def test_the_copy_of_a_frame_sent_on_every_path_is_dropped_unopened() -> None:
+    """Two paths; a lease request goes out on both, with its reply: each end opens (decrypts)
+    one copy and drops the other, counted as a duplicate, before decrypting it."""
+    c, d = "127.0.0.4", "127.0.0.5"
+    second = f"tcp/{c}-{d}"
+
+    async def main() -> None:
+        a, b, _ = pair()
+        opened: list[str] = []
+        open_frame = b._opener.open
+
+        def counting_open(data: bytes) -> Envelope:
+            envelope = open_frame(data)
+            opened.append(envelope.kind)
+            return envelope
+
+        b._opener.open = counting_open  # type: ignore[method-assign]
+        served: list[int] = []
+
+        async def vote(envelope: Envelope) -> dict[str, Any]:
+            served.append(envelope.seq)
+            return {}
+
+        b.handle(kinds.LEASE_ACQUIRE, vote)
+        await a.start([PathSpec("b", NAME, "tcp", A, B, 1),
+                       PathSpec("b", second, "tcp", c, d, 2)], {A, c})
+        await b.start([PathSpec("a", NAME, "tcp", B, A, 1),
+                       PathSpec("a", second, "tcp", d, c, 2)], {B, d})
+        try:
+            await until(lambda: all(a.detector.path_state(("b", p)) == "ALIVE"
+                                    and b.detector.path_state(("a", p)) == "ALIVE"
+                                    for p in (NAME, second)))
+            await a.request("b", kinds.LEASE_ACQUIRE, {})
+            await until(lambda: b.counters.snapshot()["duplicate"] == 1
+                        and a.counters.snapshot()["duplicate"] == 1)
+            assert len(served) == 1 and opened.count(kinds.LEASE_ACQUIRE.name) == 1
+            assert b.frames_sent[kinds.REPLY.name] == 2  # the reply on both paths
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(main())

@@ -69,6 +69,16 @@ class ReplayGuard:
     def _mask(self) -> int:
         return (1 << self.window) - 1
 
+    def seen(self, sender: str, incarnation: int, seq: int) -> bool:
+        """Whether exactly this frame was accepted already (`accept` would call it a
+        duplicate); asks only, records nothing. A copy of a frame sent on every path can
+        then be dropped before it is decrypted: its first copy was authenticated."""
+        state = self._senders.get(sender)
+        if state is None or incarnation != state.incarnation or seq > state.highest:
+            return False
+        age = state.highest - seq
+        return age < self.window and bool(state.seen >> age & 1)
+
     def forget(self, sender: str) -> None:
         """Drop what is known of `sender` (the node left the cluster)."""
         self._senders.pop(sender, None)
