@@ -346,7 +346,8 @@ class Messenger(Generic[R]):
             failures = self._key_failures.setdefault(
                 spec.peer, collections.deque(maxlen=KEY_FAILURES))
             failures.append(time.monotonic())
-        self._explain(spec, reason)
+        if reason != "duplicate":  # the copies of every-path frames: expected, only counted
+            self._explain(spec, reason)
 
     def _explain(self, spec: PathSpec, reason: str) -> None:
         """Say once a minute per path why its frames are dropped, with the likely cause."""
