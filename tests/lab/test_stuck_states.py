@@ -85,20 +85,26 @@ def _journal(lab: Lab, node: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _wait_for_readopted_lease(lab: Lab, node: str, since: int) -> None:
-    """Until `node`, restarted when its journal had `since` records, holds the lease of
-    what it re-adopted: before that a cut leaves it serving without a lease
-    (docs/failover.md, "Known gap")."""
-    wait_until(lambda: any(r["kind"] == "lease.won" and r["subject"] == ROOT
-                           for r in _journal(lab, node)[since:]),
-               timeout=30, what=f"{node} to hold the lease of what it re-adopted")
+def _journaled_since(lab: Lab, node: str, since: int, kind: str) -> bool:
+    """Whether `node`'s journal has a record of `kind` about the hierarchy after the first
+    `since` records."""
+    return any(r["kind"] == kind and r["subject"] == ROOT for r in _journal(lab, node)[since:])
+
+
+def _leased_owner(lab: Lab, service: WebService, restarted: dict[str, int]) -> str | None:
+    """The node that serves the service under its lease: a node whose tutelad was
+    restarted (when its journal had `restarted[node]` records) takes what it finds in
+    service out at once (docs/failover.md, "A restarted tutelad"); the service is its
+    again only once it won the lease since."""
+    found = owner(lab, service)
+    if found in restarted and not _journaled_since(lab, found, restarted[found], "lease.won"):
+        return None
+    return found
 
 
 def _everyone_up(lab: Lab, service: WebService) -> str:
     """Thaw, power on, restart tutelad where an earlier test left it otherwise; wait for
-    the whole cluster and the service, and for a restarted owner to hold the lease of what
-    it re-adopted (until then a cut would leave it serving without a lease: docs/failover.md,
-    "Known gap"). Its owner."""
+    the whole cluster and for the service under its lease. Its owner."""
     restarted: dict[str, int] = {}
     for node in lab.nodes:
         if lab.node_state(node) == "off":
@@ -111,9 +117,8 @@ def _everyone_up(lab: Lab, service: WebService) -> str:
     wait_until(lambda: all_alive(lab), timeout=30, what="every node alive")
     wait_until(lambda: fetch(lab, service.url, timeout=0.5) == GREETING, timeout=30,
                what="the service to answer")
-    found = wait_until(lambda: owner(lab, service), timeout=10, what="one owner")
-    if found in restarted:
-        _wait_for_readopted_lease(lab, found, restarted[found])
+    found = wait_until(lambda: _leased_owner(lab, service, restarted), timeout=30,
+                       what="one owner under its lease")
     wait_until(lambda: not any(_ownership(lab, n)["stuck"] for n in lab.nodes), timeout=20,
                what="no node to see it stuck")
     return found
@@ -187,14 +192,19 @@ def test_killed_tutelad_without_fencing_is_reported_unprotected_and_retried_less
     assert log.count("restore app: ") <= 6, log
     assert log.count("refused before any change") <= 3, log
     assert log.count("trying to take it over") == 1, log
-    since = len(_journal(lab, victim))
+    since, offset = len(_journal(lab, victim)), _log_size(lab, victim)
     lab.start_daemon(victim)
+    # it finds the service in service without its lease and takes it out at once; then a
+    # node takes it over under the lease (docs/failover.md, "A restarted tutelad")
+    wait_until(lambda: _journaled_since(lab, victim, since, "fence.self"), timeout=30,
+               what=f"{victim} to take out what it found without its lease")
+    assert "in service here without its lease (re-adopted after tutelad died" in _log_since(
+        lab, victim, offset)
+    wait_until(lambda: _leased_owner(lab, service, {victim: since}), timeout=30,
+               what="the service under its lease again")
     wait_until(lambda: not _ownership(lab, survivor)["stuck"], timeout=30,
                what=f"{victim}'s tutelad back, and nothing stuck")
-    assert owner(lab, service) == victim
-    # before the next test cuts it: re-adopted, it serves without a lease until it holds
-    # one (docs/failover.md, "Known gap")
-    _wait_for_readopted_lease(lab, victim, since)
+    assert fetch(lab, service.url, timeout=0.5) == GREETING
 
 
 def _failover(lab: Lab, service: WebService) -> str:
