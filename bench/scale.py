@@ -654,7 +654,7 @@ def idle_cost(lab: Lab, options: Options, logs: LogWatch) -> dict[str, Any]:
     cpu = {node: (cpu_ticks(pid) - before[node]) / CLOCK_TICKS / elapsed * 100
            for node, pid in pids.items()}
     busy_after, total_after = host_cpu()
-    frames = frame_rates(frames_before, frames_sent(lab, running), elapsed)
+    frames = frame_rates(frames_before, frames_sent(lab, running))
     rss = {node: rss_mib(pid) for node, pid in pids.items()}
     late = lateness(lab, running)
     return {"seconds": elapsed, "cpu_pct": cpu, "rss_mib": rss, "frames_per_s": frames,
@@ -674,22 +674,31 @@ LEASE_KINDS = (kinds.LEASE_ACQUIRE.name, kinds.LEASE_RELEASE.name, kinds.REPLY.n
 (in an idle cluster nearly every reply answers a lease request)."""
 
 
-def frames_sent(lab: Lab, nodes: list[str]) -> dict[str, dict[str, int]]:
-    """Node -> frames its tutelad sent so far, by kind (its status; asked in parallel so
-    that the counts of a 32-node lab are read within a second or two of each other)."""
+Counts = tuple[float, dict[str, int]]
+"""When a status answered (monotonic) and the frames its tutelad had sent by then, by kind."""
+
+
+def frames_sent(lab: Lab, nodes: list[str]) -> dict[str, Counts]:
+    """Node -> Counts, from its status (asked in parallel: a 32-node lab takes seconds)."""
+    def counts(node: str) -> Counts | None:
+        view = try_status(lab, node)  # answered at its end: the CLI's start-up comes first
+        return None if view is None else (time.monotonic(),
+                                          dict(view["nodes"][0].get("frames_sent", {})))
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        views = dict(zip(nodes, pool.map(lambda node: try_status(lab, node), nodes),
-                         strict=True))
-    return {node: dict(view["nodes"][0].get("frames_sent", {}))
-            for node, view in views.items() if view is not None}
+        found = dict(zip(nodes, pool.map(counts, nodes), strict=True))
+    return {node: value for node, value in found.items() if value is not None}
 
 
-def frame_rates(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
-                seconds: float) -> dict[str, dict[str, float]]:
-    """Node -> frames per second it sent in the window, by kind."""
-    return {node: {kind: (after[node].get(kind, 0) - before[node].get(kind, 0)) / seconds
-                   for kind in {*after[node], HEARTBEAT}}
-            for node in before if node in after}
+def frame_rates(before: dict[str, Counts], after: dict[str, Counts]
+                ) -> dict[str, dict[str, float]]:
+    """Node -> frames per second it sent between its two status answers, by kind."""
+    rates = {}
+    for node in before.keys() & after.keys():
+        (start, first), (end, last) = before[node], after[node]
+        rates[node] = {kind: (last.get(kind, 0) - first.get(kind, 0)) / (end - start)
+                       for kind in {*last, HEARTBEAT}}
+    return rates
 
 
 def lease_frames(rates: dict[str, float]) -> float:
