@@ -214,3 +214,12 @@ def test_the_longest_lease_of_earlier_runs_survives_a_run_ended_while_quiet(
     lcd.settle_lease_duration(1.61)  # quiet period over: only 1.61 s grants remain
     assert lcd.start_lease_duration(1.0) == 1.61
     lcd.close()
+
+
+def test_what_a_forced_stop_left_untold_is_read_once(lcd: Lcd, tmp_path: Path) -> None:
+    assert lcd.take_left_untold() == []
+    lcd.note_left_untold(["web", "app"])
+    lcd.close()
+    reopened = Lcd.open(tmp_path)
+    assert reopened.take_left_untold() == ["app", "web"]
+    assert reopened.take_left_untold() == []  # a later death of tutelad is no such stop

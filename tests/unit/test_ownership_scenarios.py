@@ -186,7 +186,8 @@ def run(case: dict[str, Any]) -> None:
     config, hierarchies = _config(case)
     me = case["me"]
     ownership = core.OwnershipCore(me, case.get("lease", 1.0),
-                                   remove_time=case.get("remove_time", 0.0))
+                                   remove_time=case.get("remove_time", 0.0),
+                                   left_here=set(case.get("left_here", ())))
     ownership.start(case.get("started", -100.0), config)
     world = World(me, config, hierarchies)
     for number, event in enumerate(case["events"], 1):

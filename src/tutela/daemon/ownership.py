@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from tutela import clock
@@ -63,8 +63,9 @@ class PeerDied(OperationError):
 
 class Ownership:
     def __init__(self, node: str, engine: NodeEngine, leases: Leases,
-                 messenger: Messenger[PeerReport], config_behind: Callable[[], bool] = lambda: False
-                 ) -> None:
+                 messenger: Messenger[PeerReport],
+                 config_behind: Callable[[], bool] = lambda: False,
+                 left_untold: Iterable[str] = ()) -> None:
         self.node = node
         self._config_behind = config_behind
         """Whether an alive peer announces a newer configuration than this node's: no
@@ -72,7 +73,7 @@ class Ownership:
         self.engine = engine
         self.leases = leases
         self.messenger = messenger
-        self.core = OwnershipCore(node, leases.timing.duration)
+        self.core = OwnershipCore(node, leases.timing.duration, left_here=set(left_untold))
         self.journal: Emitter = no_events
         self._correlation: dict[str, str] = {}
         """Root -> the id of its records since this node last won its lease."""

@@ -750,6 +750,7 @@ class Service:
                 log.warning("stop --leave-resources --force: the other nodes were not told "
                             "(%s); %s stay in service here with their leases lapsing: "
                             "another node may start them too", error, ", ".join(roots))
+                self.lcd.note_left_untold(roots)  # the next start re-adopts, not removes
                 return {"untold": roots}
             self._entering_maintenance = False
             raise MaintenanceRefused(_maintenance_refusal(roots, error)) from None

@@ -59,7 +59,7 @@ def build(lcd: Lcd, state_dir: Path) -> Daemon:
     # Ownership of the clustered hierarchies, under their leases; no takeover while an
     # alive peer announces a newer configuration.
     cluster.ownership = Ownership(lcd.node, engine, cluster.leases, messenger,
-                                  cluster.config_behind)
+                                  cluster.config_behind, lcd.take_left_untold())
     # Multi-node hierarchies: this node's instance of each, restored or removed here
     # without a lease, from what every node reports.
     cluster.multinode = MultiNode(lcd.node, engine, messenger)

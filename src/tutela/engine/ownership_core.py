@@ -198,6 +198,10 @@ class OwnershipCore:
     remove_time: float = 0.0
     """How long a self-fence may take (the driver's watchdog W): the removal of what runs
     here without its lease is budgeted that long too."""
+    left_here: set[str] = field(default_factory=set)
+    """Roots an administrator left in service here with `tutela stop --leave-resources
+    --force`, the other nodes not told: re-adopted and asked for their lease for as long
+    as it takes, as after a maintenance stop (until held, or out of service here)."""
     failed: set[str] = field(default_factory=set)
     """Roots that failed here beyond local recovery: this node is no candidate for them
     until an administrator restores them again."""
@@ -298,10 +302,14 @@ class OwnershipCore:
     def running_unleased(self, hierarchies: Sequence[Hierarchy], in_service_here: frozenset[str],
                          holds: frozenset[str], config: ClusterConfig) -> list[str]:
         """The clustered roots with a part in service here but no lease (less those a
-        maintenance stop of this node left); forgets the others' unleased clocks."""
+        maintenance stop of this node left, or a forced one, `left_here`); forgets the
+        others' unleased clocks."""
         mine = self._maintained(config)
-        found = [h.root for h in hierarchies if h.root not in holds
-                 and not h.members.isdisjoint(in_service_here) and mine.get(h.root) != self.me]
+        unleased = [h.root for h in hierarchies if h.root not in holds
+                    and not h.members.isdisjoint(in_service_here)]
+        self.left_here.intersection_update(unleased)  # once held or out: the usual rules
+        found = [root for root in unleased
+                 if mine.get(root) != self.me and root not in self.left_here]
         for root in set(self._unleased_since) - set(found):
             del self._unleased_since[root]
             self._unleased_removing.discard(root)

@@ -6,6 +6,7 @@ Every configuration change is one transaction that adds a generation; a failed c
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import secrets
 import sqlite3
@@ -176,6 +177,21 @@ class Lcd:
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('lease_duration', ?)",
                          (repr(duration),))
+
+    def note_left_untold(self, roots: list[str]) -> None:
+        """`tutela stop --leave-resources --force` left `roots` in service without telling
+        the other nodes: the next start re-adopts them as after a maintenance stop."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('left_untold', ?)",
+                         (json.dumps(sorted(roots)),))
+
+    def take_left_untold(self) -> list[str]:
+        """What the last stop left in service untold (`note_left_untold`), forgotten as it
+        is read: a later death of tutelad is not such a stop."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'left_untold'").fetchone()
+            conn.execute("DELETE FROM meta WHERE key = 'left_untold'")
+        return [str(root) for root in json.loads(row[0])] if row else []
 
     def _meta(self, key: str) -> str:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
