@@ -270,14 +270,22 @@ class Hardware:
 
     def run(self) -> None:
         while True:
+            self._handle(self._wait(time.monotonic()))
+            # Pets that reached the FIFOs while this loop waited for the CPU are read before
+            # any deadline is judged: a real watchdog is petted when the write happens, so
+            # it fires for a pet that did not come, never for a reader that came late.
+            self._handle(0)
             now = time.monotonic()
             for dog in self.watchdogs.values():
                 if dog.due(now):
                     self._in_thread(self._watchdog_power_off, dog)
-            for fd, _ in self.poller.poll(self._wait(time.monotonic())):
-                handler = self.handlers.get(fd)
-                if handler is not None:
-                    handler()
+
+    def _handle(self, timeout: float) -> None:
+        """The events ready within `timeout` seconds (-1: until one is)."""
+        for fd, _ in self.poller.poll(timeout):
+            handler = self.handlers.get(fd)
+            if handler is not None:
+                handler()
 
     def _wait(self, now: float) -> float:
         """Seconds until the next watchdog deadline (-1: none armed, wait for events)."""
