@@ -284,7 +284,8 @@ def run(minutes: float, fast: bool) -> Result:
             if fast and lab.node_pid("node1") is not None:  # powered off: nothing mounted
                 lab.exec("node1", ["umount", str(fast_load_directory(lab))], check=False)
             for node in lab.nodes:
-                tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
+                if lab.node_pid(node) is not None:  # a watchdog may have powered it off
+                    tutela(lab, node, "stop", "--leave-resources", "--force", check=False)
 
 
 def markdown(result: Result, command: str, fast: bool) -> str:
