@@ -34,12 +34,14 @@ PACKAGING_APT_PACKAGES := dpkg systemd man-db debootstrap
 DEB_DIR := build/deb
 PACKAGE_CACHE := .cache
 PYTEST_ARGS ?=
-# make test runs pytest twice: every test but the lab's (the simulation, unit, CLI and kit
-# tests) spread over TEST_WORKERS processes (pytest-xdist), then the lab tests (real
-# clusters, timing-sensitive) alone and serial by default: LAB_WORKERS=2 runs two test
-# files at once, faster but with flaky timing (docs/lab.md, "Test suite time").
+# make test runs pytest three times: every test but the lab's (the simulation, unit, CLI and
+# kit tests) spread over TEST_WORKERS processes (pytest-xdist); then the lab tests (real
+# clusters), LAB_WORKERS files at once, the longest first (tests/lab/conftest.py's order, not
+# xdist's); then the lab test files whose deadlines a second lab beside them made them miss
+# (marker lab_alone, tests/lab/conftest.py's ALONE), one at a time. docs/lab.md, "Test suite
+# time". LAB_WORKERS=0 runs every lab test in one process.
 TEST_WORKERS ?= 2
-LAB_WORKERS ?= 0
+LAB_WORKERS ?= 2
 
 # $(call apt_install,PACKAGES): install those of the Debian PACKAGES that are missing.
 apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -85,7 +87,9 @@ $(VENV)/.installed: pyproject.toml
 
 test: deps .deps-packaging-apt
 	status=0; $(call pytest_run,-n $(TEST_WORKERS) --dist worksteal -m "not lab"); \
-	$(call pytest_run,-n $(LAB_WORKERS) --dist loadfile -m lab); exit $$status
+	$(call pytest_run,-n $(LAB_WORKERS) --dist loadfile --no-loadscope-reorder \
+		-m "lab and not lab_alone"); \
+	$(call pytest_run,-m "lab and lab_alone"); exit $$status
 
 lint: deps
 	$(BIN)/ruff check src tests bench tools
