@@ -18,16 +18,16 @@ def test_follow_prints_new_records_and_ends_on_ctrl_c(node: Path) -> None:  # no
         [str(BIN / "tutela"), "--state-dir", str(node), "events", "--follow", "--json",
          "--interval", "0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL)
+    assert process.stdout is not None
+    output = process.stdout.fileno()
     try:
-        assert process.stdout is not None
-        seen = read_until(process.stdout.fileno(), lambda out: b"config.applied" in out,
+        seen = read_until(output, lambda out: b"config.applied" in out,
                           "the records written before --follow started")
         tutela(node, "restore", "web")
-        seen += read_until(process.stdout.fileno(),
-                           lambda out: b'"restore.finished"' in out,
+        seen += read_until(output, lambda out: b'"restore.finished"' in out,
                            "the restore's records, written after --follow started")
     finally:
-        code = interrupt(process)
+        code = interrupt(process, output)
     assert code == 0
     records = [json.loads(line) for line in seen.decode().splitlines()]
     kinds = [r["kind"] for r in records if r["subject"] == "web"]
