@@ -44,3 +44,10 @@ def test_nothing_to_explain_is_none() -> None:
     assert explain([], None) is None
     assert explain(story, "ghost") is None
     assert explain([e for e in story if e.kind != "restore.finished"], "app") is None
+
+
+def test_every_reason_a_takeover_waits_for_is_told_in_words() -> None:
+    from tutela.engine.stuck import REASONS as KNOWN
+    from tutela.journal.why import REASONS as TOLD
+
+    assert not KNOWN - set(TOLD)

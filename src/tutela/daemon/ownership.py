@@ -241,8 +241,11 @@ class Ownership:
     def _noted(self, effect: Effect) -> None:
         if isinstance(effect, NoteStuck):
             record, root = effect.record, effect.root
-            if effect.message is not None:
+            if effect.message is not None:  # what a refused attempt said
                 log.warning("%s: %s", root, effect.message)
+                self.journal("takeover.blocked", root, effect.message,
+                             correlation=self._correlation.get(root, ""),
+                             details={"reason": record.reason, "holder": record.holder})
             elif record.reason in stuck.DECIDED:
                 fencing = self.engine.config.settings.fencing
                 why = stuck.explain(record, root, fencing, time.time())
@@ -291,12 +294,8 @@ class Ownership:
             if isinstance(effect, Release):
                 self.leases.release(root)
             elif isinstance(effect, NoteStuck):
-                self._noted(effect)
-        if any(isinstance(e, NoteStuck) for e in effects):  # a new reason
-            self.journal("takeover.blocked", root, message,
-                         correlation=self._correlation.get(root, ""),
-                         details={"reason": blocked.reason, "holder": blocked.holder})
-        else:
+                self._noted(effect)  # a new reason: logged and journaled
+        if not any(isinstance(e, NoteStuck) for e in effects):
             log.debug("%s: %s", root, message)
 
     async def _takeover(self, acquire: Acquire) -> None:

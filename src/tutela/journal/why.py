@@ -45,6 +45,8 @@ REASONS: Mapping[str, str] = {
     "maintenance": "the node that ran it is in a maintenance stop",
     "dependency": "a hierarchy it depends on is not up",
     "lease_wait": "waiting for the old owner's lease to expire",
+    "unleased": "the node that ran it without its lease vanished: waiting for it to take "
+                "it out of service",
 }
 """`takeover.blocked` details.reason (tutela.engine.stuck.Reason) in words."""
 
