@@ -21,6 +21,7 @@ from tutela.daemon.etcd_leases import arbiter_status
 from tutela.daemon.join import JoinService, Tokens
 from tutela.daemon.ownership import PeerDied
 from tutela.daemon.watchdog import node_watchdog
+from tutela.engine.cluster_view import IN_SERVICE
 from tutela.engine.dependency_status import dependency_status
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.journal.events import Emitter, no_events, recorded
@@ -38,7 +39,6 @@ from tutela.lcm.ticks import next_tick
 from tutela.model.config import ClusterConfig, CommPath, Maintenance, Node, Resource
 from tutela.model.errors import ConfigError, Problem
 from tutela.model.hierarchy import Hierarchy, hierarchy_of
-from tutela.model.states import ResourceState
 from tutela.witness.enroll import EnrolmentFailed, enroll
 
 log = logging.getLogger("tutela.daemon")
@@ -879,7 +879,7 @@ class Service:
         elsewhere = {tag: peer for peer, (_, report) in messenger.heartbeats.items()
                      if messenger.detector.node_state(peer) == "ALIVE"
                      for tag, state in report.states.items()
-                     if state in (ResourceState.ISP, ResourceState.ISU)}
+                     if state in IN_SERVICE}
         problems = self.engine.check_change(new, elsewhere)
         if problems:
             raise ConfigError(problems)

@@ -84,8 +84,8 @@ class NodeEngine:
         on another node as its last heartbeat said (`in_service_elsewhere`: tag -> node), so
         that a change made on any node is judged alike."""
         problems: list[Problem] = []
-        running = {t: "" for t, s in self.states.items() if s.state.in_service}
-        running = {**(in_service_elsewhere or {}), **running}
+        running = {**(in_service_elsewhere or {}),  # here ("") wins over a peer's report
+                   **{t: "" for t, s in self.states.items() if s.state.in_service}}
         for tag, node in running.items():
             old_resource, new_resource = self.config.resource(tag), new.resource(tag)
             field, where = f"resources[{tag}]", f" on {node}" if node else ""

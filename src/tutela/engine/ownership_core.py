@@ -520,8 +520,8 @@ class OwnershipCore:
             # Its owner let it go alive and well (or this node has just started and does
             # not know who had it): a switchover's target, or the next node for a
             # switchback, may be taking it right now; do not race it for the lease.
-            # Not when it runs here (just extended, or re-adopted after a restart): it
-            # must be under a lease at once, or a partition could start it elsewhere too.
+            # Not when it runs here (just extended, or re-adopted after a maintenance stop):
+            # it must be under a lease at once, or a partition could start it elsewhere too.
             self._vacant_since[root] = now + RELEASE_GRACE
         unleased = self._unleased_elsewhere(root, at) if vacant else None
         if unleased is not None:
