@@ -10,6 +10,7 @@ import pytest
 from tutela.arbiter.holder import (
     RETRY_SLACK,
     SPARE_VOTERS,
+    WIDEN_AFTER,
     Acquired,
     Effect,
     LeaseHolder,
@@ -437,10 +438,34 @@ def test_one_voter_of_a_renewal_silent_costs_no_round() -> None:
     assert h.lease_end("web") == pytest.approx(T.renew_every + T.holder_length)
 
 
-def test_a_renewal_round_not_won_in_time_makes_the_next_ask_everyone() -> None:
+def test_a_renewal_round_not_won_soon_asks_the_voters_it_left_out() -> None:
+    """Two voters of the five asked are gone (the witness and a node, say): the round asks
+    the other two a quarter period in, and is won with the lease of its first send."""
     h = seven()
     answer(h, h.acquire(["web"], 0.0), 0.01)
-    answer(h, h.tick(T.renew_every), 0.26, silent=("n5", "n6"))  # 3 of 4 needed
+    renewal = h.tick(T.renew_every)
+    answer(h, renewal, 0.26, silent=("n5", "n6"))  # 3 of 4 needed
+    assert h.lease_end("web") == pytest.approx(T.holder_length)  # not won yet
+    widen_at = T.renew_every * (1 + WIDEN_AFTER)
+    assert h.next_deadline(0.26) == pytest.approx(widen_at)
+    widened = h.tick(widen_at)
+    assert asked(widened) == ["n1", "n2"]
+    answer(h, widened, widen_at + 0.01)
+    assert h.lease_end("web") == pytest.approx(T.renew_every + T.holder_length)
+
+
+def test_a_renewal_round_won_in_time_asks_no_one_else() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    answer(h, h.tick(T.renew_every), 0.26)
+    assert asked(h.tick(T.renew_every * (1 + WIDEN_AFTER))) == []
+
+
+def test_a_renewal_round_not_won_makes_the_next_ask_everyone() -> None:
+    h = seven()
+    answer(h, h.acquire(["web"], 0.0), 0.01)
+    answer(h, h.tick(T.renew_every), 0.26, silent=("n5", "n6"))
+    answer(h, h.tick(T.renew_every * (1 + WIDEN_AFTER)), 0.32, silent=("n1", "n2"))
     assert h.lease_end("web") == pytest.approx(T.holder_length)  # that round was lost
     everyone = h.tick(2 * T.renew_every)
     assert asked(everyone) == list(SEVEN)

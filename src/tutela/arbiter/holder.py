@@ -20,6 +20,11 @@ SPARE_VOTERS = 1
 """A renewal round asks a majority plus this many voters: one of them may be slow or gone
 without costing the round (docs/leases.md, holder rule 1)."""
 
+WIDEN_AFTER = 0.25
+"""A renewal round that asked only some voters and has not won every name this fraction of
+a renewal period after it went out asks the others too: losing a minority of the voters at
+once (the witness and a node) then costs no round, as it did not when every voter was asked."""
+
 Quorum = Literal["majority", "none"]
 
 
@@ -80,6 +85,9 @@ class _Round:
     """Names this round may still win; a withdrawal takes names out of every older round."""
     granted: dict[str, set[str]] = field(default_factory=dict)
     refused: dict[str, dict[str, Refusal]] = field(default_factory=dict)
+    unasked: tuple[str, ...] = ()
+    """The voters this round leaves out, asked at `widen_at` if it has not been won by then."""
+    widen_at: float | None = None
 
 
 class LeaseHolder:
@@ -214,12 +222,16 @@ class LeaseHolder:
             effects += self._start_round(now)
         else:
             self._prune(now)
+        for number, rnd in self._rounds.items():
+            if rnd.widen_at is not None and now >= rnd.widen_at:
+                effects += self._widen(number, rnd)
         return effects
 
     def next_deadline(self, now: float) -> float | None:
         """When `tick` next has something to do (may be <= now: tick at once)."""
         del now  # deadlines are absolute; the parameter keeps the call uniform
         times = [] if self._next_round_at is None else [self._next_round_at]
+        times += [r.widen_at for r in self._rounds.values() if r.widen_at is not None]
         for name, lease in self._leases.items():
             times.append(lease.end)
             remove_time = self._wanted.get(name, 0.0)
@@ -241,12 +253,27 @@ class LeaseHolder:
             return []
         targets = self._targets(now)
         self._last_round += 1
-        names = tuple(sorted(self._wanted))
-        self._rounds[self._last_round] = _Round(sent_at=now, names=set(names))
+        unasked = tuple(v for v in self.voters if v not in targets)
+        rnd = _Round(sent_at=now, names=set(self._wanted), unasked=unasked,
+                     widen_at=now + WIDEN_AFTER * self.timing.renew_every if unasked else None)
+        self._rounds[self._last_round] = rnd
         self._next_round_at = now + self.timing.renew_every
-        return [Send(v, AcquireRequest(self._last_round, self.incarnation, names, self.node, v,
-                                                self.timing.duration))
-                for v in targets]
+        return self._ask(self._last_round, rnd, targets)
+
+    def _ask(self, number: int, rnd: _Round, voters: tuple[str, ...]) -> list[Effect]:
+        names = tuple(sorted(rnd.names))
+        return [Send(v, AcquireRequest(number, self.incarnation, names, self.node, v,
+                                       self.timing.duration))
+                for v in voters]
+
+    def _widen(self, number: int, rnd: _Round) -> list[Effect]:
+        """Ask the voters a round left out, unless it has won every name already. The lease
+        it gives still counts from its first send (`sent_at`): the later asks only make it
+        more likely to be won, never longer."""
+        rnd.widen_at = None
+        if not rnd.names or all(self._won(name, rnd) for name in rnd.names):
+            return []
+        return self._ask(number, rnd, rnd.unasked)
 
     def _targets(self, now: float) -> tuple[str, ...]:
         """The voters a round asks: every voter, unless the round one renewal period ago
@@ -254,8 +281,8 @@ class LeaseHolder:
         round first, so that the lease traffic of a cluster grows with a majority, not with
         every voter. Safety does not depend on it: a lease is still won only by a majority
         of ALL voters (`needed`), and a voter not asked merely lets its grant run out.
-        One slow or lost voter among them costs no round; two cost one round (which
-        max_remove_time allows for), and the next one asks everyone again."""
+        One slow or lost voter among them costs no round; with more, the round asks the
+        others WIDEN_AFTER into its period (`_widen`), and the next one asks everyone."""
         wanted = self._wanted.keys()
         recent = [r for r in self._rounds.values()
                   if r.sent_at >= now - 1.5 * self.timing.renew_every
