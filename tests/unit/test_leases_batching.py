@@ -1,4 +1,5 @@
-"""The daemon's lease layer sends the acquires of one event-loop turn as one round."""
+"""The daemon's lease layer: the acquires of one event-loop turn go out as one round; an
+acquire of a name held already returns at once; two of one name at once are refused."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from tutela.lcm.messenger import Identity, Messenger
 from tutela.model.config import ClusterConfig, Node
 
 
+def one_node_leases() -> Leases:
+    config = ClusterConfig(name="c", nodes=(Node(name="a", addresses=("198.51.100.1/24",)),))
+    messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, read_report=parse)
+    return Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None, NoMemory())
+
+
 def test_acquires_of_one_loop_turn_share_a_round() -> None:
     async def main() -> None:
-        config = ClusterConfig(name="c", nodes=(Node(name="a", addresses=("198.51.100.1/24",)),))
-        messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, read_report=parse)
-        leases = Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None,
-                        NoMemory())
+        leases = one_node_leases()
         holder = leases.holder
         with mock.patch.object(holder, "acquire_each", wraps=holder.acquire_each) as asked:
             leases.start()
@@ -31,6 +35,39 @@ def test_acquires_of_one_loop_turn_share_a_round() -> None:
                 assert holder.wanted == ("h1", "h3")
             finally:
                 await leases.stop()
+
+    asyncio.run(main())
+
+
+def test_an_acquire_of_a_name_held_already_returns_its_lease_at_once() -> None:
+    """It used to wait for a win that a held lease never reports again, time out, and let
+    go of the lease it held (a switchover's take beside an automatic takeover did so)."""
+    async def main() -> None:
+        leases = one_node_leases()
+        leases.start()
+        try:
+            end = await leases.acquire("h1", timeout=5)
+            again = await asyncio.wait_for(leases.acquire("h1", timeout=5), timeout=1)
+            assert again >= end and leases.holds("h1")
+        finally:
+            await leases.stop()
+
+    asyncio.run(main())
+
+
+def test_a_second_acquire_of_a_name_being_acquired_is_refused() -> None:
+    async def main() -> None:
+        leases = one_node_leases()
+        leases.start()
+        try:
+            first, second = await asyncio.gather(leases.acquire("h1", timeout=5),
+                                                 leases.acquire("h1", timeout=5),
+                                                 return_exceptions=True)
+            assert isinstance(first, float) and leases.holds("h1")
+            assert isinstance(second, RuntimeError)
+            assert "being acquired already" in str(second)
+        finally:
+            await leases.stop()
 
     asyncio.run(main())
 

@@ -212,6 +212,13 @@ class Leases:
                 return await etcd.acquire(name, timeout, remove_time)
             except EtcdLeaseUnavailable as error:
                 raise LeaseUnavailable(str(error)) from None
+        end = self.holder.lease_end(name)
+        if self.holder.holds(name, clock.now()) and end is not None:
+            return end  # held already, and renewed: a won round would say nothing new
+        if name in self._waiters:
+            # One acquire per name at a time: a second would wait for a win the first one
+            # takes, then let go of the lease the first one won.
+            raise RuntimeError(f"{name!r} is being acquired already")
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)

@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from tutela import clock
@@ -77,6 +77,10 @@ class Ownership:
         self.journal: Emitter = no_events
         self._correlation: dict[str, str] = {}
         """Root -> the id of its records since this node last won its lease."""
+        self._under_way: dict[str, asyncio.Future[Any]] = {}
+        """Root -> the task acting on it here (a takeover, restore, give-up or self-fence
+        the core started, or a switchover's give or take): one at a time, as the core's
+        `busy` says."""
         self._wake = asyncio.Event()
         self._deaths = asyncio.Event()
         """Set when a node is declared DEAD (then replaced): wakes `while_alive`."""
@@ -144,10 +148,12 @@ class Ownership:
 
     async def give(self, root: str) -> dict[str, Any]:
         """Switchover, the old owner's half: out of service here, lease released at once."""
+        await self._after_action_on(root)
         self.core.give(root, clock.now())
         try:
-            with recorded(self.journal, "remove", root, "switchover: another node takes it",
-                          self._correlation.get(root, "")):
+            with self._acting_on(root), recorded(
+                    self.journal, "remove", root, "switchover: another node takes it",
+                    self._correlation.get(root, "")):
                 await self.engine.remove(root)
         finally:
             self.leases.release(root)
@@ -155,10 +161,18 @@ class Ownership:
         return {"node": self.node, "removed": [root]}
 
     async def take(self, root: str) -> dict[str, Any]:
-        """Switchover, the new owner's half: acquire now (no rank wait), then restore."""
+        """Switchover, the new owner's half: acquire now (no rank wait), then restore.
+
+        The vacancy the old owner's give made may have started an automatic takeover here
+        already: that one ends first (two acquires of one lease at once would leave the
+        slower one waiting for a win that came, then letting the lease go)."""
+        await self._after_action_on(root)
+        if self.leases.holds(root) and self.engine.states[root].state.in_service:
+            return {"node": self.node, "restored": [root]}  # that takeover took it
         acquire = self.core.take(root)
         try:
-            await self._takeover(acquire)
+            with self._acting_on(root):
+                await self._takeover(acquire)
         except LeaseUnavailable as error:
             raise OperationError(f"{root}: {error}") from None
         except FenceFailed:
@@ -230,13 +244,35 @@ class Ownership:
     def _start(self, effect: Effect) -> None:
         """An effect of the tick: an action under way in its own task, or a note."""
         if isinstance(effect, Acquire | Restore | GiveUp):
-            spawn(self._act(effect))
+            self._track(effect.root, spawn(self._act(effect)))
         elif isinstance(effect, FenceSelf):  # in service here without its lease
             log.error("%s: %s: taking it out of service (within %.2fs) before another node "
                       "may take it over", effect.root, _UNLEASED, effect.within or 0.0)
-            spawn(self._fence_self(effect))
+            self._track(effect.root, spawn(self._fence_self(effect)))
         else:
             self._noted(effect)
+
+    def _track(self, root: str, action: asyncio.Future[Any]) -> None:
+        """`action` acts on `root` until it is done (the core marked `root` busy for it)."""
+        self._under_way[root] = action
+        action.add_done_callback(
+            lambda done: self._under_way.pop(root) if self._under_way.get(root) is done
+            else None)
+
+    @contextlib.contextmanager
+    def _acting_on(self, root: str) -> Iterator[None]:
+        """A request's action on `root` (a switchover's give or take), tracked like a task."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._track(root, done)
+        try:
+            yield
+        finally:
+            done.set_result(None)
+
+    async def _after_action_on(self, root: str) -> None:
+        """Wait until no action on `root` is under way here."""
+        while (task := self._under_way.get(root)) is not None:
+            await asyncio.wait([task])
 
     def _noted(self, effect: Effect) -> None:
         if isinstance(effect, NoteStuck):
@@ -390,7 +426,7 @@ class Ownership:
                 log.error("%s: the lease ended before it was out of service here",
                           effect.name)
             assert isinstance(fence, FenceSelf)
-            spawn(self._fence_self(fence))
+            self._track(fence.root, spawn(self._fence_self(fence)))
 
     async def _fence_self(self, fence: FenceSelf) -> None:
         """Self-fencing: out of service before another node may take over; if that does
