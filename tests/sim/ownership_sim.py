@@ -195,7 +195,7 @@ class Sim:
 
     # --- nodes --------------------------------------------------------------------------------
 
-    def _boot(self, name: str, life: int) -> Node:
+    def _boot(self, name: str, life: int, first_tick: float | None = None) -> Node:
         offset = self.rng.uniform(0, 1000)
         now = self.now + offset
         ownership = self.variant.make_core(name, TIMING.duration)
@@ -204,7 +204,7 @@ class Sim:
         node = Node(name, offset, ownership, Voter(name, TIMING, started_at=now),
                     LeaseHolder(name, NODES, TIMING, incarnation=self.rng.getrandbits(63)),
                     life)
-        phase = self.rng.uniform(0, HEARTBEAT)
+        phase = self.rng.uniform(0, HEARTBEAT) if first_tick is None else first_tick
         self.on(node, phase, self._beat)
         return node
 
@@ -229,15 +229,31 @@ class Sim:
         self.stats["daemon_restarts"] += 1
         self.stats["readoptions"] += sum(name in self.serving[r] for r in ROOTS)
         self.log(f"{name}: tutelad restarts")
-        self.nodes[name] = self._boot(name, node.life + 1)
+        # It decides at once, as tutelad's ownership loop does when it starts.
+        self.nodes[name] = self._boot(name, node.life + 1, first_tick=0.0)
         self.nodes[name].ran = dict(node.ran)
 
     def restart_owner_daemon(self, cut_after: float | None, length: float) -> None:
-        """tutelad of app's owner restarts; the node is cut off `cut_after` later."""
+        """tutelad of app's owner restarts; the node is cut off `cut_after` later.
+
+        Not while something runs there with no more than W of its lease left or without one
+        (self-fencing, or re-adopted by the last restart): a tutelad that dies then leaves
+        it for W at most, and only fencing takes it out in time (the watchdog it armed, which
+        the simulation's fencing 'none' lacks; docs/failover.md). Such a restart waits."""
         owner = self._owner()
+        if not self._leased_for_a_while(self.nodes[owner]):
+            if self.now + 0.1 < FAULTS:
+                self.at(self.now + 0.1, lambda: self.restart_owner_daemon(cut_after, length))
+            return
         self.restart_daemon(owner)
         if cut_after is not None:
             self.at(self.now + cut_after, lambda: self.isolate(owner, length))
+
+    def _leased_for_a_while(self, node: Node) -> bool:
+        """Whether every hierarchy in service on `node` has more than W of its lease left."""
+        held = node.holder.held(self.local(node))
+        return all(held.get(root, 0.0) > TIMING.watchdog_timeout
+                   for root in ROOTS if node.name in self.serving[root])
 
     def _owner(self) -> str:
         """Where app runs now, else any node."""
