@@ -19,6 +19,8 @@ from tutela.daemon.watchdog import WatchdogFence, WatchdogUnavailable
 from tutela.engine.node import NodeEngine, OperationError
 from tutela.engine.stuck import Blocked
 from tutela.journal.events import Emitter, no_events
+from tutela.kits import procutil
+from tutela.kits.base import KitError
 from tutela.lcm.messenger import spawn
 
 log = logging.getLogger("tutela.fencing")
@@ -78,19 +80,19 @@ class Fencing:
         """Fencing 'agent': power `node` off with `command` before restoring `root` here;
         FenceFailed when the command fails or does not finish in FENCE_TIMEOUT."""
         log.warning("%s: fencing %s before taking over: %s", root, node, command)
-        process = await asyncio.create_subprocess_shell(
-            command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
-            async with asyncio.timeout(FENCE_TIMEOUT):
-                output, _ = await process.communicate()
-        except TimeoutError:
-            process.kill()
-            await process.wait()  # reaped, not left a zombie
+            # Done when the command exits, not when its output closes: a fence script that
+            # leaves a process in the background (a helper daemon, `cmd &`) hands that
+            # process its output, and a fence that worked would wait for it, then fail.
+            done = await asyncio.to_thread(
+                procutil.run, ["/bin/sh", "-c", command], timeout=FENCE_TIMEOUT, log=log,
+                what="the fence command")
+        except KitError:
             why = f"it did not finish in {FENCE_TIMEOUT:g}s"
             message = f"fencing {node}: {why}; not taking over"
             raise self._failed(root, node, why, message) from None
-        if process.returncode != 0:
-            why = f"exit {process.returncode}: {output.decode(errors='replace').strip()}"
+        if done.returncode != 0:
+            why = f"exit {done.returncode}: {done.output}"
             raise self._failed(root, node, why, f"fencing {node} failed ({why}); not taking "
                                "over")
         log.warning("%s: %s is fenced", root, node)
