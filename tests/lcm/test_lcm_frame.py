@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tutela.lcm import frame
 from tutela.lcm.frame import (
     HEADER_SIZE,
     MAX_FRAME,
@@ -22,8 +23,10 @@ from tutela.lcm.frame import (
     Envelope,
     FrameRejected,
     Opener,
+    PayloadEncoder,
     Sealer,
     derive_key,
+    encode_payload,
     frame_key,
     length_prefixed,
     nonce_of,
@@ -357,3 +360,47 @@ def test_docs_publish_the_same_vectors() -> None:
     for vector in (VECTOR_HEADER, VECTOR_ROUTE, VECTOR_BODY, VECTOR_FRAME_KEY,
                    VECTOR_CIPHERTEXT, VECTOR_TAG, VECTOR_JOIN_KEY, VECTOR_SALT, KEY.hex()):
         assert vector in text, vector
+
+
+# A heartbeat's field values: one JSON type per field, as its builder writes them.
+FIELD_VALUES = st.recursive(st.none() | st.integers() | st.text(max_size=5),
+                            lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                            max_leaves=8)
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["states", "ran", "holds", "é\u2028\""]),
+                                FIELD_VALUES), min_size=1, max_size=6))
+def test_the_payload_encoder_writes_what_encode_payload_writes(
+        payloads: list[dict[str, Any]]) -> None:
+    encoder = PayloadEncoder()
+    for payload in payloads:
+        assert encoder.encode(payload) == encode_payload(payload)
+
+
+def test_the_payload_encoder_encodes_only_the_fields_that_changed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = PayloadEncoder()
+    states = {f"r{n}": "ISP" for n in range(500)}
+    encoder.encode({"holds": ["a"], "states": states})
+    light, bulky = {"holds": ["a", "b"]}, {"holds": ["a", "b"], "states": dict(states)}
+    expected = encode_payload(light), encode_payload(bulky)
+    encoded: list[Any] = []
+    dumps = frame._dumps
+
+    def counting_dumps(value: Any) -> str:
+        encoded.append(value)
+        return dumps(value)
+
+    monkeypatch.setattr(frame, "_dumps", counting_dumps)
+    # the states left out in between are still known
+    assert (encoder.encode(light), encoder.encode(bulky)) == expected
+    assert encoded == [["a", "b"]]
+
+
+def test_the_payload_encoder_refuses_what_is_not_json() -> None:
+    encoder = PayloadEncoder()
+    with pytest.raises(ValueError):
+        encoder.encode({"left": float("nan")})
+    with pytest.raises(TypeError):
+        encoder.encode({"left": object()})

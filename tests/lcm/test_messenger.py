@@ -18,7 +18,7 @@ from tutela.engine.peer_report import PeerReport, parse
 from tutela.lcm import kinds
 from tutela.lcm import messenger as messenger_module
 from tutela.lcm.detector import Event
-from tutela.lcm.frame import Envelope, FrameRejected, Sealer
+from tutela.lcm.frame import Envelope, FrameRejected, Route, Sealer, decode_body
 from tutela.lcm.handshake import PRE_AUTH_BUFFER, Acceptor, Dialler
 from tutela.lcm.keyring import KeyRing, key_id
 from tutela.lcm.messenger import (
@@ -338,14 +338,14 @@ def test_the_copy_of_a_frame_sent_on_every_path_is_dropped_unopened(
     async def main() -> None:
         a, b, _ = pair()
         opened: list[str] = []
-        open_frame = b._opener.open
+        authenticate = b._opener.authenticate
 
-        def counting_open(data: bytes) -> Envelope:
-            envelope = open_frame(data)
-            opened.append(envelope.kind)
-            return envelope
+        def counting_authenticate(route: Route, data: bytes) -> bytes:
+            body = authenticate(route, data)
+            opened.append(decode_body(body)[1])
+            return body
 
-        b._opener.open = counting_open  # type: ignore[method-assign]
+        b._opener.authenticate = counting_authenticate  # type: ignore[method-assign]
         served: list[int] = []
 
         async def vote(envelope: Envelope) -> dict[str, Any]:

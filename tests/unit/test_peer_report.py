@@ -87,3 +87,13 @@ def test_a_witness_heartbeat_is_an_empty_report(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.DEBUG, logger="tutela.peer_report"):
         assert parse({"interval": 0.2}) == PeerReport()
     assert len(caplog.records) == 1  # one line for everything missing
+
+
+@pytest.mark.parametrize("bulky", [True, False])
+def test_reading_a_payload_again_against_its_report_gives_that_report(bulky: bool) -> None:
+    """The messenger keeps the report of a heartbeat whose bytes repeat the last one's
+    instead of reading it again (lcm/messenger.py ReportReader): parse must allow that."""
+    payload = NEW.to_wire(bulky)
+    for previous in (None, NEW, PeerReport(states={"db": "OSS"})):
+        once = parse(payload, previous)
+        assert parse(payload, once) == once

@@ -20,11 +20,14 @@ from tutela.lcm import kinds
 from tutela.lcm.detector import Event, FailureDetector
 from tutela.lcm.frame import (
     SEALED,
+    Body,
     Envelope,
     FrameRejected,
     Opener,
+    PayloadEncoder,
+    Route,
     Sealer,
-    encode_payload,
+    decode_body,
     frame_type,
     read_route,
 )
@@ -53,7 +56,9 @@ HeartbeatSource = Callable[[], dict[str, Any]]
 R = TypeVar("R")
 ReportReader = Callable[[Mapping[str, Any], R | None], R]
 """Reads a peer's heartbeat payload into its report, given the report it replaces (a
-heartbeat may leave out what did not change since the last that had it)."""
+heartbeat may leave out what did not change since the last that had it). Reading a payload
+again against the report it gave must give that report: the messenger does not read a
+heartbeat whose bytes repeat the last one's, it keeps the report."""
 EventSink = Callable[[Event], None]
 JoinHandler = Callable[[bytes, asyncio.Transport], None]
 """Handles a join request (a sealed frame of no cluster) on a new connection; it answers and
@@ -90,6 +95,15 @@ def spawn(coroutine: Coroutine[Any, Any, Any], name: str | None = None) -> async
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
+
+
+@dataclass(frozen=True)
+class _Beat(Generic[R]):
+    """A peer's last heartbeat read: its decrypted body, what that decoded to, its report."""
+
+    body: bytes
+    decoded: Body
+    report: R
 
 
 class PeerUnreachable(Exception):
@@ -150,10 +164,15 @@ class Messenger(Generic[R]):
         self.on_join: JoinHandler | None = None
         self.on_heartbeat: Callable[[str, R], None] | None = None
         self.heartbeat_payload: HeartbeatSource = dict
-        """What this node's heartbeats carry (the cluster side sets it)."""
+        """What this node's heartbeats carry (the cluster side sets it); a new dict each
+        round, not changed once returned."""
+        self._heartbeat_encoder = PayloadEncoder()
         self.on_event: EventSink = lambda _event: None
         """Told of every path and node going up or down."""
         self._read_report = read_report
+        self._beats: dict[str, _Beat[R]] = {}
+        """Peer -> its last heartbeat read. The same bytes again (the other paths' copies of
+        a round, a settled peer's next rounds) are neither decoded nor read again."""
         self.ring = KeyRing(identity.key)
         """The cluster keys: frames are sealed under `ring.send`, accepted under any of
         `ring.accepted`; see set_ring."""
@@ -206,6 +225,7 @@ class Messenger(Generic[R]):
             # Left the cluster: if it joins again from a fresh state directory, its frames
             # start again at incarnation 1, sequence 1, which the old window would drop.
             self._guard.forget(peer)
+            self._beats.pop(peer, None)
         now = time.monotonic()
         self._specs_by_peer = None
         for key, spec in wanted.items():
@@ -296,12 +316,17 @@ class Messenger(Generic[R]):
     # --- receiving ---------------------------------------------------------------------
 
     def _on_frame(self, data: bytes, spec: PathSpec) -> None:
-        if self._copy_of_accepted(data, spec):
-            # The other path's copy of a frame sent on every path: not decrypted again.
-            self.reject(spec, "duplicate")
-            return
         try:
-            envelope = self._opener.open(data)
+            route = read_route(data)
+            if self._copy_of_accepted(route, spec):
+                # The other path's copy of a frame sent on every path: not decrypted again.
+                self.reject(spec, "duplicate")
+                return
+            body = self._opener.authenticate(route, data)
+            beat = self._beats.get(spec.peer)
+            repeat = beat if beat is not None and beat.body == body else None
+            envelope = self._opener.envelope(
+                route, decode_body(body) if repeat is None else repeat.decoded)
             if envelope.sender != spec.peer:
                 raise FrameRejected("wrong-sender")
         except FrameRejected as rejected:
@@ -320,17 +345,16 @@ class Messenger(Generic[R]):
         if envelope.kind == HEARTBEAT:
             stats.heartbeat(now)
         self._emit(self.detector.heard((spec.peer, spec.name), now))
-        self._dispatch(envelope)
+        if envelope.kind == HEARTBEAT:
+            self._read_heartbeat(envelope, body, repeat)
+        else:
+            self._dispatch(envelope)
 
-    def _copy_of_accepted(self, data: bytes, spec: PathSpec) -> bool:
+    def _copy_of_accepted(self, route: Route, spec: PathSpec) -> bool:
         """Whether the frame's clear route names a frame of this path's peer that was
         accepted already. Dropping it unopened drops only what the replay guard would drop
         after opening (a forgery naming it is refused either way); at 32 nodes nearly a quarter of
         the frames a node receives are such copies (lease rounds and their replies)."""
-        try:
-            route = read_route(data)
-        except FrameRejected:
-            return False  # opening it says why
         return route.sender == spec.peer and self._guard.seen(route.sender,
                                                                 route.incarnation, route.seq)
 
@@ -377,14 +401,25 @@ class Messenger(Generic[R]):
         log.warning("refusing a connection from %s (%s); more are counted in dropped_frames "
                     "and logged once a minute", address, reason)
 
-    def _dispatch(self, envelope: Envelope) -> None:
-        if envelope.kind == HEARTBEAT:
-            last = self.heartbeats.get(envelope.sender)
+    def _read_heartbeat(self, envelope: Envelope, body: bytes, repeat: _Beat[R] | None
+                        ) -> None:
+        """Keep the peer's report; `repeat`: its last heartbeat read, if this one's body is
+        the same bytes. That report is kept as it is: reading the same payload against the
+        report it gave gives that report (ReportReader)."""
+        sender = envelope.sender
+        last = self.heartbeats.get(sender)
+        if repeat is not None and last is not None and last[1] is repeat.report:
+            report = repeat.report
+        else:
             report = self._read_report(envelope.payload, None if last is None else last[1])
-            self.heartbeats[envelope.sender] = (time.monotonic(), report)
-            if self.on_heartbeat is not None:
-                self.on_heartbeat(envelope.sender, report)
-        elif envelope.kind == REPLY:
+            self._beats[sender] = _Beat(
+                body, (envelope.recipient, envelope.kind, envelope.payload), report)
+        self.heartbeats[sender] = (time.monotonic(), report)
+        if self.on_heartbeat is not None:
+            self.on_heartbeat(sender, report)
+
+    def _dispatch(self, envelope: Envelope) -> None:
+        if envelope.kind == REPLY:
             future = self._calls.pending.get(int(envelope.payload.get("call", 0)))
             if future is not None and not future.done():
                 future.set_result(envelope.payload)
@@ -570,7 +605,7 @@ class Messenger(Generic[R]):
             if late > self.interval / 2:
                 log.warning("heartbeat round %.0f ms late: the event loop was held up "
                             "(CPU starvation, a blocking call?)", late * 1000)
-            payload = encode_payload(self.heartbeat_payload())
+            payload = self._heartbeat_encoder.encode(self.heartbeat_payload())
             for (peer, _), link in list(self._links.items()):
                 self._send_on(link, self._sealer.seal_encoded(peer, HEARTBEAT, payload),
                               HEARTBEAT)
