@@ -97,3 +97,10 @@ def test_reading_a_payload_again_against_its_report_gives_that_report(bulky: boo
     for previous in (None, NEW, PeerReport(states={"db": "OSS"})):
         once = parse(payload, previous)
         assert parse(payload, once) == once
+
+
+def test_a_bulky_part_sent_again_unchanged_is_kept_not_converted_again() -> None:
+    again = parse(NEW.to_wire(), previous=NEW)
+    assert again.states is NEW.states and again.ran is NEW.ran
+    changed = parse({**NEW.to_wire(), "states": {"app": "OSS"}}, previous=NEW)
+    assert changed.states == {"app": "OSS"} and changed.ran is NEW.ran

@@ -97,8 +97,8 @@ def parse(payload: Mapping[str, Any], previous: PeerReport | None = None) -> Pee
         failed=_field(payload, "failed", frozenset(), _names),
         stuck=_field(payload, "stuck", {}, _stuck),
         failovers=_field(payload, "failovers", {}, _histories),
-        states=_field(payload, "states", kept.states, _strings),
-        ran=_field(payload, "ran", kept.ran, _strings),
+        states=_bulky(payload, "states", kept.states),
+        ran=_bulky(payload, "ran", kept.ran),
         unleased=_field(payload, "unleased", {}, _seconds))
 
 
@@ -110,6 +110,15 @@ def _field(payload: Mapping[str, Any], key: str, default: T, read: Callable[[Any
     except (TypeError, ValueError, AttributeError) as error:
         log.debug("heartbeat field %r unreadable (%s): %r", key, error, payload[key])
         return default
+
+
+def _bulky(payload: Mapping[str, Any], key: str, kept: Mapping[str, str]
+           ) -> Mapping[str, str]:
+    """A bulky field; `kept` when the heartbeat leaves it out or says the same again (a
+    peer sends it unchanged every few seconds: one comparison, not 500 conversions)."""
+    if payload.get(key) == kept:
+        return kept
+    return _field(payload, key, kept, _strings)
 
 
 def _optional_int(value: Any) -> int | None:
