@@ -17,8 +17,9 @@ MustRelease and LeaseLost, and dependencies between hierarchies.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from tutela.engine import damping, stuck
 from tutela.engine.cluster_view import Snapshot, runs_there
@@ -177,6 +178,40 @@ class Situation:
     """Root -> a peer whose last report said it ran it without its lease, and when (this
     node's `now`) that peer will have it out of service at the latest."""
 
+    def inputs(self) -> tuple[object, ...]:
+        """Everything but the clocks: the core keeps it to see at the next tick whether
+        anything changed (`Quiet`), so a driver builds new containers for every
+        situation, never changes one it handed over."""
+        return (self.config, tuple(self.hierarchies), self.seen, dict(self.last_words),
+                self.holds, self.behind, dict(self.unleased))
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """A tick that found nothing to do and changed nothing in the core: the next ones with
+    the same inputs and core state decide the same (the tick is a function of them and of
+    the clocks) until a clock reaches a timer, so they are skipped until then.
+
+    The clocks enter the decisions only through the timers below, and through a vacant
+    hierarchy's rank wait and a hierarchy running here without its lease, which this
+    never covers (`OwnershipCore._quiet_after`)."""
+
+    inputs: tuple[object, ...]
+    """`Situation.inputs` of that tick."""
+    state: tuple[object, ...]
+    """`OwnershipCore.state` after it (the same as before it)."""
+    now: float
+    wall: float
+    until: float
+    """The first hand-over grace or takeover retry to end after it (monotonic clock)."""
+    until_wall: float
+    """The first failover damping hold to end after it (wall clock)."""
+
+    def holds(self, at: Situation, state: tuple[object, ...]) -> bool:
+        """Whether the tick at `at` would decide exactly as that one did: nothing."""
+        return (self.now <= at.now < self.until and self.wall <= at.wall < self.until_wall
+                and self.state == state and self.inputs == at.inputs())
+
 
 def maintenance_by_root(config: ClusterConfig) -> dict[str, str]:
     """Root -> the node whose maintenance stop left it in service."""
@@ -215,7 +250,7 @@ class OwnershipCore:
     _yielding: dict[str, float] = field(default_factory=dict)
     """Roots handed on (switchover, switchback, self-fence) -> until when this node leaves
     them to others."""
-    _fenced: dict[str, set[str]] = field(default_factory=dict)
+    _fenced: dict[str, frozenset[str]] = field(default_factory=dict)
     """Root -> peers fenced for it, so their stale last heartbeats are not fenced again;
     forgotten when a live owner is seen."""
     _last_owner_seen: dict[str, str | None] = field(default_factory=dict)
@@ -237,6 +272,9 @@ class OwnershipCore:
     """Roots in service here without their lease -> since when this node saw them so."""
     _unleased_removing: set[str] = field(default_factory=set)
     """Of those, the ones whose time to win the lease ran out: their removal started."""
+    _quiet: Quiet | None = None
+    """The last tick, if it found nothing to do and changed nothing: the next are skipped
+    while nothing it read changes (`Quiet`)."""
 
     @property
     def acquire_timeout(self) -> float:
@@ -252,7 +290,39 @@ class OwnershipCore:
         self.settled_at = now + settings.heartbeat_interval * (settings.heartbeat_misses + 1)
 
     def tick(self, at: Situation) -> list[Effect]:
-        """One decision round over every clustered hierarchy."""
+        """One decision round over every clustered hierarchy; none when nothing it reads
+        changed since the last one, which found nothing to do (`Quiet`): an idle cluster's
+        ticks cost a comparison, not a decision per hierarchy."""
+        before = self.state()
+        if self._quiet is not None and self._quiet.holds(at, before):
+            return []
+        effects = self._decide(at)
+        self._quiet = self._quiet_after(at, before, effects)
+        return effects
+
+    def state(self) -> tuple[object, ...]:
+        """A copy of everything the decisions read and keep in this core, that later
+        changes to the core do not reach (caches of the configuration left out)."""
+        return tuple(_copied(getattr(self, f.name)) for f in fields(self)
+                     if f.name not in _NOT_STATE)
+
+    def _quiet_after(self, at: Situation, before: tuple[object, ...],
+                     effects: list[Effect]) -> Quiet | None:
+        """The tick just decided as a `Quiet` one, if it is: no effect, before the start
+        settled no more (its end is a timer), no vacant hierarchy (its rank wait runs on
+        `now`), nothing in service here without its lease (its removal deadline too), and
+        the core as it was before the tick."""
+        if (effects or at.now < self.settled_at or self._vacant_since or self._unleased_since
+                or self.state() != before):
+            return None
+        due = [t for t in (*self._yielding.values(), *self._retries.due.values()) if t > at.now]
+        rule = at.config.settings.failover_damping
+        holds = (self._failovers.hold(root, at.wall, rule) for root in self._failovers.history)
+        ends = [held.until for held in holds if held is not None]
+        return Quiet(at.inputs(), before, at.now, at.wall, min(due, default=math.inf),
+                     min(ends, default=math.inf))
+
+    def _decide(self, at: Situation) -> list[Effect]:
         managed = self._in_order(at)
         self._clustered = frozenset(h.root for h in managed)
         effects = self._unleased(managed, at)  # its clock runs from the start
@@ -564,7 +634,7 @@ class OwnershipCore:
     def vanished_owners(self, root: str, at: Situation) -> list[str]:
         """Peers that are not alive and whose last report said they ran `root` (or whose
         maintenance stop left it in service), less those this node fenced since."""
-        fenced = self._fenced.get(root, set())
+        fenced = self._fenced.get(root, frozenset())
         found = {peer for peer, report in at.last_words.items() if runs_there(report, root)}
         away = self._maintained(at.config).get(root)  # confirmed by switchover: it may
         if away is not None and away != self.me:          # run it still
@@ -636,7 +706,7 @@ class OwnershipCore:
         return placement(settings, [self.me], self._up(at)).unmet
 
     def fenced(self, root: str, peer: str) -> None:
-        self._fenced.setdefault(root, set()).add(peer)
+        self._fenced[root] = self._fenced.get(root, frozenset()) | {peer}
 
     def refused(self, root: str, blocked: Blocked, message: str, now: float, wall: float,
                 release: bool = True) -> list[Effect]:
@@ -730,6 +800,24 @@ class OwnershipCore:
 
     def failovers_report(self, holds: list[str]) -> dict[str, list[float]]:
         return self._failovers.report(holds)
+
+
+_NOT_STATE = frozenset({"_quiet", "_order_of", "_maintained_of"})
+"""`OwnershipCore` fields that are no state of its decisions: caches of the configuration."""
+
+
+def _copied(value: object) -> object:
+    """`value`, or a copy of it that later changes to it do not reach (the core's sets,
+    tables and its `Retries` and `damping.Failovers`), for `OwnershipCore.state`. The
+    tables' values are immutable (frozensets, tuples, frozen records): a shallow copy."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, set):
+        return frozenset(value)
+    if isinstance(value, Retries | damping.Failovers):
+        return tuple(_copied(getattr(value, f.name)) for f in fields(value))
+    hash(value)  # TypeError for anything else mutable: kept as is, its changes would hide
+    return value
 
 
 def _dependencies_first(hierarchies: list[Hierarchy], config: ClusterConfig
