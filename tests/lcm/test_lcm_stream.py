@@ -177,3 +177,18 @@ def test_buffering_bounded_by_largest_frame() -> None:
     splitter = checked()
     run(splitter, [header, b"\x00" * 500, b"\x00" * 100_000])  # complete, fails the check
     assert splitter.buffered == 0
+
+
+def test_whole_frames_in_a_chunk_are_cut_without_the_scan(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    splitter = FrameSplitter()
+    monkeypatch.setattr(splitter, "_discover_next", lambda: pytest.fail("scanned"))
+    assert run(splitter, [FRAMES[0], FRAMES[1] + FRAMES[2], b""]) == FRAMES
+
+
+@given(st.lists(st.sampled_from([*FRAMES, FRAMES[0][:9], FRAMES[1][9:], b"TU", b"x" * 9,
+                                 b"TU\x02\x00\xff\xff\xff\xff"]), max_size=8))
+def test_any_chunks_give_what_the_same_bytes_one_at_a_time_give(chunks: list[bytes]) -> None:
+    fast, slow = FrameSplitter(), FrameSplitter()
+    assert run(fast, chunks) == run(slow, (bytes([b]) for b in b"".join(chunks)))
+    assert (fast.skipped_bytes, fast.buffered) == (slow.skipped_bytes, slow.buffered)
