@@ -317,7 +317,8 @@ class OwnershipCore:
             return None
         due = [t for t in (*self._yielding.values(), *self._retries.due.values()) if t > at.now]
         rule = at.config.settings.failover_damping
-        holds = (self._failovers.hold(root, at.wall, rule) for root in self._failovers.history)
+        holds = (self._failovers.hold(root, at.wall, rule)
+                 for root, history in self._failovers.history.items() if history)
         ends = [held.until for held in holds if held is not None]
         return Quiet(at.inputs(), before, at.now, at.wall, min(due, default=math.inf),
                      min(ends, default=math.inf))
@@ -574,7 +575,7 @@ class OwnershipCore:
         peers = sorted(e.node for e in settings.equivalencies
                        if e.node != self.me and e.node in seen.alive)
         alive = frozenset([self.me, *peers])
-        owner = self._owner(root, at)
+        owner = seen.owner(root, peers)  # as `_owner`: of the alive peers among its nodes
         if owner is not None:
             self._fenced.pop(root, None)
         i_hold = root in at.holds
