@@ -31,7 +31,7 @@ FULL_TICK = core.OwnershipCore.tick
 def skips(ownership: core.OwnershipCore, at: core.Situation) -> bool:
     """Whether `ownership` would skip the tick at `at`."""
     quiet = ownership._quiet
-    return quiet is not None and quiet.holds(at, ownership.state())
+    return quiet is not None and quiet.covers(at, ownership.state())
 
 
 def hashable(state: object) -> object:
@@ -163,9 +163,9 @@ def test_a_timer_ends_the_skipping() -> None:
     assert ownership.tick(world.situation(ownership, 0.6)) == []
     quiet = ownership._quiet
     assert quiet is not None and (quiet.until, quiet.until_wall) == (0.9, WALL - 1 + 300)
-    assert quiet.holds(world.situation(ownership, 0.8), ownership.state())
-    assert not quiet.holds(world.situation(ownership, 0.9), ownership.state())
-    assert not quiet.holds(replace(world.situation(ownership, 0.8), wall=WALL + 299),
+    assert quiet.covers(world.situation(ownership, 0.8), ownership.state())
+    assert not quiet.covers(world.situation(ownership, 0.9), ownership.state())
+    assert not quiet.covers(replace(world.situation(ownership, 0.8), wall=WALL + 299),
                            ownership.state())
 
 

@@ -207,7 +207,7 @@ class Quiet:
     until_wall: float
     """The first failover damping hold to end after it (wall clock)."""
 
-    def holds(self, at: Situation, state: tuple[object, ...]) -> bool:
+    def covers(self, at: Situation, state: tuple[object, ...]) -> bool:
         """Whether the tick at `at` would decide exactly as that one did: nothing."""
         return (self.now <= at.now < self.until and self.wall <= at.wall < self.until_wall
                 and self.state == state and self.inputs == at.inputs())
@@ -294,7 +294,7 @@ class OwnershipCore:
         changed since the last one, which found nothing to do (`Quiet`): an idle cluster's
         ticks cost a comparison, not a decision per hierarchy."""
         before = self.state()
-        if self._quiet is not None and self._quiet.holds(at, before):
+        if self._quiet is not None and self._quiet.covers(at, before):
             return []
         effects = self._decide(at)
         self._quiet = self._quiet_after(at, before, effects)
