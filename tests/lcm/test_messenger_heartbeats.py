@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tutela.engine.peer_report import PeerReport, parse
-from tutela.lcm.frame import Sealer
+from tutela.lcm import messenger as messenger_module
+from tutela.lcm.frame import Body, Sealer, decode_body
 from tutela.lcm.messenger import HEARTBEAT, Identity, Messenger
 from tutela.lcm.paths import PathSpec
 
@@ -69,6 +70,22 @@ def test_a_heartbeat_that_repeats_the_last_bytes_is_not_read_again() -> None:
     assert receiver.report() is first[1] and receiver.messenger.heartbeats["b"][0] > first[0]
     assert len(receiver.told) == 7  # every heartbeat is told, repeated or not
     assert receiver.drops() == {}
+
+
+def test_light_and_bulky_heartbeats_in_turn_are_decoded_once_each(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[bytes] = []
+
+    def counting_decode(body: bytes) -> Body:
+        decoded.append(body)
+        return decode_body(body)
+
+    monkeypatch.setattr(messenger_module, "decode_body", counting_decode)
+    receiver, b = Receiver(), Sealer(KEY, "c", "b", 1)
+    for payload in (BULKY, LIGHT, LIGHT, BULKY, BULKY, LIGHT, BULKY):
+        receiver.feed(beat(b, payload))
+    assert len(decoded) == 2 and len(receiver.read) == 5  # read again after each change
+    assert receiver.report() == parse(BULKY)
 
 
 def test_a_repeat_gives_exactly_what_reading_it_gives() -> None:

@@ -97,9 +97,13 @@ def spawn(coroutine: Coroutine[Any, Any, Any], name: str | None = None) -> async
     return task
 
 
+BEATS_KEPT = 2
+"""Heartbeats kept per peer to compare with the next: light and bulky ones alternate."""
+
+
 @dataclass(frozen=True)
 class _Beat(Generic[R]):
-    """A peer's last heartbeat read: its decrypted body, what that decoded to, its report."""
+    """A peer's heartbeat read: its decrypted body, what that decoded to, its report."""
 
     body: bytes
     decoded: Body
@@ -170,9 +174,10 @@ class Messenger(Generic[R]):
         self.on_event: EventSink = lambda _event: None
         """Told of every path and node going up or down."""
         self._read_report = read_report
-        self._beats: dict[str, _Beat[R]] = {}
-        """Peer -> its last heartbeat read. The same bytes again (the other paths' copies of
-        a round, a settled peer's next rounds) are neither decoded nor read again."""
+        self._beats: dict[str, list[_Beat[R]]] = {}
+        """Peer -> its last heartbeats read, the newest first. The same bytes as one of them
+        (the other paths' copies of a round, a settled peer's next rounds) are not decoded
+        again; the same as the newest are not read again either."""
         self.ring = KeyRing(identity.key)
         """The cluster keys: frames are sealed under `ring.send`, accepted under any of
         `ring.accepted`; see set_ring."""
@@ -323,10 +328,9 @@ class Messenger(Generic[R]):
                 self.reject(spec, "duplicate")
                 return
             body = self._opener.authenticate(route, data)
-            beat = self._beats.get(spec.peer)
-            repeat = beat if beat is not None and beat.body == body else None
+            known = next((b for b in self._beats.get(spec.peer, ()) if b.body == body), None)
             envelope = self._opener.envelope(
-                route, decode_body(body) if repeat is None else repeat.decoded)
+                route, decode_body(body) if known is None else known.decoded)
             if envelope.sender != spec.peer:
                 raise FrameRejected("wrong-sender")
         except FrameRejected as rejected:
@@ -346,7 +350,7 @@ class Messenger(Generic[R]):
             stats.heartbeat(now)
         self._emit(self.detector.heard((spec.peer, spec.name), now))
         if envelope.kind == HEARTBEAT:
-            self._read_heartbeat(envelope, body, repeat)
+            self._read_heartbeat(envelope, body, known)
         else:
             self._dispatch(envelope)
 
@@ -401,19 +405,21 @@ class Messenger(Generic[R]):
         log.warning("refusing a connection from %s (%s); more are counted in dropped_frames "
                     "and logged once a minute", address, reason)
 
-    def _read_heartbeat(self, envelope: Envelope, body: bytes, repeat: _Beat[R] | None
+    def _read_heartbeat(self, envelope: Envelope, body: bytes, known: _Beat[R] | None
                         ) -> None:
-        """Keep the peer's report; `repeat`: its last heartbeat read, if this one's body is
-        the same bytes. That report is kept as it is: reading the same payload against the
-        report it gave gives that report (ReportReader)."""
+        """Keep the peer's report; `known`: a heartbeat of the peer read before whose body
+        is the same bytes. If its report is the one kept, it stays as it is: reading the
+        same payload against the report it gave gives that report (ReportReader)."""
         sender = envelope.sender
         last = self.heartbeats.get(sender)
-        if repeat is not None and last is not None and last[1] is repeat.report:
-            report = repeat.report
+        if known is not None and last is not None and last[1] is known.report:
+            report = known.report
         else:
             report = self._read_report(envelope.payload, None if last is None else last[1])
-            self._beats[sender] = _Beat(
-                body, (envelope.recipient, envelope.kind, envelope.payload), report)
+            others = [beat for beat in self._beats.get(sender, ()) if beat.body != body]
+            self._beats[sender] = [
+                _Beat(body, (envelope.recipient, envelope.kind, envelope.payload), report),
+                *others[:BEATS_KEPT - 1]]
         self.heartbeats[sender] = (time.monotonic(), report)
         if self.on_heartbeat is not None:
             self.on_heartbeat(sender, report)
