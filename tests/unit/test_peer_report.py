@@ -7,8 +7,10 @@ import logging
 
 import pytest
 
+from tutela.engine.cluster_view import IN_SERVICE
 from tutela.engine.peer_report import PeerReport, parse
 from tutela.engine.stuck import Stuck
+from tutela.model.states import ResourceState
 
 NEW = PeerReport(
     generation=7, version=(7, 3), hears=frozenset({"b", "c"}), holds=frozenset({"app"}),
@@ -104,3 +106,9 @@ def test_a_bulky_part_sent_again_unchanged_is_kept_not_converted_again() -> None
     assert again.states is NEW.states and again.ran is NEW.ran
     changed = parse({**NEW.to_wire(), "states": {"app": "OSS"}}, previous=NEW)
     assert changed.states == {"app": "OSS"} and changed.ran is NEW.ran
+
+
+def test_the_states_in_service_are_those_peers_read_as_in_service() -> None:
+    """ResourceState.in_service on this node and cluster_view.IN_SERVICE on the heartbeat's
+    states must agree, or a peer would read a node's hierarchy as running when it is not."""
+    assert {state.value for state in ResourceState if state.in_service} == IN_SERVICE

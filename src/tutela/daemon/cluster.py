@@ -64,6 +64,7 @@ from tutela.lcm.messenger import (
 from tutela.lcm.paths import PathSpec, paths_for, peers_of, voters_of, witness_paths
 from tutela.model.config import ClusterConfig
 from tutela.model.errors import ConfigError, Problem
+from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.cluster")
 EVENTS_KEPT = 200
@@ -370,10 +371,12 @@ class Cluster:
         otherwise; receivers keep the last they had (Messenger)."""
         version = self.lcd.version()
         own = self.ownership.heartbeat()
+        # Enum.value is a slow property: looked up once per state, not once per resource.
+        wire = {state: state.value for state in ResourceState}
         report = dataclasses.replace(
             own, generation=version[0], version=version, failed=own.failed | self.multinode.failed,
             hears=frozenset(self._peers_alive()),
-            states={tag: s.state.value for tag, s in self.engine.states.items()})
+            states={tag: wire[s.state] for tag, s in self.engine.states.items()})
         now = time.monotonic()
         if report.bulky_part() != self._bulky_sent:
             self._bulky_sent, self._bulky_changed_at = report.bulky_part(), now
