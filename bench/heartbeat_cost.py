@@ -6,7 +6,8 @@ Pure (no lab, no sockets): `.venv/bin/python bench/heartbeat_cost.py [--nodes 8]
 The payload is a settled node's (daemon/cluster.py `_heartbeat`): every resource's state,
 the hierarchies it holds and when each last ran here, the peers it hears; sent bulky (with
 the states and the ran times) or light (without). Sending is what the messenger does each
-round: the payload built (`PeerReport.to_wire`), encoded once, sealed for every peer-path.
+round: the payload built (`PeerReport.to_wire`), encoded once, sealed for every peer-path;
+before it, the looks at every resource that building the report takes.
 Receiving is what a TCP path's link does with a read holding one frame: the stream
 splitter, then the messenger's own `_on_frame` (route, duplicate check, decryption,
 replay guard, JSON, `peer_report.parse` against the peer's last report, the detector) on
@@ -29,11 +30,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tutela.engine.peer_report import PeerReport, parse
+from tutela.engine.node import RuntimeState
+from tutela.engine.peer_report import PeerReport, parse, wire_states
 from tutela.lcm.frame import PayloadEncoder, Sealer
 from tutela.lcm.messenger import HEARTBEAT, Identity, Messenger
 from tutela.lcm.paths import PathSpec
 from tutela.lcm.stream import FrameSplitter
+from tutela.model.states import ResourceState
 
 CLUSTER = "bench"
 KEY = b"k" * 32
@@ -69,6 +72,23 @@ def settled_report(shape: Shape, me: int = 1) -> PeerReport:
 
 def median_us(samples: list[int]) -> float:
     return round(statistics.median(samples) / 1000, 1)
+
+
+def resource_costs(shape: Shape, rounds: int) -> dict[str, float]:
+    """Median µs of the two looks at every resource a round's payload takes: its state as
+    the wire carries it (`wire_states`, Cluster._heartbeat) and whether it is in service
+    (`ResourceState.in_service`, Ownership.heartbeat's set of those in service)."""
+    engine = {f"r{n:03d}": RuntimeState(ResourceState.ISP, "", "")
+              for n in range(shape.resources)}
+    states, in_service = [], []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        wire_states(engine)
+        states.append(time.perf_counter_ns() - start)
+        start = time.perf_counter_ns()
+        frozenset(tag for tag, held in engine.items() if held.state.in_service)
+        in_service.append(time.perf_counter_ns() - start)
+    return {"send_wire_states": median_us(states), "send_in_service_set": median_us(in_service)}
 
 
 def send_costs(shape: Shape, rounds: int) -> dict[str, float]:
@@ -180,6 +200,7 @@ def main() -> None:
     figures: dict[str, Any] = {"nodes": shape.nodes, "resources": shape.resources,
                                "hierarchies": shape.hierarchies,
                                "peer_paths": shape.peer_paths,
+                               **resource_costs(shape, args.rounds),
                                **send_costs(shape, args.rounds),
                                **receive_costs(shape, args.rounds)}
     if args.json:

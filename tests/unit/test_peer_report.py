@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from tutela.engine.cluster_view import IN_SERVICE
-from tutela.engine.peer_report import PeerReport, parse
+from tutela.engine.node import RuntimeState
+from tutela.engine.peer_report import PeerReport, parse, wire_states
 from tutela.engine.stuck import Stuck
 from tutela.model.states import ResourceState
 
@@ -112,3 +113,10 @@ def test_the_states_in_service_are_those_peers_read_as_in_service() -> None:
     """ResourceState.in_service on this node and cluster_view.IN_SERVICE on the heartbeat's
     states must agree, or a peer would read a node's hierarchy as running when it is not."""
     assert {state.value for state in ResourceState if state.in_service} == IN_SERVICE
+
+
+def test_the_engine_states_go_out_as_their_plain_values() -> None:
+    engine = {state.name.lower(): RuntimeState(state, "", "") for state in ResourceState}
+    wire = wire_states(engine)
+    assert wire == {tag: held.state.value for tag, held in engine.items()}
+    assert {type(value) for value in wire.values()} == {str}  # not the enum: JSON as before

@@ -25,7 +25,7 @@ from tutela.daemon.multinode import MultiNode
 from tutela.daemon.ownership import Ownership
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
-from tutela.engine.peer_report import PeerReport
+from tutela.engine.peer_report import PeerReport, wire_states
 from tutela.journal.events import Emitter, Outages, no_events
 from tutela.kits.registry import read_agents
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
@@ -64,7 +64,6 @@ from tutela.lcm.messenger import (
 from tutela.lcm.paths import PathSpec, paths_for, peers_of, voters_of, witness_paths
 from tutela.model.config import ClusterConfig
 from tutela.model.errors import ConfigError, Problem
-from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.cluster")
 EVENTS_KEPT = 200
@@ -371,12 +370,10 @@ class Cluster:
         otherwise; receivers keep the last they had (Messenger)."""
         version = self.lcd.version()
         own = self.ownership.heartbeat()
-        # Enum.value is a slow property: looked up once per state, not once per resource.
-        wire = {state: state.value for state in ResourceState}
         report = dataclasses.replace(
             own, generation=version[0], version=version, failed=own.failed | self.multinode.failed,
             hears=frozenset(self._peers_alive()),
-            states={tag: wire[s.state] for tag, s in self.engine.states.items()})
+            states=wire_states(self.engine.states))
         now = time.monotonic()
         if report.bulky_part() != self._bulky_sent:
             self._bulky_sent, self._bulky_changed_at = report.bulky_part(), now

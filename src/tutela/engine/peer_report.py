@@ -16,11 +16,12 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tutela.engine import stuck
 from tutela.engine.damping import History
 from tutela.engine.stuck import Stuck
+from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.peer_report")
 Version = tuple[int, int]
@@ -79,6 +80,20 @@ class PeerReport:
 
 
 FIELDS = tuple(PeerReport.__dataclass_fields__)
+
+
+class Stated(Protocol):
+    """What the engine keeps per resource (engine/node.py RuntimeState), as far as read here."""
+
+    @property
+    def state(self) -> ResourceState: ...
+
+
+def wire_states(states: Mapping[str, Stated]) -> dict[str, str]:
+    """Resource tag -> its state as a heartbeat carries it (`states`)."""
+    # Enum.value is a slow property: looked up once per state, not once per resource.
+    value_of = {state: state.value for state in ResourceState}
+    return {tag: value_of[resource.state] for tag, resource in states.items()}
 
 
 def parse(payload: Mapping[str, Any], previous: PeerReport | None = None) -> PeerReport:
