@@ -4,7 +4,7 @@ down changes nothing, an owner cut off from etcd keeps its hierarchy by failsafe
 while it reaches the other node and gives it up before the other node may take it once it
 does not, etcd without quorum leaves the owner alone and lets nobody take over, and a
 powered-off owner fails over; all under the split-brain checker, on one lab and one etcd
-cluster.
+cluster. The GUI's overview (Debian's chromium) shows etcd's quorum and owner keys.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from selenium.webdriver.common.by import By
 
+from browser import browser_in, sign_in, wait_for
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
@@ -76,6 +78,24 @@ def test_owner_key_is_in_etcd(lab: Lab, etcd: EtcdCluster, service: WebService) 
     assert (arbiter["kind"], arbiter["endpoints"], arbiter["quorum"], arbiter["owners"]) == (
         "etcd", etcd.endpoints, True, {"app": "node1"}), arbiter
     assert list(arbiter["held"]) == ["app"], arbiter
+
+
+def test_the_gui_shows_etcd_as_the_arbiter(lab: Lab, etcd: EtcdCluster,
+                                           service: WebService) -> None:
+    """The overview's quorum is etcd's as this node reaches it, not the nodes' votes, and
+    the arbiter's card lists the leases held here and the owner keys."""
+    tutela(lab, "node1", "config", "set", "settings.api.enabled", "true")
+    token = json.loads(tutela(lab, "node1", "api", "token", "create", "--role", "guest",
+                              "--expires", "1h", "--json").stdout)["token"]
+    url = json.loads(tutela(lab, "node1", "gui", "--json").stdout)["url"]
+    with browser_in(lab, url) as driver:
+        sign_in(driver, url, token, "overview")
+        quorum = wait_for(driver, lambda: driver.find_element(By.ID, "quorum"))
+        assert "etcd at " + etcd.endpoints[0] in quorum.text
+        assert "held" in quorum.text and "voters" not in quorum.text
+        arbiter = wait_for(driver, lambda: driver.find_element(By.ID, "arbiter"))
+        assert f"app by {owner(lab, service)}" in arbiter.text
+        assert "app (" in arbiter.text  # node1 holds app's lease, with the time left
 
 
 def test_an_etcd_member_down_changes_nothing(lab: Lab, etcd: EtcdCluster,

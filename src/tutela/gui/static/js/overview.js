@@ -1,5 +1,6 @@
 // Cluster overview: quorum, fencing and the lease at the top, then every node with its comm
-// paths, watchdog and maintenance, then the witnesses and the disk voter.
+// paths, watchdog and maintenance, then the witnesses and the disk voter, or etcd when it is
+// the arbiter.
 
 import { api } from "./api.js";
 import { chip, h, replace } from "./dom.js";
@@ -18,7 +19,8 @@ export function renderOverview(view, store) {
     h("div", { class: "grid nodes" }, [...status.nodes]
       .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))
       .map((node) => nodeCard(node, status))),
-    voters(status));
+    voters(status),
+    etcdArbiter(status.arbiter));
 }
 
 function voterCount(status) {
@@ -31,6 +33,8 @@ function voterCount(status) {
 }
 
 function quorumCard(status) {
+  const arbiter = status.arbiter || { kind: "majority" };
+  if (arbiter.kind === "etcd") return etcdQuorumCard(arbiter);
   const { all, alive, needed } = voterCount(status);
   const held = alive >= needed;
   return h("div", { class: `card stat ${held ? "good" : "bad"}`, id: "quorum" },
@@ -38,6 +42,17 @@ function quorumCard(status) {
     h("div", { class: "stat-value" }, t(held ? "overview.quorum.held" : "overview.quorum.lost")),
     h("div", { class: "muted" }, t("overview.quorum.count", { alive, all, needed,
       mode: status.quorum })));
+}
+
+// With etcd as the arbiter the quorum is etcd's, as this node reaches it, not the voters'.
+function etcdQuorumCard(arbiter) {
+  return h("div", { class: `card stat ${arbiter.quorum ? "good" : "bad"}`, id: "quorum" },
+    h("div", { class: "stat-label" }, t("overview.quorum")),
+    h("div", { class: "stat-value" },
+      t(arbiter.quorum ? "overview.quorum.held" : "overview.quorum.lost")),
+    h("div", { class: "muted" }, t("overview.arbiter.etcd", {
+      endpoints: arbiter.endpoints.join(", "), ttl: arbiter.ttl })),
+    arbiter.quorum ? null : h("div", { class: "problem" }, arbiter.error));
 }
 
 function fencingCard(status) {
@@ -147,4 +162,20 @@ function voters(status) {
         h("dl", { class: "facts" }, Object.entries(status.disk_voter).filter(([, v]) =>
           typeof v !== "object").map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])))
         : null)];
+}
+
+// etcd as the arbiter: the leases this node holds there and every owner key etcd has.
+function etcdArbiter(arbiter) {
+  if (!arbiter || arbiter.kind !== "etcd") return null;
+  const held = Object.entries(arbiter.held)
+    .map(([name, left]) => t("overview.arbiter.left", { name, left: left.toFixed(1) }));
+  const owners = arbiter.owners === null ? null : Object.entries(arbiter.owners).sort()
+    .map(([name, node]) => t("overview.arbiter.owner", {
+      name, node: node || t("overview.arbiter.not_tutela") }));
+  return [h("h2", {}, t("overview.arbiter")),
+    h("div", { class: "card node", id: "arbiter" },
+      h("dl", { class: "facts" },
+        h("dt", {}, t("overview.arbiter.held")), h("dd", {}, held.join(", ") || t("none")),
+        owners === null ? null : [h("dt", {}, t("overview.arbiter.owners")),
+          h("dd", {}, owners.join(", ") || t("none"))]))];
 }
