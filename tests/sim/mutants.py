@@ -11,7 +11,7 @@ from typing import Any
 from simulate import Variant
 
 from tutela.arbiter.disk_voter import DiskEffect, DiskVoter, ReadArea, SlotRecord, _Io
-from tutela.arbiter.holder import Effect, LeaseHolder
+from tutela.arbiter.holder import Effect, LeaseHolder, _Round
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming, min_margin
 from tutela.arbiter.voter import Voter
@@ -98,6 +98,14 @@ class LatestRoundHolder(LeaseHolder):
         return super().on_reply(reply, now)
 
 
+class NeverWidensHolder(LeaseHolder):
+    """A renewal round never asks the voters it left out, however many it asked are gone."""
+
+    def _widen(self, number: int, rnd: _Round) -> list[Effect]:
+        rnd.widen_at = None
+        return []
+
+
 class KeepsLeaseOnReleaseHolder(LeaseHolder):
     """Releases at the voters but keeps believing it holds the lease."""
 
@@ -180,6 +188,7 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("careless-release", make_voter=CarelessReleaseVoter),
     Variant("latest-round", make_holder=LatestRoundHolder),
     Variant("keeps-lease-on-release", make_holder=KeepsLeaseOnReleaseHolder),
+    Variant("never-widens", make_holder=NeverWidensHolder),
     Variant("no-incarnation", make_holder=_no_incarnation),
     Variant("best-path", every_path=False),
     Variant("ignores-duration", make_voter=IgnoresDurationVoter),
@@ -195,7 +204,7 @@ MUTANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("disk-own-lease-window", make_disk_voter=OwnLeaseDiskVoter),
 )}
 
-CAUGHT_IN = {"best-path": "paths", **dict.fromkeys(
+CAUGHT_IN = {"best-path": "paths", "never-widens": "paths", **dict.fromkeys(
     ("ignores-duration", "forgets-previous-lease", "previous-run-only",
      "witness-without-memory"), "lease-change"),
     **dict.fromkeys(("disk-no-observation", "disk-stale-read",
