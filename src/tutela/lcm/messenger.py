@@ -327,12 +327,7 @@ class Messenger(Generic[R]):
                 # The other path's copy of a frame sent on every path: not decrypted again.
                 self.reject(spec, "duplicate")
                 return
-            body = self._opener.authenticate(route, data)
-            known = next((b for b in self._beats.get(spec.peer, ()) if b.body == body), None)
-            envelope = self._opener.envelope(
-                route, decode_body(body) if known is None else known.decoded)
-            if envelope.sender != spec.peer:
-                raise FrameRejected("wrong-sender")
+            envelope, body, known = self._open_frame(route, data, spec)
         except FrameRejected as rejected:
             self.reject(spec, rejected.reason)
             return
@@ -353,6 +348,19 @@ class Messenger(Generic[R]):
             self._read_heartbeat(envelope, body, known)
         else:
             self._dispatch(envelope)
+
+    def _open_frame(self, route: Route, data: bytes, spec: PathSpec
+                    ) -> tuple[Envelope, bytes, _Beat[R] | None]:
+        """The frame's envelope and decrypted body, and the peer's heartbeat read before
+        whose body is the same bytes, if any: that body is not decoded again."""
+        body = self._opener.authenticate(route, data)
+        known = next((beat for beat in self._beats.get(spec.peer, ()) if beat.body == body),
+                     None)
+        envelope = self._opener.envelope(
+            route, decode_body(body) if known is None else known.decoded)
+        if envelope.sender != spec.peer:
+            raise FrameRejected("wrong-sender")
+        return envelope, body, known
 
     def _copy_of_accepted(self, route: Route, spec: PathSpec) -> bool:
         """Whether the frame's clear route names a frame of this path's peer that was
