@@ -101,12 +101,14 @@ class MultiNode:
 
     def tick(self) -> None:
         """Decide for every multi-node hierarchy not being acted on, and act."""
-        reports = self.messenger.alive_reports()
-        up = self._up(reports)
         managed = self.managed()
         # A root no longer multi-node (or gone) is no failed instance: its mark would tell
         # the ownership loop, which reads the same heartbeat field, that it failed here.
         self.failed &= {h.root for h in managed}
+        if not managed:
+            return  # most clusters: no view of every hierarchy's states to build each tick
+        reports = self.messenger.alive_reports()
+        up = self._up(reports)
         for hierarchy in managed:
             root = hierarchy.root
             if root in self._busy:
