@@ -215,10 +215,15 @@ class Leases:
         end = self.holder.lease_end(name)
         if self.holder.holds(name, clock.now()) and end is not None:
             return end  # held already, and renewed: a won round would say nothing new
-        if name in self._waiters:
-            # One acquire per name at a time: a second would wait for a win the first one
-            # takes, then let go of the lease the first one won.
-            raise RuntimeError(f"{name!r} is being acquired already")
+        pending = self._waiters.get(name)
+        if pending is not None:
+            # An acquire of the name waits already: share its outcome. Replacing its waiter
+            # would leave it to time out and then let go of the lease this one won.
+            try:
+                async with asyncio.timeout(timeout):
+                    return (await asyncio.shield(pending)).until
+            except TimeoutError:
+                raise self._unavailable(name, timeout) from None  # the first one releases
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
@@ -228,12 +233,15 @@ class Leases:
                 return (await future).until
         except TimeoutError:
             self.release(name)
-            refusal = self._refusals.get(name)
-            held = (f"; it is held by {refusal.holder}" if refusal and refusal.holder else "")
-            raise LeaseUnavailable(f"no majority of the {len(self.holder.voters)} voters "
-                                   f"granted {name!r} within {timeout:g}s{held}") from None
+            raise self._unavailable(name, timeout) from None
         finally:
             self._waiters.pop(name, None)
+
+    def _unavailable(self, name: str, timeout: float) -> LeaseUnavailable:
+        refusal = self._refusals.get(name)
+        held = f"; it is held by {refusal.holder}" if refusal and refusal.holder else ""
+        return LeaseUnavailable(f"no majority of the {len(self.holder.voters)} voters "
+                                f"granted {name!r} within {timeout:g}s{held}")
 
     def _want(self, name: str, remove_time: float) -> None:
         """Acquires asked for in one turn of the event loop go out as one round: a node
