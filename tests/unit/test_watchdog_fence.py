@@ -179,3 +179,85 @@ def test_starves_the_watchdog_when_the_lease_runs_short(dog: Path) -> None:
     finally:
         device.close()
     assert device.data.endswith(b"V") and device.closes == 1
+
+
+def hold_up_the_loop(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Block the calling event loop (a burst of work that does not yield, as a node
+    restoring dozens of hierarchies at once) until `condition` holds; fail after `timeout`.
+    The loop's checks cannot run meanwhile: whatever happens is the pet thread's doing."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_pets_go_on_while_the_event_loop_is_held_up(dog: Path) -> None:
+    """A held-up loop renews nothing, but a lease with a minute left allows pets for most
+    of it: the pets come from their own thread, and the watchdog does not fire."""
+    device = EmulatedWatchdog(dog)
+    timing = LeaseTiming()
+
+    async def scenario() -> None:
+        fence = ObservedFence(timing, lambda: True, lambda: [clock.now() + 60],
+                              lambda: True, path=str(dog))
+        fence.start()
+        fence.ensure_armed()
+        await eventually(lambda: fence.checks, "the loop's first check")
+        checks, pets = fence.checks, device.pets()
+        # Three timeouts' worth of pets: with pets from the loop, the watchdog would fire.
+        hold_up_the_loop(lambda: device.pets() >= pets + 12, "pets while the loop is held")
+        assert fence.checks == checks, "the loop ran: the test did not hold it up"
+        assert not device.fired(), device.events
+        await fence.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        device.close()
+    assert device.events[-1] == ("disarmed", {}), device.events
+
+
+def test_a_held_up_loop_stops_the_pets_before_its_lease_ends(dog: Path) -> None:
+    """The thread pets only up to the limit the loop last set (W before the earliest lease
+    end): a loop that stays stuck renews nothing, so its node is reset, as before."""
+    device = EmulatedWatchdog(dog)
+    timing = LeaseTiming()
+    end = clock.now() + 2 * timing.watchdog_timeout  # no renewal moves it on
+
+    async def scenario() -> None:
+        fence = WatchdogFence(timing, lambda: True, lambda: [end], lambda: True,
+                              path=str(dog))
+        fence.start()
+        fence.ensure_armed()
+        hold_up_the_loop(device.fired, "the watchdog to fire")
+        assert fence.status()["armed"]
+        await fence.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        device.close()
+    assert ("expired", {}) in device.events
+
+
+def test_the_thread_never_pets_past_the_limit(dog: Path) -> None:
+    """However late the thread runs, it reads the clock right before it writes: a pet due
+    before the limit and written after it is not written at all."""
+    device = EmulatedWatchdog(dog)
+    timing = LeaseTiming()
+
+    async def scenario() -> None:
+        fence = WatchdogFence(timing, lambda: True, lambda: [clock.now() + 60], lambda: True,
+                              path=str(dog))
+        fence.ensure_armed()  # armed, the thread not started: the test pets by hand
+        fence._pets_until = clock.now() - 0.001  # the limit just passed
+        assert not fence._pet()
+        fence._pets_until = clock.now() + 60
+        assert fence._pet()
+        fence._disarm("the test ends")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        device.close()
+    assert re.fullmatch(rb"T0\.4\n\.V", device.data), bytes(device.data)

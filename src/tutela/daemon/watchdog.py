@@ -1,6 +1,13 @@
 """Watchdog fencing in tutelad: armed while this node holds hierarchy leases, petted by the
 rule in arbiter.watchdog, so a frozen or cut-off owner is reset before its lease ends.
 
+The event loop decides (arm, pet, starve, disarm) and publishes until when pets are
+allowed: W before the earliest end of the leases it holds. A thread of its own pets until
+then. So a burst of work that holds up the event loop (a node restoring dozens of
+hierarchies at once starts their processes) no longer delays the pets, while a loop that
+stops renewing still stops them: its leases' ends stop moving, and the pets stop W before
+the first of them, as the rule says.
+
 The device is TUTELA_WATCHDOG_DEVICE (default /dev/watchdog; the lab points it at each
 node's emulated watchdog). docs/failover.md, "Fencing", is the administrator's view.
 """
@@ -10,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import threading
 from collections.abc import Callable
 
 from tutela import clock
 from tutela.arbiter.lease_fit import armed_timeout, shortest_fitting
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
+from tutela.daemon.realtime import make_realtime
 from tutela.journal.events import Emitter, no_events
 from tutela.lcm.messenger import spawn
 from tutela.lcm.ticks import next_tick
@@ -52,6 +62,15 @@ class WatchdogFence:
         """Why the watchdog could not be armed or petted last time, for `tutela status`."""
         self._task: asyncio.Task[None] | None = None
         self._armed_now = asyncio.Event()
+        self._device_lock = threading.Lock()
+        """Held for every use of the device: the pet thread must never write to a
+        descriptor the event loop has just closed (its number may be reused)."""
+        self._pets_until = -math.inf
+        """tutela.clock time until which the pet thread pets (set by the event loop only)."""
+        self._pets_allowed = threading.Event()
+        """Wakes the idle pet thread: pets are allowed again, or tutelad stops."""
+        self._stopping = threading.Event()
+        self._petter: threading.Thread | None = None
 
     @property
     def remove_time(self) -> float:
@@ -68,6 +87,12 @@ class WatchdogFence:
                 "petting": self.armed and not self._starving, "problem": self.problem}
 
     def start(self) -> None:
+        # The pets keep the event loop's real-time policy, which a new thread does not
+        # inherit (SCHED_RESET_ON_FORK): an ordinary thread waits behind any busy process.
+        realtime = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
+        self._petter = threading.Thread(target=self._pet_while_allowed, args=(realtime,),
+                                        name="watchdog-pets", daemon=True)
+        self._petter.start()
         self._task = spawn(self._loop(), name="watchdog")
 
     async def stop(self) -> None:
@@ -77,30 +102,44 @@ class WatchdogFence:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._stop_pets()
+        self._stopping.set()
+        self._pets_allowed.set()
+        if self._petter is not None:
+            await asyncio.to_thread(self._petter.join)
         self._disarm("tutelad stops")
 
     def ensure_armed(self) -> None:
         """Arm the watchdog now: after winning a lease, before restoring anything under it.
         WatchdogUnavailable if this node's watchdog cannot fence it in time."""
-        if self._device.armed:
-            return
-        try:
-            self._arm()
-        except WatchdogUnavailable as error:
-            self.problem = str(error)
-            raise
+        if not self._device.armed:
+            try:
+                self._arm()
+            except WatchdogUnavailable as error:
+                self.problem = str(error)
+                raise
+        # The lease just won may end before those the last check saw (its round went out
+        # earlier than their renewals): the pets must follow it before anything is restored.
+        ends = self._lease_ends()
+        if watchdog_action(ends, clock.now(), self.timeout, True) == "pet":
+            self._allow_pets_until(min(ends) - self.timeout)
+        else:
+            self._stop_pets()
 
     def _arm(self) -> None:
         try:
-            accepted = self._device.arm(self.timing.watchdog_timeout)
+            with self._device_lock:
+                accepted = self._device.arm(self.timing.watchdog_timeout)
         except OSError as error:
-            self._device.close()
+            with self._device_lock:
+                self._device.close()
             raise WatchdogUnavailable(
                 f"fencing 'watchdog' needs a watchdog device, and {self.path} cannot be "
                 f"opened ({error.strerror or error}); load one (modprobe softdog), point "
                 f"{DEVICE_ENV} at yours, or set settings.fencing to 'agent'") from None
         if accepted > self.timing.max_remove_time:
-            self._device.disarm()
+            with self._device_lock:
+                self._device.disarm()
             raise WatchdogUnavailable(
                 f"the watchdog {self.path} times out after {accepted:g}s at the shortest, "
                 f"too late for a {self.timing.duration:g}s lease (it must fire within "
@@ -118,8 +157,9 @@ class WatchdogFence:
     async def _loop(self) -> None:
         while True:
             self.check()
-            # Four pets per timeout while armed; disarmed, only now and then, as arming
-            # happens at the acquire itself, which wakes this loop for the pets.
+            # Four checks per timeout while armed, each moving the pets' limit on with the
+            # leases renewed; disarmed, only now and then, as arming happens at the acquire
+            # itself, which wakes this loop.
             self._armed_now.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(self._next_check()):
@@ -136,10 +176,13 @@ class WatchdogFence:
         """Arm, pet, starve or disarm as the rule says now; also right after a self-fence,
         so a node that got out of service in time disarms before its watchdog fires."""
         if not self._enabled():
+            self._stop_pets()
             self._disarm("fencing is no longer 'watchdog'")
             return
-        action = watchdog_action(self._lease_ends(), clock.now(), self.timeout,
-                                 self._still_in_service())
+        ends = self._lease_ends()
+        action = watchdog_action(ends, clock.now(), self.timeout, self._still_in_service())
+        if action != "pet":
+            self._stop_pets()
         if action == "disarm":
             self._disarm("no lease held and nothing clustered in service")
         elif action == "starve":
@@ -150,25 +193,52 @@ class WatchdogFence:
                 self.journal("watchdog.starved", self.path, "a lease has less than the "
                              "watchdog's timeout left or ended with resources in service")
             self._starving = True
+        elif self._device.armed:
+            self._allow_pets_until(min(ends) - self.timeout)
         else:
-            self._pet()
-
-    def _pet(self) -> None:
-        try:
-            if self._device.armed:
-                self._device.pet()
-            else:
+            with contextlib.suppress(WatchdogUnavailable):  # in `problem`, and logged
                 self.ensure_armed()
-            self._starving = False
-        except (OSError, WatchdogUnavailable) as error:
-            self.problem = str(error)
-            log.error("watchdog %s: %s", self.path, error)
+
+    def _allow_pets_until(self, until: float) -> None:
+        self._pets_until = until
+        self._starving = False
+        self._pets_allowed.set()
+
+    def _stop_pets(self) -> None:
+        self._pets_until = -math.inf
+
+    def _pet_while_allowed(self, realtime: bool) -> None:
+        """The pet thread: pets four times per timeout until the limit the event loop set
+        last; then waits until it sets a later one. It never decides anything itself."""
+        if realtime and (error := make_realtime()) is not None:
+            log.warning("watchdog pets cannot run under SCHED_RR (%s): a saturated node "
+                        "may be reset by its watchdog", error.strerror)
+        while not self._stopping.is_set():
+            self._pets_allowed.clear()
+            if self._pet():
+                self._stopping.wait(self.timeout / 4)
+            else:
+                self._pets_allowed.wait()
+
+    def _pet(self) -> bool:
+        """Pet if the limit allows it now; whether it did. The clock is read under the lock,
+        right before the write: a thread held up between the two would pet too late."""
+        with self._device_lock:
+            if not self._device.armed or clock.now() >= self._pets_until:
+                return False
+            try:
+                self._device.pet()
+            except OSError as error:
+                self.problem = str(error)
+                log.error("watchdog %s: %s", self.path, error)
+            return True
 
     def _disarm(self, why: str) -> None:
         if not self._device.armed:
             return
         try:
-            self._device.disarm()
+            with self._device_lock:
+                self._device.disarm()
             log.info("watchdog %s disarmed: %s", self.path, why)
             self.journal("watchdog.disarmed", self.path, why)
         except OSError as error:
