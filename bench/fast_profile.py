@@ -46,7 +46,7 @@ from common import wait
 from failover import load_average, restore_lab
 
 from tutela.fence.lab import unfence, use_fast_profile, vip_service, web_servers
-from tutela.fence.port import port_states
+from tutela.fence.port import read_ports
 from tutela.lab import Lab
 from tutela.lab.demo import (
     GREETING,
@@ -85,7 +85,7 @@ def holders(lab: Lab) -> list[str]:
 
 def answers(lab: Lab, node: str) -> bool:
     """Whether `node` can answer a client: switch ports up, no link of it cut."""
-    return all(s.state == "up" for s in port_states(lab.name, node)) and not any(
+    return all(state == "up" for state in read_ports(lab.name, node).values()) and not any(
         c.node == node for c in lab.cuts())
 
 
@@ -151,7 +151,7 @@ def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None
 def tutela_lab(lab: Lab, fast: bool) -> WebService:
     form_cluster(lab, "fpbench")
     wait(lambda: all_alive(lab), 60, "cluster formed")
-    web = vip_service(lab)
+    web = vip_service(lab, fast)
     for node, priority in (("node2", "2"), ("node3", "3")):
         tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", node, "--priority",
                priority)

@@ -1,15 +1,18 @@
 """The fast profile's settings and their validation (docs/leases.md, "Fast profile"), and
-the network fence agent's names and errors (its fencing is tests/lab/test_fast_profile.py)."""
+the network fence agent: its names, errors and `ip` command lines, and a fence of a real
+switch namespace (a whole lab's fencing is tests/lab/test_fast_profile.py)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from pydantic import ValidationError
 
+from helpers import unique_lab_name
 from tutela.arbiter.timing import FAST_PROFILE, WATCHDOG_SHORTEST_LEASE, LeaseTiming
 from tutela.fence import port
 from tutela.lab import netns
@@ -65,3 +68,76 @@ def test_the_fence_agent_refuses_bad_input_with_the_fix() -> None:
     assert no_switch.returncode == 1
     assert "is lab 'nosuchlab' up?" in no_switch.stderr
     assert run_agent("--help").returncode == 0
+
+
+def test_a_fence_is_one_ip_batch_that_sets_the_ports_then_reads_them() -> None:
+    assert port.ip_batch_argv("fx") == ["ip", "-n", "tl-fx-sw", "-o", "-force", "-batch", "-"]
+    assert port.ip_batch_script("node3", "down") == (
+        "link set node3-net1 down\nlink set node3-net2 down\nlink show\n")
+    assert port.ip_batch_script("node3", "up") == (
+        "link set node3-net1 up\nlink set node3-net2 up\nlink show\n")
+    assert port.ip_batch_script("node3", None) == "link show\n"
+
+
+def test_the_fence_reads_the_switch_from_ip_one_line_a_link() -> None:
+    shown = ("1: lo: <LOOPBACK> mtu 65536 qdisc noop state DOWN\n"
+             "7: node3-net1@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br1\n"
+             "9: node3-net2@if8: <BROADCAST,MULTICAST> mtu 1500 master br2 state DOWN\n")
+    links = dict(port.link_flags(line) for line in shown.splitlines())
+    assert links["node3-net1"] == ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]
+    assert port.port_states(links, "node3") == {"node3-net1": "up", "node3-net2": "down"}
+    assert port.port_states(links, "node4") == {"node4-net1": "absent",
+                                                "node4-net2": "absent"}
+
+
+@pytest.mark.parametrize("name", ["node1", "node32", "node99"])
+def test_lab_node_names_are_fenced(name: str) -> None:
+    assert port.is_node_name(name)
+
+
+@pytest.mark.parametrize("name", ["node", "node100", "eth0", "node1a", "node٣", "xnode1"])
+def test_other_names_are_not(name: str) -> None:
+    assert not port.is_node_name(name)
+
+
+@pytest.fixture
+def switch() -> Iterator[str]:
+    """A lab's switch namespace alone, with node1's two ports up: what the agent fences."""
+    lab = unique_lab_name("fence")
+    namespace = port.switch_netns(lab)
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        for net in port.NETS:
+            subprocess.run(["ip", "-n", namespace, "link", "add", port.switch_port("node1", net),
+                            "up", "type", "veth", "peer", "name", f"cable{net}"], check=True)
+        yield lab
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
+
+
+def test_the_daemons_form_of_the_fence_sets_the_ports_down_without_argparse(
+        switch: str) -> None:
+    """`tutela-fence-port NODE` as fence_command runs it: ports down, exit 0, and none of
+    the imports that would double its time."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "tutela.fence.port",
+                           "node1"], capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                               port.LAB_ENV: switch})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "node1: fenced (node1-net1 down, node1-net2 down)\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert imported.isdisjoint({"argparse", "json", "subprocess", "dataclasses"})
+    assert port.read_ports(switch, "node1") == {"node1-net1": "down", "node1-net2": "down"}
+
+
+def test_the_fence_plugs_back_in_and_reports_a_gone_port_as_fenced(switch: str) -> None:
+    assert json.loads(run_agent("--lab", switch, "--on", "--json", "node1").stdout) == {
+        "node": "node1", "action": "on", "fenced": False,
+        "ports": {"node1-net1": "up", "node1-net2": "up"}}
+    subprocess.run(["ip", "-n", port.switch_netns(switch), "link", "del", "node1-net2"],
+                   check=True)
+    fenced = run_agent("--lab", switch, "node1")
+    assert fenced.returncode == 0, fenced.stderr
+    assert fenced.stdout == "node1: fenced (node1-net1 down, node1-net2 absent)\n"
+    assert port.read_ports(switch, "node2") == {"node2-net1": "absent",
+                                                "node2-net2": "absent"}
