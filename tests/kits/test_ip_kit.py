@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from kitsupport import ARPWATCH, NetPair, Outcome, Processes, run_kit, sh, wait_until
 
-from tutela.kits.ip import IpKit
+from tutela.kits.ip import IpKit, arp
+from tutela.kits.ip.kit import FAST_DUPLICATE_TIMEOUT
 from tutela.model.errors import ConfigError
 
 
@@ -70,10 +71,15 @@ def test_gratuitous_arp_reaches_peer(netpair: NetPair, tmp_path: Path,
     assert {(f["spa"], f["tpa"]) for f in frames} == {("198.51.100.51", "198.51.100.51")}
 
 
-def test_duplicate_address_refused(netpair: NetPair, tmp_path: Path) -> None:
+@pytest.mark.parametrize("wait", [None, FAST_DUPLICATE_TIMEOUT], ids=["default", "fast"])
+def test_duplicate_address_refused(netpair: NetPair, tmp_path: Path,
+                                   wait: float | None) -> None:
+    """By the default probe, and by the fast profile's short one."""
     sh("ip", "-n", netpair.b, "addr", "add", "198.51.100.60/24", "dev", netpair.veth_b)
     peer_mac = netpair.mac(netpair.b, netpair.veth_b)
-    outcome = run_kit(netpair.exec(netpair.a), "ip", {"address": "198.51.100.60/24"},
+    params = {"address": "198.51.100.60/24",
+              **({} if wait is None else {"duplicate_timeout": wait})}
+    outcome = run_kit(netpair.exec(netpair.a), "ip", params,
                       ["pre_restore_check", "restore"], tmp_path)
     for result in outcome.results:
         assert not result["ok"]
@@ -81,6 +87,43 @@ def test_duplicate_address_refused(netpair: NetPair, tmp_path: Path) -> None:
         assert peer_mac in result["error"]
         assert netpair.veth_a in result["error"]
     assert "198.51.100.60/24" not in netpair.addresses(netpair.a)
+
+
+STARVED_PROBE = """
+import sys, time, types
+from ipaddress import IPv4Address
+from tutela.kits.ip import arp
+
+looks = []
+
+def starved_clock():
+    # Starvation, not synchronisation: after sending, the prober is off the CPU until
+    # long past its deadline, as a loaded machine may keep it; the answer comes meanwhile.
+    looks.append(None)
+    if len(looks) == 2:
+        time.sleep(10 * float(sys.argv[3]))
+    return time.monotonic()
+
+arp.time = types.SimpleNamespace(monotonic=starved_clock)
+print(arp.probe(sys.argv[1], IPv4Address(sys.argv[2]), float(sys.argv[3])))
+"""
+
+
+def test_an_answer_in_time_counts_when_the_prober_reads_it_late(netpair: NetPair) -> None:
+    """A short probe is safe on a starved machine: what came before the deadline is read."""
+    sh("ip", "-n", netpair.b, "addr", "add", "198.51.100.61/24", "dev", netpair.veth_b)
+    found = sh(*netpair.exec(netpair.a), sys.executable, "-c", STARVED_PROBE, netpair.veth_a,
+               "198.51.100.61", str(FAST_DUPLICATE_TIMEOUT))
+    assert found.strip() == netpair.mac(netpair.b, netpair.veth_b)
+
+
+def test_the_probe_socket_is_opened_for_no_protocol_then_bound_to_arp() -> None:
+    """Opened for ARP, binding it would wait for an RCU grace period (~16 ms a probe)."""
+    sock, mac = arp._open("lo")
+    with sock:
+        assert sock.proto == 0
+        assert sock.getsockname()[1] == arp.ETH_P_ARP
+        assert mac == bytes(6)
 
 
 def test_quick_check_fails_on_link_down_and_silent_ping(netpair: NetPair,

@@ -29,8 +29,12 @@ def format_mac(mac: bytes) -> str:
 
 
 def _open(ifname: str) -> tuple[socket.socket, bytes]:
-    """A packet socket bound to `ifname` for ARP frames, and the interface's MAC."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    """A packet socket bound to `ifname` for ARP frames, and the interface's MAC.
+
+    Opened for no protocol, then bound to ARP on `ifname`: a socket opened for ARP listens
+    at once, and the bind would wait for an RCU grace period (~16 ms) to stop that
+    listening, on a failover's path."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         sock.bind((ifname, ETH_P_ARP))
         mac = sock.getsockname()[4]
@@ -38,6 +42,12 @@ def _open(ifname: str) -> tuple[socket.socket, bytes]:
         sock.close()
         raise
     return sock, bytes(mac[:6])
+
+
+def _close_later(sock: socket.socket) -> None:
+    """Close `sock` from a thread: closing a packet socket waits for an RCU grace period
+    (~16 ms), which a failover need not wait for."""
+    threading.Thread(target=sock.close, name="arp-close", daemon=True).start()
 
 
 def _frame(src_mac: bytes, op: int, sender_ip: IPv4Address, target_ip: IPv4Address,
@@ -62,26 +72,33 @@ def probe(ifname: str, ip: IPv4Address, timeout: float) -> str | None:
     """Ask whether anyone on `ifname` holds `ip`; return its MAC, or None after `timeout` s.
 
     Sends an RFC 5227 probe at the start and another halfway, to survive one lost frame.
+    Every answer that came in before the deadline counts, even if this thread (starved of
+    CPU) reads it only after: the frames still queued then are read before saying None.
+    A short `timeout` (the fast profile's, docs/leases.md) is therefore as sure as a long
+    one against a host that answers at once, as a LAN's kernels do.
     """
     sock, own_mac = _open(ifname)
-    with sock:
+    try:
         request = _frame(own_mac, ARP_REQUEST, ZERO_IP, ip)
         start = time.monotonic()
         deadline, resend_at = start + timeout, start + timeout / 2
         sock.send(request)
-        while (now := time.monotonic()) < deadline:
+        while True:
+            now = time.monotonic()
             if resend_at and now >= resend_at:
                 sock.send(request)
                 resend_at = 0.0
             wake = min(deadline, resend_at or deadline)
             ready, _, _ = select.select([sock], [], [], max(wake - now, 0.0))
-            if not ready:
-                continue
-            frame, address = sock.recvfrom(2048)
-            claimant = _claimant(frame, own_mac, ip) if address[2] != PACKET_OUTGOING else None
-            if claimant:
-                return format_mac(claimant)
-    return None
+            if ready:
+                frame, address = sock.recvfrom(2048)
+                if address[2] != PACKET_OUTGOING and (
+                        claimant := _claimant(frame, own_mac, ip)):
+                    return format_mac(claimant)
+            elif now >= deadline:  # nothing queued any more, and the time is up
+                return None
+    finally:
+        _close_later(sock)
 
 
 def announce(ifname: str, ip: IPv4Address, count: int, interval: float,
@@ -103,7 +120,7 @@ def announce(ifname: str, ip: IPv4Address, count: int, interval: float,
         sock.close()
         raise
     if count == 1:
-        sock.close()
+        _close_later(sock)
         return 1
 
     stopped = stop or threading.Event()

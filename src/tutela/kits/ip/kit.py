@@ -27,6 +27,11 @@ if TYPE_CHECKING:  # pyroute2 loads in ~0.2 s: only kit actions need it, not the
 AF_INET = 2
 FRESH_PROBE = 1.0
 """Seconds a pre-check's "nobody answers" stays good enough for the restore that follows."""
+FAST_DUPLICATE_TIMEOUT = 0.02
+"""Seconds: `duplicate_timeout` under the fast profile (docs/leases.md, "Fast profile"),
+where the probe runs after the fence, in the failover's path. A host that holds the address
+answers from its kernel in well under a millisecond on a LAN, and an answer that came in
+before the wait ended counts even when the prober reads it late (arp.probe)."""
 EEXIST = 17
 EADDRNOTAVAIL = 99
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
