@@ -46,7 +46,7 @@ def service(lab: Lab) -> Iterator[WebService]:
     wait_until(lambda: all_alive(lab), timeout=30, what="cluster formed")
     # built at the default timings: the fast profile's 0.2 s detection may declare a node
     # of this loaded machine DEAD for a moment, and a configuration change fails then
-    web = vip_service(lab)
+    web = vip_service(lab, fast=True)
     for node, priority in (("node2", "2"), ("node3", "3")):
         tutela(lab, "node1", "hierarchy", "extend", "vip", "--to", node,
                "--priority", priority)

@@ -12,6 +12,7 @@ import sys
 import yaml
 
 from tutela.arbiter.timing import FAST_PROFILE
+from tutela.kits.ip.kit import FAST_DUPLICATE_TIMEOUT
 from tutela.lab import Lab
 from tutela.lab.demo import GREETING, PORT, VIP, WebService, fetch
 from tutela.lab.driver import status, tutela
@@ -80,12 +81,16 @@ def web_servers(lab: Lab, web: WebService) -> None:
                  f"the web server on {node}")
 
 
-def vip_service(lab: Lab) -> WebService:
-    """The virtual IP alone as a hierarchy on node1, a web server on every node."""
+def vip_service(lab: Lab, fast: bool = True) -> WebService:
+    """The virtual IP alone as a hierarchy on node1, a web server on every node; `fast`:
+    with the fast profile's duplicate-address probe (a resource's parameters cannot change
+    while it is in service, so it is set here, not by use_fast_profile)."""
     web = WebService(VIP, lab.root / "www", "")
     web.mountpoint.mkdir(exist_ok=True)
     (web.mountpoint / "hello.txt").write_text(GREETING)
     web_servers(lab, web)
-    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24")
+    probe = ["-p", f"duplicate_timeout={FAST_DUPLICATE_TIMEOUT:g}"] if fast else []
+    tutela(lab, "node1", "resource", "create", "ip", "vip", "-p", f"address={VIP}/24",
+           *probe)
     tutela(lab, "node1", "restore", "vip")
     return web
