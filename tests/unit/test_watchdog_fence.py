@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import select
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from tutela.arbiter.timing import LeaseTiming
 from tutela.daemon import watchdog as fence_module
 from tutela.daemon.watchdog import WatchdogFence
 from tutela.lab.watchdog import Event, Watchdog
+from tutela.watchdog_pets import Petter, WatchdogPets
 
 LOOK = 0.05
 """Seconds the reader waits for the FIFO before it looks at its clock and its stop flag."""
@@ -181,10 +183,11 @@ def test_starves_the_watchdog_when_the_lease_runs_short(dog: Path) -> None:
     assert device.data.endswith(b"V") and device.closes == 1
 
 
-def hold_up_the_loop(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    """Block the calling event loop (a burst of work that does not yield, as a node
-    restoring dozens of hierarchies at once) until `condition` holds; fail after `timeout`.
-    The loop's checks cannot run meanwhile: whatever happens is the pet thread's doing."""
+def block_until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Wait, blocking the calling thread, until `condition` holds; fail after `timeout`.
+    Called from a coroutine it holds the event loop up (a burst of work that does not
+    yield, as a node restoring dozens of hierarchies at once): the loop's checks cannot
+    run meanwhile, so whatever happens is the pet process's doing."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
@@ -193,7 +196,7 @@ def hold_up_the_loop(condition: Callable[[], object], what: str, timeout: float 
 
 def test_pets_go_on_while_the_event_loop_is_held_up(dog: Path) -> None:
     """A held-up loop renews nothing, but a lease with a minute left allows pets for most
-    of it: the pets come from their own thread, and the watchdog does not fire."""
+    of it: the pets come from their own process, and the watchdog does not fire."""
     device = EmulatedWatchdog(dog)
     timing = LeaseTiming()
 
@@ -205,7 +208,7 @@ def test_pets_go_on_while_the_event_loop_is_held_up(dog: Path) -> None:
         await eventually(lambda: fence.checks, "the loop's first check")
         checks, pets = fence.checks, device.pets()
         # Three timeouts' worth of pets: with pets from the loop, the watchdog would fire.
-        hold_up_the_loop(lambda: device.pets() >= pets + 12, "pets while the loop is held")
+        block_until(lambda: device.pets() >= pets + 12, "pets while the loop is held")
         assert fence.checks == checks, "the loop ran: the test did not hold it up"
         assert not device.fired(), device.events
         await fence.stop()
@@ -218,7 +221,7 @@ def test_pets_go_on_while_the_event_loop_is_held_up(dog: Path) -> None:
 
 
 def test_a_held_up_loop_stops_the_pets_before_its_lease_ends(dog: Path) -> None:
-    """The thread pets only up to the limit the loop last set (W before the earliest lease
+    """The process pets only up to the limit the loop last set (W before the earliest lease
     end): a loop that stays stuck renews nothing, so its node is reset, as before."""
     device = EmulatedWatchdog(dog)
     timing = LeaseTiming()
@@ -229,7 +232,7 @@ def test_a_held_up_loop_stops_the_pets_before_its_lease_ends(dog: Path) -> None:
                               path=str(dog))
         fence.start()
         fence.ensure_armed()
-        hold_up_the_loop(device.fired, "the watchdog to fire")
+        block_until(device.fired, "the watchdog to fire")
         assert fence.status()["armed"]
         await fence.stop()
 
@@ -240,24 +243,80 @@ def test_a_held_up_loop_stops_the_pets_before_its_lease_ends(dog: Path) -> None:
     assert ("expired", {}) in device.events
 
 
-def test_the_thread_never_pets_past_the_limit(dog: Path) -> None:
-    """However late the thread runs, it reads the clock right before it writes: a pet due
+def test_the_pet_process_never_pets_past_the_limit(dog: Path) -> None:
+    """However late it wakes up, it reads the clock right before it writes: a pet due
     before the limit and written after it is not written at all."""
     device = EmulatedWatchdog(dog)
-    timing = LeaseTiming()
-
-    async def scenario() -> None:
-        fence = WatchdogFence(timing, lambda: True, lambda: [clock.now() + 60], lambda: True,
-                              path=str(dog))
-        fence.ensure_armed()  # armed, the thread not started: the test pets by hand
-        fence._pets_until = clock.now() - 0.001  # the limit just passed
-        assert not fence._pet()
-        fence._pets_until = clock.now() + 60
-        assert fence._pet()
-        fence._disarm("the test ends")
-
     try:
-        asyncio.run(scenario())
+        petter = Petter(str(dog))
+        assert petter.handle("arm 0.4") == "ok 0.4"
+        petter.next_pet = clock.now()  # a pet is due
+        petter.handle(f"until {clock.now() - 0.001!r}")  # and the limit has just passed
+        petter.pet_if_due()
+        petter.handle(f"until {clock.now() + 60!r}")
+        petter.pet_if_due()
+        assert petter.handle("disarm") == "ok"
     finally:
         device.close()
     assert re.fullmatch(rb"T0\.4\n\.V", device.data), bytes(device.data)
+
+
+def test_an_armed_watchdog_fires_when_tutelad_is_gone(dog: Path) -> None:
+    """tutelad's end of the socket closes (it exited or died) while armed: the process
+    exits without the magic close, and the watchdog fires, as when tutelad held it."""
+    device = EmulatedWatchdog(dog)
+    pets = WatchdogPets(str(dog))
+    try:
+        pets.start()
+        assert pets.arm(0.4) == 0.4
+        pets.allow_until(clock.now() + 60)
+        block_until(lambda: device.pets() >= 2, "two pets")
+        pets.stop()  # as a dying tutelad's socket closes; the process ends
+        block_until(device.fired, "the watchdog to fire")
+    finally:
+        device.close()
+    assert not device.data.endswith(b"V"), bytes(device.data)
+
+
+def test_a_dead_pet_process_leaves_the_watchdog_to_fire_and_says_so(dog: Path) -> None:
+    device = EmulatedWatchdog(dog)
+    pets = WatchdogPets(str(dog))
+    try:
+        pets.start()
+        pets.arm(0.4)
+        pets.allow_until(clock.now() + 60)
+        process = pets._process  # the test kills what tutelad started
+        assert process is not None
+        process.kill()
+        process.wait()
+        block_until(device.fired, "the watchdog to fire")
+        with pytest.raises(OSError, match=r"pet process .* has gone"):
+            pets.allow_until(clock.now() + 60)
+        assert not pets.armed
+    finally:
+        pets.stop()
+        device.close()
+
+
+def test_the_pet_process_outlives_signals_meant_for_tutelad(dog: Path) -> None:
+    """Ctrl-C in tutelad's terminal or a TERM to its process group reaches the pet process
+    too: it must go on petting (a dead pet process resets an armed node)."""
+    device = EmulatedWatchdog(dog)
+    pets = WatchdogPets(str(dog))
+    try:
+        pets.start()
+        pets.arm(0.4)
+        pets.allow_until(clock.now() + 60)
+        process = pets._process  # the test signals what tutelad started
+        assert process is not None
+        block_until(lambda: device.pets() >= 1, "a pet")  # past its start: signals set
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            process.send_signal(number)
+        pets_then = device.pets()
+        block_until(lambda: device.pets() >= pets_then + 4, "pets after the signals")
+        assert process.poll() is None and not device.fired()
+        pets.disarm()
+    finally:
+        pets.stop()
+        device.close()
+    assert device.data.endswith(b"V")

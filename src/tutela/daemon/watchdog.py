@@ -1,12 +1,12 @@
 """Watchdog fencing in tutelad: armed while this node holds hierarchy leases, petted by the
 rule in arbiter.watchdog, so a frozen or cut-off owner is reset before its lease ends.
 
-The event loop decides (arm, pet, starve, disarm) and publishes until when pets are
-allowed: W before the earliest end of the leases it holds. A thread of its own pets until
-then. So a burst of work that holds up the event loop (a node restoring dozens of
-hierarchies at once starts their processes) no longer delays the pets, while a loop that
-stops renewing still stops them: its leases' ends stop moving, and the pets stop W before
-the first of them, as the rule says.
+The event loop decides (arm, pet, starve, disarm) and sets until when pets are allowed: W
+before the earliest end of the leases it holds. A process of its own arms, pets and disarms
+the device (tutela.watchdog_pets) and pets until then. So a burst of work that holds up
+tutelad (a node restoring dozens of hierarchies at once starts their processes) no longer
+delays the pets, while a tutelad that stops renewing still stops them: its leases' ends stop
+moving, and the pets stop W before the first of them, as the rule says.
 
 The device is TUTELA_WATCHDOG_DEVICE (default /dev/watchdog; the lab points it at each
 node's emulated watchdog). docs/failover.md, "Fencing", is the administrator's view.
@@ -19,19 +19,18 @@ import contextlib
 import logging
 import math
 import os
-import threading
 from collections.abc import Callable
 
 from tutela import clock
 from tutela.arbiter.lease_fit import armed_timeout, shortest_fitting
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.watchdog import watchdog_action
-from tutela.daemon.realtime import make_realtime
 from tutela.journal.events import Emitter, no_events
 from tutela.lcm.messenger import spawn
 from tutela.lcm.ticks import next_tick
 from tutela.model.config import NodeWatchdog
-from tutela.watchdog_device import DEFAULT_DEVICE, DEVICE_ENV, Watchdog, describe
+from tutela.watchdog_device import DEFAULT_DEVICE, DEVICE_ENV, describe
+from tutela.watchdog_pets import WatchdogPets
 
 log = logging.getLogger("tutela.watchdog")
 IDLE_CHECK = 1.0
@@ -56,22 +55,12 @@ class WatchdogFence:
         self._enabled = enabled
         self._lease_ends = lease_ends
         self._still_in_service = still_in_service
-        self._device = Watchdog(self.path)
+        self._device = WatchdogPets(self.path)
         self._starving = False
         self.problem: str | None = None
         """Why the watchdog could not be armed or petted last time, for `tutela status`."""
         self._task: asyncio.Task[None] | None = None
         self._armed_now = asyncio.Event()
-        self._device_lock = threading.Lock()
-        """Held for every use of the device: the pet thread must never write to a
-        descriptor the event loop has just closed (its number may be reused)."""
-        self._pets_until = -math.inf
-        """tutela.clock time until which the pet thread pets (set by the event loop only)."""
-        self._pets_allowed = threading.Event()
-        """Wakes the idle pet thread: pets are allowed again, or tutelad stops."""
-        self._stopping = threading.Event()
-        self._petter: threading.Thread | None = None
-
     @property
     def remove_time(self) -> float:
         """How long a self-fence may take: W, capped where a device that cannot fence this
@@ -87,12 +76,7 @@ class WatchdogFence:
                 "petting": self.armed and not self._starving, "problem": self.problem}
 
     def start(self) -> None:
-        # The pets keep the event loop's real-time policy, which a new thread does not
-        # inherit (SCHED_RESET_ON_FORK): an ordinary thread waits behind any busy process.
-        realtime = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
-        self._petter = threading.Thread(target=self._pet_while_allowed, args=(realtime,),
-                                        name="watchdog-pets", daemon=True)
-        self._petter.start()
+        self._device.start()
         self._task = spawn(self._loop(), name="watchdog")
 
     async def stop(self) -> None:
@@ -102,12 +86,8 @@ class WatchdogFence:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._stop_pets()
-        self._stopping.set()
-        self._pets_allowed.set()
-        if self._petter is not None:
-            await asyncio.to_thread(self._petter.join)
         self._disarm("tutelad stops")
+        self._device.stop()
 
     def ensure_armed(self) -> None:
         """Arm the watchdog now: after winning a lease, before restoring anything under it.
@@ -122,24 +102,22 @@ class WatchdogFence:
         # earlier than their renewals): the pets must follow it before anything is restored.
         ends = self._lease_ends()
         if watchdog_action(ends, clock.now(), self.timeout, True) == "pet":
+            self._starving = False
             self._allow_pets_until(min(ends) - self.timeout)
         else:
             self._stop_pets()
 
     def _arm(self) -> None:
         try:
-            with self._device_lock:
-                accepted = self._device.arm(self.timing.watchdog_timeout)
+            accepted = self._device.arm(self.timing.watchdog_timeout)
         except OSError as error:
-            with self._device_lock:
-                self._device.close()
+            self._device.close()
             raise WatchdogUnavailable(
                 f"fencing 'watchdog' needs a watchdog device, and {self.path} cannot be "
                 f"opened ({error.strerror or error}); load one (modprobe softdog), point "
                 f"{DEVICE_ENV} at yours, or set settings.fencing to 'agent'") from None
         if accepted > self.timing.max_remove_time:
-            with self._device_lock:
-                self._device.disarm()
+            self._device.disarm()
             raise WatchdogUnavailable(
                 f"the watchdog {self.path} times out after {accepted:g}s at the shortest, "
                 f"too late for a {self.timing.duration:g}s lease (it must fire within "
@@ -194,51 +172,30 @@ class WatchdogFence:
                              "watchdog's timeout left or ended with resources in service")
             self._starving = True
         elif self._device.armed:
+            self._starving = False
             self._allow_pets_until(min(ends) - self.timeout)
         else:
-            with contextlib.suppress(WatchdogUnavailable):  # in `problem`, and logged
+            try:
                 self.ensure_armed()
+            except WatchdogUnavailable as error:
+                log.error("watchdog %s: %s", self.path, error)
 
     def _allow_pets_until(self, until: float) -> None:
-        self._pets_until = until
-        self._starving = False
-        self._pets_allowed.set()
+        """Tell the pet process until when it may pet (-inf: stop at once)."""
+        try:
+            self._device.allow_until(until)
+        except OSError as error:
+            self.problem = str(error)
+            log.error("watchdog %s: %s", self.path, error)
 
     def _stop_pets(self) -> None:
-        self._pets_until = -math.inf
-
-    def _pet_while_allowed(self, realtime: bool) -> None:
-        """The pet thread: pets four times per timeout until the limit the event loop set
-        last; then waits until it sets a later one. It never decides anything itself."""
-        if realtime and (error := make_realtime()) is not None:
-            log.warning("watchdog pets cannot run under SCHED_RR (%s): a saturated node "
-                        "may be reset by its watchdog", error.strerror)
-        while not self._stopping.is_set():
-            self._pets_allowed.clear()
-            if self._pet():
-                self._stopping.wait(self.timeout / 4)
-            else:
-                self._pets_allowed.wait()
-
-    def _pet(self) -> bool:
-        """Pet if the limit allows it now; whether it did. The clock is read under the lock,
-        right before the write: a thread held up between the two would pet too late."""
-        with self._device_lock:
-            if not self._device.armed or clock.now() >= self._pets_until:
-                return False
-            try:
-                self._device.pet()
-            except OSError as error:
-                self.problem = str(error)
-                log.error("watchdog %s: %s", self.path, error)
-            return True
+        self._allow_pets_until(-math.inf)
 
     def _disarm(self, why: str) -> None:
         if not self._device.armed:
             return
         try:
-            with self._device_lock:
-                self._device.disarm()
+            self._device.disarm()
             log.info("watchdog %s disarmed: %s", self.path, why)
             self.journal("watchdog.disarmed", self.path, why)
         except OSError as error:
