@@ -19,6 +19,7 @@ class RestoresWithoutLease(OwnershipCore):
 
     def _acquire(self, root: str, at: Situation, automatic: bool,
                  readopt: bool = False) -> list[Effect]:
+        self._begin(root)  # a restore under way, as an acquire would be
         return [Restore(root, automatic) if automatic else Acquire(root, automatic)]
 
 

@@ -20,7 +20,11 @@ finishes there, the quorum-loss action takes effect, or the node powers off.
   first candidate by priority (not failed there, not handing it on): the rank wait;
 - liveness: once faults stop (partitions healed, crashed nodes restarted, no loss), within
   SETTLE seconds `app` is in service on exactly one node that can run it and `web` on one
-  node where its dependency is met.
+  node where its dependency is met;
+- one action at a time: a decision tick never starts an action (acquire, restore, give-up,
+  self-fence) on a hierarchy that the node's driver still acts on; only a self-fence that
+  the lease's end calls for may overtake one (CI's stuck-state lab test once saw a takeover
+  start while the acquire of the one before still waited).
 
 Replay a seed: python tests/sim/ownership_sim.py --seed N [--variant V] [--verbose]
 """
@@ -133,10 +137,14 @@ class Node:
     heard: dict[str, float] = field(default_factory=dict)
     reports: dict[str, PeerReport] = field(default_factory=dict)
     ran: dict[str, str] = field(default_factory=dict)
-    waiting: dict[str, core.Acquire] = field(default_factory=dict)
-    """Roots whose lease an acquire waits for."""
+    waiting: dict[str, tuple[core.Acquire, int]] = field(default_factory=dict)
+    """Roots whose lease an acquire waits for -> it, and its token."""
     action: dict[str, int] = field(default_factory=dict)
-    """Root -> the token of the kit action under way (a self-fence cancels a restore)."""
+    """Root -> the token of the kit action in effect (a self-fence overtakes a restore or a
+    remove under way: that one then changes nothing, but still ends)."""
+    under_way: dict[str, int] = field(default_factory=dict)
+    """Root -> how many actions the driver carries out on it (started, not yet reported
+    ended to the core), as daemon/ownership.py's `_under_way`."""
 
 
 class Sim:
@@ -291,7 +299,14 @@ class Sim:
         for peer in NODES:
             if peer != node.name:
                 self.send(node, peer, lambda target, n=node.name: self._heard(target, n, report))
-        self._run(node, node.core.tick(self._situation(node)))
+        effects = node.core.tick(self._situation(node))
+        for effect in effects:
+            if isinstance(effect, core.Acquire | core.Restore | core.GiveUp | core.FenceSelf
+                          ) and node.under_way.get(effect.root):
+                raise Failure(f"OVERLAP: {node.name}'s decision starts {effect} while "
+                              f"{node.under_way[effect.root]} action(s) on {effect.root} "
+                              "are still under way there")
+        self._run(node, effects)
         self.on(node, HEARTBEAT, self._beat)
 
     def _heard(self, node: Node, peer: str, report: PeerReport) -> None:
@@ -329,25 +344,32 @@ class Sim:
 
     # --- carrying out the core's effects --------------------------------------------------------
 
-    def _run(self, node: Node, effects: Iterable[core.Effect]) -> None:
+    def _run(self, node: Node, effects: Iterable[core.Effect], within: bool = False) -> None:
+        """Carry out `effects`: of a decision tick, or (`within`) the steps of an action
+        under way, whose Restore is part of it (a takeover's)."""
         for effect in effects:
             match effect:
                 case core.Acquire():
+                    self._began(node, effect.root)
                     self._acquire(node, effect)
                 case core.Restore():
+                    if not within:
+                        self._began(node, effect.root)
                     self._restore(node, effect)
                 case core.GiveUp(root):
                     self.log(f"{node.name} gives {root} up: {effect.why}")
+                    self._began(node, root)
                     token = self._token(node, root)
                     self.on(node, self.rng.uniform(0.02, 0.3),
                             lambda n, r=root, t=token: self._given_up(n, r, t))
                 case core.Release(root):
-                    self._lease(node, node.holder.release([root], self.local(node)))
+                    self._release(node, root)
                 case core.QuorumLossAction(root):
                     self.stats["quorum_loss"] += 1
                     self.log(f"{node.name}: quorum-loss action for {root}")
                     self._out(node, root)
                 case core.FenceSelf():
+                    self._began(node, effect.root)
                     self._fence_self(node, effect)
                 case core.NoteStuck(root, record):
                     self.log(f"{node.name}: {root} stuck: {record.reason} {record.detail}")
@@ -359,30 +381,56 @@ class Sim:
         node.action[root] = self.tokens
         return self.tokens
 
+    def _began(self, node: Node, root: str) -> None:
+        node.under_way[root] = node.under_way.get(root, 0) + 1
+
+    def _done(self, node: Node, root: str, gave_up: bool = False) -> None:
+        """An Acquire, Restore or GiveUp ended: the core is told (daemon: _act's finally)."""
+        self._ended(node, root)
+        node.core.done(root, gave_up=gave_up)
+
+    def _ended(self, node: Node, root: str) -> None:
+        left = node.under_way[root] - 1
+        if left:
+            node.under_way[root] = left
+        else:
+            del node.under_way[root]
+
     def _acquire(self, node: Node, acquire: core.Acquire) -> None:
         root = acquire.root
         self.log(f"{node.name} asks for {root}'s lease")
-        node.waiting[root] = acquire
+        self.tokens += 1
+        token = self.tokens
+        node.waiting[root] = (acquire, token)
         self._lease(node, node.holder.acquire_each({root: TIMING.watchdog_timeout},
                                                    self.local(node)))
-        token = self._token(node, root)
         wait = ACQUIRE_WAIT if acquire.timeout is None else acquire.timeout
         self.on(node, wait, lambda n: self._acquire_timeout(n, root, token))
 
     def _acquire_timeout(self, node: Node, root: str, token: int) -> None:
-        if node.action.get(root) != token or node.waiting.pop(root, None) is None:
-            return  # won meanwhile, or another action on it since
+        if node.waiting.get(root, (None, None))[1] != token:
+            return  # won meanwhile, or let go
+        del node.waiting[root]
         now = self.local(node)
         self.log(f"{node.name}: no majority for {root}")
         self._lease(node, node.holder.release([root], now))
         self._run(node, node.core.refused(root, Blocked("no_quorum"), "no majority", now,
-                                          self.now, release=False))
-        node.core.done(root)
+                                          self.now, release=False), within=True)
+        self._done(node, root)
+
+    def _release(self, node: Node, root: str) -> None:
+        """The lease let go; an acquire of it that still waits ends at once (daemon/leases.py:
+        LeaseLetGo), which a self-fence's end does."""
+        self._lease(node, node.holder.release([root], self.local(node)))
+        if node.waiting.pop(root, None) is not None:
+            self.log(f"{node.name}: the acquire of {root} ends: its lease was let go")
+            self._done(node, root)
 
     def _won(self, node: Node, root: str) -> None:
-        acquire = node.waiting.pop(root, None)
-        if acquire is None:
+        waiting = node.waiting.pop(root, None)
+        if waiting is None:
             return
+        acquire = waiting[0]
         if root == "app" and self.expected is not None:
             expected, self.expected = self.expected, None
             self.stats["order_checks"] += 1
@@ -390,14 +438,14 @@ class Sim:
                 raise Failure(f"ORDER: {node.name} won app's lease after its owner powered "
                               f"off, before {expected}, first by priority")
         effects = node.core.lease_won(root, self._situation(node), acquire.automatic)
-        self._run(node, effects)
+        self._run(node, effects, within=True)
         if not any(isinstance(e, core.Restore) for e in effects):
-            node.core.done(root)  # the takeover ends here (daemon: _act's finally)
+            self._done(node, root)  # the takeover ends here (daemon: _act's finally)
 
     def _restore(self, node: Node, restore: core.Restore) -> None:
         root = restore.root
         if self.variant.checks_lease and not node.holder.holds(root, self.local(node)):
-            node.core.done(root)
+            self._done(node, root)
             return
         token = self._token(node, root)
         self.on(node, self.rng.uniform(0.05, 0.4),
@@ -406,7 +454,8 @@ class Sim:
     def _restored(self, node: Node, restore: core.Restore, token: int) -> None:
         root = restore.root
         if node.action.get(root) != token:
-            return  # a self-fence took over
+            self._done(node, root)  # a self-fence overtook it: it changed nothing
+            return
         del node.action[root]
         if root == "app" and node.name == self.broken:
             self.stats["restore_failures"] += 1
@@ -416,16 +465,17 @@ class Sim:
             self._in(node, root)
             node.ran[root] = f"{self.now:015.6f}"
             self._run(node, node.core.restored(root, restore.automatic, self.now,
-                                                   self.config))
-        node.core.done(root)
+                                                   self.config), within=True)
+        self._done(node, root)
 
     def _given_up(self, node: Node, root: str, token: int) -> None:
         if node.action.get(root) != token:
+            self._done(node, root, gave_up=True)  # a self-fence overtook it; it lets go
             return
         del node.action[root]
         self._out(node, root)
         self._lease(node, node.holder.release([root], self.local(node)))
-        node.core.done(root, gave_up=True)
+        self._done(node, root, gave_up=True)
 
     def _fence_self(self, node: Node, fence: core.FenceSelf) -> None:
         self.stats["self_fences"] += 1
@@ -441,12 +491,15 @@ class Sim:
             self.on(node, takes, lambda n: self._fenced(n, root, token, out=True))
 
     def _fenced(self, node: Node, root: str, token: int, out: bool) -> None:
-        if node.action.get(root) != token:
-            return
-        del node.action[root]
+        """A self-fence ends, by its deadline (`within`), out of service or not: even one
+        that another self-fence overtook (each one's removal runs to its end)."""
+        if node.action.get(root) == token:
+            del node.action[root]
         if out:
             self._out(node, root)
-        self._run(node, node.core.self_fence_ended(root, out, "fastkill", self.local(node)))
+        self._ended(node, root)
+        self._run(node, node.core.self_fence_ended(root, out, "fastkill", self.local(node)),
+                  within=True)
 
     # --- the lease holder and the voters --------------------------------------------------------
 

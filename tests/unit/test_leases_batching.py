@@ -1,19 +1,26 @@
 """The daemon's lease layer: the acquires of one event-loop turn go out as one round; an
-acquire of a name held already returns at once; two of one name at once share one outcome."""
+acquire of a name held already returns at once; a second one of a name being acquired is
+refused; a release of the name ends an acquire that waits for it."""
 
 from __future__ import annotations
 
 import asyncio
 from unittest import mock
 
-from tutela.daemon.leases import Leases
+import pytest
+from test_multinode_driver import until
+
+from tutela.daemon.leases import LeaseLetGo, Leases, LeaseUnavailable
 from tutela.engine.peer_report import parse
 from tutela.lcm.messenger import Identity, Messenger
 from tutela.model.config import ClusterConfig, Node
 
 
-def one_node_leases() -> Leases:
-    config = ClusterConfig(name="c", nodes=(Node(name="a", addresses=("198.51.100.1/24",)),))
+def one_node_leases(peers: tuple[str, ...] = ()) -> Leases:
+    """Node a's lease layer; `peers`, other nodes and voters, never answer (its messenger
+    is not started)."""
+    config = ClusterConfig(name="c", nodes=(Node(name="a", addresses=("198.51.100.1/24",)),
+                                            *(Node(name=peer) for peer in peers)))
     messenger = Messenger(Identity("c", "a", b"k" * 32, 1), 0.2, 5, read_report=parse)
     return Leases("a", config, messenger, 1, lambda _request: {}, lambda *_: None, NoMemory())
 
@@ -55,16 +62,41 @@ def test_an_acquire_of_a_name_held_already_returns_its_lease_at_once() -> None:
     asyncio.run(main())
 
 
-def test_a_second_acquire_of_a_name_being_acquired_shares_its_outcome() -> None:
-    """It used to replace the first one's waiter: the first then timed out and let go of
-    the lease the second had won."""
+def test_a_second_acquire_of_a_name_being_acquired_is_refused() -> None:
+    """Its caller keeps them apart (the ownership core, the configuration lock): a second
+    one is a bug there. It used to replace the first one's waiter (the first then timed out
+    and let go of the lease the second had won), then to share it (which hid the bug)."""
     async def main() -> None:
         leases = one_node_leases()
         leases.start()
         try:
             first, second = await asyncio.gather(leases.acquire("h1", timeout=5),
-                                                 leases.acquire("h1", timeout=5))
-            assert first == second and leases.holds("h1")
+                                                 leases.acquire("h1", timeout=5),
+                                                 return_exceptions=True)
+            assert isinstance(first, float) and leases.holds("h1")
+            assert isinstance(second, RuntimeError)
+            assert "being acquired already" in str(second)
+        finally:
+            await leases.stop()
+
+    asyncio.run(main())
+
+
+def test_a_release_ends_an_acquire_of_the_name_at_once() -> None:
+    """A self-fence lets go of the lease a takeover's acquire still waits for: no round asks
+    for it any more, so the acquire ends at once instead of waiting out its timeout."""
+    async def main() -> None:
+        leases = one_node_leases(peers=("b", "c"))  # no majority without them
+        leases.start()
+        try:
+            acquire = asyncio.ensure_future(leases.acquire("h1", timeout=30))
+            await until(lambda: "h1" in leases.holder.wanted)
+            leases.release("h1")
+            with pytest.raises(LeaseLetGo, match="'h1' was let go"):
+                await asyncio.wait_for(acquire, timeout=1)
+            assert not leases.holds_wanted("h1")
+            with pytest.raises(LeaseUnavailable, match="no majority"):  # not "acquired already"
+                await leases.acquire("h1", timeout=0.1)
         finally:
             await leases.stop()
 

@@ -59,6 +59,11 @@ class LeaseUnavailable(Exception):
     """No majority granted the lease in time; the message says who holds it or who is away."""
 
 
+class LeaseLetGo(LeaseUnavailable):
+    """The name was released while an acquire of it waited (a self-fence let it go as it
+    ended): no round asks for it any more, so the acquire ends at once."""
+
+
 class Leases:
     def __init__(self, node: str, config: ClusterConfig, messenger: Messenger[Any],
                  incarnation: int, extra: Extra, on_reply: ReplyHook,
@@ -204,7 +209,11 @@ class Leases:
         """Hold `name` (renewed until released); its end in this node's clock (tutela.clock).
 
         While another node holds it, this waits (the holder asks again every L/4) up to
-        `timeout`, like a lock.
+        `timeout`, like a lock; a release of `name` meanwhile ends it (LeaseLetGo).
+        One acquire of a name at a time: the callers keep them apart (the ownership core
+        starts no action on a hierarchy while one is under way there; configuration
+        changes take turns), so a second one is a bug in its caller, refused at once
+        (RuntimeError) rather than handed the first one's outcome, which hid such a bug.
         """
         etcd = self._etcd_for(name)
         if etcd is not None:
@@ -215,15 +224,9 @@ class Leases:
         end = self.holder.lease_end(name)
         if self.holder.holds(name, clock.now()) and end is not None:
             return end  # held already, and renewed: a won round would say nothing new
-        pending = self._waiters.get(name)
-        if pending is not None:
-            # An acquire of the name waits already: share its outcome. Replacing its waiter
-            # would leave it to time out and then let go of the lease this one won.
-            try:
-                async with asyncio.timeout(timeout):
-                    return (await asyncio.shield(pending)).until
-            except TimeoutError:
-                raise self._unavailable(name, timeout) from None  # the first one releases
+        if name in self._waiters:
+            raise RuntimeError(f"{name!r} is being acquired already: one acquire of a name "
+                               "at a time")
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
@@ -232,10 +235,12 @@ class Leases:
             async with asyncio.timeout(timeout):
                 return (await future).until
         except TimeoutError:
+            self._waiters.pop(name, None)  # before its own release: no news to it
             self.release(name)
             raise self._unavailable(name, timeout) from None
         finally:
-            self._waiters.pop(name, None)
+            if self._waiters.get(name) is future:
+                del self._waiters[name]
 
     def _unavailable(self, name: str, timeout: float) -> LeaseUnavailable:
         refusal = self._refusals.get(name)
@@ -285,6 +290,9 @@ class Leases:
             return
         self._unsent.pop(name, None)
         self._run(self.holder.release([name], clock.now()))
+        waiter = self._waiters.pop(name, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(LeaseLetGo(f"{name!r} was let go while it was acquired"))
 
     # --- effects and messages ------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from tutela import clock
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.fencing import FenceFailed, Fencing
-from tutela.daemon.leases import Leases, LeaseUnavailable
+from tutela.daemon.leases import LeaseLetGo, Leases, LeaseUnavailable
 from tutela.engine import stuck
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import LeaseGone, NodeEngine, OperationError, RestoreRefused
@@ -77,10 +77,10 @@ class Ownership:
         self.journal: Emitter = no_events
         self._correlation: dict[str, str] = {}
         """Root -> the id of its records since this node last won its lease."""
-        self._under_way: dict[str, asyncio.Future[Any]] = {}
-        """Root -> the task acting on it here (a takeover, restore, give-up or self-fence
-        the core started, or a switchover's give or take): one at a time, as the core's
-        `busy` says."""
+        self._under_way: dict[str, set[asyncio.Future[Any]]] = {}
+        """Root -> the tasks acting on it here (a takeover, restore, give-up or self-fence
+        the core started, or a switchover's give or take), as the core's `busy` counts
+        them: one, or a self-fence beside the action that the lease's end overtook."""
         self._wake = asyncio.Event()
         self._deaths = asyncio.Event()
         """Set when a node is declared DEAD (then replaced): wakes `while_alive`."""
@@ -253,11 +253,15 @@ class Ownership:
             self._noted(effect)
 
     def _track(self, root: str, action: asyncio.Future[Any]) -> None:
-        """`action` acts on `root` until it is done (the core marked `root` busy for it)."""
-        self._under_way[root] = action
-        action.add_done_callback(
-            lambda done: self._under_way.pop(root) if self._under_way.get(root) is done
-            else None)
+        """`action` acts on `root` until it is done (the core counts it in `busy`)."""
+        self._under_way.setdefault(root, set()).add(action)
+        action.add_done_callback(lambda done: self._ended(root, done))
+
+    def _ended(self, root: str, action: asyncio.Future[Any]) -> None:
+        actions = self._under_way.get(root, set())
+        actions.discard(action)
+        if not actions:
+            self._under_way.pop(root, None)
 
     @contextlib.contextmanager
     def _acting_on(self, root: str) -> Iterator[None]:
@@ -271,8 +275,8 @@ class Ownership:
 
     async def _after_action_on(self, root: str) -> None:
         """Wait until no action on `root` is under way here."""
-        while (task := self._under_way.get(root)) is not None:
-            await asyncio.wait([task])
+        while actions := self._under_way.get(root):
+            await asyncio.wait(set(actions))
 
     def _noted(self, effect: Effect) -> None:
         if isinstance(effect, NoteStuck):
@@ -313,6 +317,8 @@ class Ownership:
                                         _refusal(error)), f"{error}; letting the lease go")
         except FenceFailed as error:
             self._refused(root, error.blocked, str(error))
+        except LeaseLetGo as error:  # by a self-fence, which leaves it alone a while
+            log.info("%s: %s", root, error)
         except LeaseUnavailable as error:
             self._refused(root, Blocked("no_quorum", self.core.holder(root), str(error)),
                           str(error), release=False)  # acquire let it go already

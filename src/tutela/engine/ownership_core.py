@@ -242,8 +242,14 @@ class OwnershipCore:
     until an administrator restores them again."""
     stuck: dict[str, Stuck] = field(default_factory=dict)
     """Roots this node sees running nowhere although they should run -> why."""
-    busy: set[str] = field(default_factory=set)
-    """Roots with an action under way here (decisions skip them)."""
+    busy: dict[str, int] = field(default_factory=dict)
+    """Roots with actions under way here -> how many (decisions skip them). Each effect
+    that starts one (Acquire, Restore, GiveUp, FenceSelf; a switchover's give and take)
+    counts until the driver says that it ended (`done`, `self_fence_ended`): a self-fence
+    may start while a takeover's acquire still waits, and its end must not free the root
+    while that acquire goes on (the next decision would start a second one)."""
+    _self_fencing: dict[str, int] = field(default_factory=dict)
+    """Of those, the self-fences -> how many: a lease won meanwhile is not restored."""
     settled_at: float = 0.0
     """No decision before: peers already up are heard within one detection window."""
     _vacant_since: dict[str, float] = field(default_factory=dict)
@@ -366,7 +372,7 @@ class OwnershipCore:
                     or at.now < out_by - self.remove_time):
                 continue
             self._unleased_removing.add(root)
-            self.busy.add(root)
+            self._begin(root, self_fence=True)
             effects.append(FenceSelf(root, max(out_by - at.now, 0.0), unleased=True))
         return effects
 
@@ -502,7 +508,7 @@ class OwnershipCore:
             effects += self._acquire(root, at, automatic=True,
                                      readopt=view.parts_in_service_here)
         elif verdict.decision == "restore":
-            self.busy.add(root)
+            self._begin(root)
             effects.append(Restore(root))
         elif verdict.decision == "give_up":
             effects.append(_giving_up(root, view, verdict.blocked))
@@ -510,7 +516,7 @@ class OwnershipCore:
 
     def _give_up(self, give_up: GiveUp, now: float) -> GiveUp:
         """The timers it leaves as it goes."""
-        self.busy.add(give_up.root)
+        self._begin(give_up.root)
         if give_up.failed_here:
             self.failed.add(give_up.root)
         elif not give_up.dependency:
@@ -526,7 +532,7 @@ class OwnershipCore:
             timeout = self._out_by(since, at.config) - self.remove_time - at.now
             if timeout <= 0:
                 return []
-        self.busy.add(root)
+        self._begin(root)
         effects: list[Effect] = []
         holder = self.holder(root)
         if automatic and holder is not None and root not in self.stuck:
@@ -679,7 +685,11 @@ class OwnershipCore:
 
     def lease_won(self, root: str, at: Situation, automatic: bool) -> list[Effect]:
         """The lease is held: what must come before restoring here (damping's last word,
-        the watchdog, fencing the vanished owners), then the restore."""
+        the watchdog, fencing the vanished owners), then the restore. Nothing while this
+        node fences itself for `root` (the lease it had ended while this acquire waited):
+        the self-fence lets the lease go as it ends, and only then may a decision come."""
+        if root in self._self_fencing:
+            return []
         held = self._hold(root, at.config, at.wall) if automatic else None
         if held is not None and self.holder(root) is not None and (
                 root not in self._failovers.ordered):
@@ -735,8 +745,9 @@ class OwnershipCore:
         self.failed.add(root)
 
     def done(self, root: str, gave_up: bool = False) -> None:
-        """The action on `root` ended (however)."""
-        self.busy.discard(root)
+        """An action on `root` ended (however): an Acquire, Restore or GiveUp effect, or a
+        switchover's give or take (a self-fence ends with `self_fence_ended`)."""
+        self._end(root)
         if gave_up:
             self._vacant_since.pop(root, None)
 
@@ -745,12 +756,12 @@ class OwnershipCore:
     def give(self, root: str, now: float) -> None:
         """Switchover, the old owner's half: it goes out of service here; leave it to the
         target for a while. The caller removes, releases, then calls `done`."""
-        self.busy.add(root)
+        self._begin(root)
         self._yielding[root] = now + HANDOVER_GRACE
 
     def take(self, root: str) -> Acquire:
         """Switchover, the new owner's half: acquire now (no rank wait), then restore."""
-        self.busy.add(root)
+        self._begin(root)
         self.failed.discard(root)
         return Acquire(root, automatic=False)
 
@@ -777,7 +788,7 @@ class OwnershipCore:
         cannot finish within the lease, the quorum-loss action."""
         if root not in self._clustered:
             return []  # the configuration lease: its holder gives up by itself
-        self.busy.add(root)
+        self._begin(root, self_fence=True)
         if (remaining is not None and remaining > 0) or action == "osu":
             return [FenceSelf(root, remaining if remaining else None)]
         return [FenceSelf(root, None, remove=False)]
@@ -785,11 +796,24 @@ class OwnershipCore:
     def self_fence_ended(self, root: str, out: bool, action: str, now: float) -> list[Effect]:
         """Self-fencing of `root` ended, out of service (`out`) or not: the quorum-loss
         action if not; then the lease goes, the watchdog is re-checked, and this node does
-        not ask for it again for a lease (without a majority it cannot win it back)."""
-        self.busy.discard(root)
+        not ask for it again for a lease (without a majority it cannot win it back).
+        Another action on `root` may still be under way (a takeover's acquire that the
+        lease's end overtook): `root` stays busy until it ends too."""
+        self._end(root, self_fence=True)
         self._yielding[root] = now + self.lease_duration
         return [*([] if out else [QuorumLossAction(root, action)]), Release(root),
                 ArmWatchdog(None)]
+
+    def _begin(self, root: str, self_fence: bool = False) -> None:
+        """An action on `root` starts (an effect the driver carries out, then reports)."""
+        _count_in(self.busy, root)
+        if self_fence:
+            _count_in(self._self_fencing, root)
+
+    def _end(self, root: str, self_fence: bool = False) -> None:
+        _count_out(self.busy, root)
+        if self_fence:
+            _count_out(self._self_fencing, root)
 
     # --- what this node tells its peers -------------------------------------------------------
 
@@ -819,6 +843,19 @@ def _copied(value: object) -> object:
         return tuple(_copied(getattr(value, f.name)) for f in fields(value))
     hash(value)  # TypeError for anything else mutable: kept as is, its changes would hide
     return value
+
+
+def _count_in(counts: dict[str, int], root: str) -> None:
+    counts[root] = counts.get(root, 0) + 1
+
+
+def _count_out(counts: dict[str, int], root: str) -> None:
+    """One less; a root at none is dropped (`root in counts`: any under way)."""
+    left = counts.get(root, 0) - 1
+    if left > 0:
+        counts[root] = left
+    else:
+        counts.pop(root, None)
 
 
 def _dependencies_first(hierarchies: list[Hierarchy], config: ClusterConfig
