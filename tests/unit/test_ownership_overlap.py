@@ -11,7 +11,8 @@ had let go, so in vain, up to its timeout).
 A real engine with the recording kit (the unit tests' test double for kit actions), a real
 messenger that is not started (node2 never answers: `quorum: none` lets node1's own voter
 decide) and the real lease layer, whose timer loop starts only when the test says; the
-decision ticks are called by the test, as daemon/ownership.py's loop calls them.
+decision ticks are called by the test, as daemon/ownership.py's loop calls them. The lease
+holder's part of the path is shown on its own too, with real voters.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from test_leases_batching import NoMemory
 from test_multinode_driver import MemoryStore, until
 
 from tutela import clock
+from tutela.arbiter.holder import Acquired, LeaseHolder, LeaseLost, Refused, Send
+from tutela.arbiter.holder import Effect as HolderEffect
 from tutela.arbiter.messages import AcquireReply, AcquireRequest
+from tutela.arbiter.timing import LeaseTiming
+from tutela.arbiter.voter import Voter
 from tutela.daemon.leases import Leases
 from tutela.daemon.ownership import Ownership
 from tutela.engine.node import NodeEngine
@@ -104,3 +109,32 @@ def test_a_self_fence_that_ends_while_an_acquire_waits_does_not_free_the_hierarc
             await engine.shutdown(leave_resources=True)
 
     asyncio.run(main())
+
+
+def test_a_lease_that_ended_unnoticed_is_reported_lost_by_a_lost_round_for_it() -> None:
+    """The lease holder's side of that path (arbiter/holder.py, pure): node1's lease ended
+    before its timer noticed; node1 asks for it again (the takeover that followed) while
+    node3 holds it at a majority of voters. The lost round reports the old lease lost, and
+    the name stays wanted: the acquire goes on waiting beside the self-fence it starts."""
+    timing, names = LeaseTiming(), ("node1", "node2", "node3")
+    voters = {name: Voter(name, timing, started_at=-100.0) for name in names}
+    holders = {name: LeaseHolder(name, names, timing, incarnation=i)
+               for i, name in enumerate(names)}
+
+    def round_of(candidate: str, effects: list[HolderEffect], now: float
+                 ) -> list[HolderEffect]:
+        """Every voter answers at once; what the candidate's holder makes of it."""
+        found: list[HolderEffect] = []
+        for send in (e for e in effects if isinstance(e, Send)):
+            assert isinstance(send.message, AcquireRequest)
+            reply = voters[send.voter].on_acquire(send.message, now)
+            found += holders[candidate].on_reply(reply, now)
+        return found
+
+    won = round_of("node1", holders["node1"].acquire([ROOT], 0.0), 0.0)
+    [acquired] = [e for e in won if isinstance(e, Acquired)]
+    later = acquired.until + timing.duration * 2  # every grant of node1's has ended
+    round_of("node3", holders["node3"].acquire([ROOT], later), later)  # node3 holds it
+    lost = round_of("node1", holders["node1"].acquire([ROOT], later), later)
+    assert [type(e) for e in lost if not isinstance(e, Send)] == [LeaseLost, Refused]
+    assert holders["node1"].wanted == (ROOT,)
