@@ -30,12 +30,13 @@ are down, so it cannot.
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,16 @@ KEEPALIVED_SYSTEMS = {"keepalived defaults": keepalived.CONFIGS["defaults"],
 SYSTEMS = (*TUTELA_SYSTEMS, *KEEPALIVED_SYSTEMS)
 TARGET = 0.3
 """Seconds: the fast profile's target median (issue 17)."""
+STEPS = (("detection: the old owner DEAD", "node {victim} is DEAD"),
+         ("the lease won, the fence started", "fencing {victim} before taking over"),
+         ("the fence (tutela-fence-port)", "{victim} is fenced"),
+         ("to the restore", "restore vip: vip"),
+         ("the ip kit's pre-check, to its probe", "probing "),
+         ("the probe and the address added", "added "),
+         ("the first gratuitous ARP", "sent the first of"))
+"""Where a fast-profile takeover's time goes: each step ends at the first line of the
+taker's log after the fault that holds its text (the first starts at the fault); what is
+left of the outage is the client's ("the client's next good answer")."""
 
 
 @dataclass
@@ -77,6 +88,8 @@ class Figures:
     outage: common.Samples = field(default_factory=dict)
     configured: common.Samples = field(default_factory=dict)
     answering: common.Samples = field(default_factory=dict)
+    steps: dict[str, list[list[float]]] = field(default_factory=dict)
+    """Per scenario label, per run: the seconds of each of STEPS, then the client's."""
 
 
 def holders(lab: Lab) -> list[str]:
@@ -130,9 +143,11 @@ def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None
     """Strike `victim`, measure the outage until another node serves, and sample the
     holders until HOLD seconds after the strike."""
     struck: list[float] = []
+    struck_at: list[datetime.datetime] = []
 
     def fault() -> None:
         struck.append(time.monotonic())
+        struck_at.append(datetime.datetime.now())  # as the nodes' logs tell the time
         strike(lab, key, victim)
 
     def taken_over() -> bool:
@@ -140,12 +155,45 @@ def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None
 
     label = SCENARIOS[key]
     with HolderSampler(lab) as sampler:
-        figures.outage.setdefault(label, []).append(
-            measure_outage(lab, url, GREETING, fault, taken_over))
+        outage = measure_outage(lab, url, GREETING, fault, taken_over)
+        taker = next(n for n in holders(lab) if n != victim)
         wait(lambda: time.monotonic() >= struck[0] + HOLD, HOLD + 5, "the fault's end")
     configured, answering = sampler.two_holders(struck[0], struck[0] + HOLD)
+    figures.outage.setdefault(label, []).append(outage)
     figures.configured.setdefault(label, []).append(configured)
     figures.answering.setdefault(label, []).append(answering)
+    steps = takeover_steps(lab.state_dir(taker) / "tutelad.log", victim, struck_at[0],
+                           outage)
+    if steps:
+        figures.steps.setdefault(label, []).append(steps)
+
+
+def takeover_steps(log: Path, victim: str, struck_at: datetime.datetime, outage: float
+                   ) -> list[float] | None:
+    """The seconds of each of STEPS in the taker's `log` after a fault at `struck_at`,
+    and the rest of the `outage`; None if a step is not in the log (no fence: the
+    defaults)."""
+    after = [(at, line) for at, line in _stamped(log.read_text(errors="replace").splitlines())
+             if at >= struck_at]
+    marks, start = [struck_at], 0
+    for _, text in STEPS:
+        wanted = text.format(victim=victim)
+        found = next((i for i in range(start, len(after)) if wanted in after[i][1]), None)
+        if found is None:
+            return None
+        marks.append(after[found][0])
+        start = found + 1
+    spans = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(marks)]
+    return [*spans, outage - sum(spans)]
+
+
+def _stamped(lines: list[str]) -> Iterator[tuple[datetime.datetime, str]]:
+    """The lines of a tutelad log that start with their time (its local time, as here)."""
+    for line in lines:
+        try:
+            yield datetime.datetime.fromisoformat(line[:23]), line
+        except ValueError:
+            continue
 
 
 def tutela_lab(lab: Lab, fast: bool) -> WebService:
@@ -230,8 +278,23 @@ def table(results: dict[str, Figures], keys: list[str],
     return "\n".join(lines)
 
 
+def steps_table(figures: Figures, keys: list[str]) -> str:
+    """Median seconds of each step of the fast profile's takeovers, per scenario."""
+    labels = [SCENARIOS[k] for k in keys if figures.steps.get(SCENARIOS[k])]
+    if not labels:
+        return ""
+    lines = ["| step | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    names = [name for name, _ in STEPS] + ["the client's next good answer (the rest)"]
+    for index, name in enumerate(names):
+        lines.append(f"| {name} | " + " | ".join(
+            median([run[index] for run in figures.steps[label]]) for label in labels) + " |")
+    return ("Where the fast profile's outage goes (median seconds of each step, from the "
+            "fault and the taker's log):\n\n" + "\n".join(lines) + "\n\n")
+
+
 def markdown(results: dict[str, Figures], keys: list[str], runs: int, load: tuple[str, str]
              ) -> str:
+    fast = results.get(TUTELA_SYSTEMS[1])
     return (
         f"### Fast profile beside the defaults and keepalived (3 nodes, {runs} runs each; "
         "tutela's hierarchy is the virtual IP alone, a web server runs on every node: "
@@ -239,6 +302,7 @@ def markdown(results: dict[str, Figures], keys: list[str], runs: int, load: tupl
         f"`{common.command_line()}`\n\n"
         "Median client-visible outage (the fast profile's target: at most "
         f"{TARGET:g} s):\n\n{table(results, keys, lambda f: f.outage)}\n\n"
+        f"{steps_table(fast, keys) if fast else ''}"
         f"Median seconds with the VIP configured on two nodes in the {HOLD:g} s after the "
         f"fault:\n\n{table(results, keys, lambda f: f.configured)}\n\n"
         "Median seconds with two nodes able to answer for the VIP (configured, switch ports "

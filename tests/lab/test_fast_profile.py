@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from helpers import unique_lab_name, wait_until
 from tutela.fence.lab import (
@@ -22,6 +23,7 @@ from tutela.fence.lab import (
     use_fast_profile,
     vip_service,
 )
+from tutela.kits.ip.kit import FAST_DUPLICATE_TIMEOUT
 from tutela.lab import Lab
 from tutela.lab.checker import SplitBrainChecker
 from tutela.lab.demo import GREETING, WebService, fetch
@@ -71,6 +73,9 @@ def test_every_node_runs_the_fast_profile(lab: Lab, service: WebService) -> None
     assert [lease_in_effect(lab, n) for n in lab.nodes] == [0.2, 0.2, 0.2]
     settings = status(lab, "node1")
     assert settings["lease"]["renew_every"] == pytest.approx(0.05)
+    exported = yaml.safe_load(tutela(lab, "node1", "export").stdout)
+    [vip] = [r for r in exported["resources"] if r["tag"] == "vip"]
+    assert float(vip["params"]["duplicate_timeout"]) == FAST_DUPLICATE_TIMEOUT  # short probe
     wait_until(lambda: len(holders(lab, service)) == 1, timeout=30, what="one holder")
     assert fetch(lab, service.url) == GREETING
 
