@@ -139,9 +139,11 @@ def strike(lab: Lab, key: str, victim: str) -> None:
     {"kill": lab.power_off, "freeze": lab.freeze, "cut": lab.cut}[key](victim)
 
 
-def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None:
+def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures
+            ) -> tuple[str, datetime.datetime]:
     """Strike `victim`, measure the outage until another node serves, and sample the
-    holders until HOLD seconds after the strike."""
+    holders until HOLD seconds after the strike; the node that took over, and when the
+    strike came."""
     struck: list[float] = []
     struck_at: list[datetime.datetime] = []
 
@@ -162,10 +164,7 @@ def one_run(lab: Lab, url: str, key: str, victim: str, figures: Figures) -> None
     figures.outage.setdefault(label, []).append(outage)
     figures.configured.setdefault(label, []).append(configured)
     figures.answering.setdefault(label, []).append(answering)
-    steps = takeover_steps(lab.state_dir(taker) / "tutelad.log", victim, struck_at[0],
-                           outage)
-    if steps:
-        figures.steps.setdefault(label, []).append(steps)
+    return taker, struck_at[0]
 
 
 def takeover_steps(log: Path, victim: str, struck_at: datetime.datetime, outage: float
@@ -236,7 +235,11 @@ def measure_tutela(fast: bool, runs: int, keys: list[str], logs: str | None) -> 
                           flush=True)
                     wait(lambda: len(holders(lab)) == 1, 60, "one owner")
                     victim = holders(lab)[0]
-                    one_run(lab, web.url, key, victim, figures)
+                    taker, struck_at = one_run(lab, web.url, key, victim, figures)
+                    steps = takeover_steps(lab.state_dir(taker) / "tutelad.log", victim,
+                                           struck_at, figures.outage[SCENARIOS[key]][-1])
+                    if steps:
+                        figures.steps.setdefault(SCENARIOS[key], []).append(steps)
                     restore_tutela(lab, web, victim, fast)
         finally:
             if logs:
