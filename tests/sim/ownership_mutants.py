@@ -68,6 +68,23 @@ class KeepsWhatItReadopted(OwnershipCore):
         return super()._out_by(since, config)
 
 
+class FreedByAnyEnd(OwnershipCore):
+    """A hierarchy is free again as soon as any action on it ends, whatever else is still
+    under way there (tutela before 2026-12-07, `busy` a set: a self-fence that overtook a
+    takeover's acquire freed it as it ended, and CI's stuck-state lab test saw a second
+    takeover start while that acquire still waited)."""
+
+    def done(self, root: str, gave_up: bool = False) -> None:
+        super().done(root, gave_up)
+        self.busy.pop(root, None)
+
+    def self_fence_ended(self, root: str, out: bool, action: str, now: float
+                         ) -> list[Effect]:
+        effects = super().self_fence_ended(root, out, action, now)
+        self.busy.pop(root, None)
+        return effects
+
+
 OWNERSHIP_MUTANTS = {
     "restore-without-lease": Variant("restore-without-lease", RestoresWithoutLease,
                                      checks_lease=False),
@@ -76,4 +93,5 @@ OWNERSHIP_MUTANTS = {
     "no-self-fence": Variant("no-self-fence", NoSelfFence),
     "ignores-dependencies": Variant("ignores-dependencies", IgnoresDependencies),
     "keeps-what-it-readopted": Variant("keeps-what-it-readopted", KeepsWhatItReadopted),
+    "freed-by-any-end": Variant("freed-by-any-end", FreedByAnyEnd),
 }

@@ -60,20 +60,25 @@ CAUGHT = {
                                          # dependency is not met
     "keeps-what-it-readopted": "SAFETY",  # 14 of 300, first at seed 26 (as counted when
                                           # tutelad restarts joined the faults)
+    "freed-by-any-end": "OVERLAP",       # 2 of 1,000, first at seed 334: a self-fence must
+                                         # overtake a restore or give-up under way
 }
+SEED_LIMITS = {"freed-by-any-end": 400}
+"""Mutants caught later than SEED_LIMIT -> their own bound."""
 
 
 @pytest.mark.parametrize("name", sorted(OWNERSHIP_MUTANTS))
 def test_the_simulation_catches_a_broken_ownership_core(name: str) -> None:
     mutant = OWNERSHIP_MUTANTS[name]
-    for seed in range(SEED_LIMIT):
+    for seed in range(SEED_LIMITS.get(name, SEED_LIMIT)):
         outcome = simulate_ownership(seed, mutant)
         if not outcome.ok:
             assert outcome.failure is not None and CAUGHT[name] in outcome.failure
             assert f"--variant {name}" in outcome.replay_command()
             assert simulate_ownership(seed).ok
             return
-    pytest.fail(f"mutant {name} survived {SEED_LIMIT} seeds of family ownership")
+    pytest.fail(f"mutant {name} survived {SEED_LIMITS.get(name, SEED_LIMIT)} seeds of family "
+                "ownership")
 
 
 def test_an_ownership_seed_replays_exactly(capsys: pytest.CaptureFixture[str]) -> None:
