@@ -14,9 +14,11 @@ import os
 import re
 import select
 import signal
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -261,62 +263,60 @@ def test_the_pet_process_never_pets_past_the_limit(dog: Path) -> None:
     assert re.fullmatch(rb"T0\.4\n\.V", device.data), bytes(device.data)
 
 
-def test_an_armed_watchdog_fires_when_tutelad_is_gone(dog: Path) -> None:
-    """tutelad's end of the socket closes (it exited or died) while armed: the process
-    exits without the magic close, and the watchdog fires, as when tutelad held it."""
+@dataclass
+class Petting:
+    device: EmulatedWatchdog
+    pets: WatchdogPets
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def petting(dog: Path) -> Iterator[Petting]:
+    """A pet process started as tutelad starts it, the watchdog armed and pets allowed for a
+    minute; stopped and the FIFO drained at the end."""
     device = EmulatedWatchdog(dog)
     pets = WatchdogPets(str(dog))
     try:
         pets.start()
         assert pets.arm(0.4) == 0.4
         pets.allow_until(clock.now() + 60)
-        block_until(lambda: device.pets() >= 2, "two pets")
-        pets.stop()  # as a dying tutelad's socket closes; the process ends
-        block_until(device.fired, "the watchdog to fire")
+        process = pets._process  # the tests signal and kill what tutelad started
+        assert process is not None
+        yield Petting(device, pets, process)
     finally:
+        pets.stop()
         device.close()
+
+
+def test_an_armed_watchdog_fires_when_tutelad_is_gone(petting: Petting) -> None:
+    """tutelad's end of the socket closes (it exited or died) while armed: the process
+    exits without the magic close, and the watchdog fires, as when tutelad held it."""
+    device = petting.device
+    block_until(lambda: device.pets() >= 2, "two pets")
+    petting.pets.stop()  # as a dying tutelad's socket closes; the process ends
+    block_until(device.fired, "the watchdog to fire")
     assert not device.data.endswith(b"V"), bytes(device.data)
 
 
-def test_a_dead_pet_process_leaves_the_watchdog_to_fire_and_says_so(dog: Path) -> None:
-    device = EmulatedWatchdog(dog)
-    pets = WatchdogPets(str(dog))
-    try:
-        pets.start()
-        pets.arm(0.4)
-        pets.allow_until(clock.now() + 60)
-        process = pets._process  # the test kills what tutelad started
-        assert process is not None
-        process.kill()
-        process.wait()
-        block_until(device.fired, "the watchdog to fire")
-        with pytest.raises(OSError, match=r"pet process .* has gone"):
-            pets.allow_until(clock.now() + 60)
-        assert not pets.armed
-    finally:
-        pets.stop()
-        device.close()
+def test_a_dead_pet_process_leaves_the_watchdog_to_fire_and_says_so(petting: Petting) -> None:
+    petting.process.kill()
+    petting.process.wait()
+    block_until(petting.device.fired, "the watchdog to fire")
+    with pytest.raises(OSError, match=r"pet process .* has gone"):
+        petting.pets.allow_until(clock.now() + 60)
+    assert not petting.pets.armed
 
 
-def test_the_pet_process_outlives_signals_meant_for_tutelad(dog: Path) -> None:
+def test_the_pet_process_outlives_signals_meant_for_tutelad(petting: Petting) -> None:
     """Ctrl-C in tutelad's terminal or a TERM to its process group reaches the pet process
     too: it must go on petting (a dead pet process resets an armed node)."""
-    device = EmulatedWatchdog(dog)
-    pets = WatchdogPets(str(dog))
-    try:
-        pets.start()
-        pets.arm(0.4)
-        pets.allow_until(clock.now() + 60)
-        process = pets._process  # the test signals what tutelad started
-        assert process is not None
-        block_until(lambda: device.pets() >= 1, "a pet")  # past its start: signals set
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            process.send_signal(number)
-        pets_then = device.pets()
-        block_until(lambda: device.pets() >= pets_then + 4, "pets after the signals")
-        assert process.poll() is None and not device.fired()
-        pets.disarm()
-    finally:
-        pets.stop()
-        device.close()
+    device = petting.device
+    block_until(lambda: device.pets() >= 1, "a pet")  # past its start: signals set
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        petting.process.send_signal(number)
+    pets_then = device.pets()
+    block_until(lambda: device.pets() >= pets_then + 4, "pets after the signals")
+    assert petting.process.poll() is None and not device.fired()
+    petting.pets.disarm()
+    petting.pets.stop()
     assert device.data.endswith(b"V")
