@@ -61,6 +61,7 @@ class WatchdogFence:
         """Why the watchdog could not be armed or petted last time, for `tutela status`."""
         self._task: asyncio.Task[None] | None = None
         self._armed_now = asyncio.Event()
+
     @property
     def remove_time(self) -> float:
         """How long a self-fence may take: W, capped where a device that cannot fence this
@@ -102,8 +103,7 @@ class WatchdogFence:
         # earlier than their renewals): the pets must follow it before anything is restored.
         ends = self._lease_ends()
         if watchdog_action(ends, clock.now(), self.timeout, True) == "pet":
-            self._starving = False
-            self._allow_pets_until(min(ends) - self.timeout)
+            self._pet_while_leased(ends)
         else:
             self._stop_pets()
 
@@ -172,13 +172,17 @@ class WatchdogFence:
                              "watchdog's timeout left or ended with resources in service")
             self._starving = True
         elif self._device.armed:
-            self._starving = False
-            self._allow_pets_until(min(ends) - self.timeout)
+            self._pet_while_leased(ends)
         else:
             try:
                 self.ensure_armed()
             except WatchdogUnavailable as error:
                 log.error("watchdog %s: %s", self.path, error)
+
+    def _pet_while_leased(self, ends: list[float]) -> None:
+        """Pets allowed until W before the earliest of the lease `ends` (the rule)."""
+        self._starving = False
+        self._allow_pets_until(min(ends) - self.timeout)
 
     def _allow_pets_until(self, until: float) -> None:
         """Tell the pet process until when it may pet (-inf: stop at once)."""
