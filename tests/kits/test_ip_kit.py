@@ -157,3 +157,17 @@ def test_interface_resolution_errors(netpair: NetPair, tmp_path: Path) -> None:
                     {"address": "203.0.113.10/24", "interface": "nosuch0"}, ["restore"],
                     tmp_path)
     assert not named[0]["ok"] and "interface nosuch0 does not exist" in named[0]["error"]
+
+
+def test_prepare_loads_netlink_ahead_of_a_first_action() -> None:
+    """tutelad calls `prepare` at start for the kits its configuration uses: the ip kit's
+    imports pyroute2 then (a first takeover would wait for it), and importing the kit alone
+    does not (the CLI and every other process stay quick to start)."""
+    check = ("import sys\n"
+             "from tutela.kits.ip import IpKit\n"
+             "assert 'pyroute2' not in sys.modules, 'imported with the kit'\n"
+             "IpKit().prepare()\n"
+             "assert 'pyroute2' in sys.modules, 'not imported by prepare'\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ from tutela.daemon.service import Service
 from tutela.daemon.wiring import build
 from tutela.engine.workers import started_pool
 from tutela.journal.events import Emitter
-from tutela.kits.ip.kit import IpKit, preload_netlink
+from tutela.kits.registry import KITS
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
 from tutela.lcm.ticks import next_tick
@@ -103,8 +103,8 @@ async def run(state_dir: Path, notifier: Notifier) -> None:
     daemon = build(lcd, state_dir)
     engine, cluster, service = daemon.engine, daemon.cluster, daemon.service
     loop = asyncio.get_running_loop()
-    if any(resource.kit == IpKit.name for resource in engine.config.resources):
-        loop.run_in_executor(None, preload_netlink)  # not on a first takeover's path
+    for kit in {resource.kit for resource in engine.config.resources} & KITS.keys():
+        loop.run_in_executor(None, KITS[kit].prepare)  # not on a first takeover's path
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.stopping.set)
     log.info("tutelad starting: node %s, cluster %s, generation %d, state dir %s",

@@ -63,6 +63,12 @@ class Kit(ABC, Generic[P]):
     """Self-fencing takes resources of this kit out of service before the rest of their
     hierarchy, dependencies notwithstanding (ip: addresses are quickest to drop)."""
 
+    def prepare(self) -> None:
+        """Load ahead what a first action of this kit would otherwise wait for (a library's
+        import): tutelad runs it once in a worker thread at start for every built-in kit
+        its configuration uses, so a first takeover does not pay for it. Nothing by
+        default."""
+
     def parse_params(self, raw: Mapping[str, Any], field_prefix: str = "params") -> P:
         """Validate raw parameters; a ConfigError names each bad field and how to fix it."""
         try:

@@ -37,13 +37,6 @@ EADDRNOTAVAIL = 99
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 
 
-def preload_netlink() -> None:
-    """Import pyroute2 before it is needed: 0.25 s on a quiet machine, up to a second on a
-    loaded one, which a node's first takeover of an address would wait for. tutelad calls
-    it from a worker thread at start when an ip resource is configured."""
-    import pyroute2  # noqa: F401
-
-
 class IpParams(KitParams):
     address: IPv4Interface = Field(
         description="Virtual IPv4 address with prefix length, e.g. 198.51.100.50/24.")
@@ -141,6 +134,11 @@ class IpKit(Kit[IpParams]):
         "gratuitous ARP, refused when another host already answers for it.")
     Params: ClassVar[type[KitParams]] = IpParams
     fence_first: ClassVar[bool] = True
+
+    def prepare(self) -> None:
+        """Import pyroute2 now: 0.25 s on a quiet machine, up to a second on a loaded one,
+        which a node's first takeover of an address would wait for."""
+        import pyroute2  # noqa: F401
 
     def __init__(self) -> None:
         self._announcing: dict[IPv4Address, threading.Event] = {}
