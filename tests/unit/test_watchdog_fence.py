@@ -319,4 +319,6 @@ def test_the_pet_process_outlives_signals_meant_for_tutelad(petting: Petting) ->
     assert petting.process.poll() is None and not device.fired()
     petting.pets.disarm()
     petting.pets.stop()
-    assert device.data.endswith(b"V")
+    # The process has written and closed; the reader thread may not have read it yet.
+    block_until(lambda: device.closes >= 1, "the device closed")
+    assert device.data.endswith(b"V"), bytes(device.data)
