@@ -47,6 +47,10 @@ class EtcdLeaseUnavailable(Exception):
     """etcd did not grant the lease in time; the message says who holds it or why not."""
 
 
+class EtcdLeaseLetGo(EtcdLeaseUnavailable):
+    """The name was released while an acquire of it waited (a self-fence let it go)."""
+
+
 class EtcdLeases:
     def __init__(self, node: str, cluster: str, settings: EtcdSettings, base: LeaseTiming,
                  incarnation: int, nodes: tuple[str, ...], fence: Fence,
@@ -91,7 +95,12 @@ class EtcdLeases:
 
     async def acquire(self, name: str, timeout: float, remove_time: float) -> float:
         """Hold `name` (kept alive until released); its end in this node's clock. While
-        another node holds it, this tries every renewal period up to `timeout`."""
+        another node holds it, this tries every renewal period up to `timeout`; a release
+        of `name` meanwhile ends it (EtcdLeaseLetGo). One acquire of a name at a time, as
+        with the embedded leases (a second one is its caller's bug: RuntimeError)."""
+        if name in self._waiters:
+            raise RuntimeError(f"{name!r} is being acquired already: one acquire of a name "
+                               "at a time")
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
@@ -100,15 +109,20 @@ class EtcdLeases:
             async with asyncio.timeout(timeout):
                 return (await future).until
         except TimeoutError:
+            self._waiters.pop(name, None)  # the release below ends nothing that waits
             self.release(name)
             why = self._refusals.get(name, "no answer")
             raise EtcdLeaseUnavailable(f"etcd did not grant {name!r} within {timeout:g}s "
                                        f"({why})") from None
         finally:
-            self._waiters.pop(name, None)
+            if self._waiters.get(name) is future:
+                del self._waiters[name]
 
     def release(self, name: str) -> None:
         self._run(self.core.release([name], clock.now()))
+        waiter = self._waiters.pop(name, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(EtcdLeaseLetGo(f"{name!r} was let go while it was acquired"))
 
     def holds(self, name: str) -> bool:
         return self.core.holds(name, clock.now())

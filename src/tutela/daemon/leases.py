@@ -32,7 +32,7 @@ from tutela.arbiter.messages import (
 )
 from tutela.arbiter.voter import Voter
 from tutela.daemon.disk_voter import DiskVoterDriver
-from tutela.daemon.etcd_leases import EtcdLeases, EtcdLeaseUnavailable
+from tutela.daemon.etcd_leases import EtcdLeaseLetGo, EtcdLeases, EtcdLeaseUnavailable
 from tutela.journal.events import Emitter, no_events
 from tutela.lcd.lease import effective_lease
 from tutela.lcm import kinds
@@ -219,6 +219,8 @@ class Leases:
         if etcd is not None:
             try:
                 return await etcd.acquire(name, timeout, remove_time)
+            except EtcdLeaseLetGo as error:
+                raise LeaseLetGo(str(error)) from None
             except EtcdLeaseUnavailable as error:
                 raise LeaseUnavailable(str(error)) from None
         end = self.holder.lease_end(name)
