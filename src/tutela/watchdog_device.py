@@ -9,6 +9,7 @@ are Linux's watchdog ABI (include/uapi/linux/watchdog.h); the lab's kernel-mode 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -122,10 +123,22 @@ class Watchdog:
 
     def arm(self, timeout: float) -> float:
         """Open (arm) the device, if not yet open, and set `timeout`; return the timeout in
-        effect. OSError if there is no device (ENXIO: the lab's FIFO has no watchdog)."""
-        if self._fd is None:
-            # O_NONBLOCK: a FIFO without its reader fails at once instead of hanging.
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        effect. OSError if there is no device (ENXIO: the lab's FIFO has no watchdog), or if
+        the timeout cannot be set; an open that this call made is then undone by the magic
+        close, as the watchdog it started runs with a timeout nobody asked for."""
+        if self._fd is not None:
+            return self._set_timeout(timeout)
+        # O_NONBLOCK: a FIFO without its reader fails at once instead of hanging.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return self._set_timeout(timeout)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self.disarm()
+            raise
+
+    def _set_timeout(self, timeout: float) -> float:
+        assert self._fd is not None
         if stat.S_ISFIFO(os.fstat(self._fd).st_mode):
             self._write(f"T{timeout:g}\n".encode())
             return timeout

@@ -164,6 +164,24 @@ def test_magic_close_stops_it(powered: Lab) -> None:
     assert events(lab, "node1", before) == ["armed", "timeout", "disarmed"]
 
 
+REFUSED = ("import sys\nfrom tutela.watchdog_device import Watchdog\n"
+           "dog = Watchdog(sys.argv[1])\ntry:\n    dog.arm(float(sys.argv[2]))\n"
+           "except OSError as error:\n    print(error.errno, dog.armed)\n")
+
+
+def test_a_timeout_the_driver_refuses_undoes_the_open(powered: Lab) -> None:
+    """The open started the watchdog with the driver's 60 s; when the timeout asked for
+    cannot be set, arm() stops it again by the magic close instead of leaving it to reset
+    a node that never armed for its lease."""
+    lab = powered
+    before = len(lab.watchdog_events("node1"))
+    done = lab.exec("node1", ["python3", "-c", REFUSED, lab.watchdog_path("node1"), "70000"])
+    assert done.stdout.split() == [str(errno.EINVAL), "False"]
+    wait_until(lambda: logged(lab, "node1", before, ["disarmed"]), timeout=5,
+               what="the magic close")
+    assert events(lab, "node1", before) == ["armed", "bad-timeout", "disarmed"]
+
+
 def test_status_names_the_mode(lab: Lab) -> None:
     where = ["--name", NAME, "--root", str(lab.root)]
     shown = json.loads(lab_cli("status", "--json", *where).stdout)
