@@ -49,6 +49,7 @@ from tutela.lcd.transfer import (
     TransferError,
     Version,
     decode,
+    header_version,
     newer,
     read_header,
 )
@@ -107,6 +108,9 @@ class Cluster:
         self._votes: dict[str, Stored] = {}
         self.catch_up = CatchUp()
         self._outgoing: Outgoing | None = None
+        self._storing = asyncio.Lock()
+        """One version adopted at a time, to its end (the engine told, paths set), so that
+        a later version is never overtaken by an earlier one adopted beside it."""
         self._bulky_sent: tuple[Mapping[str, str], Mapping[str, str]] | None = None
         self._bulky_changed_at = 0.0
         self._bulky_due = 0.0
@@ -443,11 +447,13 @@ class Cluster:
         """Keep the version a header from `peer` names if it is newer than ours, with its
         pieces fetched first if it was offered in pieces (a lost piece is asked for again;
         nothing half is kept)."""
-        version, content = read_header(header)
-        if not newer(version, self.lcd.version()):
+        if not newer(header_version(header), self.lcd.version()):
             return
+        # An inline configuration is validated as it is read: off the event loop, as a
+        # large one takes a while (so does decoding one fetched in pieces).
+        version, content = await asyncio.to_thread(read_header, header)
         if isinstance(content, Offer):
-            content = decode(await self._fetch_pieces(peer, content))
+            content = await asyncio.to_thread(decode, await self._fetch_pieces(peer, content))
         await self.store(content, *version, origin=peer, pushed=pushed)
 
     async def _fetch_pieces(self, peer: str, offer: Offer) -> bytes:
@@ -464,23 +470,33 @@ class Cluster:
     async def store(self, config: ClusterConfig, generation: int, epoch: int,
                     origin: str, pushed: bool = False) -> bool:
         """Keep a version written elsewhere if it is newer (a push: and not below our
-        promise), and act on it."""
-        # Validation reads OCF agents' meta-data: not in the event loop (registry.read_agents)
-        await asyncio.to_thread(read_agents, [resource.kit for resource in config.resources])
-        if not self.lcd.adopt(config, generation, epoch, origin=origin, pushed=pushed):
-            return False
-        self.engine.update_config(config)
-        await self.config_changed(config)
+        promise), and act on it. The validation and the power-safe commit run in a worker
+        thread: with every node adopting a large configuration at once, they held the
+        time-critical loop (heartbeats, lease answers) up for hundreds of milliseconds
+        (docs/benchmarks.md, "Scale")."""
+        async with self._storing:
+            if not await asyncio.to_thread(self._adopt, config, (generation, epoch), origin,
+                                           pushed):
+                return False
+            self.engine.update_config(config)
+            await self.config_changed(config)
         log.info("configuration generation %d (epoch %d) from %s", generation, epoch, origin)
         return True
+
+    def _adopt(self, config: ClusterConfig, version: Version, origin: str,
+               pushed: bool) -> bool:
+        """In a worker thread: keep `version` in the LCD if the acceptor takes it."""
+        read_agents([resource.kit for resource in config.resources])  # OCF meta-data: I/O
+        return self.lcd.adopt(config, *version, origin=origin, pushed=pushed)
 
     # --- handlers for peers --------------------------------------------------------------
 
     def _current(self) -> Outgoing:
-        """The version in force as this node sends it (encoded once per version)."""
-        version = self.lcd.version()
-        if self._outgoing is None or self._outgoing.version != version:
-            self._outgoing = Outgoing.of(self.engine.config, version)
+        """The version in force as this node sends it, as its LCD stores it (read once per
+        version). Not the engine's: a version adopted in a worker thread is in the LCD
+        before the engine has it."""
+        if self._outgoing is None or self._outgoing.version != self.lcd.version():
+            self._outgoing = Outgoing(*self.lcd.current_text())
         return self._outgoing
 
     async def _config_get(self, envelope: Envelope) -> dict[str, Any]:

@@ -10,10 +10,12 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tutela.lcd.replication import Acceptor, Proposer, ReplicationFailed, Stored, Version
 from tutela.lcd.schema import migrate
@@ -63,13 +65,21 @@ def _now() -> str:
 
 
 class Lcd:
-    """One node's configuration database. Not thread-safe: one owner (the daemon) at a time."""
+    """One node's configuration database, owned by one process (the daemon) at a time.
+
+    Its methods may be called from several threads: tutelad adopts a replicated version in a
+    worker thread (validation and a power-safe commit would hold its event loop up), while
+    the loop reads and records states. One lock keeps the connection to one user at a time;
+    `version()` takes no lock (the loop reads it for every heartbeat)."""
 
     def __init__(self, state_dir: Path, conn: sqlite3.Connection) -> None:
         self.state_dir = state_dir
         self._conn = conn
-        self._version: Version | None = None
-        """Cached (generation, epoch): every heartbeat carries it, so no query per beat."""
+        self._lock = threading.RLock()
+        """Held for every use of the connection (a transaction: to its end)."""
+        self._version: Version = self._read_version(conn)
+        """(generation, epoch) as committed: every heartbeat carries it, so no query per
+        beat; set after each commit of a generation, so no reader waits for the lock."""
 
     @classmethod
     def create(cls, state_dir: Path, cluster: str, node: str,
@@ -103,6 +113,7 @@ class Lcd:
                                  [("node", node), ("cluster_key", key.hex()),
                                   ("incarnation", "0")])
                 lcd._insert_generation(conn, generation, config, "init", summary, epoch)
+            lcd._version = generation, epoch
         except BaseException:
             lcd.close()
             path.unlink(missing_ok=True)  # a half-made LCD would block the next init
@@ -119,7 +130,8 @@ class Lcd:
         return cls(state_dir, _connect(path))
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     @property
     def node(self) -> str:
@@ -132,7 +144,7 @@ class Lcd:
     def key_ring(self) -> KeyRing:
         """The cluster keys: the sending key (meta 'cluster_key') and, during a rotation, the
         other key accepted (meta 'cluster_key_other', 'key_rotation'). Absent rows: none."""
-        rows = dict(self._conn.execute(
+        rows = dict(self._query(
             "SELECT key, value FROM meta WHERE key IN ('cluster_key_other', 'key_rotation')"))
         other = rows.get("cluster_key_other")
         rotation = rows.get("key_rotation", "")
@@ -194,21 +206,23 @@ class Lcd:
         return [str(root) for root in json.loads(row[0])] if row else []
 
     def _meta(self, key: str) -> str:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0])
+        return str(self._query("SELECT value FROM meta WHERE key = ?", (key,))[0][0])
+
+    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Every row `sql` reads, the connection held meanwhile."""
+        with self._lock:
+            return self._conn.execute(sql, parameters).fetchall()
 
     def generation(self) -> int:
         return self.version()[0]
 
     def load(self) -> ClusterConfig:
-        row = self._conn.execute(
-            "SELECT config FROM generations ORDER BY generation DESC LIMIT 1").fetchone()
-        return ClusterConfig.model_validate_json(row[0])
+        rows = self._query("SELECT config FROM generations ORDER BY generation DESC LIMIT 1")
+        return ClusterConfig.model_validate_json(rows[0][0])
 
     def history(self, limit: int = 20) -> list[GenerationInfo]:
-        rows = self._conn.execute(
-            "SELECT generation, committed_at, origin, summary FROM generations "
-            "ORDER BY generation DESC LIMIT ?", (limit,)).fetchall()
+        rows = self._query("SELECT generation, committed_at, origin, summary FROM generations "
+                           "ORDER BY generation DESC LIMIT ?", (limit,))
         return [GenerationInfo(int(g), str(t), str(o), str(s)) for g, t, o, s in rows]
 
     def commit(self, config: ClusterConfig, summary: str, origin: str = "local",
@@ -235,20 +249,28 @@ class Lcd:
             self._insert_generation(conn, current[0] + 1, config, origin, summary, epoch)
             conn.execute("DELETE FROM generations WHERE generation <= ?",
                          (current[0] + 1 - HISTORY_KEPT,))
-            return current[0] + 1
+        self._version = current[0] + 1, epoch
+        return current[0] + 1
 
     def version(self) -> Version:
         """(generation, epoch) of the current configuration (versions order epoch first:
         tutela.lcd.transfer.order)."""
-        if self._version is None:
-            self._version = self._read_version(self._conn)
         return self._version
+
+    def current_text(self) -> tuple[Version, bytes]:
+        """The newest generation as stored, with its version, read together: what this
+        node sends of it (compact JSON, UTF-8)."""
+        rows = self._query("SELECT generation, epoch, config FROM generations "
+                           "ORDER BY generation DESC LIMIT 1")
+        generation, epoch, text = rows[0]
+        return (int(generation), int(epoch)), str(text).encode()
 
     @staticmethod
     def _read_version(conn: sqlite3.Connection) -> Version:
+        """As stored; (0, 0) before the first generation (while `create_from` makes it)."""
         row = conn.execute("SELECT generation, epoch FROM generations "
                            "ORDER BY generation DESC LIMIT 1").fetchone()
-        return int(row[0]), int(row[1])
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def adopt(self, config: ClusterConfig, generation: int, epoch: int, origin: str,
               pushed: bool = False) -> bool:
@@ -271,6 +293,7 @@ class Lcd:
             conn.execute("DELETE FROM generations WHERE generation >= ?", (generation,))
             self._insert_generation(conn, generation, config, origin,
                                     f"replicated from {origin}", epoch)
+        self._version = generation, epoch
         return True
 
     @property
@@ -307,9 +330,9 @@ class Lcd:
 
     def _stored_size(self) -> int:
         """Bytes of the current configuration as stored (the JSON the nodes send)."""
-        row = self._conn.execute("SELECT length(CAST(config AS BLOB)) FROM generations "
-                                 "ORDER BY generation DESC LIMIT 1").fetchone()
-        return int(row[0])
+        rows = self._query("SELECT length(CAST(config AS BLOB)) FROM generations "
+                           "ORDER BY generation DESC LIMIT 1")
+        return int(rows[0][0])
 
     def save_state(self, tag: str, state: ResourceState, reason: str) -> None:
         """Record a resource's state, durable against a crash of tutelad but not of the
@@ -330,8 +353,8 @@ class Lcd:
             conn.execute("DELETE FROM resource_state WHERE tag = ?", (tag,))
 
     def load_states(self) -> dict[str, StoredState]:
-        rows = self._conn.execute("SELECT tag, state, reason, changed_at, last_in_service "
-                                  "FROM resource_state").fetchall()
+        rows = self._query("SELECT tag, state, reason, changed_at, last_in_service "
+                           "FROM resource_state")
         return {str(t): StoredState(ResourceState(s), str(r), str(c), last)
                 for t, s, r, c, last in rows}
 
@@ -339,7 +362,12 @@ class Lcd:
     def _transaction(self, power_safe: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction. `power_safe`: its commit survives a power loss (fsync of the
         write-ahead log); otherwise only a crash of the process. A later power-safe commit
-        makes every earlier one power-safe too (the log is written in order)."""
+        makes every earlier one power-safe too (the log is written in order). The connection
+        is this thread's until the transaction ends."""
+        with self._lock:
+            yield from self._transaction_held(power_safe)
+
+    def _transaction_held(self, power_safe: bool) -> Iterator[sqlite3.Connection]:
         if not power_safe:
             self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
@@ -357,7 +385,6 @@ class Lcd:
     def _insert_generation(self, conn: sqlite3.Connection, generation: int,
                            config: ClusterConfig, origin: str, summary: str,
                            epoch: int = 0) -> None:
-        self._version = None  # read again after the transaction, committed or rolled back
         conn.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)",
                      (generation, _now(), origin, summary, config.model_dump_json(), epoch))
 

@@ -131,12 +131,17 @@ class Outgoing:
         return {"index": index, "data": base64.b64encode(part).decode()}
 
 
-def read_header(payload: dict[str, Any]) -> tuple[Version, ClusterConfig | Offer]:
-    """The version a header names, and its configuration (inline) or its offer."""
+def header_version(payload: dict[str, Any]) -> Version:
+    """The version a header names (TransferError if it names none)."""
     try:
-        version = int(payload["generation"]), int(payload["epoch"])
+        return int(payload["generation"]), int(payload["epoch"])
     except (KeyError, TypeError, ValueError) as error:
         raise TransferError(f"malformed header: {error!r}") from None
+
+
+def read_header(payload: dict[str, Any]) -> tuple[Version, ClusterConfig | Offer]:
+    """The version a header names, and its configuration (inline) or its offer."""
+    version = header_version(payload)
     if "offer" in payload:
         return version, Offer.from_json(version, payload["offer"])
     if "config" not in payload:
