@@ -328,3 +328,30 @@ def test_refusals_name_problem_and_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         Lab.up(f"{NAME}x")
     with pytest.raises(LabError, match="no lab"):
         Lab.load(f"{NAME}x")
+
+
+def read_only(device: str) -> bool:
+    return cmd.run(["blockdev", "--getro", device]).stdout.strip() == "1"
+
+
+def test_a_loop_device_left_read_only_is_writable_when_attached_again(tmp_path: Path) -> None:
+    """`blockdev --setro` (the device kit's read_only_on_remove) outlives a loop device's
+    detach; the next lab that gets that device must still be able to write its disk."""
+    reused = 0
+    for attempt in range(5):  # parallel tests may take the freed device meanwhile
+        first, second = tmp_path / f"a{attempt}.img", tmp_path / f"b{attempt}.img"
+        for backing in (first, second):
+            backing.write_bytes(bytes(1 << 20))
+        device = disks.attach_loop(str(first))
+        cmd.run(["blockdev", "--setro", device])
+        cmd.run(["losetup", "--detach", device])
+        again = disks.attach_loop(str(second))
+        try:
+            if again == device:
+                reused += 1
+                assert not read_only(again)
+        finally:
+            cmd.run(["losetup", "--detach", again])
+        if reused:
+            break
+    assert reused, "no attach got the device freed just before"

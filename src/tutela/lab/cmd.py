@@ -16,6 +16,7 @@ REQUIRED_TOOLS = {
     "nsenter": "util-linux",
     "setsid": "util-linux",
     "losetup": "util-linux (mount)",
+    "blockdev": "util-linux",
     "mkfs.ext4": "e2fsprogs",
     "nft": "nftables",
 }

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tutela.lab import cmd, node, procs
+from tutela.lab.disks import attach_loop
 from tutela.lab.errors import LabError
 
 MODULE = "tutela.lab.crashdisk"
@@ -314,8 +315,7 @@ def attach(root: str, node_name: str, node_pid: int,
     mount namespace. Returns the node's loop devices."""
     devices = []
     for index, shared in disks:
-        device = cmd.run(["losetup", "--find", "--show", "--direct-io=on",
-                          view_file(root, node_name, index)]).stdout.strip()
+        device = attach_loop(view_file(root, node_name, index), "--direct-io=on")
         devices.append(device)
         cmd.run(node.nsenter_argv(node_pid, ["mount", "--bind", device, shared]))
     return devices

@@ -35,7 +35,18 @@ def create(root: str, index: int, size_mb: int) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "xb") as f:
         f.truncate(size_mb * 1024 * 1024)
-    return cmd.run(["losetup", "--find", "--show", path]).stdout.strip()
+    return attach_loop(path)
+
+
+def attach_loop(path: str, *options: str) -> str:
+    """Attach `path` to a free loop device, writable; return /dev/loopN. A loop device
+    keeps the read-only flag `blockdev --setro` gave it (the device kit's
+    read_only_on_remove) through its detach and the next attach (Linux 6.x), so a lab
+    that reused one that an earlier lab left read-only could not write it (e2fsck:
+    "Operation not permitted")."""
+    device = cmd.run(["losetup", "--find", "--show", *options, path]).stdout.strip()
+    cmd.run(["blockdev", "--setrw", device])
+    return device
 
 
 def list_loops() -> list[LoopDevice]:
