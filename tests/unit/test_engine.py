@@ -287,3 +287,22 @@ def test_restart_leaves_a_dead_clustered_hierarchy_to_the_cluster(world: World,
         assert world.actions("recover") == []
 
     run(scenario, clustered, tmp_path, before)
+
+
+def test_a_monitor_whose_stop_was_lost_does_not_recover_a_removed_resource(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remove stops the resource's monitor by cancelling it; a cancellation that comes as
+    its check returns can be lost (asyncio.wait_for, Python 3.11). The monitor that goes on
+    must not 'recover' what was removed: on shared storage that undoes the new owner's work."""
+    async def scenario(engine: NodeEngine) -> None:
+        monkeypatch.setattr(engine, "_stop_monitor",
+                            lambda tag: engine._monitors.pop(tag, None))  # the lost cancel
+        await engine.restore("app")
+        monitor = engine._monitors["app"]
+        await engine.remove("app")
+        assert engine.states["app"].state == S.OSU
+        await until(monitor.done)  # it ended by itself, having recovered nothing
+        assert world.actions("recover") == []
+        assert engine.states["app"].state == S.OSU
+
+    run(scenario, config(res("app")), tmp_path)

@@ -325,6 +325,8 @@ class NodeEngine:
                 tick = self.config.settings.heartbeat_interval
                 await asyncio.sleep(grid_delay(time.time(), tick, resource.check_interval))
             check_now = False
+            if not self._still_monitoring(tag):
+                return
             hierarchy = self._hierarchy(tag)
             if self._lock(hierarchy).locked():
                 continue  # an operation is changing this hierarchy; check next period
@@ -332,9 +334,19 @@ class NodeEngine:
             if result.healthy:
                 continue
             async with self._lock(hierarchy):
+                if not self._still_monitoring(tag):
+                    return  # removed while it was checked: nothing to recover
                 if not await self._recover(resource, result.reason):
                     self._monitors.pop(tag, None)
                     return
+
+    def _still_monitoring(self, tag: str) -> bool:
+        """Whether the running monitor is still `tag`'s, and `tag` in service. A remove
+        stops the monitor by cancelling it, but a cancellation that arrives as its check
+        returns can be lost (asyncio.wait_for in Python 3.11); the monitor then recovered a
+        resource just removed, which for a device on shared storage undid the new owner's
+        work (tests/lab/test_device_lab.py)."""
+        return self._monitors.get(tag) is asyncio.current_task() and self._in_service(tag)
 
     async def _recover(self, resource: Resource, reason: str) -> bool:
         """Local recovery after a failed check; False when the resource is now failed."""
