@@ -6,6 +6,7 @@ Every configuration change is one transaction that adds a generation; a failed c
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import secrets
@@ -133,8 +134,9 @@ class Lcd:
         with self._lock:
             self._conn.close()
 
-    @property
+    @functools.cached_property
     def node(self) -> str:
+        """This node's name: it never changes, and the event loop asks often (metrics)."""
         return self._meta("node")
 
     @property
