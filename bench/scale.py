@@ -430,14 +430,16 @@ def double_service(logs: dict[str, tuple[Path, float]]) -> list[dict[str, Any]]:
 def check_double_service(lab: Lab, members: list[str], offs: dict[str, float]
                          ) -> list[dict[str, Any]]:
     """double_service for a lab: a node that is off stopped when it was powered off (by
-    the benchmark, or by its watchdog: the lab's watchdog log says when)."""
+    the benchmark, or by its watchdog: the lab's watchdog log says when it halted the
+    node, which is when a real watchdog's reset would have stopped it)."""
     now = time.time()
     logs = {}
     for node in members:
         end = offs.get(node)
         if end is None and lab.node_state(node) == "off":
-            off = [e.time.timestamp() for e in lab.watchdog_events(node)
-                   if e.event == "powered-off"]
+            events = lab.watchdog_events(node)
+            off = [e.time.timestamp() for e in events if e.event == "halted"] or [
+                e.time.timestamp() for e in events if e.event == "powered-off"]
             end = off[-1] if off else now
         logs[node] = (lab.state_dir(node) / "tutelad.log", end if end is not None else now)
     return double_service(logs)

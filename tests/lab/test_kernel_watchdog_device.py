@@ -149,7 +149,7 @@ def test_close_without_v_leaves_it_running_and_it_fires(powered: Lab) -> None:
     wait_until(lambda: powered_off_by_watchdog(lab, "node1"), timeout=1 + 5,
                what="node1's watchdog to power it off")
     assert events(lab, "node1", before) == ["armed", "timeout", "unexpected-close",
-                                            "expired", "powered-off"]
+                                            "expired", "halted", "powered-off"]
 
 
 def test_magic_close_stops_it(powered: Lab) -> None:

@@ -24,9 +24,9 @@ from test_lab import assert_gone, lab_cli, ping
 
 from helpers import unique_lab_name, wait_until
 from tutela.cli.lab import lab_group
-from tutela.lab import Lab, LabError, cmd
+from tutela.lab import Lab, LabError, cmd, netns
 from tutela.lab.cuts import Cut, listed
-from tutela.lab.lab import EMULATED, KERNEL, WATCHDOG_MODES
+from tutela.lab.lab import EMULATED, KERNEL, WATCHDOG_MODES, _flock
 from tutela.lab.watchdog import Watchdog
 
 pytestmark = pytest.mark.lab
@@ -312,9 +312,27 @@ def test_watchdog_left_armed_powers_the_node_off(watchdog_lab: Lab) -> None:
                what="the watchdog to power node1 off")
     events = lab.watchdog_events("node1")[before:]
     assert [e.event for e in events] == [*ARMING[lab.watchdog_mode], "unexpected-close",
-                                         "expired", "powered-off"]
+                                         "expired", "halted", "powered-off"]
     assert lab.hardware_pid() == hardware  # outside the node: power-off did not touch it
     assert lab.status()["nodes"][0]["watchdog"]["last_event"] == "powered-off"
+
+
+def test_a_fired_watchdog_halts_its_node_while_the_lab_lock_is_held(watchdog_lab: Lab
+                                                                    ) -> None:
+    """A reset is instant: when the watchdog fires, the node's processes die and its cables
+    are pulled even while the lab's lock is held (as other power-offs hold it when many
+    nodes are reset at once); only the power-off's bookkeeping waits for the lock."""
+    lab = watchdog_lab
+    before = len(lab.watchdog_events("node1"))
+    with _flock(str(lab.root)):  # as another node's power-off holds it
+        leave_armed(lab, "node1")
+        wait_until(lambda: [e.event for e in lab.watchdog_events("node1")[before:]][-2:]
+                   == ["expired", "halted"], timeout=1 + 4,
+                   what="the watchdog to halt node1 while the lab's lock is held")
+        assert lab.node_state("node1") == "off"  # every process of it gone
+        assert netns.addresses(netns.node_netns(lab.name, "node1")) == []  # unplugged
+    wait_until(lambda: powered_off(lab, "node1"), timeout=10,
+               what="the power-off to finish once the lock is free")
 
 
 def test_petted_watchdog_holds_until_the_node_hangs(watchdog_lab: Lab, tmp_path: Path
@@ -328,7 +346,8 @@ def test_petted_watchdog_holds_until_the_node_hangs(watchdog_lab: Lab, tmp_path:
     wait_until(lambda: powered_off(lab, "node1"), timeout=1 + 4,
                what="the watchdog to power the frozen node1 off")
     events = lab.watchdog_events("node1")[before:]
-    assert [e.event for e in events] == [*ARMING[lab.watchdog_mode], "expired", "powered-off"]
+    assert [e.event for e in events] == [*ARMING[lab.watchdog_mode], "expired", "halted",
+                                         "powered-off"]
 
 
 def test_magic_close_disarms(watchdog_lab: Lab) -> None:

@@ -177,8 +177,9 @@ def test_frozen_owner_is_reset_by_its_watchdog(lab: Lab, service: WebService) ->
     lab.freeze(frozen)
     wait_until(lambda: lab.node_state(frozen) == "off", timeout=20,
                what=f"the watchdog to power {frozen} off")
-    wait_until(lambda: [e.event for e in lab.watchdog_events(frozen)][-2:]
-               == ["expired", "powered-off"], timeout=10, what="the watchdog's log of it")
+    wait_until(lambda: [e.event for e in lab.watchdog_events(frozen)][-3:]
+               == ["expired", "halted", "powered-off"], timeout=10,
+               what="the watchdog's log of it")
     survivor = _survivor(lab, frozen)
     wait_until(lambda: owner(lab, service) == survivor, timeout=20,
                what=f"{survivor} to take over")

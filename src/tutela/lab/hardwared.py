@@ -328,6 +328,12 @@ class Hardware:
         return f"ok {node} reset"
 
     def _watchdog_power_off(self, dog: PoweredWatchdog) -> None:
+        try:
+            Lab.load(self.name, self.root).halt(dog.node)
+        except Exception as exc:  # noqa: BLE001 - the power-off below tries it all again
+            say(f"halt of {dog.node} (watchdog) failed: {exc}")
+        else:
+            dog.log([("halted", {})])
         error = self.power_off(dog.node, "watchdog")
         dog.log([("power-off-failed", {"error": error.replace(" ", "_")})] if error
                 else [("powered-off", {})])

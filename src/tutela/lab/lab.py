@@ -732,8 +732,9 @@ class Lab:
 
     def watchdog_events(self, node_name: str) -> list[WatchdogEvent]:
         """What the node's watchdog did (<root>/<node>/watchdog.log), oldest first:
-        armed, timeout, bad-timeout, disarmed, unexpected-close, expired, powered-off,
-        power-off-failed, reset (the node lost power while it was armed)."""
+        armed, timeout, bad-timeout, disarmed, unexpected-close, expired, halted (its
+        processes killed and cables pulled at once), powered-off, power-off-failed, reset
+        (the node lost power while it was armed)."""
         self._node(node_name)
         return watchdog_mod.read_events(hardware.watchdog_log(str(self.root), node_name))
 
@@ -780,8 +781,15 @@ class Lab:
             str(self.root), node_name, rec["pid"],
             [(d["index"], d["device"]) for d in self._state["disks"]])
 
-    def _stop_node(self, node_name: str) -> None:
-        rec = self._state["nodes"][node_name]
+    def halt(self, node_name: str) -> None:
+        """The instant part of a power-off, as a watchdog's reset is instant: the node's
+        unwritten data lost, every process of it killed, its cables pulled. It takes no lab
+        lock, which other power-offs hold for seconds when many nodes are reset at once (16
+        watchdogs firing together left the last node running 41 s after its reset, while
+        another node took its services over). `power_off` finishes the job."""
+        self._halt(node_name, self._node(node_name))
+
+    def _halt(self, node_name: str, rec: Mapping[str, Any]) -> None:
         if rec.get("disk_views"):
             # Before the kill: the node's dying mounts write back their dirty pages, and
             # a powered-off machine's never reach the disk. A dead disk server (OSError)
@@ -789,10 +797,16 @@ class Lab:
             with contextlib.suppress(OSError):
                 crashdisk.crash(str(self.root), node_name)
         node.kill(_node_process(rec), node_name)
-        crashdisk.detach(rec.pop("disk_views", None) or [])
         ns = netns.node_netns(self.name, node_name)
         if ns in netns.list_netns():
             netns.unplug(ns)
+
+    def _stop_node(self, node_name: str) -> None:
+        rec = self._state["nodes"][node_name]
+        self._halt(node_name, rec)
+        crashdisk.detach(rec.pop("disk_views", None) or [])
+        ns = netns.node_netns(self.name, node_name)
+        if ns in netns.list_netns():
             netns.delete_netns(ns)
         rec.update(power="off", pid=None, starttime=None, unshare_pid=None,
                    daemon_pid=None, daemon_starttime=None)
