@@ -21,7 +21,7 @@ from tutela.daemon.service import Service
 from tutela.daemon.wiring import build
 from tutela.engine.workers import started_pool
 from tutela.journal.events import Emitter
-from tutela.kits.registry import KITS
+from tutela.kit_runner import KitProcess
 from tutela.lcd.paths import state_dir_from_env
 from tutela.lcd.store import Lcd, NotInitialised
 from tutela.lcm.ticks import next_tick
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not args.no_realtime:
             schedule_realtime()
-        asyncio.run(run(state_dir, notifier))
+        asyncio.run(run(state_dir, notifier, args.log_level))
     except (NotInitialised, AlreadyRunning) as error:
         log.error("%s", error)
         output.stop()
@@ -94,17 +94,18 @@ def schedule_realtime() -> None:
         log.info("event loop scheduled SCHED_RR, priority %d", PRIORITY)
 
 
-async def run(state_dir: Path, notifier: Notifier) -> None:
+async def run(state_dir: Path, notifier: Notifier, log_level: str) -> None:
     asyncio.get_running_loop().set_default_executor(
         started_pool(BLOCKING_CALL_WORKERS, "asyncio"))
     lcd = Lcd.open(state_dir)
     path = socket_path(state_dir)
     claim_socket(path, "tutelad")
-    daemon = build(lcd, state_dir)
+    kits = KitProcess(state_dir / LOG_NAME, log_level)
+    kits.start()
+    daemon = build(lcd, state_dir, kits)
     engine, cluster, service = daemon.engine, daemon.cluster, daemon.service
     loop = asyncio.get_running_loop()
-    for kit in {resource.kit for resource in engine.config.resources} & KITS.keys():
-        loop.run_in_executor(None, KITS[kit].prepare)  # not on a first takeover's path
+    kits.prepare(resource.kit for resource in engine.config.resources)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.stopping.set)
     log.info("tutelad starting: node %s, cluster %s, generation %d, state dir %s",

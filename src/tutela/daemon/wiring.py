@@ -19,6 +19,7 @@ from tutela.daemon.multinode import MultiNode
 from tutela.daemon.ownership import Ownership
 from tutela.daemon.service import Service
 from tutela.engine import peer_report
+from tutela.engine.actions import ActionRunner
 from tutela.engine.node import NodeEngine, RuntimeState
 from tutela.engine.peer_report import PeerReport
 from tutela.journal.file import Journal
@@ -36,12 +37,13 @@ class Daemon:
     journal: Journal
 
 
-def build(lcd: Lcd, state_dir: Path) -> Daemon:
+def build(lcd: Lcd, state_dir: Path, runner: ActionRunner | None = None) -> Daemon:
     """The daemon of the node whose LCD is `lcd` (opened, and this daemon the only one on
-    its state directory)."""
+    its state directory); `runner` runs its kit actions (tutelad: a process of their own;
+    default: threads of this process)."""
     # The engine: this node's resources, from the configuration and the states it recorded.
     states = recorded_states(lcd)
-    engine = NodeEngine(lcd.load(), lcd, state_dir, states)
+    engine = NodeEngine(lcd.load(), lcd, state_dir, states, runner)
     config, settings = engine.config, engine.config.settings
     # The messenger: comm paths, heartbeats (read into PeerReports), requests between
     # nodes; an incarnation raised at every start tells peers this is a new run.

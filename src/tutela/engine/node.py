@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from tutela.engine.actions import ActionCall, ActionCrashed, ActionRunner, ThreadRunner
 from tutela.engine.executor import ActionFailed, Outcome, execute
 from tutela.engine.planner import Plan, Step, plan_remove, plan_restore
 from tutela.engine.recovery import RecoveryTracker
-from tutela.engine.workers import started_pool
 from tutela.journal.events import Emitter, no_events, recorded
-from tutela.kits.base import ActionContext, CheckResult, Kit, KitError
+from tutela.kits.base import CheckResult, KitError
 from tutela.kits.registry import get_kit
 from tutela.lcm.ticks import grid_delay
 from tutela.model.config import ClusterConfig, Resource
@@ -30,7 +30,6 @@ from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.engine")
 T = TypeVar("T")
-KIT_WORKERS = 32
 MAINTENANCE_REASON = "left in service by 'tutela stop --leave-resources', unprotected"
 
 
@@ -64,11 +63,13 @@ class RestoreRefused(OperationError):
 
 class NodeEngine:
     def __init__(self, config: ClusterConfig, store: StateStore, state_dir: Path,
-                 initial: Mapping[str, RuntimeState] | None = None) -> None:
+                 initial: Mapping[str, RuntimeState] | None = None,
+                 runner: ActionRunner | None = None) -> None:
+        """`runner`: where kit actions run (default: threads of this process)."""
         self._store = store
         self.journal: Emitter = no_events
         self._resource_dirs = state_dir / "resources"
-        self._pool = started_pool(KIT_WORKERS, "kit")
+        self.runner: ActionRunner = runner if runner is not None else ThreadRunner()
         self._locks: dict[str, asyncio.Lock] = {}
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, RecoveryTracker] = {}
@@ -243,7 +244,7 @@ class NodeEngine:
             self.leave_unprotected()
         else:
             await self.remove_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.runner.close()
 
     def leave_unprotected(self) -> None:
         """A maintenance stop: whatever is in service stays so, unprotected (ISU) from now
@@ -257,9 +258,7 @@ class NodeEngine:
     async def _pre_restore_checks(self, plan: Plan) -> None:
         """Every resource's pre-check passes before anything of the hierarchy is restored."""
         async def check(tag: str) -> None:
-            resource = self._resource(tag)
-            kit = get_kit(resource.kit)
-            await self._call(resource, "restore", kit.pre_restore_check)
+            await self._call(self._resource(tag), "restore", "pre_restore_check")
 
         results = await asyncio.gather(*(check(t) for t in plan.tags), return_exceptions=True)
         failures = [f"{tag}: {r}" for tag, r in zip(plan.tags, results, strict=True)
@@ -270,11 +269,9 @@ class NodeEngine:
 
     async def _run_step(self, step: Step, force: bool = False) -> None:
         resource = self._resource(step.tag)
-        kit = get_kit(resource.kit)
-        action = (kit.restore if step.action == "restore"
-                  else kit.force_remove if force else kit.remove)
+        method = step.action if step.action == "restore" or not force else "force_remove"
         try:
-            await self._call(resource, step.action, action)
+            await self._call(resource, step.action, method)
         except ActionFailed as error:
             state = ResourceState.OSF
             self._set(step.tag, state, f"{step.action} failed: {error}")
@@ -299,9 +296,9 @@ class NodeEngine:
         await execute(Plan("remove", hierarchy.root, steps), self._run_step)
 
     async def _check(self, resource: Resource) -> CheckResult:
-        kit = get_kit(resource.kit)
         try:
-            return await self._call(resource, "quick_check", kit.quick_check)
+            result: CheckResult = await self._call(resource, "quick_check", "quick_check")
+            return result
         except ActionFailed as error:
             return CheckResult(False, str(error))
 
@@ -360,9 +357,8 @@ class NodeEngine:
             self._set(tag, ResourceState.UNKNOWN, f"recovering: {reason}")
             self.journal("recovery.local", tag, f"quick check failed: {reason}", details={
                 "attempt": attempt, "attempts": resource.recovery.attempts})
-            kit = get_kit(resource.kit)
             try:
-                await self._call(resource, "recover", kit.recover)
+                await self._call(resource, "recover", "recover")
                 result = await self._check(resource)
             except ActionFailed as error:
                 result = CheckResult(False, str(error))
@@ -375,30 +371,23 @@ class NodeEngine:
                   f"within {resource.recovery.window:g}s: {reason}")
         return False
 
-    async def _call(self, resource: Resource, action: str, method: Callable[[Any], T]) -> T:
-        """Run one kit action in a worker thread, bounded by its timeout."""
-        kit = get_kit(resource.kit)
-        timeout = resource.timeouts.get(action, kit.default_timeouts[action])
-        context = self._context(kit, resource, timeout)
-        loop = asyncio.get_running_loop()
+    async def _call(self, resource: Resource, action: str, method: str) -> Any:
+        """Run one kit action (`method` of the resource's kit) through the runner, bounded
+        by the timeout of `action`."""
+        timeout = resource.timeouts.get(action, get_kit(resource.kit).default_timeouts[action])
+        call = ActionCall(resource.kit, method, resource.tag, dict(resource.params),
+                          str(self._resource_dirs / resource.tag), timeout)
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, method, context), timeout)
+            return await asyncio.wait_for(self.runner.run(call), timeout)
         except TimeoutError:
             raise ActionFailed(f"{action} timed out after {timeout:g}s") from None
         except KitError as error:
             raise ActionFailed(str(error)) from None
+        except ActionCrashed as error:  # where it ran, its traceback was logged
+            raise ActionFailed(f"{action} crashed: {error}") from None
         except Exception as error:  # a kit bug must not take the daemon down
             log.exception("%s: %s raised", resource.tag, action)
             raise ActionFailed(f"{action} crashed: {error!r}") from None
-
-    def _context(self, kit: Kit[Any], resource: Resource, timeout: float) -> ActionContext[Any]:
-        directory = self._resource_dirs / resource.tag
-        directory.mkdir(parents=True, exist_ok=True)
-        return ActionContext(
-            tag=resource.tag, resource_id=f"{resource.kit}.{resource.tag}",
-            params=kit.parse_params(resource.params), state_dir=directory, timeout=timeout,
-            log=logging.getLogger(f"tutela.resource.{resource.tag}"))
 
     # --- state -----------------------------------------------------------------------
 
