@@ -14,7 +14,8 @@ primaries spread round-robin so that every node is primary for some. Phases, in 
 - form: from the first `tutela init` to the last path-up/node-up event on any node, once
   every node sees every other node ALIVE on every path (each join is timed too);
 - idle_bare: the formed cluster with no resource: CPU (% of one core, utime+stime from
-  /proc/PID/stat over `--idle` seconds) and RSS of every node's tutelad, median and max
+  /proc/PID/stat over `--idle` seconds) and RSS of every node's tutelad with its helper
+  processes (kit actions, watchdog pets), median and max
   over the nodes, and the busy share of the whole machine (other work on it counts too);
 - apply: from starting `tutela apply` to the newest `since` of the root of every
   hierarchy on the node running it, read once everything is seen in service (with
@@ -42,6 +43,7 @@ is not a default. `--logs DIR` keeps every daemon's and watchdog's log of each s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -170,16 +172,38 @@ def daemon_host_pid(lab: Lab, node: str) -> int:
     raise RuntimeError(f"cannot find the tutelad of {node}")
 
 
+def daemon_family(pid: int) -> list[int]:
+    """tutelad and its own helper processes (`python3 -m tutela.kit_runner`, which runs the
+    kit actions, and `tutela.watchdog_pets`): a daemon's cost is theirs together."""
+    family = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if any(arg.startswith(b"tutela.") for arg in argv[1:3]):
+                    family.append(int(child))
+    return family
+
+
 def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    """utime + stime of tutelad and its helpers (a helper gone meanwhile counts nothing)."""
+    total = 0
+    for member in daemon_family(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for PID {pid}")
+    """Resident memory of tutelad and its helpers together."""
+    total = 0
+    for member in daemon_family(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
 
 
 def host_cpu() -> tuple[int, int]:
