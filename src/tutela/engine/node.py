@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from tutela.engine.actions import ActionCall, ActionCrashed, ActionRunner, ThreadRunner
 from tutela.engine.executor import ActionFailed, Outcome, execute
@@ -29,7 +29,6 @@ from tutela.model.hierarchy import Hierarchy, build_hierarchies, hierarchy_of
 from tutela.model.states import ResourceState
 
 log = logging.getLogger("tutela.engine")
-T = TypeVar("T")
 MAINTENANCE_REASON = "left in service by 'tutela stop --leave-resources', unprotected"
 
 
