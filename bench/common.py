@@ -2,8 +2,9 @@
 bench/keepalived.py (keepalived doing the same VIP failover in a lab of the same shape).
 
 Both measure with the same code, `tutela.lab.demo.measure_outage`: the lab's prober runs
-in the client namespace, fetches http://198.51.100.100:8080/hello.txt every 10 ms and
-reports the longest gap between two good answers; the fault strikes only once the prober
+in the client namespace, starts a fetch of http://198.51.100.100:8080/hello.txt every
+10 ms (they overlap: one waiting for a lost answer holds up none after it) and reports the
+longest gap between two good answers; the fault strikes only once the prober
 says it is probing.
 """
 

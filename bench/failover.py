@@ -3,8 +3,8 @@ failure and a link cut of the active node, on a real three-node lab with the web
 hierarchy (app -> data -> vip).
 
 Run as root: `.venv/bin/python bench/failover.py [--runs 10] [--profile lab|real-server]
-[--samples PATH]`; prints a Markdown section. A prober in the client namespace fetches the
-page every 10 ms; the outage is the longest gap between two good answers
+[--samples PATH]`; prints a Markdown section. A prober in the client namespace starts a
+fetch of the page every 10 ms (overlapping); the outage is the longest gap between two good answers
 (tutela.lab.demo.measure_outage, which bench/keepalived.py uses too). Fencing is the
 default, the watchdog; `--fencing agent` uses the lab's power switch instead.
 

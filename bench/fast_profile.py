@@ -12,7 +12,7 @@ settings
 (tutela.arbiter.timing.FAST_PROFILE: heartbeats 0.05 s x 4, a 0.2 s lease, fencing: agent
 with the lab's network fence, tutela-fence-port; docs/leases.md "Fast profile");
 keepalived runs bench/keepalived.py's lab. Outages are measured by the same prober
-(tutela.lab.demo.measure_outage, every 10 ms).
+(tutela.lab.demo.measure_outage: a fetch started every 10 ms, fetches overlapping).
 
 Then (`--false-failover-minutes`, 10 by default, 0: not) bench/false_failovers.py's run
 with the fast profile: both cores and the shared disk saturated, DEAD events and failovers

@@ -11,7 +11,7 @@ and the behaviour of tutela's default (no automatic switchback), so a node that 
 does not cause a second outage.
 
 The outage is measured with the very code bench/failover.py uses (`common.measure`: the
-lab's prober, tutela.lab.prober, in the client namespace fetches the page every 10 ms and
+lab's prober, tutela.lab.prober, in the client namespace starts a fetch of the page every 10 ms and
 reports the longest gap between two good answers).
 
 Scenarios: node kill (power off), node freeze (SIGSTOP of the node: keepalived has no
@@ -59,7 +59,7 @@ ROUTER_ID = 51
 TUNED_ADVERT_INT = 0.01  # VRRPv3 minimum; no spurious master change in `--stability` runs
 SETTLE_TIMEOUT = 60.0
 END_DEADLINE = 120.0  # s: after a heal the client may wait for its ARP entry to expire
-NO_OUTAGE = 0.1  # s: a longest gap below this is the prober's ordinary rhythm, not an outage
+NO_OUTAGE = 0.1  # s: a longest gap below this counts as no outage (a ratio of two means nothing)
 
 SCENARIO_KEYS = ("kill", "freeze", "cut", "switchover")
 EXPLANATION = """\

@@ -86,8 +86,8 @@ LEAD = 0.3
 
 class ClientProber:
     """A prober in the client namespace, probing `url` from construction until `stop()`,
-    which ends it and returns what it printed: `tutela.lab.prober` (every 10 ms, the
-    longest gap of one fault) by default, or `tutela.lab.outages` (every 50 ms, each
+    which ends it and returns what it printed: `tutela.lab.prober` (a fetch started every 10 ms,
+    the longest gap of one fault) by default, or `tutela.lab.outages` (every 50 ms, each
     outage of a long campaign)."""
 
     def __init__(self, lab: Lab, url: str, expected: str,
@@ -122,7 +122,7 @@ class ClientProber:
 
 def measure_outage(lab: Lab, url: str, expected: str, fault: Callable[[], None],
                    recovered: Callable[[], bool], deadline: float = 60.0) -> float:
-    """The longest gap the client saw, fetching `url` every 10 ms, while `fault` strikes
+    """The longest gap the client saw, starting a fetch of `url` every 10 ms, while `fault` strikes
     and until `recovered()` holds and the client gets `expected` again. The fault strikes
     only once the prober is probing, however long its start took."""
     prober = ClientProber(lab, url, expected)
