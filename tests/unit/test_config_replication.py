@@ -112,13 +112,18 @@ def pieces_of(outgoing: Outgoing) -> list[dict[str, object]]:
     return [outgoing.piece(offer.ask(i)) for i in range(offer.pieces)]
 
 
+def outgoing_of(config: ClusterConfig, version: tuple[int, int]) -> Outgoing:
+    """What a node that stores `config` as `version` sends (Lcd.current_text's form)."""
+    return Outgoing(version, config.model_dump_json().encode())
+
+
 def large() -> Outgoing:
-    return Outgoing.of(config_with(web(CONFIG_LIMIT - 2000)), (7, 3))
+    return outgoing_of(config_with(web(CONFIG_LIMIT - 2000)), (7, 3))
 
 
 def test_a_small_configuration_travels_inline() -> None:
     config = config_with(web(100))
-    version, content = read_header(Outgoing.of(config, (2, 1)).header())
+    version, content = read_header(outgoing_of(config, (2, 1)).header())
     assert (version, content) == ((2, 1), config)
 
 

@@ -97,11 +97,6 @@ class Outgoing:
     """The configuration as stored: compact JSON, UTF-8."""
     piece_bytes: int = PIECE_BYTES
 
-    @classmethod
-    def of(cls, config: ClusterConfig, version: Version,
-           piece_bytes: int = PIECE_BYTES) -> Outgoing:
-        return cls(version, config.model_dump_json().encode(), piece_bytes)
-
     @functools.cached_property
     def offer(self) -> Offer:
         return Offer(self.version, len(self.blob), hashlib.sha256(self.blob).hexdigest(),
