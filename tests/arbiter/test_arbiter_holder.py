@@ -12,6 +12,7 @@ from tutela.arbiter.holder import (
     SPARE_VOTERS,
     WIDEN_AFTER,
     Acquired,
+    Deferred,
     Effect,
     LeaseHolder,
     LeaseLost,
@@ -507,3 +508,78 @@ def test_a_release_still_clears_grants_at_every_voter() -> None:
     answer(h, h.acquire(["web"], 0.0), 0.01)
     answer(h, h.tick(T.renew_every), 0.26)
     assert asked(h.release(["web"], 0.3)) == list(SEVEN)
+
+
+class SplitWire:
+    """Two candidates, n1 and n2, and the voters n1, n2 and n3, of which n3 is gone (the
+    owner that died). Each candidate's own voter has granted it first: the votes split
+    1-1, and the third never answers, so no round of either is won or lost."""
+
+    def __init__(self, lower_defers: bool) -> None:
+        self.voters = {n: Voter(n, T, started_at=-10.0) for n in ("n1", "n2")}
+        self.higher = LeaseHolder("n1", ("n1", "n2", "n3"), T, incarnation=1)
+        self.lower = LeaseHolder("n2", ("n1", "n2", "n3"), T, incarnation=2)
+        self.effects: list[tuple[str, Effect]] = []
+        higher_asks = self.higher.acquire(["web"], 0.0)
+        lower_asks = self.lower.acquire_each(
+            {"web": 0.0}, 0.0, {"web": {"n1"}} if lower_defers else None)
+        # each candidate's own voter first, then the other's
+        for holder, asks in ((self.higher, higher_asks), (self.lower, lower_asks)):
+            self.deliver(holder, [s for s in sends(asks) if s.voter == holder.node], 0.0)
+        for holder, asks in ((self.higher, higher_asks), (self.lower, lower_asks)):
+            self.deliver(holder, [s for s in sends(asks) if s.voter != holder.node], 0.01)
+
+    def deliver(self, holder: LeaseHolder, to_send: list[Send], now: float) -> None:
+        for send in to_send:
+            voter = self.voters.get(send.voter)
+            if voter is None:
+                continue  # n3 is gone
+            if isinstance(send.message, Release):
+                voter.on_release(send.message, now)
+                continue
+            effects = holder.on_reply(voter.on_acquire(send.message, now), now)
+            self.effects += [(holder.node, e) for e in others(effects)]
+            self.deliver(holder, sends(effects), now)
+
+    def rounds(self, until: float) -> None:
+        """Both candidates go on with their rounds, every renewal period, until `until`."""
+        now = 0.0
+        while now < until:
+            now += T.renew_every
+            for holder in (self.higher, self.lower):
+                self.deliver(holder, sends(holder.tick(now)), now)
+
+
+def test_without_leaving_it_to_the_higher_rank_split_votes_block_both() -> None:
+    wire = SplitWire(lower_defers=False)
+    wire.rounds(until=2.0)
+    assert not wire.higher.holds("web", 2.0) and not wire.lower.holds("web", 2.0)
+
+
+def test_a_grant_to_a_higher_rank_ends_the_lower_ranks_attempt_and_the_higher_wins() -> None:
+    wire = SplitWire(lower_defers=True)
+    assert ("n2", Deferred("web", "n1")) in wire.effects
+    assert "web" not in wire.lower.wanted
+    assert wire.voters["n2"].grants(0.01) == {}  # its own voter's grant to it is cleared
+    wire.rounds(until=T.renew_every)
+    assert wire.higher.holds("web", T.renew_every)
+    assert ("n1", Acquired("web", T.renew_every + T.holder_length)) in wire.effects
+
+
+def test_a_refusal_naming_another_candidate_does_not_end_the_attempt() -> None:
+    h = holder()
+    h.acquire_each({"web": 0.0}, 0.0, {"web": {"w"}})
+    assert others(refuse(h, "n2", 0.1, by="n3")) == []
+    assert "web" in h.wanted
+
+
+def test_a_name_won_is_no_longer_left_to_anyone() -> None:
+    h = holder()
+    h.acquire_each({"web": 0.0}, 0.0, {"web": {"n2"}})
+    grant(h, "n1", 0.0)
+    grant(h, "w", 0.0)
+    assert h.holds("web", 0.1)
+    h.acquire(["web"], 0.25)  # a later round: n2's voter says it granted it to n2
+    assert not [e for e in others(refuse(h, "n2", 0.3, by="n2", round=2))
+                if isinstance(e, Deferred)]
+    assert h.holds("web", 0.3)

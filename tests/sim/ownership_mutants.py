@@ -18,7 +18,8 @@ class RestoresWithoutLease(OwnershipCore):
     """Restores when its turn comes, without asking the voters first."""
 
     def _acquire(self, root: str, at: Situation, automatic: bool,
-                 readopt: bool = False) -> list[Effect]:
+                 readopt: bool = False, defer_to: frozenset[str] = frozenset()
+                 ) -> list[Effect]:
         self._begin(root)  # a restore under way, as an acquire would be
         return [Restore(root, automatic) if automatic else Acquire(root, automatic)]
 

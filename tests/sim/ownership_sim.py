@@ -40,7 +40,15 @@ from dataclasses import dataclass, field
 
 from simulate import Outcome
 
-from tutela.arbiter.holder import Acquired, Effect, LeaseHolder, LeaseLost, MustRelease, Send
+from tutela.arbiter.holder import (
+    Acquired,
+    Deferred,
+    Effect,
+    LeaseHolder,
+    LeaseLost,
+    MustRelease,
+    Send,
+)
 from tutela.arbiter.messages import AcquireReply, AcquireRequest, Release
 from tutela.arbiter.timing import LeaseTiming
 from tutela.arbiter.voter import Voter
@@ -403,7 +411,7 @@ class Sim:
         token = self.tokens
         node.waiting[root] = (acquire, token)
         self._lease(node, node.holder.acquire_each({root: TIMING.watchdog_timeout},
-                                                   self.local(node)))
+                                                   self.local(node), {root: acquire.defer_to}))
         wait = ACQUIRE_WAIT if acquire.timeout is None else acquire.timeout
         self.on(node, wait, lambda n: self._acquire_timeout(n, root, token))
 
@@ -416,6 +424,17 @@ class Sim:
         self._lease(node, node.holder.release([root], now))
         self._run(node, node.core.refused(root, Blocked("no_quorum"), "no majority", now,
                                           self.now, release=False), within=True)
+        self._done(node, root)
+
+    def _deferred(self, node: Node, deferred: Deferred) -> None:
+        """A higher rank asks too: the acquire ends, refused (daemon/ownership.py)."""
+        root = deferred.name
+        if node.waiting.pop(root, None) is None:
+            return
+        self.log(f"{node.name}: leaves {root} to {deferred.holder}")
+        self._run(node, node.core.refused(root, Blocked("lease_wait", deferred.holder),
+                                          "deferred", self.local(node), self.now,
+                                          release=False), within=True)
         self._done(node, root)
 
     def _release(self, node: Node, root: str) -> None:
@@ -509,6 +528,8 @@ class Sim:
                 self._to_voter(node, effect)
             elif isinstance(effect, Acquired):
                 self._won(node, effect.name)
+            elif isinstance(effect, Deferred):
+                self._deferred(node, effect)
             elif isinstance(effect, MustRelease | LeaseLost):
                 remaining = effect.remaining if isinstance(effect, MustRelease) else None
                 self._run(node, node.core.lease_ending(effect.name, remaining, "fastkill"))

@@ -10,7 +10,9 @@ from unittest import mock
 import pytest
 from test_multinode_driver import until
 
-from tutela.daemon.leases import LeaseLetGo, Leases, LeaseUnavailable
+from tutela import clock
+from tutela.arbiter.messages import AcquireRequest
+from tutela.daemon.leases import LeaseDeferred, LeaseLetGo, Leases, LeaseUnavailable
 from tutela.engine.peer_report import parse
 from tutela.lcm.messenger import Identity, Messenger
 from tutela.model.config import ClusterConfig, Node
@@ -112,3 +114,24 @@ class NoMemory:
 
     def settle_lease_duration(self, duration: float) -> None:
         del duration
+
+
+def test_an_acquire_left_to_a_higher_rank_ends_when_a_voter_granted_it_to_that_rank() -> None:
+    """Node a's own voter granted h1 to b, ranked before a: a's acquire ends at once
+    (LeaseDeferred) and a no longer asks for h1, instead of keeping half the votes until its
+    timeout while b, which needs them, cannot win either."""
+    async def main() -> None:
+        leases = one_node_leases(peers=("b",))
+        b_asked = AcquireRequest(1, 7, ("h1",), "b", "a", leases.timing.duration)
+        await until(lambda: not leases.voter.quiet(clock.now()))  # a new voter's quiet period
+        assert leases.voter.on_acquire(b_asked, clock.now()).granted == ("h1",)
+        leases.start()
+        try:
+            with pytest.raises(LeaseDeferred, match="b, ranked before this node"):
+                await asyncio.wait_for(
+                    leases.acquire("h1", timeout=5, defer_to=frozenset({"b"})), timeout=2)
+            assert leases.holder.wanted == () and not leases.holds_wanted("h1")
+        finally:
+            await leases.stop()
+
+    asyncio.run(main())

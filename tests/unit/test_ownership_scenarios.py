@@ -36,9 +36,10 @@ WALL = 1_800_000_000.0
 def render(effect: core.Effect) -> str:
     """One effect as the scenario files write it."""
     match effect:
-        case core.Acquire(root, automatic, readopt, _, _):
+        case core.Acquire(root, automatic, readopt, _, _, defer_to):
             how = " (switchover)" if not automatic else " (re-adopt)" if readopt else ""
-            return f"acquire {root}{how}"
+            after = f" (after {', '.join(sorted(defer_to))})" if defer_to else ""
+            return f"acquire {root}{how}{after}"
         case core.Restore(root):
             return f"restore {root}"
         case core.GiveUp(root, why):

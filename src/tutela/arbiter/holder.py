@@ -69,7 +69,16 @@ class Refused:
     remaining: float
 
 
-Effect = Send | Acquired | MustRelease | LeaseLost | Refused
+@dataclass(frozen=True)
+class Deferred:
+    """`name` is no longer wanted here: a voter granted it to `holder`, a candidate that
+    `acquire` was told to leave it to (ranked before this node). Its grants are cleared."""
+
+    name: str
+    holder: str
+
+
+Effect = Send | Acquired | MustRelease | LeaseLost | Refused | Deferred
 
 
 @dataclass
@@ -111,6 +120,8 @@ class LeaseHolder:
         self.quorum: Quorum = quorum
         self.needed = 1 if quorum == "none" else len(voters) // 2 + 1
         self._wanted: dict[str, float] = {}  # name -> remove time
+        self._defer_to: dict[str, frozenset[str]] = {}
+        """Names being acquired -> the candidates they are left to (holder rule 8)."""
         self._leases: dict[str, _Lease] = {}
         self._rounds: dict[int, _Round] = {}
         self._last_round = 0
@@ -127,13 +138,21 @@ class LeaseHolder:
         """
         return self.acquire_each({name: remove_time for name in _names(names)}, now)
 
-    def acquire_each(self, remove_times: Mapping[str, float], now: float) -> list[Effect]:
-        """`acquire` for several names, each with its own remove time, in one round."""
+    def acquire_each(self, remove_times: Mapping[str, float], now: float,
+                     defer_to: Mapping[str, Iterable[str]] | None = None) -> list[Effect]:
+        """`acquire` for several names, each with its own remove time, in one round.
+
+        `defer_to`: name -> the candidates ranked before this node. While such a name is
+        not held here, a voter's refusal saying that it granted the name to one of them
+        ends this node's attempt (`Deferred`), rather than splitting the votes with it."""
         for remove_time in remove_times.values():
             if not 0 <= remove_time < self.timing.holder_length:
                 raise ValueError(f"remove time {remove_time} s must be within "
                                  f"[0, {self.timing.holder_length:.3f}) for this lease timing")
         self._wanted.update(remove_times)
+        for name, nodes in (defer_to or {}).items():
+            if name in remove_times and (ahead := frozenset(nodes) - {self.node}):
+                self._defer_to[name] = ahead
         return self._start_round(now)
 
     def release(self, names: Iterable[str], now: float) -> list[Effect]:
@@ -141,6 +160,7 @@ class LeaseHolder:
         names = _names(names)
         for name in names:
             self._wanted.pop(name, None)
+            self._defer_to.pop(name, None)
         if not self._wanted:
             self._next_round_at = None
         return self._withdraw(names) if names else []
@@ -191,7 +211,14 @@ class LeaseHolder:
             return []
         effects = self._count_grants(reply, rnd, now)
         lost = self._count_refusals(reply, rnd, now)
-        return [*effects, *self._give_up(lost, rnd, now)] if lost else effects
+        deferred = self._deferred(reply, now)
+        lost = [name for name in lost if name not in deferred]
+        if lost:
+            effects += self._give_up(lost, rnd, now)
+        if deferred:
+            effects += [Deferred(name, holder) for name, holder in deferred.items()]
+            effects += self.release(deferred, now)
+        return effects
 
     def _count_grants(self, reply: AcquireReply, rnd: _Round, now: float) -> list[Effect]:
         effects: list[Effect] = []
@@ -212,6 +239,13 @@ class LeaseHolder:
                 if self._lost(name, rnd) and not self.holds(name, now):
                     lost.append(name)
         return lost
+
+    def _deferred(self, reply: AcquireReply, now: float) -> dict[str, str]:
+        """Names not held here that the reply's voter granted to a candidate they are left
+        to -> that candidate."""
+        return {name: holder for name, holder, _ in reply.refused
+                if holder is not None and holder in self._defer_to.get(name, ())
+                and not self.holds(name, now)}
 
     def tick(self, now: float) -> list[Effect]:
         """Timers: must-release and lease-lost effects, and the renewal round when due."""
@@ -326,6 +360,7 @@ class LeaseHolder:
         # A lease that ended before tick() noticed is reported lost before the new one.
         effects: list[Effect] = [LeaseLost(name)] if lease is not None else []
         self._leases[name] = _Lease(end)
+        self._defer_to.pop(name, None)  # won: the acquire is over
         return [*effects, Acquired(name, end)]
 
     def _give_up(self, names: list[str], rnd: _Round, now: float) -> list[Effect]:

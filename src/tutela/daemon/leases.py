@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from tutela import clock
 from tutela.arbiter.holder import (
     Acquired,
+    Deferred,
     Effect,
     LeaseHolder,
     LeaseLost,
@@ -59,6 +60,15 @@ class LeaseUnavailable(Exception):
     """No majority granted the lease in time; the message says who holds it or who is away."""
 
 
+class LeaseDeferred(LeaseUnavailable):
+    """A voter granted the name to a candidate ranked before this node: the attempt ended
+    and its grants were cleared, so that the two do not split the votes (holder rule 8)."""
+
+    def __init__(self, name: str, holder: str) -> None:
+        super().__init__(f"{holder}, ranked before this node, is taking {name!r}: left to it")
+        self.holder = holder
+
+
 class LeaseLetGo(LeaseUnavailable):
     """The name was released while an acquire of it waited (a self-fence let it go as it
     ended): no round asks for it any more, so the acquire ends at once."""
@@ -87,8 +97,9 @@ class Leases:
         self.on_effect: Callable[[MustRelease | LeaseLost], None] | None = None
         """Told when a held lease must be given up now or has ended (self-fencing)."""
         self._waiters: dict[str, asyncio.Future[Acquired]] = {}
-        self._unsent: dict[str, float] = {}
-        """Names to acquire (-> remove time) in the round that ends this loop turn."""
+        self._unsent: dict[str, tuple[float, frozenset[str]]] = {}
+        """Names to acquire (-> remove time, the candidates to leave them to) in the round
+        that ends this loop turn."""
         self._refusals: dict[str, Refused] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -205,11 +216,13 @@ class Leases:
 
     # --- the daemon's calls --------------------------------------------------------------
 
-    async def acquire(self, name: str, timeout: float, remove_time: float = 0.0) -> float:
+    async def acquire(self, name: str, timeout: float, remove_time: float = 0.0,
+                      defer_to: frozenset[str] = frozenset()) -> float:
         """Hold `name` (renewed until released); its end in this node's clock (tutela.clock).
 
         While another node holds it, this waits (the holder asks again every L/4) up to
-        `timeout`, like a lock; a release of `name` meanwhile ends it (LeaseLetGo).
+        `timeout`, like a lock; a release of `name` meanwhile ends it (LeaseLetGo), and so
+        does a voter's grant to one of the candidates in `defer_to` (LeaseDeferred).
         One acquire of a name at a time: the callers keep them apart (the ownership core
         starts no action on a hierarchy while one is under way there; configuration
         changes take turns), so a second one is a bug in its caller, refused at once
@@ -232,7 +245,7 @@ class Leases:
         future: asyncio.Future[Acquired] = asyncio.get_running_loop().create_future()
         self._waiters[name] = future
         self._refusals.pop(name, None)
-        self._want(name, remove_time)
+        self._want(name, remove_time, defer_to)
         try:
             async with asyncio.timeout(timeout):
                 return (await future).until
@@ -250,17 +263,19 @@ class Leases:
         return LeaseUnavailable(f"no majority of the {len(self.holder.voters)} voters "
                                 f"granted {name!r} within {timeout:g}s{held}")
 
-    def _want(self, name: str, remove_time: float) -> None:
+    def _want(self, name: str, remove_time: float, defer_to: frozenset[str]) -> None:
         """Acquires asked for in one turn of the event loop go out as one round: a node
         taking over many hierarchies at once asks each voter once, not once for each."""
         if not self._unsent:
             asyncio.get_running_loop().call_soon(self._send_wanted)
-        self._unsent[name] = remove_time
+        self._unsent[name] = (remove_time, defer_to)
 
     def _send_wanted(self) -> None:
         unsent, self._unsent = self._unsent, {}
         if unsent:
-            self._run(self.holder.acquire_each(unsent, clock.now()))
+            self._run(self.holder.acquire_each(
+                {name: remove_time for name, (remove_time, _) in unsent.items()},
+                clock.now(), {name: ahead for name, (_, ahead) in unsent.items()}))
 
     def disk_status(self) -> dict[str, Any] | None:
         """The disk voter as this node casts it (for `tutela status`); None without one."""
@@ -308,6 +323,10 @@ class Leases:
                     waiter.set_result(effect)
             elif isinstance(effect, Refused):
                 self._refusals[effect.name] = effect  # the holder asks again; we wait
+            elif isinstance(effect, Deferred):
+                waiter = self._waiters.pop(effect.name, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(LeaseDeferred(effect.name, effect.holder))
             elif isinstance(effect, MustRelease | LeaseLost):
                 if isinstance(effect, LeaseLost):
                     log.warning("lease %s lost: it ended without a renewal", effect.name)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from tutela import clock
 from tutela.arbiter.holder import LeaseLost, MustRelease
 from tutela.daemon.fencing import FenceFailed, Fencing
-from tutela.daemon.leases import LeaseLetGo, Leases, LeaseUnavailable
+from tutela.daemon.leases import LeaseDeferred, LeaseLetGo, Leases, LeaseUnavailable
 from tutela.engine import stuck
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import LeaseGone, NodeEngine, OperationError, RestoreRefused
@@ -319,6 +319,10 @@ class Ownership:
             self._refused(root, error.blocked, str(error))
         except LeaseLetGo as error:  # by a self-fence, which leaves it alone a while
             log.info("%s: %s", root, error)
+        except LeaseDeferred as error:  # a higher rank asks too: its turn, not a split
+            self._refused(root, Blocked("lease_wait", error.holder, str(error),
+                                        left=self.core.lease_duration),
+                          str(error), release=False)  # the holder let it go already
         except LeaseUnavailable as error:
             self._refused(root, Blocked("no_quorum", self.core.holder(root), str(error)),
                           str(error), release=False)  # acquire let it go already
@@ -351,7 +355,8 @@ class Ownership:
                     "%s: no node runs it; trying to take it over", root)
         timeout = self.core.acquire_timeout if acquire.timeout is None else acquire.timeout
         await self.leases.acquire(root, timeout=timeout,
-                                  remove_time=self.fencing.remove_time)
+                                  remove_time=self.fencing.remove_time,
+                                  defer_to=acquire.defer_to)
         self._lease_won(acquire)
         effects = self.core.lease_won(root, self._situation(), acquire.automatic)
         for effect in effects:

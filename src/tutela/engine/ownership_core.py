@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from tutela.engine import damping, stuck
 from tutela.engine.cluster_view import Snapshot, runs_there
 from tutela.engine.dependencies import placement, up_on
-from tutela.engine.ownership import View, decide, rank_step
+from tutela.engine.ownership import View, candidates_in_order, decide, rank_step
 from tutela.engine.peer_report import PeerReport
 from tutela.engine.stuck import Blocked, Retries, Stuck
 from tutela.model.config import ClusterConfig
@@ -56,6 +56,10 @@ class Acquire:
     timeout: float | None = None
     """How long to wait for a majority (None: `OwnershipCore.acquire_timeout`): shorter
     for what runs here without its lease, which must be out of service by a deadline."""
+    defer_to: frozenset[str] = frozenset()
+    """The alive candidates ranked before this node: a voter that granted the lease to one
+    of them ends this attempt (holder rule 8, docs/leases.md), so that a lower rank whose
+    wait ran out while a higher one still asked does not split the votes with it."""
 
 
 @dataclass(frozen=True)
@@ -506,7 +510,8 @@ class OwnershipCore:
             effects.append(ClearStuck(root))
         if verdict.decision == "acquire":
             effects += self._acquire(root, at, automatic=True,
-                                     readopt=view.parts_in_service_here)
+                                     readopt=view.parts_in_service_here,
+                                     defer_to=_ranked_before(view))
         elif verdict.decision == "restore":
             self._begin(root)
             effects.append(Restore(root))
@@ -525,7 +530,8 @@ class OwnershipCore:
         return give_up
 
     def _acquire(self, root: str, at: Situation, automatic: bool,
-                 readopt: bool = False) -> list[Effect]:
+                 readopt: bool = False, defer_to: frozenset[str] = frozenset()
+                 ) -> list[Effect]:
         timeout = None
         since = self._unleased_since.get(root)
         if since is not None:  # the lease must be won before its removal is due
@@ -539,7 +545,7 @@ class OwnershipCore:
             effects += self._note(root, Blocked("lease_wait", holder,
                                                 left=self.lease_duration), at.wall)
         return [*effects, Acquire(root, automatic, readopt, self._retries.first(root),
-                                  timeout)]
+                                  timeout, defer_to)]
 
     def _rank_step(self, config: ClusterConfig) -> float:
         settings = config.settings
@@ -882,6 +888,16 @@ def _last_owner(root: str, ran: Mapping[str, Mapping[str, str]]) -> str | None:
     strings; nodes' clocks are assumed NTP-synchronised to well under a failover)."""
     times = {node: when[root] for node, when in ran.items() if root in when}
     return max(times, key=lambda node: times[node]) if times else None
+
+
+def _ranked_before(view: View) -> frozenset[str]:
+    """The candidates an automatic takeover leaves the hierarchy to should they ask too:
+    those ranked before this node. None for what runs here already without its lease,
+    which must win it before its removal is due."""
+    candidates = candidates_in_order(view)
+    if view.parts_in_service_here or view.me not in candidates:
+        return frozenset()
+    return frozenset(candidates[:candidates.index(view.me)])
 
 
 def _giving_up(root: str, view: View, blocked: Blocked | None) -> GiveUp:
