@@ -9,8 +9,10 @@ import pytest
 
 from tutela.engine.cluster_view import IN_SERVICE
 from tutela.engine.node import RuntimeState
-from tutela.engine.peer_report import PeerReport, parse, wire_states
+from tutela.engine.peer_report import PeerReport, parse, reported_tags, wire_states
 from tutela.engine.stuck import Stuck
+from tutela.model.config import ClusterConfig
+from tutela.model.hierarchy import build_hierarchies
 from tutela.model.states import ResourceState
 
 NEW = PeerReport(
@@ -120,3 +122,28 @@ def test_the_engine_states_go_out_as_their_plain_values() -> None:
     wire = wire_states(engine)
     assert wire == {tag: held.state.value for tag, held in engine.items()}
     assert {type(value) for value in wire.values()} == {str}  # not the enum: JSON as before
+
+
+def test_a_heartbeat_carries_the_states_of_what_its_node_may_run_and_what_is_not_osu() -> None:
+    """At 32 nodes a node is in the equivalencies of a tenth of the resources; the rest
+    are OSU there and peers read them only if they are not (the states made every
+    heartbeat of a 500-resource cluster ten times larger than it needs to be)."""
+    config = ClusterConfig.model_validate({
+        "name": "c", "nodes": [{"name": n} for n in ("a", "b", "c")],
+        "resources": [{"tag": "web", "kit": "process", "params": {"command": "true"},
+                       "depends_on": ["ip"]},
+                      {"tag": "ip", "kit": "process", "params": {"command": "true"}},
+                      {"tag": "db", "kit": "process", "params": {"command": "true"}},
+                      {"tag": "local", "kit": "process", "params": {"command": "true"}}],
+        "hierarchies": [{"root": "web", "equivalencies": [{"node": "a", "priority": 1},
+                                                          {"node": "b", "priority": 2}]},
+                        {"root": "db", "equivalencies": [{"node": "b", "priority": 1},
+                                                         {"node": "c", "priority": 2}]}]})
+    hierarchies = build_hierarchies(config.resources)
+    assert reported_tags(config, hierarchies, "a") == {"web", "ip", "local"}
+    assert reported_tags(config, hierarchies, "c") == {"db", "local"}
+    here = {tag: RuntimeState(ResourceState.OSU, "", "") for tag in ("web", "ip", "db", "local")}
+    always = reported_tags(config, hierarchies, "a")
+    assert wire_states(here, always) == {"web": "OSU", "ip": "OSU", "local": "OSU"}
+    here["db"] = RuntimeState(ResourceState.ISP, "", "")  # put in service here by hand
+    assert wire_states(here, always)["db"] == "ISP"

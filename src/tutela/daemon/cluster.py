@@ -25,7 +25,7 @@ from tutela.daemon.multinode import MultiNode
 from tutela.daemon.ownership import Ownership
 from tutela.engine.cluster_view import Snapshot
 from tutela.engine.node import NodeEngine, OperationError
-from tutela.engine.peer_report import PeerReport, wire_states
+from tutela.engine.peer_report import PeerReport, reported_tags, wire_states
 from tutela.journal.events import Emitter, Outages, no_events
 from tutela.kits.registry import read_agents
 from tutela.lcd.lease import fencing_problem, lease_view, lease_warnings
@@ -114,6 +114,7 @@ class Cluster:
         self._bulky_sent: tuple[Mapping[str, str], Mapping[str, str]] | None = None
         self._bulky_changed_at = 0.0
         self._bulky_due = 0.0
+        self._reported_of: tuple[object, frozenset[str]] = (None, frozenset())
         messenger.heartbeat_payload = self._heartbeat
         messenger.on_event = self._on_event
         messenger.on_heartbeat = lambda _peer, _report: self._maybe_catch_up()
@@ -377,7 +378,7 @@ class Cluster:
         report = dataclasses.replace(
             own, generation=version[0], version=version, failed=own.failed | self.multinode.failed,
             hears=frozenset(self._peers_alive()),
-            states=wire_states(self.engine.states))
+            states=wire_states(self.engine.states, self._reported_tags()))
         now = time.monotonic()
         if report.bulky_part() != self._bulky_sent:
             self._bulky_sent, self._bulky_changed_at = report.bulky_part(), now
@@ -385,6 +386,15 @@ class Cluster:
         if bulky:
             self._bulky_due = now + BULKY_REFRESH
         return report.to_wire(bulky)
+
+    def _reported_tags(self) -> frozenset[str]:
+        """`peer_report.reported_tags`, once per configuration (the engine replaces its
+        hierarchies with its configuration)."""
+        hierarchies = self.engine.hierarchies
+        if self._reported_of[0] is not hierarchies:
+            self._reported_of = (hierarchies, reported_tags(self.engine.config, hierarchies,
+                                                            self.lcd.node))
+        return self._reported_of[1]
 
     def _peers_alive(self) -> list[str]:
         """The nodes this node hears: a peer's `tutela start` waits until it is among them."""
