@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tutela.lab import prober
+from tutela.lab import outages, prober
 
 GREETING = "hello\n"
 DEADLINE = 10.0
@@ -90,20 +91,36 @@ def test_the_longest_gap_is_between_good_answers_by_their_time() -> None:
     assert answers.summary() == {"longest_gap": 0.29, "answers": 4, "failures": 1}
 
 
+@contextlib.contextmanager
+def running(probe: Callable[[threading.Event], Mapping[str, object]],
+            result: dict[str, object]) -> Iterator[None]:
+    """Run `probe` in a thread for the block; its outcome lands in `result`."""
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: result.update(probe(stop)))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_a_fetch_waiting_for_a_lost_answer_does_not_hold_up_the_next(
         service: Service) -> None:
-    stop = threading.Event()
-    result: dict[str, float] = {}
-    probing = threading.Thread(
-        target=lambda: result.update(prober.probe(service.url, GREETING, stop)))
-    probing.start()
-    try:
+    result: dict[str, object] = {}
+    with running(lambda stop: prober.probe(service.url, GREETING, stop), result):
         # While the service is down, fetches go on starting beside those still waiting.
         wait_until(lambda: service.most_held_at_once >= 3, "three fetches waiting at once")
         service.answering.set()
         wait_until(lambda: service.answered >= 3, "three good answers")
-    finally:
-        stop.set()
-        probing.join()
-    assert result["answers"] >= 3
-    assert result["failures"] >= 3
+    assert result["answers"] >= 3  # type: ignore[operator]
+    assert result["failures"] >= 3  # type: ignore[operator]
+
+
+def test_the_campaign_prober_fetches_the_same_way(service: Service) -> None:
+    """tutela.lab.outages (the chaos campaign's client) shares the prober's fetch."""
+    service.answering.set()
+    result: dict[str, object] = {}
+    with running(lambda stop: outages.run(service.url, GREETING, stop), result):
+        wait_until(lambda: service.answered >= 3, "three good answers")
+    assert result["outages"] == [] and result["failures"] == 0

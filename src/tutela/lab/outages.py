@@ -12,13 +12,14 @@ load low, at the cost of up to 50 ms on each outage.
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
 import sys
 import threading
 import time
 import urllib.request
+
+from tutela.lab.prober import fetch
 
 PERIOD = 0.05
 TIMEOUT = 0.25
@@ -51,20 +52,12 @@ class OutageLog:
         return {"outages": self.outages, "answers": self.answers, "failures": self.failures}
 
 
-def fetch_ok(opener: urllib.request.OpenerDirector, url: str, expected: str) -> bool:
-    try:
-        with opener.open(url, timeout=TIMEOUT) as response:
-            return bool(response.read().decode() == expected)
-    except (OSError, http.client.HTTPException):  # refused, reset, cut short: all outage
-        return False
-
-
 def run(url: str, expected: str, stop: threading.Event) -> dict[str, object]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     log = OutageLog(time.time())
     while not stop.is_set():
         started = time.monotonic()
-        good = fetch_ok(opener, url, expected)
+        good = fetch(opener, url, expected, TIMEOUT)
         log.record(good, time.time())
         stop.wait(max(0.0, PERIOD - (time.monotonic() - started)))  # the probing period
     return log.finish(time.time())

@@ -62,10 +62,11 @@ class Answers:
                 "answers": len(times) - 1, "failures": failures}
 
 
-def fetch(opener: urllib.request.OpenerDirector, url: str, expected: str) -> bool:
-    """One fetch on a connection of its own: whether it brought `expected`."""
+def fetch(opener: urllib.request.OpenerDirector, url: str, expected: str,
+          timeout: float = TIMEOUT) -> bool:
+    """One fetch on a connection of its own: whether it brought `expected` in time."""
     try:
-        with opener.open(url, timeout=TIMEOUT) as response:
+        with opener.open(url, timeout=timeout) as response:
             return bool(response.read().decode() == expected)
     except (OSError, http.client.HTTPException):  # refused, reset, cut short: all outage
         return False
