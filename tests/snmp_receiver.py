@@ -57,6 +57,14 @@ def mib_path() -> str:
     return f"{base_mib_dir()}:{MIB_DIR}"
 
 
+def net_snmp_environment(state: Path) -> dict[str, str]:
+    """The environment of a net-snmp tool a test runs: its state in `state`, not the host's
+    /var/lib/snmp (made beforehand, so that the tool does not print that it made it), and
+    no default MIBs."""
+    (state / "cert_indexes").mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "SNMP_PERSISTENT_DIR": str(state), "MIBS": ""}
+
+
 @dataclass(frozen=True)
 class V3User:
     name: str
@@ -94,14 +102,12 @@ class TrapReceiver:
                       for user in users)
             + "".join(f"authUser log {name} priv\n" for name in {u.name for u in users})
             + "doNotFork yes\n")
-        state = directory / "state"
-        state.mkdir(exist_ok=True)
         argv = [*argv_prefix, shutil.which("snmptrapd") or "snmptrapd", "-f", "-C",
                 "-c", str(config), "-M", mib_path(), "-m", "TUTELA-MIB:SNMPv2-MIB", "-n",
                 "-F", LOG_FORMAT, "-Lf", str(self.log), "--agentxSocket=/dev/null/none"]
-        environment = {**os.environ, "SNMP_PERSISTENT_DIR": str(state), "MIBS": ""}
-        self.process = subprocess.Popen(argv, env=environment, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(argv, env=net_snmp_environment(directory / "state"),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
         wait_until(lambda: self.process.poll() is not None or "NET-SNMP version" in (
             self.log.read_text() if self.log.exists() else ""), timeout=30,
                    what="snmptrapd started")

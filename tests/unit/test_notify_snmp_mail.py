@@ -17,7 +17,14 @@ from pydantic import ValidationError
 
 from helpers import wait_until
 from smtp_receiver import certificate, received, serve, text_of
-from snmp_receiver import MIB_DIR, TrapReceiver, V3User, base_mib_dir, mib_path
+from snmp_receiver import (
+    MIB_DIR,
+    TrapReceiver,
+    V3User,
+    base_mib_dir,
+    mib_path,
+    net_snmp_environment,
+)
 from tutela.journal.events import make
 from tutela.lcd.redact import REDACTED, redact_tree, secret_values
 from tutela.model.config import Notification
@@ -73,13 +80,14 @@ def mail_target(cert: Path, tls: str = "starttls", **more: Any) -> Notification:
                         tls=tls, **fields)
 
 
-def test_the_mib_passes_smilint_and_snmptranslate() -> None:
+def test_the_mib_passes_smilint_and_snmptranslate(tmp_path: Path) -> None:
     linted = subprocess.run(["smilint", "-l", "6", "-s", str(MIB_DIR / "TUTELA-MIB.txt")],
                             env={"SMIPATH": str(base_mib_dir())}, capture_output=True,
                             text=True, check=False)
     assert (linted.returncode, linted.stdout + linted.stderr) == (0, "")
     translated = subprocess.run(["snmptranslate", "-M", mib_path(), "-m", "TUTELA-MIB",
                                  "-On", "TUTELA-MIB::tutelaEventError"],
+                                env=net_snmp_environment(tmp_path / "snmp"),
                                 capture_output=True, text=True, check=False)
     assert (translated.stdout, translated.stderr) == (".1.3.6.1.4.1.32473.0.3\n", "")
 

@@ -41,8 +41,8 @@ HEARTBEAT = Kind(
     "hb", "every node to every peer and witness, on every path, every heartbeat interval",
     "the sender's report (`engine/peer_report.py`): configuration version, the nodes it "
     "hears, the hierarchies it holds and those that failed there, why it sees hierarchies "
-    "stuck, their recent failovers; now and then every resource's state and when each root "
-    "last ran there. A witness sends {interval}",
+    "stuck, their recent failovers; now and then the states of the resources it may run or "
+    "has not out of service, and when each root last ran there. A witness sends {interval}",
     "liveness (the failure detector) and the cluster view", "lcm/messenger.py",
     served_on_node=False)
 REPLY = Kind(
