@@ -6,6 +6,7 @@ three under one correlation id; with node2's tutelad stopped, it shows node2's o
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,13 @@ import pytest
 
 from helpers import unique_lab_name, wait_until
 from tutela.lab import Lab
-from tutela.lab.driver import form_cluster_with_witness, status, tutela, witness_lab
+from tutela.lab.driver import (
+    form_cluster_with_witness,
+    node_view,
+    status,
+    tutela,
+    witness_lab,
+)
 
 pytestmark = pytest.mark.lab
 ROOT = "journaled"
@@ -27,7 +34,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                "-p", "command=sleep 100000")
         tutela(built, "node1", "restore", ROOT)
         tutela(built, "node1", "hierarchy", "extend", ROOT, "--to", "node2", "--priority", "2")
+        node2_heard_node1_holding_it(built)
         yield built
+
+
+def node2_heard_node1_holding_it(lab: Lab) -> None:
+    """Wait until node1 has won the lease it asks for once extended, and node2 has had a
+    heartbeat of node1's since. A power-off before that leaves node2 with a report of
+    node1 running it without its lease, and node2 rightly waits for node1's deadline to
+    take it out of service before taking it over: another story than the one told here."""
+    won = wait_until(lambda: next((time.time() for e in events(lab, "node1")["events"]
+                                   if e["node"] == "node1" and e["subject"] == ROOT
+                                   and e["kind"] == "lease.won"), None),
+                     timeout=30, what="node1 winning the lease on " + ROOT)
+    wait_until(lambda: time.time() - node_view(lab, "node2")["node1"]["heartbeat_age"] > won,
+               timeout=30, what="node2 hearing node1 after node1 won the lease")
 
 
 def state_on(lab: Lab, node: str) -> str:
