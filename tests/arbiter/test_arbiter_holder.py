@@ -583,3 +583,11 @@ def test_a_name_won_is_no_longer_left_to_anyone() -> None:
     assert not [e for e in others(refuse(h, "n2", 0.3, by="n2", round=2))
                 if isinstance(e, Deferred)]
     assert h.holds("web", 0.3)
+
+
+def test_an_acquire_that_leaves_the_name_to_nobody_replaces_one_that_did() -> None:
+    h = holder()
+    h.acquire_each({"web": 0.0}, 0.0, {"web": {"n2"}})
+    h.acquire(["web"], 0.1)  # a switchover's take, say: it leaves the name to nobody
+    assert not [e for e in others(refuse(h, "n2", 0.2, by="n2")) if isinstance(e, Deferred)]
+    assert "web" in h.wanted

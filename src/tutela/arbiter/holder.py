@@ -150,9 +150,12 @@ class LeaseHolder:
                 raise ValueError(f"remove time {remove_time} s must be within "
                                  f"[0, {self.timing.holder_length:.3f}) for this lease timing")
         self._wanted.update(remove_times)
-        for name, nodes in (defer_to or {}).items():
-            if name in remove_times and (ahead := frozenset(nodes) - {self.node}):
+        for name in remove_times:  # each acquire says anew whom it leaves the name to
+            ahead = frozenset((defer_to or {}).get(name, ())) - {self.node}
+            if ahead:
                 self._defer_to[name] = ahead
+            else:
+                self._defer_to.pop(name, None)
         return self._start_round(now)
 
     def release(self, names: Iterable[str], now: float) -> list[Effect]:
