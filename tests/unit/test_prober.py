@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from helpers import wait_until
 from tutela.lab import outages, prober
 
 GREETING = "hello\n"
@@ -77,13 +78,6 @@ def service() -> Iterator[Service]:
         made.server.server_close()
 
 
-def wait_until(condition: object, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)  # polling a condition
-
-
 def test_the_longest_gap_is_between_good_answers_by_their_time() -> None:
     answers = prober.Answers(since=10.0)
     for at, good in [(10.01, True), (10.05, False), (10.4, True), (10.3, True), (10.41, True)]:
@@ -110,9 +104,10 @@ def test_a_fetch_waiting_for_a_lost_answer_does_not_hold_up_the_next(
     result: dict[str, object] = {}
     with running(lambda stop: prober.probe(service.url, GREETING, stop), result):
         # While the service is down, fetches go on starting beside those still waiting.
-        wait_until(lambda: service.most_held_at_once >= 3, "three fetches waiting at once")
+        wait_until(lambda: service.most_held_at_once >= 3, DEADLINE,
+                   what="three fetches waiting at once")
         service.answering.set()
-        wait_until(lambda: service.answered >= 3, "three good answers")
+        wait_until(lambda: service.answered >= 3, DEADLINE, what="three good answers")
     assert result["answers"] >= 3  # type: ignore[operator]
     assert result["failures"] >= 3  # type: ignore[operator]
 
@@ -122,5 +117,5 @@ def test_the_campaign_prober_fetches_the_same_way(service: Service) -> None:
     service.answering.set()
     result: dict[str, object] = {}
     with running(lambda stop: outages.run(service.url, GREETING, stop), result):
-        wait_until(lambda: service.answered >= 3, "three good answers")
+        wait_until(lambda: service.answered >= 3, DEADLINE, what="three good answers")
     assert result["outages"] == [] and result["failures"] == 0
